@@ -1,0 +1,49 @@
+const MARKER = Symbol.for('hodei.error');
+
+/** Stable error codes. Each maps to one gRPC status and one CLI exit code. */
+export type HodeiErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'ILLEGAL_TRANSITION'
+  | 'UNAUTHENTICATED'
+  | 'CONFLICT'
+  | 'UNAVAILABLE'
+  | 'PROVIDER_FAILED'
+  | 'CLOSED'
+  | 'INTERNAL';
+
+export interface HodeiErrorOptions {
+  /** The input field the error is about, e.g. `spec.timeoutMs`. */
+  field?: string;
+  cause?: unknown;
+}
+
+/**
+ * The one error type Hodei throws. `code` is stable and safe to branch on; `field` names the offending input.
+ *
+ * @example
+ * try { await client.get('nope'); } catch (error) {
+ *   if (HodeiError.isInstance(error) && error.code === 'NOT_FOUND') console.log('no such job');
+ * }
+ */
+export class HodeiError extends Error {
+  readonly code: HodeiErrorCode;
+  readonly field: string | undefined;
+  private readonly [MARKER] = true;
+
+  constructor(code: HodeiErrorCode, message: string, options: HodeiErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HodeiError';
+    this.code = code;
+    this.field = options.field;
+  }
+
+  /** True for a HodeiError from any installed copy of the package. */
+  static isInstance(value: unknown): value is HodeiError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
+  }
+}
+
+export function invalidArgument(field: string, reason: string): HodeiError {
+  return new HodeiError('INVALID_ARGUMENT', `${field}: ${reason}`, { field });
+}

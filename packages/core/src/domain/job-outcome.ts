@@ -1,0 +1,40 @@
+import type { Job, JobState } from './job';
+
+export type Outcome = 'EXITED' | 'TIMED_OUT' | 'CANCELLED' | 'FAILED_TO_START';
+
+export interface FinishedReport {
+  outcome: Outcome;
+  exitCode: number;
+  signal: string;
+  durationMs: number;
+  errorMessage: string;
+}
+
+/** The final state and fields of a job, from what its worker reported. Pure. */
+export function finalJobPatch(report: FinishedReport, now: number): Partial<Job> & { state: JobState } {
+  const base: Partial<Job> = {
+    completedAt: now,
+    durationMs: report.durationMs,
+    ...(report.exitCode >= 0 ? { exitCode: report.exitCode } : {}),
+    ...(report.signal ? { signal: report.signal } : {}),
+    ...(report.errorMessage ? { errorMessage: report.errorMessage } : {}),
+  };
+  switch (report.outcome) {
+    case 'TIMED_OUT':
+      return { ...base, state: 'TIMED_OUT' };
+    case 'CANCELLED':
+      return { ...base, state: 'CANCELLED' };
+    case 'FAILED_TO_START':
+      return { ...base, state: 'FAILED', failureReason: 'FAILED_TO_START' };
+    case 'EXITED':
+      if (report.exitCode === 0) return { ...base, state: 'SUCCEEDED' };
+      return {
+        ...base,
+        state: 'FAILED',
+        failureReason: 'EXIT_CODE',
+        errorMessage:
+          report.errorMessage ||
+          (report.signal ? `killed by ${report.signal}` : `command exited with code ${report.exitCode}`),
+      };
+  }
+}

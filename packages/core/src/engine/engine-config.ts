@@ -1,0 +1,45 @@
+import { invalidArgument } from '../domain/errors';
+
+/** Timing knobs of the engine, all in milliseconds. */
+export interface EngineConfig {
+  /** A worker without a heartbeat for this long is LOST and never offered work. Default 60 s. */
+  heartbeatTimeoutMs: number;
+  /** How often workers send heartbeats. Default 5 s, at most a third of the timeout. */
+  heartbeatIntervalMs: number;
+  /** A worker idle for this long is terminated. Default 5 min. */
+  idleTimeoutMs: number;
+  /** A worker that has not registered this long after being asked for is reaped. Default 2 min. */
+  provisioningTimeoutMs: number;
+  /** How long a one-time registration token stays valid. Default 5 min. */
+  otpTtlMs: number;
+  /** Between SIGTERM and SIGKILL when a job is cancelled. Default 5 s. */
+  cancelGraceMs: number;
+}
+
+export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
+  heartbeatTimeoutMs: 60_000,
+  heartbeatIntervalMs: 5_000,
+  idleTimeoutMs: 300_000,
+  provisioningTimeoutMs: 120_000,
+  otpTtlMs: 300_000,
+  cancelGraceMs: 5_000,
+};
+
+/** Fills defaults and checks every value is a positive number of milliseconds. */
+export function resolveEngineConfig(input: Partial<EngineConfig> = {}): EngineConfig {
+  const config = { ...DEFAULT_ENGINE_CONFIG };
+  for (const key of Object.keys(DEFAULT_ENGINE_CONFIG) as (keyof EngineConfig)[]) {
+    const value = input[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw invalidArgument(key, `must be a positive number of milliseconds, got ${String(value)}`);
+    }
+    config[key] = value;
+  }
+  if (input.heartbeatIntervalMs === undefined) {
+    config.heartbeatIntervalMs = Math.min(DEFAULT_ENGINE_CONFIG.heartbeatIntervalMs, config.heartbeatTimeoutMs / 3);
+  } else if (config.heartbeatIntervalMs * 2 > config.heartbeatTimeoutMs) {
+    throw invalidArgument('heartbeatIntervalMs', 'must be at most half of heartbeatTimeoutMs');
+  }
+  return config;
+}

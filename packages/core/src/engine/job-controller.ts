@@ -1,0 +1,447 @@
+import { HodeiError } from '../domain/errors';
+import { finalJobPatch, type FinishedReport } from '../domain/job-outcome';
+import { isTerminalJobState, type FailureReason, type Job } from '../domain/job';
+import { validateJobSpec } from '../domain/job-spec';
+import { assertTransition } from '../domain/state-machine';
+import { LIVE_WORKER_STATES, WORKER_TRANSITIONS, type Worker } from '../domain/worker';
+import type { Clock } from '../ports/clock';
+import type { Logger } from '../ports/logger';
+import type { Provider } from '../ports/provider';
+import type { JobFilter, NewLogLine, Store } from '../ports/store';
+import { ChangeNotifier } from './change-notifier';
+import type { EngineConfig } from './engine-config';
+import { decide, type Decision } from './scheduler';
+import { SerialQueue } from './serial-queue';
+import { newId } from './tokens';
+import type { Registration, WorkerChannel } from './worker-channel';
+import { WorkerRegistry } from './worker-registry';
+
+const LIVE = [...LIVE_WORKER_STATES];
+const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
+
+export interface JobControllerOptions {
+  store: Store;
+  providers: readonly Provider[];
+  clock: Clock;
+  logger: Logger;
+  config: EngineConfig;
+  /** host:port workers connect back to; known once the server is bound. */
+  serverAddress: () => string;
+}
+
+/**
+ * The event loop of the platform: it reacts to queued jobs, registrations, results and lost workers by
+ * taking a snapshot, asking the pure scheduler what to do, and applying its decisions. State changes run
+ * one at a time; every job update is compare-and-set on state and lease epoch.
+ */
+export class JobController {
+  readonly notifier = new ChangeNotifier();
+  readonly store: Store;
+  private readonly registry: WorkerRegistry;
+  private readonly providers: Map<string, Provider>;
+  private readonly channels = new Map<string, WorkerChannel>();
+  private readonly serial = new SerialQueue();
+  private readonly unsubscribes: (() => void)[] = [];
+  private tickTimer: NodeJS.Timeout | undefined;
+  private reconcileRequested = false;
+  private reconciling = false;
+  private stopped = false;
+
+  constructor(private readonly options: JobControllerOptions) {
+    this.store = options.store;
+    this.registry = new WorkerRegistry(options.store, options.clock, { otpTtlMs: options.config.otpTtlMs });
+    this.providers = new Map(options.providers.map((provider) => [provider.name, provider]));
+  }
+
+  start(): void {
+    for (const provider of this.providers.values()) {
+      this.unsubscribes.push(provider.onWorkerExit((exit) => void this.workerExited(exit.workerId, exit.reason)));
+    }
+    const tickMs = Math.max(50, Math.min(1_000, this.options.config.heartbeatTimeoutMs / 4));
+    this.tickTimer = setInterval(() => this.wake(), tickMs);
+    this.tickTimer.unref();
+  }
+
+  /** Stops scheduling, fails jobs still running (reason SHUTDOWN) and stops every worker. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
+    await this.serial.run(async () => {
+      for (const job of await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER })) {
+        await this.finishWith(job, 'FAILED', 'SHUTDOWN', 'the server shut down while the job was running');
+      }
+      for (const worker of await this.store.listWorkers({ states: LIVE })) {
+        await this.store.updateWorker(worker.id, { states: LIVE }, { state: 'TERMINATING' });
+      }
+    });
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
+    await Promise.allSettled([...this.providers.values()].map((provider) => provider.close()));
+    for (const worker of await this.store.listWorkers({ states: ['TERMINATING'] })) {
+      await this.store.updateWorker(worker.id, {}, { state: 'TERMINATED', endedReason: 'server shut down' });
+    }
+    this.notifier.notifyAll();
+  }
+
+  // ---- client operations -------------------------------------------------------------------------
+
+  async queue(input: unknown): Promise<Job> {
+    this.checkRunning();
+    const spec = validateJobSpec(input);
+    const job: Job = { id: newId('job'), spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt: this.now() };
+    await this.store.insertJob(job);
+    await this.audit('job.queued', job.id, { name: spec.name });
+    this.wake();
+    return job;
+  }
+
+  async getJob(id: string): Promise<Job> {
+    const job = typeof id === 'string' && id !== '' ? await this.store.getJob(id) : undefined;
+    if (!job) throw new HodeiError('NOT_FOUND', `no job with id "${id}"`, { field: 'id' });
+    return job;
+  }
+
+  listJobs(filter?: JobFilter): Promise<Job[]> {
+    return this.store.listJobs(filter);
+  }
+
+  listWorkers(): Promise<Worker[]> {
+    return this.store.listWorkers();
+  }
+
+  /** Cancels a queued job at once; asks the worker to stop a running one. Idempotent. */
+  async cancel(id: string): Promise<Job> {
+    await this.getJob(id);
+    return this.serial.run(async () => {
+      const job = await this.getJob(id);
+      if (isTerminalJobState(job.state)) return job;
+      if (job.state === 'QUEUED') {
+        const cancelled = await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started');
+        return cancelled ?? (await this.getJob(id));
+      }
+      const channel = job.workerId ? this.channels.get(job.workerId) : undefined;
+      if (!channel) {
+        return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
+      }
+      const updated = await this.store.updateJob(id, { epoch: job.epoch }, { cancelRequestedAt: this.now() });
+      channel.cancelJob(id, this.options.config.cancelGraceMs);
+      await this.audit('job.cancel_requested', id, {});
+      return updated ?? job;
+    });
+  }
+
+  // ---- worker events -----------------------------------------------------------------------------
+
+  /** Authenticates a worker and marks it READY. Throws `UNAUTHENTICATED` when refused. */
+  async registerWorker(registration: Registration, channel: WorkerChannel): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
+    const { workerId } = registration;
+    const known = await this.store.getWorker(workerId);
+    if (!known || !['CREATING', 'CONNECTING'].includes(known.state)) {
+      await this.audit('worker.refused', workerId, { reason: known ? `state ${known.state}` : 'unknown worker' });
+      throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} is not expected to register`);
+    }
+    let sessionToken: string;
+    try {
+      sessionToken = await this.registry.authenticate(workerId, registration);
+    } catch (error) {
+      await this.audit('worker.refused', workerId, { reason: (error as Error).message });
+      throw error;
+    }
+    await this.serial.run(async () => {
+      const now = this.now();
+      const ready = await this.store.updateWorker(workerId, { states: ['CREATING', 'CONNECTING'] }, {
+        state: 'READY',
+        lastHeartbeat: now,
+        idleSince: now,
+        capacity: registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity,
+        labels: { ...registration.labels, ...known.labels },
+      });
+      if (!ready) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was stopped before it registered`);
+      this.channels.set(workerId, channel);
+      await this.audit('worker.registered', workerId, {});
+    });
+    this.wake();
+    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
+  }
+
+  async heartbeat(workerId: string): Promise<void> {
+    await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
+  }
+
+  async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
+    const job = await this.store.updateJob(
+      jobId,
+      { states: ['ASSIGNED'], epoch },
+      { state: 'RUNNING', startedAt: this.now() },
+    );
+    if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'start');
+    await this.audit('job.started', jobId, { workerId, epoch });
+    this.notifier.notify(jobId);
+  }
+
+  /** Stores a batch of log lines, unless it comes from a stale lease. */
+  async appendLogs(workerId: string, jobId: string, epoch: number, lines: readonly NewLogLine[]): Promise<void> {
+    const job = await this.store.getJob(jobId);
+    if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
+      return this.fenced(workerId, jobId, epoch, 'logs');
+    }
+    await this.store.appendLogs(jobId, lines);
+    this.notifier.notify(jobId);
+  }
+
+  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport): Promise<void> {
+    await this.serial.run(async () => {
+      const patch = finalJobPatch(report, this.now());
+      const job = await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch);
+      if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'result');
+      await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
+      await this.releaseSlot(workerId, jobId);
+      this.notifier.notify(jobId);
+    });
+    this.wake();
+  }
+
+  /** The worker's stream ended. Without reconnection (yet), the worker is lost unless we stopped it. */
+  async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
+    if (this.channels.get(workerId) !== channel) return;
+    this.channels.delete(workerId);
+    await this.serial.run(() => this.markLost(workerId, 'its connection closed'));
+    this.wake();
+  }
+
+  private async workerExited(workerId: string, reason: string): Promise<void> {
+    await this.serial.run(async () => {
+      const worker = await this.store.getWorker(workerId);
+      if (!worker) return;
+      if (worker.state === 'TERMINATING') {
+        await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
+        await this.audit('worker.terminated', workerId, { reason });
+      } else {
+        await this.markLost(workerId, reason);
+      }
+    });
+    this.wake();
+  }
+
+  // ---- scheduling --------------------------------------------------------------------------------
+
+  /** Asks for a scheduling pass soon; passes never overlap and requests made during one coalesce. */
+  wake(): void {
+    if (this.stopped) return;
+    this.reconcileRequested = true;
+    if (this.reconciling) return;
+    this.reconciling = true;
+    setImmediate(() => void this.reconcileLoop());
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    try {
+      while (this.reconcileRequested && !this.stopped) {
+        this.reconcileRequested = false;
+        await this.serial.run(() => this.reconcileOnce());
+      }
+    } catch (error) {
+      this.options.logger.error({ err: error }, 'scheduling pass failed');
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    const { config } = this.options;
+    const decisions = decide({
+      now: this.now(),
+      queuedJobs: await this.store.queuedJobs(10_000),
+      workers: await this.store.listWorkers({ states: LIVE }),
+      providers: [...this.providers.values()].map((provider) => ({ name: provider.name, ...provider.capabilities })),
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      provisioningTimeoutMs: config.provisioningTimeoutMs,
+    });
+    for (const decision of decisions) await this.apply(decision);
+  }
+
+  private async apply(decision: Decision): Promise<void> {
+    switch (decision.type) {
+      case 'assign':
+        return this.assign(decision.jobId, decision.workerId);
+      case 'provision':
+        return this.provision(decision.provider);
+      case 'terminate':
+        return this.terminate(decision.workerId, decision.reason);
+      case 'lost':
+        return this.markLost(decision.workerId, 'no heartbeat within the timeout');
+      case 'wait':
+        return;
+    }
+  }
+
+  private async assign(jobId: string, workerId: string): Promise<void> {
+    const [job, worker] = [await this.store.getJob(jobId), await this.store.getWorker(workerId)];
+    const channel = this.channels.get(workerId);
+    if (!job || !worker || !channel) return;
+    const assigned = await this.store.updateJob(
+      jobId,
+      { states: ['QUEUED'], epoch: job.epoch },
+      { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt: this.now() },
+    );
+    if (!assigned) return;
+    const running = [...worker.runningJobIds, jobId];
+    await this.store.updateWorker(workerId, {}, {
+      runningJobIds: running,
+      state: running.length >= worker.capacity ? 'BUSY' : 'READY',
+      idleSince: undefined,
+    });
+    await this.audit('job.assigned', jobId, { workerId, epoch: assigned.epoch, attempt: assigned.attempt });
+    channel.runJob(assigned);
+    this.notifier.notify(jobId);
+  }
+
+  private async provision(providerName: string): Promise<void> {
+    const provider = this.providers.get(providerName)!;
+    const workerId = newId('w');
+    await this.store.insertWorker({
+      id: workerId,
+      provider: providerName,
+      state: 'CREATING',
+      capacity: provider.capabilities.workerCapacity,
+      runningJobIds: [],
+      labels: { ...provider.capabilities.labels },
+      createdAt: this.now(),
+    });
+    const otp = await this.registry.issueOtp(workerId);
+    await this.audit('worker.provisioned', workerId, { provider: providerName });
+    void this.launch(provider, workerId, otp);
+  }
+
+  private async launch(provider: Provider, workerId: string, otp: string): Promise<void> {
+    try {
+      await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress() });
+      await this.store.updateWorker(workerId, { states: ['CREATING'] }, { state: 'CONNECTING' });
+    } catch (error) {
+      const message = `provider ${provider.name} could not start a worker: ${(error as Error).message}`;
+      this.options.logger.error({ err: error, workerId }, message);
+      await this.serial.run(() => this.provisioningFailed(provider, workerId, message));
+      this.wake();
+    }
+  }
+
+  /** Fails the queued jobs only this provider could run, so a broken provider is an error, never a hang. */
+  private async provisioningFailed(provider: Provider, workerId: string, message: string): Promise<void> {
+    await this.store.updateWorker(workerId, {}, { state: 'TERMINATED', endedReason: message });
+    await this.audit('worker.provisioning_failed', workerId, { message });
+    const others = (await this.store.listWorkers({ states: LIVE })).filter((w) => w.provider === provider.name);
+    if (others.length > 0) return;
+    for (const job of await this.store.queuedJobs(10_000)) {
+      const servedElsewhere = [...this.providers.values()].some(
+        (candidate) =>
+          candidate !== provider &&
+          Object.entries(job.spec.labels).every(([key, value]) => candidate.capabilities.labels[key] === value),
+      );
+      if (!servedElsewhere) await this.finishWith(job, 'FAILED', 'PROVISIONING_FAILED', message);
+    }
+  }
+
+  private async terminate(workerId: string, reason: string): Promise<void> {
+    const worker = await this.store.updateWorker(workerId, { states: ['CREATING', 'CONNECTING', 'READY'] }, {
+      state: 'TERMINATING',
+      endedReason: reason,
+    });
+    if (!worker) return;
+    await this.audit('worker.terminating', workerId, { reason });
+    const provider = this.providers.get(worker.provider);
+    void (async () => {
+      try {
+        await provider?.destroyWorker(workerId);
+      } catch (error) {
+        this.options.logger.warn({ err: error, workerId }, 'could not destroy worker');
+      }
+      await this.workerExited(workerId, reason);
+    })();
+  }
+
+  private async markLost(workerId: string, reason: string): Promise<void> {
+    const worker = await this.store.getWorker(workerId);
+    if (!worker || !LIVE_WORKER_STATES.has(worker.state) || worker.state === 'TERMINATING') return;
+    assertTransition(WORKER_TRANSITIONS, `worker ${workerId}`, worker.state, 'LOST');
+    await this.store.updateWorker(workerId, {}, { state: 'LOST', endedReason: reason, runningJobIds: [] });
+    await this.audit('worker.lost', workerId, { reason });
+    this.channels.get(workerId)?.close();
+    this.channels.delete(workerId);
+    const message = `worker ${workerId} was lost: ${reason}`;
+    for (const jobId of worker.runningJobIds) {
+      const job = await this.store.getJob(jobId);
+      if (job && !isTerminalJobState(job.state) && job.workerId === workerId) await this.retryOrFail(job, message);
+    }
+    const provider = this.providers.get(worker.provider);
+    provider?.destroyWorker(workerId).catch((error: unknown) => {
+      this.options.logger.warn({ err: error, workerId }, 'could not clean up a lost worker');
+    });
+  }
+
+  private async retryOrFail(job: Job, message: string): Promise<void> {
+    if (job.attempt < job.spec.maxAttempts) {
+      await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
+        state: 'QUEUED',
+        attempt: job.attempt + 1,
+        workerId: undefined,
+        assignedAt: undefined,
+        startedAt: undefined,
+        errorMessage: message,
+      });
+      await this.audit('job.requeued', job.id, { attempt: job.attempt + 1, reason: message });
+      this.notifier.notify(job.id);
+      return;
+    }
+    await this.finishWith(job, 'FAILED', 'WORKER_LOST', message);
+  }
+
+  private async releaseSlot(workerId: string, jobId: string): Promise<void> {
+    const worker = await this.store.getWorker(workerId);
+    if (!worker) return;
+    const running = worker.runningJobIds.filter((id) => id !== jobId);
+    const busy = worker.state === 'BUSY' || worker.state === 'READY';
+    await this.store.updateWorker(workerId, {}, {
+      runningJobIds: running,
+      ...(busy ? { state: running.length >= worker.capacity ? 'BUSY' : 'READY' } : {}),
+      ...(running.length === 0 ? { idleSince: this.now() } : {}),
+    });
+  }
+
+  private async finishWith(
+    job: Job,
+    state: 'FAILED' | 'CANCELLED',
+    failureReason: FailureReason | undefined,
+    errorMessage: string,
+  ): Promise<Job | undefined> {
+    const done = await this.store.updateJob(job.id, { states: [job.state], epoch: job.epoch }, {
+      state,
+      completedAt: this.now(),
+      errorMessage,
+      ...(failureReason ? { failureReason } : {}),
+    });
+    if (!done) return undefined;
+    if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
+    await this.audit(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage });
+    this.notifier.notify(job.id);
+    return done;
+  }
+
+  private async fenced(workerId: string, jobId: string, epoch: number, what: string): Promise<void> {
+    this.options.logger.warn({ workerId, jobId, epoch }, `refused a stale ${what} report`);
+  }
+
+  private audit(eventType: string, correlationId: string, details: Record<string, unknown>): Promise<void> {
+    return this.store.appendAudit({ eventType, correlationId, occurredAt: this.now(), details });
+  }
+
+  private checkRunning(): void {
+    if (this.stopped) throw new HodeiError('CLOSED', 'the platform is shutting down and accepts no jobs');
+  }
+
+  private now(): number {
+    return this.options.clock.now();
+  }
+}

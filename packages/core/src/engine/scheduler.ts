@@ -1,0 +1,127 @@
+import type { Job } from '../domain/job';
+import type { Worker } from '../domain/worker';
+
+export interface ProviderSlot {
+  name: string;
+  maxWorkers: number;
+  workerCapacity: number;
+  labels: Record<string, string>;
+}
+
+/** Everything the scheduler looks at: a snapshot, so deciding is a pure function. */
+export interface SchedulerSnapshot {
+  now: number;
+  /** QUEUED jobs in run order. */
+  queuedJobs: readonly Job[];
+  /** Workers in a live state (CREATING … TERMINATING). */
+  workers: readonly Worker[];
+  providers: readonly ProviderSlot[];
+  heartbeatTimeoutMs: number;
+  idleTimeoutMs: number;
+  provisioningTimeoutMs: number;
+}
+
+export type Decision =
+  | { type: 'assign'; jobId: string; workerId: string }
+  | { type: 'provision'; provider: string }
+  | { type: 'wait'; jobId: string; reason: string }
+  | { type: 'terminate'; workerId: string; reason: 'idle' | 'provisioning-timeout' }
+  | { type: 'lost'; workerId: string; reason: 'heartbeat-timeout' };
+
+/** True when `worker` carries every label the job asks for. */
+export function labelsMatch(required: Record<string, string>, offered: Record<string, string>): boolean {
+  for (const key in required) if (offered[key] !== required[key]) return false;
+  return true;
+}
+
+/** A worker may be offered a job only when READY, with a free slot and a heartbeat newer than the timeout. */
+export function isAvailable(worker: Worker, now: number, heartbeatTimeoutMs: number): boolean {
+  return (
+    worker.state === 'READY' &&
+    worker.runningJobIds.length < worker.capacity &&
+    worker.lastHeartbeat !== undefined &&
+    now - worker.lastHeartbeat <= heartbeatTimeoutMs
+  );
+}
+
+const PENDING = new Set(['CREATING', 'CONNECTING']);
+const CONNECTED = new Set(['READY', 'BUSY', 'DRAINING']);
+
+interface Capacity {
+  labels: Record<string, string>;
+  free: number;
+}
+
+function takeSlot<T extends Capacity>(slots: T[], job: Job): T | undefined {
+  const slot = slots.find((candidate) => candidate.free > 0 && labelsMatch(job.spec.labels, candidate.labels));
+  if (slot) slot.free -= 1;
+  return slot;
+}
+
+/**
+ * Decides what to do next: assign queued jobs to available workers, provision workers for the rest (never
+ * more than the queue needs nor than a provider's `maxWorkers`), mark silent workers lost, and terminate
+ * workers that idled past the timeout or never connected.
+ */
+export function decide(snapshot: SchedulerSnapshot): Decision[] {
+  const { now } = snapshot;
+  const decisions: Decision[] = [];
+  const usable: Worker[] = [];
+
+  for (const worker of snapshot.workers) {
+    const silent = worker.lastHeartbeat === undefined || now - worker.lastHeartbeat > snapshot.heartbeatTimeoutMs;
+    if (CONNECTED.has(worker.state) && silent) {
+      decisions.push({ type: 'lost', workerId: worker.id, reason: 'heartbeat-timeout' });
+    } else if (PENDING.has(worker.state) && now - worker.createdAt > snapshot.provisioningTimeoutMs) {
+      decisions.push({ type: 'terminate', workerId: worker.id, reason: 'provisioning-timeout' });
+    } else {
+      usable.push(worker);
+    }
+  }
+
+  const available = usable
+    .filter((worker) => isAvailable(worker, now, snapshot.heartbeatTimeoutMs))
+    .map((worker) => ({ worker, labels: worker.labels, free: worker.capacity - worker.runningJobIds.length }));
+  const pending = usable
+    .filter((worker) => PENDING.has(worker.state))
+    .map((worker) => ({ labels: worker.labels, free: worker.capacity }));
+  const liveByProvider = new Map<string, number>();
+  for (const worker of snapshot.workers) {
+    liveByProvider.set(worker.provider, (liveByProvider.get(worker.provider) ?? 0) + 1);
+  }
+
+  const assigned = new Set<string>();
+  for (const job of snapshot.queuedJobs) {
+    const slot = takeSlot(available, job);
+    if (slot) {
+      decisions.push({ type: 'assign', jobId: job.id, workerId: slot.worker.id });
+      assigned.add(slot.worker.id);
+      continue;
+    }
+    if (takeSlot(pending, job)) {
+      decisions.push({ type: 'wait', jobId: job.id, reason: 'waiting for a worker being provisioned' });
+      continue;
+    }
+    const matching = snapshot.providers.filter((provider) => labelsMatch(job.spec.labels, provider.labels));
+    const provider = matching.find((candidate) => (liveByProvider.get(candidate.name) ?? 0) < candidate.maxWorkers);
+    if (provider) {
+      decisions.push({ type: 'provision', provider: provider.name });
+      liveByProvider.set(provider.name, (liveByProvider.get(provider.name) ?? 0) + 1);
+      pending.push({ labels: provider.labels, free: provider.workerCapacity - 1 });
+      continue;
+    }
+    decisions.push({
+      type: 'wait',
+      jobId: job.id,
+      reason: matching.length === 0 ? 'no provider offers the labels this job asks for' : 'every worker is busy',
+    });
+  }
+
+  for (const { worker } of available) {
+    const idle = worker.runningJobIds.length === 0 && !assigned.has(worker.id);
+    if (idle && worker.idleSince !== undefined && now - worker.idleSince >= snapshot.idleTimeoutMs) {
+      decisions.push({ type: 'terminate', workerId: worker.id, reason: 'idle' });
+    }
+  }
+  return decisions;
+}

@@ -1,0 +1,34 @@
+/**
+ * Hodei Jobs core: the engine, the ports adapters implement, the in-memory store, the gRPC server and the
+ * typed client SDK.
+ * @packageDocumentation
+ */
+export { HodeiError, invalidArgument, type HodeiErrorCode, type HodeiErrorOptions } from './domain/errors';
+export { parseDuration, formatSeconds } from './domain/duration';
+export {
+  JOB_STATES,
+  JOB_TRANSITIONS,
+  TERMINAL_JOB_STATES,
+  isTerminalJobState,
+  type Job,
+  type JobSpec,
+  type JobSpecInput,
+  type JobState,
+  type FailureReason,
+  type ScriptSpec,
+} from './domain/job';
+export { validateJobSpec, DEFAULT_JOB_TIMEOUT_MS, MAX_JOB_SPEC_BYTES } from './domain/job-spec';
+export { WORKER_STATES, WORKER_TRANSITIONS, LIVE_WORKER_STATES, type Worker, type WorkerState } from './domain/worker';
+export { canTransition, assertTransition, type TransitionTable } from './domain/state-machine';
+export { finalJobPatch, type FinishedReport, type Outcome } from './domain/job-outcome';
+export type { Store, LogLine, NewLogLine, LogStreamName, JobFilter, JobGuard, WorkerGuard, StoredToken, AuditEvent } from './ports/store';
+export type { Provider, ProviderCapabilities, CreateWorkerRequest, WorkerExit } from './ports/provider';
+export { silentLogger, type Logger } from './ports/logger';
+export { systemClock, type Clock } from './ports/clock';
+export { MemoryStore } from './store/memory-store';
+export { decide, isAvailable, labelsMatch, type Decision, type SchedulerSnapshot, type ProviderSlot } from './engine/scheduler';
+export { WorkerRegistry } from './engine/worker-registry';
+export { JobController } from './engine/job-controller';
+export { resolveEngineConfig, DEFAULT_ENGINE_CONFIG, type EngineConfig } from './engine/engine-config';
+export { HodeiClient, createClient, type ClientOptions, type LogsOptions, type WorkerInfo } from './client/hodei-client';
+export { createPlatform, type Platform, type PlatformOptions } from './platform/create-platform';

@@ -1,0 +1,43 @@
+/** What a provider can do; the scheduler reads this instead of probing for methods. */
+export interface ProviderCapabilities {
+  /** Most workers alive at once from this provider. */
+  maxWorkers: number;
+  /** Jobs one worker runs at once. */
+  workerCapacity: number;
+  /** Labels every worker of this provider carries; jobs select workers by label. */
+  labels: Record<string, string>;
+}
+
+export interface CreateWorkerRequest {
+  workerId: string;
+  /** host:port the worker connects back to. */
+  serverAddress: string;
+  /** One-time registration token, valid for a few minutes. */
+  otp: string;
+}
+
+export interface WorkerExit {
+  workerId: string;
+  exitCode: number | null;
+  signal: string | null;
+  /** Human-readable cause, e.g. `process exited with code 1`. */
+  reason: string;
+}
+
+/**
+ * Starts and stops workers somewhere: local processes, containers, pods.
+ * The worker it starts must receive `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`.
+ */
+export interface Provider {
+  readonly specificationVersion: 'v1';
+  readonly name: string;
+  readonly capabilities: ProviderCapabilities;
+  /** Resolves once the worker's process or container is started (not yet registered). */
+  createWorker(request: CreateWorkerRequest): Promise<void>;
+  /** Stops and removes the worker; idempotent, resolves once it is gone. */
+  destroyWorker(workerId: string): Promise<void>;
+  /** Reports workers that ended outside `destroyWorker`. Returns an unsubscribe function. */
+  onWorkerExit(listener: (exit: WorkerExit) => void): () => void;
+  /** Stops every worker of this provider; idempotent. */
+  close(): Promise<void>;
+}

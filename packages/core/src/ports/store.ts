@@ -1,0 +1,79 @@
+import type { Job, JobState } from '../domain/job';
+import type { Worker, WorkerState } from '../domain/worker';
+
+export type LogStreamName = 'stdout' | 'stderr' | 'system';
+
+/** One line of a job's output as stored: `seq` is per job, contiguous from 1, assigned by the store. */
+export interface LogLine {
+  seq: number;
+  timestamp: number;
+  stream: LogStreamName;
+  text: string;
+}
+
+export type NewLogLine = Omit<LogLine, 'seq'>;
+
+export interface JobFilter {
+  states?: readonly JobState[];
+  /** Newest first; default 100. */
+  limit?: number;
+}
+
+/** Compare-and-set guard: the update applies only when the record still matches. */
+export interface JobGuard {
+  states?: readonly JobState[];
+  epoch?: number;
+}
+
+export interface WorkerGuard {
+  states?: readonly WorkerState[];
+}
+
+export interface StoredToken {
+  hash: string;
+  workerId: string;
+  expiresAt: number;
+}
+
+export interface AuditEvent {
+  eventType: string;
+  correlationId: string;
+  occurredAt: number;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Where jobs, workers, logs, tokens and audit events live. Every method is atomic on its own;
+ * `updateJob` and `updateWorker` are compare-and-set so several engines may share one store.
+ */
+export interface Store {
+  readonly specificationVersion: 'v1';
+  readonly name: string;
+
+  insertJob(job: Job): Promise<void>;
+  getJob(id: string): Promise<Job | undefined>;
+  listJobs(filter?: JobFilter): Promise<Job[]>;
+  /** QUEUED jobs in the order they should run: priority descending, then oldest first. */
+  queuedJobs(limit: number): Promise<Job[]>;
+  /** Applies `patch` when the job matches `guard`; returns the updated job, or undefined if it did not match. */
+  updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined>;
+
+  insertWorker(worker: Worker): Promise<void>;
+  getWorker(id: string): Promise<Worker | undefined>;
+  listWorkers(filter?: { states?: readonly WorkerState[] }): Promise<Worker[]>;
+  updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
+
+  /** Appends lines in order and returns the seq of the last one. */
+  appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number>;
+  /** Lines with seq >= fromSeq, at most `limit`, in order. */
+  readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]>;
+
+  saveToken(token: StoredToken): Promise<void>;
+  /** Removes the token and returns it: a token can be consumed once. */
+  consumeToken(hash: string): Promise<StoredToken | undefined>;
+
+  appendAudit(event: AuditEvent): Promise<void>;
+  listAudit(correlationId: string): Promise<AuditEvent[]>;
+
+  close(): Promise<void>;
+}

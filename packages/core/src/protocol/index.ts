@@ -1,0 +1,7 @@
+/**
+ * The wire protocol between the server, its workers and its clients, generated from `proto/hodei/v1`.
+ * @packageDocumentation
+ */
+export * from './generated/hodei/v1/common';
+export * from './generated/hodei/v1/worker';
+export * from './generated/hodei/v1/job';

@@ -1,0 +1,107 @@
+import { once } from 'node:events';
+import type { ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { isTerminalJobState, JOB_STATES, type JobState } from '../domain/job';
+import { invalidArgument } from '../domain/errors';
+import type { JobController } from '../engine/job-controller';
+import type * as wire from '../protocol';
+import { toServiceError } from './status-mapping';
+import { jobToWire, logLineToWire, specInputFromWire, workerToWire } from './wire-mapping';
+
+/** Lines per message of the Logs stream. */
+const LOG_CHUNK_LINES = 4_096;
+
+function unary<Request, Response>(handler: (request: Request) => Promise<Response>) {
+  return (call: ServerUnaryCall<Request, Response>, callback: sendUnaryData<Response>) => {
+    handler(call.request).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(error)),
+    );
+  };
+}
+
+function streaming<Request, Response>(handler: (call: ServerWritableStream<Request, Response>) => Promise<void>) {
+  return (call: ServerWritableStream<Request, Response>) => {
+    handler(call).then(
+      () => call.end(),
+      (error: unknown) => call.destroy(Object.assign(new Error('stream failed'), toServiceError(error))),
+    );
+  };
+}
+
+function parseStates(states: string[]): JobState[] | undefined {
+  if (states.length === 0) return undefined;
+  for (const state of states) {
+    if (!(JOB_STATES as readonly string[]).includes(state)) {
+      throw invalidArgument('states', `"${state}" is not a job state; use one of ${JOB_STATES.join(', ')}`);
+    }
+  }
+  return states as JobState[];
+}
+
+/** Resolves once the client went away, so streaming loops stop waiting. */
+function whenClosed(call: ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    if (call.cancelled) resolve();
+    call.once('cancelled', resolve);
+    call.once('close', resolve);
+  });
+}
+
+/** The client API over gRPC: thin over the controller. */
+export function createJobService(controller: JobController): wire.JobServiceServer {
+  return {
+    queue: unary(async (request: wire.QueueRequest) => jobToWire(await controller.queue(specInputFromWire(request.spec)))),
+    get: unary(async (request: wire.GetRequest) => jobToWire(await controller.getJob(request.id))),
+    list: unary(async (request: wire.ListRequest) => {
+      const states = parseStates(request.states);
+      if (request.limit < 0) throw invalidArgument('limit', 'must not be negative');
+      const jobs = await controller.listJobs({ ...(states ? { states } : {}), limit: request.limit || 100 });
+      return { jobs: jobs.map(jobToWire) };
+    }),
+    cancel: unary(async (request: wire.CancelRequest) => jobToWire(await controller.cancel(request.id))),
+    listWorkers: unary(async () => ({ workers: (await controller.listWorkers()).map(workerToWire) })),
+
+    watch: streaming(async (call: ServerWritableStream<wire.GetRequest, wire.Job>) => {
+      const closed = whenClosed(call);
+      let last = '';
+      while (!call.cancelled) {
+        const changed = controller.notifier.next(call.request.id);
+        const job = await controller.getJob(call.request.id);
+        const key = `${job.state}/${job.epoch}/${job.attempt}`;
+        if (key !== last) {
+          last = key;
+          call.write(jobToWire(job));
+        }
+        if (isTerminalJobState(job.state)) return;
+        await Promise.race([changed, closed]);
+      }
+    }),
+
+    logs: streaming(async (call: ServerWritableStream<wire.LogsRequest, wire.LogChunk>) => {
+      const { id, follow } = call.request;
+      if (call.request.fromSeq < 0) throw invalidArgument('fromSeq', 'must not be negative');
+      await controller.getJob(id);
+      const closed = whenClosed(call);
+      let next = Math.max(1, call.request.fromSeq);
+      while (!call.cancelled) {
+        const changed = controller.notifier.next(id);
+        const lines = await controller.store.readLogs(id, next, LOG_CHUNK_LINES);
+        if (lines.length > 0) {
+          next = lines[lines.length - 1]!.seq + 1;
+          if (!call.write({ entries: lines.map(logLineToWire) })) {
+            await Promise.race([once(call, 'drain'), closed]);
+          }
+          continue;
+        }
+        if (!follow) return;
+        const job = await controller.getJob(id);
+        if (isTerminalJobState(job.state)) {
+          // Lines stored between our read and the state check would otherwise be missed.
+          if ((await controller.store.readLogs(id, next, 1)).length === 0) return;
+          continue;
+        }
+        await Promise.race([changed, closed]);
+      }
+    }),
+  };
+}

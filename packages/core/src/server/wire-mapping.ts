@@ -1,0 +1,126 @@
+import type { Job, JobSpec, JobState } from '../domain/job';
+import type { Worker } from '../domain/worker';
+import type { LogLine, LogStreamName, NewLogLine } from '../ports/store';
+import * as wire from '../protocol';
+
+const STREAM_TO_WIRE: Record<LogStreamName, wire.LogStream> = {
+  stdout: wire.LogStream.LOG_STREAM_STDOUT,
+  stderr: wire.LogStream.LOG_STREAM_STDERR,
+  system: wire.LogStream.LOG_STREAM_SYSTEM,
+};
+
+export function streamFromWire(stream: wire.LogStream): LogStreamName {
+  if (stream === wire.LogStream.LOG_STREAM_STDERR) return 'stderr';
+  if (stream === wire.LogStream.LOG_STREAM_SYSTEM) return 'system';
+  return 'stdout';
+}
+
+export function logLineToWire(line: LogLine): wire.LogEntry {
+  return { seq: line.seq, timestampMs: line.timestamp, stream: STREAM_TO_WIRE[line.stream], text: line.text };
+}
+
+export function logLineFromWire(entry: wire.LogEntry): LogLine {
+  return { seq: entry.seq, timestamp: entry.timestampMs, stream: streamFromWire(entry.stream), text: entry.text };
+}
+
+export function newLogLineFromWire(entry: wire.LogEntry): NewLogLine {
+  return { timestamp: entry.timestampMs, stream: streamFromWire(entry.stream), text: entry.text };
+}
+
+export function specToWire(spec: Partial<JobSpec> & { name: string }): wire.JobSpec {
+  return {
+    name: spec.name,
+    command: spec.command ?? '',
+    args: spec.args ?? [],
+    script: spec.script ? { interpreter: spec.script.interpreter ?? '', content: spec.script.content } : undefined,
+    env: spec.env ?? {},
+    workingDir: spec.workingDir ?? '',
+    timeoutMs: spec.timeoutMs ?? 0,
+    labels: spec.labels ?? {},
+    maxAttempts: spec.maxAttempts ?? 0,
+    priority: spec.priority ?? 0,
+  };
+}
+
+/** The wire spec as input for validation: empty wire defaults become "not given". */
+export function specInputFromWire(spec: wire.JobSpec | undefined): unknown {
+  if (!spec) return undefined;
+  return {
+    name: spec.name,
+    ...(spec.command ? { command: spec.command } : { command: spec.script ? undefined : spec.command }),
+    args: spec.args,
+    ...(spec.script ? { script: { interpreter: spec.script.interpreter || undefined, content: spec.script.content } } : {}),
+    env: spec.env,
+    ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
+    ...(spec.timeoutMs ? { timeoutMs: spec.timeoutMs } : {}),
+    labels: spec.labels,
+    ...(spec.maxAttempts ? { maxAttempts: spec.maxAttempts } : {}),
+    ...(spec.priority ? { priority: spec.priority } : {}),
+  };
+}
+
+export function specFromWire(spec: wire.JobSpec | undefined): JobSpec {
+  return {
+    name: spec?.name ?? '',
+    ...(spec?.command ? { command: spec.command } : {}),
+    args: spec?.args ?? [],
+    ...(spec?.script ? { script: { interpreter: spec.script.interpreter, content: spec.script.content } } : {}),
+    env: spec?.env ?? {},
+    ...(spec?.workingDir ? { workingDir: spec.workingDir } : {}),
+    timeoutMs: spec?.timeoutMs ?? 0,
+    labels: spec?.labels ?? {},
+    maxAttempts: spec?.maxAttempts ?? 1,
+    priority: spec?.priority ?? 0,
+  };
+}
+
+export function jobToWire(job: Job): wire.Job {
+  return {
+    id: job.id,
+    spec: specToWire(job.spec),
+    state: job.state,
+    attempt: job.attempt,
+    epoch: job.epoch,
+    workerId: job.workerId ?? '',
+    createdAtMs: job.createdAt,
+    startedAtMs: job.startedAt ?? 0,
+    completedAtMs: job.completedAt ?? 0,
+    exitCode: job.exitCode,
+    signal: job.signal ?? '',
+    errorMessage: job.errorMessage ?? '',
+    failureReason: job.failureReason ?? '',
+    durationMs: job.durationMs ?? 0,
+  };
+}
+
+export function jobFromWire(job: wire.Job): Job {
+  return {
+    id: job.id,
+    spec: specFromWire(job.spec),
+    state: job.state as JobState,
+    attempt: job.attempt,
+    epoch: job.epoch,
+    createdAt: job.createdAtMs,
+    ...(job.workerId ? { workerId: job.workerId } : {}),
+    ...(job.startedAtMs ? { startedAt: job.startedAtMs } : {}),
+    ...(job.completedAtMs ? { completedAt: job.completedAtMs } : {}),
+    ...(job.exitCode !== undefined ? { exitCode: job.exitCode } : {}),
+    ...(job.signal ? { signal: job.signal } : {}),
+    ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
+    ...(job.failureReason ? { failureReason: job.failureReason as Job['failureReason'] } : {}),
+    ...(job.durationMs ? { durationMs: job.durationMs } : {}),
+  };
+}
+
+export function workerToWire(worker: Worker): wire.Worker {
+  return {
+    id: worker.id,
+    provider: worker.provider,
+    state: worker.state,
+    capacity: worker.capacity,
+    runningJobIds: worker.runningJobIds,
+    labels: worker.labels,
+    createdAtMs: worker.createdAt,
+    lastHeartbeatMs: worker.lastHeartbeat ?? 0,
+  };
+}

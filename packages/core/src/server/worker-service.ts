@@ -1,0 +1,125 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { HodeiError } from '../domain/errors';
+import type { Outcome } from '../domain/job-outcome';
+import type { JobController } from '../engine/job-controller';
+import type { WorkerChannel } from '../engine/worker-channel';
+import * as wire from '../protocol';
+import { newLogLineFromWire, specToWire } from './wire-mapping';
+
+type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
+
+/** Messages of one worker waiting to be handled; past this the stream is paused (back-pressure). */
+const MAX_PENDING_MESSAGES = 32;
+
+const OUTCOMES: Record<number, Outcome> = {
+  [wire.JobOutcome.JOB_OUTCOME_EXITED]: 'EXITED',
+  [wire.JobOutcome.JOB_OUTCOME_TIMED_OUT]: 'TIMED_OUT',
+  [wire.JobOutcome.JOB_OUTCOME_CANCELLED]: 'CANCELLED',
+  [wire.JobOutcome.JOB_OUTCOME_FAILED_TO_START]: 'FAILED_TO_START',
+};
+
+function channelFor(call: Connection): WorkerChannel {
+  const send = (payload: wire.ServerMessage['payload']) => {
+    if (!call.writableEnded && !call.destroyed) call.write({ payload });
+  };
+  return {
+    runJob: (job) =>
+      send({ $case: 'runJob', value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec) } }),
+    cancelJob: (jobId, graceMs) => send({ $case: 'cancelJob', value: { jobId, graceMs } }),
+    drain: () => send({ $case: 'drain', value: {} }),
+    close: () => {
+      if (!call.writableEnded) call.end();
+    },
+  };
+}
+
+/**
+ * One worker's bidirectional stream. The first message must be Register; after that messages are handled
+ * strictly in order (a job's logs land before its result), and a slow store pauses the stream.
+ */
+export function handleWorkerConnection(controller: JobController, call: Connection): void {
+  const channel = channelFor(call);
+  let workerId: string | undefined;
+  let pending = 0;
+  let tail = Promise.resolve();
+
+  const refuse = (error: unknown) => {
+    const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', String(error));
+    call.write({ payload: { $case: 'refused', value: { code: hodei.code, message: hodei.message } } });
+    call.end();
+  };
+
+  const handle = async (message: wire.WorkerMessage): Promise<void> => {
+    const payload = message.payload;
+    if (!payload) return;
+    if (workerId === undefined) {
+      if (payload.$case !== 'register') return refuse(new HodeiError('UNAUTHENTICATED', 'the first message must be Register'));
+      const register = payload.value;
+      try {
+        const registered = await controller.registerWorker(
+          {
+            workerId: register.workerId,
+            ...(register.otp ? { otp: register.otp } : {}),
+            ...(register.sessionToken ? { sessionToken: register.sessionToken } : {}),
+            capacity: register.capacity,
+            labels: register.labels,
+          },
+          channel,
+        );
+        workerId = register.workerId;
+        call.write({ payload: { $case: 'registered', value: registered } });
+      } catch (error) {
+        refuse(error);
+      }
+      return;
+    }
+    switch (payload.$case) {
+      case 'heartbeat':
+        return controller.heartbeat(workerId);
+      case 'jobStarted':
+        return controller.jobStarted(workerId, payload.value.jobId, payload.value.epoch);
+      case 'logBatch':
+        return controller.appendLogs(
+          workerId,
+          payload.value.jobId,
+          payload.value.epoch,
+          payload.value.entries.map(newLogLineFromWire),
+        );
+      case 'jobFinished': {
+        const finished = payload.value;
+        return controller.jobFinished(workerId, finished.jobId, finished.epoch, {
+          outcome: OUTCOMES[finished.outcome] ?? 'EXITED',
+          exitCode: finished.exitCode,
+          signal: finished.signal,
+          durationMs: finished.durationMs,
+          errorMessage: finished.errorMessage,
+        });
+      }
+      case 'register':
+        return;
+    }
+  };
+
+  call.on('data', (message: wire.WorkerMessage) => {
+    pending += 1;
+    if (pending > MAX_PENDING_MESSAGES) call.pause();
+    tail = tail
+      .then(() => handle(message))
+      .catch(() => undefined)
+      .finally(() => {
+        pending -= 1;
+        if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
+      });
+  });
+  const closed = () => {
+    tail = tail.then(async () => {
+      if (workerId !== undefined) await controller.workerDisconnected(workerId, channel);
+    });
+  };
+  call.once('end', () => {
+    closed();
+    channel.close();
+  });
+  call.once('error', closed);
+  call.once('cancelled', closed);
+}

@@ -1,0 +1,164 @@
+import type { Job } from '../domain/job';
+import type { Worker } from '../domain/worker';
+import type {
+  AuditEvent,
+  JobFilter,
+  JobGuard,
+  LogLine,
+  NewLogLine,
+  Store,
+  StoredToken,
+  WorkerGuard,
+} from '../ports/store';
+import { HodeiError } from '../domain/errors';
+
+function copyJob(job: Job): Job {
+  return { ...job };
+}
+
+function copyWorker(worker: Worker): Worker {
+  return { ...worker, runningJobIds: [...worker.runningJobIds], labels: { ...worker.labels } };
+}
+
+function queueOrder(a: Job, b: Job): number {
+  return b.spec.priority - a.spec.priority || a.createdAt - b.createdAt;
+}
+
+/**
+ * The embedded default store: everything in this process's memory, gone when it exits.
+ *
+ * @example const platform = await createPlatform({ store: new MemoryStore(), providers: [...] });
+ */
+export class MemoryStore implements Store {
+  readonly specificationVersion = 'v1' as const;
+  readonly name = 'memory';
+  private readonly jobs = new Map<string, Job>();
+  private readonly queued = new Set<string>();
+  private readonly workers = new Map<string, Worker>();
+  private readonly logs = new Map<string, LogLine[]>();
+  private readonly tokens = new Map<string, StoredToken>();
+  private readonly audit = new Map<string, AuditEvent[]>();
+  private closed = false;
+
+  private checkOpen(): void {
+    if (this.closed) throw new HodeiError('CLOSED', 'the memory store is closed');
+  }
+
+  async insertJob(job: Job): Promise<void> {
+    this.checkOpen();
+    if (this.jobs.has(job.id)) throw new HodeiError('CONFLICT', `job ${job.id} already exists`);
+    this.jobs.set(job.id, copyJob(job));
+    if (job.state === 'QUEUED') this.queued.add(job.id);
+  }
+
+  async getJob(id: string): Promise<Job | undefined> {
+    const job = this.jobs.get(id);
+    return job && copyJob(job);
+  }
+
+  async listJobs(filter: JobFilter = {}): Promise<Job[]> {
+    const limit = filter.limit ?? 100;
+    const states = filter.states && new Set(filter.states);
+    const result: Job[] = [];
+    const all = [...this.jobs.values()];
+    for (let index = all.length - 1; index >= 0 && result.length < limit; index--) {
+      const job = all[index]!;
+      if (!states || states.has(job.state)) result.push(copyJob(job));
+    }
+    return result;
+  }
+
+  async queuedJobs(limit: number): Promise<Job[]> {
+    const result: Job[] = [];
+    for (const id of this.queued) result.push(this.jobs.get(id)!);
+    return result.sort(queueOrder).slice(0, limit).map(copyJob);
+  }
+
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
+    this.checkOpen();
+    const job = this.jobs.get(id);
+    if (!job) return undefined;
+    if (guard.states && !guard.states.includes(job.state)) return undefined;
+    if (guard.epoch !== undefined && guard.epoch !== job.epoch) return undefined;
+    Object.assign(job, patch);
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) delete (job as unknown as Record<string, unknown>)[key];
+    }
+    if (job.state === 'QUEUED') this.queued.add(id);
+    else this.queued.delete(id);
+    return copyJob(job);
+  }
+
+  async insertWorker(worker: Worker): Promise<void> {
+    this.checkOpen();
+    if (this.workers.has(worker.id)) throw new HodeiError('CONFLICT', `worker ${worker.id} already exists`);
+    this.workers.set(worker.id, copyWorker(worker));
+  }
+
+  async getWorker(id: string): Promise<Worker | undefined> {
+    const worker = this.workers.get(id);
+    return worker && copyWorker(worker);
+  }
+
+  async listWorkers(filter: { states?: readonly Worker['state'][] } = {}): Promise<Worker[]> {
+    const result: Worker[] = [];
+    for (const worker of this.workers.values()) {
+      if (!filter.states || filter.states.includes(worker.state)) result.push(copyWorker(worker));
+    }
+    return result;
+  }
+
+  async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {
+    this.checkOpen();
+    const worker = this.workers.get(id);
+    if (!worker) return undefined;
+    if (guard.states && !guard.states.includes(worker.state)) return undefined;
+    Object.assign(worker, copyWorker({ ...worker, ...patch }));
+    return copyWorker(worker);
+  }
+
+  async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
+    this.checkOpen();
+    let stored = this.logs.get(jobId);
+    if (!stored) {
+      stored = [];
+      this.logs.set(jobId, stored);
+    }
+    for (const line of lines) {
+      stored.push({ seq: stored.length + 1, timestamp: line.timestamp, stream: line.stream, text: line.text });
+    }
+    return stored.length;
+  }
+
+  async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
+    const stored = this.logs.get(jobId);
+    if (!stored) return [];
+    const start = Math.max(0, fromSeq - 1);
+    return stored.slice(start, start + limit);
+  }
+
+  async saveToken(token: StoredToken): Promise<void> {
+    this.checkOpen();
+    this.tokens.set(token.hash, { ...token });
+  }
+
+  async consumeToken(hash: string): Promise<StoredToken | undefined> {
+    const token = this.tokens.get(hash);
+    this.tokens.delete(hash);
+    return token;
+  }
+
+  async appendAudit(event: AuditEvent): Promise<void> {
+    const events = this.audit.get(event.correlationId) ?? [];
+    events.push({ ...event });
+    this.audit.set(event.correlationId, events);
+  }
+
+  async listAudit(correlationId: string): Promise<AuditEvent[]> {
+    return (this.audit.get(correlationId) ?? []).map((event) => ({ ...event }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
