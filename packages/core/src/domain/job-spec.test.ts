@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { parseDuration } from './duration';
+import { DEFAULT_JOB_TIMEOUT_MS, validateJobSpec } from './job-spec';
+
+function fieldOf(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    expect((error as { code: string }).code).toBe('INVALID_ARGUMENT');
+    return (error as { field: string }).field;
+  }
+  return undefined;
+}
+
+describe('validateJobSpec', () => {
+  it('fills defaults', () => {
+    const spec = validateJobSpec({ name: 'a', command: 'echo hi' });
+    expect(spec).toEqual({
+      name: 'a',
+      command: 'echo hi',
+      args: [],
+      env: {},
+      labels: {},
+      timeoutMs: DEFAULT_JOB_TIMEOUT_MS,
+      maxAttempts: 1,
+      priority: 0,
+    });
+  });
+
+  it('accepts a script with the default interpreter', () => {
+    expect(validateJobSpec({ name: 's', script: { content: 'echo 1' } }).script).toEqual({
+      interpreter: '/bin/bash',
+      content: 'echo 1',
+    });
+  });
+
+  it.each([
+    [{ name: '', command: 'x' }, 'spec.name'],
+    [{ name: 'a', command: '' }, 'spec.command'],
+    [{ name: 'a', command: '   ' }, 'spec.command'],
+    [{ name: 'a' }, 'spec'],
+    [{ name: 'a', command: 'x', script: { content: 'y' } }, 'spec'],
+    [{ name: 'a', command: 'x', timeoutMs: -5 }, 'spec.timeoutMs'],
+    [{ name: 'a', command: 'x', timeoutMs: 1.5 }, 'spec.timeoutMs'],
+    [{ name: 'a', command: 'x', env: { 'BAD-NAME': 'v' } }, 'spec.env.BAD-NAME'],
+    [{ name: 'a', command: 'x', env: { A: 1 } }, 'spec.env.A'],
+    [{ name: 'a', command: 'x', maxAttempts: 1000 }, 'spec.maxAttempts'],
+    [{ name: 'a', command: 'x', args: ['ok', 3] }, 'spec.args'],
+    [{ name: 'a', command: 'x'.repeat(1024 * 1024 + 1) }, 'spec'],
+    [{ name: 'a', script: { content: '' } }, 'spec.script.content'],
+    [null, 'spec'],
+  ])('rejects %# naming %s', (input, field) => {
+    expect(fieldOf(() => validateJobSpec(input))).toBe(field);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['90s', 90_000],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['1.5s', 1_500],
+    ['250', 250],
+  ])('%s = %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms));
+
+  it.each(['-5s', 'abc', '5 parsecs', ''])('rejects %j naming the field', (text) => {
+    expect(fieldOf(() => parseDuration(text, '--timeout'))).toBe('--timeout');
+  });
+});

@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../domain/job';
+import type { Worker } from '../domain/worker';
+import { decide, type SchedulerSnapshot } from './scheduler';
+
+const NOW = 1_000_000;
+
+function job(id: string, labels: Record<string, string> = {}): Job {
+  return {
+    id,
+    state: 'QUEUED',
+    attempt: 1,
+    epoch: 0,
+    createdAt: NOW - 10,
+    spec: { name: id, command: 'true', args: [], env: {}, labels, timeoutMs: 1000, maxAttempts: 1, priority: 0 },
+  };
+}
+
+function worker(id: string, overrides: Partial<Worker> = {}): Worker {
+  return {
+    id,
+    provider: 'process',
+    state: 'READY',
+    capacity: 1,
+    runningJobIds: [],
+    labels: {},
+    createdAt: NOW - 5_000,
+    lastHeartbeat: NOW - 100,
+    idleSince: NOW - 100,
+    ...overrides,
+  };
+}
+
+function snapshot(overrides: Partial<SchedulerSnapshot>): SchedulerSnapshot {
+  return {
+    now: NOW,
+    queuedJobs: [],
+    workers: [],
+    providers: [{ name: 'process', maxWorkers: 4, workerCapacity: 1, labels: {} }],
+    heartbeatTimeoutMs: 60_000,
+    idleTimeoutMs: 300_000,
+    provisioningTimeoutMs: 120_000,
+    ...overrides,
+  };
+}
+
+const ofType = (type: string, decisions: ReturnType<typeof decide>) => decisions.filter((d) => d.type === type);
+
+describe('decide', () => {
+  it('assigns a queued job to an available worker', () => {
+    expect(decide(snapshot({ queuedJobs: [job('j1')], workers: [worker('w1')] }))).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+    ]);
+  });
+
+  it('provisions one worker per job that has none, never more than maxWorkers', () => {
+    const jobs = Array.from({ length: 10 }, (_, index) => job(`j${index}`));
+    const decisions = decide(snapshot({ queuedJobs: jobs }));
+    expect(ofType('provision', decisions)).toHaveLength(4);
+    expect(ofType('wait', decisions)).toHaveLength(6);
+  });
+
+  it('counts workers already being provisioned against the queue and the limit', () => {
+    const pending = [worker('w1', { state: 'CREATING', lastHeartbeat: undefined }), worker('w2', { state: 'CONNECTING' })];
+    const decisions = decide(snapshot({ queuedJobs: [job('j1'), job('j2'), job('j3')], workers: pending }));
+    expect(ofType('provision', decisions)).toHaveLength(1);
+    expect(ofType('wait', decisions)).toHaveLength(2);
+  });
+
+  it('provisions nothing when the queue is empty', () => {
+    expect(decide(snapshot({ workers: [worker('w1')] }))).toEqual([]);
+  });
+
+  it('uses worker capacity: one worker of capacity 3 covers three jobs', () => {
+    const providers = [{ name: 'process', maxWorkers: 4, workerCapacity: 3, labels: {} }];
+    const decisions = decide(snapshot({ queuedJobs: [job('a'), job('b'), job('c'), job('d')], providers }));
+    expect(ofType('provision', decisions)).toHaveLength(2);
+  });
+
+  it('never offers a job to a worker with a stale heartbeat, and marks it lost', () => {
+    const stale = worker('w1', { lastHeartbeat: NOW - 61_000 });
+    const decisions = decide(snapshot({ queuedJobs: [job('j1')], workers: [stale] }));
+    expect(decisions).toContainEqual({ type: 'lost', workerId: 'w1', reason: 'heartbeat-timeout' });
+    expect(ofType('assign', decisions)).toEqual([]);
+    expect(ofType('provision', decisions)).toHaveLength(1);
+  });
+
+  it('respects labels for assignment and provisioning', () => {
+    const providers = [
+      { name: 'plain', maxWorkers: 2, workerCapacity: 1, labels: {} },
+      { name: 'gpu', maxWorkers: 2, workerCapacity: 1, labels: { gpu: 'yes' } },
+    ];
+    const workers = [worker('w-plain', { provider: 'plain' })];
+    const decisions = decide(snapshot({ queuedJobs: [job('j1', { gpu: 'yes' })], workers, providers }));
+    expect(decisions).toEqual([{ type: 'provision', provider: 'gpu' }]);
+  });
+
+  it('waits with a reason when no provider offers the labels', () => {
+    const decisions = decide(snapshot({ queuedJobs: [job('j1', { arch: 'arm' })] }));
+    expect(decisions).toEqual([{ type: 'wait', jobId: 'j1', reason: 'no provider offers the labels this job asks for' }]);
+  });
+
+  it('does not assign to busy, connecting or full workers', () => {
+    const workers = [
+      worker('busy', { state: 'BUSY', runningJobIds: ['x'] }),
+      worker('full', { capacity: 1, runningJobIds: ['y'] }),
+      worker('draining', { state: 'DRAINING' }),
+    ];
+    const decisions = decide(snapshot({ queuedJobs: [job('j1')], workers }));
+    expect(ofType('assign', decisions)).toEqual([]);
+    expect(ofType('provision', decisions)).toHaveLength(1);
+  });
+
+  it('terminates a worker idle past the timeout but not one just assigned', () => {
+    const idle = worker('idle', { idleSince: NOW - 300_000 });
+    expect(decide(snapshot({ workers: [idle] }))).toEqual([{ type: 'terminate', workerId: 'idle', reason: 'idle' }]);
+    expect(decide(snapshot({ workers: [idle], queuedJobs: [job('j1')] }))).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'idle' },
+    ]);
+  });
+
+  it('reaps a worker that never registered within the provisioning timeout', () => {
+    const stuck = worker('stuck', { state: 'CREATING', createdAt: NOW - 121_000, lastHeartbeat: undefined });
+    expect(decide(snapshot({ workers: [stuck] }))).toEqual([
+      { type: 'terminate', workerId: 'stuck', reason: 'provisioning-timeout' },
+    ]);
+  });
+});
