@@ -23,7 +23,7 @@ function streaming<Request, Response>(handler: (call: ServerWritableStream<Reque
   return (call: ServerWritableStream<Request, Response>) => {
     handler(call).then(
       () => call.end(),
-      (error: unknown) => call.destroy(Object.assign(new Error('stream failed'), toServiceError(error))),
+      (error: unknown) => call.emit('error', toServiceError(error)),
     );
   };
 }

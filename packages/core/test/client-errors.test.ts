@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, createPlatform, HodeiError, type Platform, type Provider } from '../src';
+
+const idleProvider: Provider = {
+  specificationVersion: 'v1',
+  name: 'idle',
+  capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
+  createWorker: async () => undefined,
+  destroyWorker: async () => undefined,
+  onWorkerExit: () => () => undefined,
+  close: async () => undefined,
+};
+
+async function failure(run: () => Promise<unknown>): Promise<string> {
+  try {
+    await run();
+  } catch (error) {
+    if (!HodeiError.isInstance(error)) throw error;
+    return `${error.code}${error.field ? `:${error.field}` : ''}`;
+  }
+  return 'no error';
+}
+
+async function drain(iterable: AsyncIterable<unknown>): Promise<void> {
+  for await (const item of iterable) void item;
+}
+
+describe('client errors', () => {
+  let platform: Platform;
+  beforeAll(async () => {
+    platform = await createPlatform({ providers: [idleProvider] });
+  });
+  afterAll(() => platform.close());
+
+  it('unknown job ids are NOT_FOUND for get, cancel, wait, watch and logs', async () => {
+    const { client } = platform;
+    expect(await failure(() => client.get('job-x'))).toBe('NOT_FOUND:id');
+    expect(await failure(() => client.cancel('job-x'))).toBe('NOT_FOUND:id');
+    expect(await failure(() => client.wait('job-x'))).toBe('NOT_FOUND:id');
+    expect(await failure(() => drain(client.watch('job-x')))).toBe('NOT_FOUND:id');
+    expect(await failure(() => drain(client.logs('job-x', { follow: true })))).toBe('NOT_FOUND:id');
+  });
+
+  it('an unknown state filter is INVALID_ARGUMENT naming the field', async () => {
+    expect(await failure(() => platform.client.list({ states: ['DONE' as never] }))).toBe('INVALID_ARGUMENT:states');
+  });
+
+  it('a bad address is refused at once, an unreachable server is UNAVAILABLE naming it', async () => {
+    expect(await failure(async () => createClient({ address: 'nowhere' }))).toBe('INVALID_ARGUMENT:address');
+    const client = createClient({ address: '127.0.0.1:1' });
+    try {
+      const error = await client.get('job-x').catch((caught: HodeiError) => caught);
+      expect(error).toMatchObject({ code: 'UNAVAILABLE' });
+      expect((error as Error).message).toContain('127.0.0.1:1');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a queued job with no worker yet can be cancelled, and listed newest first', async () => {
+    const first = await platform.client.queue({ name: 'a', command: 'true', labels: { none: 'x' } });
+    const second = await platform.client.queue({ name: 'b', command: 'true', labels: { none: 'x' } });
+    const listed = await platform.client.list({ states: ['QUEUED'] });
+    expect(listed.map((job) => job.id)).toEqual([second.id, first.id]);
+    expect((await platform.client.cancel(first.id)).state).toBe('CANCELLED');
+    expect((await platform.client.wait(first.id)).state).toBe('CANCELLED');
+  });
+});
