@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../domain/job';
 import type { Worker } from '../domain/worker';
-import { decide, type SchedulerSnapshot } from './scheduler';
+import { decide, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
 
 const NOW = 1_000_000;
 
@@ -86,7 +86,7 @@ describe('decide', () => {
   });
 
   it('respects labels for assignment and provisioning', () => {
-    const providers = [
+    const providers: ProviderSlot[] = [
       { name: 'plain', maxWorkers: 2, workerCapacity: 1, labels: {} },
       { name: 'gpu', maxWorkers: 2, workerCapacity: 1, labels: { gpu: 'yes' } },
     ];
