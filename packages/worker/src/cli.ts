@@ -1,0 +1,43 @@
+import { readWorkerConfig, WorkerConfigError } from './config';
+
+const HELP = `hodei-worker: the Hodei Jobs worker agent.
+
+Connects to the server over gRPC, registers with a one-time token and runs the jobs it is sent,
+streaming their output back. Normally started by a provider, which sets its environment.
+
+Environment:
+  HODEI_SERVER_ADDRESS   server gRPC address, host:port (an http:// prefix is accepted)   required
+  HODEI_OTP_TOKEN        one-time registration token issued by the server                 required
+  HODEI_WORKER_ID        the worker id the token was issued for                           required
+  HODEI_WORKER_CAPACITY  jobs run at once, a positive integer                             default 1
+  HODEI_WORKER_LABELS    labels, key=value pairs separated by commas (os=linux,gpu=no)    optional
+
+Signals: SIGTERM or SIGINT drains (running jobs finish), a second cancels them, a third exits at once.
+Exit codes: 0 drained, 1 connection to the server lost, 2 invalid configuration, 3 registration refused.
+`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let config;
+  try {
+    config = readWorkerConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof WorkerConfigError)) throw error;
+    process.stderr.write(`hodei-worker: ${error.message}\n`);
+    return 2;
+  }
+  // Loaded only now: gRPC and the protocol are the bulk of the worker's start-up time.
+  const { startWorker } = await import('./agent');
+  return startWorker(config, { handleSignals: true }).done;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`hodei-worker: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,97 @@
+/** What the worker needs to run, read from its environment. */
+export interface WorkerConfig {
+  /** gRPC address of the server, `host:port` (an `http://` prefix is stripped). */
+  serverAddress: string;
+  /** One-time registration token the provider issued for this worker. */
+  otpToken: string;
+  /** Identifier the server knows this worker by. */
+  workerId: string;
+  /** Jobs this worker runs at once; default 1. */
+  capacity: number;
+  /** Labels the scheduler can match jobs against. */
+  labels: Record<string, string>;
+}
+
+/** The worker's environment is missing a variable or holds an invalid value. */
+export class WorkerConfigError extends Error {
+  /** Stable error code. */
+  readonly code = 'INVALID_CONFIG' as const;
+  /** The environment variable at fault. */
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = 'WorkerConfigError';
+    this.field = field;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function required(env: Env, name: string, what: string): string {
+  const value = env[name]?.trim();
+  if (!value) {
+    throw new WorkerConfigError(
+      name,
+      `${name} is not set: set it to ${what}. Workers are normally started by a provider, which sets it.`,
+    );
+  }
+  return value;
+}
+
+function parseAddress(raw: string): string {
+  const name = 'HODEI_SERVER_ADDRESS';
+  if (/^https:\/\//i.test(raw)) {
+    throw new WorkerConfigError(name, `${name}=${raw}: TLS is not supported yet; use host:port (or http://host:port).`);
+  }
+  const address = raw.replace(/^http:\/\//i, '').replace(/\/+$/, '');
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(address);
+  const port = match ? Number(match[2]) : 0;
+  if (!match || port < 1 || port > 65535) {
+    throw new WorkerConfigError(name, `${name}=${raw} is not a valid address: use host:port, e.g. 127.0.0.1:50051.`);
+  }
+  return address;
+}
+
+function parseCapacity(raw: string | undefined): number {
+  const name = 'HODEI_WORKER_CAPACITY';
+  if (raw === undefined || raw.trim() === '') return 1;
+  const value = raw.trim();
+  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new WorkerConfigError(name, `${name}=${raw} is not a positive integer: set it to the jobs this worker may run at once (default 1).`);
+  }
+  return Number(value);
+}
+
+function parseLabels(raw: string | undefined): Record<string, string> {
+  const name = 'HODEI_WORKER_LABELS';
+  const labels: Record<string, string> = {};
+  if (raw === undefined || raw.trim() === '') return labels;
+  for (const part of raw.split(',')) {
+    if (part.trim() === '') continue;
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? '' : part.slice(0, eq).trim();
+    if (!key) {
+      throw new WorkerConfigError(name, `${name} has an invalid entry "${part}": use key=value pairs separated by commas, e.g. os=linux,arch=x64.`);
+    }
+    labels[key] = part.slice(eq + 1).trim();
+  }
+  return labels;
+}
+
+/**
+ * Reads the worker's configuration from `env` (default `process.env`).
+ * @throws WorkerConfigError naming the variable that is missing or invalid.
+ */
+export function readWorkerConfig(env: Env = process.env): WorkerConfig {
+  const serverAddress = parseAddress(required(env, 'HODEI_SERVER_ADDRESS', 'the server gRPC address (host:port)'));
+  const otpToken = required(env, 'HODEI_OTP_TOKEN', 'the one-time registration token issued by the server');
+  const workerId = required(env, 'HODEI_WORKER_ID', 'the worker id the token was issued for');
+  return {
+    serverAddress,
+    otpToken,
+    workerId,
+    capacity: parseCapacity(env.HODEI_WORKER_CAPACITY),
+    labels: parseLabels(env.HODEI_WORKER_LABELS),
+  };
+}

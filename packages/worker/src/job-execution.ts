@@ -1,0 +1,257 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
+import { checkWorkingDir, describeSpawnError, jobEnv, planLaunch, writeScript } from './job-launch';
+import { LogBatcher, type LogBatcherOptions, type LogSink } from './log-batcher';
+import { LineSplitter } from './line-splitter';
+import { formatSeconds, signalGroup } from './process-group';
+
+/** Between SIGTERM and SIGKILL when a job times out or is cancelled without a grace of its own. */
+export const DEFAULT_KILL_GRACE_MS = 5_000;
+/** How long the pipes may stay open after the job's main process exited (a grandchild holding them). */
+export const DEFAULT_PIPE_GRACE_MS = 1_000;
+/** Timeout of jobs whose spec says 0. */
+export const DEFAULT_JOB_TIMEOUT_MS = 60 * 60 * 1000;
+/** After SIGKILL, how long to wait for the process before reporting that it could not be killed. */
+const KILL_WAIT_MS = 5_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** How one job runs. */
+export interface JobExecutionOptions {
+  jobId: string;
+  spec: JobSpec;
+  /** Receives the job's log batches; returns false under back-pressure. */
+  sink: LogSink;
+  /** Called with a callback to run once the sink can take more (e.g. the stream's 'drain'). */
+  whenWritable?: (resume: () => void) => void;
+  /** Called once the process is running. */
+  onStarted?: (pid: number) => void;
+  /** The worker's environment the job's is derived from; default `process.env`. */
+  baseEnv?: NodeJS.ProcessEnv;
+  killGraceMs?: number;
+  pipeGraceMs?: number;
+  defaultTimeoutMs?: number;
+  batching?: LogBatcherOptions;
+  maxLineLength?: number;
+}
+
+/** How a job ended. */
+export interface JobResult {
+  outcome: JobOutcome;
+  /** The exit code; -1 when the process was ended by a signal or never started. */
+  exitCode: number;
+  /** The signal that ended the process, or ''. */
+  signal: string;
+  durationMs: number;
+  errorMessage: string;
+}
+
+/**
+ * One running job: a `/bin/bash -c` command or a script, in its own process group, its output split into
+ * lines and batched to the sink. Complete once the process exited and its pipes closed (or were closed
+ * for it, a bounded time after the exit). Timeout and cancel send SIGTERM to the group, then SIGKILL.
+ */
+export class JobExecution {
+  readonly jobId: string;
+  /** The job's process id (and process group id) once spawned. */
+  pid: number | undefined;
+  /** Settles, never rejects, when the job is over and its last log batch was handed to the sink. */
+  readonly done: Promise<JobResult>;
+
+  private readonly batcher: LogBatcher;
+  private readonly killGraceMs: number;
+  private readonly pipeGraceMs: number;
+  private readonly startedAt = performance.now();
+  private child: ChildProcess | undefined;
+  private outcome: JobOutcome | undefined;
+  private errorMessage = '';
+  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private openPipes = 0;
+  private terminating = false;
+  private finished = false;
+  private killAt = Infinity;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private killTimer: NodeJS.Timeout | undefined;
+  private resolve!: (result: JobResult) => void;
+
+  constructor(private readonly options: JobExecutionOptions) {
+    this.jobId = options.jobId;
+    this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.pipeGraceMs = options.pipeGraceMs ?? DEFAULT_PIPE_GRACE_MS;
+    this.batcher = new LogBatcher(options.sink, options.batching, () => this.pausePipes());
+    this.done = new Promise<JobResult>((resolve) => (this.resolve = resolve));
+    void this.launch().catch((error: unknown) => this.failToStart(String(error)));
+  }
+
+  /** Stops the job: SIGTERM to its group, then SIGKILL after `graceMs` (default the kill grace). */
+  cancel(graceMs?: number): void {
+    if (this.finished) return;
+    this.outcome ??= JobOutcome.JOB_OUTCOME_CANCELLED;
+    this.batcher.add(LogStream.LOG_STREAM_SYSTEM, 'Job cancelled');
+    this.terminate(graceMs !== undefined && graceMs > 0 ? graceMs : this.killGraceMs);
+  }
+
+  /** Kills the job's group at once (SIGKILL), e.g. when the server is gone. */
+  kill(): void {
+    if (this.finished) return;
+    this.outcome ??= JobOutcome.JOB_OUTCOME_CANCELLED;
+    this.terminate(0);
+  }
+
+  private async launch(): Promise<void> {
+    const { spec, jobId } = this.options;
+    const plan = planLaunch(spec);
+    for (const line of plan.header) this.batcher.add(LogStream.LOG_STREAM_SYSTEM, line);
+    if (plan.invalid) return this.failToStart(plan.invalid);
+    try {
+      await checkWorkingDir(spec.workingDir);
+    } catch (error) {
+      return this.failToStart((error as Error).message);
+    }
+    let cleanup = async () => undefined as void;
+    const args = [...plan.args];
+    if (plan.scriptContent !== undefined) {
+      const script = await writeScript(plan.scriptContent);
+      args.push(script.path);
+      cleanup = script.cleanup;
+    }
+    void this.done.then(() => cleanup().catch(() => undefined));
+    if (this.outcome !== undefined) return this.finish(); // cancelled before it started
+
+    const child = spawn(plan.program, args, {
+      cwd: spec.workingDir || undefined,
+      env: jobEnv(this.options.baseEnv ?? process.env, spec, jobId),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (child.pid === undefined) this.failToStart(describeSpawnError(error, plan.program));
+    });
+    if (child.pid === undefined) return; // 'error' follows
+    this.pid = child.pid;
+    this.openPipes = 2;
+    this.readPipe(child.stdout!, LogStream.LOG_STREAM_STDOUT);
+    this.readPipe(child.stderr!, LogStream.LOG_STREAM_STDERR);
+    child.once('exit', (code, signal) => this.onExit(code, signal));
+    const timeoutMs = spec.timeoutMs > 0 ? spec.timeoutMs : (this.options.defaultTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS);
+    this.after(Math.min(timeoutMs, MAX_TIMER_MS), () => this.onTimeout(timeoutMs));
+    this.options.onStarted?.(child.pid);
+  }
+
+  private readPipe(pipe: Readable, stream: LogStream): void {
+    const splitter = new LineSplitter((text) => this.batcher.add(stream, text), this.options.maxLineLength);
+    pipe.on('data', (chunk: Buffer) => splitter.push(chunk));
+    pipe.on('error', () => undefined); // 'close' follows
+    pipe.once('close', () => {
+      splitter.end();
+      this.openPipes -= 1;
+      this.maybeFinish();
+    });
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.exit = { code, signal };
+    if (this.openPipes > 0 && !this.terminating) this.after(this.pipeGraceMs, () => this.closePipes());
+    this.maybeFinish();
+  }
+
+  private onTimeout(timeoutMs: number): void {
+    if (this.finished || this.exit) return;
+    this.outcome ??= JobOutcome.JOB_OUTCOME_TIMED_OUT;
+    this.batcher.add(LogStream.LOG_STREAM_STDERR, `Command timed out after ${formatSeconds(timeoutMs)} seconds`);
+    this.terminate(this.killGraceMs);
+  }
+
+  private terminate(graceMs: number): void {
+    if (this.pid === undefined) return; // not spawned yet: launch() sees the outcome and stops
+    const killAt = performance.now() + graceMs;
+    if (killAt >= this.killAt) return; // a kill is already due sooner
+    this.killAt = killAt;
+    if (!this.terminating && graceMs > 0) signalGroup(this.pid, 'SIGTERM');
+    this.terminating = true;
+    if (this.killTimer) clearTimeout(this.killTimer);
+    if (graceMs <= 0) return this.forceKill();
+    this.killTimer = this.after(graceMs, () => this.forceKill());
+  }
+
+  private forceKill(): void {
+    signalGroup(this.pid, 'SIGKILL');
+    if (this.exit) this.after(this.pipeGraceMs, () => this.closePipes());
+    this.after(KILL_WAIT_MS, () => {
+      this.errorMessage ||= `could not kill process group ${this.pid} within ${formatSeconds(KILL_WAIT_MS)} s`;
+      this.destroyPipes();
+      this.finish();
+    });
+  }
+
+  /** The main process exited but something still holds its pipes: kill the group and stop reading. */
+  private closePipes(): void {
+    if (this.finished || this.openPipes === 0) return;
+    if (this.batcher.paused) {
+      this.after(this.pipeGraceMs, () => this.closePipes()); // not stuck: waiting for the transport
+      return;
+    }
+    signalGroup(this.pid, 'SIGKILL');
+    this.destroyPipes();
+  }
+
+  private destroyPipes(): void {
+    this.child?.stdout?.destroy();
+    this.child?.stderr?.destroy();
+  }
+
+  private pausePipes(): void {
+    if (!this.options.whenWritable) return this.batcher.resume();
+    this.child?.stdout?.pause();
+    this.child?.stderr?.pause();
+    this.options.whenWritable(() => {
+      this.batcher.resume();
+      this.child?.stdout?.resume();
+      this.child?.stderr?.resume();
+    });
+  }
+
+  private maybeFinish(): void {
+    if (this.exit && this.openPipes === 0) this.finish();
+  }
+
+  private failToStart(message: string): void {
+    if (this.finished) return;
+    this.outcome = JobOutcome.JOB_OUTCOME_FAILED_TO_START;
+    this.errorMessage = message;
+    this.batcher.add(LogStream.LOG_STREAM_STDERR, `hodei: failed to start the job: ${message}`);
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    signalGroup(this.pid, 'SIGKILL'); // nothing of the job outlives it (background processes included)
+    this.batcher.close();
+    const { code = null, signal = null } = this.exit ?? {};
+    this.resolve({
+      outcome: this.outcome ?? JobOutcome.JOB_OUTCOME_EXITED,
+      exitCode: code ?? -1,
+      signal: signal ?? '',
+      durationMs: Math.round(performance.now() - this.startedAt),
+      errorMessage: this.errorMessage,
+    });
+  }
+
+  private after(ms: number, fn: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+    return timer;
+  }
+}
+
+/** Starts a job; see {@link JobExecution}. */
+export function runJob(options: JobExecutionOptions): JobExecution {
+  return new JobExecution(options);
+}

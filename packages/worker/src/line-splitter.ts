@@ -1,0 +1,72 @@
+import { StringDecoder } from 'node:string_decoder';
+
+/** Longest line emitted as one piece, in UTF-16 code units; longer lines are split, not dropped. */
+export const DEFAULT_MAX_LINE_LENGTH = 64 * 1024;
+
+/**
+ * Turns the chunks read from a pipe into lines. Chunks may end inside a line or inside a multi-byte UTF-8
+ * character; the partial line is kept until its newline arrives or `end()` flushes it. `\r\n` endings are
+ * trimmed to the bare text; over-long lines come out as several pieces of at most `maxLineLength`.
+ */
+export class LineSplitter {
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+  private ended = false;
+
+  constructor(
+    private readonly onLine: (text: string) => void,
+    private readonly maxLineLength: number = DEFAULT_MAX_LINE_LENGTH,
+  ) {
+    if (!(maxLineLength >= 2)) throw new RangeError('maxLineLength must be at least 2');
+  }
+
+  /** Feeds one chunk read from the pipe. */
+  push(chunk: Buffer | string): void {
+    if (this.ended) return;
+    const text = typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
+    if (text.length === 0) return;
+    let data = this.partial.length > 0 ? this.partial + text : text;
+    let start = 0;
+    let newline = data.indexOf('\n', start);
+    while (newline !== -1) {
+      const end = newline > start && data.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+      this.emit(data, start, end);
+      start = newline + 1;
+      newline = data.indexOf('\n', start);
+    }
+    data = start === 0 ? data : data.slice(start);
+    // Do not let a line without a newline grow without bound: emit full pieces now. A trailing `\r` is
+    // kept back, as it may be the first half of a `\r\n` split across chunks.
+    while (data.length > this.maxLineLength && !(data.length === this.maxLineLength + 1 && data.endsWith('\r'))) {
+      const cut = this.cutPoint(data, 0, this.maxLineLength);
+      this.onLine(data.slice(0, cut));
+      data = data.slice(cut);
+    }
+    this.partial = data;
+  }
+
+  /** Flushes the last line when the pipe closes (a final line without newline is still a line). */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    let rest = this.partial + this.decoder.end();
+    this.partial = '';
+    if (rest.endsWith('\r')) rest = rest.slice(0, -1);
+    if (rest.length > 0) this.emit(rest, 0, rest.length);
+  }
+
+  private emit(data: string, start: number, end: number): void {
+    while (end - start > this.maxLineLength) {
+      const cut = this.cutPoint(data, start, start + this.maxLineLength);
+      this.onLine(data.slice(start, cut));
+      start = cut;
+    }
+    this.onLine(data.slice(start, end));
+  }
+
+  /** Where to cut a long line: at `limit`, moved back one so a surrogate pair is never split. */
+  private cutPoint(data: string, start: number, limit: number): number {
+    const code = data.charCodeAt(limit - 1);
+    return code >= 0xd800 && code <= 0xdbff && limit - 1 > start ? limit - 1 : limit;
+  }
+}

@@ -1,0 +1,150 @@
+import { JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startWorker, type WorkerHandle } from '../src/agent';
+import type { WorkerConfig } from '../src/config';
+import { FakeServer, type FakeConnection } from './fake-server';
+import { spec, survivors } from './helpers';
+
+const servers: FakeServer[] = [];
+const workers: WorkerHandle[] = [];
+const logLines: string[] = [];
+
+afterEach(async () => {
+  for (const worker of workers.splice(0)) await worker.stop({ cancelJobs: true }).catch(() => undefined);
+  for (const server of servers.splice(0)) await server.stop();
+  logLines.length = 0;
+});
+
+async function setup(onRegister?: ConstructorParameters<typeof FakeServer>[0], config: Partial<WorkerConfig> = {}) {
+  const server = await new FakeServer(onRegister).start();
+  servers.push(server);
+  const next = server.nextConnection();
+  const worker = startWorker(
+    { serverAddress: server.address, otpToken: 'otp-123', workerId: 'worker-1', capacity: 1, labels: { os: 'linux' }, ...config },
+    { killGraceMs: 300, pipeGraceMs: 200, log: (line) => logLines.push(line) },
+  );
+  workers.push(worker);
+  return { server, worker, connection: await next };
+}
+
+function runJob(connection: FakeConnection, jobId: string, jobSpec: JobSpec, epoch = 7): void {
+  connection.send({ $case: 'runJob', value: { jobId, epoch, attempt: 1, spec: jobSpec } });
+}
+
+function finished(connection: FakeConnection, jobId: string) {
+  return connection.all('jobFinished').find((message) => message.jobId === jobId);
+}
+
+function jobPids(connection: FakeConnection, jobId: string): number[] {
+  return connection.logs(jobId).filter((entry) => entry.stream === LogStream.LOG_STREAM_STDOUT && /^\d+$/.test(entry.text)).map((entry) => Number(entry.text));
+}
+
+describe('worker agent', () => {
+  it('registers, runs a job, streams its logs in order, reports the result, heartbeats and drains', async () => {
+    const { worker, connection } = await setup();
+    expect(connection.messages[0]?.payload).toEqual({
+      $case: 'register',
+      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0' },
+    });
+    runJob(connection, 'job-a', spec({ command: 'echo hello; echo oops >&2; echo "token=${HODEI_OTP_TOKEN-unset}"; exit 4' }));
+    await connection.until(() => finished(connection, 'job-a') !== undefined, 10_000, 'JobFinished');
+
+    const kinds = connection.messages.map((message) => message.payload?.$case).filter((kind) => kind !== 'heartbeat');
+    expect(kinds[0]).toBe('register');
+    expect(kinds[1]).toBe('jobStarted');
+    expect(kinds.at(-1)).toBe('jobFinished');
+    expect(kinds.slice(2, -1).every((kind) => kind === 'logBatch')).toBe(true);
+
+    const started = connection.all('jobStarted')[0]!;
+    expect(started).toMatchObject({ jobId: 'job-a', epoch: 7 });
+    expect(started.pid).toBeGreaterThan(0);
+    const batches = connection.all('logBatch');
+    expect(batches.every((batch) => batch.jobId === 'job-a' && batch.epoch === 7)).toBe(true);
+    const entries = connection.logs('job-a');
+    expect(entries.map((entry) => entry.seq)).toEqual(entries.map((_, i) => i + 1));
+    expect(entries[0]).toMatchObject({ stream: LogStream.LOG_STREAM_SYSTEM, text: '$ echo hello; echo oops >&2; echo "token=${HODEI_OTP_TOKEN-unset}"; exit 4' });
+    expect(entries).toHaveLength(4);
+    expect(entries.slice(1).filter((e) => e.stream === LogStream.LOG_STREAM_STDOUT).map((e) => e.text)).toEqual(['hello', 'token=unset']);
+    expect(entries.slice(1).filter((e) => e.stream === LogStream.LOG_STREAM_STDERR).map((e) => e.text)).toEqual(['oops']);
+    expect(finished(connection, 'job-a')).toMatchObject({ jobId: 'job-a', epoch: 7, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 4, signal: '' });
+
+    await connection.until(() => connection.all('heartbeat').length >= 2, 2_000, 'heartbeats');
+    expect(connection.all('heartbeat').at(-1)).toEqual({ runningJobIds: [] });
+
+    connection.send({ $case: 'drain', value: {} });
+    expect(await worker.done).toBe(0);
+    expect(connection.ended).toBe(true);
+  });
+
+  it('reports the running job in heartbeats, and cancels it on CancelJob', async () => {
+    const { connection } = await setup();
+    runJob(connection, 'job-c', spec({ command: 'sleep 1000 & echo $!; wait' }));
+    await connection.until(() => jobPids(connection, 'job-c').length === 1, 5_000, 'the pid');
+    await connection.until(() => connection.all('heartbeat').some((h) => h.runningJobIds.includes('job-c')), 2_000, 'a busy heartbeat');
+    connection.send({ $case: 'cancelJob', value: { jobId: 'job-c', graceMs: 100 } });
+    await connection.until(() => finished(connection, 'job-c') !== undefined, 5_000, 'JobFinished');
+    expect(finished(connection, 'job-c')?.outcome).toBe(JobOutcome.JOB_OUTCOME_CANCELLED);
+    expect(await survivors(jobPids(connection, 'job-c'))).toEqual([]);
+  });
+
+  it('exits 3 when the registration is refused', async () => {
+    const { worker } = await setup((connection) => {
+      connection.send({ $case: 'refused', value: { code: 'UNAUTHENTICATED', message: 'the token expired' } });
+      connection.call.end();
+    });
+    expect(await worker.done).toBe(3);
+    expect(logLines.join('\n')).toContain('the token expired');
+  });
+
+  it('drain waits for the running job, refuses new ones, then exits 0', async () => {
+    const { worker, connection } = await setup();
+    runJob(connection, 'job-d', spec({ command: 'sleep 0.3; echo finished' }));
+    await connection.until(() => connection.all('jobStarted').length === 1, 5_000, 'JobStarted');
+    connection.send({ $case: 'drain', value: {} });
+    runJob(connection, 'job-late', spec({ command: 'echo should not run' }));
+    expect(await worker.done).toBe(0);
+    expect(finished(connection, 'job-d')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(connection.logs('job-d').map((entry) => entry.text)).toContain('finished');
+    expect(finished(connection, 'job-late')?.outcome).toBe(JobOutcome.JOB_OUTCOME_FAILED_TO_START);
+  });
+
+  it('refuses a job beyond its capacity', async () => {
+    const { connection } = await setup();
+    runJob(connection, 'job-1', spec({ command: 'sleep 1000' }));
+    runJob(connection, 'job-2', spec({ command: 'echo no' }));
+    await connection.until(() => finished(connection, 'job-2') !== undefined, 5_000, 'the refusal');
+    expect(finished(connection, 'job-2')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START });
+    expect(finished(connection, 'job-2')?.errorMessage).toContain('capacity');
+  });
+
+  it('kills its job and exits 1 when the server breaks the stream', async () => {
+    const { server, worker, connection } = await setup();
+    runJob(connection, 'job-b', spec({ command: "trap '' TERM; sleep 1000 & echo $!; sleep 1000 & echo $!; wait" }));
+    await connection.until(() => jobPids(connection, 'job-b').length === 2, 5_000, 'the pids');
+    const pid = connection.all('jobStarted')[0]!.pid;
+    server.crash();
+    expect(await worker.done).toBe(1);
+    expect(await survivors([pid, ...jobPids(connection, 'job-b')])).toEqual([]);
+    expect(logLines.join('\n')).toMatch(/killing 1 running job/);
+  });
+
+  it('exits 1 when the server ends the stream while a job runs', async () => {
+    const { worker, connection } = await setup();
+    runJob(connection, 'job-e', spec({ command: 'sleep 1000 & echo $!; wait' }));
+    await connection.until(() => jobPids(connection, 'job-e').length === 1, 5_000, 'the pid');
+    connection.call.end();
+    expect(await worker.done).toBe(1);
+    expect(await survivors(jobPids(connection, 'job-e'))).toEqual([]);
+  });
+
+  it('streams 100,000 lines through gRPC complete and in order', async () => {
+    const { connection } = await setup();
+    runJob(connection, 'job-big', spec({ command: 'seq 1 100000' }));
+    await connection.until(() => finished(connection, 'job-big') !== undefined, 20_000, 'JobFinished');
+    const entries = connection.logs('job-big');
+    expect(entries.map((entry) => entry.seq)).toEqual(entries.map((_, i) => i + 1));
+    const out = entries.filter((entry) => entry.stream === LogStream.LOG_STREAM_STDOUT).map((entry) => entry.text);
+    expect(out).toHaveLength(100_000);
+    expect(out.every((text, i) => text === String(i + 1))).toBe(true);
+  });
+});

@@ -1,0 +1,101 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { JobOutcome, LogStream } from '@hodei/core/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeServer, type FakeConnection } from './fake-server';
+import { spec, survivors } from './helpers';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const cli = `${packageDir}dist/cli.js`;
+const servers: FakeServer[] = [];
+
+beforeAll(() => {
+  // The bin is tested as shipped: build it first.
+  execFileSync('npx', ['tsup'], { cwd: packageDir, stdio: 'ignore' });
+}, 60_000);
+
+afterAll(async () => {
+  for (const server of servers) await server.stop();
+});
+
+function runCli(env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function startCliWorker(): Promise<{ child: ChildProcess; connection: FakeConnection; exit: Promise<number | null>; stderr: () => string }> {
+  const server = await new FakeServer().start();
+  servers.push(server);
+  const next = server.nextConnection();
+  const child = spawn(process.execPath, [cli], {
+    env: { PATH: process.env.PATH, HODEI_SERVER_ADDRESS: `http://${server.address}`, HODEI_OTP_TOKEN: 'otp-cli', HODEI_WORKER_ID: 'cli-worker' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exit = once(child, 'exit').then(([code]) => code as number | null);
+  return { child, connection: await next, exit, stderr: () => stderr };
+}
+
+describe('hodei-worker bin', () => {
+  it('exits 2 naming the missing variable when the environment is empty', async () => {
+    const result = await runCli({});
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('HODEI_SERVER_ADDRESS is not set');
+    const noToken = await runCli({ HODEI_SERVER_ADDRESS: '127.0.0.1:1', HODEI_WORKER_ID: 'w' });
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toContain('HODEI_OTP_TOKEN');
+  });
+
+  it('--help lists the variables', async () => {
+    const result = await runCli({}, ['--help']);
+    expect(result.code).toBe(0);
+    for (const name of ['HODEI_SERVER_ADDRESS', 'HODEI_OTP_TOKEN', 'HODEI_WORKER_ID', 'HODEI_WORKER_CAPACITY', 'HODEI_WORKER_LABELS']) {
+      expect(result.stdout).toContain(name);
+    }
+  });
+
+  it('exits 1 when the server is unreachable', async () => {
+    const result = await runCli({ HODEI_SERVER_ADDRESS: '127.0.0.1:1', HODEI_OTP_TOKEN: 't', HODEI_WORKER_ID: 'w' });
+    expect(result.code).toBe(1);
+  });
+
+  it('SIGTERM drains: the running job finishes, then the worker exits 0', async () => {
+    const { child, connection, exit } = await startCliWorker();
+    connection.send({ $case: 'runJob', value: { jobId: 'j', epoch: 1, attempt: 1, spec: spec({ command: 'sleep 0.3; echo "done ${HODEI_OTP_TOKEN-no-token}"' }) } });
+    await connection.until(() => connection.all('jobStarted').length === 1, 5_000, 'JobStarted');
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(connection.all('jobFinished')[0]).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(connection.logs('j').filter((e) => e.stream === LogStream.LOG_STREAM_STDOUT).map((e) => e.text)).toEqual(['done no-token']);
+  });
+
+  it('a second SIGTERM cancels the running job; a third exits at once, killing the job', async () => {
+    const worker = await startCliWorker();
+    worker.connection.send({ $case: 'runJob', value: { jobId: 'k', epoch: 1, attempt: 1, spec: spec({ command: 'sleep 1000' }) } });
+    await worker.connection.until(() => worker.connection.all('jobStarted').length === 1, 5_000, 'JobStarted');
+    worker.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    worker.child.kill('SIGTERM');
+    expect(await worker.exit).toBe(0);
+    expect(worker.connection.all('jobFinished')[0]?.outcome).toBe(JobOutcome.JOB_OUTCOME_CANCELLED);
+
+    const stubborn = await startCliWorker();
+    stubborn.connection.send({ $case: 'runJob', value: { jobId: 's', epoch: 1, attempt: 1, spec: spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait" }) } });
+    await stubborn.connection.until(() => stubborn.connection.logs('s').some((e) => /^\d+$/.test(e.text)), 5_000, 'the pid');
+    const pids = [stubborn.connection.all('jobStarted')[0]!.pid, ...stubborn.connection.logs('s').filter((e) => /^\d+$/.test(e.text)).map((e) => Number(e.text))];
+    const started = Date.now();
+    for (let i = 0; i < 3; i++) {
+      stubborn.child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await stubborn.exit).toBe(1);
+    expect(Date.now() - started).toBeLessThan(3_000); // well before the 5 s grace
+    expect(await survivors(pids)).toEqual([]);
+  });
+});

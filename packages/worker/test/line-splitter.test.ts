@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { LineSplitter } from '../src/line-splitter';
+
+function split(chunks: Array<Buffer | string>, max?: number): string[] {
+  const lines: string[] = [];
+  const splitter = new LineSplitter((line) => lines.push(line), max);
+  for (const chunk of chunks) splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  splitter.end();
+  return lines;
+}
+
+describe('LineSplitter', () => {
+  it('joins lines split across chunks and keeps empty lines', () => {
+    expect(split(['hel', 'lo\nwor', 'ld\n\nlast\n'])).toEqual(['hello', 'world', '', 'last']);
+  });
+
+  it('flushes a partial last line at the end', () => {
+    expect(split(['a\nno newline'])).toEqual(['a', 'no newline']);
+    expect(split([''])).toEqual([]);
+  });
+
+  it('decodes a multi-byte character split between chunks', () => {
+    const bytes = Buffer.from('añ€😀b\n');
+    // Every possible cut point, including inside each character's bytes.
+    for (let cut = 1; cut < bytes.length; cut++) {
+      expect(split([bytes.subarray(0, cut), bytes.subarray(cut)])).toEqual(['añ€😀b']);
+    }
+    const oneByOne = [...bytes].map((byte) => Buffer.from([byte]));
+    expect(split(oneByOne)).toEqual(['añ€😀b']);
+  });
+
+  it('trims CRLF, including a \\r and \\n in different chunks', () => {
+    expect(split(['one\r\ntwo\r', '\nthree\r\n'])).toEqual(['one', 'two', 'three']);
+    expect(split(['last\r'])).toEqual(['last']);
+  });
+
+  it('splits long lines into pieces instead of dropping them', () => {
+    const long = 'x'.repeat(25);
+    expect(split([`${long}\nshort\n`], 10)).toEqual(['x'.repeat(10), 'x'.repeat(10), 'x'.repeat(5), 'short']);
+    // A long line arriving in small chunks without a newline does not grow without bound.
+    const lines: string[] = [];
+    const splitter = new LineSplitter((line) => lines.push(line), 10);
+    for (let i = 0; i < 5; i++) splitter.push(Buffer.from('abcde'));
+    expect(lines).toEqual(['abcdeabcde', 'abcdeabcde']);
+    splitter.end();
+    expect(lines).toEqual(['abcdeabcde', 'abcdeabcde', 'abcde']);
+  });
+
+  it('does not emit a spurious empty line when \\r\\n follows a line of exactly the limit', () => {
+    expect(split(['0123456789\r', '\nnext\n'], 10)).toEqual(['0123456789', 'next']);
+  });
+
+  it('never cuts a surrogate pair in half', () => {
+    const lines = split(['abc😀def\n'], 4);
+    expect(lines.join('')).toBe('abc😀def');
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(4);
+    expect(lines).toContain('😀de');
+  });
+
+  it('handles the default 64 KiB limit', () => {
+    const big = 'y'.repeat(64 * 1024 * 2 + 7);
+    const lines = split([big.slice(0, 1000), big.slice(1000), '\n']);
+    expect(lines.map((line) => line.length)).toEqual([65536, 65536, 7]);
+  });
+});
