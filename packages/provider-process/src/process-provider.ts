@@ -51,9 +51,6 @@ export class ProcessProvider implements Provider {
   }
 
   async createWorker(request: CreateWorkerRequest): Promise<void> {
-    if (this.workers.size >= this.options.maxWorkers) {
-      throw new HodeiError('PROVIDER_FAILED', `${this.name}: already at maxWorkers (${this.options.maxWorkers})`);
-    }
     const [program, ...args] = this.options.workerCommand;
     const child = spawn(program!, args, {
       env: {

@@ -18,6 +18,8 @@ import { WorkerRegistry } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
+/** Failed worker starts in a row before the jobs waiting on that provider are failed. */
+const PROVISIONING_ATTEMPTS = 3;
 
 export interface JobControllerOptions {
   store: Store;
@@ -42,6 +44,7 @@ export class JobController {
   private readonly channels = new Map<string, WorkerChannel>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
+  private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
   private tickTimer: NodeJS.Timeout | undefined;
   private reconcileRequested = false;
   private reconciling = false;
@@ -255,7 +258,9 @@ export class JobController {
       now: this.now(),
       queuedJobs: await this.store.queuedJobs(10_000),
       workers: await this.store.listWorkers({ states: LIVE }),
-      providers: [...this.providers.values()].map((provider) => ({ name: provider.name, ...provider.capabilities })),
+      providers: [...this.providers.values()]
+        .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
+        .map((provider) => ({ name: provider.name, ...provider.capabilities })),
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
@@ -319,6 +324,7 @@ export class JobController {
   private async launch(provider: Provider, workerId: string, otp: string): Promise<void> {
     try {
       await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress() });
+      this.provisioningFailures.delete(provider.name);
       await this.store.updateWorker(workerId, { states: ['CREATING'] }, { state: 'CONNECTING' });
     } catch (error) {
       const message = `provider ${provider.name} could not start a worker: ${(error as Error).message}`;
@@ -328,10 +334,21 @@ export class JobController {
     }
   }
 
-  /** Fails the queued jobs only this provider could run, so a broken provider is an error, never a hang. */
+  /**
+   * Retries a failing provider with exponential backoff; after `PROVISIONING_ATTEMPTS` failures in a row it
+   * fails the queued jobs only this provider could run, so a broken provider is an error, never a hang.
+   */
   private async provisioningFailed(provider: Provider, workerId: string, message: string): Promise<void> {
     await this.store.updateWorker(workerId, {}, { state: 'TERMINATED', endedReason: message });
     await this.audit('worker.provisioning_failed', workerId, { message });
+    const failures = (this.provisioningFailures.get(provider.name)?.count ?? 0) + 1;
+    if (failures < PROVISIONING_ATTEMPTS) {
+      const backoffMs = 250 * 2 ** (failures - 1);
+      this.provisioningFailures.set(provider.name, { count: failures, retryAt: this.now() + backoffMs });
+      setTimeout(() => this.wake(), backoffMs).unref();
+      return;
+    }
+    this.provisioningFailures.delete(provider.name);
     const others = (await this.store.listWorkers({ states: LIVE })).filter((w) => w.provider === provider.name);
     if (others.length > 0) return;
     for (const job of await this.store.queuedJobs(10_000)) {
