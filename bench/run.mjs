@@ -1,0 +1,116 @@
+// npm run bench [-- --quick]: every benchmark, a table, and bench/results/latest.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createPlatform } from '@hodei/core';
+import { ProcessProvider } from '@hodei/provider-process';
+import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
+
+const quick = process.argv.includes('--quick');
+const round = (value, digits = 2) => Number(value.toFixed(digits));
+
+async function withPlatform(options, use) {
+  const platform = await createPlatform({ providers: [new ProcessProvider(options.provider)], ...options.platform });
+  try {
+    return await use(platform);
+  } finally {
+    await platform.close();
+  }
+}
+
+async function warm(platform, workers) {
+  const jobs = await Promise.all(Array.from({ length: workers }, () => platform.client.queue({ name: 'warm', command: 'sleep 0.3' })));
+  await Promise.all(jobs.map((job) => platform.client.wait(job.id)));
+}
+
+async function dispatch() {
+  const count = quick ? 400 : 2_000;
+  const lanes = 2;
+  const rawPerSec = await rawSpawnsPerSec(count, lanes);
+  const jobsPerSec = await withPlatform({ provider: { maxWorkers: lanes } }, async (platform) => {
+    await warm(platform, lanes);
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: lanes }, async () => {
+        for (let index = 0; index < count / lanes; index++) {
+          const job = await platform.client.queue({ name: 'noop', command: 'true' });
+          await platform.client.wait(job.id);
+        }
+      }),
+    );
+    return count / ((performance.now() - started) / 1000);
+  });
+  return { jobsPerSec: round(jobsPerSec), rawPerSec: round(rawPerSec), ratio: round(jobsPerSec / rawPerSec) };
+}
+
+async function latency() {
+  const samples = quick ? 200 : 1_000;
+  return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
+    await warm(platform, 1);
+    const delays = [];
+    for (let index = 0; index < samples; index++) {
+      const job = await platform.client.queue({ name: 'noop', command: 'true' });
+      const done = await platform.client.wait(job.id);
+      delays.push(done.startedAt - done.createdAt);
+    }
+    return { memory: { p50Ms: percentile(delays, 50), p99Ms: percentile(delays, 99) } };
+  });
+}
+
+async function logs() {
+  const total = quick ? 500_000 : 2_000_000;
+  const command = `seq 1 ${total}`;
+  const raw = await rawPipeLinesPerSec(command);
+  return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
+    await warm(platform, 1);
+    const started = performance.now();
+    const job = await platform.client.queue({ name: 'logs', command });
+    let expected = 1;
+    let lost = 0;
+    for await (const line of platform.client.logs(job.id, { follow: true })) {
+      if (line.stream !== 'stdout') continue;
+      if (line.text !== String(expected)) lost += 1;
+      expected += 1;
+    }
+    const linesPerSec = total / ((performance.now() - started) / 1000);
+    lost += Math.max(0, total - (expected - 1));
+    return { linesPerSec: round(linesPerSec), rawLinesPerSec: round(raw.perSec), ratio: round(linesPerSec / raw.perSec), lost };
+  });
+}
+
+async function provision() {
+  const samples = quick ? 5 : 15;
+  const nodeMs = await nodeStartMs(samples);
+  const times = [];
+  for (let index = 0; index < samples; index++) {
+    await withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
+      const job = await platform.client.queue({ name: 'cold', command: 'true' });
+      const done = await platform.client.wait(job.id);
+      times.push(done.startedAt - done.createdAt);
+    });
+  }
+  const ms = percentile(times, 50);
+  return { process: { ms: round(ms), nodeStartMs: round(nodeMs), ratio: round(ms / nodeMs) } };
+}
+
+async function memory() {
+  const queued = 10_000;
+  const workers = quick ? 20 : 50;
+  return withPlatform({ provider: { maxWorkers: workers } }, async (platform) => {
+    await warm(platform, workers);
+    for (let index = 0; index < queued; index += 500) {
+      await Promise.all(
+        Array.from({ length: 500 }, () => platform.client.queue({ name: 'parked', command: 'true', labels: { parked: 'yes' } })),
+      );
+    }
+    global.gc?.();
+    return { serverRssMb: round(process.memoryUsage().rss / 1024 / 1024, 1), queuedJobs: queued, connectedWorkers: workers };
+  });
+}
+
+const results = { quick, machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
+for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, memory })) {
+  process.stderr.write(`running ${name}...\n`);
+  results[name] = await bench();
+  console.log(name.padEnd(10), JSON.stringify(results[name]));
+}
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
