@@ -1,0 +1,24 @@
+/** Where the CLI writes and what it reads from its environment; injectable for in-process tests. */
+export interface Io {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: Record<string, string | undefined>;
+  /** Subscribes to SIGINT/SIGTERM; returns an unsubscribe function. */
+  onSignal(listener: (signal: NodeJS.Signals) => void): () => void;
+}
+
+export function processIo(): Io {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    onSignal(listener) {
+      process.on('SIGINT', listener);
+      process.on('SIGTERM', listener);
+      return () => {
+        process.off('SIGINT', listener);
+        process.off('SIGTERM', listener);
+      };
+    },
+  };
+}
