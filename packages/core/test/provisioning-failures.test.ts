@@ -37,7 +37,8 @@ describe('a provider that cannot start workers', () => {
     const provider = failingProvider(1);
     platform = await createPlatform({ providers: [provider] });
     const job = await platform.client.queue({ name: 'j', command: 'true' });
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    const deadline = Date.now() + 10_000;
+    while (provider.attempts < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(provider.attempts).toBe(2);
     expect((await platform.client.get(job.id)).state).toBe('QUEUED');
   });
