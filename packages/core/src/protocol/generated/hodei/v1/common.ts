@@ -85,6 +85,10 @@ export interface Script {
   content: string;
 }
 
+/**
+ * Hot path: one per output line. seq is 32-bit and the timestamp a double (ms since the epoch, exact to the
+ * ms) because 64-bit integers cost a string round trip per field in the generated code.
+ */
 export interface LogEntry {
   seq: number;
   timestampMs: number;
@@ -586,10 +590,10 @@ function createBaseLogEntry(): LogEntry {
 export const LogEntry: MessageFns<LogEntry> = {
   encode(message: LogEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.seq !== 0) {
-      writer.uint32(8).int64(message.seq);
+      writer.uint32(8).uint32(message.seq);
     }
     if (message.timestampMs !== 0) {
-      writer.uint32(16).int64(message.timestampMs);
+      writer.uint32(17).double(message.timestampMs);
     }
     if (message.stream !== 0) {
       writer.uint32(24).int32(message.stream);
@@ -618,15 +622,15 @@ export const LogEntry: MessageFns<LogEntry> = {
               break;
             }
 
-            message.seq = longToNumber(reader.int64());
+            message.seq = reader.uint32();
             continue;
           }
           case 2: {
-            if (tag !== 16) {
+            if (tag !== 17) {
               break;
             }
 
-            message.timestampMs = longToNumber(reader.int64());
+            message.timestampMs = reader.double();
             continue;
           }
           case 3: {
@@ -676,7 +680,7 @@ export const LogEntry: MessageFns<LogEntry> = {
       obj.seq = Math.round(message.seq);
     }
     if (message.timestampMs !== 0) {
-      obj.timestampMs = Math.round(message.timestampMs);
+      obj.timestampMs = floatToJson(message.timestampMs);
     }
     if (message.stream !== 0) {
       obj.stream = logStreamToJSON(message.stream);
@@ -687,6 +691,10 @@ export const LogEntry: MessageFns<LogEntry> = {
     return obj;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
