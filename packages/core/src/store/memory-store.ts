@@ -1,4 +1,4 @@
-import type { Job } from '../domain/job';
+import type { Job, JobSpec } from '../domain/job';
 import type { Worker } from '../domain/worker';
 import type {
   AuditEvent,
@@ -12,8 +12,15 @@ import type {
 } from '../ports/store';
 import { HodeiError } from '../domain/errors';
 
+function copySpec(spec: JobSpec): JobSpec {
+  const copy: JobSpec = { ...spec, args: [...spec.args], env: { ...spec.env }, labels: { ...spec.labels } };
+  if (spec.script) copy.script = { ...spec.script };
+  return copy;
+}
+
+/** Records are copied in and out (spec included), so no caller shares an object with the store. */
 function copyJob(job: Job): Job {
-  return { ...job };
+  return { ...job, spec: copySpec(job.spec) };
 }
 
 function copyWorker(worker: Worker): Worker {
@@ -81,6 +88,7 @@ export class MemoryStore implements Store {
     if (guard.states && !guard.states.includes(job.state)) return undefined;
     if (guard.epoch !== undefined && guard.epoch !== job.epoch) return undefined;
     Object.assign(job, patch);
+    if (patch.spec) job.spec = copySpec(patch.spec);
     for (const [key, value] of Object.entries(patch)) {
       if (value === undefined) delete (job as unknown as Record<string, unknown>)[key];
     }

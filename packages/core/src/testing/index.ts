@@ -2,4 +2,4 @@
  * Shared conformance suites: every Store and every Provider runs the same tests (vitest).
  * @packageDocumentation
  */
-export {};
+export { storeConformance, makeTestJob, makeTestWorker, type StoreUnderTest } from './store-conformance';

@@ -1,0 +1,588 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Job, JobSpec, JobState } from '../domain/job';
+import type { Worker } from '../domain/worker';
+import type { NewLogLine, Store } from '../ports/store';
+
+/** What a conformance run needs: a fresh, empty store per test, and optionally how to dispose of it. */
+export interface StoreUnderTest {
+  store: Store;
+  cleanup?: () => Promise<void>;
+}
+
+const BASE_TIME = 1_700_000_000_000;
+
+function spec(overrides: Partial<JobSpec> = {}): JobSpec {
+  return {
+    name: 'conformance',
+    command: 'echo',
+    args: ['hello'],
+    env: {},
+    timeoutMs: 60_000,
+    labels: {},
+    maxAttempts: 1,
+    priority: 0,
+    ...overrides,
+  };
+}
+
+let counter = 0;
+function uniqueId(prefix: string): string {
+  counter += 1;
+  return `${prefix}_${Date.now().toString(36)}_${counter}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A QUEUED job, as the engine creates it. */
+export function makeTestJob(overrides: Partial<Job> = {}): Job {
+  return { id: uniqueId('job'), spec: spec(), state: 'QUEUED', attempt: 1, epoch: 0, createdAt: BASE_TIME, ...overrides };
+}
+
+/** A CREATING worker, as the engine creates it. */
+export function makeTestWorker(overrides: Partial<Worker> = {}): Worker {
+  return {
+    id: uniqueId('w'),
+    provider: 'process',
+    state: 'CREATING',
+    capacity: 1,
+    runningJobIds: [],
+    labels: {},
+    createdAt: BASE_TIME,
+    ...overrides,
+  };
+}
+
+function lines(count: number, prefix = 'line'): NewLogLine[] {
+  return Array.from({ length: count }, (_, index) => ({
+    timestamp: BASE_TIME + index,
+    stream: index % 3 === 0 ? 'stderr' : 'stdout',
+    text: `${prefix} ${index + 1}`,
+  }));
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error, `expected the call to reject with ${code}`).toBeDefined();
+  expect((error as { code?: string }).code).toBe(code);
+}
+
+/**
+ * Registers a vitest `describe` with every behaviour of a `Store` the engine relies on. `makeStore` is
+ * called before each test and must return an empty store; `cleanup` (if any) runs after the test, after
+ * `store.close()`.
+ *
+ * @example
+ * storeConformance('memory', async () => ({ store: new MemoryStore() }));
+ */
+export function storeConformance(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+  describe(`Store conformance: ${name}`, () => {
+    let store: Store;
+    let current: StoreUnderTest | undefined;
+
+    beforeEach(async () => {
+      current = await makeStore();
+      store = current.store;
+    });
+
+    afterEach(async () => {
+      const done = current;
+      current = undefined;
+      if (!done) return;
+      try {
+        await done.store.close();
+      } finally {
+        await done.cleanup?.();
+      }
+    });
+
+    it('declares its specification version and a name', () => {
+      expect(store.specificationVersion).toBe('v1');
+      expect(typeof store.name).toBe('string');
+      expect(store.name.length).toBeGreaterThan(0);
+    });
+
+    describe('jobs', () => {
+      it('returns undefined for an unknown job', async () => {
+        expect(await store.getJob('job_missing')).toBeUndefined();
+      });
+
+      it('round-trips a minimal job', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        expect(await store.getJob(job.id)).toEqual(job);
+      });
+
+      it('round-trips every field of a job', async () => {
+        const job = makeTestJob({
+          spec: spec({
+            name: 'full "job" with \'quotes\' and ünïcödé ✓',
+            command: undefined,
+            args: [],
+            script: { interpreter: '/bin/bash', content: 'echo "$HOME"\nexit 3\n' },
+            env: { A: '1', 'WITH SPACE': 'x y', EMPTY: '' },
+            workingDir: '/tmp',
+            labels: { os: 'linux', gpu: 'none' },
+            maxAttempts: 3,
+            priority: -7,
+            timeoutMs: 1_500,
+          }),
+          state: 'FAILED',
+          attempt: 2,
+          epoch: 5,
+          workerId: 'w_1',
+          createdAt: BASE_TIME + 1,
+          assignedAt: BASE_TIME + 2,
+          startedAt: BASE_TIME + 3,
+          completedAt: BASE_TIME + 4_567,
+          exitCode: 3,
+          signal: 'SIGTERM',
+          errorMessage: 'exit code 3\nsecond line',
+          failureReason: 'EXIT_CODE',
+          durationMs: 4_564,
+          cancelRequestedAt: BASE_TIME + 4_000,
+        });
+        delete job.spec.command;
+        await store.insertJob(job);
+        expect(await store.getJob(job.id)).toEqual(job);
+      });
+
+      it('refuses a second job with the same id (CONFLICT)', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        await expectCode(store.insertJob({ ...job, createdAt: BASE_TIME + 10 }), 'CONFLICT');
+        expect(await store.getJob(job.id)).toEqual(job);
+      });
+
+      it('returns snapshots: mutating an inserted or returned job does not change the store', async () => {
+        const job = makeTestJob({ spec: spec({ labels: { os: 'linux' }, env: { A: '1' }, args: ['x'] }) });
+        const expected = structuredClone(job);
+        await store.insertJob(job);
+        job.state = 'RUNNING';
+        job.spec.labels.os = 'changed';
+        job.spec.args.push('more');
+        const read = (await store.getJob(job.id))!;
+        expect(read).toEqual(expected);
+        read.epoch = 99;
+        read.spec.env.A = 'changed';
+        read.spec.args.length = 0;
+        expect(await store.getJob(job.id)).toEqual(expected);
+      });
+
+      it('lists jobs newest first', async () => {
+        const jobs = [0, 1, 2, 3].map((index) => makeTestJob({ createdAt: BASE_TIME + index * 1_000 }));
+        for (const job of jobs) await store.insertJob(job);
+        const listed = await store.listJobs();
+        expect(listed.map((job) => job.id)).toEqual([...jobs].reverse().map((job) => job.id));
+        expect(listed[0]).toEqual(jobs[3]);
+      });
+
+      it('lists jobs created in the same millisecond newest inserted first', async () => {
+        const jobs = [0, 1, 2].map(() => makeTestJob({ createdAt: BASE_TIME }));
+        for (const job of jobs) await store.insertJob(job);
+        expect((await store.listJobs()).map((job) => job.id)).toEqual([...jobs].reverse().map((job) => job.id));
+      });
+
+      it('filters listed jobs by state and honours the limit', async () => {
+        const states: JobState[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'RUNNING', 'FAILED', 'ASSIGNED', 'RUNNING'];
+        const jobs = states.map((state, index) => makeTestJob({ state, createdAt: BASE_TIME + index }));
+        for (const job of jobs) await store.insertJob(job);
+
+        const running = await store.listJobs({ states: ['RUNNING'] });
+        expect(running.map((job) => job.id)).toEqual([jobs[6]!.id, jobs[3]!.id, jobs[1]!.id]);
+
+        const active = await store.listJobs({ states: ['ASSIGNED', 'RUNNING'], limit: 2 });
+        expect(active.map((job) => job.id)).toEqual([jobs[6]!.id, jobs[5]!.id]);
+
+        expect((await store.listJobs({ limit: 3 })).map((job) => job.id)).toEqual(
+          [jobs[6]!, jobs[5]!, jobs[4]!].map((job) => job.id),
+        );
+        expect(await store.listJobs({ states: ['CANCELLED'] })).toEqual([]);
+        expect(await store.listJobs({ limit: 0 })).toEqual([]);
+        expect(await store.listJobs({ states: ['RUNNING'], limit: Number.MAX_SAFE_INTEGER })).toHaveLength(3);
+      });
+
+      it('lists at most 100 jobs by default', async () => {
+        const jobs = Array.from({ length: 105 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        await Promise.all(jobs.map((job) => store.insertJob(job)));
+        const listed = await store.listJobs();
+        expect(listed).toHaveLength(100);
+        expect(listed[0]!.id).toBe(jobs[104]!.id);
+        expect(listed[99]!.id).toBe(jobs[5]!.id);
+      });
+
+      it('returns queued jobs by priority (highest first), then oldest first', async () => {
+        const low = makeTestJob({ spec: spec({ priority: -5 }), createdAt: BASE_TIME });
+        const oldNormal = makeTestJob({ createdAt: BASE_TIME + 1 });
+        const newNormal = makeTestJob({ createdAt: BASE_TIME + 2 });
+        const urgent = makeTestJob({ spec: spec({ priority: 10 }), createdAt: BASE_TIME + 3 });
+        const running = makeTestJob({ state: 'RUNNING', spec: spec({ priority: 100 }), createdAt: BASE_TIME });
+        const done = makeTestJob({ state: 'SUCCEEDED', spec: spec({ priority: 100 }), createdAt: BASE_TIME });
+        for (const job of [newNormal, running, low, urgent, done, oldNormal]) await store.insertJob(job);
+
+        const queued = await store.queuedJobs(10);
+        expect(queued.map((job) => job.id)).toEqual([urgent.id, oldNormal.id, newNormal.id, low.id]);
+        expect(queued[0]).toEqual(urgent);
+        expect((await store.queuedJobs(2)).map((job) => job.id)).toEqual([urgent.id, oldNormal.id]);
+        expect(await store.queuedJobs(0)).toEqual([]);
+      });
+
+      it('tracks the queue through updates: claimed jobs leave it, re-queued jobs return', async () => {
+        const first = makeTestJob({ createdAt: BASE_TIME });
+        const second = makeTestJob({ createdAt: BASE_TIME + 1 });
+        await store.insertJob(first);
+        await store.insertJob(second);
+        await store.updateJob(first.id, { states: ['QUEUED'], epoch: 0 }, { state: 'ASSIGNED', epoch: 1, workerId: 'w' });
+        expect((await store.queuedJobs(10)).map((job) => job.id)).toEqual([second.id]);
+        await store.updateJob(first.id, { states: ['ASSIGNED'], epoch: 1 }, { state: 'QUEUED', attempt: 2, workerId: undefined });
+        expect((await store.queuedJobs(10)).map((job) => job.id)).toEqual([first.id, second.id]);
+      });
+
+      it('applies a patch when the state and epoch guards match and returns the updated job', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        const updated = await store.updateJob(
+          job.id,
+          { states: ['QUEUED'], epoch: 0 },
+          { state: 'ASSIGNED', workerId: 'w_1', epoch: 1, assignedAt: BASE_TIME + 5 },
+        );
+        const expected = { ...job, state: 'ASSIGNED', workerId: 'w_1', epoch: 1, assignedAt: BASE_TIME + 5 };
+        expect(updated).toEqual(expected);
+        expect(await store.getJob(job.id)).toEqual(expected);
+      });
+
+      it('applies a patch with an empty guard', async () => {
+        const job = makeTestJob({ state: 'RUNNING', epoch: 3 });
+        await store.insertJob(job);
+        const updated = await store.updateJob(job.id, {}, { cancelRequestedAt: BASE_TIME + 9 });
+        expect(updated).toEqual({ ...job, cancelRequestedAt: BASE_TIME + 9 });
+      });
+
+      it('returns the job unchanged for an empty patch when the guard matches', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        expect(await store.updateJob(job.id, { states: ['QUEUED'], epoch: 0 }, {})).toEqual(job);
+      });
+
+      it('refuses the patch when the state guard does not match', async () => {
+        const job = makeTestJob({ state: 'RUNNING', epoch: 1 });
+        await store.insertJob(job);
+        expect(await store.updateJob(job.id, { states: ['QUEUED', 'ASSIGNED'] }, { state: 'CANCELLED' })).toBeUndefined();
+        expect(await store.updateJob(job.id, { states: [] }, { state: 'CANCELLED' })).toBeUndefined();
+        expect(await store.getJob(job.id)).toEqual(job);
+      });
+
+      it('refuses the patch when the epoch guard does not match (fencing)', async () => {
+        const job = makeTestJob({ state: 'RUNNING', epoch: 2 });
+        await store.insertJob(job);
+        expect(await store.updateJob(job.id, { epoch: 1 }, { state: 'SUCCEEDED' })).toBeUndefined();
+        expect(await store.updateJob(job.id, { states: ['RUNNING'], epoch: 3 }, { state: 'SUCCEEDED' })).toBeUndefined();
+        expect(await store.getJob(job.id)).toEqual(job);
+        expect(await store.updateJob(job.id, { states: ['RUNNING'], epoch: 2 }, { state: 'SUCCEEDED' })).toMatchObject({
+          state: 'SUCCEEDED',
+        });
+      });
+
+      it('returns undefined when updating an unknown job', async () => {
+        expect(await store.updateJob('job_missing', {}, { state: 'CANCELLED' })).toBeUndefined();
+      });
+
+      it('clears fields set to undefined in the patch', async () => {
+        const job = makeTestJob({
+          state: 'RUNNING',
+          epoch: 1,
+          workerId: 'w_1',
+          assignedAt: BASE_TIME + 1,
+          startedAt: BASE_TIME + 2,
+          errorMessage: 'old',
+        });
+        await store.insertJob(job);
+        const requeued = await store.updateJob(
+          job.id,
+          { states: ['ASSIGNED', 'RUNNING'], epoch: 1 },
+          { state: 'QUEUED', attempt: 2, workerId: undefined, assignedAt: undefined, startedAt: undefined, errorMessage: 'lost' },
+        );
+        const expected: Job = { ...job, state: 'QUEUED', attempt: 2, errorMessage: 'lost' };
+        delete expected.workerId;
+        delete expected.assignedAt;
+        delete expected.startedAt;
+        expect(requeued).toEqual(expected);
+        const stored = (await store.getJob(job.id))!;
+        expect(stored).toEqual(expected);
+        expect(stored.workerId).toBeUndefined();
+        expect(stored.startedAt).toBeUndefined();
+      });
+
+      it('lets exactly one of 50 concurrent claims of one job win', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, index) =>
+            store.updateJob(
+              job.id,
+              { states: ['QUEUED'], epoch: 0 },
+              { state: 'ASSIGNED', workerId: `w_${index}`, epoch: 1, assignedAt: BASE_TIME + index },
+            ),
+          ),
+        );
+        const winners = results.filter((result) => result !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(await store.getJob(job.id)).toEqual(winners[0]);
+        expect(await store.queuedJobs(10)).toEqual([]);
+      });
+
+      it('claims each of many jobs exactly once across parallel claimers', async () => {
+        const jobs = Array.from({ length: 30 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        for (const job of jobs) await store.insertJob(job);
+        const claims = new Map<string, string[]>();
+        const claimer = async (workerId: string): Promise<void> => {
+          for (;;) {
+            const queued = await store.queuedJobs(5);
+            if (queued.length === 0) return;
+            for (const candidate of queued) {
+              const claimed = await store.updateJob(
+                candidate.id,
+                { states: ['QUEUED'], epoch: candidate.epoch },
+                { state: 'ASSIGNED', workerId, epoch: candidate.epoch + 1 },
+              );
+              if (claimed) claims.set(candidate.id, [...(claims.get(candidate.id) ?? []), workerId]);
+            }
+          }
+        };
+        await Promise.all(['w_a', 'w_b', 'w_c', 'w_d', 'w_e'].map(claimer));
+        expect(claims.size).toBe(jobs.length);
+        for (const job of jobs) {
+          const winners = claims.get(job.id)!;
+          expect(winners).toHaveLength(1);
+          expect(await store.getJob(job.id)).toMatchObject({ state: 'ASSIGNED', epoch: 1, workerId: winners[0] });
+        }
+      });
+    });
+
+    describe('workers', () => {
+      it('round-trips a worker and returns undefined for an unknown one', async () => {
+        const worker = makeTestWorker({
+          labels: { os: 'linux', 'with space': 'a b' },
+          capacity: 4,
+          runningJobIds: ['job_a', 'job_b'],
+          lastHeartbeat: BASE_TIME + 10,
+          idleSince: BASE_TIME + 11,
+          sessionTokenHash: 'ab'.repeat(32),
+          endedReason: 'none yet',
+          state: 'BUSY',
+        });
+        await store.insertWorker(worker);
+        expect(await store.getWorker(worker.id)).toEqual(worker);
+        expect(await store.getWorker('w_missing')).toBeUndefined();
+      });
+
+      it('refuses a second worker with the same id (CONFLICT)', async () => {
+        const worker = makeTestWorker();
+        await store.insertWorker(worker);
+        await expectCode(store.insertWorker(worker), 'CONFLICT');
+      });
+
+      it('returns snapshots: mutating a returned worker does not change the store', async () => {
+        const worker = makeTestWorker({ labels: { os: 'linux' }, runningJobIds: ['job_a'] });
+        const expected = structuredClone(worker);
+        await store.insertWorker(worker);
+        worker.labels.os = 'changed';
+        worker.runningJobIds.push('job_b');
+        const read = (await store.getWorker(worker.id))!;
+        expect(read).toEqual(expected);
+        read.runningJobIds.push('job_c');
+        read.labels.extra = 'x';
+        expect(await store.getWorker(worker.id)).toEqual(expected);
+      });
+
+      it('lists all workers or those in the given states', async () => {
+        const ready = makeTestWorker({ state: 'READY', createdAt: BASE_TIME + 1 });
+        const busy = makeTestWorker({ state: 'BUSY', createdAt: BASE_TIME + 2 });
+        const lost = makeTestWorker({ state: 'LOST', createdAt: BASE_TIME + 3 });
+        for (const worker of [ready, busy, lost]) await store.insertWorker(worker);
+        const byId = (workers: Worker[]) => [...workers].sort((a, b) => a.id.localeCompare(b.id));
+        expect(byId(await store.listWorkers())).toEqual(byId([ready, busy, lost]));
+        expect(byId(await store.listWorkers({}))).toEqual(byId([ready, busy, lost]));
+        expect(byId(await store.listWorkers({ states: ['READY', 'BUSY'] }))).toEqual(byId([ready, busy]));
+        expect(await store.listWorkers({ states: ['TERMINATED'] })).toEqual([]);
+      });
+
+      it('updates a worker when the state guard matches, and refuses otherwise', async () => {
+        const worker = makeTestWorker({ state: 'CREATING' });
+        await store.insertWorker(worker);
+        expect(await store.updateWorker(worker.id, { states: ['READY'] }, { state: 'BUSY' })).toBeUndefined();
+        expect(await store.updateWorker(worker.id, { states: [] }, { state: 'BUSY' })).toBeUndefined();
+        expect(await store.getWorker(worker.id)).toEqual(worker);
+
+        const ready = await store.updateWorker(worker.id, { states: ['CREATING', 'CONNECTING'] }, {
+          state: 'READY',
+          lastHeartbeat: BASE_TIME + 100,
+          idleSince: BASE_TIME + 100,
+          capacity: 2,
+          labels: { os: 'linux' },
+        });
+        const expected = { ...worker, state: 'READY', lastHeartbeat: BASE_TIME + 100, idleSince: BASE_TIME + 100, capacity: 2, labels: { os: 'linux' } };
+        expect(ready).toEqual(expected);
+        expect(await store.getWorker(worker.id)).toEqual(expected);
+
+        const assigned = await store.updateWorker(worker.id, {}, { runningJobIds: ['job_1'], state: 'BUSY', idleSince: undefined });
+        expect(assigned?.runningJobIds).toEqual(['job_1']);
+        expect(assigned?.idleSince).toBeUndefined();
+        expect((await store.getWorker(worker.id))?.idleSince).toBeUndefined();
+        expect(await store.updateWorker('w_missing', {}, { state: 'LOST' })).toBeUndefined();
+      });
+
+      it('lets exactly one of many concurrent guarded worker transitions win', async () => {
+        const worker = makeTestWorker({ state: 'CONNECTING' });
+        await store.insertWorker(worker);
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, index) =>
+            store.updateWorker(worker.id, { states: ['CREATING', 'CONNECTING'] }, { state: 'READY', lastHeartbeat: BASE_TIME + index }),
+          ),
+        );
+        expect(results.filter((result) => result !== undefined)).toHaveLength(1);
+      });
+    });
+
+    describe('logs', () => {
+      it('numbers lines from 1, contiguously across appends, and returns the last seq', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        expect(await store.appendLogs(job.id, lines(3, 'a'))).toBe(3);
+        expect(await store.appendLogs(job.id, lines(1, 'b'))).toBe(4);
+        expect(await store.appendLogs(job.id, lines(5, 'c'))).toBe(9);
+        const read = await store.readLogs(job.id, 1, 100);
+        expect(read.map((line) => line.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(read.map((line) => line.text)).toEqual(['a 1', 'a 2', 'a 3', 'b 1', 'c 1', 'c 2', 'c 3', 'c 4', 'c 5']);
+        expect(read[0]).toEqual({ seq: 1, timestamp: BASE_TIME, stream: 'stderr', text: 'a 1' });
+        expect(read[1]).toEqual({ seq: 2, timestamp: BASE_TIME + 1, stream: 'stdout', text: 'a 2' });
+      });
+
+      it('keeps the text of every stream as written', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        const written: NewLogLine[] = [
+          { timestamp: BASE_TIME, stream: 'system', text: 'starting' },
+          { timestamp: BASE_TIME + 1, stream: 'stdout', text: '' },
+          { timestamp: BASE_TIME + 2, stream: 'stderr', text: "quotes ' \" \\ tabs\t and ünïcödé ✓ 🚀" },
+          { timestamp: BASE_TIME + 3, stream: 'stdout', text: 'x'.repeat(10_000) },
+        ];
+        await store.appendLogs(job.id, written);
+        expect(await store.readLogs(job.id, 1, 10)).toEqual(written.map((line, index) => ({ seq: index + 1, ...line })));
+      });
+
+      it('returns the current last seq for an empty batch', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        expect(await store.appendLogs(job.id, [])).toBe(0);
+        await store.appendLogs(job.id, lines(2));
+        expect(await store.appendLogs(job.id, [])).toBe(2);
+        expect(await store.readLogs(job.id, 1, 10)).toHaveLength(2);
+      });
+
+      it('reads from a seq with a limit', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        await store.appendLogs(job.id, lines(10));
+        expect((await store.readLogs(job.id, 4, 3)).map((line) => line.seq)).toEqual([4, 5, 6]);
+        expect((await store.readLogs(job.id, 9, 100)).map((line) => line.seq)).toEqual([9, 10]);
+        expect(await store.readLogs(job.id, 11, 100)).toEqual([]);
+        expect(await store.readLogs(job.id, 1, 0)).toEqual([]);
+        expect((await store.readLogs(job.id, 0, 2)).map((line) => line.seq)).toEqual([1, 2]);
+        expect(await store.readLogs('job_missing', 1, 10)).toEqual([]);
+      });
+
+      it('keeps the logs of different jobs apart', async () => {
+        const first = makeTestJob();
+        const second = makeTestJob();
+        await store.insertJob(first);
+        await store.insertJob(second);
+        await store.appendLogs(first.id, lines(2, 'first'));
+        expect(await store.appendLogs(second.id, lines(3, 'second'))).toBe(3);
+        expect((await store.readLogs(first.id, 1, 10)).map((line) => line.text)).toEqual(['first 1', 'first 2']);
+        expect((await store.readLogs(second.id, 1, 10)).map((line) => line.seq)).toEqual([1, 2, 3]);
+      });
+
+      it('assigns contiguous seqs to concurrent appends to one job, each batch in order', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        const batches = Array.from({ length: 20 }, (_, batch) =>
+          Array.from({ length: 1 + (batch % 4) }, (_, index): NewLogLine => ({
+            timestamp: BASE_TIME + batch,
+            stream: 'stdout',
+            text: `batch ${batch} line ${index}`,
+          })),
+        );
+        const total = batches.reduce((sum, batch) => sum + batch.length, 0);
+        const lasts = await Promise.all(batches.map((batch) => store.appendLogs(job.id, batch)));
+        expect(new Set(lasts).size).toBe(batches.length);
+        expect(Math.max(...lasts)).toBe(total);
+        const read = await store.readLogs(job.id, 1, total + 10);
+        expect(read.map((line) => line.seq)).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+        batches.forEach((batch, index) => {
+          const last = lasts[index]!;
+          const stored = read.slice(last - batch.length, last).map((line) => line.text);
+          expect(stored).toEqual(batch.map((line) => line.text));
+        });
+      });
+    });
+
+    describe('tokens', () => {
+      it('consumes a token once', async () => {
+        const token = { hash: 'a1'.repeat(32), workerId: 'w_1', expiresAt: BASE_TIME + 300_000 };
+        await store.saveToken(token);
+        expect(await store.consumeToken(token.hash)).toEqual(token);
+        expect(await store.consumeToken(token.hash)).toBeUndefined();
+        expect(await store.consumeToken('unknown')).toBeUndefined();
+      });
+
+      it('keeps tokens apart', async () => {
+        const first = { hash: 'b1'.repeat(32), workerId: 'w_1', expiresAt: BASE_TIME + 1 };
+        const second = { hash: 'b2'.repeat(32), workerId: 'w_2', expiresAt: BASE_TIME + 2 };
+        await store.saveToken(first);
+        await store.saveToken(second);
+        expect(await store.consumeToken(second.hash)).toEqual(second);
+        expect(await store.consumeToken(first.hash)).toEqual(first);
+      });
+
+      it('gives a token to exactly one of many concurrent consumers', async () => {
+        const token = { hash: 'c3'.repeat(32), workerId: 'w_1', expiresAt: BASE_TIME + 300_000 };
+        await store.saveToken(token);
+        const results = await Promise.all(Array.from({ length: 30 }, () => store.consumeToken(token.hash)));
+        const winners = results.filter((result) => result !== undefined);
+        expect(winners).toEqual([token]);
+      });
+    });
+
+    describe('audit', () => {
+      it('lists the events of one correlation id in order', async () => {
+        const events = [
+          { eventType: 'job.queued', correlationId: 'job_a', occurredAt: BASE_TIME, details: { name: 'a' } },
+          { eventType: 'worker.provisioned', correlationId: 'w_1', occurredAt: BASE_TIME + 1, details: { provider: 'process' } },
+          { eventType: 'job.assigned', correlationId: 'job_a', occurredAt: BASE_TIME + 2, details: { workerId: 'w_1', epoch: 1, nested: { ok: true, list: [1, 'two', null] } } },
+          { eventType: 'job.started', correlationId: 'job_a', occurredAt: BASE_TIME + 2, details: {} },
+          { eventType: 'job.finished', correlationId: 'job_a', occurredAt: BASE_TIME + 3, details: { exitCode: null } },
+        ];
+        for (const event of events) await store.appendAudit(event);
+        expect(await store.listAudit('job_a')).toEqual(events.filter((event) => event.correlationId === 'job_a'));
+        expect(await store.listAudit('w_1')).toEqual([events[1]]);
+        expect(await store.listAudit('nobody')).toEqual([]);
+      });
+
+      it('stores events without details', async () => {
+        await store.appendAudit({ eventType: 'job.queued', correlationId: 'job_b', occurredAt: BASE_TIME });
+        const listed = await store.listAudit('job_b');
+        expect(listed).toHaveLength(1);
+        expect(listed[0]).toMatchObject({ eventType: 'job.queued', correlationId: 'job_b', occurredAt: BASE_TIME });
+      });
+    });
+
+    describe('close', () => {
+      it('is idempotent and refuses writes afterwards (CLOSED)', async () => {
+        await store.close();
+        await store.close();
+        await expectCode(store.insertJob(makeTestJob()), 'CLOSED');
+      });
+    });
+  });
+}

@@ -1,0 +1,484 @@
+import pg from 'pg';
+import {
+  HodeiError,
+  type AuditEvent,
+  type Job,
+  type JobFilter,
+  type JobGuard,
+  type LogLine,
+  type NewLogLine,
+  type Store,
+  type StoredToken,
+  type Worker,
+  type WorkerGuard,
+  type WorkerState,
+} from '@hodei/core';
+import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSchema } from './config';
+import { toHodeiError } from './errors';
+import { migrate, type MigrateResult } from './migrate';
+
+/** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
+export type PostgresConnection = { connectionString: string } | { pool: pg.Pool };
+
+export interface PostgresStoreOptions {
+  /** Connections in the store's own pool; default 10. Ignored when you pass a pool. */
+  poolSize?: number;
+  /** The schema the tables live in; default `public`. */
+  schema?: string;
+  /** Apply migrations before the first query; default true. When false, call `migrate()` yourself. */
+  autoMigrate?: boolean;
+}
+
+type Row = Record<string, unknown>;
+
+const DEFAULT_LIST_LIMIT = 100;
+
+function ms(value: unknown): number {
+  return value instanceof Date ? value.getTime() : new Date(value as string).getTime();
+}
+
+function optionalMs(value: unknown): number | undefined {
+  return value === null || value === undefined ? undefined : ms(value);
+}
+
+function optional<T>(value: unknown): T | undefined {
+  return value === null || value === undefined ? undefined : (value as T);
+}
+
+function timestamp(value: number | undefined): Date | null {
+  return value === undefined ? null : new Date(value);
+}
+
+/** A LIMIT the database accepts: a non-negative integer, or null (no limit) for Infinity. */
+function limitOf(limit: number | undefined, fallback: number): number | null {
+  const value = limit ?? fallback;
+  if (Number.isNaN(value)) return fallback;
+  if (value === Number.POSITIVE_INFINITY) return null;
+  return Math.max(0, Math.floor(value));
+}
+
+/** Postgres text cannot hold NUL: it is replaced by U+FFFD. */
+function text(value: string): string {
+  return value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value;
+}
+
+function assign<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value;
+}
+
+function toJob(row: Row): Job {
+  const job: Job = {
+    id: row.id as string,
+    spec: row.spec as Job['spec'],
+    state: row.state as Job['state'],
+    attempt: row.attempt as number,
+    epoch: row.epoch as number,
+    createdAt: ms(row.created_at),
+  };
+  assign(job, 'workerId', optional<string>(row.worker_id));
+  assign(job, 'assignedAt', optionalMs(row.assigned_at));
+  assign(job, 'startedAt', optionalMs(row.started_at));
+  assign(job, 'completedAt', optionalMs(row.completed_at));
+  assign(job, 'exitCode', optional<number>(row.exit_code));
+  assign(job, 'signal', optional<string>(row.signal));
+  assign(job, 'errorMessage', optional<string>(row.error_message));
+  assign(job, 'failureReason', optional<Job['failureReason']>(row.failure_reason));
+  assign(job, 'durationMs', optional<number>(row.duration_ms));
+  assign(job, 'cancelRequestedAt', optionalMs(row.cancel_requested_at));
+  return job;
+}
+
+function toWorker(row: Row): Worker {
+  const worker: Worker = {
+    id: row.id as string,
+    provider: row.provider as string,
+    state: row.state as WorkerState,
+    capacity: row.capacity as number,
+    runningJobIds: (row.running_job_ids as string[] | null) ?? [],
+    labels: (row.labels as Record<string, string> | null) ?? {},
+    createdAt: ms(row.created_at),
+  };
+  assign(worker, 'lastHeartbeat', optionalMs(row.last_heartbeat));
+  assign(worker, 'idleSince', optionalMs(row.idle_since));
+  assign(worker, 'sessionTokenHash', optional<string>(row.session_token_hash));
+  assign(worker, 'endedReason', optional<string>(row.ended_reason));
+  return worker;
+}
+
+type Encoder = (value: never) => unknown;
+interface Column {
+  column: string;
+  encode: Encoder;
+  cast?: string;
+}
+
+const same = (value: unknown): unknown => value ?? null;
+const nullableText = (value: string | undefined): string | null => (value === undefined ? null : text(value));
+
+/** How each Job field is stored. `spec` also sets the denormalized `priority` column used by the queue index. */
+const JOB_FIELDS: Record<Exclude<keyof Job, 'id'>, Column> = {
+  spec: { column: 'spec', encode: (spec: Job['spec']) => JSON.stringify(spec), cast: 'jsonb' },
+  state: { column: 'state', encode: same },
+  attempt: { column: 'attempt', encode: same },
+  epoch: { column: 'epoch', encode: same },
+  workerId: { column: 'worker_id', encode: same },
+  createdAt: { column: 'created_at', encode: timestamp },
+  assignedAt: { column: 'assigned_at', encode: timestamp },
+  startedAt: { column: 'started_at', encode: timestamp },
+  completedAt: { column: 'completed_at', encode: timestamp },
+  exitCode: { column: 'exit_code', encode: same },
+  signal: { column: 'signal', encode: same },
+  errorMessage: { column: 'error_message', encode: nullableText },
+  failureReason: { column: 'failure_reason', encode: same },
+  durationMs: { column: 'duration_ms', encode: same },
+  cancelRequestedAt: { column: 'cancel_requested_at', encode: timestamp },
+};
+
+const WORKER_FIELDS: Record<Exclude<keyof Worker, 'id'>, Column> = {
+  provider: { column: 'provider', encode: same },
+  state: { column: 'state', encode: same },
+  capacity: { column: 'capacity', encode: same },
+  runningJobIds: { column: 'running_job_ids', encode: (ids: string[] | undefined) => ids ?? [], cast: 'text[]' },
+  labels: { column: 'labels', encode: (labels: Record<string, string> | undefined) => JSON.stringify(labels ?? {}), cast: 'jsonb' },
+  createdAt: { column: 'created_at', encode: timestamp },
+  lastHeartbeat: { column: 'last_heartbeat', encode: timestamp },
+  idleSince: { column: 'idle_since', encode: timestamp },
+  sessionTokenHash: { column: 'session_token_hash', encode: same },
+  endedReason: { column: 'ended_reason', encode: nullableText },
+};
+
+/** Columns and values for the given fields of a record; `undefined` becomes NULL. */
+function encodeFields<T extends object>(
+  fields: Record<string, Column>,
+  record: Partial<T>,
+  keys: Iterable<string>,
+): { columns: string[]; values: unknown[]; casts: (string | undefined)[] } {
+  const columns: string[] = [];
+  const values: unknown[] = [];
+  const casts: (string | undefined)[] = [];
+  for (const key of keys) {
+    const field = fields[key];
+    if (!field) continue;
+    columns.push(field.column);
+    values.push((field.encode as (value: unknown) => unknown)((record as Record<string, unknown>)[key]));
+    casts.push(field.cast);
+  }
+  if (columns.includes('spec')) {
+    columns.push('priority');
+    values.push((record as Partial<Job>).spec?.priority ?? 0);
+    casts.push(undefined);
+  }
+  return { columns, values, casts };
+}
+
+/**
+ * A `Store` on PostgreSQL, so several engines can share jobs, workers, logs, tokens and audit events.
+ * Every method is one statement (atomic on its own): job and worker updates are compare-and-set in a
+ * single `UPDATE ... WHERE ... RETURNING`, log lines get their seq from a per-job counter bumped in the
+ * same statement, and a token is consumed with `DELETE ... RETURNING`.
+ *
+ * @example
+ * const store = createPostgresStore({ connectionString: process.env.HODEI_DATABASE_URL! });
+ * const platform = await createPlatform({ store, providers: [...] });
+ */
+export class PostgresStore implements Store {
+  readonly specificationVersion = 'v1' as const;
+  readonly name = 'postgres';
+  /** The pool queries run on. */
+  readonly pool: pg.Pool;
+  /** The schema the tables live in. */
+  readonly schema: string;
+  private readonly ownsPool: boolean;
+  private readonly autoMigrate: boolean;
+  private readonly t: { jobs: string; workers: string; logs: string; audit: string; tokens: string };
+  private migrating: Promise<MigrateResult> | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(connection: PostgresConnection, options: PostgresStoreOptions = {}) {
+    this.schema = validateSchema(options.schema);
+    const poolSize = validatePoolSize(options.poolSize);
+    if (connection && typeof connection === 'object' && 'pool' in connection && connection.pool) {
+      this.pool = connection.pool;
+      this.ownsPool = false;
+    } else {
+      const connectionString = validateConnectionString(
+        connection && typeof connection === 'object' ? (connection as { connectionString?: unknown }).connectionString : undefined,
+      );
+      // A server that does not answer (rather than refusing) fails the query after 10 s instead of hanging.
+      this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 10_000 });
+      // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
+      this.pool.on('error', () => undefined);
+      this.ownsPool = true;
+    }
+    this.autoMigrate = options.autoMigrate ?? true;
+    const s = quoteIdentifier(this.schema);
+    this.t = {
+      jobs: `${s}.jobs`,
+      workers: `${s}.workers`,
+      logs: `${s}.job_logs`,
+      audit: `${s}.audit_logs`,
+      tokens: `${s}.worker_tokens`,
+    };
+  }
+
+  /** Applies pending migrations now (otherwise done before the first query). Safe to call repeatedly. */
+  migrate(): Promise<MigrateResult> {
+    this.checkOpen();
+    const running = (this.migrating ??= migrate(this.pool, { schema: this.schema }).catch((error: unknown) => {
+      this.migrating = undefined;
+      throw error;
+    }));
+    return running;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new HodeiError('CLOSED', 'the postgres store is closed');
+  }
+
+  private async query(name: string, sql: string, values: unknown[] = []): Promise<Row[]> {
+    this.checkOpen();
+    if (this.autoMigrate) await this.migrate();
+    try {
+      return (await this.pool.query<Row>(sql, values)).rows;
+    } catch (error) {
+      throw toHodeiError(name, error);
+    }
+  }
+
+  // ---- jobs ------------------------------------------------------------------------------------
+
+  async insertJob(job: Job): Promise<void> {
+    const keys = Object.keys(JOB_FIELDS).filter((key) => key === 'spec' || (job as unknown as Row)[key] !== undefined);
+    const { columns, values, casts } = encodeFields<Job>(JOB_FIELDS, job, keys);
+    const placeholders = values.map((_, index) => `$${index + 2}${casts[index] ? `::${casts[index]}` : ''}`);
+    await this.query(
+      'insertJob',
+      `INSERT INTO ${this.t.jobs} (id, ${columns.join(', ')}) VALUES ($1, ${placeholders.join(', ')})`,
+      [job.id, ...values],
+    );
+  }
+
+  async getJob(id: string): Promise<Job | undefined> {
+    const rows = await this.query('getJob', `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]);
+    return rows[0] && toJob(rows[0]);
+  }
+
+  async listJobs(filter: JobFilter = {}): Promise<Job[]> {
+    const limit = limitOf(filter.limit, DEFAULT_LIST_LIMIT);
+    const rows = filter.states
+      ? await this.query(
+          'listJobs',
+          `SELECT * FROM ${this.t.jobs} WHERE state = ANY($1::text[]) ORDER BY created_at DESC, insert_seq DESC LIMIT $2`,
+          [[...filter.states], limit],
+        )
+      : await this.query('listJobs', `SELECT * FROM ${this.t.jobs} ORDER BY created_at DESC, insert_seq DESC LIMIT $1`, [
+          limit,
+        ]);
+    return rows.map(toJob);
+  }
+
+  async queuedJobs(limit: number): Promise<Job[]> {
+    const rows = await this.query(
+      'queuedJobs',
+      `SELECT * FROM ${this.t.jobs} WHERE state = 'QUEUED' ORDER BY priority DESC, created_at ASC, insert_seq ASC LIMIT $1`,
+      [limitOf(limit, 0)],
+    );
+    return rows.map(toJob);
+  }
+
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
+    const { columns, values, casts } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
+    const params: unknown[] = [id];
+    const where = ['id = $1'];
+    if (guard.states) {
+      params.push([...guard.states]);
+      where.push(`state = ANY($${params.length}::text[])`);
+    }
+    if (guard.epoch !== undefined) {
+      params.push(guard.epoch);
+      where.push(`epoch = $${params.length}`);
+    }
+    const sets = columns.map((column, index) => {
+      params.push(values[index]);
+      return `${column} = $${params.length}${casts[index] ? `::${casts[index]}` : ''}`;
+    });
+    if (sets.length === 0) sets.push('state = state');
+    const rows = await this.query(
+      'updateJob',
+      `UPDATE ${this.t.jobs} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`,
+      params,
+    );
+    return rows[0] && toJob(rows[0]);
+  }
+
+  // ---- workers ---------------------------------------------------------------------------------
+
+  async insertWorker(worker: Worker): Promise<void> {
+    const keys = Object.keys(WORKER_FIELDS).filter(
+      (key) => (worker as unknown as Row)[key] !== undefined || key === 'runningJobIds' || key === 'labels',
+    );
+    const { columns, values, casts } = encodeFields<Worker>(WORKER_FIELDS, worker, keys);
+    const placeholders = values.map((_, index) => `$${index + 2}${casts[index] ? `::${casts[index]}` : ''}`);
+    await this.query(
+      'insertWorker',
+      `INSERT INTO ${this.t.workers} (id, ${columns.join(', ')}) VALUES ($1, ${placeholders.join(', ')})`,
+      [worker.id, ...values],
+    );
+  }
+
+  async getWorker(id: string): Promise<Worker | undefined> {
+    const rows = await this.query('getWorker', `SELECT * FROM ${this.t.workers} WHERE id = $1`, [id]);
+    return rows[0] && toWorker(rows[0]);
+  }
+
+  async listWorkers(filter: { states?: readonly WorkerState[] } = {}): Promise<Worker[]> {
+    const rows = filter.states
+      ? await this.query(
+          'listWorkers',
+          `SELECT * FROM ${this.t.workers} WHERE state = ANY($1::text[]) ORDER BY insert_seq`,
+          [[...filter.states]],
+        )
+      : await this.query('listWorkers', `SELECT * FROM ${this.t.workers} ORDER BY insert_seq`);
+    return rows.map(toWorker);
+  }
+
+  async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {
+    const { columns, values, casts } = encodeFields<Worker>(WORKER_FIELDS, patch, Object.keys(patch));
+    const params: unknown[] = [id];
+    const where = ['id = $1'];
+    if (guard.states) {
+      params.push([...guard.states]);
+      where.push(`state = ANY($${params.length}::text[])`);
+    }
+    const sets = columns.map((column, index) => {
+      params.push(values[index]);
+      return `${column} = $${params.length}${casts[index] ? `::${casts[index]}` : ''}`;
+    });
+    if (sets.length === 0) sets.push('state = state');
+    const rows = await this.query(
+      'updateWorker',
+      `UPDATE ${this.t.workers} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`,
+      params,
+    );
+    return rows[0] && toWorker(rows[0]);
+  }
+
+  // ---- logs ------------------------------------------------------------------------------------
+
+  /**
+   * One statement: bumps the job's `log_count` by the batch size (the row lock serializes concurrent
+   * appends to one job) and inserts the batch numbered from the old count + 1.
+   */
+  async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
+    if (lines.length === 0) {
+      const rows = await this.query('appendLogs', `SELECT log_count FROM ${this.t.jobs} WHERE id = $1`, [jobId]);
+      return rows[0] ? Number(rows[0].log_count) : 0;
+    }
+    const rows = await this.query(
+      'appendLogs',
+      `WITH bumped AS (
+         UPDATE ${this.t.jobs} SET log_count = log_count + $2 WHERE id = $1 RETURNING log_count
+       ), inserted AS (
+         INSERT INTO ${this.t.logs} (job_id, seq, ts, stream, text)
+         SELECT $1, bumped.log_count - $2 + line.ordinality, line.ts, line.stream, line.text
+         FROM bumped, unnest($3::timestamptz[], $4::text[], $5::text[]) WITH ORDINALITY AS line(ts, stream, text, ordinality)
+       )
+       SELECT log_count FROM bumped`,
+      [
+        jobId,
+        lines.length,
+        lines.map((line) => new Date(line.timestamp)),
+        lines.map((line) => line.stream),
+        lines.map((line) => text(line.text)),
+      ],
+    );
+    if (!rows[0]) throw new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${jobId}"`, { field: 'jobId' });
+    return Number(rows[0].log_count);
+  }
+
+  async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
+    const rows = await this.query(
+      'readLogs',
+      `SELECT seq, ts, stream, text FROM ${this.t.logs} WHERE job_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
+      [jobId, Math.floor(fromSeq), limitOf(limit, 0)],
+    );
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      timestamp: ms(row.ts),
+      stream: row.stream as LogLine['stream'],
+      text: row.text as string,
+    }));
+  }
+
+  // ---- tokens ----------------------------------------------------------------------------------
+
+  async saveToken(token: StoredToken): Promise<void> {
+    await this.query(
+      'saveToken',
+      `INSERT INTO ${this.t.tokens} (hash, worker_id, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (hash) DO UPDATE SET worker_id = EXCLUDED.worker_id, expires_at = EXCLUDED.expires_at`,
+      [token.hash, token.workerId, new Date(token.expiresAt)],
+    );
+  }
+
+  async consumeToken(hash: string): Promise<StoredToken | undefined> {
+    const rows = await this.query('consumeToken', `DELETE FROM ${this.t.tokens} WHERE hash = $1 RETURNING *`, [hash]);
+    const row = rows[0];
+    return row && { hash: row.hash as string, workerId: row.worker_id as string, expiresAt: ms(row.expires_at) };
+  }
+
+  // ---- audit -----------------------------------------------------------------------------------
+
+  async appendAudit(event: AuditEvent): Promise<void> {
+    await this.query(
+      'appendAudit',
+      `INSERT INTO ${this.t.audit} (event_type, correlation_id, occurred_at, details) VALUES ($1, $2, $3, $4::jsonb)`,
+      [
+        event.eventType,
+        event.correlationId,
+        new Date(event.occurredAt),
+        event.details === undefined ? null : JSON.stringify(event.details),
+      ],
+    );
+  }
+
+  async listAudit(correlationId: string): Promise<AuditEvent[]> {
+    const rows = await this.query(
+      'listAudit',
+      `SELECT event_type, correlation_id, occurred_at, details FROM ${this.t.audit}
+       WHERE correlation_id = $1 ORDER BY occurred_at ASC, id ASC`,
+      [correlationId],
+    );
+    return rows.map((row) => {
+      const event: AuditEvent = {
+        eventType: row.event_type as string,
+        correlationId: row.correlation_id as string,
+        occurredAt: ms(row.occurred_at),
+      };
+      assign(event, 'details', optional<Record<string, unknown>>(row.details));
+      return event;
+    });
+  }
+
+  /** Ends the store's own pool (a pool you passed in is left open). Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.closing ??= (async () => {
+      await this.migrating?.catch(() => undefined);
+      if (this.ownsPool) await this.pool.end();
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Creates a PostgreSQL store. Nothing connects until the first query (or `store.migrate()`), which first
+ * applies pending migrations. Throws `INVALID_ARGUMENT` (field `connectionString`, `schema` or `poolSize`)
+ * for a bad configuration.
+ *
+ * @example const store = createPostgresStore({ connectionString: 'postgres://hodei:secret@localhost:5432/hodei' });
+ */
+export function createPostgresStore(connection: PostgresConnection, options: PostgresStoreOptions = {}): PostgresStore {
+  return new PostgresStore(connection, options);
+}
