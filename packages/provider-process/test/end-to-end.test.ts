@@ -152,6 +152,21 @@ describe('provisioning limits and worker lifecycle', () => {
     }
   });
 
+  it('fails the job, not hangs, when workers die before registering', async () => {
+    const script = "process.stderr.write('worker cannot start: bad config\\n'); process.exit(9)";
+    const provider = new ProcessProvider({ maxWorkers: 2, workerCommand: [process.execPath, '-e', script] });
+    const platform = await createPlatform({ providers: [provider] });
+    try {
+      const job = await platform.client.queue({ name: 'never', command: 'true' });
+      const done = await platform.client.wait(job.id);
+      expect(done).toMatchObject({ state: 'FAILED', failureReason: 'PROVISIONING_FAILED' });
+      expect(done.errorMessage).toContain('exited before registering');
+      expect(done.errorMessage).toContain('worker cannot start: bad config');
+    } finally {
+      await platform.close();
+    }
+  });
+
   it('terminates idle workers after the idle timeout', async () => {
     const provider = new ProcessProvider({ maxWorkers: 2 });
     const platform = await createPlatform({ providers: [provider], idleTimeoutMs: 300 });

@@ -60,6 +60,9 @@ export class JobController {
     for (const provider of this.providers.values()) {
       this.unsubscribes.push(provider.onWorkerExit((exit) => void this.workerExited(exit.workerId, exit.reason)));
     }
+    // Another engine sharing the store may queue jobs: wake up when the store says so (polling stays the fallback).
+    const offQueued = this.store.onJobQueued?.(() => this.wake());
+    if (offQueued) this.unsubscribes.push(offQueued);
     const tickMs = Math.max(50, Math.min(1_000, this.options.config.heartbeatTimeoutMs / 4));
     this.tickTimer = setInterval(() => this.wake(), tickMs);
     this.tickTimer.unref();
@@ -163,6 +166,7 @@ export class JobController {
       });
       if (!ready) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was stopped before it registered`);
       this.channels.set(workerId, channel);
+      this.provisioningFailures.delete(known.provider);
       await this.audit('worker.registered', workerId, {});
     });
     this.wake();
@@ -218,9 +222,14 @@ export class JobController {
     await this.serial.run(async () => {
       const worker = await this.store.getWorker(workerId);
       if (!worker) return;
+      const provider = this.providers.get(worker.provider);
       if (worker.state === 'TERMINATING') {
         await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
         await this.audit('worker.terminated', workerId, { reason });
+      } else if ((worker.state === 'CREATING' || worker.state === 'CONNECTING') && provider) {
+        // A worker that dies before registering is a failed start, not a lost worker: retried with backoff,
+        // then the jobs waiting for it fail instead of waiting for workers that can never start.
+        await this.provisioningFailed(provider, workerId, `worker ${workerId} exited before registering: ${reason}`);
       } else {
         await this.markLost(workerId, reason);
       }
@@ -324,7 +333,6 @@ export class JobController {
   private async launch(provider: Provider, workerId: string, otp: string): Promise<void> {
     try {
       await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress() });
-      this.provisioningFailures.delete(provider.name);
       await this.store.updateWorker(workerId, { states: ['CREATING'] }, { state: 'CONNECTING' });
     } catch (error) {
       const message = `provider ${provider.name} could not start a worker: ${(error as Error).message}`;
