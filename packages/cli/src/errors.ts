@@ -10,6 +10,7 @@ const FLAGS: Record<string, string> = {
   'spec.script.content': '--script',
   'spec.script.interpreter': '--interpreter',
   'spec.env': '--env',
+  'spec.secretEnv': '--secret',
   'spec.workingDir': '--workdir',
   'spec.timeoutMs': '--timeout',
   'spec.labels': '--label',
@@ -26,7 +27,7 @@ const FLAGS: Record<string, string> = {
 /** Names a core field as the user typed it: `spec.timeoutMs` → `--timeout`, `spec.env.1X` → `--env 1X`. */
 export function flagForField(field: string): string {
   if (FLAGS[field]) return FLAGS[field];
-  for (const prefix of ['spec.env', 'spec.labels']) {
+  for (const prefix of ['spec.env', 'spec.secretEnv', 'spec.labels']) {
     if (field.startsWith(`${prefix}.`)) return `${FLAGS[prefix]} ${field.slice(prefix.length + 1)}`;
   }
   return field;

@@ -11,6 +11,7 @@ export interface JobSpecFlags {
   script?: string;
   interpreter?: string;
   env?: string[];
+  secret?: string[];
   label?: string[];
   timeout?: string;
   workdir?: string;
@@ -27,6 +28,7 @@ export function addJobSpecOptions(command: Command): Command {
     .option('--script <file>', 'run this script file instead of a command')
     .option('--interpreter <program>', 'interpreter for --script (default: /bin/bash)')
     .option('--env <KEY=VALUE>', 'environment variable for the job (repeatable)', collect)
+    .option('--secret <KEY=VALUE>', 'secret environment variable: masked as *** in logs, never shown (repeatable)', collect)
     .option('--timeout <duration>', 'kill the job after this long: 500ms, 90s, 5m, 1h (default: 1h)')
     .option('--workdir <dir>', 'working directory of the job on the worker')
     .option('--max-attempts <n>', 'run again on another worker if its worker is lost, up to n times (default: 1)')
@@ -64,6 +66,11 @@ export function buildJobSpec(flags: JobSpecFlags, operands: readonly string[]): 
   if (flags.name !== undefined && flags.name.trim() === '') throw invalidArgument('--name', 'must not be empty');
   spec.name = flags.name ?? defaultName.trim().replace(/\s+/g, ' ').slice(0, 40);
   if (flags.env?.length) spec.env = parseKeyValues(flags.env, '--env', 'env');
+  if (flags.secret?.length) {
+    const secrets = parseKeyValues(flags.secret, '--secret', 'env');
+    spec.env = { ...spec.env, ...secrets };
+    spec.secretEnv = Object.keys(secrets);
+  }
   if (flags.label?.length) spec.labels = parseKeyValues(flags.label, '--label', 'label');
   if (flags.timeout !== undefined) spec.timeoutMs = parseDurationFlag(flags.timeout, '--timeout');
   if (flags.workdir !== undefined) {

@@ -67,6 +67,16 @@ describe('hodei job run: output and exit codes', () => {
     expect(env.stdout).toBe('hello world\n');
   });
 
+  it('masks --secret values in the logs and in job get --json', async () => {
+    const run = await cli(['job', 'run', '--name', 'secret', '--secret', 'DB_PASS=supersecret123', '--', 'echo "pw=$DB_PASS"']);
+    expect(run.stdout).toBe('pw=***\n');
+    const id = /job (job-\S+) queued/.exec(run.stderr)?.[1];
+    expect(id).toBeDefined();
+    const get = await cli(['job', 'get', id!, '--json']);
+    expect(get.stdout).toContain('"DB_PASS": "***"');
+    expect(get.stdout + run.stderr).not.toContain('supersecret123');
+  });
+
   it('runs a --script file', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'hodei-cli-')), 'job.sh');
     writeFileSync(file, 'echo one\necho two\n');

@@ -17,7 +17,7 @@ export {
   type FailureReason,
   type ScriptSpec,
 } from './domain/job';
-export { validateJobSpec, DEFAULT_JOB_TIMEOUT_MS, MAX_JOB_SPEC_BYTES } from './domain/job-spec';
+export { validateJobSpec, redactJobSpec, DEFAULT_JOB_TIMEOUT_MS, MAX_JOB_SPEC_BYTES } from './domain/job-spec';
 export { WORKER_STATES, WORKER_TRANSITIONS, LIVE_WORKER_STATES, type Worker, type WorkerState } from './domain/worker';
 export { canTransition, assertTransition, type TransitionTable } from './domain/state-machine';
 export { finalJobPatch, type FinishedReport, type Outcome } from './domain/job-outcome';

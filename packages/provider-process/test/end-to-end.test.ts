@@ -54,6 +54,22 @@ describe('embedded platform with the process provider', () => {
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'FAILED', exitCode: 7, failureReason: 'EXIT_CODE' });
   });
 
+  it('masks secret env values in every log line and never returns them', async () => {
+    const job = await platform.client.queue({
+      name: 'secrets',
+      command: 'echo "deploy with $DEPLOY_PASS"; echo "$API_TOKEN" >&2; echo "$PLAIN"',
+      env: { DEPLOY_PASS: 'correct-horse-battery', API_TOKEN: 'tok-0123456789', PLAIN: 'shown-in-clear' },
+      secretEnv: ['DEPLOY_PASS'],
+    });
+    const lines = await collectLogs(platform.client, job.id);
+    expect(textOf(lines, 'stdout')).toEqual(['deploy with ***', 'shown-in-clear']);
+    expect(textOf(lines, 'stderr')).toEqual(['***']);
+    const seen = JSON.stringify([await platform.client.get(job.id), await platform.client.list(), lines]);
+    expect(seen).not.toContain('correct-horse-battery');
+    expect(seen).not.toContain('tok-0123456789');
+    expect((await platform.client.get(job.id)).spec.env).toEqual({ DEPLOY_PASS: '***', API_TOKEN: '***', PLAIN: 'shown-in-clear' });
+  });
+
   it('shell-quotes extra args instead of joining them raw', async () => {
     const args = ['a b', '$HOME', "it's", '; echo injected'];
     const job = await platform.client.queue({ name: 'args', command: 'printf "%s\\n"', args });

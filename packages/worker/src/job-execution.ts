@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
+import { createSecretMasker, JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
 import { checkWorkingDir, describeSpawnError, jobEnv, planLaunch, writeScript } from './job-launch';
 import { LogBatcher, type LogBatcherOptions, type LogSink } from './log-batcher';
 import { LineSplitter } from './line-splitter';
@@ -78,7 +78,8 @@ export class JobExecution {
     this.jobId = options.jobId;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.pipeGraceMs = options.pipeGraceMs ?? DEFAULT_PIPE_GRACE_MS;
-    this.batcher = new LogBatcher(options.sink, options.batching, () => this.pausePipes());
+    const maskSecrets = createSecretMasker(options.spec.env, options.spec.secretEnv);
+    this.batcher = new LogBatcher(options.sink, options.batching, () => this.pausePipes(), maskSecrets);
     this.done = new Promise<JobResult>((resolve) => (this.resolve = resolve));
     void this.launch().catch((error: unknown) => this.failToStart(String(error)));
   }

@@ -13,6 +13,9 @@ export interface LogBatcherOptions {
   flushDelayMs?: number;
 }
 
+/** Rewrites each line before it is sent, e.g. to mask secrets. */
+export type LineTransform = (text: string) => string;
+
 export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
 export const DEFAULT_MAX_BATCH_ENTRIES = 2_000;
 export const DEFAULT_FLUSH_DELAY_MS = 5;
@@ -42,6 +45,7 @@ export class LogBatcher {
     private readonly sink: LogSink,
     options: LogBatcherOptions = {},
     private readonly onPause: () => void = () => undefined,
+    private readonly transform: LineTransform = (text) => text,
   ) {
     this.maxBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxEntries = options.maxBatchEntries ?? DEFAULT_MAX_BATCH_ENTRIES;
@@ -62,6 +66,7 @@ export class LogBatcher {
   add(stream: LogStream, text: string): void {
     if (this.closed) return;
     this.seq += 1;
+    text = this.transform(text);
     this.entries.push({ seq: this.seq, timestampMs: Date.now(), stream, text });
     this.bytes += text.length;
     if (this.entries.length >= this.maxEntries || this.bytes >= this.maxBytes) {

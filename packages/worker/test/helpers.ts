@@ -10,6 +10,7 @@ export function spec(fields: Partial<JobSpec>): JobSpec {
     args: [],
     script: undefined,
     env: {},
+    secretEnv: [],
     workingDir: '',
     timeoutMs: 0,
     labels: {},

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from './duration';
-import { DEFAULT_JOB_TIMEOUT_MS, validateJobSpec } from './job-spec';
+import { DEFAULT_JOB_TIMEOUT_MS, redactJobSpec, validateJobSpec } from './job-spec';
+import { createSecretMasker } from '../protocol/secrets';
 
 function fieldOf(run: () => unknown): string | undefined {
   try {
@@ -20,6 +21,7 @@ describe('validateJobSpec', () => {
       command: 'echo hi',
       args: [],
       env: {},
+      secretEnv: [],
       labels: {},
       timeoutMs: DEFAULT_JOB_TIMEOUT_MS,
       maxAttempts: 1,
@@ -49,6 +51,8 @@ describe('validateJobSpec', () => {
     [{ name: 'a', command: 'x'.repeat(1024 * 1024 + 1) }, 'spec'],
     [{ name: 'a', script: { content: '' } }, 'spec.script.content'],
     [null, 'spec'],
+    [{ name: 'a', command: 'x', secretEnv: ['MISSING'] }, 'spec.secretEnv.MISSING'],
+    [{ name: 'a', command: 'x', env: { PIN: '1234' }, secretEnv: ['PIN'] }, 'spec.secretEnv.PIN'],
   ])('rejects %# naming %s', (input, field) => {
     expect(fieldOf(() => validateJobSpec(input))).toBe(field);
   });
@@ -66,5 +70,30 @@ describe('parseDuration', () => {
 
   it.each(['-5s', 'abc', '5 parsecs', ''])('rejects %j naming the field', (text) => {
     expect(fieldOf(() => parseDuration(text, '--timeout'))).toBe('--timeout');
+  });
+});
+
+describe('secrets', () => {
+  const spec = validateJobSpec({
+    name: 's',
+    command: 'true',
+    env: { DEPLOY: 'hunter2hunter2', API_TOKEN: 'tok-123456789', SHORT_KEY: 'abc', PLAIN: 'visible' },
+    secretEnv: ['DEPLOY'],
+  });
+
+  it('redacts listed and pattern-named env values for clients, and only those', () => {
+    expect(redactJobSpec(spec).env).toEqual({ DEPLOY: '***', API_TOKEN: '***', SHORT_KEY: '***', PLAIN: 'visible' });
+    expect(spec.env.DEPLOY).toBe('hunter2hunter2');
+  });
+
+  it('masks every occurrence in a line, longest first, and leaves short values alone', () => {
+    const mask = createSecretMasker(spec.env, spec.secretEnv);
+    expect(mask('a hunter2hunter2 b tok-123456789 hunter2hunter2 abc')).toBe('a *** b *** *** abc');
+    expect(createSecretMasker({ A_TOKEN: 'aaaaaaaa', B_TOKEN: 'aaaaaaaabbbb' }, [])('xaaaaaaaabbbbx')).toBe('x***x');
+  });
+
+  it('masks each line of a multi-line secret', () => {
+    const mask = createSecretMasker({ CERT_SECRET: 'line-one-1234\nline-two-5678' }, []);
+    expect([mask('line-one-1234'), mask('line-two-5678')]).toEqual(['***', '***']);
   });
 });

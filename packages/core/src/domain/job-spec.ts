@@ -1,4 +1,5 @@
 import { invalidArgument } from './errors';
+import { MIN_MASKED_SECRET_LENGTH, MASK, secretEnvNames } from '../protocol/secrets';
 import type { JobSpec, JobSpecInput } from './job';
 
 export const DEFAULT_JOB_TIMEOUT_MS = 60 * 60 * 1000;
@@ -93,12 +94,25 @@ export function validateJobSpec(input: unknown): JobSpec {
     throw invalidArgument('spec.timeoutMs', `must be positive, got ${input.timeoutMs}`);
   }
 
+  const env = stringMap(input.env, 'spec.env', ENV_NAME);
+  const secretEnv = input.secretEnv ?? [];
+  if (!Array.isArray(secretEnv) || secretEnv.some((name) => typeof name !== 'string')) {
+    throw invalidArgument('spec.secretEnv', 'must be an array of env names');
+  }
+  for (const name of secretEnv as string[]) {
+    if (!(name in env)) throw invalidArgument(`spec.secretEnv.${name}`, 'names no entry of spec.env');
+    if (env[name]!.length < MIN_MASKED_SECRET_LENGTH) {
+      throw invalidArgument(`spec.secretEnv.${name}`, `a secret needs at least ${MIN_MASKED_SECRET_LENGTH} characters to be masked in logs`);
+    }
+  }
+
   const spec: JobSpec = {
     name,
     ...(hasCommand ? { command } : {}),
     args: args as string[],
     ...(scriptSpec ? { script: scriptSpec } : {}),
-    env: stringMap(input.env, 'spec.env', ENV_NAME),
+    env,
+    secretEnv: [...new Set(secretEnv as string[])],
     ...(typeof workingDir === 'string' && workingDir !== '' ? { workingDir } : {}),
     timeoutMs: integer(input.timeoutMs, 'spec.timeoutMs', DEFAULT_JOB_TIMEOUT_MS, 1, MAX_JOB_TIMEOUT_MS),
     labels: stringMap(input.labels, 'spec.labels'),
@@ -113,3 +127,12 @@ export function validateJobSpec(input: unknown): JobSpec {
 }
 
 export type { JobSpecInput };
+
+/** The spec as clients may see it: every secret env value replaced by `***`. */
+export function redactJobSpec(spec: JobSpec): JobSpec {
+  const secrets = secretEnvNames(spec.env, spec.secretEnv);
+  if (secrets.length === 0) return spec;
+  const env = { ...spec.env };
+  for (const name of secrets) env[name] = MASK;
+  return { ...spec, env };
+}

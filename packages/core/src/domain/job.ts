@@ -35,6 +35,8 @@ export interface JobSpec {
   args: string[];
   script?: ScriptSpec;
   env: Record<string, string>;
+  /** Names of `env` entries whose values are secret (masked in logs, hidden from clients). */
+  secretEnv: string[];
   workingDir?: string;
   timeoutMs: number;
   labels: Record<string, string>;
@@ -49,6 +51,11 @@ export interface JobSpecInput {
   args?: string[];
   script?: { interpreter?: string; content: string };
   env?: Record<string, string>;
+  /**
+   * Names of `env` entries whose values are secret: replaced by `***` in every log line and never returned
+   * by `get`/`list`. Names ending in `_TOKEN`, `_SECRET`, `_PASSWORD` or `_KEY` are secret anyway.
+   */
+  secretEnv?: string[];
   workingDir?: string;
   timeoutMs?: number;
   /** Labels a worker must carry (all of them) to run this job. */

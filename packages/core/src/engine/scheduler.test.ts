@@ -12,7 +12,7 @@ function job(id: string, labels: Record<string, string> = {}): Job {
     attempt: 1,
     epoch: 0,
     createdAt: NOW - 10,
-    spec: { name: id, command: 'true', args: [], env: {}, labels, timeoutMs: 1000, maxAttempts: 1, priority: 0 },
+    spec: { name: id, command: 'true', args: [], env: {}, secretEnv: [], labels, timeoutMs: 1000, maxAttempts: 1, priority: 0 },
   };
 }
 

@@ -5,3 +5,4 @@
 export * from './generated/hodei/v1/common';
 export * from './generated/hodei/v1/worker';
 export * from './generated/hodei/v1/job';
+export * from './secrets';

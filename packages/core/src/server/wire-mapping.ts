@@ -1,4 +1,5 @@
 import type { Job, JobSpec, JobState } from '../domain/job';
+import { redactJobSpec } from '../domain/job-spec';
 import type { Worker } from '../domain/worker';
 import type { LogLine, LogStreamName, NewLogLine } from '../ports/store';
 import * as wire from '../protocol';
@@ -34,6 +35,7 @@ export function specToWire(spec: Partial<JobSpec> & { name: string }): wire.JobS
     args: spec.args ?? [],
     script: spec.script ? { interpreter: spec.script.interpreter ?? '', content: spec.script.content } : undefined,
     env: spec.env ?? {},
+    secretEnv: spec.secretEnv ?? [],
     workingDir: spec.workingDir ?? '',
     timeoutMs: spec.timeoutMs ?? 0,
     labels: spec.labels ?? {},
@@ -51,6 +53,7 @@ export function specInputFromWire(spec: wire.JobSpec | undefined): unknown {
     args: spec.args,
     ...(spec.script ? { script: { interpreter: spec.script.interpreter || undefined, content: spec.script.content } } : {}),
     env: spec.env,
+    secretEnv: spec.secretEnv,
     ...(spec.workingDir ? { workingDir: spec.workingDir } : {}),
     ...(spec.timeoutMs ? { timeoutMs: spec.timeoutMs } : {}),
     labels: spec.labels,
@@ -66,6 +69,7 @@ export function specFromWire(spec: wire.JobSpec | undefined): JobSpec {
     args: spec?.args ?? [],
     ...(spec?.script ? { script: { interpreter: spec.script.interpreter, content: spec.script.content } } : {}),
     env: spec?.env ?? {},
+    secretEnv: spec?.secretEnv ?? [],
     ...(spec?.workingDir ? { workingDir: spec.workingDir } : {}),
     timeoutMs: spec?.timeoutMs ?? 0,
     labels: spec?.labels ?? {},
@@ -77,7 +81,7 @@ export function specFromWire(spec: wire.JobSpec | undefined): JobSpec {
 export function jobToWire(job: Job): wire.Job {
   return {
     id: job.id,
-    spec: specToWire(job.spec),
+    spec: specToWire(redactJobSpec(job.spec)),
     state: job.state,
     attempt: job.attempt,
     epoch: job.epoch,

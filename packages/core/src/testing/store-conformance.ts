@@ -17,6 +17,7 @@ function spec(overrides: Partial<JobSpec> = {}): JobSpec {
     command: 'echo',
     args: ['hello'],
     env: {},
+    secretEnv: [],
     timeoutMs: 60_000,
     labels: {},
     maxAttempts: 1,

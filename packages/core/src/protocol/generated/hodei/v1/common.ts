@@ -68,6 +68,11 @@ export interface JobSpec {
   /** 0 means the default (1). */
   maxAttempts: number;
   priority: number;
+  /**
+   * Names of env entries whose values are secret: masked as *** in every log line, never returned to clients.
+   * Names ending in _TOKEN, _SECRET, _PASSWORD or _KEY are secret without being listed.
+   */
+  secretEnv: string[];
 }
 
 export interface JobSpec_EnvEntry {
@@ -108,6 +113,7 @@ function createBaseJobSpec(): JobSpec {
     labels: {},
     maxAttempts: 0,
     priority: 0,
+    secretEnv: [],
   };
 }
 
@@ -142,6 +148,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.priority !== 0) {
       writer.uint32(80).int32(message.priority);
+    }
+    for (const v of message.secretEnv) {
+      writer.uint32(90).string(v!);
     }
     return writer;
   },
@@ -245,6 +254,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.priority = reader.int32();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.secretEnv.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -307,6 +324,11 @@ export const JobSpec: MessageFns<JobSpec> = {
         ? globalThis.Number(object.max_attempts)
         : 0,
       priority: isSet(object.priority) ? globalThis.Number(object.priority) : 0,
+      secretEnv: globalThis.Array.isArray(object?.secretEnv)
+        ? object.secretEnv.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.secret_env)
+        ? object.secret_env.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -353,6 +375,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.priority !== 0) {
       obj.priority = Math.round(message.priority);
+    }
+    if (message.secretEnv?.length) {
+      obj.secretEnv = message.secretEnv;
     }
     return obj;
   },

@@ -1,0 +1,29 @@
+/** Env names that are secret without being listed: `*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_KEY`. */
+export const SECRET_NAME_PATTERN = /(?:_TOKEN|_SECRET|_PASSWORD|_KEY)$/i;
+
+/** Shorter values are not masked in logs: masking `abc` would mangle ordinary output. */
+export const MIN_MASKED_SECRET_LENGTH = 8;
+
+export const MASK = '***';
+
+/** The names in `env` whose values are secret: the listed ones plus those matching the name pattern. */
+export function secretEnvNames(env: Record<string, string>, listed: readonly string[]): string[] {
+  const names = new Set(listed.filter((name) => name in env));
+  for (const name of Object.keys(env)) if (SECRET_NAME_PATTERN.test(name)) names.add(name);
+  return [...names];
+}
+
+/**
+ * A function that replaces every secret value of the job in a line with `***`. Values are matched longest
+ * first so a secret containing another is masked whole; a multi-line secret is masked line by line.
+ */
+export function createSecretMasker(env: Record<string, string>, listed: readonly string[]): (text: string) => string {
+  const values = new Set<string>();
+  for (const name of secretEnvNames(env, listed)) {
+    for (const part of (env[name] ?? '').split(/\r?\n/)) if (part.length >= MIN_MASKED_SECRET_LENGTH) values.add(part);
+  }
+  if (values.size === 0) return (text) => text;
+  const escaped = [...values].sort((a, b) => b.length - a.length).map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const pattern = new RegExp(escaped.join('|'), 'g');
+  return (text) => text.replace(pattern, MASK);
+}
