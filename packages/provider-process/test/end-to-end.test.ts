@@ -183,6 +183,23 @@ describe('provisioning limits and worker lifecycle', () => {
     }
   });
 
+  it('caps a job\'s output: keeps the head and the tail with a notice between, and the job still succeeds', async () => {
+    const provider = new ProcessProvider({ maxWorkers: 1, env: { HODEI_MAX_LOG_BYTES: '100000' } });
+    const platform = await createPlatform({ providers: [provider] });
+    try {
+      const job = await platform.client.queue({ name: 'flood', command: 'seq 1 1000000' });
+      const lines = await collectLogs(platform.client, job.id);
+      expect((await platform.client.wait(job.id)).state).toBe('SUCCEEDED');
+      const stdout = textOf(lines, 'stdout');
+      expect(stdout.slice(0, 3)).toEqual(['1', '2', '3']);
+      expect(stdout.at(-1)).toBe('1000000');
+      expect(lines.length).toBeLessThan(250_000);
+      expect(textOf(lines, 'system').some((text) => text.startsWith('hodei: output truncated:'))).toBe(true);
+    } finally {
+      await platform.close();
+    }
+  });
+
   it('terminates idle workers after the idle timeout', async () => {
     const provider = new ProcessProvider({ maxWorkers: 2 });
     const platform = await createPlatform({ providers: [provider], idleTimeoutMs: 300 });

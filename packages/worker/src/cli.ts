@@ -1,4 +1,4 @@
-import { readWorkerConfig, WorkerConfigError } from './config';
+import { DEFAULT_MAX_JOB_BYTES, readWorkerConfig, WorkerConfigError } from './config';
 
 const HELP = `hodei-worker: the Hodei Jobs worker agent.
 
@@ -11,6 +11,7 @@ Environment:
   HODEI_WORKER_ID        the worker id the token was issued for                           required
   HODEI_WORKER_CAPACITY  jobs run at once, a positive integer                             default 1
   HODEI_WORKER_LABELS    labels, key=value pairs separated by commas (os=linux,gpu=no)    optional
+  HODEI_MAX_LOG_BYTES    output of one job sent in full; past it only the last 1 MiB      default 32 MiB
 
 Signals: SIGTERM or SIGINT drains (running jobs finish), a second cancels them, a third exits at once.
 Exit codes: 0 drained, 1 connection to the server lost, 2 invalid configuration, 3 registration refused.
@@ -31,7 +32,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   // Loaded only now: gRPC and the protocol are the bulk of the worker's start-up time.
   const { startWorker } = await import('./agent');
-  return startWorker(config, { handleSignals: true }).done;
+  return startWorker(config, { handleSignals: true, batching: { maxJobBytes: config.maxLogBytes ?? DEFAULT_MAX_JOB_BYTES } }).done;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,3 +1,6 @@
+/** Output of one job sent in full by default; past it only the tail is kept. */
+export const DEFAULT_MAX_JOB_BYTES = 32 * 1024 * 1024;
+
 /** What the worker needs to run, read from its environment. */
 export interface WorkerConfig {
   /** gRPC address of the server, `host:port` (an `http://` prefix is stripped). */
@@ -8,6 +11,8 @@ export interface WorkerConfig {
   workerId: string;
   /** Jobs this worker runs at once; default 1. */
   capacity: number;
+  /** Output of one job sent in full; past it only the tail is kept. */
+  maxLogBytes?: number;
   /** Labels the scheduler can match jobs against. */
   labels: Record<string, string>;
 }
@@ -53,14 +58,17 @@ function parseAddress(raw: string): string {
   return address;
 }
 
-function parseCapacity(raw: string | undefined): number {
-  const name = 'HODEI_WORKER_CAPACITY';
-  if (raw === undefined || raw.trim() === '') return 1;
+function positiveInteger(name: string, raw: string | undefined, fallback: number, meaning: string): number {
+  if (raw === undefined || raw.trim() === '') return fallback;
   const value = raw.trim();
   if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
-    throw new WorkerConfigError(name, `${name}=${raw} is not a positive integer: set it to the jobs this worker may run at once (default 1).`);
+    throw new WorkerConfigError(name, `${name}=${raw} is not a positive integer: set it to ${meaning}.`);
   }
   return Number(value);
+}
+
+function parseCapacity(raw: string | undefined): number {
+  return positiveInteger('HODEI_WORKER_CAPACITY', raw, 1, 'the jobs this worker may run at once (default 1)');
 }
 
 function parseLabels(raw: string | undefined): Record<string, string> {
@@ -93,5 +101,11 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
     workerId,
     capacity: parseCapacity(env.HODEI_WORKER_CAPACITY),
     labels: parseLabels(env.HODEI_WORKER_LABELS),
+    maxLogBytes: positiveInteger(
+      'HODEI_MAX_LOG_BYTES',
+      env.HODEI_MAX_LOG_BYTES,
+      DEFAULT_MAX_JOB_BYTES,
+      'the characters of output a job may send before only its tail is kept (default 32 MiB)',
+    ),
   };
 }

@@ -1,4 +1,5 @@
-import type { LogEntry, LogStream } from '@hodei/core/protocol';
+import { LogStream, type LogEntry } from '@hodei/core/protocol';
+import { DEFAULT_MAX_JOB_BYTES } from './config';
 
 /** Where batches go; returns false when the transport is full and the producer should pause. */
 export type LogSink = (entries: LogEntry[]) => boolean;
@@ -11,6 +12,10 @@ export interface LogBatcherOptions {
   maxBatchEntries?: number;
   /** Flush a non-empty batch at most this long after its first line; default 5 ms. */
   flushDelayMs?: number;
+  /** Most text of one job sent in full; past it only the tail is kept and sent at the end. Default 32 MiB. */
+  maxJobBytes?: number;
+  /** How much of the output past `maxJobBytes` is kept (its end). Default 1 MiB. */
+  tailBytes?: number;
 }
 
 /** Rewrites each line before it is sent, e.g. to mask secrets. */
@@ -19,6 +24,13 @@ export type LineTransform = (text: string) => string;
 export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
 export const DEFAULT_MAX_BATCH_ENTRIES = 2_000;
 export const DEFAULT_FLUSH_DELAY_MS = 5;
+export const DEFAULT_TAIL_BYTES = 1024 * 1024;
+
+interface HeldLine {
+  stream: LogStream;
+  text: string;
+  timestampMs: number;
+}
 
 /**
  * Numbers a job's lines (seq from 1, contiguous), stamps them, and hands them to the sink in batches: on
@@ -36,6 +48,15 @@ export class LogBatcher {
   private readonly maxBytes: number;
   private readonly maxEntries: number;
   private readonly delayMs: number;
+  private readonly maxJobBytes: number;
+  private readonly tailBytes: number;
+  private sentBytes = 0;
+  /** Lines past the cap: a window over the end of the output, `tailStart` is its first live index. */
+  private tail: HeldLine[] = [];
+  private tailStart = 0;
+  private tailSize = 0;
+  private omittedLines = 0;
+  private omittedBytes = 0;
   private readonly flushNow = () => {
     this.timer = undefined;
     this.flush();
@@ -50,6 +71,8 @@ export class LogBatcher {
     this.maxBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.maxEntries = options.maxBatchEntries ?? DEFAULT_MAX_BATCH_ENTRIES;
     this.delayMs = options.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
+    this.maxJobBytes = options.maxJobBytes ?? DEFAULT_MAX_JOB_BYTES;
+    this.tailBytes = options.tailBytes ?? DEFAULT_TAIL_BYTES;
   }
 
   /** True while the sink is full (since the last `send` returned false and until `resume()`). */
@@ -65,9 +88,31 @@ export class LogBatcher {
   /** Adds one line. */
   add(stream: LogStream, text: string): void {
     if (this.closed) return;
-    this.seq += 1;
     text = this.transform(text);
-    this.entries.push({ seq: this.seq, timestampMs: Date.now(), stream, text });
+    if (this.sentBytes + text.length > this.maxJobBytes) return this.hold({ stream, text, timestampMs: Date.now() });
+    this.sentBytes += text.length;
+    this.append(stream, text, Date.now());
+  }
+
+  /** Keeps a line past the cap in the tail window, dropping the oldest held lines beyond `tailBytes`. */
+  private hold(line: HeldLine): void {
+    this.tail.push(line);
+    this.tailSize += line.text.length;
+    while (this.tailSize > this.tailBytes && this.tailStart < this.tail.length) {
+      const dropped = this.tail[this.tailStart++]!;
+      this.tailSize -= dropped.text.length;
+      this.omittedLines += 1;
+      this.omittedBytes += dropped.text.length;
+    }
+    if (this.tailStart > 4096 && this.tailStart * 2 > this.tail.length) {
+      this.tail = this.tail.slice(this.tailStart);
+      this.tailStart = 0;
+    }
+  }
+
+  private append(stream: LogStream, text: string, timestampMs: number): void {
+    this.seq += 1;
+    this.entries.push({ seq: this.seq, timestampMs, stream, text });
     this.bytes += text.length;
     if (this.entries.length >= this.maxEntries || this.bytes >= this.maxBytes) {
       this.flush();
@@ -100,6 +145,16 @@ export class LogBatcher {
 
   /** Flushes what is left and accepts no more lines. */
   close(): void {
+    if (this.closed) return;
+    if (this.omittedLines > 0) {
+      const notice = `hodei: output truncated: ${this.omittedLines} lines (${this.omittedBytes} characters) omitted after the first ${this.sentBytes} characters; the end of the output follows`;
+      this.append(LogStream.LOG_STREAM_SYSTEM, notice, Date.now());
+    }
+    for (let index = this.tailStart; index < this.tail.length; index++) {
+      const line = this.tail[index]!;
+      this.append(line.stream, line.text, line.timestampMs);
+    }
+    this.tail = [];
     this.flush();
     this.closed = true;
   }

@@ -21,7 +21,13 @@ describe('readWorkerConfig', () => {
       workerId: 'w-1',
       capacity: 1,
       labels: {},
+      maxLogBytes: 32 * 1024 * 1024,
     });
+  });
+
+  it('reads HODEI_MAX_LOG_BYTES and refuses a bad one naming it', () => {
+    expect(readWorkerConfig({ ...valid, HODEI_MAX_LOG_BYTES: '1000' }).maxLogBytes).toBe(1000);
+    expect(() => readWorkerConfig({ ...valid, HODEI_MAX_LOG_BYTES: '-1' })).toThrow(/HODEI_MAX_LOG_BYTES/);
   });
 
   it('strips http://, reads capacity and labels', () => {

@@ -47,3 +47,35 @@ describe('LogBatcher', () => {
     expect(pauses).toBe(2);
   });
 });
+
+describe('LogBatcher output cap', () => {
+  function capped(lines: number, options: { maxJobBytes: number; tailBytes: number }) {
+    const sent: LogEntry[] = [];
+    const batcher = new LogBatcher((entries) => (sent.push(...entries), true), options);
+    for (let index = 1; index <= lines; index++) batcher.add(LogStream.LOG_STREAM_STDOUT, `line ${String(index).padStart(4, '0')}`);
+    batcher.close();
+    return sent;
+  }
+
+  it('keeps the head and the tail, says what it dropped, and numbers lines contiguously', () => {
+    // Each line is 9 characters: 10 lines fit the head, 5 lines fit the tail.
+    const sent = capped(100, { maxJobBytes: 90, tailBytes: 45 });
+    const texts = sent.map((entry) => entry.text);
+    expect(texts.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `line ${String(i + 1).padStart(4, '0')}`));
+    expect(texts[10]).toBe('hodei: output truncated: 85 lines (765 characters) omitted after the first 90 characters; the end of the output follows');
+    expect(sent[10]!.stream).toBe(LogStream.LOG_STREAM_SYSTEM);
+    expect(texts.slice(11)).toEqual(['line 0096', 'line 0097', 'line 0098', 'line 0099', 'line 0100']);
+    expect(sent.map((entry) => entry.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+  });
+
+  it('sends everything when the output fits', () => {
+    expect(capped(10, { maxJobBytes: 90, tailBytes: 45 })).toHaveLength(10);
+  });
+
+  it('stays bounded for a long output', () => {
+    const sent = capped(200_000, { maxJobBytes: 9_000, tailBytes: 900 });
+    // Head: 1,000 lines of 9 characters; tail: the last 81 lines of 11 characters ("line 200000").
+    expect(sent).toHaveLength(1_000 + 1 + 81);
+    expect(sent.at(-1)!.text).toBe('line 200000');
+  });
+});
