@@ -3,3 +3,4 @@
  * @packageDocumentation
  */
 export { storeConformance, makeTestJob, makeTestWorker, type StoreUnderTest } from './store-conformance';
+export { providerConformance, type ProviderUnderTest, type ProviderConformanceOptions } from './provider-conformance';
