@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerJob } from './commands/job';
+import { registerMigrate } from './commands/migrate';
 import { registerServer } from './commands/server';
 import { registerWorker } from './commands/worker';
 import type { Context } from './context';
@@ -32,6 +33,7 @@ Examples:
   registerServer(program, ctx);
   registerJob(program, ctx);
   registerWorker(program, ctx);
+  registerMigrate(program, ctx);
   return program;
 }
 

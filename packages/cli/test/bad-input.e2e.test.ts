@@ -45,11 +45,21 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['unknown job id for logs', ['job', 'logs', 'job-does-not-exist'], /^hodei: .*job-does-not-exist/],
     ['unknown job id for cancel', ['job', 'cancel', 'job-does-not-exist'], /^hodei: .*job-does-not-exist/],
     ['unknown option', ['job', 'run', '--bogus', '--', 'echo'], /^hodei: unknown option '--bogus'/],
-    ['unknown --store', ['server', '--store', 'redis'], /^hodei: --store: "redis" is not supported; accepted values: memory$/],
-    ['unknown --provider', ['server', '--provider', 'docker'], /^hodei: --provider: "docker" is not supported; accepted values: process$/],
+    ['unknown --store', ['server', '--store', 'redis'], /^hodei: --store: "redis" is not supported; accepted values: memory, postgres$/],
+    ['unknown --provider', ['server', '--provider', 'k8s'], /^hodei: --provider: "k8s" is not supported; accepted values: process, docker$/],
+    ['docker without image', ['server', '--provider', 'docker'], /^hodei: --docker-image: is required with --provider docker/],
+    ['bad --worker-memory', ['server', '--provider', 'docker', '--docker-image', 'x', '--worker-memory', 'lots'], /^hodei: --worker-memory: /],
     ['--port out of range', ['server', '--port', '70000'], /^hodei: --port: must be between 0 and 65535/],
     ['bad --idle-timeout', ['server', '--idle-timeout', 'soon'], /^hodei: --idle-timeout: "soon" is not a duration/],
   ];
+
+  it('an unreachable Docker engine is a clear error at start, exit 2', async () => {
+    const result = await runCli(['server', '--provider', 'docker', '--docker-image', 'hodei-worker:local'], {
+      env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^hodei: --provider docker: cannot reach the Docker engine at unix:\/\/\/nonexistent\/docker.sock/);
+  });
 
   it.concurrent.each(cases)('%s', async (_, args, message) => {
     const result = await cli(args);

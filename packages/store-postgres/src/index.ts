@@ -6,6 +6,7 @@
 export {
   PostgresStore,
   createPostgresStore,
+  queuedChannel,
   type PostgresConnection,
   type PostgresStoreOptions,
 } from './postgres-store';

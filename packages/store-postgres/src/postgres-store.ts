@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import {
   HodeiError,
@@ -27,7 +28,21 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Apply migrations before the first query; default true. When false, call `migrate()` yourself. */
   autoMigrate?: boolean;
+  /**
+   * How often the dedicated LISTEN connection (see `onJobQueued`) is probed with a round trip; a probe that
+   * fails or takes longer than this ends the connection and another is opened. Default 5 s.
+   */
+  listenHealthCheckMs?: number;
 }
+
+/** The NOTIFY channel of a schema (at most 63 bytes: long schema names are hashed). */
+export function queuedChannel(schema: string): string {
+  const plain = `hodei_job_queued_${schema}`;
+  return plain.length <= 63 ? plain : `hodei_job_queued_${createHash('sha256').update(schema).digest('hex').slice(0, 32)}`;
+}
+
+const LISTEN_BACKOFF_MIN_MS = 100;
+const LISTEN_BACKOFF_MAX_MS = 5_000;
 
 type Row = Record<string, unknown>;
 
@@ -194,6 +209,18 @@ export class PostgresStore implements Store {
   private migrating: Promise<MigrateResult> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** Connection settings for the dedicated LISTEN connection (the pool's own). */
+  private readonly clientConfig: pg.ClientConfig;
+  private readonly listenHealthCheckMs: number;
+  /** The NOTIFY channel `insertJob` and re-queues signal on. */
+  readonly channel: string;
+  private readonly queuedListeners = new Set<() => void>();
+  private listener: pg.Client | undefined;
+  private listenerActive = false;
+  private listenerGeneration = 0;
+  private listenerTimer: NodeJS.Timeout | undefined;
+  private listenerBackoffMs = LISTEN_BACKOFF_MIN_MS;
+  private listenerConnects = 0;
 
   constructor(connection: PostgresConnection, options: PostgresStoreOptions = {}) {
     this.schema = validateSchema(options.schema);
@@ -212,6 +239,15 @@ export class PostgresStore implements Store {
       this.ownsPool = true;
     }
     this.autoMigrate = options.autoMigrate ?? true;
+    const health = options.listenHealthCheckMs ?? 5_000;
+    if (typeof health !== 'number' || !Number.isFinite(health) || health < 10) {
+      throw new HodeiError('INVALID_ARGUMENT', 'listenHealthCheckMs: expected a number of milliseconds >= 10', {
+        field: 'listenHealthCheckMs',
+      });
+    }
+    this.listenHealthCheckMs = health;
+    this.clientConfig = { ...(this.pool as unknown as { options: pg.ClientConfig }).options };
+    this.channel = queuedChannel(this.schema);
     const s = quoteIdentifier(this.schema);
     this.t = {
       jobs: `${s}.jobs`,
@@ -252,10 +288,12 @@ export class PostgresStore implements Store {
     const keys = Object.keys(JOB_FIELDS).filter((key) => key === 'spec' || (job as unknown as Row)[key] !== undefined);
     const { columns, values, casts } = encodeFields<Job>(JOB_FIELDS, job, keys);
     const placeholders = values.map((_, index) => `$${index + 2}${casts[index] ? `::${casts[index]}` : ''}`);
+    // The NOTIFY is part of the statement: listeners hear of the job once it is committed, never before.
     await this.query(
       'insertJob',
-      `INSERT INTO ${this.t.jobs} (id, ${columns.join(', ')}) VALUES ($1, ${placeholders.join(', ')})`,
-      [job.id, ...values],
+      `WITH inserted AS (INSERT INTO ${this.t.jobs} (id, ${columns.join(', ')}) VALUES ($1, ${placeholders.join(', ')}) RETURNING state)
+       SELECT pg_notify($${values.length + 2}, '') FROM inserted WHERE state = 'QUEUED'`,
+      [job.id, ...values, this.channel],
     );
   }
 
@@ -304,11 +342,18 @@ export class PostgresStore implements Store {
       return `${column} = $${params.length}${casts[index] ? `::${casts[index]}` : ''}`;
     });
     if (sets.length === 0) sets.push('state = state');
-    const rows = await this.query(
-      'updateJob',
-      `UPDATE ${this.t.jobs} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`,
-      params,
-    );
+    const update = `UPDATE ${this.t.jobs} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`;
+    if (patch.state === 'QUEUED') {
+      // Back to QUEUED (a retry): wake the schedulers, in the same statement.
+      params.push(this.channel);
+      const rows = await this.query(
+        'updateJob',
+        `WITH updated AS (${update}) SELECT updated.*, pg_notify($${params.length}, '') AS hodei_notified FROM updated`,
+        params,
+      );
+      return rows[0] && toJob(rows[0]);
+    }
+    const rows = await this.query('updateJob', update, params);
     return rows[0] && toJob(rows[0]);
   }
 
@@ -461,9 +506,131 @@ export class PostgresStore implements Store {
     });
   }
 
+  // ---- wake-ups (LISTEN/NOTIFY) -------------------------------------------------------------------
+
+  /**
+   * Calls `listener` when a job is queued or re-queued by any engine on this database and schema. The
+   * first subscriber opens one dedicated connection (outside the pool) that LISTENs on `channel`; it is
+   * probed (the LISTEN repeated, a no-op round trip) every `listenHealthCheckMs` (TCP keepalive on too) and re-opened with backoff
+   * (0.1 s doubling to 5 s) when it fails, ends or stops answering. Each (re)connection also calls the
+   * listeners once, since jobs may have been queued while it was down. The last unsubscribe closes it.
+   */
+  onJobQueued(listener: () => void): () => void {
+    this.checkOpen();
+    const entry = () => listener();
+    this.queuedListeners.add(entry);
+    if (!this.listenerActive) {
+      this.listenerActive = true;
+      this.connectListener();
+    }
+    return () => {
+      this.queuedListeners.delete(entry);
+      if (this.queuedListeners.size === 0) this.stopListener();
+    };
+  }
+
+  /** How many times the LISTEN connection has been established (for diagnostics and tests). */
+  get listenerConnections(): number {
+    return this.listenerConnects;
+  }
+
+  private notifyQueued(): void {
+    for (const listener of [...this.queuedListeners]) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the others still run.
+      }
+    }
+  }
+
+  private stopListener(): void {
+    this.listenerActive = false;
+    this.listenerGeneration += 1;
+    clearTimeout(this.listenerTimer);
+    this.listenerTimer = undefined;
+    const client = this.listener;
+    this.listener = undefined;
+    if (client) void client.end().catch(() => undefined);
+  }
+
+  private connectListener(): void {
+    if (!this.listenerActive || this.closed) return;
+    const generation = ++this.listenerGeneration;
+    const client = new pg.Client({
+      ...this.clientConfig,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: 10_000,
+    });
+    this.listener = client;
+    let dead = false;
+    const die = () => {
+      if (dead) return;
+      dead = true;
+      if (this.listener === client) this.listener = undefined;
+      // end() waits for the server on a half-open socket: destroy the socket as well.
+      void client.end().catch(() => undefined);
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      if (generation !== this.listenerGeneration || !this.listenerActive || this.closed) return;
+      clearTimeout(this.listenerTimer);
+      const delay = this.listenerBackoffMs;
+      this.listenerBackoffMs = Math.min(LISTEN_BACKOFF_MAX_MS, this.listenerBackoffMs * 2);
+      this.listenerTimer = setTimeout(() => this.connectListener(), delay);
+      this.listenerTimer.unref();
+    };
+    client.on('error', die);
+    client.on('end', die);
+    client.on('notification', (message) => {
+      if (message.channel === this.channel) this.notifyQueued();
+    });
+    void (async () => {
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${quoteIdentifier(this.channel)}`);
+      } catch {
+        die();
+        return;
+      }
+      if (dead || generation !== this.listenerGeneration) return;
+      this.listenerConnects += 1;
+      this.listenerBackoffMs = LISTEN_BACKOFF_MIN_MS;
+      this.notifyQueued();
+      this.scheduleProbe(client, generation, die);
+    })();
+  }
+
+  /**
+   * Probes the LISTEN connection (a silent half-open socket never errors on its own) by repeating the
+   * LISTEN, a no-op round trip that keeps `pg_stat_activity.query` showing `LISTEN ...` for operators.
+   */
+  private scheduleProbe(client: pg.Client, generation: number, die: () => void): void {
+    clearTimeout(this.listenerTimer);
+    this.listenerTimer = setTimeout(() => {
+      if (generation !== this.listenerGeneration) return;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('LISTEN connection probe timed out')), this.listenHealthCheckMs);
+      });
+      Promise.race([client.query(`LISTEN ${quoteIdentifier(this.channel)}`), timeout]).then(
+        () => {
+          clearTimeout(timer);
+          if (generation === this.listenerGeneration) this.scheduleProbe(client, generation, die);
+        },
+        () => {
+          clearTimeout(timer);
+          die();
+        },
+      );
+    }, this.listenHealthCheckMs);
+    this.listenerTimer.unref();
+  }
+
   /** Ends the store's own pool (a pool you passed in is left open). Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
+    this.queuedListeners.clear();
+    this.stopListener();
     this.closing ??= (async () => {
       await this.migrating?.catch(() => undefined);
       if (this.ownsPool) await this.pool.end();

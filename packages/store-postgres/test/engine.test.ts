@@ -75,7 +75,7 @@ describe('the engine on PostgreSQL', () => {
       config: resolveEngineConfig({}),
       serverAddress: () => 'in-process',
     });
-    controller.start();
+    await controller.start();
   });
 
   afterAll(async () => {

@@ -36,7 +36,7 @@ describe('the seed runbook queries', () => {
     await store.insertWorker({ id: 'w_2', provider: 'process', state: 'CREATING', capacity: 1, runningJobIds: [], labels: {}, createdAt: t0 + 5 });
     await store.insertJob({
       id: 'job_seed',
-      spec: { name: 'seed', command: 'false', args: [], env: {}, timeoutMs: 1_000, labels: {}, maxAttempts: 1, priority: 0 },
+      spec: { name: 'seed', command: 'false', args: [], env: {}, secretEnv: [], timeoutMs: 1_000, labels: {}, maxAttempts: 1, priority: 0 },
       state: 'QUEUED',
       attempt: 1,
       epoch: 0,

@@ -1,22 +1,98 @@
-import { createPlatform, HodeiError, type Logger } from '@hodei/core';
-import { ProcessProvider } from '@hodei/provider-process';
+import { createPlatform, HodeiError, type Logger, type Store } from '@hodei/core';
+import { createPostgresStore, type PostgresStore } from '@hodei/store-postgres';
 import type { Command } from 'commander';
 import type { Context } from '../context';
 import type { Io } from '../io';
 import { parseChoice, parseDurationFlag, parseIntegerFlag } from '../options';
+import { createServerProvider, PROVIDERS, type ProviderFlags } from './server-provider';
 
-export const STORES = ['memory'] as const;
-export const PROVIDERS = ['process'] as const;
+export { PROVIDERS };
 
-interface ServerFlags {
+export const STORES = ['memory', 'postgres'] as const;
+
+interface ServerFlags extends ProviderFlags {
   host: string;
   port: string;
   store: string;
-  provider: string;
-  maxWorkers?: string;
   idleTimeout?: string;
   heartbeatTimeout?: string;
+  databaseUrl?: string;
+  databaseWait: string;
   verbose?: boolean;
+}
+
+/** The database URL: `--database-url`, else HODEI_DATABASE_URL, else DATABASE_URL. */
+export function resolveDatabaseUrl(flag: string | undefined, io: Io): string {
+  const url = flag ?? io.env.HODEI_DATABASE_URL ?? io.env.DATABASE_URL;
+  if (url === undefined || url.trim() === '') {
+    throw new HodeiError('INVALID_ARGUMENT', 'a postgres:// URL is required (or set HODEI_DATABASE_URL or DATABASE_URL)', {
+      field: '--database-url',
+    });
+  }
+  return url;
+}
+
+/** A PostgresStore for `url`; a malformed URL is reported against `--database-url`. */
+export function openPostgresStore(url: string): PostgresStore {
+  try {
+    return createPostgresStore({ connectionString: url });
+  } catch (error) {
+    if (HodeiError.isInstance(error) && error.field === 'connectionString') {
+      throw new HodeiError('INVALID_ARGUMENT', error.message.replace(/^connectionString: /, ''), {
+        field: '--database-url',
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+/** SQLSTATE classes that waiting cannot fix: bad credentials (28), no such database (3D). */
+function isPermanent(error: unknown): boolean {
+  const code = (HodeiError.isInstance(error) ? (error.cause as { code?: unknown } | undefined)?.code : undefined) ?? '';
+  return typeof code === 'string' && /^(28|3D)/.test(code);
+}
+
+function reasonOf(error: unknown): string {
+  const cause = HodeiError.isInstance(error) ? error.cause : error;
+  const message = cause instanceof Error && cause.message ? cause.message : error instanceof Error ? error.message : String(error);
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return (message || (typeof code === 'string' ? code : 'unknown error')).replace(/\s*\n\s*/g, ' ');
+}
+
+/**
+ * Connects and applies migrations, retrying with backoff (0.25 s doubling to 5 s) and one stderr line per
+ * failed attempt until `waitMs` has passed; then throws UNAVAILABLE. Resolves false if `stopped` fires first.
+ */
+export async function waitForDatabase(store: PostgresStore, io: Io, waitMs: number, stopped?: Promise<void>): Promise<boolean> {
+  const started = Date.now();
+  let delay = 250;
+  let halted = false;
+  void stopped?.then(() => (halted = true));
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await store.migrate();
+      return true;
+    } catch (error) {
+      const reason = reasonOf(error);
+      if (isPermanent(error)) {
+        throw new HodeiError('UNAVAILABLE', `cannot use the database: ${reason}`, { cause: error });
+      }
+      const left = started + waitMs - Date.now();
+      if (left <= 0) {
+        throw new HodeiError(
+          'UNAVAILABLE',
+          `database unreachable after ${attempt} attempts over ${Math.round((Date.now() - started) / 1000)}s: ${reason} (check --database-url; --database-wait sets how long to wait)`,
+          { cause: error },
+        );
+      }
+      const pause = Math.min(delay, left);
+      io.stderr.write(`hodei server: database unreachable (attempt ${attempt}): ${reason}; retrying in ${(pause / 1000).toFixed(1)}s\n`);
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, pause)), stopped ?? new Promise(() => undefined)]);
+      if (halted) return false;
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
 }
 
 function stderrLogger(io: Io, verbose: boolean): Logger {
@@ -34,12 +110,18 @@ function stderrLogger(io: Io, verbose: boolean): Logger {
 export function registerServer(program: Command, ctx: Context): void {
   program
     .command('server')
-    .description('run a Hodei server whose workers are local processes, until SIGINT/SIGTERM')
+    .description('run a Hodei server whose workers are local processes or Docker containers, until SIGINT/SIGTERM')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on; 0 picks a free one', '50051')
     .option('--store <store>', `where jobs are kept: ${STORES.join(', ')}`, 'memory')
+    .option('--database-url <url>', 'with --store postgres: postgres://user:password@host:port/database (default: $HODEI_DATABASE_URL, then $DATABASE_URL)')
+    .option('--database-wait <duration>', 'with --store postgres: keep retrying an unreachable database this long at start', '30s')
     .option('--provider <provider>', `where workers run: ${PROVIDERS.join(', ')}`, 'process')
-    .option('--max-workers <n>', 'most worker processes at once (default: number of CPUs)')
+    .option('--max-workers <n>', 'most workers at once (default: number of CPUs)')
+    .option('--docker-image <image>', 'with --provider docker: the worker image (npm run docker:image builds hodei-worker:local)')
+    .option('--docker-network <mode>', 'with --provider docker: container network mode', 'host')
+    .option('--worker-memory <size>', 'with --provider docker: memory limit per worker, e.g. 512m')
+    .option('--worker-cpus <n>', 'with --provider docker: CPUs per worker, e.g. 1 or 0.5')
     .option('--idle-timeout <duration>', 'stop a worker idle this long (default: 5m)')
     .option('--heartbeat-timeout <duration>', 'declare a silent worker lost after this long (default: 60s)')
     .option('-v, --verbose', 'log engine events on stderr')
@@ -51,18 +133,29 @@ SIGINT or SIGTERM stops the workers and the server, then exits 0.
 
 Examples:
   $ hodei server --max-workers 4
-  $ hodei server --port 0 --idle-timeout 30s`,
+  $ hodei server --port 0 --idle-timeout 30s
+  $ hodei server --store postgres --database-url postgres://hodei:secret@localhost:5432/hodei
+  $ hodei server --provider docker --docker-image hodei-worker:local --worker-memory 512m --worker-cpus 1`,
     )
     .action(async (flags: ServerFlags) => {
       parseChoice(flags.store, '--store', STORES);
       parseChoice(flags.provider, '--provider', PROVIDERS);
       const port = parseIntegerFlag(flags.port, '--port', 0, 65_535);
-      const maxWorkers = flags.maxWorkers === undefined ? undefined : parseIntegerFlag(flags.maxWorkers, '--max-workers', 1, 10_000);
       const idleTimeoutMs = flags.idleTimeout === undefined ? undefined : parseDurationFlag(flags.idleTimeout, '--idle-timeout');
       const heartbeatTimeoutMs =
         flags.heartbeatTimeout === undefined ? undefined : parseDurationFlag(flags.heartbeatTimeout, '--heartbeat-timeout');
       if (flags.host.trim() === '') throw new HodeiError('INVALID_ARGUMENT', 'must not be empty', { field: '--host' });
       const { io } = ctx;
+      const databaseWaitMs = parseDurationFlag(flags.databaseWait, '--database-wait');
+      const postgres = flags.store === 'postgres' ? openPostgresStore(resolveDatabaseUrl(flags.databaseUrl, io)) : undefined;
+      const store: Store | undefined = postgres;
+      let provider;
+      try {
+        provider = await createServerProvider(flags);
+      } catch (error) {
+        await postgres?.close().catch(() => undefined);
+        throw error;
+      }
 
       // Subscribe before listening so a signal during start-up is not lost. The handler stays installed
       // after the shutdown (doing nothing) so a late signal cannot kill the process while it exits.
@@ -82,8 +175,15 @@ Examples:
       });
       let platform;
       try {
+        if (postgres && !(await waitForDatabase(postgres, io, databaseWaitMs, stopRequested))) {
+          unsubscribe();
+          stopped = true;
+          await postgres.close();
+          return;
+        }
         platform = await createPlatform({
-          providers: [new ProcessProvider(maxWorkers === undefined ? {} : { maxWorkers })],
+          ...(store ? { store } : {}),
+          providers: [provider],
           host: flags.host,
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
@@ -92,6 +192,7 @@ Examples:
         });
       } catch (error) {
         unsubscribe();
+        await postgres?.close().catch(() => undefined);
         if (HodeiError.isInstance(error) && error.field === 'port') {
           const reason = /EADDRINUSE/.test(error.message)
             ? `${flags.host}:${port} is already in use (another server?); pick another --port, or 0 for any free port`
@@ -104,6 +205,7 @@ Examples:
       await stopRequested;
       io.stderr.write('hodei: stopping workers and server\n');
       await platform.close();
+      await postgres?.close();
       stopped = true;
     });
 }

