@@ -18,7 +18,8 @@ fi
 engine_up() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 if ! engine_up; then
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  # -r: live processes only; a zombie dockerd left by a killed session must not count as running.
+  if ! pgrep -r R,S,D -x dockerd >/dev/null 2>&1; then
     echo "starting dockerd (log: $LOG) ..." >&2
     nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$LOG" 2>&1 &
   fi
