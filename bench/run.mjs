@@ -91,6 +91,13 @@ async function provision() {
   return { process: { ms: round(ms), nodeStartMs: round(nodeMs), ratio: round(ms / nodeMs) } };
 }
 
+/** Runs `memory` in a fresh process so the RSS is not inflated by the benchmarks before it. */
+async function memoryInFreshProcess() {
+  const { execFileSync } = await import('node:child_process');
+  const args = [new URL(import.meta.url).pathname, '--only-memory', ...(quick ? ['--quick'] : [])];
+  return JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8' }).trim().split('\n').pop());
+}
+
 async function memory() {
   const queued = 10_000;
   const workers = quick ? 20 : 50;
@@ -106,8 +113,13 @@ async function memory() {
   });
 }
 
+if (process.argv.includes('--only-memory')) {
+  console.log(JSON.stringify(await memory()));
+  process.exit(0);
+}
+
 const results = { quick, machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
-for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, memory })) {
+for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, memory: memoryInFreshProcess })) {
   process.stderr.write(`running ${name}...\n`);
   results[name] = await bench();
   console.log(name.padEnd(10), JSON.stringify(results[name]));

@@ -27,6 +27,44 @@ function copyWorker(worker: Worker): Worker {
   return { ...worker, runningJobIds: [...worker.runningJobIds], labels: { ...worker.labels } };
 }
 
+const STREAM_CODES: Record<LogLine['stream'], number> = { stdout: 0, stderr: 1, system: 2 };
+const STREAM_NAMES: LogLine['stream'][] = ['stdout', 'stderr', 'system'];
+
+/**
+ * One job's lines, kept column-wise: only the text strings are objects. Millions of retained per-line
+ * objects made the garbage collector the main cost of streaming a big log.
+ */
+class LogColumns {
+  length = 0;
+  texts: string[] = [];
+  timestamps = new Float64Array(1024);
+  streams = new Uint8Array(1024);
+
+  push(line: NewLogLine): void {
+    if (this.length === this.timestamps.length) {
+      const timestamps = new Float64Array(this.length * 2);
+      timestamps.set(this.timestamps);
+      this.timestamps = timestamps;
+      const streams = new Uint8Array(this.length * 2);
+      streams.set(this.streams);
+      this.streams = streams;
+    }
+    this.timestamps[this.length] = line.timestamp;
+    this.streams[this.length] = STREAM_CODES[line.stream];
+    this.texts.push(line.text);
+    this.length += 1;
+  }
+
+  read(fromSeq: number, limit: number): LogLine[] {
+    const lines: LogLine[] = [];
+    const end = Math.min(this.length, Math.max(0, fromSeq - 1) + limit);
+    for (let index = Math.max(0, fromSeq - 1); index < end; index++) {
+      lines.push({ seq: index + 1, timestamp: this.timestamps[index]!, stream: STREAM_NAMES[this.streams[index]!]!, text: this.texts[index]! });
+    }
+    return lines;
+  }
+}
+
 function queueOrder(a: Job, b: Job): number {
   return b.spec.priority - a.spec.priority || a.createdAt - b.createdAt;
 }
@@ -42,7 +80,7 @@ export class MemoryStore implements Store {
   private readonly jobs = new Map<string, Job>();
   private readonly queued = new Set<string>();
   private readonly workers = new Map<string, Worker>();
-  private readonly logs = new Map<string, LogLine[]>();
+  private readonly logs = new Map<string, LogColumns>();
   private readonly tokens = new Map<string, StoredToken>();
   private readonly audit = new Map<string, AuditEvent[]>();
   private closed = false;
@@ -129,20 +167,15 @@ export class MemoryStore implements Store {
     this.checkOpen();
     let stored = this.logs.get(jobId);
     if (!stored) {
-      stored = [];
+      stored = new LogColumns();
       this.logs.set(jobId, stored);
     }
-    for (const line of lines) {
-      stored.push({ seq: stored.length + 1, timestamp: line.timestamp, stream: line.stream, text: line.text });
-    }
+    for (const line of lines) stored.push(line);
     return stored.length;
   }
 
   async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
-    const stored = this.logs.get(jobId);
-    if (!stored) return [];
-    const start = Math.max(0, fromSeq - 1);
-    return stored.slice(start, start + limit);
+    return this.logs.get(jobId)?.read(fromSeq, limit) ?? [];
   }
 
   async saveToken(token: StoredToken): Promise<void> {
