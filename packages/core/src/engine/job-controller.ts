@@ -42,6 +42,8 @@ export class JobController {
   private readonly registry: WorkerRegistry;
   private readonly providers: Map<string, Provider>;
   private readonly channels = new Map<string, WorkerChannel>();
+  /** Workers this engine provisioned: several engines may share a store, each schedules only its own. */
+  private readonly ownWorkers = new Set<string>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -83,17 +85,18 @@ export class JobController {
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
       for (const job of await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER })) {
+        if (!job.workerId || !this.ownWorkers.has(job.workerId)) continue;
         await this.finishWith(job, 'FAILED', 'SHUTDOWN', 'the server shut down while the job was running');
       }
-      for (const worker of await this.store.listWorkers({ states: LIVE })) {
-        await this.store.updateWorker(worker.id, { states: LIVE }, { state: 'TERMINATING' });
+      for (const workerId of this.ownWorkers) {
+        await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
       }
     });
     for (const channel of this.channels.values()) channel.close();
     this.channels.clear();
     await Promise.allSettled([...this.providers.values()].map((provider) => provider.close()));
-    for (const worker of await this.store.listWorkers({ states: ['TERMINATING'] })) {
-      await this.store.updateWorker(worker.id, {}, { state: 'TERMINATED', endedReason: 'server shut down' });
+    for (const workerId of this.ownWorkers) {
+      await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: 'server shut down' });
     }
     this.notifier.notifyAll();
   }
@@ -232,6 +235,7 @@ export class JobController {
       const provider = this.providers.get(worker.provider);
       if (worker.state === 'TERMINATING') {
         await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
+        this.ownWorkers.delete(workerId);
         await this.audit('worker.terminated', workerId, { reason });
       } else if ((worker.state === 'CREATING' || worker.state === 'CONNECTING') && provider) {
         // A worker that dies before registering is a failed start, not a lost worker: retried with backoff,
@@ -273,7 +277,7 @@ export class JobController {
     const decisions = decide({
       now: this.now(),
       queuedJobs: await this.store.queuedJobs(10_000),
-      workers: await this.store.listWorkers({ states: LIVE }),
+      workers: this.schedulable(await this.store.listWorkers({ states: LIVE })),
       providers: [...this.providers.values()]
         .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
         .map((provider) => ({ name: provider.name, ...provider.capabilities })),
@@ -282,6 +286,21 @@ export class JobController {
       provisioningTimeoutMs: config.provisioningTimeoutMs,
     });
     for (const decision of decisions) await this.apply(decision);
+  }
+
+  /**
+   * The workers this engine decides about: its own, plus workers of another engine that went silent (a dead
+   * server's), so their jobs are recovered in seconds by the heartbeat timeout instead of never.
+   */
+  private schedulable(workers: Worker[]): Worker[] {
+    const { heartbeatTimeoutMs, provisioningTimeoutMs } = this.options.config;
+    const now = this.now();
+    return workers.filter((worker) => {
+      if (this.ownWorkers.has(worker.id)) return true;
+      const pending = worker.state === 'CREATING' || worker.state === 'CONNECTING';
+      if (pending) return now - worker.createdAt > provisioningTimeoutMs;
+      return worker.lastHeartbeat === undefined || now - worker.lastHeartbeat > heartbeatTimeoutMs;
+    });
   }
 
   private async apply(decision: Decision): Promise<void> {
@@ -323,6 +342,7 @@ export class JobController {
   private async provision(providerName: string): Promise<void> {
     const provider = this.providers.get(providerName)!;
     const workerId = newId('w');
+    this.ownWorkers.add(workerId);
     await this.store.insertWorker({
       id: workerId,
       provider: providerName,
@@ -355,6 +375,7 @@ export class JobController {
    */
   private async provisioningFailed(provider: Provider, workerId: string, message: string): Promise<void> {
     await this.store.updateWorker(workerId, {}, { state: 'TERMINATED', endedReason: message });
+    this.ownWorkers.delete(workerId);
     await this.audit('worker.provisioning_failed', workerId, { message });
     const failures = (this.provisioningFailures.get(provider.name)?.count ?? 0) + 1;
     if (failures < PROVISIONING_ATTEMPTS) {
@@ -364,7 +385,9 @@ export class JobController {
       return;
     }
     this.provisioningFailures.delete(provider.name);
-    const others = (await this.store.listWorkers({ states: LIVE })).filter((w) => w.provider === provider.name);
+    const others = (await this.store.listWorkers({ states: LIVE })).filter(
+      (w) => w.provider === provider.name && this.ownWorkers.has(w.id),
+    );
     if (others.length > 0) return;
     for (const job of await this.store.queuedJobs(10_000)) {
       const servedElsewhere = [...this.providers.values()].some(
@@ -399,6 +422,7 @@ export class JobController {
     if (!worker || !LIVE_WORKER_STATES.has(worker.state) || worker.state === 'TERMINATING') return;
     assertTransition(WORKER_TRANSITIONS, `worker ${workerId}`, worker.state, 'LOST');
     await this.store.updateWorker(workerId, {}, { state: 'LOST', endedReason: reason, runningJobIds: [] });
+    this.ownWorkers.delete(workerId);
     await this.audit('worker.lost', workerId, { reason });
     this.channels.get(workerId)?.close();
     this.channels.delete(workerId);

@@ -1,0 +1,40 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPlatform, MemoryStore, type Platform, type Provider } from '../src';
+
+const idleProvider = (name: string): Provider => ({
+  specificationVersion: 'v1',
+  name,
+  capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
+  createWorker: async () => undefined,
+  destroyWorker: async () => undefined,
+  onWorkerExit: () => () => undefined,
+  close: async () => undefined,
+});
+
+describe('engines sharing one store', () => {
+  const platforms: Platform[] = [];
+  afterEach(async () => {
+    await Promise.all(platforms.splice(0).map((platform) => platform.close()));
+  });
+
+  it('recovers the job of a dead engine\'s silent worker, and leaves a live engine\'s workers and jobs alone', async () => {
+    const store = new MemoryStore();
+    const now = Date.now();
+    const spec = { name: 'j', command: 'true', args: [], env: {}, secretEnv: [], labels: {}, timeoutMs: 60_000, maxAttempts: 1, priority: 0 };
+    // A worker of a server that died: READY in the store, heartbeat long gone, running a job.
+    await store.insertWorker({ id: 'w-dead', provider: 'p', state: 'BUSY', capacity: 1, runningJobIds: ['job-orphan'], labels: {}, createdAt: now - 60_000, lastHeartbeat: now - 60_000 });
+    await store.insertJob({ id: 'job-orphan', spec, state: 'RUNNING', attempt: 1, epoch: 1, workerId: 'w-dead', createdAt: now - 60_000 });
+    // A worker of a server that is alive: fresh heartbeat, running a job.
+    await store.insertWorker({ id: 'w-alive', provider: 'p', state: 'BUSY', capacity: 1, runningJobIds: ['job-busy'], labels: {}, createdAt: now, lastHeartbeat: now + 60_000 });
+    await store.insertJob({ id: 'job-busy', spec, state: 'RUNNING', attempt: 1, epoch: 1, workerId: 'w-alive', createdAt: now });
+
+    const platform = await createPlatform({ store, providers: [idleProvider('p')], heartbeatTimeoutMs: 1_000 });
+    platforms.push(platform);
+    expect(await platform.client.wait('job-orphan')).toMatchObject({ state: 'FAILED', failureReason: 'WORKER_LOST' });
+    expect((await store.getWorker('w-dead'))?.state).toBe('LOST');
+
+    await platform.close();
+    expect((await store.getJob('job-busy'))?.state).toBe('RUNNING');
+    expect((await store.getWorker('w-alive'))?.state).toBe('BUSY');
+  });
+});
