@@ -24,6 +24,7 @@ export { finalJobPatch, type FinishedReport, type Outcome } from './domain/job-o
 export type { Store, LogLine, NewLogLine, LogStreamName, JobFilter, JobGuard, WorkerGuard, StoredToken, AuditEvent } from './ports/store';
 export type { Provider, ProviderCapabilities, CreateWorkerRequest, WorkerExit } from './ports/provider';
 export { silentLogger, type Logger } from './ports/logger';
+export type { EngineObserver } from './ports/observer';
 export { systemClock, type Clock } from './ports/clock';
 export { MemoryStore } from './store/memory-store';
 export { decide, isAvailable, labelsMatch, type Decision, type SchedulerSnapshot, type ProviderSlot } from './engine/scheduler';

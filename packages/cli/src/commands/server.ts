@@ -1,9 +1,11 @@
-import { createPlatform, HodeiError, type Logger, type Store } from '@hodei/core';
+import { createPlatform, HodeiError, MemoryStore, type Logger, type Store } from '@hodei/core';
 import { createPostgresStore, type PostgresStore } from '@hodei/store-postgres';
 import type { Command } from 'commander';
 import type { Context } from '../context';
 import type { Io } from '../io';
 import { parseChoice, parseDurationFlag, parseIntegerFlag } from '../options';
+import { createPrometheusMetrics } from '../metrics/prometheus-metrics';
+import { startMetricsServer } from '../metrics/metrics-server';
 import { createServerProvider, PROVIDERS, type ProviderFlags } from './server-provider';
 
 export { PROVIDERS };
@@ -19,6 +21,7 @@ interface ServerFlags extends ProviderFlags {
   databaseUrl?: string;
   databaseWait: string;
   verbose?: boolean;
+  metricsPort?: string;
 }
 
 /** The database URL: `--database-url`, else HODEI_DATABASE_URL, else DATABASE_URL. */
@@ -124,6 +127,7 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--worker-cpus <n>', 'with --provider docker: CPUs per worker, e.g. 1 or 0.5')
     .option('--idle-timeout <duration>', 'stop a worker idle this long (default: 5m)')
     .option('--heartbeat-timeout <duration>', 'declare a silent worker lost after this long (default: 60s)')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)')
     .option('-v, --verbose', 'log engine events on stderr')
     .addHelpText(
       'after',
@@ -133,7 +137,7 @@ SIGINT or SIGTERM stops the workers and the server, then exits 0.
 
 Examples:
   $ hodei server --max-workers 4
-  $ hodei server --port 0 --idle-timeout 30s
+  $ hodei server --port 0 --idle-timeout 30s --metrics-port 9464
   $ hodei server --store postgres --database-url postgres://hodei:secret@localhost:5432/hodei
   $ hodei server --provider docker --docker-image hodei-worker:local --worker-memory 512m --worker-cpus 1`,
     )
@@ -148,7 +152,9 @@ Examples:
       const { io } = ctx;
       const databaseWaitMs = parseDurationFlag(flags.databaseWait, '--database-wait');
       const postgres = flags.store === 'postgres' ? openPostgresStore(resolveDatabaseUrl(flags.databaseUrl, io)) : undefined;
-      const store: Store | undefined = postgres;
+      const store: Store = postgres ?? new MemoryStore();
+      const metricsPort = flags.metricsPort === undefined ? undefined : parseIntegerFlag(flags.metricsPort, '--metrics-port', 0, 65_535);
+      const metrics = metricsPort === undefined ? undefined : createPrometheusMetrics(store);
       let provider;
       try {
         provider = await createServerProvider(flags);
@@ -182,7 +188,8 @@ Examples:
           return;
         }
         platform = await createPlatform({
-          ...(store ? { store } : {}),
+          store,
+          ...(metrics ? { observer: metrics.observer } : {}),
           providers: [provider],
           host: flags.host,
           port,
@@ -202,7 +209,20 @@ Examples:
         throw error;
       }
       io.stdout.write(`Hodei server listening on ${platform.address}\n`);
+      let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+      if (metrics && metricsPort !== undefined) {
+        try {
+          metricsServer = await startMetricsServer(metrics.registry, flags.host, metricsPort);
+        } catch (error) {
+          unsubscribe();
+          await platform.close();
+          await postgres?.close();
+          throw error;
+        }
+        io.stdout.write(`Metrics on http://${metricsServer.address}/metrics\n`);
+      }
       await stopRequested;
+      await metricsServer?.close();
       io.stderr.write('hodei: stopping workers and server\n');
       await platform.close();
       await postgres?.close();

@@ -6,6 +6,7 @@ import { assertTransition } from '../domain/state-machine';
 import { LIVE_WORKER_STATES, WORKER_TRANSITIONS, type Worker } from '../domain/worker';
 import type { Clock } from '../ports/clock';
 import type { Logger } from '../ports/logger';
+import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
 import type { JobFilter, NewLogLine, Store } from '../ports/store';
 import { ChangeNotifier } from './change-notifier';
@@ -29,6 +30,8 @@ export interface JobControllerOptions {
   config: EngineConfig;
   /** host:port workers connect back to; known once the server is bound. */
   serverAddress: () => string;
+  /** Metrics and tracing hooks. */
+  observer?: EngineObserver;
 }
 
 /**
@@ -109,6 +112,7 @@ export class JobController {
     const job: Job = { id: newId('job'), spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt: this.now() };
     await this.store.insertJob(job);
     await this.audit('job.queued', job.id, { name: spec.name });
+    this.options.observer?.jobQueued?.(job);
     this.wake();
     return job;
   }
@@ -195,6 +199,7 @@ export class JobController {
     );
     if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'start');
     await this.audit('job.started', jobId, { workerId, epoch });
+    this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.notifier.notify(jobId);
   }
 
@@ -205,6 +210,11 @@ export class JobController {
       return this.fenced(workerId, jobId, epoch, 'logs');
     }
     await this.store.appendLogs(jobId, lines);
+    if (this.options.observer?.logLines) {
+      let characters = 0;
+      for (const line of lines) characters += line.text.length;
+      this.options.observer.logLines(lines.length, characters);
+    }
     this.notifier.notify(jobId);
   }
 
@@ -214,6 +224,7 @@ export class JobController {
       const job = await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch);
       if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'result');
       await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
+      this.options.observer?.jobFinished?.(job);
       await this.releaseSlot(workerId, jobId);
       this.notifier.notify(jobId);
     });
@@ -354,6 +365,7 @@ export class JobController {
     });
     const otp = await this.registry.issueOtp(workerId);
     await this.audit('worker.provisioned', workerId, { provider: providerName });
+    this.options.observer?.workerProvisioned?.(providerName);
     void this.launch(provider, workerId, otp);
   }
 
@@ -377,6 +389,7 @@ export class JobController {
     await this.store.updateWorker(workerId, {}, { state: 'TERMINATED', endedReason: message });
     this.ownWorkers.delete(workerId);
     await this.audit('worker.provisioning_failed', workerId, { message });
+    this.options.observer?.provisioningFailed?.(provider.name);
     const failures = (this.provisioningFailures.get(provider.name)?.count ?? 0) + 1;
     if (failures < PROVISIONING_ATTEMPTS) {
       const backoffMs = 250 * 2 ** (failures - 1);
@@ -481,6 +494,7 @@ export class JobController {
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     await this.audit(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage });
+    this.options.observer?.jobFinished?.(done);
     this.notifier.notify(job.id);
     return done;
   }

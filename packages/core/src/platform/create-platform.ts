@@ -4,6 +4,7 @@ import { resolveEngineConfig, type EngineConfig } from '../engine/engine-config'
 import { JobController } from '../engine/job-controller';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type Logger } from '../ports/logger';
+import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
 import type { Store } from '../ports/store';
 import { startGrpcServer } from '../server/grpc-server';
@@ -22,6 +23,8 @@ export interface PlatformOptions extends Partial<EngineConfig> {
   advertiseAddress?: string;
   logger?: Logger;
   clock?: Clock;
+  /** Metrics and tracing hooks (see `EngineObserver`). */
+  observer?: EngineObserver;
 }
 
 /** A server and its engine embedded in this process, with a client connected to it. */
@@ -75,6 +78,7 @@ export async function createPlatform(options: PlatformOptions): Promise<Platform
     logger: options.logger ?? silentLogger,
     config,
     serverAddress: () => advertised,
+    ...(options.observer ? { observer: options.observer } : {}),
   });
   const server = await startGrpcServer(controller, host, options.port ?? 0);
   const reachableHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
