@@ -49,6 +49,7 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['unknown --provider', ['server', '--provider', 'k8s'], /^hodei: --provider: "k8s" is not supported; accepted values: process, docker$/],
     ['docker without image', ['server', '--provider', 'docker'], /^hodei: --docker-image: is required with --provider docker/],
     ['bad --worker-memory', ['server', '--provider', 'docker', '--docker-image', 'x', '--worker-memory', 'lots'], /^hodei: --worker-memory: /],
+    ['bad --log-level', ['server', '--log-level', 'loud'], /^hodei: --log-level: "loud" is not supported; accepted values: trace, debug/],
     ['--port out of range', ['server', '--port', '70000'], /^hodei: --port: must be between 0 and 65535/],
     ['bad --idle-timeout', ['server', '--idle-timeout', 'soon'], /^hodei: --idle-timeout: "soon" is not a duration/],
   ];

@@ -1,9 +1,10 @@
-import { createPlatform, HodeiError, MemoryStore, type Logger, type Store } from '@hodei/core';
+import { createPlatform, HodeiError, MemoryStore, type Store } from '@hodei/core';
 import { createPostgresStore, type PostgresStore } from '@hodei/store-postgres';
 import type { Command } from 'commander';
 import type { Context } from '../context';
 import type { Io } from '../io';
 import { parseChoice, parseDurationFlag, parseIntegerFlag } from '../options';
+import { createCliLogger, LOG_LEVELS, type LogLevel } from '../logging';
 import { createPrometheusMetrics } from '../metrics/prometheus-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { createServerProvider, PROVIDERS, type ProviderFlags } from './server-provider';
@@ -21,6 +22,7 @@ interface ServerFlags extends ProviderFlags {
   databaseUrl?: string;
   databaseWait: string;
   verbose?: boolean;
+  logLevel: string;
   metricsPort?: string;
 }
 
@@ -98,16 +100,6 @@ export async function waitForDatabase(store: PostgresStore, io: Io, waitMs: numb
   }
 }
 
-function stderrLogger(io: Io, verbose: boolean): Logger {
-  const write = (level: string) => (fields: Record<string, unknown>, message: string) => {
-    const details = Object.entries(fields ?? {})
-      .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
-      .join(' ');
-    io.stderr.write(`hodei server ${level}: ${message}${details ? ` ${details}` : ''}\n`);
-  };
-  const quiet = () => {};
-  return { debug: verbose ? write('debug') : quiet, info: verbose ? write('info') : quiet, warn: write('warn'), error: write('error') };
-}
 
 /** `hodei server`: a Hodei server with local worker processes, until SIGINT or SIGTERM. */
 export function registerServer(program: Command, ctx: Context): void {
@@ -128,7 +120,8 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--idle-timeout <duration>', 'stop a worker idle this long (default: 5m)')
     .option('--heartbeat-timeout <duration>', 'declare a silent worker lost after this long (default: 60s)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)')
-    .option('-v, --verbose', 'log engine events on stderr')
+    .option('--log-level <level>', `engine log level on stderr: ${LOG_LEVELS.join(', ')} (JSON lines unless stderr is a terminal)`, 'warn')
+    .option('-v, --verbose', 'same as --log-level debug')
     .addHelpText(
       'after',
       `
@@ -144,6 +137,7 @@ Examples:
     .action(async (flags: ServerFlags) => {
       parseChoice(flags.store, '--store', STORES);
       parseChoice(flags.provider, '--provider', PROVIDERS);
+      const logLevel: LogLevel = flags.verbose ? 'debug' : parseChoice(flags.logLevel, '--log-level', LOG_LEVELS);
       const port = parseIntegerFlag(flags.port, '--port', 0, 65_535);
       const idleTimeoutMs = flags.idleTimeout === undefined ? undefined : parseDurationFlag(flags.idleTimeout, '--idle-timeout');
       const heartbeatTimeoutMs =
@@ -195,7 +189,7 @@ Examples:
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
-          logger: stderrLogger(io, flags.verbose ?? false),
+          logger: createCliLogger(io, logLevel, Boolean(process.stderr.isTTY)),
         });
       } catch (error) {
         unsubscribe();
