@@ -14,7 +14,7 @@ export type CleanupHook = (fn: () => Promise<void>) => unknown;
 /** Options of {@link createTestPlatform}; all optional. */
 export interface TestPlatformOptions extends Partial<Omit<PlatformOptions, 'providers'>> {
   /**
-   * Options of the default {@link ProcessProvider}; default `{ maxWorkers: 2, stopGraceMs: 1000 }`.
+   * Options of the default `ProcessProvider`; default `{ maxWorkers: 2, stopGraceMs: 1000 }`.
    * Ignored when `providers` is given.
    */
   processProvider?: ProcessProviderOptions;
@@ -47,7 +47,7 @@ export interface RunResult {
   lines: LogLine[];
 }
 
-/** A {@link Platform} for tests, with a helper that runs one job to its end. */
+/** A `Platform` (from `@hodei/core`) for tests, with a helper that runs one job to its end. */
 export interface TestPlatform extends Platform, AsyncDisposable {
   /** The process provider, when the default one is used (its `pids` are the live workers). */
   readonly provider: ProcessProvider | undefined;

@@ -31,7 +31,8 @@ export class WorkerConfigError extends Error {
   }
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** The environment the worker reads its configuration from. */
+export type Env = Readonly<Record<string, string | undefined>>;
 
 function required(env: Env, name: string, what: string): string {
   const value = env[name]?.trim();

@@ -11,7 +11,7 @@ export type { StartWorkerOptions, WorkerHandle } from './agent';
 /** Reads and validates the worker's `HODEI_*` environment variables. */
 export { readWorkerConfig, WorkerConfigError } from './config';
 /** The worker's configuration. */
-export type { WorkerConfig } from './config';
+export type { WorkerConfig, Env } from './config';
 /** POSIX shell quoting of job arguments, and the command line a command job runs. */
 export { buildCommandLine, shellQuote } from './shell-quote';
 /** Runs one job outside an agent (used by the agent; handy in tests and tools). */
@@ -22,4 +22,4 @@ export type { JobExecutionOptions, JobResult } from './job-execution';
 export { LineSplitter, DEFAULT_MAX_LINE_LENGTH } from './line-splitter';
 export { LogBatcher } from './log-batcher';
 /** Options and sink of {@link LogBatcher}. */
-export type { LogBatcherOptions, LogSink } from './log-batcher';
+export type { LogBatcherOptions, LogSink, LineTransform } from './log-batcher';
