@@ -2,6 +2,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
+import { createPostgresStore } from '@hodei/store-postgres';
+import { startDatabase } from './postgres.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 
 const quick = process.argv.includes('--quick');
@@ -41,9 +43,9 @@ async function dispatch() {
   return { jobsPerSec: round(jobsPerSec), rawPerSec: round(rawPerSec), ratio: round(jobsPerSec / rawPerSec) };
 }
 
-async function latency() {
-  const samples = quick ? 200 : 1_000;
-  return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
+/** Queue-to-start delays (server clock) of `samples` no-op jobs on one warm idle worker. */
+async function queueToStart(platformOptions, samples) {
+  return withPlatform({ provider: { maxWorkers: 1 }, platform: platformOptions }, async (platform) => {
     await warm(platform, 1);
     const delays = [];
     for (let index = 0; index < samples; index++) {
@@ -51,8 +53,24 @@ async function latency() {
       const done = await platform.client.wait(job.id);
       delays.push(done.startedAt - done.createdAt);
     }
-    return { memory: { p50Ms: percentile(delays, 50), p99Ms: percentile(delays, 99) } };
+    return { p50Ms: percentile(delays, 50), p99Ms: percentile(delays, 99) };
   });
+}
+
+async function latency() {
+  const samples = quick ? 200 : 1_000;
+  const memoryStore = await queueToStart({}, samples);
+  const database = await startDatabase();
+  try {
+    const store = createPostgresStore({ connectionString: database.url });
+    try {
+      return { memory: memoryStore, postgres: await queueToStart({ store }, samples) };
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await database.stop();
+  }
 }
 
 async function logs() {

