@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
-import { startDatabase } from './postgres.mjs';
+import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 
 const quick = process.argv.includes('--quick');

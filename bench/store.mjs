@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { startDatabase } from './postgres.mjs';
+import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 
 const { values: args } = parseArgs({
   options: { jobs: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '24' } },
