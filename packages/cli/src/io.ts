@@ -3,6 +3,8 @@ export interface Io {
   stdout: { write(text: string): unknown };
   stderr: { write(text: string): unknown };
   env: Record<string, string | undefined>;
+  /** Whether stderr is a terminal: transient status lines are drawn only there. */
+  stderrIsTerminal?: boolean;
   /** Subscribes to SIGINT/SIGTERM; returns an unsubscribe function. */
   onSignal(listener: (signal: NodeJS.Signals) => void): () => void;
 }
@@ -12,6 +14,7 @@ export function processIo(): Io {
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
+    stderrIsTerminal: Boolean(process.stderr.isTTY),
     onSignal(listener) {
       process.on('SIGINT', listener);
       process.on('SIGTERM', listener);

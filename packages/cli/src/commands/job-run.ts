@@ -4,6 +4,7 @@ import { withClient, type Context } from '../context';
 import { EXIT, exitCodeForJob } from '../exit-codes';
 import { writeLogLine } from '../format';
 import { formatDuration } from '../table';
+import { showWaitStatus } from '../wait-status';
 import { addJobSpecOptions, buildJobSpec, type JobSpecFlags } from '../job-spec-options';
 
 interface RunFlags extends JobSpecFlags {
@@ -47,13 +48,16 @@ Examples:
             stop.abort();
           }
         });
+        const clearStatus = flags.quiet ? () => undefined : showWaitStatus(client, queued.id, io);
         try {
           let done: Job | undefined;
           try {
             for await (const line of client.logs(queued.id, { follow: true, signal: stop.signal })) {
+              clearStatus();
               if (flags.quiet && line.stream === 'system') continue;
               writeLogLine(line, io.stdout, io.stderr);
             }
+            clearStatus();
             done = stop.signal.aborted ? undefined : await client.wait(queued.id, { signal: stop.signal });
           } catch (error) {
             if (!stop.signal.aborted) throw error;
@@ -72,6 +76,7 @@ Examples:
           }
           return code;
         } finally {
+          clearStatus();
           unsubscribe();
         }
       });

@@ -189,7 +189,7 @@ Examples:
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
-          logger: createCliLogger(io, logLevel, Boolean(process.stderr.isTTY)),
+          logger: createCliLogger(io, logLevel, io.stderrIsTerminal ?? false),
         });
       } catch (error) {
         unsubscribe();
