@@ -62,9 +62,9 @@ describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
 
-  async function start() {
+  async function start(options: { heartbeatTimeoutMs?: number } = {}) {
     const provider = new HandOverProvider();
-    platform = await createPlatform({ providers: [provider] });
+    platform = await createPlatform({ providers: [provider], ...options });
     return { platform, provider };
   }
 
@@ -133,17 +133,115 @@ describe('worker protocol over real gRPC', () => {
     worker.close();
   });
 
-  it('marks a worker whose stream closes mid-job LOST and fails its job with WORKER_LOST', async () => {
-    const { platform, provider } = await start();
+  it('marks a worker whose stream closes mid-job LOST after the heartbeat timeout, not at once, and fails its job with WORKER_LOST', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 1_000 });
     const job = await platform.client.queue({ name: 'j', command: 'sleep 100' });
     const request = await provider.nextRequest();
     const worker = connect(request.serverAddress);
     worker.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
     await worker.next();
     await worker.next();
+    const closedAt = Date.now();
     worker.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await platform.store.getWorker(request.workerId))?.state).toBe('BUSY');
+    expect((await platform.client.get(job.id)).state).toBe('ASSIGNED');
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'FAILED', failureReason: 'WORKER_LOST' });
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(900);
     expect((await platform.store.getWorker(request.workerId))?.state).toBe('LOST');
     expect(provider.destroyed).toContain(request.workerId);
+  });
+
+  it('lets a worker whose stream broke reconnect with its session token, keep its job and land the result', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const request = await provider.nextRequest();
+    const first = connect(request.serverAddress);
+    first.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    const registered = await first.next();
+    const run = await first.next();
+    if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
+    const { epoch } = run.payload.value;
+    first.send({ $case: 'jobStarted', value: { jobId: job.id, epoch, pid: 1 } });
+    first.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'before' }] } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    first.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // The one-time token is spent: only the session token lets it back in.
+    const replay = connect(request.serverAddress);
+    replay.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    expect((await replay.next()).payload?.$case).toBe('refused');
+    replay.close();
+
+    const second = connect(request.serverAddress);
+    const sessionToken = registered.payload.value.sessionToken;
+    second.send({ $case: 'register', value: { workerId: request.workerId, otp: '', sessionToken, capacity: 1, labels: {}, version: '' } });
+    expect((await second.next()).payload?.$case).toBe('registered');
+    expect((await platform.store.getWorker(request.workerId))?.state).toBe('BUSY');
+    // It resends what may have been in flight: lines already stored (by their line number) are skipped.
+    second.send({
+      $case: 'logBatch',
+      value: {
+        jobId: job.id,
+        epoch,
+        entries: [
+          { seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'before' },
+          { seq: 2, timestampMs: 2, stream: LogStream.LOG_STREAM_STDOUT, text: 'after' },
+        ],
+      },
+    });
+    second.send({ $case: 'jobFinished', value: { jobId: job.id, epoch, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0, signal: '', durationMs: 5, errorMessage: '' } });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+    const texts = [];
+    for await (const line of platform.client.logs(job.id)) texts.push(line.text);
+    expect(texts).toEqual(['before', 'after']);
+    second.close();
+  });
+
+  it('tells a reconnected worker to drop a job that moved on while it was away', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const request = await provider.nextRequest();
+    const first = connect(request.serverAddress);
+    first.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    const registered = await first.next();
+    const run = await first.next();
+    if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
+    const { epoch } = run.payload.value;
+    first.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await platform.client.cancel(job.id)).state).toBe('CANCELLED');
+
+    const second = connect(request.serverAddress);
+    second.send({ $case: 'register', value: { workerId: request.workerId, otp: '', sessionToken: registered.payload.value.sessionToken, capacity: 1, labels: {}, version: '' } });
+    expect((await second.next()).payload?.$case).toBe('registered');
+    second.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'late' }] } });
+    const answer = await second.next();
+    expect(answer.payload).toMatchObject({ $case: 'cancelJob', value: { jobId: job.id } });
+    const texts = [];
+    for await (const line of platform.client.logs(job.id)) texts.push(line.text);
+    expect(texts).not.toContain('late');
+    second.close();
+  });
+
+  it('refuses the reconnection of a worker the heartbeat timeout already marked LOST', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 600 });
+    await platform.client.queue({ name: 'j', command: 'long' });
+    const request = await provider.nextRequest();
+    const first = connect(request.serverAddress);
+    first.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    const registered = await first.next();
+    if (registered.payload?.$case !== 'registered') throw new Error('unexpected message');
+    first.close();
+    const deadline = Date.now() + 5_000;
+    while ((await platform.store.getWorker(request.workerId))?.state !== 'LOST') {
+      if (Date.now() > deadline) throw new Error('the worker was never marked LOST');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const second = connect(request.serverAddress);
+    second.send({ $case: 'register', value: { workerId: request.workerId, otp: '', sessionToken: registered.payload.value.sessionToken, capacity: 1, labels: {}, version: '' } });
+    expect((await second.next()).payload?.$case).toBe('refused');
+    second.close();
   });
 });

@@ -17,6 +17,18 @@ export const EXIT_CODES = { ok: 0, connectionLost: 1, invalidConfig: 2, refused:
 
 /** Heartbeat period used when the server's Registered says 0. */
 const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Reconnection backoff: from the first delay, doubling, up to the longest. */
+const RECONNECT_FIRST_DELAY_MS = 100;
+const RECONNECT_MAX_DELAY_MS = 5_000;
+/** How long a worker whose stream broke keeps trying to reconnect before it gives up; default. */
+const DEFAULT_RECONNECT_TIMEOUT_MS = 60_000;
+/** Messages kept while disconnected; past this, jobs' output is paused (back-pressure) until reconnected. */
+const DEFAULT_MAX_BUFFERED_MESSAGES = 64;
+/**
+ * Messages last written, resent after a reconnection: those still in flight when the stream broke would be
+ * lost otherwise (the server skips log lines it already stored by their line number; results are idempotent).
+ */
+const RESEND_ON_RECONNECT = 64;
 
 /** Tuning of an embedded or spawned worker. */
 export interface StartWorkerOptions {
@@ -37,6 +49,13 @@ export interface StartWorkerOptions {
   log?: (line: string) => void;
   /** Extra gRPC channel options. */
   channelOptions?: Partial<ClientOptions>;
+  /**
+   * When the stream breaks after registration, how long to keep reconnecting (100 ms doubling to 5 s) with the
+   * session token while running jobs go on; default 60 s. Past it the jobs are killed and the worker exits 1.
+   */
+  reconnectTimeoutMs?: number;
+  /** Messages (log batches, results) buffered while disconnected before jobs' output is paused; default 256. */
+  maxBufferedMessages?: number;
 }
 
 /** A running worker. */
@@ -60,6 +79,17 @@ class WorkerAgent implements WorkerHandle {
   private readonly log: (line: string) => void;
   private call: ClientDuplexStream<WorkerMessage, ServerMessage> | undefined;
   private streamOpen = false;
+  /** The current stream has been answered with Registered: messages may go out directly. */
+  private registered = false;
+  /** From the last Registered: what a reconnection presents (the one-time token is spent). */
+  private sessionToken: string | undefined;
+  /** Messages waiting for a (re)connection, in order. */
+  private readonly outbox: Payload[] = [];
+  /** The last messages written to a stream (see RESEND_ON_RECONNECT). */
+  private readonly recentlySent: Payload[] = [];
+  private reconnectAttempts = 0;
+  private reconnectDeadline: number | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
   private state: State = 'connecting';
   private heartbeat: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
@@ -94,18 +124,22 @@ class WorkerAgent implements WorkerHandle {
     return this.done.then(() => undefined);
   }
 
-  /** Opens the stream and registers. Reconnection (with the session token) will start here again. */
+  /** Opens the stream and registers: with the one-time token the first time, with the session token after. */
   private connect(): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
     const call = this.client.connect();
     this.call = call;
     this.streamOpen = true;
-    call.on('data', (message: ServerMessage) => this.onMessage(message));
-    call.on('error', (error: Error) => this.onStreamEnd(`the stream failed: ${error.message}`));
-    call.on('end', () => this.onStreamEnd('the server closed the stream'));
-    call.on('drain', () => this.releaseDrainWaiters());
+    this.registered = false;
+    // Events of a stream that was replaced by a reconnection are ignored.
+    call.on('data', (message: ServerMessage) => call === this.call && this.onMessage(message));
+    call.on('error', (error: Error) => call === this.call && this.onStreamEnd(`the stream failed: ${error.message}`));
+    call.on('end', () => call === this.call && this.onStreamEnd('the server closed the stream'));
+    call.on('drain', () => call === this.call && this.releaseDrainWaiters());
     const { workerId, otpToken, capacity, labels } = this.config;
     const version = this.options.version ?? packageVersion;
-    this.send({ $case: 'register', value: { workerId, otp: otpToken, sessionToken: '', capacity, labels, version } });
+    const credentials = this.sessionToken === undefined ? { otp: otpToken, sessionToken: '' } : { otp: '', sessionToken: this.sessionToken };
+    call.write({ payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version } } });
   }
 
   private onMessage(message: ServerMessage): void {
@@ -113,14 +147,28 @@ class WorkerAgent implements WorkerHandle {
     if (!payload || this.state === 'closed' || this.state === 'lost') return;
     switch (payload.$case) {
       case 'registered': {
-        if (this.state !== 'connecting') return;
-        this.state = 'ready';
-        const interval = payload.value.heartbeatIntervalMs > 0 ? payload.value.heartbeatIntervalMs : DEFAULT_HEARTBEAT_MS;
-        this.heartbeat = setInterval(() => this.sendHeartbeat(), Math.min(interval, 2 ** 31 - 1));
+        this.sessionToken = payload.value.sessionToken;
+        this.registered = true;
+        this.reconnectAttempts = 0;
+        this.reconnectDeadline = undefined;
+        if (this.state === 'connecting') {
+          this.state = 'ready';
+          const interval = payload.value.heartbeatIntervalMs > 0 ? payload.value.heartbeatIntervalMs : DEFAULT_HEARTBEAT_MS;
+          this.heartbeat = setInterval(() => this.sendHeartbeat(), Math.min(interval, 2 ** 31 - 1));
+        } else {
+          this.log(`reconnected; sending ${this.outbox.length} buffered message(s)`);
+        }
+        if (this.recentlySent.length > 0) {
+          for (const recent of this.recentlySent) this.call?.write({ payload: recent });
+        }
+        for (const buffered of this.outbox.splice(0)) this.write(buffered);
+        this.releaseDrainWaiters();
         return;
       }
       case 'refused':
         this.log(`registration refused (${payload.value.code}): ${payload.value.message}`);
+        // Refused on reconnection: the server moved on without us (e.g. marked us LOST); our jobs are stale.
+        for (const job of this.jobs.values()) job.kill();
         return this.finalize(EXIT_CODES.refused);
       case 'runJob':
         return this.startJob(payload.value);
@@ -195,9 +243,29 @@ class WorkerAgent implements WorkerHandle {
     if (!this.streamOpen) return;
     this.streamOpen = false;
     this.releaseDrainWaiters();
+    this.registered = false;
     if (this.state === 'closing') return this.finalize(EXIT_CODES.ok);
     if (this.state === 'closed') return;
-    // Without reconnection (yet), a lost stream ends the worker: its jobs would be orphaned otherwise.
+    if (this.sessionToken !== undefined && this.state !== 'lost') return this.scheduleReconnect(reason);
+    this.giveUp(reason);
+  }
+
+  /** Tries again after a backoff (100 ms doubling to 5 s) until the reconnect timeout; running jobs go on. */
+  private scheduleReconnect(reason: string): void {
+    const now = Date.now();
+    this.reconnectDeadline ??= now + (this.options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS);
+    const delay = Math.min(RECONNECT_MAX_DELAY_MS, RECONNECT_FIRST_DELAY_MS * 2 ** Math.min(this.reconnectAttempts, 16));
+    this.reconnectAttempts += 1;
+    if (now + delay > this.reconnectDeadline) return this.giveUp(`${reason}; could not reconnect in time`);
+    this.log(`${reason}; reconnecting in ${delay} ms`);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  /** A lost stream that cannot be recovered ends the worker: its jobs would be orphaned otherwise. */
+  private giveUp(reason: string): void {
     const where = this.state === 'connecting' ? `could not register with ${this.config.serverAddress}: ` : '';
     const jobs = this.jobs.size > 0 ? `; killing ${this.jobs.size} running job(s)` : '';
     this.log(`${where}${reason}${jobs}; exiting`);
@@ -218,6 +286,7 @@ class WorkerAgent implements WorkerHandle {
     this.state = 'closed';
     this.stopHeartbeat();
     if (this.closeTimer) clearTimeout(this.closeTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.uninstallSignals();
     this.streamOpen = false;
     this.call?.cancel();
@@ -226,9 +295,21 @@ class WorkerAgent implements WorkerHandle {
     this.resolveDone(code);
   }
 
+  /** Writes now when registered on an open stream; otherwise buffers (bounded: false asks to pause). */
   private send(payload: Payload): boolean {
-    if (!this.streamOpen || !this.call || this.call.writableEnded) return true;
-    return this.call.write({ payload });
+    if (this.state === 'closed') return true;
+    if (this.streamOpen && this.registered && this.call && !this.call.writableEnded) return this.write(payload);
+    if (payload.$case === 'heartbeat' || this.state === 'closing') return true;
+    this.outbox.push(payload);
+    return this.outbox.length < (this.options.maxBufferedMessages ?? DEFAULT_MAX_BUFFERED_MESSAGES);
+  }
+
+  private write(payload: Payload): boolean {
+    if (payload.$case !== 'heartbeat') {
+      this.recentlySent.push(payload);
+      if (this.recentlySent.length > RESEND_ON_RECONNECT) this.recentlySent.shift();
+    }
+    return this.call!.write({ payload });
   }
 
   private sendHeartbeat(): void {

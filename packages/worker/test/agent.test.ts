@@ -1,6 +1,6 @@
 import { JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startWorker, type WorkerHandle } from '../src/agent';
+import { startWorker, type StartWorkerOptions, type WorkerHandle } from '../src/agent';
 import type { WorkerConfig } from '../src/config';
 import { FakeServer, type FakeConnection } from './fake-server';
 import { spec, survivors } from './helpers';
@@ -15,13 +15,17 @@ afterEach(async () => {
   logLines.length = 0;
 });
 
-async function setup(onRegister?: ConstructorParameters<typeof FakeServer>[0], config: Partial<WorkerConfig> = {}) {
+async function setup(
+  onRegister?: ConstructorParameters<typeof FakeServer>[0],
+  config: Partial<WorkerConfig> = {},
+  options: StartWorkerOptions = {},
+) {
   const server = await new FakeServer(onRegister).start();
   servers.push(server);
   const next = server.nextConnection();
   const worker = startWorker(
     { serverAddress: server.address, otpToken: 'otp-123', workerId: 'worker-1', capacity: 1, labels: { os: 'linux' }, ...config },
-    { killGraceMs: 300, pipeGraceMs: 200, log: (line) => logLines.push(line) },
+    { killGraceMs: 300, pipeGraceMs: 200, log: (line) => logLines.push(line), ...options },
   );
   workers.push(worker);
   return { server, worker, connection: await next };
@@ -117,24 +121,44 @@ describe('worker agent', () => {
     expect(finished(connection, 'job-2')?.errorMessage).toContain('capacity');
   });
 
-  it('kills its job and exits 1 when the server breaks the stream', async () => {
-    const { server, worker, connection } = await setup();
+  it('kills its job and exits 1 when the server breaks the stream and it cannot reconnect in time', async () => {
+    const { server, worker, connection } = await setup(undefined, {}, { reconnectTimeoutMs: 500 });
     runJob(connection, 'job-b', spec({ command: "trap '' TERM; sleep 1000 & echo $!; sleep 1000 & echo $!; wait" }));
     await connection.until(() => jobPids(connection, 'job-b').length === 2, 5_000, 'the pids');
     const pid = connection.all('jobStarted')[0]!.pid;
     server.crash();
     expect(await worker.done).toBe(1);
     expect(await survivors([pid, ...jobPids(connection, 'job-b')])).toEqual([]);
-    expect(logLines.join('\n')).toMatch(/killing 1 running job/);
+    expect(logLines.join('\n')).toMatch(/reconnecting in 100 ms/);
+    expect(logLines.join('\n')).toMatch(/could not reconnect in time; killing 1 running job/);
   });
 
-  it('exits 1 when the server ends the stream while a job runs', async () => {
-    const { worker, connection } = await setup();
-    runJob(connection, 'job-e', spec({ command: 'sleep 1000 & echo $!; wait' }));
-    await connection.until(() => jobPids(connection, 'job-e').length === 1, 5_000, 'the pid');
+  it('reconnects with its session token when the server ends the stream, keeps its job and lands its output and result', async () => {
+    const { server, connection } = await setup();
+    runJob(connection, 'job-e', spec({ command: 'echo one; sleep 0.6; echo two' }));
+    await connection.until(() => connection.logs('job-e').some((entry) => entry.text === 'one'), 5_000, 'the first line');
+    const next = server.nextConnection();
     connection.call.end();
-    expect(await worker.done).toBe(1);
-    expect(await survivors(jobPids(connection, 'job-e'))).toEqual([]);
+    const again = await next;
+    expect(again.all('register')[0]).toMatchObject({ workerId: 'worker-1', otp: '', sessionToken: 'session-1' });
+    await again.until(() => finished(again, 'job-e') !== undefined, 5_000, 'JobFinished on the new stream');
+    expect(finished(again, 'job-e')).toMatchObject({ epoch: 7, exitCode: 0, outcome: JobOutcome.JOB_OUTCOME_EXITED });
+    const texts = [...connection.logs('job-e'), ...again.logs('job-e')].map((entry) => entry.text);
+    expect(texts).toContain('two');
+  });
+
+  it('kills its job and exits 3 when its reconnection is refused (the server moved on without it)', async () => {
+    let registrations = 0;
+    const { worker, connection } = await setup((conn) => {
+      registrations += 1;
+      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50 } });
+      else conn.send({ $case: 'refused', value: { code: 'UNAUTHENTICATED', message: 'worker was lost' } });
+    });
+    runJob(connection, 'job-r', spec({ command: 'sleep 1000 & echo $!; wait' }));
+    await connection.until(() => jobPids(connection, 'job-r').length === 1, 5_000, 'the pid');
+    connection.call.end();
+    expect(await worker.done).toBe(3);
+    expect(await survivors(jobPids(connection, 'job-r'))).toEqual([]);
   });
 
   it('streams 100,000 lines through gRPC complete and in order', async () => {

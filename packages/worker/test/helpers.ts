@@ -11,6 +11,7 @@ export function spec(fields: Partial<JobSpec>): JobSpec {
     script: undefined,
     env: {},
     secretEnv: [],
+    retryOnExitCodes: [],
     workingDir: '',
     timeoutMs: 0,
     labels: {},

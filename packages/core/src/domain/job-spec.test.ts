@@ -48,6 +48,9 @@ describe('validateJobSpec', () => {
     [{ name: 'a', command: 'x', env: { A: 1 } }, 'spec.env.A'],
     [{ name: 'a', command: 'x', maxAttempts: 1000 }, 'spec.maxAttempts'],
     [{ name: 'a', command: 'x', args: ['ok', 3] }, 'spec.args'],
+    [{ name: 'a', command: 'x', retryOnExitCodes: [0] }, 'spec.retryOnExitCodes'],
+    [{ name: 'a', command: 'x', retryOnExitCodes: [1.5] }, 'spec.retryOnExitCodes'],
+    [{ name: 'a', command: 'x', retryOnExitCodes: 3 }, 'spec.retryOnExitCodes'],
     [{ name: 'a', command: 'x'.repeat(1024 * 1024 + 1) }, 'spec'],
     [{ name: 'a', script: { content: '' } }, 'spec.script.content'],
     [null, 'spec'],
@@ -95,5 +98,12 @@ describe('secrets', () => {
   it('masks each line of a multi-line secret', () => {
     const mask = createSecretMasker({ CERT_SECRET: 'line-one-1234\nline-two-5678' }, []);
     expect([mask('line-one-1234'), mask('line-two-5678')]).toEqual(['***', '***']);
+  });
+});
+
+describe('retryOnExitCodes', () => {
+  it('keeps the listed codes, without duplicates, and is absent when not given', () => {
+    expect(validateJobSpec({ name: 'a', command: 'x', retryOnExitCodes: [3, 3, 75] }).retryOnExitCodes).toEqual([3, 75]);
+    expect(validateJobSpec({ name: 'a', command: 'x' }).retryOnExitCodes).toBeUndefined();
   });
 });

@@ -106,6 +106,14 @@ export function validateJobSpec(input: unknown): JobSpec {
     }
   }
 
+  const retryOnExitCodes = input.retryOnExitCodes ?? [];
+  if (
+    !Array.isArray(retryOnExitCodes) ||
+    retryOnExitCodes.some((code) => typeof code !== 'number' || !Number.isInteger(code) || code < 1 || code > 255)
+  ) {
+    throw invalidArgument('spec.retryOnExitCodes', 'must be an array of exit codes between 1 and 255');
+  }
+
   const spec: JobSpec = {
     name,
     ...(hasCommand ? { command } : {}),
@@ -118,6 +126,7 @@ export function validateJobSpec(input: unknown): JobSpec {
     labels: stringMap(input.labels, 'spec.labels'),
     maxAttempts: integer(input.maxAttempts, 'spec.maxAttempts', 1, 1, MAX_ATTEMPTS_LIMIT),
     priority: integer(input.priority, 'spec.priority', 0, -1_000_000, 1_000_000),
+    ...(retryOnExitCodes.length > 0 ? { retryOnExitCodes: [...new Set(retryOnExitCodes as number[])] } : {}),
   };
   const size = byteLength(spec);
   if (size > MAX_JOB_SPEC_BYTES) {

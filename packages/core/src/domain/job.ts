@@ -42,6 +42,8 @@ export interface JobSpec {
   labels: Record<string, string>;
   maxAttempts: number;
   priority: number;
+  /** Exit codes after which the job is re-queued (with backoff) while attempts remain. Absent: never. */
+  retryOnExitCodes?: number[];
 }
 
 /** What a caller passes to `queue()`: everything but `name` and one of `command`/`script` is optional. */
@@ -63,6 +65,8 @@ export interface JobSpecInput {
   maxAttempts?: number;
   /** Higher runs first. */
   priority?: number;
+  /** Exit codes after which the job is re-queued (attempt + 1, with backoff) while `maxAttempts` allows. */
+  retryOnExitCodes?: number[];
 }
 
 export interface Job {

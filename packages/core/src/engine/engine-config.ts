@@ -14,6 +14,8 @@ export interface EngineConfig {
   otpTtlMs: number;
   /** Between SIGTERM and SIGKILL when a job is cancelled. Default 5 s. */
   cancelGraceMs: number;
+  /** Base delay before a re-queued job runs again; doubles per attempt, capped at 30 s, ±20 % jitter. Default 500 ms. */
+  retryBackoffMs: number;
 }
 
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
@@ -23,6 +25,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   provisioningTimeoutMs: 120_000,
   otpTtlMs: 300_000,
   cancelGraceMs: 5_000,
+  retryBackoffMs: 500,
 };
 
 /** Fills defaults and checks every value is a positive number of milliseconds. */
@@ -37,7 +40,8 @@ export function resolveEngineConfig(input: Partial<EngineConfig> = {}): EngineCo
     config[key] = value;
   }
   if (input.heartbeatIntervalMs === undefined) {
-    config.heartbeatIntervalMs = Math.min(DEFAULT_ENGINE_CONFIG.heartbeatIntervalMs, config.heartbeatTimeoutMs / 3);
+    // Whole milliseconds: the interval travels as an int64 (a fraction made the Registered message unencodable).
+    config.heartbeatIntervalMs = Math.min(DEFAULT_ENGINE_CONFIG.heartbeatIntervalMs, Math.floor(config.heartbeatTimeoutMs / 3));
   } else if (config.heartbeatIntervalMs * 2 > config.heartbeatTimeoutMs) {
     throw invalidArgument('heartbeatIntervalMs', 'must be at most half of heartbeatTimeoutMs');
   }

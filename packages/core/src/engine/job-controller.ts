@@ -11,6 +11,7 @@ import type { Provider } from '../ports/provider';
 import type { JobFilter, NewLogLine, Store } from '../ports/store';
 import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
+import { retryBackoffMs } from './retry-backoff';
 import { decide, type Decision } from './scheduler';
 import { SerialQueue } from './serial-queue';
 import { newId } from './tokens';
@@ -19,6 +20,8 @@ import { WorkerRegistry } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
+/** States a worker may reconnect in (with its session token) after its stream broke. */
+const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
 
@@ -50,6 +53,10 @@ export class JobController {
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
+  /** Re-queued jobs waiting out their retry backoff: job id → earliest time (ms) it may be assigned. */
+  private readonly notBefore = new Map<string, number>();
+  /** Highest worker line number stored per running job and lease: lines a reconnected worker resends are skipped. */
+  private readonly logSeqs = new Map<string, { epoch: number; seq: number }>();
   private tickTimer: NodeJS.Timeout | undefined;
   private reconcileRequested = false;
   private reconciling = false;
@@ -154,10 +161,16 @@ export class JobController {
 
   // ---- worker events -----------------------------------------------------------------------------
 
-  /** Authenticates a worker and marks it READY. Throws `UNAUTHENTICATED` when refused. */
+  /**
+   * Authenticates a worker and marks it READY; a connected worker (READY, BUSY, DRAINING) whose stream broke
+   * comes back with its session token and keeps its state and running jobs. Throws `UNAUTHENTICATED` when refused.
+   */
   async registerWorker(registration: Registration, channel: WorkerChannel): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
     const { workerId } = registration;
     const known = await this.store.getWorker(workerId);
+    if (known && !registration.otp && registration.sessionToken && RECONNECTABLE.includes(known.state)) {
+      return this.reconnectWorker(registration, known, channel);
+    }
     if (!known || !['CREATING', 'CONNECTING'].includes(known.state)) {
       await this.audit('worker.refused', workerId, { reason: known ? `state ${known.state}` : 'unknown worker' });
       throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} is not expected to register`);
@@ -187,6 +200,33 @@ export class JobController {
     return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
   }
 
+  private async reconnectWorker(
+    registration: Registration,
+    known: Worker,
+    channel: WorkerChannel,
+  ): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
+    const { workerId } = registration;
+    let sessionToken: string;
+    try {
+      sessionToken = await this.registry.authenticate(workerId, { sessionToken: registration.sessionToken! });
+    } catch (error) {
+      await this.audit('worker.refused', workerId, { reason: (error as Error).message });
+      throw error;
+    }
+    await this.serial.run(async () => {
+      // Compare-and-set: a worker marked LOST meanwhile (heartbeat timeout) stays lost; its jobs moved on.
+      const back = await this.store.updateWorker(workerId, { states: RECONNECTABLE }, { lastHeartbeat: this.now() });
+      if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
+      const previous = this.channels.get(workerId);
+      this.channels.set(workerId, channel);
+      if (previous && previous !== channel) previous.close();
+      this.ownWorkers.add(workerId);
+      await this.audit('worker.reconnected', workerId, { state: known.state });
+    });
+    this.wake();
+    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
+  }
+
   async heartbeat(workerId: string): Promise<void> {
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
   }
@@ -203,11 +243,30 @@ export class JobController {
     this.notifier.notify(jobId);
   }
 
-  /** Stores a batch of log lines, unless it comes from a stale lease. */
-  async appendLogs(workerId: string, jobId: string, epoch: number, lines: readonly NewLogLine[]): Promise<void> {
+  /**
+   * Stores a batch of log lines, unless it comes from a stale lease. With `workerSeqs` (the worker's line
+   * numbers, per run) lines already stored are skipped: a worker that reconnects resends its last batches.
+   */
+  async appendLogs(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    batch: readonly NewLogLine[],
+    workerSeqs?: readonly number[],
+  ): Promise<void> {
     const job = await this.store.getJob(jobId);
     if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
       return this.fenced(workerId, jobId, epoch, 'logs');
+    }
+    let lines = batch;
+    if (workerSeqs && workerSeqs.length === batch.length && batch.length > 0 && workerSeqs[0]! > 0) {
+      const mark = this.logSeqs.get(jobId);
+      const high = mark?.epoch === epoch ? mark.seq : 0;
+      let highest = high;
+      for (const seq of workerSeqs) if (seq > highest) highest = seq;
+      this.logSeqs.set(jobId, { epoch, seq: highest });
+      if (workerSeqs[0]! <= high) lines = batch.filter((_, index) => workerSeqs[index]! > high);
+      if (lines.length === 0) return;
     }
     await this.store.appendLogs(jobId, lines);
     if (this.options.observer?.logLines) {
@@ -221,6 +280,23 @@ export class JobController {
   async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport): Promise<void> {
     await this.serial.run(async () => {
       const patch = finalJobPatch(report, this.now());
+      const current = await this.store.getJob(jobId);
+      if (
+        current &&
+        current.workerId === workerId &&
+        current.epoch === epoch &&
+        patch.failureReason === 'EXIT_CODE' &&
+        patch.exitCode !== undefined &&
+        current.spec.retryOnExitCodes?.includes(patch.exitCode) &&
+        current.attempt < current.spec.maxAttempts
+      ) {
+        const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
+        if (await this.requeue(current, message, { exitCode: patch.exitCode })) {
+          await this.releaseSlot(workerId, jobId);
+          return;
+        }
+      }
+      this.logSeqs.delete(jobId);
       const job = await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch);
       if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'result');
       await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
@@ -231,11 +307,15 @@ export class JobController {
     this.wake();
   }
 
-  /** The worker's stream ended. Without reconnection (yet), the worker is lost unless we stopped it. */
+  /**
+   * The worker's stream ended. The worker keeps its state and jobs and may reconnect with its session token;
+   * until it does it is offered no job, and if it stays silent past the heartbeat timeout the scheduler marks
+   * it LOST (a worker process that exits is marked LOST at once through the provider's exit event).
+   */
   async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     this.channels.delete(workerId);
-    await this.serial.run(() => this.markLost(workerId, 'its connection closed'));
+    await this.audit('worker.disconnected', workerId, {});
     this.wake();
   }
 
@@ -295,6 +375,7 @@ export class JobController {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
+      notBefore: this.notBefore,
     });
     for (const decision of decisions) await this.apply(decision);
   }
@@ -306,12 +387,19 @@ export class JobController {
   private schedulable(workers: Worker[]): Worker[] {
     const { heartbeatTimeoutMs, provisioningTimeoutMs } = this.options.config;
     const now = this.now();
-    return workers.filter((worker) => {
-      if (this.ownWorkers.has(worker.id)) return true;
-      const pending = worker.state === 'CREATING' || worker.state === 'CONNECTING';
-      if (pending) return now - worker.createdAt > provisioningTimeoutMs;
-      return worker.lastHeartbeat === undefined || now - worker.lastHeartbeat > heartbeatTimeoutMs;
-    });
+    return workers
+      .filter((worker) => {
+        if (this.ownWorkers.has(worker.id)) return true;
+        const pending = worker.state === 'CREATING' || worker.state === 'CONNECTING';
+        if (pending) return now - worker.createdAt > provisioningTimeoutMs;
+        return worker.lastHeartbeat === undefined || now - worker.lastHeartbeat > heartbeatTimeoutMs;
+      })
+      .map((worker) =>
+        // Disconnected, waiting for it to reconnect: offer it nothing, but let the heartbeat timeout find it.
+        worker.state === 'READY' && this.ownWorkers.has(worker.id) && !this.channels.has(worker.id)
+          ? { ...worker, state: 'BUSY' as const }
+          : worker,
+      );
   }
 
   private async apply(decision: Decision): Promise<void> {
@@ -339,6 +427,7 @@ export class JobController {
       { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt: this.now() },
     );
     if (!assigned) return;
+    this.notBefore.delete(jobId);
     const running = [...worker.runningJobIds, jobId];
     await this.store.updateWorker(workerId, {}, {
       runningJobIds: running,
@@ -452,19 +541,31 @@ export class JobController {
 
   private async retryOrFail(job: Job, message: string): Promise<void> {
     if (job.attempt < job.spec.maxAttempts) {
-      await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
-        state: 'QUEUED',
-        attempt: job.attempt + 1,
-        workerId: undefined,
-        assignedAt: undefined,
-        startedAt: undefined,
-        errorMessage: message,
-      });
-      await this.audit('job.requeued', job.id, { attempt: job.attempt + 1, reason: message });
-      this.notifier.notify(job.id);
+      await this.requeue(job, message, {});
       return;
     }
     await this.finishWith(job, 'FAILED', 'WORKER_LOST', message);
+  }
+
+  /** Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff. */
+  private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
+    const requeued = await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
+      state: 'QUEUED',
+      attempt: job.attempt + 1,
+      workerId: undefined,
+      assignedAt: undefined,
+      startedAt: undefined,
+      errorMessage: message,
+      ...extra,
+    });
+    if (!requeued) return false;
+    this.logSeqs.delete(job.id);
+    const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
+    this.notBefore.set(job.id, this.now() + delayMs);
+    setTimeout(() => this.wake(), delayMs + 1).unref();
+    await this.audit('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs });
+    this.notifier.notify(job.id);
+    return true;
   }
 
   private async releaseSlot(workerId: string, jobId: string): Promise<void> {
@@ -492,6 +593,8 @@ export class JobController {
       ...(failureReason ? { failureReason } : {}),
     });
     if (!done) return undefined;
+    this.notBefore.delete(job.id);
+    this.logSeqs.delete(job.id);
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     await this.audit(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage });
     this.options.observer?.jobFinished?.(done);
@@ -499,8 +602,15 @@ export class JobController {
     return done;
   }
 
+  /** Refuses a report from a stale lease and tells the worker to drop the job (it moved on without it). */
   private async fenced(workerId: string, jobId: string, epoch: number, what: string): Promise<void> {
     this.options.logger.warn({ workerId, jobId, epoch }, `refused a stale ${what} report`);
+    if (what === 'result') return; // that run is over already
+    const channel = this.channels.get(workerId);
+    if (!channel) return;
+    const job = await this.store.getJob(jobId);
+    const stillLeasedHere = job !== undefined && job.workerId === workerId && !isTerminalJobState(job.state) && job.state !== 'QUEUED';
+    if (!stillLeasedHere) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
   }
 
   private audit(eventType: string, correlationId: string, details: Record<string, unknown>): Promise<void> {

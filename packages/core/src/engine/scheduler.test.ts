@@ -125,4 +125,23 @@ describe('decide', () => {
       { type: 'terminate', workerId: 'stuck', reason: 'provisioning-timeout' },
     ]);
   });
+
+  it('skips a queued job whose retry backoff has not elapsed, and assigns it once it has', () => {
+    const ready = worker('w1');
+    const waiting = decide(snapshot({ workers: [ready], queuedJobs: [job('j1')], notBefore: new Map([['j1', NOW + 1]]) }));
+    expect(waiting).toEqual([{ type: 'wait', jobId: 'j1', reason: 'backing off before its next attempt' }]);
+    expect(decide(snapshot({ workers: [], queuedJobs: [job('j1')], notBefore: new Map([['j1', NOW + 1]]) }))).toEqual([
+      { type: 'wait', jobId: 'j1', reason: 'backing off before its next attempt' },
+    ]);
+    expect(decide(snapshot({ workers: [ready], queuedJobs: [job('j1')], notBefore: new Map([['j1', NOW]]) }))).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+    ]);
+  });
+
+  it('gives the slot a backing-off job would take to the next job', () => {
+    const ready = worker('w1');
+    const decisions = decide(snapshot({ workers: [ready], queuedJobs: [job('j1'), job('j2')], notBefore: new Map([['j1', NOW + 500]]) }));
+    expect(decisions).toContainEqual({ type: 'assign', jobId: 'j2', workerId: 'w1' });
+    expect(decisions).not.toContainEqual(expect.objectContaining({ type: 'assign', jobId: 'j1' }));
+  });
 });

@@ -19,6 +19,8 @@ export interface SchedulerSnapshot {
   heartbeatTimeoutMs: number;
   idleTimeoutMs: number;
   provisioningTimeoutMs: number;
+  /** Re-queued jobs that must not run before the given time (ms): skipped until then (retry backoff). */
+  notBefore?: ReadonlyMap<string, number>;
 }
 
 export type Decision =
@@ -92,6 +94,11 @@ export function decide(snapshot: SchedulerSnapshot): Decision[] {
 
   const assigned = new Set<string>();
   for (const job of snapshot.queuedJobs) {
+    const notBefore = snapshot.notBefore?.get(job.id);
+    if (notBefore !== undefined && notBefore > now) {
+      decisions.push({ type: 'wait', jobId: job.id, reason: 'backing off before its next attempt' });
+      continue;
+    }
     const slot = takeSlot(available, job);
     if (slot) {
       decisions.push({ type: 'assign', jobId: job.id, workerId: slot.worker.id });

@@ -41,6 +41,7 @@ export function specToWire(spec: Partial<JobSpec> & { name: string }): wire.JobS
     labels: spec.labels ?? {},
     maxAttempts: spec.maxAttempts ?? 0,
     priority: spec.priority ?? 0,
+    retryOnExitCodes: spec.retryOnExitCodes ?? [],
   };
 }
 
@@ -59,6 +60,7 @@ export function specInputFromWire(spec: wire.JobSpec | undefined): unknown {
     labels: spec.labels,
     ...(spec.maxAttempts ? { maxAttempts: spec.maxAttempts } : {}),
     ...(spec.priority ? { priority: spec.priority } : {}),
+    ...(spec.retryOnExitCodes?.length ? { retryOnExitCodes: spec.retryOnExitCodes } : {}),
   };
 }
 
@@ -75,6 +77,7 @@ export function specFromWire(spec: wire.JobSpec | undefined): JobSpec {
     labels: spec?.labels ?? {},
     maxAttempts: spec?.maxAttempts ?? 1,
     priority: spec?.priority ?? 0,
+    ...(spec?.retryOnExitCodes?.length ? { retryOnExitCodes: spec.retryOnExitCodes } : {}),
   };
 }
 

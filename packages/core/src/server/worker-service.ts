@@ -84,6 +84,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
           payload.value.jobId,
           payload.value.epoch,
           payload.value.entries.map(newLogLineFromWire),
+          payload.value.entries.map((entry) => entry.seq),
         );
       case 'jobFinished': {
         const finished = payload.value;

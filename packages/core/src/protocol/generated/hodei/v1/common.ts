@@ -73,6 +73,8 @@ export interface JobSpec {
    * Names ending in _TOKEN, _SECRET, _PASSWORD or _KEY are secret without being listed.
    */
   secretEnv: string[];
+  /** Exit codes after which the job is re-queued (attempt + 1, with backoff) while attempts remain. */
+  retryOnExitCodes: number[];
 }
 
 export interface JobSpec_EnvEntry {
@@ -114,6 +116,7 @@ function createBaseJobSpec(): JobSpec {
     maxAttempts: 0,
     priority: 0,
     secretEnv: [],
+    retryOnExitCodes: [],
   };
 }
 
@@ -151,6 +154,13 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     for (const v of message.secretEnv) {
       writer.uint32(90).string(v!);
+    }
+    if (message.retryOnExitCodes.length !== 0) {
+      writer.uint32(98).fork();
+      for (const v of message.retryOnExitCodes) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -262,6 +272,24 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.secretEnv.push(reader.string());
             continue;
           }
+          case 12: {
+            if (tag === 96) {
+              message.retryOnExitCodes.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 98) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.retryOnExitCodes.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -329,6 +357,11 @@ export const JobSpec: MessageFns<JobSpec> = {
         : globalThis.Array.isArray(object?.secret_env)
         ? object.secret_env.map((e: any) => globalThis.String(e))
         : [],
+      retryOnExitCodes: globalThis.Array.isArray(object?.retryOnExitCodes)
+        ? object.retryOnExitCodes.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.retry_on_exit_codes)
+        ? object.retry_on_exit_codes.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -378,6 +411,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.secretEnv?.length) {
       obj.secretEnv = message.secretEnv;
+    }
+    if (message.retryOnExitCodes?.length) {
+      obj.retryOnExitCodes = message.retryOnExitCodes.map((e) => Math.round(e));
     }
     return obj;
   },

@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { resolveEngineConfig } from './engine-config';
+
+describe('resolveEngineConfig', () => {
+  it('derives a whole-millisecond heartbeat interval (it travels as an int64)', () => {
+    expect(resolveEngineConfig({ heartbeatTimeoutMs: 1_000 }).heartbeatIntervalMs).toBe(333);
+  });
+
+  it('defaults the retry backoff base to 500 ms and accepts another', () => {
+    expect(resolveEngineConfig().retryBackoffMs).toBe(500);
+    expect(resolveEngineConfig({ retryBackoffMs: 50 }).retryBackoffMs).toBe(50);
+    expect(() => resolveEngineConfig({ retryBackoffMs: -1 })).toThrow(/retryBackoffMs/);
+  });
+});
