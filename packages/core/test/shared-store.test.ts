@@ -38,3 +38,29 @@ describe('engines sharing one store', () => {
     expect((await store.getWorker('w-alive'))?.state).toBe('BUSY');
   });
 });
+
+describe('restart on a durable store', () => {
+  it('a job running when the server stops is queued again when attempts remain; one without attempts fails with SHUTDOWN', async () => {
+    const store = new MemoryStore();
+    const handOver: Provider & { started: string[] } = {
+      ...idleProvider('p'),
+      capabilities: { maxWorkers: 2, workerCapacity: 1, labels: {} },
+      started: [],
+      async createWorker(request) {
+        this.started.push(request.workerId);
+      },
+    };
+    const first = await createPlatform({ store, providers: [handOver] });
+    const retried = await first.client.queue({ name: 'retried', command: 'true', maxAttempts: 2 });
+    const single = await first.client.queue({ name: 'single', command: 'true' });
+    // Pretend both were started on this server's workers, then stop it.
+    for (const [job, index] of [[retried, 0], [single, 1]] as const) {
+      while (handOver.started.length <= index) await new Promise((resolve) => setTimeout(resolve, 10));
+      const workerId = handOver.started[index]!;
+      await store.updateJob(job.id, { states: ['QUEUED'] }, { state: 'RUNNING', workerId, epoch: 1, startedAt: Date.now() });
+    }
+    await first.close();
+    expect(await store.getJob(retried.id)).toMatchObject({ state: 'QUEUED', attempt: 2 });
+    expect(await store.getJob(single.id)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
+  });
+});

@@ -87,7 +87,11 @@ export class JobController {
     this.tickTimer.unref();
   }
 
-  /** Stops scheduling, fails jobs still running (reason SHUTDOWN) and stops every worker. */
+  /**
+   * Stops scheduling and this engine's workers. Their running jobs go back to the queue when attempts remain
+   * (a server sharing the store, or this one restarted on a durable store, runs them again); the others fail
+   * with reason SHUTDOWN.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -96,7 +100,9 @@ export class JobController {
     await this.serial.run(async () => {
       for (const job of await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER })) {
         if (!job.workerId || !this.ownWorkers.has(job.workerId)) continue;
-        await this.finishWith(job, 'FAILED', 'SHUTDOWN', 'the server shut down while the job was running');
+        const message = 'the server shut down while the job was running';
+        if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {});
+        else await this.finishWith(job, 'FAILED', 'SHUTDOWN', message);
       }
       for (const workerId of this.ownWorkers) {
         await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
