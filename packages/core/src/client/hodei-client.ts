@@ -8,7 +8,7 @@ import { JobServiceClient } from '../protocol';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
-import { jobFromWire, logLineFromWire, specToWire } from '../server/wire-mapping';
+import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
 export interface ClientOptions {
   /** host:port of the Hodei server, e.g. `127.0.0.1:50051`. */
@@ -77,16 +77,7 @@ export class HodeiClient {
       (request, done) => this.grpc.listWorkers(request, done),
       {},
     );
-    return response.workers.map((worker) => ({
-      id: worker.id,
-      provider: worker.provider,
-      state: worker.state as Worker['state'],
-      capacity: worker.capacity,
-      runningJobIds: worker.runningJobIds,
-      labels: worker.labels,
-      createdAt: worker.createdAtMs,
-      ...(worker.lastHeartbeatMs ? { lastHeartbeat: worker.lastHeartbeatMs } : {}),
-    }));
+    return response.workers.map(workerFromWire);
   }
 
   /** Yields the job each time its state changes, ending with its terminal state. */

@@ -131,3 +131,17 @@ export function workerToWire(worker: Worker): wire.Worker {
     lastHeartbeatMs: worker.lastHeartbeat ?? 0,
   };
 }
+
+/** The worker as a client sees it: no credentials. */
+export function workerFromWire(worker: wire.Worker): Omit<Worker, 'sessionTokenHash' | 'idleSince'> {
+  return {
+    id: worker.id,
+    provider: worker.provider,
+    state: worker.state as Worker['state'],
+    capacity: worker.capacity,
+    runningJobIds: worker.runningJobIds,
+    labels: worker.labels,
+    createdAt: worker.createdAtMs,
+    ...(worker.lastHeartbeatMs ? { lastHeartbeat: worker.lastHeartbeatMs } : {}),
+  };
+}
