@@ -34,6 +34,14 @@ class HandOverProvider implements Provider {
   }
 }
 
+/** The Register message a worker sends first, with its one-time token or its session token. */
+function register(workerId: string, credentials: { otp?: string; sessionToken?: string }): WorkerMessage['payload'] {
+  return {
+    $case: 'register',
+    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test' },
+  };
+}
+
 /** A worker speaking the protocol by hand. */
 function connect(address: string) {
   const client = new WorkerServiceClient(address, credentials.createInsecure());
@@ -74,7 +82,7 @@ describe('worker protocol over real gRPC', () => {
     const request = await provider.nextRequest();
     expect(request.serverAddress).toBe(platform.address);
     const worker = connect(request.serverAddress);
-    worker.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: 't' } });
+    worker.send(register(request.workerId, { otp: request.otp }));
     expect((await worker.next()).payload).toMatchObject({ $case: 'registered' });
     const run = (await worker.next()).payload;
     if (run?.$case !== 'runJob') throw new Error(`expected runJob, got ${run?.$case}`);
@@ -102,13 +110,13 @@ describe('worker protocol over real gRPC', () => {
     await platform.client.queue({ name: 'j', command: 'true' });
     const request = await provider.nextRequest();
     const impostor = connect(request.serverAddress);
-    impostor.send({ $case: 'register', value: { workerId: 'w-other', otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    impostor.send(register('w-other', { otp: request.otp }));
     expect((await impostor.next()).payload).toMatchObject({ $case: 'refused', value: { code: 'UNAUTHENTICATED' } });
     const genuine = connect(request.serverAddress);
-    genuine.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    genuine.send(register(request.workerId, { otp: request.otp }));
     expect((await genuine.next()).payload).toMatchObject({ $case: 'registered' });
     const replay = connect(request.serverAddress);
-    replay.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    replay.send(register(request.workerId, { otp: request.otp }));
     expect((await replay.next()).payload).toMatchObject({ $case: 'refused' });
     expect((await platform.store.listAudit('w-other')).map((event) => event.eventType)).toContain('worker.refused');
     for (const worker of [impostor, genuine, replay]) worker.close();
@@ -119,7 +127,7 @@ describe('worker protocol over real gRPC', () => {
     const job = await platform.client.queue({ name: 'j', command: 'true' });
     const request = await provider.nextRequest();
     const worker = connect(request.serverAddress);
-    worker.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    worker.send(register(request.workerId, { otp: request.otp }));
     await worker.next();
     await worker.next();
     worker.send({ $case: 'logBatch', value: { jobId: job.id, epoch: 0, entries: [{ seq: 1, timestampMs: 1, stream: 1, text: 'stale' }] } });
@@ -138,7 +146,7 @@ describe('worker protocol over real gRPC', () => {
     const job = await platform.client.queue({ name: 'j', command: 'sleep 100' });
     const request = await provider.nextRequest();
     const worker = connect(request.serverAddress);
-    worker.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    worker.send(register(request.workerId, { otp: request.otp }));
     await worker.next();
     await worker.next();
     const closedAt = Date.now();
@@ -157,7 +165,7 @@ describe('worker protocol over real gRPC', () => {
     const job = await platform.client.queue({ name: 'j', command: 'long' });
     const request = await provider.nextRequest();
     const first = connect(request.serverAddress);
-    first.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    first.send(register(request.workerId, { otp: request.otp }));
     const registered = await first.next();
     const run = await first.next();
     if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
@@ -170,13 +178,13 @@ describe('worker protocol over real gRPC', () => {
 
     // The one-time token is spent: only the session token lets it back in.
     const replay = connect(request.serverAddress);
-    replay.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    replay.send(register(request.workerId, { otp: request.otp }));
     expect((await replay.next()).payload?.$case).toBe('refused');
     replay.close();
 
     const second = connect(request.serverAddress);
     const sessionToken = registered.payload.value.sessionToken;
-    second.send({ $case: 'register', value: { workerId: request.workerId, otp: '', sessionToken, capacity: 1, labels: {}, version: '' } });
+    second.send(register(request.workerId, { sessionToken: sessionToken }));
     expect((await second.next()).payload?.$case).toBe('registered');
     expect((await platform.store.getWorker(request.workerId))?.state).toBe('BUSY');
     // It resends what may have been in flight: lines already stored (by their line number) are skipped.
@@ -204,7 +212,7 @@ describe('worker protocol over real gRPC', () => {
     const job = await platform.client.queue({ name: 'j', command: 'long' });
     const request = await provider.nextRequest();
     const first = connect(request.serverAddress);
-    first.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    first.send(register(request.workerId, { otp: request.otp }));
     const registered = await first.next();
     const run = await first.next();
     if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
@@ -214,7 +222,7 @@ describe('worker protocol over real gRPC', () => {
     expect((await platform.client.cancel(job.id)).state).toBe('CANCELLED');
 
     const second = connect(request.serverAddress);
-    second.send({ $case: 'register', value: { workerId: request.workerId, otp: '', sessionToken: registered.payload.value.sessionToken, capacity: 1, labels: {}, version: '' } });
+    second.send(register(request.workerId, { sessionToken: registered.payload.value.sessionToken }));
     expect((await second.next()).payload?.$case).toBe('registered');
     second.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'late' }] } });
     const answer = await second.next();
@@ -230,7 +238,7 @@ describe('worker protocol over real gRPC', () => {
     await platform.client.queue({ name: 'j', command: 'long' });
     const request = await provider.nextRequest();
     const first = connect(request.serverAddress);
-    first.send({ $case: 'register', value: { workerId: request.workerId, otp: request.otp, sessionToken: '', capacity: 1, labels: {}, version: '' } });
+    first.send(register(request.workerId, { otp: request.otp }));
     const registered = await first.next();
     if (registered.payload?.$case !== 'registered') throw new Error('unexpected message');
     first.close();
@@ -240,7 +248,7 @@ describe('worker protocol over real gRPC', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const second = connect(request.serverAddress);
-    second.send({ $case: 'register', value: { workerId: request.workerId, otp: '', sessionToken: registered.payload.value.sessionToken, capacity: 1, labels: {}, version: '' } });
+    second.send(register(request.workerId, { sessionToken: registered.payload.value.sessionToken }));
     expect((await second.next()).payload?.$case).toBe('refused');
     second.close();
   });
