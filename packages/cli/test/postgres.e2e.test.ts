@@ -1,38 +1,25 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The store package's setup: HODEI_TEST_DATABASE_URL, else a throwaway embedded PostgreSQL.
 import startPostgres from '../../store-postgres/test/global-setup';
+import { createDatabase, type TestDatabase } from '../../store-postgres/test/helpers';
 import { runCli, startCli } from './helpers/cli';
 
 let adminUrl = '';
 let stopPostgres: (() => Promise<void>) | undefined;
 let databaseUrl = '';
+let database: TestDatabase | undefined;
 const NO_DATABASE_ENV = { HODEI_DATABASE_URL: undefined, DATABASE_URL: undefined };
 
 beforeAll(async () => {
   const project = { provide: (_key: string, value: string) => (adminUrl = value) };
   stopPostgres = await startPostgres(project as never);
-  const name = `hodei_cli_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  databaseUrl = url.toString();
+  database = await createDatabase(adminUrl, 'hodei_cli');
+  databaseUrl = database.url;
 }, 120_000);
 
 afterAll(async () => {
-  if (databaseUrl) {
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`);
-    await admin.end();
-  }
+  await database?.drop();
   await stopPostgres?.();
 }, 60_000);
 

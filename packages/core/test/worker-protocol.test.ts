@@ -76,6 +76,17 @@ describe('worker protocol over real gRPC', () => {
     return { platform, provider };
   }
 
+  /** The first worker the provider is asked for registers with its OTP and receives the queued job. */
+  async function registerAndTakeJob(provider: HandOverProvider) {
+    const request = await provider.nextRequest();
+    const first = connect(request.serverAddress);
+    first.send(register(request.workerId, { otp: request.otp }));
+    const registered = await first.next();
+    const run = await first.next();
+    if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
+    return { request, first, sessionToken: registered.payload.value.sessionToken, epoch: run.payload.value.epoch };
+  }
+
   it('registers with the OTP, runs a job, stores its logs and result', async () => {
     const { platform, provider } = await start();
     const job = await platform.client.queue({ name: 'j', command: 'echo hi' });
@@ -163,13 +174,7 @@ describe('worker protocol over real gRPC', () => {
   it('lets a worker whose stream broke reconnect with its session token, keep its job and land the result', async () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
     const job = await platform.client.queue({ name: 'j', command: 'long' });
-    const request = await provider.nextRequest();
-    const first = connect(request.serverAddress);
-    first.send(register(request.workerId, { otp: request.otp }));
-    const registered = await first.next();
-    const run = await first.next();
-    if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
-    const { epoch } = run.payload.value;
+    const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.send({ $case: 'jobStarted', value: { jobId: job.id, epoch, pid: 1 } });
     first.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'before' }] } });
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -183,8 +188,7 @@ describe('worker protocol over real gRPC', () => {
     replay.close();
 
     const second = connect(request.serverAddress);
-    const sessionToken = registered.payload.value.sessionToken;
-    second.send(register(request.workerId, { sessionToken: sessionToken }));
+    second.send(register(request.workerId, { sessionToken }));
     expect((await second.next()).payload?.$case).toBe('registered');
     expect((await platform.store.getWorker(request.workerId))?.state).toBe('BUSY');
     // It resends what may have been in flight: lines already stored (by their line number) are skipped.
@@ -210,19 +214,13 @@ describe('worker protocol over real gRPC', () => {
   it('tells a reconnected worker to drop a job that moved on while it was away', async () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
     const job = await platform.client.queue({ name: 'j', command: 'long' });
-    const request = await provider.nextRequest();
-    const first = connect(request.serverAddress);
-    first.send(register(request.workerId, { otp: request.otp }));
-    const registered = await first.next();
-    const run = await first.next();
-    if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
-    const { epoch } = run.payload.value;
+    const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect((await platform.client.cancel(job.id)).state).toBe('CANCELLED');
 
     const second = connect(request.serverAddress);
-    second.send(register(request.workerId, { sessionToken: registered.payload.value.sessionToken }));
+    second.send(register(request.workerId, { sessionToken }));
     expect((await second.next()).payload?.$case).toBe('registered');
     second.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'late' }] } });
     const answer = await second.next();
@@ -236,11 +234,7 @@ describe('worker protocol over real gRPC', () => {
   it('refuses the reconnection of a worker the heartbeat timeout already marked LOST', async () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 600 });
     await platform.client.queue({ name: 'j', command: 'long' });
-    const request = await provider.nextRequest();
-    const first = connect(request.serverAddress);
-    first.send(register(request.workerId, { otp: request.otp }));
-    const registered = await first.next();
-    if (registered.payload?.$case !== 'registered') throw new Error('unexpected message');
+    const { request, first, sessionToken } = await registerAndTakeJob(provider);
     first.close();
     const deadline = Date.now() + 5_000;
     while ((await platform.store.getWorker(request.workerId))?.state !== 'LOST') {
@@ -248,7 +242,7 @@ describe('worker protocol over real gRPC', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const second = connect(request.serverAddress);
-    second.send(register(request.workerId, { sessionToken: registered.payload.value.sessionToken }));
+    second.send(register(request.workerId, { sessionToken }));
     expect((await second.next()).payload?.$case).toBe('refused');
     second.close();
   });

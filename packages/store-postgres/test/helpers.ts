@@ -9,9 +9,13 @@ export interface TestDatabase {
 }
 
 /** Creates an empty database on the test server; `drop()` removes it (closing its connections). */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const adminUrl = inject('pgAdminUrl');
-  const name = `hodei_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+export function createTestDatabase(): Promise<TestDatabase> {
+  return createDatabase(inject('pgAdminUrl'));
+}
+
+/** Creates an empty database through `adminUrl` (a user that may CREATE DATABASE). */
+export async function createDatabase(adminUrl: string, prefix = 'hodei_test'): Promise<TestDatabase> {
+  const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {

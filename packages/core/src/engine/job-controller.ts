@@ -258,21 +258,22 @@ export class JobController {
     jobId: string,
     epoch: number,
     batch: readonly NewLogLine[],
-    workerSeqs?: readonly number[],
+    /** The worker's number for the batch's first line (its lines are numbered contiguously). */
+    firstSeq = 0,
   ): Promise<void> {
     const job = await this.store.getJob(jobId);
     if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
       return this.fenced(workerId, jobId, epoch, 'logs');
     }
     let lines = batch;
-    if (workerSeqs && workerSeqs.length === batch.length && batch.length > 0 && workerSeqs[0]! > 0) {
+    if (firstSeq > 0 && batch.length > 0) {
+      // A reconnecting worker resends recent batches: skip the lines already stored.
       const mark = this.logSeqs.get(jobId);
-      const high = mark?.epoch === epoch ? mark.seq : 0;
-      let highest = high;
-      for (const seq of workerSeqs) if (seq > highest) highest = seq;
-      this.logSeqs.set(jobId, { epoch, seq: highest });
-      if (workerSeqs[0]! <= high) lines = batch.filter((_, index) => workerSeqs[index]! > high);
-      if (lines.length === 0) return;
+      const stored = mark?.epoch === epoch ? mark.seq : 0;
+      const last = firstSeq + batch.length - 1;
+      if (last <= stored) return;
+      if (firstSeq <= stored) lines = batch.slice(stored - firstSeq + 1);
+      this.logSeqs.set(jobId, { epoch, seq: last });
     }
     await this.store.appendLogs(jobId, lines);
     if (this.options.observer?.logLines) {

@@ -84,7 +84,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
           payload.value.jobId,
           payload.value.epoch,
           payload.value.entries.map(newLogLineFromWire),
-          payload.value.entries.map((entry) => entry.seq),
+          payload.value.entries[0]?.seq ?? 0,
         );
       case 'jobFinished': {
         const finished = payload.value;
