@@ -1,5 +1,7 @@
-// npm run bench [-- --quick]: every benchmark, a table, and bench/results/latest.json.
+// npm run bench [-- --quick] [-- --only NAME[,NAME]]: every benchmark (or the named ones), a table, and
+// bench/results/latest.json (only when every benchmark ran).
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
@@ -7,10 +9,14 @@ import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 
 const quick = process.argv.includes('--quick');
+/** HODEI_BENCH_WORKER_PROF=DIR: workers run with --cpu-prof and write their profiles to DIR. */
+const workerProfiling = process.env.HODEI_BENCH_WORKER_PROF
+  ? { workerCommand: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${process.env.HODEI_BENCH_WORKER_PROF}`, createRequire(import.meta.url).resolve('@hodei/worker/cli')] }
+  : {};
 const round = (value, digits = 2) => Number(value.toFixed(digits));
 
 async function withPlatform(options, use) {
-  const platform = await createPlatform({ providers: [new ProcessProvider(options.provider)], ...options.platform });
+  const platform = await createPlatform({ providers: [new ProcessProvider({ ...options.provider, ...workerProfiling })], ...options.platform });
   try {
     return await use(platform);
   } finally {
@@ -136,11 +142,15 @@ if (process.argv.includes('--only-memory')) {
   process.exit(0);
 }
 
+const onlyIndex = process.argv.indexOf('--only');
+const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? '').split(',');
 const results = { quick, machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
 for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, memory: memoryInFreshProcess })) {
+  if (only && !only.includes(name)) continue;
   process.stderr.write(`running ${name}...\n`);
   results[name] = await bench();
   console.log(name.padEnd(10), JSON.stringify(results[name]));
 }
+if (only) process.exit(0);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -67,8 +67,8 @@ describe('hodei-worker bin', () => {
 
   it('SIGTERM drains: the running job finishes, then the worker exits 0', async () => {
     const { child, connection, exit } = await startCliWorker();
-    connection.send({ $case: 'runJob', value: { jobId: 'j', epoch: 1, attempt: 1, spec: spec({ command: 'sleep 0.3; echo "done ${HODEI_OTP_TOKEN-no-token}"' }) } });
-    await connection.until(() => connection.all('jobStarted').length === 1, 5_000, 'JobStarted');
+    connection.send({ $case: 'runJob', value: { jobId: 'j', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: 'sleep 0.3; echo "done ${HODEI_OTP_TOKEN-no-token}"' }) } });
+    await connection.until(() => connection.starts('j').length === 1, 5_000, 'the start');
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
     expect(connection.all('jobFinished')[0]).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
@@ -77,8 +77,8 @@ describe('hodei-worker bin', () => {
 
   it('a second SIGTERM cancels the running job; a third exits at once, killing the job', async () => {
     const worker = await startCliWorker();
-    worker.connection.send({ $case: 'runJob', value: { jobId: 'k', epoch: 1, attempt: 1, spec: spec({ command: 'sleep 1000' }) } });
-    await worker.connection.until(() => worker.connection.all('jobStarted').length === 1, 5_000, 'JobStarted');
+    worker.connection.send({ $case: 'runJob', value: { jobId: 'k', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: 'sleep 1000' }) } });
+    await worker.connection.until(() => worker.connection.starts('k').length === 1, 5_000, 'the start');
     worker.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 100));
     worker.child.kill('SIGTERM');
@@ -86,9 +86,9 @@ describe('hodei-worker bin', () => {
     expect(worker.connection.all('jobFinished')[0]?.outcome).toBe(JobOutcome.JOB_OUTCOME_CANCELLED);
 
     const stubborn = await startCliWorker();
-    stubborn.connection.send({ $case: 'runJob', value: { jobId: 's', epoch: 1, attempt: 1, spec: spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait" }) } });
+    stubborn.connection.send({ $case: 'runJob', value: { jobId: 's', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait" }) } });
     await stubborn.connection.until(() => stubborn.connection.logs('s').some((e) => /^\d+$/.test(e.text)), 5_000, 'the pid');
-    const pids = [stubborn.connection.all('jobStarted')[0]!.pid, ...stubborn.connection.logs('s').filter((e) => /^\d+$/.test(e.text)).map((e) => Number(e.text))];
+    const pids = [stubborn.connection.starts('s')[0]!.pid, ...stubborn.connection.logs('s').filter((e) => /^\d+$/.test(e.text)).map((e) => Number(e.text))];
     const started = Date.now();
     for (let i = 0; i < 3; i++) {
       stubborn.child.kill('SIGTERM');

@@ -5,10 +5,11 @@ import { validateJobSpec } from '../domain/job-spec';
 import type { Worker } from '../domain/worker';
 import type { LogLine } from '../ports/store';
 import { JobServiceClient } from '../protocol';
+import { LineIterator } from './line-iterator';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
-import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
+import { jobFromWire, logLinesFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
 export interface ClientOptions {
   /** host:port of the Hodei server, e.g. `127.0.0.1:50051`. */
@@ -85,22 +86,37 @@ export class HodeiClient {
     for await (const job of this.stream(this.grpc.watch({ id }), options.signal)) yield jobFromWire(job);
   }
 
-  /** Resolves once the job is terminal (SUCCEEDED, FAILED, TIMED_OUT or CANCELLED). */
+  /** Resolves once the job is terminal (SUCCEEDED, FAILED, TIMED_OUT or CANCELLED): one call, no stream. */
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
-    let last: Job | undefined;
-    for await (const job of this.watch(id, options)) last = job;
-    if (!last || !isTerminalJobState(last.state)) {
-      throw new HodeiError('UNAVAILABLE', `the watch of job ${id} ended before the job did`);
-    }
-    return last;
+    const aborted = () => new HodeiError('UNAVAILABLE', `the wait for job ${id} was aborted`);
+    if (options.signal?.aborted) throw aborted();
+    const job = jobFromWire(
+      await new Promise<wire.Job>((resolve, reject) => {
+        const call = this.grpc.wait({ id }, (error, response) => {
+          options.signal?.removeEventListener('abort', abort);
+          if (error) reject(options.signal?.aborted ? aborted() : fromServiceError(error, this.options.address));
+          else resolve(response);
+        });
+        const abort = () => call.cancel();
+        options.signal?.addEventListener('abort', abort, { once: true });
+      }),
+    );
+    if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', `the wait for job ${id} ended before the job did`);
+    return job;
   }
 
   /** Yields the job's log lines in order; with `follow`, live until the job ends. */
-  async *logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine> {
+  logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine, void, undefined> {
+    return new LineIterator(this.logBatches(id, options));
+  }
+
+  /**
+   * Like {@link HodeiClient.logs}, a batch of lines at a time (as they arrive, in order): cheaper per line
+   * when a job writes a lot.
+   */
+  async *logBatches(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine[]> {
     const call = this.grpc.logs({ id, follow: options.follow ?? false, fromSeq: options.fromSeq ?? 1 });
-    for await (const chunk of this.stream(call, options.signal)) {
-      for (const entry of chunk.entries) yield logLineFromWire(entry);
-    }
+    for await (const chunk of this.stream(call, options.signal)) yield logLinesFromWire(chunk.lines);
   }
 
   close(): void {

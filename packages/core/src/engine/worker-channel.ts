@@ -2,7 +2,8 @@ import type { Job } from '../domain/job';
 
 /** The engine's handle on one connected worker; the gRPC layer implements it over the worker's stream. */
 export interface WorkerChannel {
-  runJob(job: Job): void;
+  /** Sends the job to run; its first log line will get seq `firstLogSeq` (the job's stored lines + 1). */
+  runJob(job: Job, firstLogSeq: number): void;
   cancelJob(jobId: string, graceMs: number): void;
   drain(): void;
   close(): void;
