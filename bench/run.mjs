@@ -1,7 +1,6 @@
-// npm run bench [-- --quick] [-- --only NAME[,NAME]]: every benchmark (or the named ones), a table, and
-// bench/results/latest.json (only when every benchmark ran).
+// npm run bench [-- --quick] [-- --only provision,logs]: the benchmarks (all, or those named), a table, and
+// bench/results/latest.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
@@ -9,14 +8,13 @@ import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 
 const quick = process.argv.includes('--quick');
-/** HODEI_BENCH_WORKER_PROF=DIR: workers run with --cpu-prof and write their profiles to DIR. */
-const workerProfiling = process.env.HODEI_BENCH_WORKER_PROF
-  ? { workerCommand: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${process.env.HODEI_BENCH_WORKER_PROF}`, createRequire(import.meta.url).resolve('@hodei/worker/cli')] }
-  : {};
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? '').split(',')) : undefined;
 const round = (value, digits = 2) => Number(value.toFixed(digits));
 
 async function withPlatform(options, use) {
-  const platform = await createPlatform({ providers: [new ProcessProvider({ ...options.provider, ...workerProfiling })], ...options.platform });
+  const { workerProfiling } = await import('./worker-profiling.mjs');
+  const platform = await createPlatform({ providers: [new ProcessProvider({ ...options.provider, ...workerProfiling() })], ...options.platform });
   try {
     return await use(platform);
   } finally {
@@ -86,6 +84,7 @@ async function logs() {
   return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
     await warm(platform, 1);
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     const job = await platform.client.queue({ name: 'logs', command });
     let expected = 1;
     let lost = 0;
@@ -95,8 +94,12 @@ async function logs() {
       expected += 1;
     }
     const linesPerSec = total / ((performance.now() - started) / 1000);
+    const cpu = process.cpuUsage(cpuBefore);
     lost += Math.max(0, total - (expected - 1));
-    return { linesPerSec: round(linesPerSec), rawLinesPerSec: round(raw.perSec), ratio: round(linesPerSec / raw.perSec), lost };
+    // CPU of this process (server, store and client; not the worker) per million lines: steadier than the
+    // rate on a busy machine.
+    const serverCpuMsPerMLine = round((cpu.user + cpu.system) / 1000 / (total / 1e6), 0);
+    return { linesPerSec: round(linesPerSec), rawLinesPerSec: round(raw.perSec), ratio: round(linesPerSec / raw.perSec), lost, serverCpuMsPerMLine };
   });
 }
 
@@ -142,15 +145,13 @@ if (process.argv.includes('--only-memory')) {
   process.exit(0);
 }
 
-const onlyIndex = process.argv.indexOf('--only');
-const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? '').split(',');
 const results = { quick, machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
 for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, memory: memoryInFreshProcess })) {
-  if (only && !only.includes(name)) continue;
+  if (only && !only.has(name)) continue;
   process.stderr.write(`running ${name}...\n`);
   results[name] = await bench();
   console.log(name.padEnd(10), JSON.stringify(results[name]));
 }
-if (only) process.exit(0);
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('./results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+const resultsFile = only ? `latest-${[...only].join('-')}.json` : 'latest.json';
+writeFileSync(new URL(`./results/${resultsFile}`, import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

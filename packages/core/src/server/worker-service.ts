@@ -10,6 +10,8 @@ type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
 
 /** Messages of one worker waiting to be handled; past this the stream is paused (back-pressure). */
 const MAX_PENDING_MESSAGES = 32;
+/** Acks are sent once no message waits, or after this many handled messages (one ack per job covers them). */
+const ACK_EVERY_MESSAGES = 8;
 
 const OUTCOMES: Record<number, Outcome> = {
   [wire.JobOutcome.JOB_OUTCOME_EXITED]: 'EXITED',
@@ -50,8 +52,19 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     call.write({ payload: { $case: 'refused', value: { code: hodei.code, message: hodei.message } } });
     call.end();
   };
+  // Acks due, one per run: a burst of batches (and the result) is answered with one message.
+  const dueAcks = new Map<string, wire.Ack>();
+  let handledSinceAck = 0;
   const ack = (jobId: string, epoch: number, logSeq: number, finished: boolean) => {
-    if (!call.writableEnded && !call.destroyed) call.write({ payload: { $case: 'ack', value: { jobId, epoch, logSeq, finished } } });
+    const key = `${epoch}/${jobId}`;
+    const due = dueAcks.get(key);
+    dueAcks.set(key, { jobId, epoch, logSeq: Math.max(logSeq, due?.logSeq ?? 0), finished: finished || (due?.finished ?? false) });
+  };
+  const sendAcks = () => {
+    handledSinceAck = 0;
+    if (call.writableEnded || call.destroyed) return dueAcks.clear();
+    for (const value of dueAcks.values()) call.write({ payload: { $case: 'ack', value } });
+    dueAcks.clear();
   };
 
   const handle = async (message: wire.WorkerMessage): Promise<void> => {
@@ -120,6 +133,8 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       .catch(() => undefined)
       .finally(() => {
         pending -= 1;
+        handledSinceAck += 1;
+        if (dueAcks.size > 0 && (pending === 0 || handledSinceAck >= ACK_EVERY_MESSAGES)) sendAcks();
         if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
       });
   });
