@@ -259,17 +259,19 @@ export class JobController {
    * has (by the store's last seq for the job, so it holds across servers and restarts) are skipped. Resolves
    * with the seq the worker may forget lines up to (for a stale lease, the whole batch), or undefined when an
    * earlier batch is missing (it failed to store): nothing is stored and the worker resends from that one.
-   * Rejects when the store fails; nothing is acknowledged then either.
+   * Rejects when the store fails; nothing is acknowledged then either. Without `firstSeq` the lines are
+   * appended after whatever is stored (no resend filter).
    */
-  async appendLogs(workerId: string, jobId: string, epoch: number, batch: readonly NewLogLine[], firstSeq: number): Promise<number | undefined> {
-    const last = firstSeq + batch.length - 1;
+  async appendLogs(workerId: string, jobId: string, epoch: number, batch: readonly NewLogLine[], firstSeq?: number): Promise<number | undefined> {
     const job = await this.store.getJob(jobId);
     if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
       await this.fenced(workerId, jobId, epoch, 'logs');
-      return last;
+      return (firstSeq ?? 1) + batch.length - 1;
     }
     return this.logAppends.run(jobId, async () => {
       const stored = await this.store.appendLogs(jobId, []);
+      firstSeq ??= stored + 1;
+      const last = firstSeq + batch.length - 1;
       if (last <= stored) return stored;
       if (firstSeq > stored + 1) return undefined;
       const lines = firstSeq <= stored ? batch.slice(stored - firstSeq + 1) : batch;
