@@ -1,4 +1,4 @@
-import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, type ChannelCredentials, type ClientReadableStream, type Interceptor } from '@grpc/grpc-js';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { isTerminalJobState, type Job, type JobSpecInput, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
@@ -13,6 +13,35 @@ import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../ser
 export interface ClientOptions {
   /** host:port of the Hodei server, e.g. `127.0.0.1:50051`. */
   address: string;
+  /**
+   * Connect over TLS, trusting `ca` (PEM: the CA that signed the server's certificate, or that certificate
+   * itself when self-signed). Without it the connection is plaintext.
+   */
+  tls?: { ca: string | Buffer };
+  /** Sent as `authorization: Bearer <authToken>` on every call, for a server started with an auth token. */
+  authToken?: string;
+}
+
+/** Channel credentials for `options.tls`: TLS trusting its CA, else plaintext. */
+function channelCredentials(options: ClientOptions): ChannelCredentials {
+  if (options.tls === undefined) return credentials.createInsecure();
+  const ca = options.tls?.ca;
+  const pem = typeof ca === 'string' ? ca : Buffer.isBuffer(ca) ? ca.toString('utf8') : '';
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw invalidArgument('tls.ca', 'must be a PEM certificate (-----BEGIN CERTIFICATE-----), the CA the server certificate is signed by');
+  }
+  return credentials.createSsl(Buffer.from(pem, 'utf8'));
+}
+
+/** Adds `authorization: Bearer <token>` to every call's metadata. */
+function bearerInterceptor(token: string): Interceptor {
+  return (callOptions, nextCall) =>
+    new InterceptingCall(nextCall(callOptions), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 export interface LogsOptions {
@@ -42,9 +71,14 @@ export class HodeiClient {
     if (typeof options?.address !== 'string' || !/^[^\s:]+:\d+$/.test(options.address)) {
       throw invalidArgument('address', `"${String(options?.address)}" is not host:port`);
     }
-    this.grpc = new JobServiceClient(options.address, credentials.createInsecure(), {
+    const token = options.authToken;
+    if (token !== undefined && (typeof token !== 'string' || token.trim() === '' || /\s/.test(token))) {
+      throw invalidArgument('authToken', 'must be a non-empty string without spaces');
+    }
+    this.grpc = new JobServiceClient(options.address, channelCredentials(options), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
     });
   }
 
