@@ -73,7 +73,7 @@ describe('readWorkerConfig', () => {
   it('reads HODEI_TLS_CA as PEM text or as a file path, and turns TLS on', () => {
     const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     expect(readWorkerConfig(valid).tls).toBeUndefined();
-    expect(readWorkerConfig({ ...valid, HODEI_TLS_CA: pem }).tls).toEqual({ ca: pem });
+    expect(readWorkerConfig({ ...valid, HODEI_TLS_CA: pem }).tls).toEqual({ ca: pem.trim() });
     const dir = mkdtempSync(join(tmpdir(), 'hodei-ca-'));
     writeFileSync(join(dir, 'ca.pem'), pem);
     expect(readWorkerConfig({ ...valid, HODEI_TLS_CA: join(dir, 'ca.pem') }).tls).toEqual({ ca: pem });
