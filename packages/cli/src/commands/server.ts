@@ -259,12 +259,12 @@ Examples:
         io.stdout.write(`Metrics on http://${metricsServer.address}/metrics\n`);
       }
       await stopRequested;
-      await metricsServer?.close();
       io.stderr.write(
         `hodei: draining: new jobs are refused; running jobs have ${formatSeconds(drainGraceMs)}s to finish (send the signal again to stop them now)\n`,
       );
       const { drained } = await platform.stop({ graceMs: drainGraceMs, signal: endGrace.signal });
       io.stderr.write(drained ? 'hodei: drained; workers and server stopped\n' : 'hodei: stopped the jobs still running, then the workers and server\n');
+      await metricsServer?.close(); // served until the end: the drain is worth watching
       await postgres?.close();
       stopped = true;
     });
