@@ -25,11 +25,17 @@ const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
 
+/** What a {@link JobController} runs on; {@link createPlatform} fills these in. */
 export interface JobControllerOptions {
+  /** Where jobs, workers and logs live. */
   store: Store;
+  /** Where workers come from; each must have a distinct `name`. */
   providers: readonly Provider[];
+  /** Time source; {@link systemClock} in production. */
   clock: Clock;
+  /** Where the engine logs; {@link silentLogger} to log nothing. */
   logger: Logger;
+  /** Timeouts and intervals; see {@link resolveEngineConfig}. */
   config: EngineConfig;
   /** host:port workers connect back to; known once the server is bound. */
   serverAddress: () => string;
@@ -43,7 +49,9 @@ export interface JobControllerOptions {
  * one at a time; every job update is compare-and-set on state and lease epoch.
  */
 export class JobController {
+  /** Woken with a job id whenever that job changes (state or new log lines); log and watch streams wait on it. */
   readonly notifier = new ChangeNotifier();
+  /** The store this controller schedules from. */
   readonly store: Store;
   private readonly registry: WorkerRegistry;
   private readonly providers: Map<string, Provider>;
@@ -68,6 +76,7 @@ export class JobController {
     this.providers = new Map(options.providers.map((provider) => [provider.name, provider]));
   }
 
+  /** Starts scheduling: removes orphaned workers its providers report, subscribes to worker exits and starts the periodic tick. */
   async start(): Promise<void> {
     const live = await this.store.listWorkers({ states: LIVE });
     for (const provider of this.providers.values()) {
@@ -119,6 +128,7 @@ export class JobController {
 
   // ---- client operations -------------------------------------------------------------------------
 
+  /** Validates `input` as a {@link JobSpecInput}, stores the job as QUEUED and returns it. Throws `INVALID_ARGUMENT` (with `field`) for a bad spec and `CLOSED` once stopped. */
   async queue(input: unknown): Promise<Job> {
     this.checkRunning();
     const spec = validateJobSpec(input);
@@ -130,16 +140,19 @@ export class JobController {
     return job;
   }
 
+  /** The job with this id; throws `NOT_FOUND` when there is none. */
   async getJob(id: string): Promise<Job> {
     const job = typeof id === 'string' && id !== '' ? await this.store.getJob(id) : undefined;
     if (!job) throw new HodeiError('NOT_FOUND', `no job with id "${id}"`, { field: 'id' });
     return job;
   }
 
+  /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]> {
     return this.store.listJobs(filter);
   }
 
+  /** Every worker the store knows, in any state. */
   listWorkers(): Promise<Worker[]> {
     return this.store.listWorkers();
   }
@@ -233,10 +246,12 @@ export class JobController {
     return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
   }
 
+  /** Records that a connected worker is alive. */
   async heartbeat(workerId: string): Promise<void> {
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
   }
 
+  /** Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report is refused. */
   async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
     const job = await this.store.updateJob(
       jobId,
@@ -284,6 +299,7 @@ export class JobController {
     this.notifier.notify(jobId);
   }
 
+  /** Records a job's result when the report matches its current lease, re-queueing it when its exit code is listed in `retryOnExitCodes` and attempts remain. */
   async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport): Promise<void> {
     await this.serial.run(async () => {
       const patch = finalJobPatch(report, this.now());

@@ -10,6 +10,7 @@ import type { Store } from '../ports/store';
 import { startGrpcServer } from '../server/grpc-server';
 import { MemoryStore } from '../store/memory-store';
 
+/** Options of {@link createPlatform}: providers (required), store, listen address, logging, and any {@link EngineConfig} timing in milliseconds. Invalid values make `createPlatform` reject with `INVALID_ARGUMENT` naming the field. */
 export interface PlatformOptions extends Partial<EngineConfig> {
   /** Where workers come from; at least one. */
   providers: Provider[];
@@ -21,7 +22,9 @@ export interface PlatformOptions extends Partial<EngineConfig> {
   port?: number;
   /** Address workers use to reach this server; default host:port as bound (127.0.0.1 for 0.0.0.0). */
   advertiseAddress?: string;
+  /** Where the engine logs (a pino logger fits); silent by default. */
   logger?: Logger;
+  /** Time source; the system clock by default. */
   clock?: Clock;
   /** Metrics and tracing hooks (see `EngineObserver`). */
   observer?: EngineObserver;
@@ -31,8 +34,11 @@ export interface PlatformOptions extends Partial<EngineConfig> {
 export interface Platform {
   /** host:port the gRPC server listens on. */
   readonly address: string;
+  /** A client connected to this server; closed by `close()`. */
   readonly client: HodeiClient;
+  /** The store in use; closed by `close()` only when the platform created it (the default MemoryStore). */
   readonly store: Store;
+  /** The engine, for embedding code that needs more than the client (e.g. `controller.notifier`). */
   readonly controller: JobController;
   /** Stops workers and the server; idempotent. */
   close(): Promise<void>;

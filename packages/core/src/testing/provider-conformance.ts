@@ -5,10 +5,13 @@ import type { Provider, WorkerExit } from '../ports/provider';
 
 /** What a conformance run needs: a fresh provider per test, and optionally how to dispose of it. */
 export interface ProviderUnderTest<P extends Provider = Provider> {
+  /** A new provider that starts real workers. */
   provider: P;
+  /** Runs after the test, after `provider.close()`. */
   cleanup?: () => Promise<void>;
 }
 
+/** Optional hooks that let {@link providerConformance} check more of the provider. */
 export interface ProviderConformanceOptions<P extends Provider = Provider> {
   /** Ends a worker outside `destroyWorker` (kill its process, `docker kill` its container). Without it that test is skipped. */
   killWorker?: (provider: P, workerId: string) => Promise<void>;

@@ -5,7 +5,9 @@ import type { NewLogLine, Store } from '../ports/store';
 
 /** What a conformance run needs: a fresh, empty store per test, and optionally how to dispose of it. */
 export interface StoreUnderTest {
+  /** A new, empty store. */
   store: Store;
+  /** Runs after the test, after `store.close()` (drop the database, remove files). */
   cleanup?: () => Promise<void>;
 }
 
