@@ -39,8 +39,11 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: nu
  * embedded platforms, so the provider must start real workers that can reach 127.0.0.1.
  *
  * @example
- * providerConformance('ProcessProvider', async () => ({ provider: new ProcessProvider() }), {
- *   killWorker: async (provider, id) => process.kill(provider.pidOf(id)!, 'SIGKILL'),
+ * // test/provider-conformance.test.ts; `docker` is a dockerode client
+ * providerConformance('DockerProvider', async () => ({ provider: createDockerProvider({ image, maxWorkers: 2 }) }), {
+ *   killWorker: async (_provider, workerId) => {
+ *     await docker.getContainer(containerNameOf(workerId)).kill();
+ *   },
  * });
  */
 export function providerConformance<P extends Provider>(
