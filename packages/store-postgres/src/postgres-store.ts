@@ -21,6 +21,7 @@ import { migrate, type MigrateResult } from './migrate';
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
 export type PostgresConnection = { connectionString: string } | { pool: pg.Pool };
 
+/** Options of {@link PostgresStore}; all optional. */
 export interface PostgresStoreOptions {
   /** Connections in the store's own pool; default 10. Ignored when you pass a pool. */
   poolSize?: number;
@@ -194,7 +195,10 @@ function encodeFields<T extends object>(
  *
  * @example
  * const store = createPostgresStore({ connectionString: process.env.HODEI_DATABASE_URL! });
- * const platform = await createPlatform({ store, providers: [...] });
+ * const platform = await createPlatform({ store, providers: [new ProcessProvider()] });
+ * // ...
+ * await platform.close(); // the platform leaves a store you passed in open
+ * await store.close();
  */
 export class PostgresStore implements Store {
   readonly specificationVersion = 'v1' as const;
