@@ -5,7 +5,7 @@
  * codecs (`encode`/`decode`/`fromPartial`) and gRPC service definitions that ts-proto generates from
  * `proto/hodei/v1/{common,job,worker}.proto` (e.g. `WorkerMessage`, `ServerMessage`, `JobServiceClient`).
  * Those are the contract between `@hodei/worker` and the server; their reference is the `.proto` files,
- * so they are left out of this API reference. Applications should use {@link @hodei/core!HodeiClient}
+ * so they are left out of this API reference. Applications should use `HodeiClient` from `@hodei/core`
  * rather than the raw protocol.
  * @packageDocumentation
  */
