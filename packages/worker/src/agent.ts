@@ -336,7 +336,7 @@ class WorkerAgent implements WorkerHandle {
  * Starts a worker: connects to `config.serverAddress`, registers with the one-time token, then runs the
  * jobs the server sends until it is drained, stopped or its stream is lost.
  *
- * @example What the `hodei-worker` bin does (a provider sets the `HODEI_*` variables)
+ * @example What the hodei-worker bin does (a provider sets the HODEI_* variables)
  * ```ts
  * const worker = startWorker(readWorkerConfig(process.env), { handleSignals: true });
  * process.exitCode = await worker.done; // see EXIT_CODES
