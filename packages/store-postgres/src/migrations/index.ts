@@ -1,3 +1,5 @@
+import { jobChangesMigration } from './job-changes';
+
 /**
  * The schema's versioned migrations. A migration is never edited once released: change the schema by
  * appending a new one. `sql` receives the quoted schema name every table lives in.
@@ -90,4 +92,4 @@ CREATE TABLE ${s}.worker_tokens (
 CREATE INDEX worker_tokens_expires_idx ON ${s}.worker_tokens (expires_at);
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }];
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }, jobChangesMigration];
