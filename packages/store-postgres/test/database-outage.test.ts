@@ -5,18 +5,8 @@ import { createPlatform, isTerminalJobState, type Job, type Logger, type Platfor
 import { ProcessProvider } from '@hodei/provider-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, type PostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, until, type TestDatabase } from './helpers';
 import { TcpProxy } from './tcp-proxy';
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = 'a condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 function recordingLogger(): Logger & { lines: { level: string; message: string }[] } {
   const lines: { level: string; message: string }[] = [];

@@ -7,17 +7,7 @@ import { createPlatform, HodeiClient, isTerminalJobState, type Job, type Platfor
 import { ProcessProvider } from '@hodei/provider-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, type PostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
-
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { createTestDatabase, until, type TestDatabase } from './helpers';
 
 /** Processes whose environment has `NAME=value` (workers and their jobs inherit their server's environment). */
 function pidsWithEnv(name: string, value: string): number[] {

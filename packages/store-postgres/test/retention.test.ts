@@ -2,17 +2,7 @@ import { createPlatform, type Platform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, type PostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+import { createTestDatabase, until, type TestDatabase } from './helpers';
 
 describe('retention on PostgreSQL', () => {
   let db: TestDatabase;
