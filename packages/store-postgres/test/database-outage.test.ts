@@ -113,3 +113,35 @@ describe('PostgreSQL unavailable for a few seconds mid-run', () => {
     }
   }, 120_000);
 });
+
+describe('PostgreSQL unreachable when the server starts', () => {
+  it('waits for it with backoff and one log line, then serves', async () => {
+    const db = await createTestDatabase();
+    const target = new URL(db.url);
+    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
+    const proxied = new URL(db.url);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(await proxy.start());
+    await proxy.cut();
+    const store = createPostgresStore({ connectionString: proxied.toString() }, { poolSize: 2 });
+    const provider = new ProcessProvider({ maxWorkers: 1 });
+    const logger = recordingLogger();
+    let platform: Platform | undefined;
+    try {
+      const starting = createPlatform({ store, providers: [provider], logger });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await proxy.restore();
+      platform = await starting;
+      const job = await platform.client.queue({ name: 'after-start', command: 'echo up' });
+      expect((await platform.client.wait(job.id)).state).toBe('SUCCEEDED');
+      expect(logger.lines.filter((line) => line.level === 'warn' && /store postgres unavailable/.test(line.message))).toHaveLength(1);
+      expect(logger.lines.some((line) => /store postgres is reachable again/.test(line.message))).toBe(true);
+    } finally {
+      await platform?.close();
+      await store.close();
+      await proxy.close();
+      await db.drop();
+    }
+    expect(provider.pids).toEqual([]);
+  }, 60_000);
+});
