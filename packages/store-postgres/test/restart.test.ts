@@ -116,7 +116,7 @@ describe('restart on PostgreSQL with jobs queued and running', () => {
     // A new server on the same database and port.
     restartedStore = createPostgresStore({ connectionString: db.url }, { poolSize: 4 });
     provider = new ProcessProvider({ maxWorkers: 3, stopGraceMs: 2_000 });
-    restarted = await createPlatform({ store: restartedStore, providers: [provider], port, heartbeatTimeoutMs: 10_000, retryBackoffMs: 100 });
+    restarted = await createPlatform({ store: restartedStore, providers: [provider], port, heartbeatTimeoutMs: 20_000, retryBackoffMs: 100 });
 
     const all = [survivor, goneRetry, goneFail, ...queued];
     const finished = await until(async () => {
