@@ -311,7 +311,9 @@ export class JobController {
         }
       }
       this.logSeqs.delete(jobId);
-      const job = await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch);
+      const job =
+        (await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch)) ??
+        (await this.landedInDoubt(jobId, workerId, epoch, patch));
       if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'result');
       await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
       this.options.observer?.jobFinished?.(job);
@@ -614,6 +616,23 @@ export class JobController {
     this.options.observer?.jobFinished?.(done);
     this.notifier.notify(job.id);
     return done;
+  }
+
+  /**
+   * A compare-and-set whose connection broke after the store committed it is retried (see `withStoreRetry`)
+   * and then no longer matches. Recognises that write as ours (same worker, lease, state and completion time,
+   * which a resent report would not have) so that what follows it (audit, freeing the worker's slot) still runs.
+   */
+  private async landedInDoubt(jobId: string, workerId: string, epoch: number, patch: Partial<Job>): Promise<Job | undefined> {
+    const job = await this.store.getJob(jobId);
+    const ours =
+      job !== undefined &&
+      job.workerId === workerId &&
+      job.epoch === epoch &&
+      job.state === patch.state &&
+      job.completedAt !== undefined &&
+      job.completedAt === patch.completedAt;
+    return ours ? job : undefined;
   }
 
   /** Refuses a report from a stale lease and tells the worker to drop the job (it moved on without it). */
