@@ -44,8 +44,9 @@ function isUnavailable(error: unknown): boolean {
  * however many calls wait meanwhile. Other errors (`CONFLICT`, `INVALID_ARGUMENT`, `CLOSED`) pass through.
  *
  * A call whose connection broke after the database committed it is in doubt: its retry may find the work
- * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed); compare-and-set
- * updates simply do not match again; an `appendLogs` retried that way may store its batch twice.
+ * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed); a compare-and-set
+ * update does not match again (the engine recognises its own job result by its completion time); an
+ * `appendLogs` retried that way may store its batch twice.
  */
 export function withStoreRetry(store: Store, options: StoreRetryOptions): Store {
   const minDelayMs = options.minDelayMs ?? 100;
