@@ -2,6 +2,7 @@ import { HodeiClient } from '../client/hodei-client';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { resolveEngineConfig, type EngineConfig } from '../engine/engine-config';
 import { JobController } from '../engine/job-controller';
+import { parseRetention, RetentionSweeper } from '../engine/retention';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type Logger } from '../ports/logger';
 import type { EngineObserver } from '../ports/observer';
@@ -28,6 +29,13 @@ export interface PlatformOptions extends Partial<EngineConfig> {
   clock?: Clock;
   /** Metrics and tracing hooks (see `EngineObserver`). */
   observer?: EngineObserver;
+  /**
+   * How long finished jobs (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT) and their log lines are kept, by
+   * completion time: a duration such as `'7d'` or `'12h'` (or milliseconds), or `false` / `'off'` to keep
+   * them forever. Default `'7d'`. Swept periodically in bounded batches; audit events are kept. Needs a store
+   * with `deleteFinishedJobs` (MemoryStore and PostgresStore have it).
+   */
+  retention?: string | number | false;
 }
 
 /** A server and its engine embedded in this process, with a client connected to it. */
@@ -74,6 +82,7 @@ function validateOptions(options: PlatformOptions): void {
 export async function createPlatform(options: PlatformOptions): Promise<Platform> {
   validateOptions(options);
   const config = resolveEngineConfig(options);
+  const retentionMs = parseRetention(options.retention);
   const store = options.store ?? new MemoryStore();
   const host = options.host ?? '127.0.0.1';
   let advertised = options.advertiseAddress ?? '';
@@ -91,6 +100,12 @@ export async function createPlatform(options: PlatformOptions): Promise<Platform
   const address = `${reachableHost}:${server.port}`;
   advertised ||= address;
   await controller.start();
+  const logger = options.logger ?? silentLogger;
+  const sweeper =
+    retentionMs === undefined
+      ? undefined
+      : new RetentionSweeper({ store, clock: options.clock ?? systemClock, logger, maxAgeMs: retentionMs });
+  sweeper?.start();
   const client = new HodeiClient({ address });
   let closing: Promise<void> | undefined;
   return {
@@ -100,6 +115,7 @@ export async function createPlatform(options: PlatformOptions): Promise<Platform
     controller,
     close: () =>
       (closing ??= (async () => {
+        await sweeper?.stop();
         await controller.stop();
         client.close();
         await server.shutdown();

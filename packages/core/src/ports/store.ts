@@ -115,6 +115,22 @@ export interface Store {
    */
   onJobQueued?(listener: () => void): () => void;
 
+  /**
+   * Optional: calls `listener` with a job's id soon after its state changes, by this engine or another one
+   * sharing the store, so a client waiting on the job through any server learns of it. A hint, like
+   * `onJobQueued` (late, spurious or coalesced wake-ups are allowed; waiters read the store again).
+   * `undefined` means any job may have changed (say, changes were missed while a connection was down).
+   * Returns a function that unsubscribes.
+   */
+  onJobChanged?(listener: (jobId: string | undefined) => void): () => void;
+
+  /**
+   * Optional retention: deletes at most `limit` jobs in a terminal state (SUCCEEDED, FAILED, CANCELLED,
+   * TIMED_OUT) whose `completedAt` is before `completedBefore` (ms since the epoch), oldest first, with their
+   * log lines. Audit events are kept (they are the record of what happened). Returns how many jobs it deleted.
+   */
+  deleteFinishedJobs?(completedBefore: number, limit: number): Promise<number>;
+
   /** Releases the store's resources (connections, timers); the store is unusable afterwards. */
   close(): Promise<void>;
 }

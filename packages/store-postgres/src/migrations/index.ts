@@ -1,3 +1,5 @@
+import { jobChangesMigration } from './job-changes';
+
 /**
  * The schema's versioned migrations. A migration is never edited once released: change the schema by
  * appending a new one. `sql` receives the quoted schema name every table lives in.
@@ -94,4 +96,4 @@ CREATE INDEX worker_tokens_expires_idx ON ${s}.worker_tokens (expires_at);
 `;
 
 /** Every migration of this version of the package, in order; {@link migrate} applies those a database lacks. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }];
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }, jobChangesMigration];
