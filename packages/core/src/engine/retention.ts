@@ -27,8 +27,11 @@ export function parseRetention(value: string | number | false | undefined): numb
 
 /** What the sweeper needs. */
 export interface RetentionSweeperOptions {
+  /** The store to sweep; a store without `deleteFinishedJobs` makes the sweeper a no-op. */
   store: Store;
+  /** Source of "now" for the cut-off and of the timers between sweeps. */
   clock: Clock;
+  /** Where a sweep's deletions (info) and failures (warn) are reported. */
   logger: Logger;
   /** Finished jobs older than this (by completion time) are deleted. */
   maxAgeMs: number;

@@ -4,6 +4,7 @@ import type { Store } from '../ports/store';
 
 /** How the engine rides out a store that is briefly unreachable (a database restart, a network cut). */
 export interface StoreRetryOptions {
+  /** Gets one warn line when the store becomes unavailable and one info line when it is back. */
   logger: Logger;
   /** First delay after a failed call; doubles per attempt. Default 100 ms. */
   minDelayMs?: number;
