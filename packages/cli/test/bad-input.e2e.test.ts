@@ -57,6 +57,7 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['--tls-cert without --tls-key', ['server', '--tls-cert', '/nonexistent/cert.pem'], /^hodei: --tls-key: is required with --tls-cert/],
     ['missing --tls-ca file', ['job', 'list', '--tls-ca', '/nonexistent/ca.pem'], /^hodei: --tls-ca: cannot read \/nonexistent\/ca.pem: no such file/],
     ['a --tls-ca that is no certificate', ['job', 'list', '--tls-ca', 'package.json'], /^hodei: --tls-ca: package.json is not a PEM certificate/],
+    ['bad --retention', ['server', '--retention', 'forever'], /^hodei: --retention: "forever" is not a duration/],
   ];
 
   it('an unreachable Docker engine is a clear error at start, exit 2', async () => {

@@ -33,6 +33,7 @@ interface ServerFlags extends ProviderFlags {
   tlsKey?: string;
   tlsCa?: string;
   authToken?: string;
+  retention: string;
 }
 
 /** `--tls-cert`, `--tls-key` and `--tls-ca` read and checked; undefined without TLS. */
@@ -148,6 +149,7 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--tls-key <file>', "with --tls-cert: the certificate's private key (PEM)")
     .option('--tls-ca <file>', 'with --tls-cert: the CA certificate workers are told to trust (default: the certificate itself, if self-signed)')
     .option('--auth-token <token>', 'require this bearer token from clients of the job API (default: $HODEI_AUTH_TOKEN; workers use their own tokens)')
+    .option('--retention <duration>', "keep finished jobs and their log lines this long, then delete them ('off' keeps them)", '7d')
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)')
     .option('--log-level <level>', `engine log level on stderr: ${LOG_LEVELS.join(', ')} (JSON lines unless stderr is a terminal)`, 'warn')
     .option('-v, --verbose', 'same as --log-level debug')
@@ -181,6 +183,7 @@ Examples:
       const tls = resolveServerTls(flags);
       const authToken = resolveAuthToken(flags.authToken, io.env);
       const databaseWaitMs = parseDurationFlag(flags.databaseWait, '--database-wait');
+      const retention = flags.retention === 'off' ? false : parseDurationFlag(flags.retention, '--retention');
       const postgres = flags.store === 'postgres' ? openPostgresStore(resolveDatabaseUrl(flags.databaseUrl, io)) : undefined;
       const store: Store = postgres ?? new MemoryStore();
       const metricsPort = flags.metricsPort === undefined ? undefined : parseIntegerFlag(flags.metricsPort, '--metrics-port', 0, 65_535);
@@ -230,6 +233,7 @@ Examples:
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
+          retention,
           logger: createCliLogger(io, logLevel, io.stderrIsTerminal ?? false),
           ...(tls ? { tls } : {}),
           ...(authToken ? { authToken } : {}),
