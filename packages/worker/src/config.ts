@@ -21,7 +21,10 @@ export interface WorkerConfig {
    * Connect over TLS: `ca` is the CA certificate (PEM) to trust, or undefined for the system's roots
    * (`https://` server address without HODEI_TLS_CA). Absent: plaintext.
    */
-  tls?: { ca: string | undefined };
+  tls?: {
+    /** The CA certificate to trust (PEM), or undefined for the system's roots. */
+    ca: string | undefined;
+  };
 }
 
 /** The worker's environment is missing a variable or holds an invalid value. */

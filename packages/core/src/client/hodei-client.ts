@@ -18,7 +18,10 @@ export interface ClientOptions {
    * Connect over TLS, trusting `ca` (PEM: the CA that signed the server's certificate, or that certificate
    * itself when self-signed). Without it the connection is plaintext.
    */
-  tls?: { ca: string | Buffer };
+  tls?: {
+    /** The CA certificate to trust, PEM. */
+    ca: string | Buffer;
+  };
   /** Sent as `authorization: Bearer <authToken>` on every call, for a server started with an auth token. */
   authToken?: string;
 }

@@ -41,7 +41,14 @@ export interface PlatformOptions extends Partial<EngineConfig> {
    * `ca` (PEM) is what the workers this server starts and its own `client` trust, by default `cert` (right for a
    * self-signed certificate). The certificate must name the address workers and clients dial (e.g. IP:127.0.0.1).
    */
-  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  tls?: {
+    /** The server's certificate chain, PEM text (not a path). */
+    cert: string | Buffer;
+    /** Its private key, PEM text. */
+    key: string | Buffer;
+    /** The CA certificate workers and the embedded client trust, PEM text; default `cert`. */
+    ca?: string | Buffer;
+  };
   /**
    * Require `authorization: Bearer <authToken>` on every client API call (queue, get, list, cancel, watch,
    * logs); others get UNAUTHENTICATED. Workers authenticate with their own one-time and session tokens.

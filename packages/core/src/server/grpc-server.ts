@@ -20,7 +20,12 @@ export interface RunningServer {
 /** Transport security of the gRPC port; without it the port is plaintext and the client API open. */
 export interface ServerSecurity {
   /** TLS: the server's certificate chain and private key, PEM. */
-  tls?: { cert: Buffer; key: Buffer };
+  tls?: {
+    /** The server's certificate chain, PEM. */
+    cert: Buffer;
+    /** Its private key, PEM. */
+    key: Buffer;
+  };
   /** Clients of the job API must send `authorization: Bearer <authToken>`; workers keep their own tokens. */
   authToken?: string;
 }
