@@ -8,6 +8,7 @@ import { JobServiceClient } from '../protocol';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
+import { pemText, validateAuthToken } from '../server/pem';
 import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
 /** How {@link createClient} reaches a server. */
@@ -29,12 +30,7 @@ export interface ClientOptions {
 /** Channel credentials for `options.tls`: TLS trusting its CA, else plaintext. */
 function channelCredentials(options: ClientOptions): ChannelCredentials {
   if (options.tls === undefined) return credentials.createInsecure();
-  const ca = options.tls?.ca;
-  const pem = typeof ca === 'string' ? ca : Buffer.isBuffer(ca) ? ca.toString('utf8') : '';
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw invalidArgument('tls.ca', 'must be a PEM certificate (-----BEGIN CERTIFICATE-----), the CA the server certificate is signed by');
-  }
-  return credentials.createSsl(Buffer.from(pem, 'utf8'));
+  return credentials.createSsl(Buffer.from(pemText(options.tls?.ca, 'tls.ca', 'certificate'), 'utf8'));
 }
 
 /** Adds `authorization: Bearer <token>` to every call's metadata. */
@@ -78,9 +74,7 @@ export class HodeiClient {
       throw invalidArgument('address', `"${String(options?.address)}" is not host:port`);
     }
     const token = options.authToken;
-    if (token !== undefined && (typeof token !== 'string' || token.trim() === '' || /\s/.test(token))) {
-      throw invalidArgument('authToken', 'must be a non-empty string without spaces');
-    }
+    validateAuthToken(token, 'authToken');
     this.grpc = new JobServiceClient(options.address, channelCredentials(options), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,

@@ -9,6 +9,7 @@ import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
 import type { Store } from '../ports/store';
 import { startGrpcServer } from '../server/grpc-server';
+import { pemText, validateAuthToken } from '../server/pem';
 import { MemoryStore } from '../store/memory-store';
 
 /** Options of {@link createPlatform}: providers (required), store, listen address, logging, and any {@link EngineConfig} timing in milliseconds. Invalid values make `createPlatform` reject with `INVALID_ARGUMENT` naming the field. */
@@ -91,16 +92,6 @@ export interface Platform {
   stop(options?: StopOptions): Promise<StopResult>;
 }
 
-const PEM_CERTIFICATE = '-----BEGIN CERTIFICATE-----';
-
-function pemText(value: unknown, field: string, kind: 'certificate' | 'private key'): string {
-  const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
-  const marker = kind === 'certificate' ? PEM_CERTIFICATE : /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
-  const ok = text !== undefined && (typeof marker === 'string' ? text.includes(marker) : marker.test(text));
-  if (!ok) throw invalidArgument(field, `must be a PEM ${kind} (the file's contents, not its path)`);
-  return text;
-}
-
 /** The TLS material as PEM text, validated; `ca` defaults to the certificate. */
 function resolveTls(tls: PlatformOptions['tls']): { cert: string; key: string; ca: string } | undefined {
   if (tls === undefined) return undefined;
@@ -124,10 +115,7 @@ function validateOptions(options: PlatformOptions): void {
     if (names.has(provider.name)) throw invalidArgument('providers', `two providers are named "${provider.name}"`);
     names.add(provider.name);
   }
-  const token = options.authToken;
-  if (token !== undefined && (typeof token !== 'string' || token.trim() === '' || /\s/.test(token))) {
-    throw invalidArgument('authToken', 'must be a non-empty string without spaces');
-  }
+  validateAuthToken(options.authToken, 'authToken');
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw invalidArgument('port', `must be 0-65535, got ${port}`);
 }
