@@ -22,21 +22,21 @@ describe('hodei server with TLS and an auth token', () => {
     certs?.remove();
   });
 
-  it('says it serves TLS, and runs a job for a client with --tls-ca and --auth-token', async () => {
+  it('says it serves TLS, and runs a job for a client with --tls-ca and --auth-token; the job does not see the token', async () => {
     expect(server.output().stdout).toMatch(/^Hodei server listening on 127\.0\.0\.1:\d+ \(TLS\)$/m);
-    const result = await runCli(['job', 'run', '--tls-ca', certs.caFile, '--auth-token', TOKEN, '--', 'echo secure'], {
+    const result = await runCli(['job', 'run', '--tls-ca', certs.caFile, '--auth-token', TOKEN, '--', 'echo "secure, token: ${HODEI_AUTH_TOKEN:-unset}"'], {
       server: server.address,
       env: NO_SECURITY_ENV,
     });
-    expect(result.stderr).toMatch(/^hodei: job job-\S+ queued\n\$ echo secure\n$/);
-    expect(result.stdout).toBe('secure\n');
+    expect(result.stderr).toMatch(/^hodei: job job-\S+ queued\n\$ echo "secure, token: \$\{HODEI_AUTH_TOKEN:-unset\}"\n$/);
+    expect(result.stdout).toBe('secure, token: unset\n');
     expect(result.code).toBe(0);
   });
 
   it('takes the CA and the token from HODEI_TLS_CA and HODEI_AUTH_TOKEN', async () => {
     const result = await runCli(['job', 'list'], { server: server.address, env: { HODEI_TLS_CA: certs.caFile, HODEI_AUTH_TOKEN: TOKEN } });
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/echo secure/);
+    expect(result.stdout).toMatch(/echo "secure/);
   });
 
   it('refuses a client without the token: exit 1, UNAUTHENTICATED message', async () => {
