@@ -1,16 +1,19 @@
 import { LogStream, type LogLines } from './generated/hodei/v1/common';
 
-/** One log line as the wire protocol numbers it: the unpacked view of one line of a {@link LogLines} batch. */
+/** One log line as the wire protocol numbers it: the unpacked view of one line of a `LogLines` batch. */
 export interface LogEntry {
+  /** The line's number in its job, from 1, contiguous across attempts. */
   seq: number;
   /** ms since the epoch. */
   timestampMs: number;
+  /** Where the line came from: stdout, stderr or the platform. */
   stream: LogStream;
+  /** The line without its newline. */
   text: string;
 }
 
 /**
- * Accumulates consecutive lines into one packed {@link LogLines} message: the texts are joined once, the
+ * Accumulates consecutive lines into one packed `LogLines` message: the texts are joined once, the
  * lengths, timestamp deltas and streams go into flat number arrays (no object per line).
  */
 export class LogLinesBuilder {
@@ -33,6 +36,7 @@ export class LogLinesBuilder {
     return this.textLength;
   }
 
+  /** Appends one line (the next seq). */
   add(stream: LogStream, text: string, timestampMs: number): void {
     const count = this.lengths.length;
     if (count === 0) {
