@@ -335,7 +335,10 @@ export class JobController {
       const lines = firstSeq <= stored ? batch.slice(stored - firstSeq + 1) : batch;
       // Not through the retrying store: an append whose connection broke after it committed would be stored
       // twice by a retry. Failing here means no ack; the worker resends and the lines stored are skipped.
-      const appended = await this.options.store.appendLogs(jobId, lines);
+      const appended = await this.options.store.appendLogs(jobId, lines).catch((error: unknown) => {
+        this.options.logger.warn({ err: error, jobId }, 'could not store log lines; the worker sends them again');
+        throw error;
+      });
       if (this.options.observer?.logLines) {
         let characters = 0;
         for (const line of lines) characters += line.text.length;
