@@ -34,6 +34,35 @@ function rate(count, ms) {
   return count / (ms / 1000);
 }
 
+/** Store calls per job, each awaited by its caller before the next (see benchHodei). */
+const STEPS_PER_JOB = 8;
+
+/**
+ * The median time of one durable commit (a one-row INSERT) on one connection: each store call resolves only
+ * after its commit, so `concurrency / (STEPS_PER_JOB × commit)` bounds PostgresStore's rate however the calls
+ * are batched (Little's law: `concurrency` jobs in flight, each a chain of STEPS_PER_JOB commits).
+ */
+async function commitLatencyMs(url) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // A regular table: temporary tables write no WAL, so their commits cost no flush.
+    await client.query('DROP TABLE IF EXISTS bench_commit');
+    await client.query('CREATE TABLE bench_commit (id serial PRIMARY KEY, at timestamptz NOT NULL)');
+    const times = [];
+    for (let index = 0; index < 300; index += 1) {
+      const started = performance.now();
+      await client.query('INSERT INTO bench_commit (at) VALUES (now())');
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    await client.query('DROP TABLE bench_commit');
+    return times[Math.floor(times.length / 2)];
+  } finally {
+    await client.end();
+  }
+}
+
 function audit(store, eventType, correlationId, details) {
   return store.appendAudit({ eventType, correlationId, occurredAt: Date.now(), details });
 }
@@ -142,13 +171,20 @@ async function benchGraphile(url, label, workerPreset, JOBS, CONCURRENCY) {
 
 /**
  * Runs the store benchmark on HODEI_BENCH_DATABASE_URL or a throwaway embedded PostgreSQL: PostgresStore,
- * then graphile-worker default and tuned, on the same database. Returns end-to-end jobs/s of each and
- * `ratio` = PostgresStore / graphile-worker tuned.
+ * then graphile-worker default and tuned, on the same database. Returns end-to-end jobs/s of each,
+ * `ratio` = PostgresStore / graphile-worker tuned, the median commit latency and the rate it bounds
+ * PostgresStore to (`hodeiBoundJobsPerSec`).
  */
 export async function runStoreBench({ jobs = 20_000, concurrency = 24, log = console.log, hodeiOnly = false } = {}) {
   const database = await startDatabase();
   try {
     log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency}, ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
+    const commitMs = await commitLatencyMs(database.url);
+    const boundJobsPerSec = concurrency / ((STEPS_PER_JOB * commitMs) / 1000);
+    log(
+      `one durable commit: ${commitMs.toFixed(3)} ms (median); ${STEPS_PER_JOB} awaited store calls per job at concurrency ` +
+        `${concurrency} bound PostgresStore to ${boundJobsPerSec.toFixed(0)} jobs/s`,
+    );
     const hodei = await benchHodei(database.url, jobs, concurrency);
     if (hodeiOnly) {
       log(`PostgresStore ${rate(jobs, hodei.total).toFixed(0)} jobs/s end to end (queue ${(hodei.queueMs / 1000).toFixed(2)} s, run ${(hodei.runMs / 1000).toFixed(2)} s)`);
@@ -170,6 +206,8 @@ export async function runStoreBench({ jobs = 20_000, concurrency = 24, log = con
       );
     }
     const result = {
+      commitMs,
+      hodeiBoundJobsPerSec: boundJobsPerSec,
       hodeiJobsPerSec: rate(jobs, hodei.total),
       graphileDefaultJobsPerSec: rate(jobs, graphileDefault.total),
       graphileJobsPerSec: rate(jobs, graphileTuned.total),
