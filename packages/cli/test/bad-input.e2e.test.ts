@@ -52,6 +52,7 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['bad --log-level', ['server', '--log-level', 'loud'], /^hodei: --log-level: "loud" is not supported; accepted values: trace, debug/],
     ['--port out of range', ['server', '--port', '70000'], /^hodei: --port: must be between 0 and 65535/],
     ['bad --idle-timeout', ['server', '--idle-timeout', 'soon'], /^hodei: --idle-timeout: "soon" is not a duration/],
+    ['bad --retention', ['server', '--retention', 'forever'], /^hodei: --retention: "forever" is not a duration/],
   ];
 
   it('an unreachable Docker engine is a clear error at start, exit 2', async () => {

@@ -35,5 +35,13 @@ export { ChangeNotifier } from './engine/change-notifier';
 export type { WorkerChannel, Registration } from './engine/worker-channel';
 export { resolveEngineConfig, DEFAULT_ENGINE_CONFIG, type EngineConfig } from './engine/engine-config';
 export { retryBackoffMs, MAX_RETRY_BACKOFF_MS } from './engine/retry-backoff';
+export { withStoreRetry, type StoreRetryOptions } from './engine/store-retry';
+export {
+  RetentionSweeper,
+  parseRetention,
+  DEFAULT_RETENTION_MS,
+  RETENTION_BATCH,
+  type RetentionSweeperOptions,
+} from './engine/retention';
 export { HodeiClient, createClient, type ClientOptions, type LogsOptions, type WorkerInfo } from './client/hodei-client';
 export { createPlatform, type Platform, type PlatformOptions } from './platform/create-platform';

@@ -65,9 +65,13 @@ export function containerNameOf(workerId: string): string {
  * const hodei = await createPlatform({ providers: [createDockerProvider({ image: 'hodei-worker:local', memory: '512m' })] });
  */
 export class DockerProvider implements Provider {
+  /** The provider interface version this implements. */
   readonly specificationVersion = 'v1' as const;
+  /** The provider's name (`docker` unless `options.name` says otherwise). */
   readonly name: string;
+  /** `maxWorkers`, `workerCapacity` and `labels` as resolved from the options. */
   readonly capabilities: ProviderCapabilities;
+  /** The dockerode client in use (the one passed as `options.docker`, or one for DOCKER_HOST / the default socket). */
   readonly docker: Docker;
   private readonly options: ResolvedDockerProviderOptions;
   private readonly workers = new Map<string, WorkerContainer>();
@@ -117,6 +121,7 @@ export class DockerProvider implements Provider {
     }
   }
 
+  /** Creates and starts the worker's container (pulling the image first under `if-not-present`); resolves once it runs. Rejects with `PROVIDER_FAILED` when the image is missing or the container cannot be created or started, and with `CLOSED` after `close()`. */
   async createWorker(request: CreateWorkerRequest): Promise<void> {
     if (this.closed) throw new HodeiError('CLOSED', `provider ${this.name} is closed`);
     await this.ensureImage();
@@ -205,6 +210,7 @@ export class DockerProvider implements Provider {
     return worker.destroyed;
   }
 
+  /** Calls `listener` when a worker container dies or is removed outside `destroyWorker`; returns an unsubscribe function. */
   onWorkerExit(listener: (exit: WorkerExit) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

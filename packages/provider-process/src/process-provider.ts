@@ -28,8 +28,11 @@ interface WorkerProcess {
  * const hodei = await createPlatform({ providers: [new ProcessProvider({ maxWorkers: 4 })] });
  */
 export class ProcessProvider implements Provider {
+  /** The provider interface version this implements. */
   readonly specificationVersion = 'v1' as const;
+  /** The provider's name (`process` unless `options.name` says otherwise). */
   readonly name: string;
+  /** `maxWorkers`, `workerCapacity` and `labels` as resolved from the options. */
   readonly capabilities: ProviderCapabilities;
   private readonly options: ResolvedProcessProviderOptions;
   private readonly workers = new Map<string, WorkerProcess>();
@@ -50,6 +53,10 @@ export class ProcessProvider implements Provider {
     return [...this.workers.values()].flatMap((worker) => (worker.child.pid ? [worker.child.pid] : []));
   }
 
+  /**
+   * Spawns the worker command with the registration variables in its environment; resolves once the process
+   * has started. Rejects with `PROVIDER_FAILED` when the command cannot be started (e.g. not found).
+   */
   async createWorker(request: CreateWorkerRequest): Promise<void> {
     const [program, ...args] = this.options.workerCommand;
     const child = spawn(program!, args, {
@@ -99,11 +106,13 @@ export class ProcessProvider implements Provider {
     clearTimeout(kill);
   }
 
+  /** Calls `listener` when a worker process exits without `destroyWorker` (crash, kill, exit code); returns an unsubscribe function. */
   onWorkerExit(listener: (exit: WorkerExit) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
+  /** Stops every worker process (as `destroyWorker` does) and resolves once all have exited. */
   async close(): Promise<void> {
     await Promise.all([...this.workers.keys()].map((workerId) => this.destroyWorker(workerId)));
   }

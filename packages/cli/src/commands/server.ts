@@ -24,6 +24,7 @@ interface ServerFlags extends ProviderFlags {
   verbose?: boolean;
   logLevel: string;
   metricsPort?: string;
+  retention: string;
 }
 
 /** The database URL: `--database-url`, else HODEI_DATABASE_URL, else DATABASE_URL. */
@@ -119,6 +120,7 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--worker-cpus <n>', 'with --provider docker: CPUs per worker, e.g. 1 or 0.5')
     .option('--idle-timeout <duration>', 'stop a worker idle this long (default: 5m)')
     .option('--heartbeat-timeout <duration>', 'declare a silent worker lost after this long (default: 60s)')
+    .option('--retention <duration>', "keep finished jobs and their log lines this long, then delete them ('off' keeps them)", '7d')
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)')
     .option('--log-level <level>', `engine log level on stderr: ${LOG_LEVELS.join(', ')} (JSON lines unless stderr is a terminal)`, 'warn')
     .option('-v, --verbose', 'same as --log-level debug')
@@ -145,6 +147,7 @@ Examples:
       if (flags.host.trim() === '') throw new HodeiError('INVALID_ARGUMENT', 'must not be empty', { field: '--host' });
       const { io } = ctx;
       const databaseWaitMs = parseDurationFlag(flags.databaseWait, '--database-wait');
+      const retention = flags.retention === 'off' ? false : parseDurationFlag(flags.retention, '--retention');
       const postgres = flags.store === 'postgres' ? openPostgresStore(resolveDatabaseUrl(flags.databaseUrl, io)) : undefined;
       const store: Store = postgres ?? new MemoryStore();
       const metricsPort = flags.metricsPort === undefined ? undefined : parseIntegerFlag(flags.metricsPort, '--metrics-port', 0, 65_535);
@@ -189,6 +192,7 @@ Examples:
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
+          retention,
           logger: createCliLogger(io, logLevel, io.stderrIsTerminal ?? false),
         });
       } catch (error) {

@@ -2,6 +2,7 @@ import { HodeiClient } from '../client/hodei-client';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { resolveEngineConfig, type EngineConfig } from '../engine/engine-config';
 import { JobController } from '../engine/job-controller';
+import { parseRetention, RetentionSweeper } from '../engine/retention';
 import { systemClock, type Clock } from '../ports/clock';
 import { silentLogger, type Logger } from '../ports/logger';
 import type { EngineObserver } from '../ports/observer';
@@ -10,6 +11,7 @@ import type { Store } from '../ports/store';
 import { startGrpcServer } from '../server/grpc-server';
 import { MemoryStore } from '../store/memory-store';
 
+/** Options of {@link createPlatform}: providers (required), store, listen address, logging, and any {@link EngineConfig} timing in milliseconds. Invalid values make `createPlatform` reject with `INVALID_ARGUMENT` naming the field. */
 export interface PlatformOptions extends Partial<EngineConfig> {
   /** Where workers come from; at least one. */
   providers: Provider[];
@@ -21,18 +23,30 @@ export interface PlatformOptions extends Partial<EngineConfig> {
   port?: number;
   /** Address workers use to reach this server; default host:port as bound (127.0.0.1 for 0.0.0.0). */
   advertiseAddress?: string;
+  /** Where the engine logs (a pino logger fits); silent by default. */
   logger?: Logger;
+  /** Time source; the system clock by default. */
   clock?: Clock;
   /** Metrics and tracing hooks (see `EngineObserver`). */
   observer?: EngineObserver;
+  /**
+   * How long finished jobs (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT) and their log lines are kept, by
+   * completion time: a duration such as `'7d'` or `'12h'` (or milliseconds), or `false` / `'off'` to keep
+   * them forever. Default `'7d'`. Swept periodically in bounded batches; audit events are kept. Needs a store
+   * with `deleteFinishedJobs` (MemoryStore and PostgresStore have it).
+   */
+  retention?: string | number | false;
 }
 
 /** A server and its engine embedded in this process, with a client connected to it. */
 export interface Platform {
   /** host:port the gRPC server listens on. */
   readonly address: string;
+  /** A client connected to this server; closed by `close()`. */
   readonly client: HodeiClient;
+  /** The store in use; closed by `close()` only when the platform created it (the default MemoryStore). */
   readonly store: Store;
+  /** The engine, for embedding code that needs more than the client (e.g. `controller.notifier`). */
   readonly controller: JobController;
   /** Stops workers and the server; idempotent. */
   close(): Promise<void>;
@@ -68,6 +82,7 @@ function validateOptions(options: PlatformOptions): void {
 export async function createPlatform(options: PlatformOptions): Promise<Platform> {
   validateOptions(options);
   const config = resolveEngineConfig(options);
+  const retentionMs = parseRetention(options.retention);
   const store = options.store ?? new MemoryStore();
   const host = options.host ?? '127.0.0.1';
   let advertised = options.advertiseAddress ?? '';
@@ -85,6 +100,12 @@ export async function createPlatform(options: PlatformOptions): Promise<Platform
   const address = `${reachableHost}:${server.port}`;
   advertised ||= address;
   await controller.start();
+  const logger = options.logger ?? silentLogger;
+  const sweeper =
+    retentionMs === undefined
+      ? undefined
+      : new RetentionSweeper({ store, clock: options.clock ?? systemClock, logger, maxAgeMs: retentionMs });
+  sweeper?.start();
   const client = new HodeiClient({ address });
   let closing: Promise<void> | undefined;
   return {
@@ -94,6 +115,7 @@ export async function createPlatform(options: PlatformOptions): Promise<Platform
     controller,
     close: () =>
       (closing ??= (async () => {
+        await sweeper?.stop();
         await controller.stop();
         client.close();
         await server.shutdown();

@@ -8,9 +8,11 @@ import { handleWorkerConnection } from './worker-service';
 /** Largest message accepted from a client or worker. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/** A listening gRPC server, as returned by {@link startGrpcServer}. */
 export interface RunningServer {
   /** The port actually bound (useful with port 0). */
   port: number;
+  /** Stops accepting calls and resolves once open calls ended; calls still open after 2 s are cut. */
   shutdown(): Promise<void>;
 }
 
