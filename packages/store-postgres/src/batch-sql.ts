@@ -136,3 +136,24 @@ ORDER BY a.v_ord`;
 export function statementName(sql: string): string {
   return `hodei_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
 }
+
+/**
+ * Appends log lines to many jobs in one statement: bumps each job's `log_count` by its line count (the row
+ * lock serializes concurrent appends to one job) and inserts its lines numbered from the old count + 1.
+ * Returns `(id, log_count)` for each job found. Job ids must be distinct within one statement. Parameters:
+ * per call, job ids and line counts; per line, its job id, its 1-based index in its call, time, stream, text.
+ */
+export function appendLogsSql(jobs: string, logs: string): string {
+  return `WITH batch AS (
+  SELECT * FROM unnest($1::text[], $2::integer[]) AS b(v_job, v_count)
+), bumped AS (
+  UPDATE ${jobs} AS j SET log_count = j.log_count + b.v_count FROM batch b WHERE j.id = b.v_job
+  RETURNING j.id, j.log_count, b.v_count
+), inserted AS (
+  INSERT INTO ${logs} (job_id, seq, ts, stream, text)
+  SELECT l.v_job, bumped.log_count - bumped.v_count + l.v_index, l.v_ts, l.v_stream, l.v_text
+  FROM unnest($3::text[], $4::integer[], $5::timestamptz[], $6::text[], $7::text[]) AS l(v_job, v_index, v_ts, v_stream, v_text)
+  JOIN bumped ON bumped.id = l.v_job
+)
+SELECT id, log_count FROM bumped`;
+}

@@ -21,6 +21,7 @@ import { migrate, type MigrateResult } from './migrate';
 import { MicroBatcher, roundsByKey, settleEach, type Settled } from './micro-batcher';
 import {
   appendAuditsSql,
+  appendLogsSql,
   insertJobsSql,
   shapeKey,
   statementName,
@@ -202,11 +203,28 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
-/** One pending `updateJob` call. */
+/** One pending `insertJob` call, encoded when the call was made (every column, in JOB_FIELDS order). */
+interface JobInsert {
+  id: string;
+  columns: string[];
+  values: unknown[];
+}
+
+/** One pending `updateJob` call, its patch encoded when the call was made. */
 interface JobUpdate {
   id: string;
   guard: JobGuard;
   patch: Partial<Job>;
+  columns: string[];
+  values: unknown[];
+}
+
+/** One pending `appendLogs` call, its lines encoded when the call was made. */
+interface LogAppend {
+  jobId: string;
+  times: Date[];
+  streams: string[];
+  texts: string[];
 }
 
 /** Errors that may belong to one row of a batch (a duplicate key, a refused value): retry row by row. */
@@ -223,9 +241,9 @@ const MAX_BATCH = 500;
  * `UPDATE ... WHERE ... RETURNING`, log lines get their seq from a per-job counter bumped in the same
  * statement, and a token is consumed with `DELETE ... RETURNING`.
  *
- * Calls made in the same turn of the event loop share statements: `insertJob`, `updateJob` and
- * `appendAudit` calls are coalesced (up to 500 at a time) into one `INSERT ... SELECT FROM unnest(...)` or
- * `UPDATE ... FROM unnest(...) RETURNING` each, a prepared statement. Each caller still gets its own
+ * Calls made in the same turn of the event loop share statements: `insertJob`, `updateJob`, `appendLogs`
+ * and `appendAudit` calls are coalesced (up to 500 at a time) into one `INSERT ... SELECT FROM unnest(...)`
+ * or `UPDATE ... FROM unnest(...) RETURNING` each, a prepared statement. Each caller still gets its own
  * outcome: every row carries its own compare-and-set guard, updates of one job in one turn are applied in
  * call order (one statement per repeat), and when a batch fails on one row's data (a duplicate id, a value
  * the schema refuses) its rows are retried one by one so only that caller sees the error.
@@ -266,13 +284,17 @@ export class PostgresStore implements Store {
   private listenerBackoffMs = LISTEN_BACKOFF_MIN_MS;
   private listenerConnects = 0;
   /** Batched statements: concurrent calls share one statement (see the class comment). */
-  private readonly jobInserts = new MicroBatcher<Job, void>({
+  private readonly jobInserts = new MicroBatcher<JobInsert, void>({
     maxBatch: MAX_BATCH,
     run: (jobs) => settleEach(jobs, (batch) => this.insertJobs(batch), mayBelongToOneRow),
   });
   private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | undefined>({
     maxBatch: MAX_BATCH,
     run: (updates) => this.updateJobs(updates),
+  });
+  private readonly logAppends = new MicroBatcher<LogAppend, number>({
+    maxBatch: MAX_BATCH,
+    run: (appends) => this.appendLogsBatch(appends),
   });
   private readonly auditAppends = new MicroBatcher<AuditEvent, void>({
     maxBatch: MAX_BATCH,
@@ -346,19 +368,14 @@ export class PostgresStore implements Store {
 
   async insertJob(job: Job): Promise<void> {
     this.checkOpen();
-    return this.jobInserts.add(job);
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS));
+    return this.jobInserts.add({ id: job.id, columns, values });
   }
 
   /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
-  private async insertJobs(jobs: readonly Job[]): Promise<void[]> {
-    const keys = Object.keys(JOB_FIELDS);
-    let columns: string[] = [];
-    const arrays: unknown[][] = [];
-    for (const job of jobs) {
-      const encoded = encodeFields<Job>(JOB_FIELDS, job, keys);
-      columns = encoded.columns;
-      encoded.values.forEach((value, index) => (arrays[index] ??= []).push(value));
-    }
+  private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
+    const columns = jobs[0]!.columns;
+    const arrays = columns.map((_, column) => jobs.map((job) => job.values[column]));
     const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns));
     await this.query('insertJob', sql, [jobs.map((job) => job.id), ...arrays, this.channel], true);
     return jobs.map(() => undefined);
@@ -403,7 +420,8 @@ export class PostgresStore implements Store {
 
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
     this.checkOpen();
-    return this.jobUpdates.add({ id, guard, patch });
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
+    return this.jobUpdates.add({ id, guard, patch, columns, values });
   }
 
   /**
@@ -413,25 +431,24 @@ export class PostgresStore implements Store {
   private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | undefined>[]> {
     const outcomes = new Map<JobUpdate, Settled<Job | undefined>>();
     for (const round of roundsByKey(updates, (update) => update.id)) {
-      const groups = new Map<string, { shape: JobUpdateShape; items: { update: JobUpdate; values: unknown[] }[] }>();
+      const groups = new Map<string, { shape: JobUpdateShape; items: JobUpdate[] }>();
       for (const update of round) {
-        const { columns, values } = encodeFields<Job>(JOB_FIELDS, update.patch, Object.keys(update.patch));
         const shape: JobUpdateShape = {
           guardStates: update.guard.states !== undefined,
           guardEpoch: update.guard.epoch !== undefined,
-          columns,
+          columns: update.columns,
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
         if (!group) groups.set(key, (group = { shape, items: [] }));
-        group.items.push({ update, values });
+        group.items.push(update);
       }
       await Promise.all(
         [...groups.values()].map(async ({ shape, items }) => {
           const settled = await settleEach(items, (batch) => this.updateJobGroup(shape, batch), mayBelongToOneRow);
-          items.forEach((item, index) => outcomes.set(item.update, settled[index]!));
+          items.forEach((item, index) => outcomes.set(item, settled[index]!));
         }),
       );
     }
@@ -439,20 +456,17 @@ export class PostgresStore implements Store {
   }
 
   /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
-  private async updateJobGroup(
-    shape: JobUpdateShape,
-    items: readonly { update: JobUpdate; values: unknown[] }[],
-  ): Promise<(Job | undefined)[]> {
-    const params: unknown[] = [items.map((item) => item.update.id)];
-    if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.update.guard.states ?? [])])));
-    if (shape.guardEpoch) params.push(items.map((item) => item.update.guard.epoch));
+  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | undefined)[]> {
+    const params: unknown[] = [items.map((item) => item.id)];
+    if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])])));
+    if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
     shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape));
     const rows = await this.query('updateJob', sql, params, true);
     const byId = new Map(rows.map((row) => [row.id as string, row]));
     return items.map((item) => {
-      const row = byId.get(item.update.id);
+      const row = byId.get(item.id);
       return row && toJob(row);
     });
   }
@@ -512,34 +526,65 @@ export class PostgresStore implements Store {
   // ---- logs ------------------------------------------------------------------------------------
 
   /**
-   * One statement: bumps the job's `log_count` by the batch size (the row lock serializes concurrent
-   * appends to one job) and inserts the batch numbered from the old count + 1.
+   * Bumps the job's `log_count` by the batch size (the row lock serializes concurrent appends to one job) and
+   * inserts the batch numbered from the old count + 1, in one statement shared with the other jobs' appends
+   * of the same turn (appends to one job in one turn run one after another, in call order).
    */
   async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
     if (lines.length === 0) {
       const rows = await this.query('appendLogs', `SELECT log_count FROM ${this.t.jobs} WHERE id = $1`, [jobId]);
       return rows[0] ? Number(rows[0].log_count) : 0;
     }
+    this.checkOpen();
+    return this.logAppends.add({
+      jobId,
+      times: lines.map((line) => new Date(line.timestamp)),
+      streams: lines.map((line) => line.stream),
+      texts: lines.map((line) => text(line.text)),
+    });
+  }
+
+  private async appendLogsBatch(appends: LogAppend[]): Promise<Settled<number>[]> {
+    const outcomes = new Map<LogAppend, Settled<number>>();
+    for (const round of roundsByKey(appends, (append) => append.jobId)) {
+      const settled = await settleEach(round, (batch) => this.appendLogsRound(batch), mayBelongToOneRow);
+      round.forEach((append, index) => {
+        const outcome = settled[index]!;
+        outcomes.set(
+          append,
+          'value' in outcome && outcome.value === undefined
+            ? { error: new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${append.jobId}"`, { field: 'jobId' }) }
+            : (outcome as Settled<number>),
+        );
+      });
+    }
+    return appends.map((append) => outcomes.get(append)!);
+  }
+
+  /** One statement for appends to distinct jobs; the new last seq of each, undefined for an unknown job. */
+  private async appendLogsRound(appends: readonly LogAppend[]): Promise<(number | undefined)[]> {
+    const lineJobs: string[] = [];
+    const indexes: number[] = [];
+    const times: Date[] = [];
+    const streams: string[] = [];
+    const texts: string[] = [];
+    for (const append of appends) {
+      append.times.forEach((time, index) => {
+        lineJobs.push(append.jobId);
+        indexes.push(index + 1);
+        times.push(time);
+        streams.push(append.streams[index]!);
+        texts.push(append.texts[index]!);
+      });
+    }
     const rows = await this.query(
       'appendLogs',
-      `WITH bumped AS (
-         UPDATE ${this.t.jobs} SET log_count = log_count + $2 WHERE id = $1 RETURNING log_count
-       ), inserted AS (
-         INSERT INTO ${this.t.logs} (job_id, seq, ts, stream, text)
-         SELECT $1, bumped.log_count - $2 + line.ordinality, line.ts, line.stream, line.text
-         FROM bumped, unnest($3::timestamptz[], $4::text[], $5::text[]) WITH ORDINALITY AS line(ts, stream, text, ordinality)
-       )
-       SELECT log_count FROM bumped`,
-      [
-        jobId,
-        lines.length,
-        lines.map((line) => new Date(line.timestamp)),
-        lines.map((line) => line.stream),
-        lines.map((line) => text(line.text)),
-      ],
+      this.cachedSql('logs', () => appendLogsSql(this.t.jobs, this.t.logs)),
+      [appends.map((append) => append.jobId), appends.map((append) => append.times.length), lineJobs, indexes, times, streams, texts],
+      true,
     );
-    if (!rows[0]) throw new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${jobId}"`, { field: 'jobId' });
-    return Number(rows[0].log_count);
+    const counts = new Map(rows.map((row) => [row.id as string, Number(row.log_count)]));
+    return appends.map((append) => counts.get(append.jobId));
   }
 
   async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
@@ -784,7 +829,7 @@ export class PostgresStore implements Store {
   /** Ends the store's own pool (a pool you passed in is left open). Idempotent. */
   async close(): Promise<void> {
     // Calls made before close() still run: their batches start now, while the store is open.
-    const batchers = [this.jobInserts, this.jobUpdates, this.auditAppends];
+    const batchers = [this.jobInserts, this.jobUpdates, this.logAppends, this.auditAppends];
     for (const batcher of batchers) batcher.flush();
     this.closed = true;
     this.queuedListeners.clear();

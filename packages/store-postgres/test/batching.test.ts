@@ -46,6 +46,18 @@ describe('PostgresStore batched statements', () => {
     expect(applied).toMatchObject({ id: job.id, state: 'ASSIGNED' });
   });
 
+  it('fails an append to an unknown job alone (NOT_FOUND), the appends made with it are stored', async () => {
+    const s = newStore();
+    const job = makeTestJob();
+    await s.insertJob(job);
+    const line = { timestamp: 1, stream: 'stdout' as const, text: 'kept' };
+    const [stored, missing] = await Promise.allSettled([s.appendLogs(job.id, [line]), s.appendLogs('job_unknown', [line])]);
+    expect(stored).toEqual({ status: 'fulfilled', value: 1 });
+    expect(missing.status).toBe('rejected');
+    expect(((missing as PromiseRejectedResult).reason as { code?: string }).code).toBe('NOT_FOUND');
+    expect((await s.readLogs(job.id, 1, 10)).map((read) => read.text)).toEqual(['kept']);
+  });
+
   it('still runs the calls made before close()', async () => {
     const s = newStore();
     await s.migrate();

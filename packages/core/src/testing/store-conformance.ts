@@ -543,6 +543,20 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect((await store.readLogs(second.id, 1, 10)).map((line) => line.seq)).toEqual([1, 2, 3]);
       });
 
+      it('keeps appends to several jobs made at once apart, each returning its own last seq', async () => {
+        const [first, second] = [makeTestJob(), makeTestJob()];
+        await store.insertJob(first);
+        await store.insertJob(second);
+        const lasts = await Promise.all([
+          store.appendLogs(first.id, lines(2, 'first')),
+          store.appendLogs(second.id, lines(3, 'second')),
+          store.appendLogs(first.id, lines(1, 'again')),
+        ]);
+        expect(lasts).toEqual([2, 3, 3]);
+        expect((await store.readLogs(first.id, 1, 10)).map((line) => line.text)).toEqual(['first 1', 'first 2', 'again 1']);
+        expect((await store.readLogs(second.id, 1, 10)).map((line) => line.seq)).toEqual([1, 2, 3]);
+      });
+
       it('assigns contiguous seqs to concurrent appends to one job, each batch in order', async () => {
         const job = makeTestJob();
         await store.insertJob(job);
