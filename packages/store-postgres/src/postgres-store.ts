@@ -227,6 +227,14 @@ interface LogAppend {
   texts: string[];
 }
 
+/** One pending `appendAudit` call, encoded when the call was made. */
+interface AuditAppend {
+  eventType: string;
+  correlationId: string;
+  occurredAt: Date;
+  details: string | null;
+}
+
 /** Errors that may belong to one row of a batch (a duplicate key, a refused value): retry row by row. */
 function mayBelongToOneRow(error: unknown): boolean {
   return HodeiError.isInstance(error) && (error.code === 'CONFLICT' || error.code === 'INVALID_ARGUMENT');
@@ -296,7 +304,7 @@ export class PostgresStore implements Store {
     maxBatch: MAX_BATCH,
     run: (appends) => this.appendLogsBatch(appends),
   });
-  private readonly auditAppends = new MicroBatcher<AuditEvent, void>({
+  private readonly auditAppends = new MicroBatcher<AuditAppend, void>({
     maxBatch: MAX_BATCH,
     run: (events) => settleEach(events, (batch) => this.appendAudits(batch), mayBelongToOneRow),
   });
@@ -550,12 +558,10 @@ export class PostgresStore implements Store {
       const settled = await settleEach(round, (batch) => this.appendLogsRound(batch), mayBelongToOneRow);
       round.forEach((append, index) => {
         const outcome = settled[index]!;
-        outcomes.set(
-          append,
-          'value' in outcome && outcome.value === undefined
-            ? { error: new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${append.jobId}"`, { field: 'jobId' }) }
-            : (outcome as Settled<number>),
-        );
+        if (!('value' in outcome)) return outcomes.set(append, outcome);
+        if (outcome.value !== undefined) return outcomes.set(append, { value: outcome.value });
+        const error = new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${append.jobId}"`, { field: 'jobId' });
+        return outcomes.set(append, { error });
       });
     }
     return appends.map((append) => outcomes.get(append)!);
@@ -622,19 +628,24 @@ export class PostgresStore implements Store {
 
   async appendAudit(event: AuditEvent): Promise<void> {
     this.checkOpen();
-    return this.auditAppends.add(event);
+    return this.auditAppends.add({
+      eventType: event.eventType,
+      correlationId: event.correlationId,
+      occurredAt: new Date(event.occurredAt),
+      details: event.details === undefined ? null : JSON.stringify(event.details),
+    });
   }
 
   /** One statement appending `events` in order. */
-  private async appendAudits(events: readonly AuditEvent[]): Promise<void[]> {
+  private async appendAudits(events: readonly AuditAppend[]): Promise<void[]> {
     await this.query(
       'appendAudit',
       this.cachedSql('audit', () => appendAuditsSql(this.t.audit)),
       [
         events.map((event) => event.eventType),
         events.map((event) => event.correlationId),
-        events.map((event) => new Date(event.occurredAt)),
-        events.map((event) => (event.details === undefined ? null : JSON.stringify(event.details))),
+        events.map((event) => event.occurredAt),
+        events.map((event) => event.details),
       ],
       true,
     );
