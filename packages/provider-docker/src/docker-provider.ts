@@ -57,7 +57,8 @@ export function containerNameOf(workerId: string): string {
 
 /**
  * Runs each worker as a Docker container, through the engine API (dockerode). Each container gets
- * `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`, the labels `hodei.managed=true` and
+ * `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID` (plus `HODEI_TLS_CA`, the CA's PEM, when
+ * the server speaks TLS), the labels `hodei.managed=true` and
  * `hodei.worker-id=<id>`, and host networking unless told otherwise. It follows the engine's event stream,
  * so a container that dies or is removed outside `destroyWorker` is reported at once.
  *
@@ -141,6 +142,7 @@ export class DockerProvider implements Provider {
       HODEI_OTP_TOKEN: request.otp,
       HODEI_WORKER_ID: request.workerId,
       HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
+      ...(request.tlsCa ? { HODEI_TLS_CA: request.tlsCa } : {}),
     };
     let container: Docker.Container;
     try {

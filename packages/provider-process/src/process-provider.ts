@@ -22,7 +22,9 @@ interface WorkerProcess {
 
 /**
  * Runs each worker as a child process of this one: the quickest way to get workers, for tests and
- * development. Each worker gets `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`.
+ * development. Each worker gets `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`, and
+ * `HODEI_TLS_CA` (the CA's PEM) when the server speaks TLS; it inherits this process's environment minus
+ * `HODEI_AUTH_TOKEN`.
  *
  * @example
  * const hodei = await createPlatform({ providers: [new ProcessProvider({ maxWorkers: 4 })] });
@@ -59,15 +61,20 @@ export class ProcessProvider implements Provider {
    */
   async createWorker(request: CreateWorkerRequest): Promise<void> {
     const [program, ...args] = this.options.workerCommand;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...this.options.env,
+      HODEI_SERVER_ADDRESS: request.serverAddress,
+      HODEI_OTP_TOKEN: request.otp,
+      HODEI_WORKER_ID: request.workerId,
+      HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
+    };
+    // The server decides TLS; and the client API's token (inherited from this process) is not the jobs' business.
+    if (request.tlsCa) env.HODEI_TLS_CA = request.tlsCa;
+    else delete env.HODEI_TLS_CA;
+    delete env.HODEI_AUTH_TOKEN;
     const child = spawn(program!, args, {
-      env: {
-        ...process.env,
-        ...this.options.env,
-        HODEI_SERVER_ADDRESS: request.serverAddress,
-        HODEI_OTP_TOKEN: request.otp,
-        HODEI_WORKER_ID: request.workerId,
-        HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
-      },
+      env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const worker: WorkerProcess = { child, stopping: false, lastError: '', exited: once(child, 'exit').then(() => undefined) };

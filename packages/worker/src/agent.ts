@@ -109,7 +109,10 @@ class WorkerAgent implements WorkerHandle {
     this.workerId = config.workerId;
     this.log = options.log ?? ((line) => process.stderr.write(`hodei-worker[${config.workerId}]: ${line}\n`));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.client = new WorkerServiceClient(config.serverAddress, credentials.createInsecure(), options.channelOptions);
+    const channelCredentials = config.tls
+      ? credentials.createSsl(config.tls.ca === undefined ? null : Buffer.from(config.tls.ca, 'utf8'))
+      : credentials.createInsecure();
+    this.client = new WorkerServiceClient(config.serverAddress, channelCredentials, options.channelOptions);
   }
 
   start(): void {

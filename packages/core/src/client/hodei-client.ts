@@ -1,4 +1,4 @@
-import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, type ChannelCredentials, type ClientReadableStream, type Interceptor } from '@grpc/grpc-js';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { isTerminalJobState, type Job, type JobSpecInput, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
@@ -8,12 +8,40 @@ import { JobServiceClient } from '../protocol';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
+import { pemText, validateAuthToken } from '../server/pem';
 import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
 /** How {@link createClient} reaches a server. */
 export interface ClientOptions {
   /** host:port of the Hodei server, e.g. `127.0.0.1:50051`. */
   address: string;
+  /**
+   * Connect over TLS, trusting `ca` (PEM: the CA that signed the server's certificate, or that certificate
+   * itself when self-signed). Without it the connection is plaintext.
+   */
+  tls?: {
+    /** The CA certificate to trust, PEM. */
+    ca: string | Buffer;
+  };
+  /** Sent as `authorization: Bearer <authToken>` on every call, for a server started with an auth token. */
+  authToken?: string;
+}
+
+/** Channel credentials for `options.tls`: TLS trusting its CA, else plaintext. */
+function channelCredentials(options: ClientOptions): ChannelCredentials {
+  if (options.tls === undefined) return credentials.createInsecure();
+  return credentials.createSsl(Buffer.from(pemText(options.tls?.ca, 'tls.ca', 'certificate'), 'utf8'));
+}
+
+/** Adds `authorization: Bearer <token>` to every call's metadata. */
+function bearerInterceptor(token: string): Interceptor {
+  return (callOptions, nextCall) =>
+    new InterceptingCall(nextCall(callOptions), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
 }
 
 /** Options of {@link HodeiClient.logs}. */
@@ -45,9 +73,12 @@ export class HodeiClient {
     if (typeof options?.address !== 'string' || !/^[^\s:]+:\d+$/.test(options.address)) {
       throw invalidArgument('address', `"${String(options?.address)}" is not host:port`);
     }
-    this.grpc = new JobServiceClient(options.address, credentials.createInsecure(), {
+    const token = options.authToken;
+    validateAuthToken(token, 'authToken');
+    this.grpc = new JobServiceClient(options.address, channelCredentials(options), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
     });
   }
 

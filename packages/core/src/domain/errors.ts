@@ -10,6 +10,8 @@ export type HodeiErrorCode =
   | 'UNAVAILABLE'
   | 'PROVIDER_FAILED'
   | 'CLOSED'
+  /** The server is draining (stopping): it accepts no new jobs; retry against another server or later. */
+  | 'DRAINING'
   | 'INTERNAL';
 
 /** Optional details of a {@link HodeiError}. */

@@ -42,6 +42,8 @@ export interface JobControllerOptions {
   serverAddress: () => string;
   /** Metrics and tracing hooks. */
   observer?: EngineObserver;
+  /** The CA (PEM) workers must trust when the server speaks TLS; handed to providers with each new worker. */
+  workerTlsCa?: string;
 }
 
 /**
@@ -70,6 +72,8 @@ export class JobController {
   private reconcileRequested = false;
   private reconciling = false;
   private stopped = false;
+  /** Set by `drain()`: no new job is accepted, assigned or provisioned for. */
+  private draining = false;
 
   constructor(private readonly options: JobControllerOptions) {
     this.store = withStoreRetry(options.store, { logger: options.logger });
@@ -100,6 +104,39 @@ export class JobController {
     const tickMs = Math.max(50, Math.min(1_000, this.options.config.heartbeatTimeoutMs / 4));
     this.tickTimer = setInterval(() => this.wake(), tickMs);
     this.tickTimer.unref();
+  }
+
+  /**
+   * Stops taking work, then waits for the running jobs: `queue` is refused with `DRAINING` (gRPC UNAVAILABLE),
+   * queued jobs stay QUEUED in the store (a restart on a durable store, or another server sharing it, runs
+   * them), and no job is assigned nor worker provisioned any more. Resolves `true` once none of this engine's
+   * jobs is ASSIGNED or RUNNING, `false` if `graceMs` passed or `signal` aborted first. Follow with `stop()`,
+   * which stops what still runs.
+   */
+  async drain(options: { graceMs: number; signal?: AbortSignal }): Promise<boolean> {
+    this.draining = true;
+    const deadline = this.now() + Math.max(0, options.graceMs);
+    for (;;) {
+      if (this.stopped) return false;
+      const running = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
+      if (!running.some((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId))) return true;
+      const left = deadline - this.now();
+      if (left <= 0 || options.signal?.aborted) return false;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(100, left));
+        options.signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** Whether `drain()` was called: the engine accepts no new job. */
+  get isDraining(): boolean {
+    return this.draining;
   }
 
   /**
@@ -398,7 +435,8 @@ export class JobController {
     const { config } = this.options;
     const decisions = decide({
       now: this.now(),
-      queuedJobs: await this.store.queuedJobs(10_000),
+      // Draining: queued jobs wait in the store for a restart or another server.
+      queuedJobs: this.draining ? [] : await this.store.queuedJobs(10_000),
       workers: this.schedulable(await this.store.listWorkers({ states: LIVE })),
       providers: [...this.providers.values()]
         .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
@@ -491,7 +529,8 @@ export class JobController {
 
   private async launch(provider: Provider, workerId: string, otp: string): Promise<void> {
     try {
-      await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress() });
+      const tlsCa = this.options.workerTlsCa;
+      await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress(), ...(tlsCa ? { tlsCa } : {}) });
       await this.store.updateWorker(workerId, { states: ['CREATING'] }, { state: 'CONNECTING' });
     } catch (error) {
       const message = `provider ${provider.name} could not start a worker: ${(error as Error).message}`;
@@ -672,6 +711,9 @@ export class JobController {
 
   private checkRunning(): void {
     if (this.stopped) throw new HodeiError('CLOSED', 'the platform is shutting down and accepts no jobs');
+    if (this.draining) {
+      throw new HodeiError('DRAINING', 'the server is draining (shutting down) and accepts no new jobs; queue on another server or retry after its restart');
+    }
   }
 
   private now(): number {

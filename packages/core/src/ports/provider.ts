@@ -16,6 +16,11 @@ export interface CreateWorkerRequest {
   serverAddress: string;
   /** One-time registration token, valid for a few minutes. */
   otp: string;
+  /**
+   * When the server speaks TLS: the CA certificate (PEM) the worker must trust, to be passed as the worker's
+   * `HODEI_TLS_CA` environment variable. Absent for a plaintext server.
+   */
+  tlsCa?: string;
 }
 
 /** A worker that ended on its own (crashed, was killed, exited), reported by {@link Provider.onWorkerExit}. */
