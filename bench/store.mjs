@@ -67,16 +67,16 @@ function audit(store, eventType, correlationId, details) {
   return store.appendAudit({ eventType, correlationId, occurredAt: Date.now(), details });
 }
 
-async function benchHodei(url, JOBS, CONCURRENCY) {
+async function benchHodei(url, jobCount, concurrency) {
   const { createPostgresStore } = await import('@hodei/store-postgres');
-  const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: CONCURRENCY });
+  const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: concurrency });
   await store.migrate();
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query('TRUNCATE bench_hodei.jobs, bench_hodei.audit_logs CASCADE');
   await admin.end();
   const now = Date.now();
-  const jobs = Array.from({ length: JOBS }, (_, index) => ({
+  const jobs = Array.from({ length: jobCount }, (_, index) => ({
     id: `j-${randomUUID()}`,
     spec: { name: `noop-${index}`, command: 'true', args: [], env: {}, labels: {}, maxAttempts: 1, priority: 0 },
     state: 'QUEUED',
@@ -85,7 +85,7 @@ async function benchHodei(url, JOBS, CONCURRENCY) {
     createdAt: now + index,
   }));
   const started = performance.now();
-  await eachLimit(jobs, CONCURRENCY, async (job) => {
+  await eachLimit(jobs, concurrency, async (job) => {
     await store.insertJob(job);
     await audit(store, 'job.queued', job.id, { name: job.spec.name });
   });
@@ -94,7 +94,7 @@ async function benchHodei(url, JOBS, CONCURRENCY) {
   for (;;) {
     const batch = await store.queuedJobs(500);
     if (batch.length === 0) break;
-    await eachLimit(batch, CONCURRENCY, async (job) => {
+    await eachLimit(batch, concurrency, async (job) => {
       const claimed = await store.updateJob(
         job.id,
         { states: ['QUEUED'], epoch: job.epoch },
@@ -102,8 +102,8 @@ async function benchHodei(url, JOBS, CONCURRENCY) {
       );
       if (!claimed) return;
       await audit(store, 'job.assigned', job.id, { workerId: 'w-bench', epoch: claimed.epoch, attempt: claimed.attempt });
-      const started = await store.updateJob(job.id, { states: ['ASSIGNED'], epoch: claimed.epoch }, { state: 'RUNNING', startedAt: Date.now() });
-      if (!started) return;
+      const running = await store.updateJob(job.id, { states: ['ASSIGNED'], epoch: claimed.epoch }, { state: 'RUNNING', startedAt: Date.now() });
+      if (!running) return;
       await audit(store, 'job.started', job.id, { workerId: 'w-bench', epoch: claimed.epoch });
       const finished = await store.updateJob(
         job.id,
@@ -117,23 +117,23 @@ async function benchHodei(url, JOBS, CONCURRENCY) {
   }
   const ended = performance.now();
   await store.close();
-  if (done !== JOBS) throw new Error(`hodei: completed ${done} of ${JOBS}`);
+  if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
   return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 
-async function benchGraphile(url, label, workerPreset, JOBS, CONCURRENCY) {
+async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
   const { makeWorkerUtils, run } = await import('graphile-worker');
   // Our own pool, ended by us: graphile-worker leaves a pool it made to be ended asynchronously.
-  const pgPool = new pg.Pool({ connectionString: url, max: Math.max(10, CONCURRENCY + 2) });
+  const pgPool = new pg.Pool({ connectionString: url, max: Math.max(10, concurrency + 2) });
   pgPool.on('error', () => {});
   pgPool.on('connect', (client) => client.on('error', () => {}));
   const utils = await makeWorkerUtils({ pgPool });
   await utils.migrate();
   await utils.withPgClient((client) => client.query('DELETE FROM graphile_worker._private_jobs'));
   const started = performance.now();
-  for (let offset = 0; offset < JOBS; offset += 1_000) {
+  for (let offset = 0; offset < jobCount; offset += 1_000) {
     const specs = [];
-    for (let index = offset; index < Math.min(JOBS, offset + 1_000); index += 1) {
+    for (let index = offset; index < Math.min(jobCount, offset + 1_000); index += 1) {
       specs.push({ identifier: 'noop', payload: { index } });
     }
     await utils.addJobs(specs);
@@ -144,13 +144,13 @@ async function benchGraphile(url, label, workerPreset, JOBS, CONCURRENCY) {
   const all = new Promise((resolve) => (resolveAll = resolve));
   const runner = await run({
     pgPool,
-    concurrency: CONCURRENCY,
+    concurrency,
     noHandleSignals: true,
     logger: new (await import('graphile-worker')).Logger(() => () => {}),
     taskList: {
       noop: async () => {
         done += 1;
-        if (done === JOBS) resolveAll();
+        if (done === jobCount) resolveAll();
       },
     },
     preset: { worker: workerPreset },
