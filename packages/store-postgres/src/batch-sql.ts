@@ -1,0 +1,159 @@
+import { createHash } from 'node:crypto';
+
+/*
+ * SQL for the batched statements of PostgresStore: many jobs inserted, many compare-and-set job updates or
+ * many audit events in one statement, each row's values passed as parallel arrays and expanded with
+ * `unnest(...)`. Pure text builders; the store encodes the values and runs the statements.
+ */
+
+/** The SQL type of each job column a batch writes (jsonb travels as text and is cast per row). */
+const JOB_COLUMN_TYPES: Record<string, string> = {
+  state: 'text',
+  spec: 'jsonb',
+  priority: 'integer',
+  attempt: 'integer',
+  epoch: 'integer',
+  worker_id: 'text',
+  created_at: 'timestamptz',
+  assigned_at: 'timestamptz',
+  started_at: 'timestamptz',
+  completed_at: 'timestamptz',
+  exit_code: 'integer',
+  signal: 'text',
+  error_message: 'text',
+  failure_reason: 'text',
+  duration_ms: 'double precision',
+  cancel_requested_at: 'timestamptz',
+};
+
+/**
+ * The job columns a batched statement returns (named, not `*`: a prepared statement returning `*` breaks
+ * when a later migration adds a column while it is cached on a connection).
+ */
+export const JOB_RETURNED_COLUMNS = ['id', ...Object.keys(JOB_COLUMN_TYPES).filter((column) => column !== 'priority')];
+
+function columnType(column: string): string {
+  const type = JOB_COLUMN_TYPES[column];
+  if (!type) throw new Error(`batch-sql: unknown job column ${column}`);
+  return type;
+}
+
+/** `$n::type[]` for an array parameter; jsonb is sent as text. */
+function arrayParam(index: number, type: string): string {
+  return `$${index}::${type === 'jsonb' ? 'text' : type}[]`;
+}
+
+/** The value of column `column` of the unnested row `alias`, cast back to jsonb where needed. */
+function unnested(alias: string, column: string): string {
+  return columnType(column) === 'jsonb' ? `${alias}.v_${column}::jsonb` : `${alias}.v_${column}`;
+}
+
+/**
+ * Inserts one row per array index. Parameters: `$1` ids, then one array per column of `columns` (in that
+ * order), then the NOTIFY channel, signalled once when any inserted job is QUEUED. Rows are inserted in
+ * array order, so `insert_seq` follows the callers' order.
+ */
+export function insertJobsSql(table: string, columns: readonly string[]): string {
+  const params = [arrayParam(1, 'text'), ...columns.map((column, index) => arrayParam(index + 2, columnType(column)))];
+  const names = ['v_id', ...columns.map((column) => `v_${column}`), 'v_ord'];
+  return `WITH inserted AS (
+  INSERT INTO ${table} (id, ${columns.join(', ')})
+  SELECT r.v_id, ${columns.map((column) => unnested('r', column)).join(', ')}
+  FROM unnest(${params.join(', ')}) WITH ORDINALITY AS r(${names.join(', ')})
+  ORDER BY r.v_ord
+  RETURNING state
+)
+SELECT pg_notify($${columns.length + 2}, '') WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'QUEUED')`;
+}
+
+/** What makes job updates share one statement: the same guard kinds and the same patched columns. */
+export interface JobUpdateShape {
+  /** The guard names states (parameter: one `text[]` literal per row). */
+  guardStates: boolean;
+  /** The guard names an epoch. */
+  guardEpoch: boolean;
+  /** The columns the patch sets, in order. */
+  columns: readonly string[];
+  /** The patch re-queues: signal the NOTIFY channel (the last parameter) in the same statement. */
+  notify: boolean;
+}
+
+/** A key equal for equal shapes. */
+export function shapeKey(shape: JobUpdateShape): string {
+  return `${shape.guardStates ? 's' : ''}${shape.guardEpoch ? 'e' : ''}${shape.notify ? 'n' : ''}:${shape.columns.join(',')}`;
+}
+
+/**
+ * Compare-and-set on many jobs in one statement: each row updates the job with its id only when that job
+ * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
+ * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
+ * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; then the
+ * NOTIFY channel when `notify`.
+ */
+export function updateJobsSql(table: string, shape: JobUpdateShape): string {
+  const params = [arrayParam(1, 'text')];
+  const names = ['v_id'];
+  const where = ['j.id = u.v_id'];
+  if (shape.guardStates) {
+    params.push(arrayParam(params.length + 1, 'text'));
+    names.push('g_states');
+    where.push('j.state = ANY(u.g_states::text[])');
+  }
+  if (shape.guardEpoch) {
+    params.push(arrayParam(params.length + 1, 'integer'));
+    names.push('g_epoch');
+    where.push('j.epoch = u.g_epoch');
+  }
+  for (const column of shape.columns) {
+    params.push(arrayParam(params.length + 1, columnType(column)));
+    names.push(`v_${column}`);
+  }
+  const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
+  if (sets.length === 0) sets.push('state = j.state');
+  const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
+  FROM unnest(${params.join(', ')}) AS u(${names.join(', ')})
+  WHERE ${where.join(' AND ')}
+  RETURNING ${JOB_RETURNED_COLUMNS.map((column) => `j.${column}`).join(', ')}`;
+  if (!shape.notify) return update;
+  return `WITH updated AS (${update})
+SELECT updated.*, pg_notify($${params.length + 1}, '') AS hodei_notified FROM updated`;
+}
+
+/** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */
+export function textArrayLiteral(values: readonly string[]): string {
+  return `{${values.map((value) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+}
+
+/** Inserts audit events in array order. Parameters: event types, correlation ids, times, details (JSON text or null). */
+export function appendAuditsSql(table: string): string {
+  return `INSERT INTO ${table} (event_type, correlation_id, occurred_at, details)
+SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
+ORDER BY a.v_ord`;
+}
+
+/** A prepared-statement name for `sql`: stable and distinct per text (schemas differ in the text). */
+export function statementName(sql: string): string {
+  return `hodei_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+}
+
+/**
+ * Appends log lines to many jobs in one statement: bumps each job's `log_count` by its line count (the row
+ * lock serializes concurrent appends to one job) and inserts its lines numbered from the old count + 1.
+ * Returns `(id, log_count)` for each job found. Job ids must be distinct within one statement. Parameters:
+ * per call, job ids and line counts; per line, its job id, its 1-based index in its call, time, stream, text.
+ */
+export function appendLogsSql(jobs: string, logs: string): string {
+  return `WITH batch AS (
+  SELECT * FROM unnest($1::text[], $2::integer[]) AS b(v_job, v_count)
+), bumped AS (
+  UPDATE ${jobs} AS j SET log_count = j.log_count + b.v_count FROM batch b WHERE j.id = b.v_job
+  RETURNING j.id, j.log_count, b.v_count
+), inserted AS (
+  INSERT INTO ${logs} (job_id, seq, ts, stream, text)
+  SELECT l.v_job, bumped.log_count - bumped.v_count + l.v_index, l.v_ts, l.v_stream, l.v_text
+  FROM unnest($3::text[], $4::integer[], $5::timestamptz[], $6::text[], $7::text[]) AS l(v_job, v_index, v_ts, v_stream, v_text)
+  JOIN bumped ON bumped.id = l.v_job
+)
+SELECT id, log_count FROM bumped`;
+}

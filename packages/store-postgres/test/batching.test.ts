@@ -1,0 +1,84 @@
+import { makeTestJob } from '@hodei/core/testing';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresStore, type PostgresStore } from '../src';
+import { createTestDatabase, type TestDatabase } from './helpers';
+
+// PostgresStore runs concurrent insertJob/updateJob/appendAudit calls as shared statements; the store
+// conformance suite covers their outcomes. These are the PostgreSQL-specific edges of that batching.
+describe('PostgresStore batched statements', () => {
+  let database: TestDatabase;
+  let admin: pg.Pool;
+  let store: PostgresStore | undefined;
+  let schemas = 0;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    admin = new pg.Pool({ connectionString: database.url, max: 2 });
+  });
+
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+  });
+
+  afterAll(async () => {
+    await admin?.end();
+    await database?.drop();
+  });
+
+  function newStore(): PostgresStore {
+    schemas += 1;
+    store = createPostgresStore({ connectionString: database.url }, { schema: `batching_${schemas}`, poolSize: 4 });
+    return store;
+  }
+
+  it('compares guard states as whole strings, whatever characters they hold', async () => {
+    const s = newStore();
+    const job = makeTestJob();
+    await s.insertJob(job);
+    const odd = ['QUEUED"', 'QUEUED,RUNNING', 'QUEUED\\', '{QUEUED}', 'NULL'] as never[];
+    const [refused, applied] = await Promise.all([
+      s.updateJob(job.id, { states: odd }, { state: 'ASSIGNED' }),
+      s.updateJob(job.id, { states: [...odd, 'QUEUED'] }, { state: 'ASSIGNED' }),
+    ]);
+    expect(refused).toBeUndefined();
+    expect(applied).toMatchObject({ id: job.id, state: 'ASSIGNED' });
+  });
+
+  it('fails an append to an unknown job alone (NOT_FOUND), the appends made with it are stored', async () => {
+    const s = newStore();
+    const job = makeTestJob();
+    await s.insertJob(job);
+    const line = { timestamp: 1, stream: 'stdout' as const, text: 'kept' };
+    const [stored, missing] = await Promise.allSettled([s.appendLogs(job.id, [line]), s.appendLogs('job_unknown', [line])]);
+    expect(stored).toEqual({ status: 'fulfilled', value: 1 });
+    expect(missing.status).toBe('rejected');
+    expect(((missing as PromiseRejectedResult).reason as { code?: string }).code).toBe('NOT_FOUND');
+    expect((await s.readLogs(job.id, 1, 10)).map((read) => read.text)).toEqual(['kept']);
+  });
+
+  it('still runs the calls made before close()', async () => {
+    const s = newStore();
+    await s.migrate();
+    const jobs = [makeTestJob(), makeTestJob(), makeTestJob()];
+    const inserted = Promise.all(jobs.map((job) => s.insertJob(job)));
+    await s.close();
+    await inserted;
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM batching_${schemas}.jobs`);
+    expect(rows[0].n).toBe(3);
+  });
+
+  it('keeps working when a column is added to the jobs table while its statements are prepared', async () => {
+    const s = newStore();
+    const job = makeTestJob();
+    await s.insertJob(job);
+    await s.updateJob(job.id, { states: ['QUEUED'] }, { state: 'ASSIGNED', workerId: 'w_1', epoch: 1 });
+    // Another server's newer version migrating the shared schema.
+    await admin.query(`ALTER TABLE batching_${schemas}.jobs ADD COLUMN added_later text`);
+    const next = makeTestJob();
+    await s.insertJob(next);
+    const updated = await s.updateJob(next.id, { states: ['QUEUED'] }, { state: 'ASSIGNED', workerId: 'w_1', epoch: 1 });
+    expect(updated).toMatchObject({ id: next.id, state: 'ASSIGNED', workerId: 'w_1', epoch: 1 });
+  });
+});
