@@ -378,4 +378,32 @@ describe('worker protocol over real gRPC', () => {
     expect(await storedLines(platform, job.id)).toEqual(['1:try 1', '2:try 2']);
     first.close();
   });
+
+  it('skips lines already stored by another server on the same store (the filter is the store, not an engine)', async () => {
+    const store = new MemoryStore();
+    const { platform: first, provider } = await start({ heartbeatTimeoutMs: 10_000, store });
+    const job = await first.client.queue({ name: 'j', command: 'long' });
+    const { request, first: stream, sessionToken, epoch } = await registerAndTakeJob(provider);
+    stream.send(logBatch(job.id, epoch, 1, ['a', 'b'], true));
+    await stream.ack((ack) => ack.logSeq === 2);
+    // The same lines again, unacknowledged as far as the worker knows, then its stream breaks.
+    stream.send(logBatch(job.id, epoch, 3, ['c']));
+    stream.close();
+
+    const second = await createPlatform({ providers: [new HandOverProvider()], store, heartbeatTimeoutMs: 10_000 });
+    try {
+      const again = connect(second.address);
+      again.send(register(request.workerId, { sessionToken }));
+      expect((await again.nextCommand()).payload?.$case).toBe('registered');
+      again.send(logBatch(job.id, epoch, 1, ['a', 'b']));
+      again.send(logBatch(job.id, epoch, 3, ['c']));
+      again.send(logBatch(job.id, epoch, 4, ['d']));
+      again.send(jobFinished(job.id, epoch, 0, 4));
+      expect(await again.ack((ack) => ack.finished)).toMatchObject({ logSeq: 4 });
+      expect(await storedLines(second, job.id)).toEqual(['1:a', '2:b', '3:c', '4:d']);
+      again.close();
+    } finally {
+      await second.close();
+    }
+  });
 });
