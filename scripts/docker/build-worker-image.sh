@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a local worker image without any registry: the worker bundled into one file, the host's node and
+# Builds a local worker image without any registry: the worker's bundled bin (one file), the host's node and
 # bash, a few coreutils and the shared libraries they need, imported with `docker import`.
 # Usage: scripts/docker/build-worker-image.sh [image-name]   (default hodei-worker:local)
 # Prints the image name as its last line.
@@ -12,9 +12,10 @@ RootFS="$WORK/rootfs"
 mkdir -p "$RootFS"/{bin,usr/bin,usr/local/bin,lib,lib64,usr/lib,etc,tmp,opt/hodei,root,proc,sys,dev,home/hodei}
 chmod 1777 "$RootFS/tmp"
 
-# 1. The worker, bundled into one CommonJS file (its dynamic import and package.json import included).
-(cd "$ROOT" && npx --no-install esbuild packages/worker/src/cli.ts --bundle --platform=node --format=cjs \
-  --target=node20 --log-level=warning --outfile="$RootFS/opt/hodei/worker.cjs") >&2
+# 1. The worker: the package's own `hodei-worker` bin, which is one CommonJS file with its dependencies
+#    bundled in (packages/worker/tsup.config.ts), built from the current sources.
+(cd "$ROOT/packages/worker" && npx --no-install tsup --silent) >&2
+cp "$ROOT/packages/worker/dist/cli.cjs" "$RootFS/opt/hodei/worker.cjs"
 
 # 2. Programs: node and a shell with the tools typical jobs use.
 NODE="$(readlink -f "$(command -v node)")"

@@ -7,7 +7,7 @@ import { FakeServer, type FakeConnection } from './fake-server';
 import { spec, survivors } from './helpers';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const cli = `${packageDir}dist/cli.js`;
+const cli = `${packageDir}dist/cli.cjs`;
 const servers: FakeServer[] = [];
 
 beforeAll(() => {
