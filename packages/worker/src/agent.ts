@@ -10,6 +10,7 @@ import { version as packageVersion } from '../package.json';
 import type { WorkerConfig } from './config';
 import { DEFAULT_KILL_GRACE_MS, runJob, type JobExecution, type JobResult } from './job-execution';
 import type { LogBatcherOptions } from './log-batcher';
+import { OrphanReaper } from './orphan-reaper';
 import { installShutdownSignals } from './shutdown-signals';
 
 /** Exit codes of the worker process. */
@@ -77,6 +78,8 @@ class WorkerAgent implements WorkerHandle {
   private readonly jobs = new Map<string, JobExecution>();
   private readonly drainWaiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
+  /** Kills the jobs' process groups if this process dies, SIGKILL included (started at the first job). */
+  private readonly reaper: OrphanReaper;
   private call: ClientDuplexStream<WorkerMessage, ServerMessage> | undefined;
   private streamOpen = false;
   /** The current stream has been answered with Registered: messages may go out directly. */
@@ -103,6 +106,7 @@ class WorkerAgent implements WorkerHandle {
     this.workerId = config.workerId;
     this.log = options.log ?? ((line) => process.stderr.write(`hodei-worker[${config.workerId}]: ${line}\n`));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.reaper = new OrphanReaper({ log: this.log });
     this.client = new WorkerServiceClient(config.serverAddress, credentials.createInsecure(), options.channelOptions);
   }
 
@@ -202,6 +206,7 @@ class WorkerAgent implements WorkerHandle {
       sink: (entries) => this.send({ $case: 'logBatch', value: { jobId, epoch, entries } }),
       whenWritable: (resume) => this.drainWaiters.push(resume),
       onStarted: (pid) => this.send({ $case: 'jobStarted', value: { jobId, epoch, pid } }),
+      processGroups: this.reaper,
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       ...(this.options.pipeGraceMs !== undefined ? { pipeGraceMs: this.options.pipeGraceMs } : {}),
       ...(this.options.baseEnv ? { baseEnv: this.options.baseEnv } : {}),
@@ -288,6 +293,7 @@ class WorkerAgent implements WorkerHandle {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.uninstallSignals();
+    this.reaper.close();
     this.streamOpen = false;
     this.call?.cancel();
     this.client.close();
