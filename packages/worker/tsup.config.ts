@@ -1,4 +1,8 @@
+import { rm } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
+
+/** What the bin was built into before it was one bundle: removed so an old checkout does not pack it. */
+const FORMER_BIN_FILES = ['cli.js', 'cli-agent.js', 'cli-chunk.js'].flatMap((name) => [name, `${name}.map`]);
 
 // Two builds write into dist/, so neither cleans it (one would delete the other's output); every output
 // file has a stable name instead, overwritten on each build.
@@ -39,5 +43,8 @@ export default defineConfig([
       },
     ],
     banner: { js: '#!/usr/bin/env node' },
+    async onSuccess() {
+      await Promise.all(FORMER_BIN_FILES.map((name) => rm(`dist/${name}`, { force: true })));
+    },
   },
 ]);
