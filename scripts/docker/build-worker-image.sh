@@ -12,10 +12,11 @@ RootFS="$WORK/rootfs"
 mkdir -p "$RootFS"/{bin,usr/bin,usr/local/bin,lib,lib64,usr/lib,etc,tmp,opt/hodei,root,proc,sys,dev,home/hodei}
 chmod 1777 "$RootFS/tmp"
 
-# 1. The worker: the package's own `hodei-worker` bin, which is one CommonJS file with its dependencies
-#    bundled in (packages/worker/tsup.config.ts), built from the current sources.
+# 1. The worker: the package's own `hodei-worker` bin, built from the current sources
+#    (packages/worker/tsup.config.ts): the loader cli.cjs, the bundle with every dependency in it, and the
+#    bundle's V8 code cache, written by this machine's node, which is also the image's.
 (cd "$ROOT/packages/worker" && npx --no-install tsup --silent) >&2
-cp "$ROOT/packages/worker/dist/cli.cjs" "$RootFS/opt/hodei/worker.cjs"
+cp "$ROOT/packages/worker/dist/"{cli.cjs,cli-bundle.cjs,cli-bundle.cjs.cache} "$RootFS/opt/hodei/"
 
 # 2. Programs: node and a shell with the tools typical jobs use.
 NODE="$(readlink -f "$(command -v node)")"
@@ -70,7 +71,7 @@ docker import \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
   --change 'ENV HOME=/root' \
   --change 'WORKDIR /root' \
-  --change 'CMD ["/usr/local/bin/node", "/opt/hodei/worker.cjs"]' \
+  --change 'CMD ["/usr/local/bin/node", "/opt/hodei/cli.cjs"]' \
   --message 'hodei worker, assembled by scripts/docker/build-worker-image.sh' \
   "$WORK/rootfs.tar" "$IMAGE" >/dev/null
 echo "$IMAGE"
