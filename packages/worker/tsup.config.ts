@@ -2,7 +2,18 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { defineConfig } from 'tsup';
+
+/** A loopback port nothing listens on: one the system just gave us, closed again. */
+async function closedPort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
 
 /**
  * Runs the built bin once, against a closed loopback port (it compiles its way through gRPC's connection
@@ -14,7 +25,7 @@ async function writeCodeCache(): Promise<void> {
   const child = spawn(process.execPath, ['dist/cli.cjs'], {
     env: {
       PATH: process.env.PATH,
-      HODEI_SERVER_ADDRESS: '127.0.0.1:1',
+      HODEI_SERVER_ADDRESS: `127.0.0.1:${await closedPort()}`,
       HODEI_OTP_TOKEN: 'build',
       HODEI_WORKER_ID: 'build',
       HODEI_WORKER_WRITE_CODE_CACHE: cache,
