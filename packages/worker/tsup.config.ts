@@ -54,9 +54,10 @@ export default defineConfig([
   {
     // The `hodei-worker` bin. A worker's cold start is on the path of every provisioned job, so:
     // - cli-bundle.cjs is the worker bundled into one file with its dependencies (gRPC, the protocol): no
-    //   module resolution walk, no per-module loading of a few hundred files. CommonJS, as gRPC is: Node
-    //   loads one CommonJS file with less work than an ES module (bench/RESULTS.md). The agent is still
-    //   evaluated only once the config is valid (its dynamic import stays lazy inside the bundle).
+    //   module resolution walk, no per-module loading of a few hundred files (bench/RESULTS.md). CommonJS,
+    //   as gRPC is: an ES module bundle would need a require() shim for it, and a CommonJS one can be run
+    //   through vm.Script with a code cache. The agent is still evaluated only once the config is valid
+    //   (its dynamic import stays lazy inside the bundle).
     // - cli.cjs, the bin, runs that bundle through a V8 code cache written by a run of it right after the
     //   build (cli-bundle.cjs.cache), which spares most of the compiling; see src/cli-loader.ts.
     entry: { cli: 'src/cli-loader.ts', 'cli-bundle': 'src/cli.ts' },
