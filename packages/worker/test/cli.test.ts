@@ -120,15 +120,19 @@ describe('hodei-worker bin', () => {
     const command = "sleep 1000 & echo $!; (trap '' TERM; sleep 1000) & echo $!; bash -c 'sleep 1000 & echo $!; wait' & echo $!; wait";
     worker.connection.send({ $case: 'runJob', value: { jobId: 'orphan', epoch: 1, attempt: 1, spec: spec({ command }) } });
     const pidLines = () => worker.connection.logs('orphan').filter((e) => /^\d+$/.test(e.text));
-    await worker.connection.until(() => pidLines().length === 4, 5_000, 'the pids of the job tree');
+    await worker.connection.until(() => pidLines().length === 4, 10_000, 'the pids of the job tree');
     const pgid = worker.connection.all('jobStarted')[0]!.pid;
     const pids = [pgid, ...pidLines().map((e) => Number(e.text))];
     expect(pids.every(isAlive)).toBe(true);
     expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(pids.length);
-    worker.child.kill('SIGKILL');
-    expect(await worker.exit).toBe(null);
-    // The sidecar sends SIGTERM, then SIGKILL after its 2 s grace to what ignored it.
-    expect(await survivors(pids, 10_000)).toEqual([]);
-    expect(groupMembers(pgid)).toEqual([]);
+    try {
+      worker.child.kill('SIGKILL');
+      expect(await worker.exit).toBe(null);
+      // The sidecar sends SIGTERM, then SIGKILL after its 2 s grace to what ignored it.
+      expect(await survivors(pids, 10_000)).toEqual([]);
+      expect(groupMembers(pgid)).toEqual([]);
+    } finally {
+      for (const pid of groupMembers(pgid)) process.kill(pid, 'SIGKILL'); // a failed run leaves nothing either
+    }
   });
 });
