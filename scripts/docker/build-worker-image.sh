@@ -12,11 +12,16 @@ RootFS="$WORK/rootfs"
 mkdir -p "$RootFS"/{bin,usr/bin,usr/local/bin,lib,lib64,usr/lib,etc,tmp,opt/hodei,root,proc,sys,dev,home/hodei}
 chmod 1777 "$RootFS/tmp"
 
-# 1. The worker: the package's own `hodei-worker` bin, built from the current sources
-#    (packages/worker/tsup.config.ts): the loader cli.cjs, the bundle with every dependency in it, and the
-#    bundle's V8 code cache, written by this machine's node, which is also the image's.
-(cd "$ROOT/packages/worker" && npx --no-install tsup --silent) >&2
-cp "$ROOT/packages/worker/dist/"{cli.cjs,cli-bundle.cjs,cli-bundle.cjs.cache} "$RootFS/opt/hodei/"
+# 1. The worker: the package's own `hodei-worker` bin (packages/worker/tsup.config.ts): the loader cli.cjs,
+#    the bundle with every dependency in it, and the bundle's V8 code cache, written by this machine's node,
+#    which is also the image's. Rebuilt only when missing or older than its sources (tests may be running
+#    the built bin meanwhile).
+WORKER="$ROOT/packages/worker"
+if [ ! -e "$WORKER/dist/cli-bundle.cjs.cache" ] ||
+  [ -n "$(find "$WORKER/src" "$WORKER/tsup.config.ts" "$ROOT/packages/core/dist" -newer "$WORKER/dist/cli-bundle.cjs" -print -quit)" ]; then
+  (cd "$WORKER" && npx --no-install tsup --silent) >&2
+fi
+cp "$WORKER/dist/"{cli.cjs,cli-bundle.cjs,cli-bundle.cjs.cache} "$RootFS/opt/hodei/"
 
 # 2. Programs: node and a shell with the tools typical jobs use.
 NODE="$(readlink -f "$(command -v node)")"
