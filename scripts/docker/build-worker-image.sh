@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a local worker image without any registry: the worker's bundled bin (one file), the host's node and
-# bash, a few coreutils and the shared libraries they need, imported with `docker import`.
+# Builds a local worker image without any registry: the worker's bin (bundled, with its code cache), the
+# host's node and bash, a few coreutils and the shared libraries they need, imported with `docker import`.
 # Usage: scripts/docker/build-worker-image.sh [image-name]   (default hodei-worker:local)
 # Prints the image name as its last line.
 set -euo pipefail
