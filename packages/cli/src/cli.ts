@@ -1,4 +1,11 @@
 #!/usr/bin/env node
+// TLS to an IP address (the usual host:port, e.g. 127.0.0.1) makes Node warn DEP0123 because grpc-js sets the
+// IP as the TLS server name; the certificate's IP subjectAltName is still verified. Drop that one warning only.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  if (rest[1] === 'DEP0123') return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
 // grpc-js prints its own "E ..." lines on stderr unless told otherwise, and reads the setting once when it
 // loads: silence it for this process only (not for the workers and jobs `hodei server` starts).
 const verbosity = process.env.GRPC_VERBOSITY;

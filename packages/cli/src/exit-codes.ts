@@ -3,6 +3,7 @@ import { HodeiError, type Job } from '@hodei/core';
 
 /** Every exit code the CLI uses besides a job's own exit code. */
 export const EXIT = {
+  /** The command succeeded (for `job run`: the job exited 0). */
   OK: 0,
   /** The server is unreachable or failed, or a job failed for a reason other than its exit code. */
   FAILURE: 1,

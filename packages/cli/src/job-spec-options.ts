@@ -6,16 +6,27 @@ import { collect, parseDurationFlag, parseIntegerFlag, parseKeyValues } from './
 
 /** Raw values of the flags `job queue` and `job run` share. */
 export interface JobSpecFlags {
+  /** `--name`: job name; default the first 40 characters of the command, or the script's file name. */
   name?: string;
+  /** `--command`: shell command run with `/bin/bash -c`. */
   command?: string;
+  /** `--script`: path of a script file, read by the CLI and sent as the job's script. */
   script?: string;
+  /** `--interpreter`: program that runs `--script`; default `/bin/bash`. */
   interpreter?: string;
+  /** `--env KEY=VALUE`, repeatable. */
   env?: string[];
+  /** `--secret KEY=VALUE`, repeatable: like `--env`, but masked as `***` in logs and never shown. */
   secret?: string[];
+  /** `--label KEY=VALUE`, repeatable: run only on workers carrying every such label. */
   label?: string[];
+  /** `--timeout`: a duration such as `500ms`, `90s`, `5m`, `1h`; default 1h. */
   timeout?: string;
+  /** `--workdir`: working directory of the job on the worker. */
   workdir?: string;
+  /** `--max-attempts`: how many times the job may run in total; default 1. */
   maxAttempts?: string;
+  /** `--priority`: an integer, higher runs first; default 0. */
   priority?: string;
 }
 

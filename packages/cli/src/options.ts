@@ -1,5 +1,6 @@
 import { invalidArgument, parseDuration, JOB_STATES, type JobState } from '@hodei/core';
 
+/** Server address used when neither `--server` nor `HODEI_SERVER` is given. */
 export const DEFAULT_SERVER = '127.0.0.1:50051';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -12,8 +12,8 @@ describe('hodei server', () => {
     expect(leftover).toEqual([]);
   });
 
-  it.each(['SIGTERM', 'SIGINT'] as const)('on %s stops its workers and their running jobs, then exits 0', async (signal) => {
-    const server = await startServer(['--idle-timeout', '5m']);
+  it.each(['SIGTERM', 'SIGINT'] as const)('with --drain-grace 0, %s stops its workers and their running jobs at once, then exits 0', async (signal) => {
+    const server = await startServer(['--idle-timeout', '5m', '--drain-grace', '0']);
     const running = startCli(['job', 'run', '--', 'echo started; sleep 30'], { server: server.address });
     await until(() => (running.output().stdout.includes('started') ? true : undefined));
     const before = server.workerPids();

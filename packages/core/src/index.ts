@@ -30,10 +30,18 @@ export { MemoryStore } from './store/memory-store';
 export { decide, isAvailable, labelsMatch, type Decision, type SchedulerSnapshot, type ProviderSlot } from './engine/scheduler';
 export { WorkerRegistry, type WorkerRegistryOptions, type Credentials } from './engine/worker-registry';
 export { JobController, type JobControllerOptions } from './engine/job-controller';
-export { startGrpcServer, type RunningServer } from './server/grpc-server';
+export { startGrpcServer, type RunningServer, type ServerSecurity } from './server/grpc-server';
 export { ChangeNotifier } from './engine/change-notifier';
 export type { WorkerChannel, Registration } from './engine/worker-channel';
 export { resolveEngineConfig, DEFAULT_ENGINE_CONFIG, type EngineConfig } from './engine/engine-config';
 export { retryBackoffMs, MAX_RETRY_BACKOFF_MS } from './engine/retry-backoff';
+export { withStoreRetry, type StoreRetryOptions } from './engine/store-retry';
+export {
+  RetentionSweeper,
+  parseRetention,
+  DEFAULT_RETENTION_MS,
+  RETENTION_BATCH,
+  type RetentionSweeperOptions,
+} from './engine/retention';
 export { HodeiClient, createClient, type ClientOptions, type LogsOptions, type WorkerInfo } from './client/hodei-client';
-export { createPlatform, type Platform, type PlatformOptions } from './platform/create-platform';
+export { createPlatform, type Platform, type PlatformOptions, type StopOptions, type StopResult } from './platform/create-platform';

@@ -5,6 +5,7 @@ import type Dockerode from 'dockerode';
 /** Whether a missing image is pulled before a worker starts. */
 export type PullPolicy = 'never' | 'if-not-present';
 
+/** Options of {@link DockerProvider}: only `image` is required. Invalid values throw `INVALID_ARGUMENT` naming the option. */
 export interface DockerProviderOptions {
   /** Worker image, e.g. `hodei-worker:local`; its default command must start the worker agent. Required. */
   image: string;
@@ -38,20 +39,35 @@ export interface DockerProviderOptions {
   serverAddressForContainers?: string | ((serverAddress: string) => string);
 }
 
+/** {@link DockerProviderOptions} after validation, with every default filled in. */
 export interface ResolvedDockerProviderOptions {
+  /** Worker image. */
   image: string;
+  /** Provider name (default `docker`). */
   name: string;
+  /** Container network mode (default `host`). */
   networkMode: string;
+  /** Memory limit per container in bytes, or undefined for none. */
   memory: number | undefined;
+  /** CPU limit per container in billionths of a CPU (`cpus × 10⁹`), or undefined for none. */
   nanoCpus: number | undefined;
+  /** Extra environment for worker containers. */
   env: Record<string, string>;
+  /** Bind mounts, Docker syntax. */
   binds: string[];
+  /** Most worker containers alive at once. */
   maxWorkers: number;
+  /** Jobs one worker runs at once. */
   workerCapacity: number;
+  /** Scheduling labels every worker carries. */
   labels: Record<string, string>;
+  /** Whether a missing image is pulled. */
   pullPolicy: PullPolicy;
+  /** Seconds between SIGTERM and SIGKILL when a container is stopped. */
   stopTimeoutSeconds: number;
+  /** Whether docker-init runs as PID 1. */
   init: boolean;
+  /** Maps the server's address to the one containers use, or undefined to use it as is. */
   serverAddressForContainers: ((serverAddress: string) => string) | undefined;
 }
 

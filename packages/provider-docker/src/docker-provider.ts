@@ -57,7 +57,8 @@ export function containerNameOf(workerId: string): string {
 
 /**
  * Runs each worker as a Docker container, through the engine API (dockerode). Each container gets
- * `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`, the labels `hodei.managed=true` and
+ * `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID` (plus `HODEI_TLS_CA`, the CA's PEM, when
+ * the server speaks TLS), the labels `hodei.managed=true` and
  * `hodei.worker-id=<id>`, and host networking unless told otherwise. It follows the engine's event stream,
  * so a container that dies or is removed outside `destroyWorker` is reported at once.
  *
@@ -65,9 +66,13 @@ export function containerNameOf(workerId: string): string {
  * const hodei = await createPlatform({ providers: [createDockerProvider({ image: 'hodei-worker:local', memory: '512m' })] });
  */
 export class DockerProvider implements Provider {
+  /** The provider interface version this implements. */
   readonly specificationVersion = 'v1' as const;
+  /** The provider's name (`docker` unless `options.name` says otherwise). */
   readonly name: string;
+  /** `maxWorkers`, `workerCapacity` and `labels` as resolved from the options. */
   readonly capabilities: ProviderCapabilities;
+  /** The dockerode client in use (the one passed as `options.docker`, or one for DOCKER_HOST / the default socket). */
   readonly docker: Docker;
   private readonly options: ResolvedDockerProviderOptions;
   private readonly workers = new Map<string, WorkerContainer>();
@@ -117,6 +122,7 @@ export class DockerProvider implements Provider {
     }
   }
 
+  /** Creates and starts the worker's container (pulling the image first under `if-not-present`); resolves once it runs. Rejects with `PROVIDER_FAILED` when the image is missing or the container cannot be created or started, and with `CLOSED` after `close()`. */
   async createWorker(request: CreateWorkerRequest): Promise<void> {
     if (this.closed) throw new HodeiError('CLOSED', `provider ${this.name} is closed`);
     await this.ensureImage();
@@ -136,6 +142,7 @@ export class DockerProvider implements Provider {
       HODEI_OTP_TOKEN: request.otp,
       HODEI_WORKER_ID: request.workerId,
       HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
+      ...(request.tlsCa ? { HODEI_TLS_CA: request.tlsCa } : {}),
     };
     let container: Docker.Container;
     try {
@@ -205,6 +212,7 @@ export class DockerProvider implements Provider {
     return worker.destroyed;
   }
 
+  /** Calls `listener` when a worker container dies or is removed outside `destroyWorker`; returns an unsubscribe function. */
   onWorkerExit(listener: (exit: WorkerExit) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

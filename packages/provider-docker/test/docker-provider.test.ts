@@ -3,6 +3,7 @@ import Docker from 'dockerode';
 import { createPlatform, HodeiError, type Platform } from '@hodei/core';
 import { providerConformance } from '@hodei/core/testing';
 import { containerNameOf, createDockerProvider, DockerProvider, MANAGED_LABEL, WORKER_ID_LABEL } from '../src';
+import { makeTestCertificates } from '../../provider-process/test/certificates';
 import { collectLogs, containersOf, docker, eventually, image, isRunning, noDocker, textOf } from './helpers';
 
 function codeOf(run: () => unknown): string {
@@ -86,6 +87,20 @@ describe.skipIf(noDocker)('DockerProvider against the real engine', () => {
     // 7. idle for 500 ms: terminated and its container removed
     await eventually(async () => (await containersOf(workerId)).length === 0, 15_000, 'the idle container to be removed');
     await eventually(async () => (await platform.store.getWorker(workerId))?.state === 'TERMINATED', 5_000, 'TERMINATED');
+  });
+
+  it('over TLS: the container gets the CA as PEM in HODEI_TLS_CA and runs the job over it', async () => {
+    const certs = makeTestCertificates();
+    cleanups.push(async () => certs.remove());
+    const { platform } = await start({}, { tls: { cert: certs.cert, key: certs.key, ca: certs.ca } });
+    const job = await platform.client.queue({ name: 'docker-tls', command: 'echo over tls' });
+    const workerId = await onlyWorkerId(platform);
+    await eventually(async () => (await containersOf(workerId)).length === 1, 10_000, 'the container');
+    const inspected = await docker.getContainer(containerNameOf(workerId)).inspect();
+    expect(inspected.Config.Env).toContain(`HODEI_TLS_CA=${certs.ca}`);
+    const lines = await collectLogs(platform.client, job.id);
+    expect(textOf(lines, 'stdout')).toEqual(['over tls']);
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', workerId });
   });
 
   it('enforces the memory limit: a job allocating past 64m is killed and reported, not a hang', async () => {

@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
 import { invalidArgument } from '@hodei/core';
 
+/** Options of {@link ProcessProvider}; all optional. Invalid values throw `INVALID_ARGUMENT` naming the option. */
 export interface ProcessProviderOptions {
   /** Provider name, used in worker records; default `process`. */
   name?: string;

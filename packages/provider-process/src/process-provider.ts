@@ -22,14 +22,19 @@ interface WorkerProcess {
 
 /**
  * Runs each worker as a child process of this one: the quickest way to get workers, for tests and
- * development. Each worker gets `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`.
+ * development. Each worker gets `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`, and
+ * `HODEI_TLS_CA` (the CA's PEM) when the server speaks TLS; it inherits this process's environment minus
+ * `HODEI_AUTH_TOKEN`.
  *
  * @example
  * const hodei = await createPlatform({ providers: [new ProcessProvider({ maxWorkers: 4 })] });
  */
 export class ProcessProvider implements Provider {
+  /** The provider interface version this implements. */
   readonly specificationVersion = 'v1' as const;
+  /** The provider's name (`process` unless `options.name` says otherwise). */
   readonly name: string;
+  /** `maxWorkers`, `workerCapacity` and `labels` as resolved from the options. */
   readonly capabilities: ProviderCapabilities;
   private readonly options: ResolvedProcessProviderOptions;
   private readonly workers = new Map<string, WorkerProcess>();
@@ -50,17 +55,26 @@ export class ProcessProvider implements Provider {
     return [...this.workers.values()].flatMap((worker) => (worker.child.pid ? [worker.child.pid] : []));
   }
 
+  /**
+   * Spawns the worker command with the registration variables in its environment; resolves once the process
+   * has started. Rejects with `PROVIDER_FAILED` when the command cannot be started (e.g. not found).
+   */
   async createWorker(request: CreateWorkerRequest): Promise<void> {
     const [program, ...args] = this.options.workerCommand;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...this.options.env,
+      HODEI_SERVER_ADDRESS: request.serverAddress,
+      HODEI_OTP_TOKEN: request.otp,
+      HODEI_WORKER_ID: request.workerId,
+      HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
+    };
+    // The server decides TLS; and the client API's token (inherited from this process) is not the jobs' business.
+    if (request.tlsCa) env.HODEI_TLS_CA = request.tlsCa;
+    else delete env.HODEI_TLS_CA;
+    delete env.HODEI_AUTH_TOKEN;
     const child = spawn(program!, args, {
-      env: {
-        ...process.env,
-        ...this.options.env,
-        HODEI_SERVER_ADDRESS: request.serverAddress,
-        HODEI_OTP_TOKEN: request.otp,
-        HODEI_WORKER_ID: request.workerId,
-        HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
-      },
+      env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const worker: WorkerProcess = { child, stopping: false, lastError: '', exited: once(child, 'exit').then(() => undefined) };
@@ -99,11 +113,13 @@ export class ProcessProvider implements Provider {
     clearTimeout(kill);
   }
 
+  /** Calls `listener` when a worker process exits without `destroyWorker` (crash, kill, exit code); returns an unsubscribe function. */
   onWorkerExit(listener: (exit: WorkerExit) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
+  /** Stops every worker process (as `destroyWorker` does) and resolves once all have exited. */
   async close(): Promise<void> {
     await Promise.all([...this.workers.keys()].map((workerId) => this.destroyWorker(workerId)));
   }

@@ -10,5 +10,6 @@ export {
   type PostgresConnection,
   type PostgresStoreOptions,
 } from './postgres-store';
+export { changedChannel } from './job-changes';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate';
 export { MIGRATIONS, type Migration } from './migrations';

@@ -4,11 +4,13 @@ import { toHodeiError } from './errors';
 import { MIGRATIONS, type Migration } from './migrations';
 import { quoteIdentifier, validateConnectionString, validateSchema } from './config';
 
+/** Options of {@link migrate}. */
 export interface MigrateOptions {
   /** The schema the tables live in; default `public`. Created when missing. */
   schema?: string;
 }
 
+/** What {@link migrate} did. */
 export interface MigrateResult {
   /** Versions applied by this call (empty when the schema was already up to date). */
   applied: number[];

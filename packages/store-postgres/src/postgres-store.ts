@@ -16,11 +16,13 @@ import {
 } from '@hodei/core';
 import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSchema } from './config';
 import { toHodeiError } from './errors';
+import { changedChannel, deleteFinishedJobsSql, validateRetentionArguments } from './job-changes';
 import { migrate, type MigrateResult } from './migrate';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
 export type PostgresConnection = { connectionString: string } | { pool: pg.Pool };
 
+/** Options of {@link PostgresStore}; all optional. */
 export interface PostgresStoreOptions {
   /** Connections in the store's own pool; default 10. Ignored when you pass a pool. */
   poolSize?: number;
@@ -194,7 +196,10 @@ function encodeFields<T extends object>(
  *
  * @example
  * const store = createPostgresStore({ connectionString: process.env.HODEI_DATABASE_URL! });
- * const platform = await createPlatform({ store, providers: [...] });
+ * const platform = await createPlatform({ store, providers: [new ProcessProvider()] });
+ * // ...
+ * await platform.close(); // the platform leaves a store you passed in open
+ * await store.close();
  */
 export class PostgresStore implements Store {
   readonly specificationVersion = 'v1' as const;
@@ -215,6 +220,9 @@ export class PostgresStore implements Store {
   /** The NOTIFY channel `insertJob` and re-queues signal on. */
   readonly channel: string;
   private readonly queuedListeners = new Set<() => void>();
+  /** The NOTIFY channel the `jobs_state_changed` trigger signals a job's state change on (payload: its id). */
+  readonly changedChannel: string;
+  private readonly changedListeners = new Set<(jobId: string | undefined) => void>();
   private listener: pg.Client | undefined;
   private listenerActive = false;
   private listenerGeneration = 0;
@@ -248,6 +256,7 @@ export class PostgresStore implements Store {
     this.listenHealthCheckMs = health;
     this.clientConfig = { ...(this.pool as unknown as { options: pg.ClientConfig }).options };
     this.channel = queuedChannel(this.schema);
+    this.changedChannel = changedChannel(this.schema);
     const s = quoteIdentifier(this.schema);
     this.t = {
       jobs: `${s}.jobs`,
@@ -506,6 +515,18 @@ export class PostgresStore implements Store {
     });
   }
 
+  // ---- retention ---------------------------------------------------------------------------------
+
+  /**
+   * Deletes up to `limit` finished jobs completed before `completedBefore`, oldest first, with their log
+   * lines; audit events are kept. Concurrent sweeps skip each other's rows. Returns how many it deleted.
+   */
+  async deleteFinishedJobs(completedBefore: number, limit: number): Promise<number> {
+    validateRetentionArguments(completedBefore, limit);
+    const rows = await this.query('deleteFinishedJobs', deleteFinishedJobsSql(this.t.jobs), [new Date(completedBefore), limit]);
+    return rows.length;
+  }
+
   // ---- wake-ups (LISTEN/NOTIFY) -------------------------------------------------------------------
 
   /**
@@ -519,14 +540,47 @@ export class PostgresStore implements Store {
     this.checkOpen();
     const entry = () => listener();
     this.queuedListeners.add(entry);
-    if (!this.listenerActive) {
-      this.listenerActive = true;
-      this.connectListener();
-    }
+    this.startListener();
     return () => {
       this.queuedListeners.delete(entry);
-      if (this.queuedListeners.size === 0) this.stopListener();
+      this.stopListenerWhenUnused();
     };
+  }
+
+  /**
+   * Calls `listener` with a job's id when its state changes, whoever changed it (a trigger NOTIFYs on
+   * `changedChannel`), and with `undefined` each time the LISTEN connection is (re)established, since changes
+   * made while it was down were not heard. Shares the LISTEN connection of `onJobQueued`.
+   */
+  onJobChanged(listener: (jobId: string | undefined) => void): () => void {
+    this.checkOpen();
+    const entry = (jobId: string | undefined) => listener(jobId);
+    this.changedListeners.add(entry);
+    this.startListener();
+    return () => {
+      this.changedListeners.delete(entry);
+      this.stopListenerWhenUnused();
+    };
+  }
+
+  private startListener(): void {
+    if (this.listenerActive) return;
+    this.listenerActive = true;
+    this.connectListener();
+  }
+
+  private stopListenerWhenUnused(): void {
+    if (this.queuedListeners.size === 0 && this.changedListeners.size === 0) this.stopListener();
+  }
+
+  private notifyChanged(jobId: string | undefined): void {
+    for (const listener of [...this.changedListeners]) {
+      try {
+        listener(jobId);
+      } catch {
+        // A listener's failure is its own; the others still run.
+      }
+    }
   }
 
   /** How many times the LISTEN connection has been established (for diagnostics and tests). */
@@ -583,11 +637,12 @@ export class PostgresStore implements Store {
     client.on('end', die);
     client.on('notification', (message) => {
       if (message.channel === this.channel) this.notifyQueued();
+      else if (message.channel === this.changedChannel && message.payload) this.notifyChanged(message.payload);
     });
     void (async () => {
       try {
         await client.connect();
-        await client.query(`LISTEN ${quoteIdentifier(this.channel)}`);
+        await client.query(`LISTEN ${quoteIdentifier(this.channel)}; LISTEN ${quoteIdentifier(this.changedChannel)}`);
       } catch {
         die();
         return;
@@ -596,6 +651,7 @@ export class PostgresStore implements Store {
       this.listenerConnects += 1;
       this.listenerBackoffMs = LISTEN_BACKOFF_MIN_MS;
       this.notifyQueued();
+      this.notifyChanged(undefined);
       this.scheduleProbe(client, generation, die);
     })();
   }
@@ -630,6 +686,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     this.closed = true;
     this.queuedListeners.clear();
+    this.changedListeners.clear();
     this.stopListener();
     this.closing ??= (async () => {
       await this.migrating?.catch(() => undefined);

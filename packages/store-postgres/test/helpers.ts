@@ -39,3 +39,14 @@ export async function createDatabase(adminUrl: string, prefix = 'hodei_test'): P
     },
   };
 }
+
+/** Polls `probe` until it returns a value other than undefined; throws naming `what` after `timeoutMs`. */
+export async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, what = 'a condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

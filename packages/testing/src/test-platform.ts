@@ -121,6 +121,11 @@ export async function createTestPlatform(options: TestPlatformOptions = {}): Pro
     provider,
     run,
     close,
+    stop: async (stopOptions) => {
+      const result = await platform.stop(stopOptions);
+      await close();
+      return result;
+    },
     [asyncDispose]: close,
   };
   afterAll?.(close);

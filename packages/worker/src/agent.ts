@@ -13,7 +13,11 @@ import type { LogBatcherOptions } from './log-batcher';
 import { OrphanReaper } from './orphan-reaper';
 import { installShutdownSignals } from './shutdown-signals';
 
-/** Exit codes of the worker process. */
+/**
+ * Exit codes of the `hodei-worker` process: `ok` (0) it drained and stopped, `connectionLost` (1) it lost the
+ * server for longer than `reconnectTimeoutMs`, `invalidConfig` (2) a `HODEI_*` variable is missing or wrong,
+ * `refused` (3) the server refused its registration (bad, reused or expired token).
+ */
 export const EXIT_CODES = { ok: 0, connectionLost: 1, invalidConfig: 2, refused: 3 } as const;
 
 /** Heartbeat period used when the server's Registered says 0. */
@@ -45,6 +49,7 @@ export interface StartWorkerOptions {
   closeTimeoutMs?: number;
   /** Environment jobs inherit (minus HODEI_OTP_TOKEN); default `process.env`. */
   baseEnv?: NodeJS.ProcessEnv;
+  /** How output is batched and capped before it is sent (see {@link LogBatcherOptions}). */
   batching?: LogBatcherOptions;
   /** Diagnostic lines; default stderr, prefixed with the worker id. */
   log?: (line: string) => void;
@@ -61,6 +66,7 @@ export interface StartWorkerOptions {
 
 /** A running worker. */
 export interface WorkerHandle {
+  /** The id the worker registered with (`HODEI_WORKER_ID`). */
   readonly workerId: string;
   /** Resolves with the exit code once the worker stopped: 0 drained, 1 connection lost, 3 refused. */
   readonly done: Promise<number>;
@@ -107,7 +113,10 @@ class WorkerAgent implements WorkerHandle {
     this.log = options.log ?? ((line) => process.stderr.write(`hodei-worker[${config.workerId}]: ${line}\n`));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.reaper = new OrphanReaper({ log: this.log });
-    this.client = new WorkerServiceClient(config.serverAddress, credentials.createInsecure(), options.channelOptions);
+    const channelCredentials = config.tls
+      ? credentials.createSsl(config.tls.ca === undefined ? null : Buffer.from(config.tls.ca, 'utf8'))
+      : credentials.createInsecure();
+    this.client = new WorkerServiceClient(config.serverAddress, channelCredentials, options.channelOptions);
   }
 
   start(): void {
@@ -335,6 +344,12 @@ class WorkerAgent implements WorkerHandle {
 /**
  * Starts a worker: connects to `config.serverAddress`, registers with the one-time token, then runs the
  * jobs the server sends until it is drained, stopped or its stream is lost.
+ *
+ * @example What the hodei-worker bin does (a provider sets the HODEI_* variables)
+ * ```ts
+ * const worker = startWorker(readWorkerConfig(process.env), { handleSignals: true });
+ * process.exitCode = await worker.done; // see EXIT_CODES
+ * ```
  */
 export function startWorker(config: WorkerConfig, options: StartWorkerOptions = {}): WorkerHandle {
   const agent = new WorkerAgent(config, options);

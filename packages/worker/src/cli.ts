@@ -6,16 +6,25 @@ Connects to the server over gRPC, registers with a one-time token and runs the j
 streaming their output back. Normally started by a provider, which sets its environment.
 
 Environment:
-  HODEI_SERVER_ADDRESS   server gRPC address, host:port (an http:// prefix is accepted)   required
+  HODEI_SERVER_ADDRESS   server gRPC address, host:port (http:// accepted; https:// = TLS) required
   HODEI_OTP_TOKEN        one-time registration token issued by the server                 required
   HODEI_WORKER_ID        the worker id the token was issued for                           required
   HODEI_WORKER_CAPACITY  jobs run at once, a positive integer                             default 1
   HODEI_WORKER_LABELS    labels, key=value pairs separated by commas (os=linux,gpu=no)    optional
   HODEI_MAX_LOG_BYTES    output of one job sent in full; past it only the last 1 MiB      default 32 MiB
+  HODEI_TLS_CA           connect over TLS trusting this CA: PEM text or a file path       optional
 
 Signals: SIGTERM or SIGINT drains (running jobs finish), a second cancels them, a third exits at once.
 Exit codes: 0 drained, 1 connection to the server lost, 2 invalid configuration, 3 registration refused.
 `;
+
+// TLS to an IP address (the usual host:port, e.g. 127.0.0.1) makes Node warn DEP0123 because grpc-js sets the
+// IP as the TLS server name; the certificate's IP subjectAltName is still verified. Drop that one warning only.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  if (rest[1] === 'DEP0123') return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {

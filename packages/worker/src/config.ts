@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** Output of one job sent in full by default; past it only the tail is kept. */
 export const DEFAULT_MAX_JOB_BYTES = 32 * 1024 * 1024;
 
@@ -15,6 +17,14 @@ export interface WorkerConfig {
   maxLogBytes?: number;
   /** Labels the scheduler can match jobs against. */
   labels: Record<string, string>;
+  /**
+   * Connect over TLS: `ca` is the CA certificate (PEM) to trust, or undefined for the system's roots
+   * (`https://` server address without HODEI_TLS_CA). Absent: plaintext.
+   */
+  tls?: {
+    /** The CA certificate to trust (PEM), or undefined for the system's roots. */
+    ca: string | undefined;
+  };
 }
 
 /** The worker's environment is missing a variable or holds an invalid value. */
@@ -47,10 +57,7 @@ function required(env: Env, name: string, what: string): string {
 
 function parseAddress(raw: string): string {
   const name = 'HODEI_SERVER_ADDRESS';
-  if (/^https:\/\//i.test(raw)) {
-    throw new WorkerConfigError(name, `${name}=${raw}: TLS is not supported yet; use host:port (or http://host:port).`);
-  }
-  const address = raw.replace(/^http:\/\//i, '').replace(/\/+$/, '');
+  const address = raw.replace(/^https?:\/\//i, '').replace(/\/+$/, '');
   const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(address);
   const port = match ? Number(match[2]) : 0;
   if (!match || port < 1 || port > 65535) {
@@ -88,6 +95,25 @@ function parseLabels(raw: string | undefined): Record<string, string> {
   return labels;
 }
 
+/** HODEI_TLS_CA: the PEM itself (as providers pass it) or the path of a PEM file. */
+function parseTlsCa(raw: string | undefined): string | undefined {
+  const name = 'HODEI_TLS_CA';
+  const value = raw?.trim();
+  if (!value) return undefined;
+  let pem = value;
+  if (!value.startsWith('-----BEGIN')) {
+    try {
+      pem = readFileSync(value, 'utf8');
+    } catch (error) {
+      throw new WorkerConfigError(name, `${name}=${value}: cannot read the CA file (${(error as Error).message}); set it to a PEM certificate or the path of one.`);
+    }
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new WorkerConfigError(name, `${name} is not a PEM certificate: set it to the CA certificate (PEM) or the path of one.`);
+  }
+  return pem;
+}
+
 /**
  * Reads the worker's configuration from `env` (default `process.env`).
  * @throws WorkerConfigError naming the variable that is missing or invalid.
@@ -96,6 +122,8 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
   const serverAddress = parseAddress(required(env, 'HODEI_SERVER_ADDRESS', 'the server gRPC address (host:port)'));
   const otpToken = required(env, 'HODEI_OTP_TOKEN', 'the one-time registration token issued by the server');
   const workerId = required(env, 'HODEI_WORKER_ID', 'the worker id the token was issued for');
+  const ca = parseTlsCa(env.HODEI_TLS_CA);
+  const tls = ca !== undefined || /^https:\/\//i.test(env.HODEI_SERVER_ADDRESS?.trim() ?? '');
   return {
     serverAddress,
     otpToken,
@@ -108,5 +136,6 @@ export function readWorkerConfig(env: Env = process.env): WorkerConfig {
       DEFAULT_MAX_JOB_BYTES,
       'the characters of output a job may send before only its tail is kept (default 32 MiB)',
     ),
+    ...(tls ? { tls: { ca } } : {}),
   };
 }

@@ -19,7 +19,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How one job runs. */
 export interface JobExecutionOptions {
+  /** The job's id, carried on every log batch. */
   jobId: string;
+  /** What to run (the wire form of the job spec). */
   spec: JobSpec;
   /** Receives the job's log batches; returns false under back-pressure. */
   sink: LogSink;
@@ -31,21 +33,29 @@ export interface JobExecutionOptions {
   processGroups?: ProcessGroupTracker;
   /** The worker's environment the job's is derived from; default `process.env`. */
   baseEnv?: NodeJS.ProcessEnv;
+  /** Between SIGTERM and SIGKILL on timeout or cancel, in milliseconds; default {@link DEFAULT_KILL_GRACE_MS}. */
   killGraceMs?: number;
+  /** How long the output pipes may stay open after the main process exited, in milliseconds; default {@link DEFAULT_PIPE_GRACE_MS}. */
   pipeGraceMs?: number;
+  /** Timeout when `spec.timeoutMs` is 0, in milliseconds; default {@link DEFAULT_JOB_TIMEOUT_MS}. */
   defaultTimeoutMs?: number;
+  /** How output is batched and capped (see {@link LogBatcherOptions}). */
   batching?: LogBatcherOptions;
+  /** Longer lines are split into pieces of at most this many characters; default {@link DEFAULT_MAX_LINE_LENGTH}. */
   maxLineLength?: number;
 }
 
 /** How a job ended. */
 export interface JobResult {
+  /** Exited (any code), timed out, cancelled, or failed to start. */
   outcome: JobOutcome;
   /** The exit code; -1 when the process was ended by a signal or never started. */
   exitCode: number;
   /** The signal that ended the process, or ''. */
   signal: string;
+  /** From the start of the execution to its end (process exited, pipes closed), in milliseconds. */
   durationMs: number;
+  /** Why it failed to start, or that its process group could not be killed; '' otherwise. */
   errorMessage: string;
 }
 
@@ -55,6 +65,7 @@ export interface JobResult {
  * for it, a bounded time after the exit). Timeout and cancel send SIGTERM to the group, then SIGKILL.
  */
 export class JobExecution {
+  /** The job's id. */
   readonly jobId: string;
   /** The job's process id (and process group id) once spawned. */
   pid: number | undefined;

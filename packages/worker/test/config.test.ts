@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readWorkerConfig, WorkerConfigError } from '../src/config';
 
@@ -54,7 +57,8 @@ describe('readWorkerConfig', () => {
   it.each([
     ['HODEI_SERVER_ADDRESS', 'localhost'],
     ['HODEI_SERVER_ADDRESS', 'localhost:99999'],
-    ['HODEI_SERVER_ADDRESS', 'https://localhost:1'],
+    ['HODEI_TLS_CA', '/no/such/ca.pem'],
+    ['HODEI_TLS_CA', 'not a certificate'],
     ['HODEI_WORKER_CAPACITY', '0'],
     ['HODEI_WORKER_CAPACITY', '1.5'],
     ['HODEI_WORKER_CAPACITY', 'two'],
@@ -64,6 +68,22 @@ describe('readWorkerConfig', () => {
     const error = errorOf({ ...valid, [name]: value });
     expect(error.field).toBe(name);
     expect(error.message).toContain(name);
+  });
+
+  it('reads HODEI_TLS_CA as PEM text or as a file path, and turns TLS on', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    expect(readWorkerConfig(valid).tls).toBeUndefined();
+    expect(readWorkerConfig({ ...valid, HODEI_TLS_CA: pem }).tls).toEqual({ ca: pem.trim() });
+    const dir = mkdtempSync(join(tmpdir(), 'hodei-ca-'));
+    writeFileSync(join(dir, 'ca.pem'), pem);
+    expect(readWorkerConfig({ ...valid, HODEI_TLS_CA: join(dir, 'ca.pem') }).tls).toEqual({ ca: pem });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes an https:// server address as TLS with the system roots', () => {
+    const config = readWorkerConfig({ ...valid, HODEI_SERVER_ADDRESS: 'https://localhost:1' });
+    expect(config.serverAddress).toBe('localhost:1');
+    expect(config.tls).toEqual({ ca: undefined });
   });
 
   it('accepts a bracketed IPv6 address', () => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { SERVER_HELP, type Context } from '../context';
+import { addConnectionOptions, type Context } from '../context';
 import { registerJobCancel } from './job-cancel';
 import { registerJobGet } from './job-get';
 import { registerJobList } from './job-list';
@@ -7,12 +7,10 @@ import { registerJobLogs } from './job-logs';
 import { registerJobQueue } from './job-queue';
 import { registerJobRun } from './job-run';
 
-/** `hodei job ...`: the job commands, sharing `--server`. */
+/** `hodei job ...`: the job commands, sharing `--server`, `--tls-ca` and `--auth-token`. */
 export function registerJob(program: Command, ctx: Context): void {
-  const job = program
-    .command('job')
+  const job = addConnectionOptions(program.command('job'))
     .description('queue, run, inspect and cancel jobs')
-    .option('--server <address>', SERVER_HELP)
     .addHelpText(
       'after',
       `

@@ -1,4 +1,4 @@
-import { createPlatform, HodeiError, MemoryStore, type Store } from '@hodei/core';
+import { createPlatform, formatSeconds, HodeiError, MemoryStore, parseDuration, type PlatformOptions, type Store } from '@hodei/core';
 import { createPostgresStore, type PostgresStore } from '@hodei/store-postgres';
 import type { Command } from 'commander';
 import type { Context } from '../context';
@@ -7,11 +7,15 @@ import { parseChoice, parseDurationFlag, parseIntegerFlag } from '../options';
 import { createCliLogger, LOG_LEVELS, type LogLevel } from '../logging';
 import { createPrometheusMetrics } from '../metrics/prometheus-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
+import { readPemFile, resolveAuthToken } from '../security-options';
 import { createServerProvider, PROVIDERS, type ProviderFlags } from './server-provider';
 
 export { PROVIDERS };
 
 export const STORES = ['memory', 'postgres'] as const;
+
+/** How long running jobs may finish after SIGTERM/SIGINT before they are stopped, by default. */
+export const DEFAULT_DRAIN_GRACE = '30s';
 
 interface ServerFlags extends ProviderFlags {
   host: string;
@@ -24,6 +28,27 @@ interface ServerFlags extends ProviderFlags {
   verbose?: boolean;
   logLevel: string;
   metricsPort?: string;
+  drainGrace: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  authToken?: string;
+  retention: string;
+}
+
+/** `--tls-cert`, `--tls-key` and `--tls-ca` read and checked; undefined without TLS. */
+export function resolveServerTls(flags: Pick<ServerFlags, 'tlsCert' | 'tlsKey' | 'tlsCa'>): PlatformOptions['tls'] {
+  if (flags.tlsCert === undefined && flags.tlsKey === undefined) {
+    if (flags.tlsCa !== undefined) throw new HodeiError('INVALID_ARGUMENT', 'needs --tls-cert and --tls-key', { field: '--tls-ca' });
+    return undefined;
+  }
+  if (flags.tlsCert === undefined) throw new HodeiError('INVALID_ARGUMENT', 'is required with --tls-key', { field: '--tls-cert' });
+  if (flags.tlsKey === undefined) throw new HodeiError('INVALID_ARGUMENT', 'is required with --tls-cert', { field: '--tls-key' });
+  return {
+    cert: readPemFile(flags.tlsCert, '--tls-cert', 'certificate'),
+    key: readPemFile(flags.tlsKey, '--tls-key', 'private key'),
+    ...(flags.tlsCa === undefined ? {} : { ca: readPemFile(flags.tlsCa, '--tls-ca', 'certificate') }),
+  };
 }
 
 /** The database URL: `--database-url`, else HODEI_DATABASE_URL, else DATABASE_URL. */
@@ -119,6 +144,12 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--worker-cpus <n>', 'with --provider docker: CPUs per worker, e.g. 1 or 0.5')
     .option('--idle-timeout <duration>', 'stop a worker idle this long (default: 5m)')
     .option('--heartbeat-timeout <duration>', 'declare a silent worker lost after this long (default: 60s)')
+    .option('--drain-grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are stopped (0: at once)', DEFAULT_DRAIN_GRACE)
+    .option('--tls-cert <file>', 'serve TLS with this certificate (PEM; its subjectAltName must match the address workers and clients dial)')
+    .option('--tls-key <file>', "with --tls-cert: the certificate's private key (PEM)")
+    .option('--tls-ca <file>', 'with --tls-cert: the CA certificate workers are told to trust (default: the certificate itself, if self-signed)')
+    .option('--auth-token <token>', 'require this bearer token from clients of the job API (default: $HODEI_AUTH_TOKEN; workers use their own tokens)')
+    .option('--retention <duration>', "keep finished jobs and their log lines this long, then delete them ('off' keeps them)", '7d')
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)')
     .option('--log-level <level>', `engine log level on stderr: ${LOG_LEVELS.join(', ')} (JSON lines unless stderr is a terminal)`, 'warn')
     .option('-v, --verbose', 'same as --log-level debug')
@@ -126,13 +157,17 @@ export function registerServer(program: Command, ctx: Context): void {
       'after',
       `
 Prints "Hodei server listening on HOST:PORT" (the port actually bound) on stdout once it serves.
-SIGINT or SIGTERM stops the workers and the server, then exits 0.
+SIGINT or SIGTERM drains: new jobs are refused (UNAVAILABLE, code DRAINING), queued jobs stay queued in the
+store, running jobs get --drain-grace to finish; those still running then are stopped (process tree killed)
+and re-queued if they have attempts left, else fail with reason SHUTDOWN. Then the workers stop and the
+server exits 0. A second signal ends the grace at once (same clean stop, exit 0); a third exits 1 at once.
 
 Examples:
   $ hodei server --max-workers 4
   $ hodei server --port 0 --idle-timeout 30s --metrics-port 9464
   $ hodei server --store postgres --database-url postgres://hodei:secret@localhost:5432/hodei
-  $ hodei server --provider docker --docker-image hodei-worker:local --worker-memory 512m --worker-cpus 1`,
+  $ hodei server --provider docker --docker-image hodei-worker:local --worker-memory 512m --worker-cpus 1
+  $ HODEI_AUTH_TOKEN=s3cret hodei server --tls-cert server.pem --tls-key server-key.pem --tls-ca ca.pem`,
     )
     .action(async (flags: ServerFlags) => {
       parseChoice(flags.store, '--store', STORES);
@@ -144,7 +179,11 @@ Examples:
         flags.heartbeatTimeout === undefined ? undefined : parseDurationFlag(flags.heartbeatTimeout, '--heartbeat-timeout');
       if (flags.host.trim() === '') throw new HodeiError('INVALID_ARGUMENT', 'must not be empty', { field: '--host' });
       const { io } = ctx;
+      const drainGraceMs = parseDuration(flags.drainGrace, '--drain-grace');
+      const tls = resolveServerTls(flags);
+      const authToken = resolveAuthToken(flags.authToken, io.env);
       const databaseWaitMs = parseDurationFlag(flags.databaseWait, '--database-wait');
+      const retention = flags.retention === 'off' ? false : parseDurationFlag(flags.retention, '--retention');
       const postgres = flags.store === 'postgres' ? openPostgresStore(resolveDatabaseUrl(flags.databaseUrl, io)) : undefined;
       const store: Store = postgres ?? new MemoryStore();
       const metricsPort = flags.metricsPort === undefined ? undefined : parseIntegerFlag(flags.metricsPort, '--metrics-port', 0, 65_535);
@@ -159,16 +198,21 @@ Examples:
 
       // Subscribe before listening so a signal during start-up is not lost. The handler stays installed
       // after the shutdown (doing nothing) so a late signal cannot kill the process while it exits.
+      // First signal: drain; second: end the grace now (running jobs are stopped); third: exit at once.
       let signalled: (() => void) | undefined;
       let signals = 0;
       let stopped = false;
       const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
+      const endGrace = new AbortController();
       const unsubscribe = io.onSignal(() => {
         if (stopped) return;
         signals += 1;
         if (signals === 1) signalled?.();
-        else {
-          io.stderr.write('hodei: second signal; exiting without waiting for workers\n');
+        else if (signals === 2) {
+          io.stderr.write('hodei: second signal; stopping running jobs now (send again to exit at once)\n');
+          endGrace.abort();
+        } else {
+          io.stderr.write('hodei: third signal; exiting without waiting for workers\n');
           // Exit now: the clean shutdown in progress is being abandoned on purpose.
           process.exit(1);
         }
@@ -189,7 +233,10 @@ Examples:
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
+          retention,
           logger: createCliLogger(io, logLevel, io.stderrIsTerminal ?? false),
+          ...(tls ? { tls } : {}),
+          ...(authToken ? { authToken } : {}),
         });
       } catch (error) {
         unsubscribe();
@@ -202,7 +249,7 @@ Examples:
         }
         throw error;
       }
-      io.stdout.write(`Hodei server listening on ${platform.address}\n`);
+      io.stdout.write(`Hodei server listening on ${platform.address}${tls ? ' (TLS)' : ''}\n`);
       let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
       if (metrics && metricsPort !== undefined) {
         try {
@@ -216,9 +263,12 @@ Examples:
         io.stdout.write(`Metrics on http://${metricsServer.address}/metrics\n`);
       }
       await stopRequested;
-      await metricsServer?.close();
-      io.stderr.write('hodei: stopping workers and server\n');
-      await platform.close();
+      io.stderr.write(
+        `hodei: draining: new jobs are refused; running jobs have ${formatSeconds(drainGraceMs)}s to finish (send the signal again to stop them now)\n`,
+      );
+      const { drained } = await platform.stop({ graceMs: drainGraceMs, signal: endGrace.signal });
+      io.stderr.write(drained ? 'hodei: drained; workers and server stopped\n' : 'hodei: stopped the jobs still running, then the workers and server\n');
+      await metricsServer?.close(); // served until the end: the drain is worth watching
       await postgres?.close();
       stopped = true;
     });

@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
-import { SERVER_HELP, type Context } from '../context';
+import { addConnectionOptions, type Context } from '../context';
 import { registerWorkerList } from './worker-list';
 
-/** `hodei worker ...`: the worker commands, sharing `--server`. */
+/** `hodei worker ...`: the worker commands, sharing `--server`, `--tls-ca` and `--auth-token`. */
 export function registerWorker(program: Command, ctx: Context): void {
-  const worker = program
-    .command('worker')
+  const worker = addConnectionOptions(program.command('worker'))
     .description("inspect the server's workers")
-    .option('--server <address>', SERVER_HELP)
     .addHelpText(
       'after',
       `

@@ -10,17 +10,22 @@ export interface TestServer {
   signal(signal: NodeJS.Signals): void;
   /** SIGTERM unless already signalled; resolves with how the server exited and the worker pids still alive afterwards. */
   stop(): Promise<{ result: CliResult; leftover: number[] }>;
+  /** What the server printed so far. */
+  output(): { stdout: string; stderr: string };
 }
 
 /** Runs `hodei server --port 0 --max-workers 4` and reads its address from the first stdout line. */
-export async function startServer(extra: readonly string[] = []): Promise<TestServer> {
-  const { child, result } = startCli(['server', '--port', '0', '--max-workers', '4', ...extra], { timeoutMs: 120_000 });
+export async function startServer(extra: readonly string[] = [], env?: Record<string, string | undefined>): Promise<TestServer> {
+  const { child, result, output } = startCli(['server', '--port', '0', '--max-workers', '4', ...extra], {
+    timeoutMs: 120_000,
+    ...(env ? { env } : {}),
+  });
   const address = await new Promise<string>((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`server did not start: ${seen}`)), 15_000);
     child.stdout!.on('data', (text: string) => {
       seen += text;
-      const match = /^Hodei server listening on (\S+:\d+)$/m.exec(seen);
+      const match = /^Hodei server listening on (\S+:\d+)( \(TLS\))?$/m.exec(seen);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
@@ -40,6 +45,7 @@ export async function startServer(extra: readonly string[] = []): Promise<TestSe
     child,
     workerPids,
     signal,
+    output,
     async stop() {
       signal('SIGTERM');
       const exit = await result;

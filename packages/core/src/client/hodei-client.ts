@@ -1,4 +1,4 @@
-import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, type ChannelCredentials, type ClientReadableStream, type Interceptor } from '@grpc/grpc-js';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { isTerminalJobState, type Job, type JobSpecInput, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
@@ -8,18 +8,49 @@ import { JobServiceClient } from '../protocol';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
+import { pemText, validateAuthToken } from '../server/pem';
 import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
+/** How {@link createClient} reaches a server. */
 export interface ClientOptions {
   /** host:port of the Hodei server, e.g. `127.0.0.1:50051`. */
   address: string;
+  /**
+   * Connect over TLS, trusting `ca` (PEM: the CA that signed the server's certificate, or that certificate
+   * itself when self-signed). Without it the connection is plaintext.
+   */
+  tls?: {
+    /** The CA certificate to trust, PEM. */
+    ca: string | Buffer;
+  };
+  /** Sent as `authorization: Bearer <authToken>` on every call, for a server started with an auth token. */
+  authToken?: string;
 }
 
+/** Channel credentials for `options.tls`: TLS trusting its CA, else plaintext. */
+function channelCredentials(options: ClientOptions): ChannelCredentials {
+  if (options.tls === undefined) return credentials.createInsecure();
+  return credentials.createSsl(Buffer.from(pemText(options.tls?.ca, 'tls.ca', 'certificate'), 'utf8'));
+}
+
+/** Adds `authorization: Bearer <token>` to every call's metadata. */
+function bearerInterceptor(token: string): Interceptor {
+  return (callOptions, nextCall) =>
+    new InterceptingCall(nextCall(callOptions), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+/** Options of {@link HodeiClient.logs}. */
 export interface LogsOptions {
   /** Keep streaming until the job ends and its last line was delivered. */
   follow?: boolean;
   /** First line to deliver (lines are numbered from 1). */
   fromSeq?: number;
+  /** Aborting it ends the iteration quietly (no error). */
   signal?: AbortSignal;
 }
 
@@ -42,23 +73,50 @@ export class HodeiClient {
     if (typeof options?.address !== 'string' || !/^[^\s:]+:\d+$/.test(options.address)) {
       throw invalidArgument('address', `"${String(options?.address)}" is not host:port`);
     }
-    this.grpc = new JobServiceClient(options.address, credentials.createInsecure(), {
+    const token = options.authToken;
+    validateAuthToken(token, 'authToken');
+    this.grpc = new JobServiceClient(options.address, channelCredentials(options), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
     });
   }
 
-  /** Queues a job; resolves with it in state QUEUED. Invalid specs reject with `INVALID_ARGUMENT`. */
+  /**
+   * Queues a job; resolves with it in state QUEUED. Invalid specs reject with `INVALID_ARGUMENT` (its `field`
+   * names the part, e.g. `spec.timeoutMs`); an unreachable server with `UNAVAILABLE`.
+   *
+   * @example
+   * const job = await client.queue({
+   *   name: 'test',
+   *   command: 'npm test',
+   *   env: { CI: '1', NPM_TOKEN: process.env.NPM_TOKEN! }, // *_TOKEN values are masked in logs
+   *   timeoutMs: 10 * 60_000,
+   *   maxAttempts: 3,
+   * });
+   */
   async queue(spec: JobSpecInput): Promise<Job> {
     const checked = validateJobSpec(spec);
     return jobFromWire(await this.call((request, done) => this.grpc.queue(request, done), { spec: specToWire(checked) }));
   }
 
+  /**
+   * The job as it is now; secret env values read `***`. Rejects with `NOT_FOUND` for an unknown id.
+   *
+   * @example
+   * const job = await client.get(id);
+   * if (job.state === 'FAILED') console.log(job.failureReason, job.errorMessage);
+   */
   async get(id: string): Promise<Job> {
     return jobFromWire(await this.call((request, done) => this.grpc.get(request, done), { id }));
   }
 
-  /** Newest first. */
+  /**
+   * Jobs, newest first: at most `limit` (default 100), optionally only those in one of `states`.
+   *
+   * @example
+   * const running = await client.list({ states: ['QUEUED', 'RUNNING'] });
+   */
   async list(filter: { states?: JobState[]; limit?: number } = {}): Promise<Job[]> {
     const response = await this.call<wire.ListRequest, wire.ListResponse>((request, done) => this.grpc.list(request, done), {
       states: filter.states ?? [],
@@ -67,11 +125,20 @@ export class HodeiClient {
     return response.jobs.map(jobFromWire);
   }
 
-  /** Cancels a queued or running job; resolves with the job as it is right after the request. */
+  /**
+   * Cancels a queued or running job; resolves with the job as it is right after the request. A queued job is
+   * CANCELLED at once; a running one gets SIGTERM (SIGKILL after `cancelGraceMs`) and ends CANCELLED when it
+   * has stopped. Cancelling a finished job changes nothing. Rejects with `NOT_FOUND` for an unknown id.
+   *
+   * @example
+   * await client.cancel(job.id);
+   * const final = await client.wait(job.id); // state CANCELLED
+   */
   async cancel(id: string): Promise<Job> {
     return jobFromWire(await this.call((request, done) => this.grpc.cancel(request, done), { id }));
   }
 
+  /** Every worker the server knows, in any state, including ended ones. */
   async listWorkers(): Promise<WorkerInfo[]> {
     const response = await this.call<wire.ListWorkersRequest, wire.ListWorkersResponse>(
       (request, done) => this.grpc.listWorkers(request, done),
@@ -80,12 +147,24 @@ export class HodeiClient {
     return response.workers.map(workerFromWire);
   }
 
-  /** Yields the job each time its state changes, ending with its terminal state. */
+  /**
+   * Yields the job each time its state changes, ending with its terminal state.
+   *
+   * @example
+   * for await (const job of client.watch(id)) console.log(job.state); // QUEUED, ASSIGNED, RUNNING, SUCCEEDED
+   */
   async *watch(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job> {
     for await (const job of this.stream(this.grpc.watch({ id }), options.signal)) yield jobFromWire(job);
   }
 
-  /** Resolves once the job is terminal (SUCCEEDED, FAILED, TIMED_OUT or CANCELLED). */
+  /**
+   * Resolves once the job is terminal (SUCCEEDED, FAILED, TIMED_OUT or CANCELLED); a failed job resolves too,
+   * so check `state`. Rejects with `UNAVAILABLE` if the connection ends first; pass `signal` to stop waiting.
+   *
+   * @example
+   * const job = await client.wait(id, { signal: AbortSignal.timeout(60_000) });
+   * if (job.state !== 'SUCCEEDED') throw new Error(`${job.state}: ${job.errorMessage ?? ''}`);
+   */
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
     let last: Job | undefined;
     for await (const job of this.watch(id, options)) last = job;
@@ -95,7 +174,15 @@ export class HodeiClient {
     return last;
   }
 
-  /** Yields the job's log lines in order; with `follow`, live until the job ends. */
+  /**
+   * Yields the job's log lines in order; with `follow`, live until the job ends and its last line was
+   * delivered. Without `follow` it yields the lines stored so far and ends.
+   *
+   * @example
+   * for await (const line of client.logs(job.id, { follow: true })) {
+   *   (line.stream === 'stderr' ? process.stderr : process.stdout).write(line.text + '\n');
+   * }
+   */
   async *logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine> {
     const call = this.grpc.logs({ id, follow: options.follow ?? false, fromSeq: options.fromSeq ?? 1 });
     for await (const chunk of this.stream(call, options.signal)) {
@@ -103,6 +190,7 @@ export class HodeiClient {
     }
   }
 
+  /** Closes the connection; calls in flight are cancelled. Call it when done, or the process may stay alive. */
   close(): void {
     this.grpc.close();
   }

@@ -10,11 +10,15 @@ export type HodeiErrorCode =
   | 'UNAVAILABLE'
   | 'PROVIDER_FAILED'
   | 'CLOSED'
+  /** The server is draining (stopping): it accepts no new jobs; retry against another server or later. */
+  | 'DRAINING'
   | 'INTERNAL';
 
+/** Optional details of a {@link HodeiError}. */
 export interface HodeiErrorOptions {
   /** The input field the error is about, e.g. `spec.timeoutMs`. */
   field?: string;
+  /** The underlying error, kept as the standard `Error.cause`. */
   cause?: unknown;
 }
 
@@ -27,7 +31,9 @@ export interface HodeiErrorOptions {
  * }
  */
 export class HodeiError extends Error {
+  /** Stable machine-readable code; branch on this, not on the message. */
   readonly code: HodeiErrorCode;
+  /** The input field the error is about (e.g. `spec.timeoutMs`), when there is one. */
   readonly field: string | undefined;
   private readonly [MARKER] = true;
 
@@ -44,6 +50,7 @@ export class HodeiError extends Error {
   }
 }
 
+/** Builds the `INVALID_ARGUMENT` error for `field`; its message is `"<field>: <reason>"`. */
 export function invalidArgument(field: string, reason: string): HodeiError {
   return new HodeiError('INVALID_ARGUMENT', `${field}: ${reason}`, { field });
 }

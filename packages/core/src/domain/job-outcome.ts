@@ -1,12 +1,19 @@
 import type { Job, JobState } from './job';
 
+/** How a run ended, as the worker reports it: the command exited (any code), hit its timeout, was cancelled, or could not be started. */
 export type Outcome = 'EXITED' | 'TIMED_OUT' | 'CANCELLED' | 'FAILED_TO_START';
 
+/** What a worker reports when a job's process has ended. */
 export interface FinishedReport {
+  /** How the run ended. */
   outcome: Outcome;
+  /** The exit code, or -1 when there is none (killed by a signal, never started). */
   exitCode: number;
+  /** The signal that ended the process, or an empty string. */
   signal: string;
+  /** Run time on the worker, in milliseconds. */
   durationMs: number;
+  /** Why it failed to start or was stopped, or an empty string. */
   errorMessage: string;
 }
 

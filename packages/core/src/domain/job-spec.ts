@@ -2,6 +2,7 @@ import { invalidArgument } from './errors';
 import { MIN_MASKED_SECRET_LENGTH, MASK, secretEnvNames } from '../protocol/secrets';
 import type { JobSpec, JobSpecInput } from './job';
 
+/** A job's `timeoutMs` when it gives none: one hour. */
 export const DEFAULT_JOB_TIMEOUT_MS = 60 * 60 * 1000;
 export const MAX_JOB_TIMEOUT_MS = 7 * 24 * 60 * 60 * 1000;
 /** A job specification may take at most 1 MiB (command, script, args and env together). */

@@ -1,5 +1,6 @@
 import type { TransitionTable } from './state-machine';
 
+/** Every worker state, in lifecycle order: `CREATING → CONNECTING → READY ⇄ BUSY → (DRAINING →) TERMINATING → TERMINATED`, or `LOST`. */
 export const WORKER_STATES = [
   'CREATING',
   'CONNECTING',
@@ -10,6 +11,7 @@ export const WORKER_STATES = [
   'TERMINATED',
   'LOST',
 ] as const;
+/** A worker's lifecycle state (see {@link WORKER_STATES} and {@link WORKER_TRANSITIONS}). */
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 /** The worker state machine. Any live state may become LOST when heartbeats stop or the process dies. */
@@ -24,6 +26,7 @@ export const WORKER_TRANSITIONS: TransitionTable<WorkerState> = {
   LOST: ['TERMINATED'],
 };
 
+/** The states of a worker that exists or is being started: everything but `TERMINATED` and `LOST`. */
 export const LIVE_WORKER_STATES: ReadonlySet<WorkerState> = new Set([
   'CREATING',
   'CONNECTING',
@@ -33,18 +36,28 @@ export const LIVE_WORKER_STATES: ReadonlySet<WorkerState> = new Set([
   'TERMINATING',
 ]);
 
+/** A worker as the store records it. Timestamps are milliseconds since the Unix epoch. */
 export interface Worker {
+  /** Unique id the engine assigned when it asked the provider for the worker. */
   id: string;
+  /** Name of the provider that started it. */
   provider: string;
+  /** Current lifecycle state. */
   state: WorkerState;
+  /** Jobs it runs at once. */
   capacity: number;
+  /** Jobs assigned to it and not yet finished. */
   runningJobIds: string[];
+  /** Labels it carries (its provider's plus its own); jobs select workers by them. */
   labels: Record<string, string>;
+  /** When the engine asked for it. */
   createdAt: number;
   /** When the worker last proved it is alive (registration or heartbeat). */
   lastHeartbeat?: number;
   /** When the worker last had no job; drives the idle timeout. */
   idleSince?: number;
+  /** SHA-256 of its session token; never returned to clients. */
   sessionTokenHash?: string;
+  /** Why it ended (idle, lost, failed to start …), once TERMINATED or LOST. */
   endedReason?: string;
 }

@@ -17,6 +17,7 @@ export class ChangeNotifier {
     return entry.promise;
   }
 
+  /** Wakes everyone waiting on `key`. */
   notify(key: string): void {
     const entry = this.waiters.get(key);
     if (entry) {
@@ -25,6 +26,7 @@ export class ChangeNotifier {
     }
   }
 
+  /** Wakes every waiter (used at shutdown). */
   notifyAll(): void {
     for (const key of [...this.waiters.keys()]) this.notify(key);
   }

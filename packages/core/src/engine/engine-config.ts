@@ -18,6 +18,7 @@ export interface EngineConfig {
   retryBackoffMs: number;
 }
 
+/** The defaults {@link resolveEngineConfig} fills in (documented on each field of {@link EngineConfig}). */
 export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   heartbeatTimeoutMs: 60_000,
   heartbeatIntervalMs: 5_000,

@@ -14,6 +14,7 @@ import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
 import { decide, type Decision } from './scheduler';
 import { SerialQueue } from './serial-queue';
+import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
 import type { Registration, WorkerChannel } from './worker-channel';
 import { WorkerRegistry } from './worker-registry';
@@ -25,16 +26,24 @@ const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
 
+/** What a {@link JobController} runs on; {@link createPlatform} fills these in. */
 export interface JobControllerOptions {
+  /** Where jobs, workers and logs live. */
   store: Store;
+  /** Where workers come from; each must have a distinct `name`. */
   providers: readonly Provider[];
+  /** Time source; {@link systemClock} in production. */
   clock: Clock;
+  /** Where the engine logs; {@link silentLogger} to log nothing. */
   logger: Logger;
+  /** Timeouts and intervals; see {@link resolveEngineConfig}. */
   config: EngineConfig;
   /** host:port workers connect back to; known once the server is bound. */
   serverAddress: () => string;
   /** Metrics and tracing hooks. */
   observer?: EngineObserver;
+  /** The CA (PEM) workers must trust when the server speaks TLS; handed to providers with each new worker. */
+  workerTlsCa?: string;
 }
 
 /**
@@ -43,7 +52,9 @@ export interface JobControllerOptions {
  * one at a time; every job update is compare-and-set on state and lease epoch.
  */
 export class JobController {
+  /** Woken with a job id whenever that job changes (state or new log lines); log and watch streams wait on it. */
   readonly notifier = new ChangeNotifier();
+  /** The store given, wrapped so that calls failing with `UNAVAILABLE` are retried with backoff (see `withStoreRetry`). */
   readonly store: Store;
   private readonly registry: WorkerRegistry;
   private readonly providers: Map<string, Provider>;
@@ -61,13 +72,16 @@ export class JobController {
   private reconcileRequested = false;
   private reconciling = false;
   private stopped = false;
+  /** Set by `drain()`: no new job is accepted, assigned or provisioned for. */
+  private draining = false;
 
   constructor(private readonly options: JobControllerOptions) {
-    this.store = options.store;
-    this.registry = new WorkerRegistry(options.store, options.clock, { otpTtlMs: options.config.otpTtlMs });
+    this.store = withStoreRetry(options.store, { logger: options.logger });
+    this.registry = new WorkerRegistry(this.store, options.clock, { otpTtlMs: options.config.otpTtlMs });
     this.providers = new Map(options.providers.map((provider) => [provider.name, provider]));
   }
 
+  /** Starts scheduling: removes orphaned workers its providers report, subscribes to worker exits and starts the periodic tick. */
   async start(): Promise<void> {
     const live = await this.store.listWorkers({ states: LIVE });
     for (const provider of this.providers.values()) {
@@ -77,14 +91,52 @@ export class JobController {
       });
     }
     for (const provider of this.providers.values()) {
-      this.unsubscribes.push(provider.onWorkerExit((exit) => void this.workerExited(exit.workerId, exit.reason)));
+      this.unsubscribes.push(
+        provider.onWorkerExit((exit) => void this.workerExited(exit.workerId, exit.reason).catch(this.logFailure('worker exit'))),
+      );
     }
     // Another engine sharing the store may queue jobs: wake up when the store says so (polling stays the fallback).
     const offQueued = this.store.onJobQueued?.(() => this.wake());
     if (offQueued) this.unsubscribes.push(offQueued);
+    // Another engine may change a job a client waits on here (Watch, wait()): wake the waiters.
+    const offChanged = this.store.onJobChanged?.((jobId) => (jobId === undefined ? this.notifier.notifyAll() : this.notifier.notify(jobId)));
+    if (offChanged) this.unsubscribes.push(offChanged);
     const tickMs = Math.max(50, Math.min(1_000, this.options.config.heartbeatTimeoutMs / 4));
     this.tickTimer = setInterval(() => this.wake(), tickMs);
     this.tickTimer.unref();
+  }
+
+  /**
+   * Stops taking work, then waits for the running jobs: `queue` is refused with `DRAINING` (gRPC UNAVAILABLE),
+   * queued jobs stay QUEUED in the store (a restart on a durable store, or another server sharing it, runs
+   * them), and no job is assigned nor worker provisioned any more. Resolves `true` once none of this engine's
+   * jobs is ASSIGNED or RUNNING, `false` if `graceMs` passed or `signal` aborted first. Follow with `stop()`,
+   * which stops what still runs.
+   */
+  async drain(options: { graceMs: number; signal?: AbortSignal }): Promise<boolean> {
+    this.draining = true;
+    const deadline = this.now() + Math.max(0, options.graceMs);
+    for (;;) {
+      if (this.stopped) return false;
+      const running = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
+      if (!running.some((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId))) return true;
+      const left = deadline - this.now();
+      if (left <= 0 || options.signal?.aborted) return false;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(100, left));
+        options.signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** Whether `drain()` was called: the engine accepts no new job. */
+  get isDraining(): boolean {
+    return this.draining;
   }
 
   /**
@@ -119,6 +171,7 @@ export class JobController {
 
   // ---- client operations -------------------------------------------------------------------------
 
+  /** Validates `input` as a {@link JobSpecInput}, stores the job as QUEUED and returns it. Throws `INVALID_ARGUMENT` (with `field`) for a bad spec and `CLOSED` once stopped. */
   async queue(input: unknown): Promise<Job> {
     this.checkRunning();
     const spec = validateJobSpec(input);
@@ -130,16 +183,19 @@ export class JobController {
     return job;
   }
 
+  /** The job with this id; throws `NOT_FOUND` when there is none. */
   async getJob(id: string): Promise<Job> {
     const job = typeof id === 'string' && id !== '' ? await this.store.getJob(id) : undefined;
     if (!job) throw new HodeiError('NOT_FOUND', `no job with id "${id}"`, { field: 'id' });
     return job;
   }
 
+  /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]> {
     return this.store.listJobs(filter);
   }
 
+  /** Every worker the store knows, in any state. */
   listWorkers(): Promise<Worker[]> {
     return this.store.listWorkers();
   }
@@ -233,10 +289,12 @@ export class JobController {
     return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
   }
 
+  /** Records that a connected worker is alive. */
   async heartbeat(workerId: string): Promise<void> {
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
   }
 
+  /** Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report is refused. */
   async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
     const job = await this.store.updateJob(
       jobId,
@@ -284,6 +342,7 @@ export class JobController {
     this.notifier.notify(jobId);
   }
 
+  /** Records a job's result when the report matches its current lease, re-queueing it when its exit code is listed in `retryOnExitCodes` and attempts remain. */
   async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport): Promise<void> {
     await this.serial.run(async () => {
       const patch = finalJobPatch(report, this.now());
@@ -304,7 +363,9 @@ export class JobController {
         }
       }
       this.logSeqs.delete(jobId);
-      const job = await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch);
+      const job =
+        (await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch)) ??
+        (await this.landedInDoubt(jobId, workerId, epoch, patch));
       if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'result');
       await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
       this.options.observer?.jobFinished?.(job);
@@ -374,7 +435,8 @@ export class JobController {
     const { config } = this.options;
     const decisions = decide({
       now: this.now(),
-      queuedJobs: await this.store.queuedJobs(10_000),
+      // Draining: queued jobs wait in the store for a restart or another server.
+      queuedJobs: this.draining ? [] : await this.store.queuedJobs(10_000),
       workers: this.schedulable(await this.store.listWorkers({ states: LIVE })),
       providers: [...this.providers.values()]
         .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
@@ -462,12 +524,13 @@ export class JobController {
     const otp = await this.registry.issueOtp(workerId);
     await this.audit('worker.provisioned', workerId, { provider: providerName });
     this.options.observer?.workerProvisioned?.(providerName);
-    void this.launch(provider, workerId, otp);
+    void this.launch(provider, workerId, otp).catch(this.logFailure('worker start'));
   }
 
   private async launch(provider: Provider, workerId: string, otp: string): Promise<void> {
     try {
-      await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress() });
+      const tlsCa = this.options.workerTlsCa;
+      await provider.createWorker({ workerId, otp, serverAddress: this.options.serverAddress(), ...(tlsCa ? { tlsCa } : {}) });
       await this.store.updateWorker(workerId, { states: ['CREATING'] }, { state: 'CONNECTING' });
     } catch (error) {
       const message = `provider ${provider.name} could not start a worker: ${(error as Error).message}`;
@@ -523,7 +586,7 @@ export class JobController {
         this.options.logger.warn({ err: error, workerId }, 'could not destroy worker');
       }
       await this.workerExited(workerId, reason);
-    })();
+    })().catch(this.logFailure('worker termination'));
   }
 
   private async markLost(workerId: string, reason: string): Promise<void> {
@@ -609,6 +672,23 @@ export class JobController {
     return done;
   }
 
+  /**
+   * A compare-and-set whose connection broke after the store committed it is retried (see `withStoreRetry`)
+   * and then no longer matches. Recognises that write as ours (same worker, lease, state and completion time,
+   * which a resent report would not have) so that what follows it (audit, freeing the worker's slot) still runs.
+   */
+  private async landedInDoubt(jobId: string, workerId: string, epoch: number, patch: Partial<Job>): Promise<Job | undefined> {
+    const job = await this.store.getJob(jobId);
+    const ours =
+      job !== undefined &&
+      job.workerId === workerId &&
+      job.epoch === epoch &&
+      job.state === patch.state &&
+      job.completedAt !== undefined &&
+      job.completedAt === patch.completedAt;
+    return ours ? job : undefined;
+  }
+
   /** Refuses a report from a stale lease and tells the worker to drop the job (it moved on without it). */
   private async fenced(workerId: string, jobId: string, epoch: number, what: string): Promise<void> {
     this.options.logger.warn({ workerId, jobId, epoch }, `refused a stale ${what} report`);
@@ -624,8 +704,16 @@ export class JobController {
     return this.store.appendAudit({ eventType, correlationId, occurredAt: this.now(), details });
   }
 
+  /** For work started in the background: a failure (a store down past its retries) is logged, never unhandled. */
+  private logFailure(what: string): (error: unknown) => void {
+    return (error) => this.options.logger.error({ err: error }, `${what} could not be recorded: ${(error as Error).message}`);
+  }
+
   private checkRunning(): void {
     if (this.stopped) throw new HodeiError('CLOSED', 'the platform is shutting down and accepts no jobs');
+    if (this.draining) {
+      throw new HodeiError('DRAINING', 'the server is draining (shutting down) and accepts no new jobs; queue on another server or retry after its restart');
+    }
   }
 
   private now(): number {

@@ -1,28 +1,39 @@
 import type { Job } from '../domain/job';
 import type { Worker } from '../domain/worker';
 
+/** A provider as the scheduler sees it: its name and capabilities. */
 export interface ProviderSlot {
+  /** The provider's name. */
   name: string;
+  /** Most workers it may have alive at once. */
   maxWorkers: number;
+  /** Jobs each of its workers runs at once. */
   workerCapacity: number;
+  /** Labels its workers carry. */
   labels: Record<string, string>;
 }
 
 /** Everything the scheduler looks at: a snapshot, so deciding is a pure function. */
 export interface SchedulerSnapshot {
+  /** Current time, in milliseconds since the Unix epoch. */
   now: number;
   /** QUEUED jobs in run order. */
   queuedJobs: readonly Job[];
   /** Workers in a live state (CREATING … TERMINATING). */
   workers: readonly Worker[];
+  /** Providers that may be asked for workers (those in a failure backoff are left out). */
   providers: readonly ProviderSlot[];
+  /** A connected worker silent for longer is LOST. */
   heartbeatTimeoutMs: number;
+  /** A worker idle for longer is terminated. */
   idleTimeoutMs: number;
+  /** A worker that has not registered after this long is terminated. */
   provisioningTimeoutMs: number;
   /** Re-queued jobs that must not run before the given time (ms): skipped until then (retry backoff). */
   notBefore?: ReadonlyMap<string, number>;
 }
 
+/** One action for the {@link JobController} to apply: `assign` a job to a worker, `provision` a worker from a provider, let a job `wait` (no capacity), `terminate` an idle or never-connected worker, or mark a silent worker `lost`. */
 export type Decision =
   | { type: 'assign'; jobId: string; workerId: string }
   | { type: 'provision'; provider: string }

@@ -3,13 +3,17 @@ import type { Clock } from '../ports/clock';
 import type { Store } from '../ports/store';
 import { hashToken, newToken, sameHash } from './tokens';
 
+/** Settings of a {@link WorkerRegistry}. */
 export interface WorkerRegistryOptions {
   /** How long a one-time registration token stays valid; default 5 minutes. */
   otpTtlMs: number;
 }
 
+/** What a worker proves itself with: a one-time token on first registration, its session token when it reconnects. */
 export interface Credentials {
+  /** The one-time registration token its provider passed it (`HODEI_OTP_TOKEN`). */
   otp?: string;
+  /** The session token it got from its first registration. */
   sessionToken?: string;
 }
 
@@ -24,6 +28,7 @@ export class WorkerRegistry {
     private readonly options: WorkerRegistryOptions,
   ) {}
 
+  /** Creates a one-time token for `workerId`, stores its hash with an expiry `otpTtlMs` from now, and returns the token. */
   async issueOtp(workerId: string): Promise<string> {
     const otp = newToken();
     await this.store.saveToken({ hash: hashToken(otp), workerId, expiresAt: this.clock.now() + this.options.otpTtlMs });

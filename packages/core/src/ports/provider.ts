@@ -8,17 +8,28 @@ export interface ProviderCapabilities {
   labels: Record<string, string>;
 }
 
+/** What the engine asks a provider to start: one worker that registers back with these credentials. */
 export interface CreateWorkerRequest {
+  /** Id the engine assigned to the worker; the worker must register with it. */
   workerId: string;
   /** host:port the worker connects back to. */
   serverAddress: string;
   /** One-time registration token, valid for a few minutes. */
   otp: string;
+  /**
+   * When the server speaks TLS: the CA certificate (PEM) the worker must trust, to be passed as the worker's
+   * `HODEI_TLS_CA` environment variable. Absent for a plaintext server.
+   */
+  tlsCa?: string;
 }
 
+/** A worker that ended on its own (crashed, was killed, exited), reported by {@link Provider.onWorkerExit}. */
 export interface WorkerExit {
+  /** The worker that ended. */
   workerId: string;
+  /** Its exit code, or null when a signal ended it or the code is unknown. */
   exitCode: number | null;
+  /** The signal that ended it (e.g. `SIGKILL`), or null. */
   signal: string | null;
   /** Human-readable cause, e.g. `process exited with code 1`. */
   reason: string;
@@ -29,8 +40,11 @@ export interface WorkerExit {
  * The worker it starts must receive `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`.
  */
 export interface Provider {
+  /** The version of this interface the provider implements; always `'v1'` today. */
   readonly specificationVersion: 'v1';
+  /** Unique name among the platform's providers, e.g. `process` or `docker`; recorded on each worker. */
   readonly name: string;
+  /** Limits and labels the scheduler plans with. */
   readonly capabilities: ProviderCapabilities;
   /** Resolves once the worker's process or container is started (not yet registered). */
   createWorker(request: CreateWorkerRequest): Promise<void>;

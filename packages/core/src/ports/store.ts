@@ -1,19 +1,27 @@
 import type { Job, JobState } from '../domain/job';
 import type { Worker, WorkerState } from '../domain/worker';
 
+/** Where a log line came from: the job's stdout or stderr, or `system` for lines the platform adds (the command line it runs, truncation and cancellation notices). */
 export type LogStreamName = 'stdout' | 'stderr' | 'system';
 
 /** One line of a job's output as stored: `seq` is per job, contiguous from 1, assigned by the store. */
 export interface LogLine {
+  /** Position in the job's log, contiguous from 1 across attempts. */
   seq: number;
+  /** When the worker read the line, in milliseconds since the Unix epoch. */
   timestamp: number;
+  /** Which stream the line came from. */
   stream: LogStreamName;
+  /** The line without its trailing newline; secrets already masked. */
   text: string;
 }
 
+/** A line to append: the store assigns its `seq`. */
 export type NewLogLine = Omit<LogLine, 'seq'>;
 
+/** Which jobs {@link Store.listJobs} returns. */
 export interface JobFilter {
+  /** Only jobs in one of these states; all states when absent. */
   states?: readonly JobState[];
   /** Newest first; default 100. */
   limit?: number;
@@ -21,24 +29,37 @@ export interface JobFilter {
 
 /** Compare-and-set guard: the update applies only when the record still matches. */
 export interface JobGuard {
+  /** The job must be in one of these states. */
   states?: readonly JobState[];
+  /** The job's lease epoch must equal this. */
   epoch?: number;
 }
 
+/** Compare-and-set guard for {@link Store.updateWorker}: the update applies only when the worker still matches. */
 export interface WorkerGuard {
+  /** The worker must be in one of these states. */
   states?: readonly WorkerState[];
 }
 
+/** A one-time registration token as stored: only its hash, never the token itself. */
 export interface StoredToken {
+  /** SHA-256 of the token, hex-encoded. */
   hash: string;
+  /** The worker the token was issued to; registration with another worker id is refused. */
   workerId: string;
+  /** Expiry, in milliseconds since the Unix epoch. */
   expiresAt: number;
 }
 
+/** A record of something that happened to a job or worker (queued, assigned, lost …), kept for debugging. */
 export interface AuditEvent {
+  /** What happened, e.g. `job.queued`. */
   eventType: string;
+  /** The job or worker id the event is about; {@link Store.listAudit} looks events up by it. */
   correlationId: string;
+  /** When it happened, in milliseconds since the Unix epoch. */
   occurredAt: number;
+  /** Event-specific data (JSON-serialisable). */
   details?: Record<string, unknown>;
 }
 
@@ -47,20 +68,29 @@ export interface AuditEvent {
  * `updateJob` and `updateWorker` are compare-and-set so several engines may share one store.
  */
 export interface Store {
+  /** The version of this interface the store implements; always `'v1'` today. */
   readonly specificationVersion: 'v1';
+  /** Short name for logs and metrics, e.g. `memory` or `postgres`. */
   readonly name: string;
 
+  /** Stores a new job; its `id` must be new. */
   insertJob(job: Job): Promise<void>;
+  /** The job with this id, or undefined. */
   getJob(id: string): Promise<Job | undefined>;
+  /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]>;
   /** QUEUED jobs in the order they should run: priority descending, then oldest first. */
   queuedJobs(limit: number): Promise<Job[]>;
   /** Applies `patch` when the job matches `guard`; returns the updated job, or undefined if it did not match. */
   updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined>;
 
+  /** Stores a new worker record; its `id` must be new. */
   insertWorker(worker: Worker): Promise<void>;
+  /** The worker with this id, or undefined. */
   getWorker(id: string): Promise<Worker | undefined>;
+  /** Workers, optionally only those in one of `filter.states`. */
   listWorkers(filter?: { states?: readonly WorkerState[] }): Promise<Worker[]>;
+  /** Applies `patch` when the worker matches `guard`; returns the updated worker, or undefined if it did not match. */
   updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
 
   /** Appends lines in order and returns the seq of the last one. */
@@ -68,11 +98,14 @@ export interface Store {
   /** Lines with seq >= fromSeq, at most `limit`, in order. */
   readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]>;
 
+  /** Stores a one-time token's hash until it is consumed or expires. */
   saveToken(token: StoredToken): Promise<void>;
   /** Removes the token and returns it: a token can be consumed once. */
   consumeToken(hash: string): Promise<StoredToken | undefined>;
 
+  /** Records an audit event. */
   appendAudit(event: AuditEvent): Promise<void>;
+  /** The audit events about one job or worker, oldest first. */
   listAudit(correlationId: string): Promise<AuditEvent[]>;
 
   /**
@@ -82,5 +115,22 @@ export interface Store {
    */
   onJobQueued?(listener: () => void): () => void;
 
+  /**
+   * Optional: calls `listener` with a job's id soon after its state changes, by this engine or another one
+   * sharing the store, so a client waiting on the job through any server learns of it. A hint, like
+   * `onJobQueued` (late, spurious or coalesced wake-ups are allowed; waiters read the store again).
+   * `undefined` means any job may have changed (say, changes were missed while a connection was down).
+   * Returns a function that unsubscribes.
+   */
+  onJobChanged?(listener: (jobId: string | undefined) => void): () => void;
+
+  /**
+   * Optional retention: deletes at most `limit` jobs in a terminal state (SUCCEEDED, FAILED, CANCELLED,
+   * TIMED_OUT) whose `completedAt` is before `completedBefore` (ms since the epoch), oldest first, with their
+   * log lines. Audit events are kept (they are the record of what happened). Returns how many jobs it deleted.
+   */
+  deleteFinishedJobs?(completedBefore: number, limit: number): Promise<number>;
+
+  /** Releases the store's resources (connections, timers); the store is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ export const SECRET_NAME_PATTERN = /(?:_TOKEN|_SECRET|_PASSWORD|_KEY)$/i;
 /** Shorter values are not masked in logs: masking `abc` would mangle ordinary output. */
 export const MIN_MASKED_SECRET_LENGTH = 8;
 
+/** What a secret value is replaced with in logs and in specs returned to clients. */
 export const MASK = '***';
 
 /** The names in `env` whose values are secret: the listed ones plus those matching the name pattern. */

@@ -10,6 +10,7 @@ const TO_STATUS: Record<HodeiErrorCode, status> = {
   UNAVAILABLE: status.UNAVAILABLE,
   PROVIDER_FAILED: status.UNAVAILABLE,
   CLOSED: status.UNAVAILABLE,
+  DRAINING: status.UNAVAILABLE,
   INTERNAL: status.INTERNAL,
 };
 

@@ -1,4 +1,4 @@
-import type { Job, JobSpec } from '../domain/job';
+import { isTerminalJobState, type Job, type JobSpec } from '../domain/job';
 import type { Worker } from '../domain/worker';
 import type {
   AuditEvent,
@@ -83,6 +83,7 @@ export class MemoryStore implements Store {
   private readonly logs = new Map<string, LogColumns>();
   private readonly tokens = new Map<string, StoredToken>();
   private readonly audit = new Map<string, AuditEvent[]>();
+  private readonly changeListeners = new Set<(jobId: string) => void>();
   private closed = false;
 
   private checkOpen(): void {
@@ -125,6 +126,7 @@ export class MemoryStore implements Store {
     if (!job) return undefined;
     if (guard.states && !guard.states.includes(job.state)) return undefined;
     if (guard.epoch !== undefined && guard.epoch !== job.epoch) return undefined;
+    const stateBefore = job.state;
     Object.assign(job, patch);
     if (patch.spec) job.spec = copySpec(patch.spec);
     for (const [key, value] of Object.entries(patch)) {
@@ -132,6 +134,7 @@ export class MemoryStore implements Store {
     }
     if (job.state === 'QUEUED') this.queued.add(id);
     else this.queued.delete(id);
+    if (job.state !== stateBefore) this.jobChanged(id);
     return copyJob(job);
   }
 
@@ -199,7 +202,41 @@ export class MemoryStore implements Store {
     return (this.audit.get(correlationId) ?? []).map((event) => ({ ...event }));
   }
 
+  /** Deletes finished jobs completed before `completedBefore`, oldest first, at most `limit`, with their lines. */
+  async deleteFinishedJobs(completedBefore: number, limit: number): Promise<number> {
+    this.checkOpen();
+    const due: Job[] = [];
+    for (const job of this.jobs.values()) {
+      if (isTerminalJobState(job.state) && job.completedAt !== undefined && job.completedAt < completedBefore) due.push(job);
+    }
+    due.sort((a, b) => a.completedAt! - b.completedAt!);
+    const deleted = due.slice(0, Math.max(0, Math.floor(limit)));
+    for (const job of deleted) {
+      this.jobs.delete(job.id);
+      this.logs.delete(job.id);
+    }
+    return deleted.length;
+  }
+
+  /** Calls `listener` (synchronously, in this process) whenever a job's state changes. */
+  onJobChanged(listener: (jobId: string | undefined) => void): () => void {
+    const entry = (jobId: string) => listener(jobId);
+    this.changeListeners.add(entry);
+    return () => this.changeListeners.delete(entry);
+  }
+
+  private jobChanged(jobId: string): void {
+    for (const listener of [...this.changeListeners]) {
+      try {
+        listener(jobId);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.changeListeners.clear();
   }
 }

@@ -5,10 +5,13 @@ import type { Provider, WorkerExit } from '../ports/provider';
 
 /** What a conformance run needs: a fresh provider per test, and optionally how to dispose of it. */
 export interface ProviderUnderTest<P extends Provider = Provider> {
+  /** A new provider that starts real workers. */
   provider: P;
+  /** Runs after the test, after `provider.close()`. */
   cleanup?: () => Promise<void>;
 }
 
+/** Optional hooks that let {@link providerConformance} check more of the provider. */
 export interface ProviderConformanceOptions<P extends Provider = Provider> {
   /** Ends a worker outside `destroyWorker` (kill its process, `docker kill` its container). Without it that test is skipped. */
   killWorker?: (provider: P, workerId: string) => Promise<void>;
@@ -36,8 +39,11 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: nu
  * embedded platforms, so the provider must start real workers that can reach 127.0.0.1.
  *
  * @example
- * providerConformance('ProcessProvider', async () => ({ provider: new ProcessProvider() }), {
- *   killWorker: async (provider, id) => process.kill(provider.pidOf(id)!, 'SIGKILL'),
+ * // test/provider-conformance.test.ts; `docker` is a dockerode client
+ * providerConformance('DockerProvider', async () => ({ provider: createDockerProvider({ image, maxWorkers: 2 }) }), {
+ *   killWorker: async (_provider, workerId) => {
+ *     await docker.getContainer(containerNameOf(workerId)).kill();
+ *   },
  * });
  */
 export function providerConformance<P extends Provider>(

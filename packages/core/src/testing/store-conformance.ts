@@ -5,8 +5,15 @@ import type { NewLogLine, Store } from '../ports/store';
 
 /** What a conformance run needs: a fresh, empty store per test, and optionally how to dispose of it. */
 export interface StoreUnderTest {
+  /** A new, empty store. */
   store: Store;
+  /** Runs after the test, after `store.close()` (drop the database, remove files). */
   cleanup?: () => Promise<void>;
+  /**
+   * Optional `Store` methods this store does not implement; their cases then check only that they are
+   * absent. A store that implements one is always held to its cases.
+   */
+  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged')[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -575,6 +582,69 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         const listed = await store.listAudit('job_b');
         expect(listed).toHaveLength(1);
         expect(listed[0]).toMatchObject({ eventType: 'job.queued', correlationId: 'job_b', occurredAt: BASE_TIME });
+      });
+    });
+
+    describe('retention (deleteFinishedJobs)', () => {
+      const FINISHED = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
+
+      it('deletes finished jobs completed before the cutoff, oldest first, at most `limit`, with their lines', async () => {
+        if (current?.lacks?.includes('deleteFinishedJobs')) return expect(store.deleteFinishedJobs).toBeUndefined();
+        expect(typeof store.deleteFinishedJobs).toBe('function');
+        const old = FINISHED.map((state, index) =>
+          makeTestJob({ state, completedAt: BASE_TIME + index, startedAt: BASE_TIME, epoch: 1 }),
+        );
+        const recent = makeTestJob({ state: 'SUCCEEDED', completedAt: BASE_TIME + 10_000, epoch: 1 });
+        const queued = makeTestJob();
+        const running = makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w_1', startedAt: BASE_TIME });
+        for (const job of [...old, recent, queued, running]) {
+          await store.insertJob(job);
+          await store.appendLogs(job.id, lines(3));
+        }
+        await store.appendAudit({ eventType: 'job.finished', correlationId: old[0]!.id, occurredAt: BASE_TIME });
+
+        // Bounded: the two oldest go first.
+        expect(await store.deleteFinishedJobs!(BASE_TIME + 5_000, 2)).toBe(2);
+        expect(await store.getJob(old[0]!.id)).toBeUndefined();
+        expect(await store.getJob(old[1]!.id)).toBeUndefined();
+        expect(await store.getJob(old[2]!.id)).toBeDefined();
+        expect(await store.readLogs(old[0]!.id, 1, 10)).toEqual([]);
+
+        expect(await store.deleteFinishedJobs!(BASE_TIME + 5_000, 100)).toBe(2);
+        expect(await store.deleteFinishedJobs!(BASE_TIME + 5_000, 100)).toBe(0);
+        for (const job of old) expect(await store.getJob(job.id)).toBeUndefined();
+        // Newer finished jobs and unfinished jobs stay, lines included; audit events stay.
+        for (const job of [recent, queued, running]) {
+          expect(await store.getJob(job.id)).toBeDefined();
+          expect(await store.readLogs(job.id, 1, 10)).toHaveLength(3);
+        }
+        expect(await store.queuedJobs(10)).toEqual([queued]);
+        expect(await store.listAudit(old[0]!.id)).toHaveLength(1);
+      });
+    });
+
+    describe('job change hints (onJobChanged)', () => {
+      it('calls the listener with the id of a job whose state changed', async () => {
+        if (current?.lacks?.includes('onJobChanged')) return expect(store.onJobChanged).toBeUndefined();
+        expect(typeof store.onJobChanged).toBe('function');
+        const heard = new Set<string>();
+        const unsubscribe = store.onJobChanged!((jobId) => jobId !== undefined && heard.add(jobId));
+        try {
+          const job = makeTestJob();
+          await store.insertJob(job);
+          const deadline = Date.now() + 10_000;
+          // A subscription may take a moment to be live (a LISTEN connection): change the state until heard.
+          let epoch = 0;
+          while (!heard.has(job.id) && Date.now() < deadline) {
+            const state = epoch % 2 === 0 ? 'ASSIGNED' : 'QUEUED';
+            expect(await store.updateJob(job.id, { epoch }, { state, epoch: epoch + 1 })).toBeDefined();
+            epoch += 1;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          expect(heard.has(job.id)).toBe(true);
+        } finally {
+          unsubscribe();
+        }
       });
     });
 

@@ -1,10 +1,15 @@
+import { jobChangesMigration } from './job-changes';
+
 /**
  * The schema's versioned migrations. A migration is never edited once released: change the schema by
  * appending a new one. `sql` receives the quoted schema name every table lives in.
  */
 export interface Migration {
+  /** Sequence number, from 1; a database records the highest one applied. */
   version: number;
+  /** Short description, e.g. `initial`. */
   name: string;
+  /** The SQL to run, for the given (already quoted) schema name. */
   sql: (schema: string) => string;
 }
 
@@ -90,4 +95,5 @@ CREATE TABLE ${s}.worker_tokens (
 CREATE INDEX worker_tokens_expires_idx ON ${s}.worker_tokens (expires_at);
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }];
+/** Every migration of this version of the package, in order; {@link migrate} applies those a database lacks. */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }, jobChangesMigration];

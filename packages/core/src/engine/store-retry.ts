@@ -1,0 +1,109 @@
+import { HodeiError } from '../domain/errors';
+import type { Logger } from '../ports/logger';
+import type { Store } from '../ports/store';
+
+/** How the engine rides out a store that is briefly unreachable (a database restart, a network cut). */
+export interface StoreRetryOptions {
+  /** Gets one warn line when the store becomes unavailable and one info line when it is back. */
+  logger: Logger;
+  /** First delay after a failed call; doubles per attempt. Default 100 ms. */
+  minDelayMs?: number;
+  /** Longest delay between two attempts of one call. Default 2 s. */
+  maxDelayMs?: number;
+  /** A call still failing this long after its first attempt gives up and throws the store's error. Default 60 s. */
+  giveUpAfterMs?: number;
+}
+
+/** Store methods that are retried: the data calls. Subscriptions (`onJobQueued`, `onJobChanged`) and `close` are not. */
+const RETRIED = new Set<string>([
+  'insertJob',
+  'getJob',
+  'listJobs',
+  'queuedJobs',
+  'updateJob',
+  'insertWorker',
+  'getWorker',
+  'listWorkers',
+  'updateWorker',
+  'appendLogs',
+  'readLogs',
+  'saveToken',
+  'consumeToken',
+  'appendAudit',
+  'listAudit',
+  'deleteFinishedJobs',
+]);
+
+function isUnavailable(error: unknown): boolean {
+  return HodeiError.isInstance(error) && error.code === 'UNAVAILABLE';
+}
+
+/**
+ * Wraps a store so that a call failing with `UNAVAILABLE` (connection refused or lost, timeout) is retried
+ * with exponential backoff (100 ms doubling to 2 s) for up to a minute instead of failing the engine's work.
+ * One `warn` line is logged when the store becomes unreachable and one `info` line when it answers again,
+ * however many calls wait meanwhile. Other errors (`CONFLICT`, `INVALID_ARGUMENT`, `CLOSED`) pass through.
+ *
+ * A call whose connection broke after the database committed it is in doubt: its retry may find the work
+ * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed); a compare-and-set
+ * update does not match again (the engine recognises its own job result by its completion time); an
+ * `appendLogs` retried that way may store its batch twice.
+ */
+export function withStoreRetry(store: Store, options: StoreRetryOptions): Store {
+  const minDelayMs = options.minDelayMs ?? 100;
+  const maxDelayMs = options.maxDelayMs ?? 2_000;
+  const giveUpAfterMs = options.giveUpAfterMs ?? 60_000;
+  const { logger } = options;
+  let outageSince: number | undefined;
+
+  const retried = (name: string, method: (...args: unknown[]) => Promise<unknown>) =>
+    async (...args: unknown[]): Promise<unknown> => {
+      const started = Date.now();
+      let delayMs = minDelayMs;
+      let failedBefore = false;
+      for (;;) {
+        try {
+          const result = await method.apply(store, args);
+          if (outageSince !== undefined) {
+            logger.info({ operation: name, downMs: Date.now() - outageSince }, `store ${store.name} is reachable again`);
+            outageSince = undefined;
+          }
+          return result;
+        } catch (error) {
+          if (failedBefore && name === 'insertJob' && HodeiError.isInstance(error) && error.code === 'CONFLICT') {
+            return undefined; // the attempt that lost its connection had committed the row
+          }
+          if (!isUnavailable(error)) throw error;
+          if (Date.now() - started + delayMs > giveUpAfterMs) {
+            logger.error({ err: error, operation: name }, `store ${store.name} still unavailable after ${Date.now() - started} ms: giving up on ${name}`);
+            throw error;
+          }
+          if (outageSince === undefined) {
+            outageSince = Date.now();
+            logger.warn(
+              { err: error, operation: name },
+              `store ${store.name} unavailable (${(error as Error).message}): retrying store calls with backoff up to ${maxDelayMs} ms for ${giveUpAfterMs} ms`,
+            );
+          }
+          failedBefore = true;
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          delayMs = Math.min(maxDelayMs, delayMs * 2);
+        }
+      }
+    };
+
+  const wrapped = new Map<string, unknown>();
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof property !== 'string' || typeof value !== 'function') return value;
+      let cached = wrapped.get(property);
+      if (!cached) {
+        const method = value as (...args: unknown[]) => Promise<unknown>;
+        cached = RETRIED.has(property) ? retried(property, method) : method.bind(target);
+        wrapped.set(property, cached);
+      }
+      return cached;
+    },
+  });
+}

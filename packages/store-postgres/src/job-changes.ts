@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+import { HodeiError } from '@hodei/core';
+
+/**
+ * The NOTIFY channel on which the `jobs_state_changed` trigger (migration 2) announces a job's state change,
+ * with the job id as payload: `hodei_job_changed_<schema>`, or a hash of the schema past 63 bytes. Must
+ * match the trigger function's own computation.
+ */
+export function changedChannel(schema: string): string {
+  const plain = `hodei_job_changed_${schema}`;
+  return Buffer.byteLength(plain) <= 63
+    ? plain
+    : `hodei_job_changed_${createHash('sha256').update(schema, 'utf8').digest('hex').slice(0, 32)}`;
+}
+
+/** Terminal states the retention sweep deletes (written out: the partial index of migration 2 lists the same). */
+const FINISHED_STATES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
+
+/**
+ * The retention statement: deletes up to `$2` finished jobs completed before `$1`, oldest first (through
+ * the `jobs_finished_idx` partial index); their log lines go with them (`ON DELETE CASCADE`). Rows another
+ * sweeper holds are skipped, so concurrent sweeps by several engines do not wait on each other.
+ */
+export function deleteFinishedJobsSql(jobsTable: string): string {
+  const states = FINISHED_STATES.map((state) => `'${state}'`).join(', ');
+  return `WITH due AS (
+      SELECT id FROM ${jobsTable}
+      WHERE state IN (${states}) AND completed_at < $1
+      ORDER BY completed_at LIMIT $2
+      FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM ${jobsTable} WHERE id IN (SELECT id FROM due) RETURNING id`;
+}
+
+/** Checks the arguments of `deleteFinishedJobs`. */
+export function validateRetentionArguments(completedBefore: number, limit: number): void {
+  if (typeof completedBefore !== 'number' || !Number.isFinite(completedBefore)) {
+    throw new HodeiError('INVALID_ARGUMENT', 'deleteFinishedJobs: completedBefore must be a time in ms', { field: 'completedBefore' });
+  }
+  if (!Number.isInteger(limit) || limit < 0) {
+    throw new HodeiError('INVALID_ARGUMENT', 'deleteFinishedJobs: limit must be a non-negative integer', { field: 'limit' });
+  }
+}

@@ -1,0 +1,91 @@
+import { createPlatform, type Job, type Platform } from '@hodei/core';
+import { makeTestJob } from '@hodei/core/testing';
+import { ProcessProvider } from '@hodei/provider-process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { changedChannel, createPostgresStore, type PostgresStore } from '../src';
+import { createTestDatabase, type TestDatabase } from './helpers';
+
+/** Rejects when `promise` does not settle within `ms`: the test fails instead of hanging. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+describe('wait() through one server on a job another server runs (one database)', () => {
+  let db: TestDatabase;
+  let storeA: PostgresStore;
+  let storeB: PostgresStore;
+  let providerA: ProcessProvider;
+  let providerB: ProcessProvider;
+  let a: Platform;
+  let b: Platform;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    storeA = createPostgresStore({ connectionString: db.url }, { poolSize: 4 });
+    storeB = createPostgresStore({ connectionString: db.url }, { poolSize: 4 });
+    await Promise.all([storeA.migrate(), storeB.migrate()]);
+    // Server A cannot run jobs labelled site=b: only B's workers take them.
+    providerA = new ProcessProvider({ maxWorkers: 1, labels: { site: 'a' } });
+    providerB = new ProcessProvider({ maxWorkers: 1, labels: { site: 'b' } });
+    a = await createPlatform({ store: storeA, providers: [providerA] });
+    b = await createPlatform({ store: storeB, providers: [providerB] });
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await storeA?.close();
+    await storeB?.close();
+    await db?.drop();
+  });
+
+  it('a client of server A waiting on a job server B runs learns each state change and the end', async () => {
+    const job = await a.client.queue({ name: 'elsewhere', command: 'sleep 0.5; echo done', labels: { site: 'b' } });
+    const seen: Job[] = [];
+    const watched = (async () => {
+      for await (const update of a.client.watch(job.id)) seen.push(update);
+    })();
+    const done = await within(a.client.wait(job.id), 20_000, "server A's wait() to return");
+    expect(done).toMatchObject({ state: 'SUCCEEDED', exitCode: 0 });
+    await within(watched, 5_000, "server A's Watch to end");
+    expect(seen.map((update) => update.state)).toContain('RUNNING');
+    expect(seen.at(-1)?.state).toBe('SUCCEEDED');
+    // B ran it: the worker is one of B's.
+    const worker = (await storeA.listWorkers()).find((candidate) => candidate.id === done.workerId);
+    expect(worker?.labels.site).toBe('b');
+  });
+
+  it('hears a cancel made through server B while waiting on server A', async () => {
+    const job = await a.client.queue({ name: 'never-runs', command: 'true', labels: { site: 'nowhere' } });
+    const waiting = a.client.wait(job.id);
+    await b.client.cancel(job.id);
+    expect(await within(waiting, 20_000, "server A's wait() to return")).toMatchObject({ state: 'CANCELLED' });
+  });
+
+  it('uses a hashed channel name for a schema too long for a plain one, matching the trigger', async () => {
+    const schema = `s_${'x'.repeat(50)}`;
+    expect(changedChannel(schema)).toMatch(/^hodei_job_changed_[0-9a-f]{32}$/);
+    const store = createPostgresStore({ connectionString: db.url }, { schema, poolSize: 2 });
+    try {
+      const heard: string[] = [];
+      const off = store.onJobChanged((jobId) => jobId && heard.push(jobId));
+      const job = makeTestJob();
+      await store.insertJob(job);
+      const deadline = Date.now() + 10_000;
+      let epoch = 0;
+      while (!heard.includes(job.id) && Date.now() < deadline) {
+        await store.updateJob(job.id, { epoch }, { state: epoch % 2 === 0 ? 'ASSIGNED' : 'QUEUED', epoch: epoch + 1 });
+        epoch += 1;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      off();
+      expect(heard).toContain(job.id);
+    } finally {
+      await store.close();
+    }
+  });
+});
