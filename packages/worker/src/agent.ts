@@ -302,12 +302,11 @@ class WorkerAgent implements WorkerHandle {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.uninstallSignals();
-    this.reaper.close();
     this.streamOpen = false;
     this.call?.cancel();
     this.client.close();
     this.releaseDrainWaiters();
-    this.resolveDone(code);
+    void this.reaper.close().then(() => this.resolveDone(code));
   }
 
   /** Writes now when registered on an open stream; otherwise buffers (bounded: false asks to pause). */

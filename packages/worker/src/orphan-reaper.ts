@@ -3,6 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 /** Between SIGTERM and SIGKILL when the reaper kills the jobs of a worker that died. */
 export const DEFAULT_ORPHAN_GRACE_MS = 2_000;
 
+/** How long {@link OrphanReaper.close} waits for the sidecar to exit. */
+const DEFAULT_CLOSE_WAIT_MS = 1_000;
+
 /** Told of each job's process group when the job starts and when it ends. */
 export interface ProcessGroupTracker {
   /** A job's process group (its leader's pid) now exists. */
@@ -80,12 +83,29 @@ export class OrphanReaper implements ProcessGroupTracker {
     this.send(`- ${pgid}\n`);
   }
 
-  /** The worker is stopping: the sidecar kills what is still recorded (normally nothing) and exits. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.starting) clearImmediate(this.starting);
-    this.sidecar?.stdin?.end();
+  /**
+   * The worker is stopping: the sidecar kills what is still recorded (normally nothing) and exits. Resolves
+   * once it has exited and was reaped, so a worker that stops leaves no process behind (or after `waitMs`).
+   */
+  close(waitMs = DEFAULT_CLOSE_WAIT_MS): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.starting) clearImmediate(this.starting);
+      this.sidecar?.stdin?.end();
+    }
+    const sidecar = this.sidecar;
+    if (!sidecar || sidecar.exitCode !== null || sidecar.signalCode !== null) return Promise.resolve();
+    sidecar.ref(); // the wait must keep the process alive
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        sidecar.off('exit', done);
+        sidecar.unref();
+        resolve();
+      };
+      const timer = setTimeout(done, waitMs);
+      sidecar.once('exit', done);
+    });
   }
 
   private send(line: string): void {

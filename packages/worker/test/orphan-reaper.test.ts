@@ -35,9 +35,10 @@ describe('OrphanReaper', () => {
     await waitFor(() => reaper.pid !== undefined, 5_000, 'the sidecar to start');
     expect(isAlive(reaper.pid!)).toBe(true);
 
-    reaper.close(); // EOF, as when the worker dies
+    const sidecar = reaper.pid!;
+    await reaper.close(5_000); // EOF, as when the worker dies; resolves once the sidecar exited
     expect(await survivors([tracked, stubborn], 10_000)).toEqual([]);
-    expect(await survivors([reaper.pid!], 5_000)).toEqual([]);
+    expect(() => process.kill(sidecar, 0)).toThrow(); // exited and reaped: not even a zombie is left
     expect(isAlive(finished)).toBe(true);
   });
 
@@ -45,7 +46,7 @@ describe('OrphanReaper', () => {
     const reaper = new OrphanReaper();
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(reaper.pid).toBeUndefined();
-    reaper.close();
+    await reaper.close();
   });
 
   it('reports once, and lets jobs run, when its shell cannot start', async () => {
@@ -57,6 +58,6 @@ describe('OrphanReaper', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('orphan reaper unavailable');
-    reaper.close();
+    await reaper.close();
   });
 });
