@@ -10,6 +10,7 @@ import { version as packageVersion } from '../package.json';
 import type { WorkerConfig } from './config';
 import { DEFAULT_KILL_GRACE_MS, runJob, type JobExecution, type JobResult } from './job-execution';
 import type { LogBatcherOptions } from './log-batcher';
+import { OrphanReaper } from './orphan-reaper';
 import { installShutdownSignals } from './shutdown-signals';
 
 /**
@@ -83,6 +84,8 @@ class WorkerAgent implements WorkerHandle {
   private readonly jobs = new Map<string, JobExecution>();
   private readonly drainWaiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
+  /** Kills the jobs' process groups if this process dies, SIGKILL included (started at the first job). */
+  private readonly reaper: OrphanReaper;
   private call: ClientDuplexStream<WorkerMessage, ServerMessage> | undefined;
   private streamOpen = false;
   /** The current stream has been answered with Registered: messages may go out directly. */
@@ -109,6 +112,7 @@ class WorkerAgent implements WorkerHandle {
     this.workerId = config.workerId;
     this.log = options.log ?? ((line) => process.stderr.write(`hodei-worker[${config.workerId}]: ${line}\n`));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.reaper = new OrphanReaper({ log: this.log });
     const channelCredentials = config.tls
       ? credentials.createSsl(config.tls.ca === undefined ? null : Buffer.from(config.tls.ca, 'utf8'))
       : credentials.createInsecure();
@@ -211,6 +215,7 @@ class WorkerAgent implements WorkerHandle {
       sink: (entries) => this.send({ $case: 'logBatch', value: { jobId, epoch, entries } }),
       whenWritable: (resume) => this.drainWaiters.push(resume),
       onStarted: (pid) => this.send({ $case: 'jobStarted', value: { jobId, epoch, pid } }),
+      processGroups: this.reaper,
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       ...(this.options.pipeGraceMs !== undefined ? { pipeGraceMs: this.options.pipeGraceMs } : {}),
       ...(this.options.baseEnv ? { baseEnv: this.options.baseEnv } : {}),
@@ -301,7 +306,7 @@ class WorkerAgent implements WorkerHandle {
     this.call?.cancel();
     this.client.close();
     this.releaseDrainWaiters();
-    this.resolveDone(code);
+    void this.reaper.close().then(() => this.resolveDone(code));
   }
 
   /** Writes now when registered on an open stream; otherwise buffers (bounded: false asks to pause). */
