@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a local worker image without any registry: the worker bundled into one file, the host's node and
-# bash, a few coreutils and the shared libraries they need, imported with `docker import`.
+# Builds a local worker image without any registry: the worker's bin (bundled, with its code cache), the
+# host's node and bash, a few coreutils and the shared libraries they need, imported with `docker import`.
 # Usage: scripts/docker/build-worker-image.sh [image-name]   (default hodei-worker:local)
 # Prints the image name as its last line.
 set -euo pipefail
@@ -12,9 +12,16 @@ RootFS="$WORK/rootfs"
 mkdir -p "$RootFS"/{bin,usr/bin,usr/local/bin,lib,lib64,usr/lib,etc,tmp,opt/hodei,root,proc,sys,dev,home/hodei}
 chmod 1777 "$RootFS/tmp"
 
-# 1. The worker, bundled into one CommonJS file (its dynamic import and package.json import included).
-(cd "$ROOT" && npx --no-install esbuild packages/worker/src/cli.ts --bundle --platform=node --format=cjs \
-  --target=node20 --log-level=warning --outfile="$RootFS/opt/hodei/worker.cjs") >&2
+# 1. The worker: the package's own `hodei-worker` bin (packages/worker/tsup.config.ts): the loader cli.cjs,
+#    the bundle with every dependency in it, and the bundle's V8 code cache, written by this machine's node,
+#    which is also the image's. Rebuilt only when missing or older than its sources (tests may be running
+#    the built bin meanwhile).
+WORKER="$ROOT/packages/worker"
+if [ ! -e "$WORKER/dist/cli-bundle.cjs.cache" ] ||
+  [ -n "$(find "$WORKER/src" "$WORKER/tsup.config.ts" "$ROOT/packages/core/dist" -newer "$WORKER/dist/cli-bundle.cjs" -print -quit)" ]; then
+  (cd "$WORKER" && npx --no-install tsup --silent) >&2
+fi
+cp "$WORKER/dist/"{cli.cjs,cli-bundle.cjs,cli-bundle.cjs.cache} "$RootFS/opt/hodei/"
 
 # 2. Programs: node and a shell with the tools typical jobs use.
 NODE="$(readlink -f "$(command -v node)")"
@@ -69,7 +76,7 @@ docker import \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
   --change 'ENV HOME=/root' \
   --change 'WORKDIR /root' \
-  --change 'CMD ["/usr/local/bin/node", "/opt/hodei/worker.cjs"]' \
+  --change 'CMD ["/usr/local/bin/node", "/opt/hodei/cli.cjs"]' \
   --message 'hodei worker, assembled by scripts/docker/build-worker-image.sh' \
   "$WORK/rootfs.tar" "$IMAGE" >/dev/null
 echo "$IMAGE"

@@ -14,6 +14,7 @@ import { version as packageVersion } from '../package.json';
 import type { WorkerConfig } from './config';
 import { DEFAULT_KILL_GRACE_MS, runJob, type JobExecution, type JobResult } from './job-execution';
 import type { LogBatcherOptions } from './log-batcher';
+import { OrphanReaper } from './orphan-reaper';
 import { installShutdownSignals } from './shutdown-signals';
 
 /**
@@ -103,6 +104,8 @@ class WorkerAgent implements WorkerHandle {
   private readonly jobs = new Map<string, JobExecution>();
   private readonly drainWaiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
+  /** Kills the jobs' process groups if this process dies, SIGKILL included (started at the first job). */
+  private readonly reaper: OrphanReaper;
   private call: ClientDuplexStream<WorkerMessage, ServerMessage> | undefined;
   private streamOpen = false;
   /** The current stream has been answered with Registered: messages may go out directly. */
@@ -131,6 +134,7 @@ class WorkerAgent implements WorkerHandle {
     this.workerId = config.workerId;
     this.log = options.log ?? ((line) => process.stderr.write(`hodei-worker[${config.workerId}]: ${line}\n`));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.reaper = new OrphanReaper({ log: this.log });
     const channelCredentials = config.tls
       ? credentials.createSsl(config.tls.ca === undefined ? null : Buffer.from(config.tls.ca, 'utf8'))
       : credentials.createInsecure();
@@ -249,6 +253,7 @@ class WorkerAgent implements WorkerHandle {
         pid = startedPid;
         setTimeout(() => startUnreported && reportLines(emptyLogLines(lastLogSeq + 1)), START_REPORT_DELAY_MS);
       },
+      processGroups: this.reaper,
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       ...(this.options.pipeGraceMs !== undefined ? { pipeGraceMs: this.options.pipeGraceMs } : {}),
       ...(this.options.baseEnv ? { baseEnv: this.options.baseEnv } : {}),
@@ -347,7 +352,7 @@ class WorkerAgent implements WorkerHandle {
     this.call?.cancel();
     this.client.close();
     this.releaseDrainWaiters();
-    this.resolveDone(code);
+    void this.reaper.close().then(() => this.resolveDone(code));
   }
 
   private get connected(): boolean {

@@ -18,6 +18,10 @@ export { buildCommandLine, shellQuote } from './shell-quote';
 export { runJob, JobExecution, DEFAULT_KILL_GRACE_MS, DEFAULT_PIPE_GRACE_MS, DEFAULT_JOB_TIMEOUT_MS } from './job-execution';
 /** Options and result of one job. */
 export type { JobExecutionOptions, JobResult } from './job-execution';
+/** Kills the jobs' process groups when the worker dies, SIGKILL included (one sidecar process per worker). */
+export { OrphanReaper, DEFAULT_ORPHAN_GRACE_MS } from './orphan-reaper';
+/** Options of {@link OrphanReaper}, and what a job reports its process group to. */
+export type { OrphanReaperOptions, ProcessGroupTracker } from './orphan-reaper';
 /** Pipe chunks → lines, and lines → sequenced log batches. */
 export { LineSplitter, DEFAULT_MAX_LINE_LENGTH } from './line-splitter';
 export { LogBatcher } from './log-batcher';

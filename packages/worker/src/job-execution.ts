@@ -4,6 +4,7 @@ import { createSecretMasker, JobOutcome, LogStream, type JobSpec } from '@hodei/
 import { checkWorkingDir, describeSpawnError, jobEnv, planLaunch, writeScript } from './job-launch';
 import { LogBatcher, type LogBatcherOptions, type LogSink } from './log-batcher';
 import { LineSplitter } from './line-splitter';
+import type { ProcessGroupTracker } from './orphan-reaper';
 import { formatSeconds, signalGroup } from './process-group';
 
 /** Between SIGTERM and SIGKILL when a job times out or is cancelled without a grace of its own. */
@@ -28,6 +29,8 @@ export interface JobExecutionOptions {
   whenWritable?: (resume: () => void) => void;
   /** Called once the process is running. */
   onStarted?: (pid: number) => void;
+  /** Told of the job's process group when it starts and ends (`OrphanReaper` kills it if the worker dies). */
+  processGroups?: ProcessGroupTracker;
   /** The worker's environment the job's is derived from; default `process.env`. */
   baseEnv?: NodeJS.ProcessEnv;
   /** Between SIGTERM and SIGKILL on timeout or cancel, in milliseconds; default {@link DEFAULT_KILL_GRACE_MS}. */
@@ -149,6 +152,7 @@ export class JobExecution {
     const timeoutMs = spec.timeoutMs > 0 ? spec.timeoutMs : (this.options.defaultTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS);
     this.after(Math.min(timeoutMs, MAX_TIMER_MS), () => this.onTimeout(timeoutMs));
     this.options.onStarted?.(child.pid);
+    this.options.processGroups?.track(child.pid);
   }
 
   private readPipe(pipe: Readable, stream: LogStream): void {
@@ -242,6 +246,7 @@ export class JobExecution {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     signalGroup(this.pid, 'SIGKILL'); // nothing of the job outlives it (background processes included)
+    if (this.pid !== undefined) this.options.processGroups?.untrack(this.pid);
     this.batcher.close();
     const { code = null, signal = null } = this.exit ?? {};
     this.resolve({

@@ -1,13 +1,14 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { JobOutcome, LogStream } from '@hodei/core/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeServer, type FakeConnection } from './fake-server';
-import { spec, survivors } from './helpers';
+import { isAlive, spec, survivors } from './helpers';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const cli = `${packageDir}dist/cli.js`;
+const cli = `${packageDir}dist/cli.cjs`;
 const servers: FakeServer[] = [];
 
 beforeAll(() => {
@@ -40,6 +41,20 @@ async function startCliWorker(): Promise<{ child: ChildProcess; connection: Fake
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exit = once(child, 'exit').then(([code]) => code as number | null);
   return { child, connection: await next, exit, stderr: () => stderr };
+}
+
+/** Live (non-zombie) processes of the process group `pgid`, read from /proc. */
+function groupMembers(pgid: number): number[] {
+  return readdirSync('/proc').flatMap((entry) => {
+    if (!/^\d+$/.test(entry)) return [];
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return state !== 'Z' && Number(group) === pgid ? [Number(entry)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
 }
 
 describe('hodei-worker bin', () => {
@@ -97,5 +112,27 @@ describe('hodei-worker bin', () => {
     expect(await stubborn.exit).toBe(1);
     expect(Date.now() - started).toBeLessThan(3_000); // well before the 5 s grace
     expect(await survivors(pids)).toEqual([]);
+  });
+
+  it('a worker killed with SIGKILL leaves no process of its job behind (its orphan reaper kills the group)', async () => {
+    const worker = await startCliWorker();
+    // A tree: the job's shell, two background sleeps, one of them TERM-proof, and a nested shell with its own sleep.
+    const command = "sleep 1000 & echo $!; (trap '' TERM; sleep 1000) & echo $!; bash -c 'sleep 1000 & echo $!; wait' & echo $!; wait";
+    worker.connection.send({ $case: 'runJob', value: { jobId: 'orphan', epoch: 1, attempt: 1, spec: spec({ command }) } });
+    const pidLines = () => worker.connection.logs('orphan').filter((e) => /^\d+$/.test(e.text));
+    await worker.connection.until(() => pidLines().length === 4, 10_000, 'the pids of the job tree');
+    const pgid = worker.connection.all('jobStarted')[0]!.pid;
+    const pids = [pgid, ...pidLines().map((e) => Number(e.text))];
+    expect(pids.every(isAlive)).toBe(true);
+    expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(pids.length);
+    try {
+      worker.child.kill('SIGKILL');
+      expect(await worker.exit).toBe(null);
+      // The sidecar sends SIGTERM, then SIGKILL after its 2 s grace to what ignored it.
+      expect(await survivors(pids, 10_000)).toEqual([]);
+      expect(groupMembers(pgid)).toEqual([]);
+    } finally {
+      for (const pid of groupMembers(pgid)) process.kill(pid, 'SIGKILL'); // a failed run leaves nothing either
+    }
   });
 });
