@@ -118,10 +118,10 @@ describe('hodei-worker bin', () => {
     const worker = await startCliWorker();
     // A tree: the job's shell, two background sleeps, one of them TERM-proof, and a nested shell with its own sleep.
     const command = "sleep 1000 & echo $!; (trap '' TERM; sleep 1000) & echo $!; bash -c 'sleep 1000 & echo $!; wait' & echo $!; wait";
-    worker.connection.send({ $case: 'runJob', value: { jobId: 'orphan', epoch: 1, attempt: 1, spec: spec({ command }) } });
+    worker.connection.send({ $case: 'runJob', value: { jobId: 'orphan', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command }) } });
     const pidLines = () => worker.connection.logs('orphan').filter((e) => /^\d+$/.test(e.text));
     await worker.connection.until(() => pidLines().length === 4, 10_000, 'the pids of the job tree');
-    const pgid = worker.connection.all('jobStarted')[0]!.pid;
+    const pgid = worker.connection.starts('orphan')[0]!.pid;
     const pids = [pgid, ...pidLines().map((e) => Number(e.text))];
     expect(pids.every(isAlive)).toBe(true);
     expect(groupMembers(pgid).length).toBeGreaterThanOrEqual(pids.length);
