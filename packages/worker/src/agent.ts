@@ -1,7 +1,11 @@
 import { credentials, type ClientDuplexStream, type ClientOptions } from '@grpc/grpc-js';
 import {
   JobOutcome,
+  emptyLogLines,
+  logLineCount,
   WorkerServiceClient,
+  type Ack,
+  type LogLines,
   type RunJob,
   type ServerMessage,
   type WorkerMessage,
@@ -27,13 +31,13 @@ const RECONNECT_FIRST_DELAY_MS = 100;
 const RECONNECT_MAX_DELAY_MS = 5_000;
 /** How long a worker whose stream broke keeps trying to reconnect before it gives up; default. */
 const DEFAULT_RECONNECT_TIMEOUT_MS = 60_000;
-/** Messages kept while disconnected; past this, jobs' output is paused (back-pressure) until reconnected. */
-const DEFAULT_MAX_BUFFERED_MESSAGES = 64;
-/**
- * Messages last written, resent after a reconnection: those still in flight when the stream broke would be
- * lost otherwise (the server skips log lines it already stored by their line number; results are idempotent).
- */
-const RESEND_ON_RECONNECT = 64;
+/** Text of unacknowledged log batches kept; past this, jobs' output is paused (back-pressure) until acks come. */
+const DEFAULT_MAX_UNACKED_BYTES = 16 * 1024 * 1024;
+/** With reports unacknowledged and no ack for this long, they are all sent again; default. */
+const DEFAULT_ACK_TIMEOUT_MS = 2_000;
+
+/** A start not carried by a log batch within this long is reported with an empty batch. */
+const START_REPORT_DELAY_MS = 10;
 
 /** Tuning of an embedded or spawned worker. */
 export interface StartWorkerOptions {
@@ -60,8 +64,13 @@ export interface StartWorkerOptions {
    * session token while running jobs go on; default 60 s. Past it the jobs are killed and the worker exits 1.
    */
   reconnectTimeoutMs?: number;
-  /** Messages (log batches, results) buffered while disconnected before jobs' output is paused; default 256. */
-  maxBufferedMessages?: number;
+  /**
+   * Text (UTF-16 code units) of log batches kept until the server acknowledged them (it does once they are
+   * stored); past it jobs' output is paused until acks come. Default 16 MiB.
+   */
+  maxUnackedBytes?: number;
+  /** With reports unacknowledged and no ack for this long, they are all sent again (the server skips what it has); default 2 s. */
+  ackTimeoutMs?: number;
 }
 
 /** A running worker. */
@@ -76,6 +85,17 @@ export interface WorkerHandle {
 
 type State = 'connecting' | 'ready' | 'draining' | 'closing' | 'lost' | 'closed';
 type Payload = NonNullable<WorkerMessage['payload']>;
+
+/** A log batch or a result, kept until the server acknowledges it. */
+interface Unacked {
+  payload: Payload;
+  jobId: string;
+  epoch: number;
+  /** Seq of the batch's last line; for a result, the run's last line. */
+  lastSeq: number;
+  finished: boolean;
+  bytes: number;
+}
 
 class WorkerAgent implements WorkerHandle {
   readonly workerId: string;
@@ -92,10 +112,12 @@ class WorkerAgent implements WorkerHandle {
   private registered = false;
   /** From the last Registered: what a reconnection presents (the one-time token is spent). */
   private sessionToken: string | undefined;
-  /** Messages waiting for a (re)connection, in order. */
-  private readonly outbox: Payload[] = [];
-  /** The last messages written to a stream (see RESEND_ON_RECONNECT). */
-  private readonly recentlySent: Payload[] = [];
+  /** Reports (log batches, results) not acknowledged yet, in the order they were made: resent on reconnection. */
+  private unacked: Unacked[] = [];
+  private unackedBytes = 0;
+  /** When an ack last arrived (or the first report since the last ack was made). */
+  private lastAckProgress = 0;
+  private resendTimer: NodeJS.Timeout | undefined;
   private reconnectAttempts = 0;
   private reconnectDeadline: number | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -168,16 +190,17 @@ class WorkerAgent implements WorkerHandle {
           this.state = 'ready';
           const interval = payload.value.heartbeatIntervalMs > 0 ? payload.value.heartbeatIntervalMs : DEFAULT_HEARTBEAT_MS;
           this.heartbeat = setInterval(() => this.sendHeartbeat(), Math.min(interval, 2 ** 31 - 1));
+          const ackTimeout = this.options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
+          this.resendTimer = setInterval(() => this.resendIfStalled(ackTimeout), Math.max(10, ackTimeout / 2));
         } else {
-          this.log(`reconnected; sending ${this.outbox.length} buffered message(s)`);
+          this.log(`reconnected; sending ${this.unacked.length} unacknowledged report(s)`);
         }
-        if (this.recentlySent.length > 0) {
-          for (const recent of this.recentlySent) this.call?.write({ payload: recent });
-        }
-        for (const buffered of this.outbox.splice(0)) this.write(buffered);
+        this.resendUnacked();
         this.releaseDrainWaiters();
         return;
       }
+      case 'ack':
+        return this.onAck(payload.value);
       case 'refused':
         this.log(`registration refused (${payload.value.code}): ${payload.value.message}`);
         // Refused on reconnection: the server moved on without us (e.g. marked us LOST); our jobs are stale.
@@ -194,6 +217,7 @@ class WorkerAgent implements WorkerHandle {
 
   private startJob(run: RunJob): void {
     const { jobId, epoch, spec } = run;
+    const firstSeq = run.firstLogSeq > 0 ? run.firstLogSeq : 1;
     if (this.jobs.has(jobId)) return; // a duplicate delivery of a job already running
     const refusal =
       this.state !== 'ready'
@@ -206,43 +230,64 @@ class WorkerAgent implements WorkerHandle {
     if (refusal !== undefined || spec === undefined) {
       this.log(`job ${jobId} not started: ${refusal}`);
       const result: JobResult = { outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START, exitCode: -1, signal: '', durationMs: 0, errorMessage: refusal ?? '' };
-      this.send({ $case: 'jobFinished', value: { jobId, epoch, ...result } });
+      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq: firstSeq - 1, started: false } });
       return;
     }
+    // The start rides on the next batch (or the result): no message of its own unless no batch follows soon.
+    let startUnreported = false;
+    let pid = 0;
+    let lastLogSeq = firstSeq - 1;
+    const reportLines = (lines: LogLines) => {
+      const started = startUnreported;
+      startUnreported = false;
+      lastLogSeq = lines.firstSeq + logLineCount(lines) - 1;
+      return this.report({ $case: 'logBatch', value: { jobId, epoch, lines, started, pid: started ? pid : 0 } });
+    };
     const execution = runJob({
       jobId,
       spec,
-      sink: (entries) => this.send({ $case: 'logBatch', value: { jobId, epoch, entries } }),
+      sink: reportLines,
       whenWritable: (resume) => this.drainWaiters.push(resume),
-      onStarted: (pid) => this.send({ $case: 'jobStarted', value: { jobId, epoch, pid } }),
+      onStarted: (startedPid) => {
+        startUnreported = true;
+        pid = startedPid;
+        setTimeout(() => startUnreported && reportLines(emptyLogLines(lastLogSeq + 1)), START_REPORT_DELAY_MS);
+      },
       processGroups: this.reaper,
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       ...(this.options.pipeGraceMs !== undefined ? { pipeGraceMs: this.options.pipeGraceMs } : {}),
       ...(this.options.baseEnv ? { baseEnv: this.options.baseEnv } : {}),
-      ...(this.options.batching ? { batching: this.options.batching } : {}),
+      batching: { ...this.options.batching, firstSeq },
     });
     this.jobs.set(jobId, execution);
     void execution.done.then((result) => {
-      this.send({ $case: 'jobFinished', value: { jobId, epoch, ...result } });
+      const started = startUnreported;
+      startUnreported = false;
+      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq, started } });
       this.jobs.delete(jobId);
       if (this.jobs.size === 0) this.onIdle();
     });
   }
 
   private onIdle(): void {
-    if (this.state === 'draining') this.closeGracefully();
+    if (this.state === 'draining') this.closeWhenAcked();
     else if (this.state === 'lost') this.finalize(EXIT_CODES.connectionLost);
   }
 
   private beginDrain(): void {
     if (this.state !== 'connecting' && this.state !== 'ready') return;
     this.state = 'draining';
-    if (this.jobs.size === 0) this.closeGracefully();
+    if (this.jobs.size === 0) this.closeWhenAcked();
     else this.log(`draining: waiting for ${this.jobs.size} running job(s)`);
   }
 
   private cancelAll(): void {
     for (const job of this.jobs.values()) job.cancel();
+  }
+
+  /** A drained worker closes once its last reports were acknowledged (an ack completes it otherwise). */
+  private closeWhenAcked(): void {
+    if (this.unacked.length === 0) this.closeGracefully();
   }
 
   /** Ends our side of the stream; the server ends its side and `onStreamEnd` completes the exit. */
@@ -301,6 +346,7 @@ class WorkerAgent implements WorkerHandle {
     this.stopHeartbeat();
     if (this.closeTimer) clearTimeout(this.closeTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.resendTimer) clearInterval(this.resendTimer);
     this.uninstallSignals();
     this.streamOpen = false;
     this.call?.cancel();
@@ -309,25 +355,58 @@ class WorkerAgent implements WorkerHandle {
     void this.reaper.close().then(() => this.resolveDone(code));
   }
 
-  /** Writes now when registered on an open stream; otherwise buffers (bounded: false asks to pause). */
-  private send(payload: Payload): boolean {
-    if (this.state === 'closed') return true;
-    if (this.streamOpen && this.registered && this.call && !this.call.writableEnded) return this.write(payload);
-    if (payload.$case === 'heartbeat' || this.state === 'closing') return true;
-    this.outbox.push(payload);
-    return this.outbox.length < (this.options.maxBufferedMessages ?? DEFAULT_MAX_BUFFERED_MESSAGES);
+  private get connected(): boolean {
+    return this.streamOpen && this.registered && this.call !== undefined && !this.call.writableEnded;
   }
 
-  private write(payload: Payload): boolean {
-    if (payload.$case !== 'heartbeat') {
-      this.recentlySent.push(payload);
-      if (this.recentlySent.length > RESEND_ON_RECONNECT) this.recentlySent.shift();
-    }
-    return this.call!.write({ payload });
+  /**
+   * Keeps a log batch or a result until the server acknowledges it, and writes it now when connected.
+   * Returns false (pause the job's output) when the stream is full or too much is unacknowledged.
+   */
+  private report(payload: Extract<Payload, { $case: 'logBatch' | 'jobFinished' }>): boolean {
+    if (this.state === 'closed') return true;
+    const { jobId, epoch } = payload.value;
+    const entry: Unacked =
+      payload.$case === 'logBatch'
+        ? { payload, jobId, epoch, lastSeq: payload.value.lines!.firstSeq + logLineCount(payload.value.lines) - 1, finished: false, bytes: payload.value.lines!.text.length }
+        : { payload, jobId, epoch, lastSeq: payload.value.lastLogSeq, finished: true, bytes: 0 };
+    if (this.unacked.length === 0) this.lastAckProgress = Date.now();
+    this.unacked.push(entry);
+    this.unackedBytes += entry.bytes;
+    const written = this.connected ? this.call!.write({ payload }) : true;
+    return written && this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES);
+  }
+
+  /** The server has the run's lines up to `logSeq` (and its result, with `finished`): forget them. */
+  private onAck(ack: Ack): void {
+    const before = this.unacked.length;
+    this.unacked = this.unacked.filter((entry) => {
+      const acked = entry.jobId === ack.jobId && entry.epoch === ack.epoch && (ack.finished || (!entry.finished && entry.lastSeq <= ack.logSeq));
+      if (acked) this.unackedBytes -= entry.bytes;
+      return !acked;
+    });
+    if (this.unacked.length === before) return;
+    this.lastAckProgress = Date.now();
+    if (this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES)) this.releaseDrainWaiters();
+    if (this.state === 'draining' && this.jobs.size === 0) this.closeWhenAcked();
+  }
+
+  /** Writes every unacknowledged report again, in order; the server skips lines and results it already has. */
+  private resendUnacked(): void {
+    if (!this.connected) return;
+    for (const entry of this.unacked) this.call!.write({ payload: entry.payload });
+  }
+
+  /** No ack for `ackTimeoutMs` while reports wait (the store refused them, or they were lost): send them again. */
+  private resendIfStalled(ackTimeoutMs: number): void {
+    if (this.unacked.length === 0 || !this.connected || Date.now() - this.lastAckProgress < ackTimeoutMs) return;
+    this.log(`no acknowledgement for ${ackTimeoutMs} ms; resending ${this.unacked.length} report(s)`);
+    this.lastAckProgress = Date.now();
+    this.resendUnacked();
   }
 
   private sendHeartbeat(): void {
-    this.send({ $case: 'heartbeat', value: { runningJobIds: [...this.jobs.keys()] } });
+    if (this.connected) this.call!.write({ payload: { $case: 'heartbeat', value: { runningJobIds: [...this.jobs.keys()] } } });
   }
 
   private stopHeartbeat(): void {

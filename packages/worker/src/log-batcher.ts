@@ -1,8 +1,8 @@
-import { LogStream, type LogEntry } from '@hodei/core/protocol';
+import { LogLinesBuilder, LogStream, type LogLines } from '@hodei/core/protocol';
 import { DEFAULT_MAX_JOB_BYTES } from './config';
 
-/** Where batches go; returns false when the transport is full and the producer should pause. */
-export type LogSink = (entries: LogEntry[]) => boolean;
+/** Where packed batches go; returns false when the transport is full and the producer should pause. */
+export type LogSink = (lines: LogLines) => boolean;
 
 /** Limits of one batch. */
 export interface LogBatcherOptions {
@@ -16,6 +16,8 @@ export interface LogBatcherOptions {
   maxJobBytes?: number;
   /** How much of the output past `maxJobBytes` is kept (its end). Default 1 MiB. */
   tailBytes?: number;
+  /** The seq of the first line (the server's count of the job's stored lines + 1); default 1. */
+  firstSeq?: number;
 }
 
 /** Rewrites each line before it is sent, e.g. to mask secrets. */
@@ -39,9 +41,8 @@ interface HeldLine {
  * `resume()` once the transport drains.
  */
 export class LogBatcher {
-  private entries: LogEntry[] = [];
-  private bytes = 0;
-  private seq = 0;
+  private readonly pending = new LogLinesBuilder();
+  private seq: number;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private pausedFlag = false;
@@ -73,6 +74,7 @@ export class LogBatcher {
     this.delayMs = options.flushDelayMs ?? DEFAULT_FLUSH_DELAY_MS;
     this.maxJobBytes = options.maxJobBytes ?? DEFAULT_MAX_JOB_BYTES;
     this.tailBytes = options.tailBytes ?? DEFAULT_TAIL_BYTES;
+    this.seq = (options.firstSeq ?? 1) - 1;
   }
 
   /** True while the sink is full (since the last `send` returned false and until `resume()`). */
@@ -80,7 +82,7 @@ export class LogBatcher {
     return this.pausedFlag;
   }
 
-  /** Sequence number of the last line added (0 before the first). */
+  /** Sequence number of the last line added (`firstSeq - 1` before the first). */
   get lastSeq(): number {
     return this.seq;
   }
@@ -112,9 +114,8 @@ export class LogBatcher {
 
   private append(stream: LogStream, text: string, timestampMs: number): void {
     this.seq += 1;
-    this.entries.push({ seq: this.seq, timestampMs, stream, text });
-    this.bytes += text.length;
-    if (this.entries.length >= this.maxEntries || this.bytes >= this.maxBytes) {
+    this.pending.add(stream, text, timestampMs);
+    if (this.pending.count >= this.maxEntries || this.pending.textSize >= this.maxBytes) {
       this.flush();
     } else if (this.timer === undefined) {
       this.timer = setTimeout(this.flushNow, this.delayMs);
@@ -127,11 +128,8 @@ export class LogBatcher {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (this.entries.length === 0) return;
-    const batch = this.entries;
-    this.entries = [];
-    this.bytes = 0;
-    const accepted = this.sink(batch);
+    if (this.pending.count === 0) return;
+    const accepted = this.sink(this.pending.build(this.seq - this.pending.count + 1));
     if (!accepted && !this.pausedFlag) {
       this.pausedFlag = true;
       this.onPause();

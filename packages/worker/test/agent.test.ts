@@ -31,8 +31,8 @@ async function setup(
   return { server, worker, connection: await next };
 }
 
-function runJob(connection: FakeConnection, jobId: string, jobSpec: JobSpec, epoch = 7): void {
-  connection.send({ $case: 'runJob', value: { jobId, epoch, attempt: 1, spec: jobSpec } });
+function runJob(connection: FakeConnection, jobId: string, jobSpec: JobSpec, epoch = 7, firstLogSeq = 1): void {
+  connection.send({ $case: 'runJob', value: { jobId, epoch, attempt: 1, spec: jobSpec, firstLogSeq } });
 }
 
 function finished(connection: FakeConnection, jobId: string) {
@@ -55,13 +55,15 @@ describe('worker agent', () => {
 
     const kinds = connection.messages.map((message) => message.payload?.$case).filter((kind) => kind !== 'heartbeat');
     expect(kinds[0]).toBe('register');
-    expect(kinds[1]).toBe('jobStarted');
     expect(kinds.at(-1)).toBe('jobFinished');
-    expect(kinds.slice(2, -1).every((kind) => kind === 'logBatch')).toBe(true);
+    expect(kinds.slice(1, -1).every((kind) => kind === 'logBatch')).toBe(true);
 
-    const started = connection.all('jobStarted')[0]!;
-    expect(started).toMatchObject({ jobId: 'job-a', epoch: 7 });
-    expect(started.pid).toBeGreaterThan(0);
+    // The start rides on a log batch (no message of its own), once.
+    const starts = connection.starts('job-a');
+    expect(starts).toHaveLength(1);
+    expect(starts[0]).toMatchObject({ jobId: 'job-a', epoch: 7 });
+    expect(starts[0]!.pid).toBeGreaterThan(0);
+    expect(finished(connection, 'job-a')?.started).toBe(false);
     const batches = connection.all('logBatch');
     expect(batches.every((batch) => batch.jobId === 'job-a' && batch.epoch === 7)).toBe(true);
     const entries = connection.logs('job-a');
@@ -103,7 +105,7 @@ describe('worker agent', () => {
   it('drain waits for the running job, refuses new ones, then exits 0', async () => {
     const { worker, connection } = await setup();
     runJob(connection, 'job-d', spec({ command: 'sleep 0.3; echo finished' }));
-    await connection.until(() => connection.all('jobStarted').length === 1, 5_000, 'JobStarted');
+    await connection.until(() => connection.starts('job-d').length === 1, 5_000, 'the start');
     connection.send({ $case: 'drain', value: {} });
     runJob(connection, 'job-late', spec({ command: 'echo should not run' }));
     expect(await worker.done).toBe(0);
@@ -125,7 +127,7 @@ describe('worker agent', () => {
     const { server, worker, connection } = await setup(undefined, {}, { reconnectTimeoutMs: 500 });
     runJob(connection, 'job-b', spec({ command: "trap '' TERM; sleep 1000 & echo $!; sleep 1000 & echo $!; wait" }));
     await connection.until(() => jobPids(connection, 'job-b').length === 2, 5_000, 'the pids');
-    const pid = connection.all('jobStarted')[0]!.pid;
+    const pid = connection.starts('job-b')[0]!.pid;
     server.crash();
     expect(await worker.done).toBe(1);
     expect(await survivors([pid, ...jobPids(connection, 'job-b')])).toEqual([]);
@@ -159,6 +161,67 @@ describe('worker agent', () => {
     connection.call.end();
     expect(await worker.done).toBe(3);
     expect(await survivors(jobPids(connection, 'job-r'))).toEqual([]);
+  });
+
+  it('reports the start of a silent job on its own (an empty batch) and numbers lines from firstLogSeq', async () => {
+    const { connection } = await setup();
+    runJob(connection, 'job-s', spec({ command: 'sleep 0.5; echo late' }), 7, 12);
+    await connection.until(() => connection.starts('job-s').length === 1, 5_000, 'the start');
+    await connection.until(() => finished(connection, 'job-s') !== undefined, 5_000, 'JobFinished');
+    const entries = connection.logs('job-s');
+    expect(entries.map((entry) => entry.seq)).toEqual([12, 13]);
+    expect(entries.map((entry) => entry.text)).toEqual(['$ sleep 0.5; echo late', 'late']);
+    expect(finished(connection, 'job-s')).toMatchObject({ lastLogSeq: 13, started: false });
+  });
+
+  it('keeps unacknowledged batches and its result, and sends them again after a reconnection', async () => {
+    const { server, connection } = await setup();
+    connection.autoAck = false;
+    runJob(connection, 'job-u', spec({ command: 'seq 1 5000' }));
+    await connection.until(() => finished(connection, 'job-u') !== undefined, 10_000, 'JobFinished');
+    const next = server.nextConnection();
+    connection.call.end();
+    const again = await next;
+    await again.until(() => finished(again, 'job-u') !== undefined, 5_000, 'JobFinished resent');
+    // The new stream carries everything the first did, in the same order: nothing was acknowledged.
+    expect(again.logs('job-u')).toEqual(connection.logs('job-u'));
+    expect(again.logs('job-u').filter((entry) => entry.stream === LogStream.LOG_STREAM_STDOUT)).toHaveLength(5_000);
+    // Once acknowledged, nothing is sent again on the next reconnection.
+    const third = server.nextConnection();
+    again.call.end();
+    const last = await third;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(last.all('logBatch')).toEqual([]);
+    expect(last.all('jobFinished')).toEqual([]);
+  });
+
+  it('sends unacknowledged reports again on the same stream when no ack comes (the server could not store them)', async () => {
+    const { connection } = await setup(undefined, {}, { ackTimeoutMs: 200 });
+    connection.autoAck = false;
+    runJob(connection, 'job-n', spec({ command: 'echo only' }));
+    await connection.until(() => connection.all('jobFinished').length >= 2, 5_000, 'the result sent twice');
+    expect(logLines.join('\n')).toMatch(/no acknowledgement for 200 ms; resending/);
+    connection.ack(connection.messages.find((message) => message.payload?.$case === 'jobFinished')!);
+    const sent = connection.messages.length;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(connection.messages.slice(sent).filter((message) => message.payload?.$case !== 'heartbeat')).toEqual([]);
+  });
+
+  it('pauses a job whose unacknowledged output exceeds maxUnackedBytes, and goes on as acks come', async () => {
+    const { connection } = await setup(undefined, {}, { maxUnackedBytes: 20_000 });
+    connection.autoAck = false;
+    runJob(connection, 'job-p', spec({ command: 'seq 1 200000' }));
+    await connection.until(() => connection.all('logBatch').length > 0, 5_000, 'a batch');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Paused: at most about one pipe read past the bound, far from the 1.3 MB the job writes.
+    const whilePaused = connection.logs('job-p').length;
+    expect(whilePaused).toBeLessThan(50_000);
+    expect(finished(connection, 'job-p')).toBeUndefined();
+    connection.autoAck = true;
+    for (const message of connection.messages) connection.ack(message);
+    await connection.until(() => finished(connection, 'job-p') !== undefined, 20_000, 'JobFinished');
+    const out = connection.logs('job-p').filter((entry) => entry.stream === LogStream.LOG_STREAM_STDOUT);
+    expect(out).toHaveLength(200_000);
   });
 
   it('streams 100,000 lines through gRPC complete and in order', async () => {

@@ -1,5 +1,5 @@
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
-import { WorkerServiceService, type LogEntry, type ServerMessage, type WorkerMessage } from '@hodei/core/protocol';
+import { logLineCount, unpackLogLines, WorkerServiceService, type LogBatch, type LogEntry, type ServerMessage, type WorkerMessage } from '@hodei/core/protocol';
 
 export type Connection = ServerDuplexStream<WorkerMessage, ServerMessage>;
 type Payload<C extends string> = Extract<NonNullable<WorkerMessage['payload']>, { $case: C }>['value'];
@@ -8,11 +8,14 @@ type Payload<C extends string> = Extract<NonNullable<WorkerMessage['payload']>, 
 export class FakeConnection {
   readonly messages: WorkerMessage[] = [];
   ended = false;
+  /** Acknowledge log batches and results as they arrive (like a server whose store accepts everything). */
+  autoAck = true;
   private readonly waiters = new Set<() => void>();
 
   constructor(readonly call: Connection) {
     call.on('data', (message: WorkerMessage) => {
       this.messages.push(message);
+      if (this.autoAck) this.ack(message);
       this.notify();
     });
     call.on('end', () => {
@@ -27,6 +30,23 @@ export class FakeConnection {
     this.call.write({ payload });
   }
 
+  /** Acknowledges a log batch or a result. */
+  ack(message: WorkerMessage): void {
+    const payload = message.payload;
+    if (payload?.$case === 'logBatch') {
+      const { jobId, epoch, lines } = payload.value;
+      this.send({ $case: 'ack', value: { jobId, epoch, logSeq: (lines?.firstSeq ?? 1) + logLineCount(lines) - 1, finished: false } });
+    } else if (payload?.$case === 'jobFinished') {
+      const { jobId, epoch, lastLogSeq } = payload.value;
+      this.send({ $case: 'ack', value: { jobId, epoch, logSeq: lastLogSeq, finished: true } });
+    }
+  }
+
+  /** The batches of a job that said it started (normally one). */
+  starts(jobId: string): LogBatch[] {
+    return this.all('logBatch').filter((batch) => batch.jobId === jobId && batch.started);
+  }
+
   /** Payloads of one kind, in arrival order. */
   all<C extends NonNullable<WorkerMessage['payload']>['$case']>(kind: C): Array<Payload<C>> {
     return this.messages.flatMap((message) => (message.payload?.$case === kind ? [message.payload.value as Payload<C>] : []));
@@ -34,7 +54,7 @@ export class FakeConnection {
 
   /** Log entries of a job, in arrival order. */
   logs(jobId: string): LogEntry[] {
-    return this.all('logBatch').filter((batch) => batch.jobId === jobId).flatMap((batch) => batch.entries);
+    return this.all('logBatch').filter((batch) => batch.jobId === jobId).flatMap((batch) => unpackLogLines(batch.lines));
   }
 
   /** Waits until `predicate` holds, re-checked on each message. */

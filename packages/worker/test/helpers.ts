@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { JobSpec, LogEntry, LogStream } from '@hodei/core/protocol';
+import { unpackLogLines, type JobSpec, type LogEntry, type LogStream } from '@hodei/core/protocol';
 import { runJob, type JobExecution, type JobExecutionOptions, type JobResult } from '../src/job-execution';
 
 /** A JobSpec with defaults, for tests. */
@@ -37,7 +37,7 @@ export function startCollected(jobSpec: JobSpec, options: Partial<JobExecutionOp
     jobId: 'job-1',
     spec: jobSpec,
     sink: (batch) => {
-      entries.push(...batch);
+      entries.push(...unpackLogLines(batch));
       collected.batches = ++batches;
       return true;
     },

@@ -1,6 +1,6 @@
 import { mkdtempSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { JobOutcome, LogStream, type LogEntry } from '@hodei/core/protocol';
+import { JobOutcome, LogStream, unpackLogLines, type LogEntry } from '@hodei/core/protocol';
 import { describe, expect, it } from 'vitest';
 import { runJob } from '../src/job-execution';
 import { isAlive, spec, startCollected, survivors, texts, waitFor } from './helpers';
@@ -164,7 +164,8 @@ describe('job execution', () => {
       jobId: 'bp',
       spec: spec({ command: `seq 1 ${lines}` }),
       batching: { maxBatchEntries: 500 },
-      sink: (batch) => {
+      sink: (packed) => {
+        const batch = unpackLogLines(packed);
         entries.push(...batch);
         sinceResume += batch.length;
         mostWhilePaused = Math.max(mostWhilePaused, sinceResume);

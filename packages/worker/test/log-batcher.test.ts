@@ -1,11 +1,11 @@
-import { LogStream, type LogEntry } from '@hodei/core/protocol';
+import { LogStream, unpackLogLines, type LogEntry } from '@hodei/core/protocol';
 import { describe, expect, it } from 'vitest';
 import { LogBatcher } from '../src/log-batcher';
 
 describe('LogBatcher', () => {
   it('numbers lines from 1 and flushes on entry count', () => {
     const batches: LogEntry[][] = [];
-    const batcher = new LogBatcher((batch) => batches.push(batch) > 0, { maxBatchEntries: 3, flushDelayMs: 1000 });
+    const batcher = new LogBatcher((batch) => batches.push(unpackLogLines(batch)) > 0, { maxBatchEntries: 3, flushDelayMs: 1000 });
     for (let i = 0; i < 7; i++) batcher.add(LogStream.LOG_STREAM_STDOUT, `l${i}`);
     expect(batches.map((batch) => batch.length)).toEqual([3, 3]);
     batcher.close();
@@ -17,7 +17,7 @@ describe('LogBatcher', () => {
 
   it('flushes on size', () => {
     const batches: LogEntry[][] = [];
-    const batcher = new LogBatcher((batch) => batches.push(batch) > 0, { maxBatchBytes: 10, flushDelayMs: 1000 });
+    const batcher = new LogBatcher((batch) => batches.push(unpackLogLines(batch)) > 0, { maxBatchBytes: 10, flushDelayMs: 1000 });
     batcher.add(LogStream.LOG_STREAM_STDOUT, '12345');
     expect(batches).toHaveLength(0);
     batcher.add(LogStream.LOG_STREAM_STDERR, '67890');
@@ -26,12 +26,25 @@ describe('LogBatcher', () => {
 
   it('flushes a small batch after the delay', async () => {
     const batches: LogEntry[][] = [];
-    const batcher = new LogBatcher((batch) => batches.push(batch) > 0, { flushDelayMs: 5 });
+    const batcher = new LogBatcher((batch) => batches.push(unpackLogLines(batch)) > 0, { flushDelayMs: 5 });
     batcher.add(LogStream.LOG_STREAM_SYSTEM, 'a');
     batcher.add(LogStream.LOG_STREAM_SYSTEM, 'b');
     expect(batches).toHaveLength(0);
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(batches).toEqual([[expect.objectContaining({ text: 'a', seq: 1 }), expect.objectContaining({ text: 'b', seq: 2 })]]);
+  });
+
+  it('numbers from firstSeq (a later attempt continues after the lines of earlier ones)', () => {
+    const batches: LogEntry[][] = [];
+    const batcher = new LogBatcher((batch) => batches.push(unpackLogLines(batch)) > 0, { firstSeq: 41, flushDelayMs: 1000 });
+    batcher.add(LogStream.LOG_STREAM_STDOUT, 'a');
+    batcher.add(LogStream.LOG_STREAM_STDERR, 'b');
+    batcher.close();
+    expect(batches.flat()).toEqual([
+      expect.objectContaining({ seq: 41, stream: LogStream.LOG_STREAM_STDOUT, text: 'a' }),
+      expect.objectContaining({ seq: 42, stream: LogStream.LOG_STREAM_STDERR, text: 'b' }),
+    ]);
+    expect(batcher.lastSeq).toBe(42);
   });
 
   it('signals a pause once when the sink is full, until resumed', () => {
@@ -51,7 +64,7 @@ describe('LogBatcher', () => {
 describe('LogBatcher output cap', () => {
   function capped(lines: number, options: { maxJobBytes: number; tailBytes: number }) {
     const sent: LogEntry[] = [];
-    const batcher = new LogBatcher((entries) => (sent.push(...entries), true), options);
+    const batcher = new LogBatcher((batch) => (sent.push(...unpackLogLines(batch)), true), options);
     for (let index = 1; index <= lines; index++) batcher.add(LogStream.LOG_STREAM_STDOUT, `line ${String(index).padStart(4, '0')}`);
     batcher.close();
     return sent;

@@ -5,11 +5,12 @@ import { validateJobSpec } from '../domain/job-spec';
 import type { Worker } from '../domain/worker';
 import type { LogLine } from '../ports/store';
 import { JobServiceClient } from '../protocol';
+import { LineIterator } from './line-iterator';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
 import { pemText, validateAuthToken } from '../server/pem';
-import { jobFromWire, logLineFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
+import { jobFromWire, logLinesFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
 /** How {@link createClient} reaches a server. */
 export interface ClientOptions {
@@ -159,19 +160,29 @@ export class HodeiClient {
 
   /**
    * Resolves once the job is terminal (SUCCEEDED, FAILED, TIMED_OUT or CANCELLED); a failed job resolves too,
-   * so check `state`. Rejects with `UNAVAILABLE` if the connection ends first; pass `signal` to stop waiting.
+   * so check `state`. One unary call, no stream. Rejects with `UNAVAILABLE` if the connection ends first or
+   * `signal` aborts; pass `signal` to stop waiting.
    *
    * @example
    * const job = await client.wait(id, { signal: AbortSignal.timeout(60_000) });
    * if (job.state !== 'SUCCEEDED') throw new Error(`${job.state}: ${job.errorMessage ?? ''}`);
    */
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
-    let last: Job | undefined;
-    for await (const job of this.watch(id, options)) last = job;
-    if (!last || !isTerminalJobState(last.state)) {
-      throw new HodeiError('UNAVAILABLE', `the watch of job ${id} ended before the job did`);
-    }
-    return last;
+    const aborted = () => new HodeiError('UNAVAILABLE', `the wait for job ${id} was aborted`);
+    if (options.signal?.aborted) throw aborted();
+    const job = jobFromWire(
+      await new Promise<wire.Job>((resolve, reject) => {
+        const call = this.grpc.wait({ id }, (error, response) => {
+          options.signal?.removeEventListener('abort', abort);
+          if (error) reject(options.signal?.aborted ? aborted() : fromServiceError(error, this.options.address));
+          else resolve(response);
+        });
+        const abort = () => call.cancel();
+        options.signal?.addEventListener('abort', abort, { once: true });
+      }),
+    );
+    if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', `the wait for job ${id} ended before the job did`);
+    return job;
   }
 
   /**
@@ -183,11 +194,20 @@ export class HodeiClient {
    *   (line.stream === 'stderr' ? process.stderr : process.stdout).write(line.text + '\n');
    * }
    */
-  async *logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine> {
+  logs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine, void, undefined> {
+    return new LineIterator(this.logBatches(id, options));
+  }
+
+  /**
+   * Like {@link HodeiClient.logs}, a batch of lines at a time (as they arrive, in order): cheaper per line
+   * when a job writes a lot.
+   *
+   * @example
+   * for await (const lines of client.logBatches(job.id, { follow: true })) console.log(`${lines.length} more lines`);
+   */
+  async *logBatches(id: string, options: LogsOptions = {}): AsyncGenerator<LogLine[]> {
     const call = this.grpc.logs({ id, follow: options.follow ?? false, fromSeq: options.fromSeq ?? 1 });
-    for await (const chunk of this.stream(call, options.signal)) {
-      for (const entry of chunk.entries) yield logLineFromWire(entry);
-    }
+    for await (const chunk of this.stream(call, options.signal)) yield logLinesFromWire(chunk.lines);
   }
 
   /** Closes the connection; calls in flight are cancelled. Call it when done, or the process may stay alive. */

@@ -13,7 +13,7 @@ import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
 import { decide, nextBackoffEnd, type Decision } from './scheduler';
-import { SerialQueue } from './serial-queue';
+import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
 import type { Registration, WorkerChannel } from './worker-channel';
@@ -66,8 +66,8 @@ export class JobController {
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
   /** The pass scheduled for when the first queued job's retry backoff (its stored `notBefore`) ends. */
   private backoffWake: { at: number; timer: NodeJS.Timeout } | undefined;
-  /** Highest worker line number stored per running job and lease: lines a reconnected worker resends are skipped. */
-  private readonly logSeqs = new Map<string, { epoch: number; seq: number }>();
+  /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
+  private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
   private reconcileRequested = false;
   private reconciling = false;
@@ -302,52 +302,67 @@ export class JobController {
       { states: ['ASSIGNED'], epoch },
       { state: 'RUNNING', startedAt: this.now() },
     );
-    if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'start');
+    if (!job || job.workerId !== workerId) {
+      const current = await this.store.getJob(jobId);
+      if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
+      return this.fenced(workerId, jobId, epoch, 'start');
+    }
     await this.audit('job.started', jobId, { workerId, epoch });
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.notifier.notify(jobId);
   }
 
   /**
-   * Stores a batch of log lines, unless it comes from a stale lease. With `workerSeqs` (the worker's line
-   * numbers, per run) lines already stored are skipped: a worker that reconnects resends its last batches.
+   * Stores a run's batch of log lines whose first line has seq `firstSeq` (the worker numbers a run's lines
+   * from the `firstLogSeq` it was sent), unless it comes from a stale lease. Idempotent: lines the store already
+   * has (by the store's last seq for the job, so it holds across servers and restarts) are skipped. Resolves
+   * with the seq the worker may forget lines up to (for a stale lease, the whole batch), or undefined when an
+   * earlier batch is missing (it failed to store): nothing is stored and the worker resends from that one.
+   * Rejects when the store fails; nothing is acknowledged then either. Without `firstSeq` the lines are
+   * appended after whatever is stored (no resend filter).
    */
-  async appendLogs(
-    workerId: string,
-    jobId: string,
-    epoch: number,
-    batch: readonly NewLogLine[],
-    /** The worker's number for the batch's first line (its lines are numbered contiguously). */
-    firstSeq = 0,
-  ): Promise<void> {
+  async appendLogs(workerId: string, jobId: string, epoch: number, batch: readonly NewLogLine[], firstSeq?: number): Promise<number | undefined> {
     const job = await this.store.getJob(jobId);
     if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
-      return this.fenced(workerId, jobId, epoch, 'logs');
+      await this.fenced(workerId, jobId, epoch, 'logs');
+      return (firstSeq ?? 1) + batch.length - 1;
     }
-    let lines = batch;
-    if (firstSeq > 0 && batch.length > 0) {
-      // A reconnecting worker resends recent batches: skip the lines already stored.
-      const mark = this.logSeqs.get(jobId);
-      const stored = mark?.epoch === epoch ? mark.seq : 0;
+    return this.logAppends.run(jobId, async () => {
+      const stored = await this.store.appendLogs(jobId, []);
+      firstSeq ??= stored + 1;
       const last = firstSeq + batch.length - 1;
-      if (last <= stored) return;
-      if (firstSeq <= stored) lines = batch.slice(stored - firstSeq + 1);
-      this.logSeqs.set(jobId, { epoch, seq: last });
-    }
-    await this.store.appendLogs(jobId, lines);
-    if (this.options.observer?.logLines) {
-      let characters = 0;
-      for (const line of lines) characters += line.text.length;
-      this.options.observer.logLines(lines.length, characters);
-    }
-    this.notifier.notify(jobId);
+      if (last <= stored) return stored;
+      if (firstSeq > stored + 1) return undefined;
+      const lines = firstSeq <= stored ? batch.slice(stored - firstSeq + 1) : batch;
+      // Not through the retrying store: an append whose connection broke after it committed would be stored
+      // twice by a retry. Failing here means no ack; the worker resends and the lines stored are skipped.
+      const appended = await this.options.store.appendLogs(jobId, lines).catch((error: unknown) => {
+        this.options.logger.warn({ err: error, jobId }, 'could not store log lines; the worker sends them again');
+        throw error;
+      });
+      if (this.options.observer?.logLines) {
+        let characters = 0;
+        for (const line of lines) characters += line.text.length;
+        this.options.observer.logLines(lines.length, characters);
+      }
+      this.notifier.notify(jobId);
+      return appended;
+    });
   }
 
-  /** Records a job's result when the report matches its current lease, re-queueing it when its exit code is listed in `retryOnExitCodes` and attempts remain. */
-  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport): Promise<void> {
-    await this.serial.run(async () => {
+  /**
+   * Records a run's result when the report matches its current lease, re-queueing it when its exit code is
+   * listed in `retryOnExitCodes` and attempts remain. With `lastLogSeq` (the seq of the run's last line), a
+   * result whose lines are not all stored yet is not recorded (resolves false): the worker resends the missing
+   * batches, then the result. Resolves true once the result was recorded or refused as stale (either way the
+   * worker may forget it).
+   */
+  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq = 0): Promise<boolean> {
+    const recorded = await this.serial.run(async () => {
       const patch = finalJobPatch(report, this.now());
       const current = await this.store.getJob(jobId);
+      const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
+      if (leased && lastLogSeq > 0 && (await this.store.appendLogs(jobId, [])) < lastLogSeq) return false;
       if (
         current &&
         current.workerId === workerId &&
@@ -360,20 +375,24 @@ export class JobController {
         const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
         if (await this.requeue(current, message, { exitCode: patch.exitCode })) {
           await this.releaseSlot(workerId, jobId);
-          return;
+          return true;
         }
       }
-      this.logSeqs.delete(jobId);
       const job =
         (await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch)) ??
         (await this.landedInDoubt(jobId, workerId, epoch, patch));
-      if (!job || job.workerId !== workerId) return this.fenced(workerId, jobId, epoch, 'result');
+      if (!job || job.workerId !== workerId) {
+        await this.fenced(workerId, jobId, epoch, 'result');
+        return true;
+      }
       await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
       this.options.observer?.jobFinished?.(job);
       await this.releaseSlot(workerId, jobId);
       this.notifier.notify(jobId);
+      return true;
     });
-    this.wake();
+    if (recorded) this.wake();
+    return recorded;
   }
 
   /**
@@ -520,7 +539,9 @@ export class JobController {
       idleSince: undefined,
     });
     await this.audit('job.assigned', jobId, { workerId, epoch: assigned.epoch, attempt: assigned.attempt });
-    channel.runJob(assigned);
+    // A first lease has no lines yet; a later one continues after the lines earlier attempts left.
+    const firstLogSeq = job.epoch === 0 ? 1 : (await this.store.appendLogs(jobId, [])) + 1;
+    channel.runJob(assigned, firstLogSeq);
     this.notifier.notify(jobId);
   }
 
@@ -651,7 +672,6 @@ export class JobController {
       ...extra,
     });
     if (!requeued) return false;
-    this.logSeqs.delete(job.id);
     this.wakeAt(notBefore);
     await this.audit('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs });
     this.notifier.notify(job.id);
@@ -683,7 +703,6 @@ export class JobController {
       ...(failureReason ? { failureReason } : {}),
     });
     if (!done) return undefined;
-    this.logSeqs.delete(job.id);
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     await this.audit(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage });
     this.options.observer?.jobFinished?.(done);

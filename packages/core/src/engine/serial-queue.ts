@@ -8,3 +8,22 @@ export class SerialQueue {
     return result;
   }
 }
+
+/** One {@link SerialQueue} per key, dropped once its tasks are done: tasks of one key run one at a time. */
+export class KeyedSerialQueue {
+  private readonly queues = new Map<string, { queue: SerialQueue; tasks: number }>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    let entry = this.queues.get(key);
+    if (!entry) {
+      entry = { queue: new SerialQueue(), tasks: 0 };
+      this.queues.set(key, entry);
+    }
+    const current = entry;
+    current.tasks += 1;
+    return current.queue.run(task).finally(() => {
+      current.tasks -= 1;
+      if (current.tasks === 0 && this.queues.get(key) === current) this.queues.delete(key);
+    });
+  }
+}

@@ -2,8 +2,8 @@ import type { Job } from '../domain/job';
 
 /** The engine's handle on one connected worker; the gRPC layer implements it over the worker's stream. */
 export interface WorkerChannel {
-  /** Sends the job to the worker to run. */
-  runJob(job: Job): void;
+  /** Sends the job to the worker to run; its first log line gets seq `firstLogSeq` (the job's stored lines + 1). */
+  runJob(job: Job, firstLogSeq: number): void;
   /** Asks the worker to stop the job: SIGTERM, then SIGKILL after `graceMs` milliseconds. */
   cancelJob(jobId: string, graceMs: number): void;
   /** Asks the worker to finish its running jobs, take no new ones and exit. */

@@ -12,4 +12,5 @@
 export * from './generated/hodei/v1/common';
 export * from './generated/hodei/v1/worker';
 export * from './generated/hodei/v1/job';
+export * from './log-lines';
 export * from './secrets';

@@ -5,10 +5,12 @@ import { invalidArgument } from '../domain/errors';
 import type { JobController } from '../engine/job-controller';
 import type * as wire from '../protocol';
 import { toServiceError } from './status-mapping';
-import { jobToWire, logLineToWire, specInputFromWire, workerToWire } from './wire-mapping';
+import { jobToWire, logLinesToWire, specInputFromWire, workerToWire } from './wire-mapping';
 
-/** Lines per message of the Logs stream. */
-const LOG_CHUNK_LINES = 4_096;
+/** Lines read from the store at a time for the Logs stream. */
+const LOG_READ_LINES = 8_192;
+/** Text per message of the Logs stream (UTF-16 code units; a longer single line goes alone). */
+const LOG_CHUNK_TEXT = 1024 * 1024;
 
 function unary<Request, Response>(handler: (request: Request) => Promise<Response>) {
   return (call: ServerUnaryCall<Request, Response>, callback: sendUnaryData<Response>) => {
@@ -39,7 +41,7 @@ function parseStates(states: string[]): JobState[] | undefined {
 }
 
 /** Resolves once the client went away, so streaming loops stop waiting. */
-function whenClosed(call: ServerWritableStream<unknown, unknown>): Promise<void> {
+function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>): Promise<void> {
   return new Promise((resolve) => {
     if (call.cancelled) resolve();
     call.once('cancelled', resolve);
@@ -77,6 +79,24 @@ export function createJobService(controller: JobController): wire.JobServiceServ
       }
     }),
 
+    wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
+      const closed = whenClosed(call);
+      const id = call.request.id;
+      const untilTerminal = async (): Promise<wire.Job | undefined> => {
+        while (!call.cancelled) {
+          const changed = controller.notifier.next(id);
+          const job = await controller.getJob(id);
+          if (isTerminalJobState(job.state)) return jobToWire(job);
+          await Promise.race([changed, closed]);
+        }
+        return undefined;
+      };
+      untilTerminal().then(
+        (job) => job && callback(null, job),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+    },
+
     logs: streaming(async (call: ServerWritableStream<wire.LogsRequest, wire.LogChunk>) => {
       const { id, follow } = call.request;
       if (call.request.fromSeq < 0) throw invalidArgument('fromSeq', 'must not be negative');
@@ -85,12 +105,12 @@ export function createJobService(controller: JobController): wire.JobServiceServ
       let next = Math.max(1, call.request.fromSeq);
       while (!call.cancelled) {
         const changed = controller.notifier.next(id);
-        const lines = await controller.store.readLogs(id, next, LOG_CHUNK_LINES);
+        const lines = await controller.store.readLogs(id, next, LOG_READ_LINES);
         if (lines.length > 0) {
           next = lines[lines.length - 1]!.seq + 1;
-          if (!call.write({ entries: lines.map(logLineToWire) })) {
-            await Promise.race([once(call, 'drain'), closed]);
-          }
+          let writable = true;
+          for (const batch of logLinesToWire(lines, LOG_CHUNK_TEXT)) writable = call.write({ lines: batch });
+          if (!writable) await Promise.race([once(call, 'drain'), closed]);
           continue;
         }
         if (!follow) return;

@@ -16,16 +16,30 @@ export function streamFromWire(stream: wire.LogStream): LogStreamName {
   return 'stdout';
 }
 
-export function logLineToWire(line: LogLine): wire.LogEntry {
-  return { seq: line.seq, timestampMs: line.timestamp, stream: STREAM_TO_WIRE[line.stream], text: line.text };
+/** The lines as packed batches of at most `maxTextLength` characters of text each (at least one line each). */
+export function logLinesToWire(lines: readonly LogLine[], maxTextLength: number): wire.LogLines[] {
+  const batches: wire.LogLines[] = [];
+  const builder = new wire.LogLinesBuilder();
+  let firstSeq = lines[0]?.seq ?? 1;
+  for (const line of lines) {
+    if (builder.count > 0 && (builder.textSize + line.text.length > maxTextLength || line.seq !== firstSeq + builder.count)) {
+      batches.push(builder.build(firstSeq));
+      firstSeq = line.seq;
+    }
+    builder.add(STREAM_TO_WIRE[line.stream], line.text, line.timestamp);
+  }
+  if (builder.count > 0) batches.push(builder.build(firstSeq));
+  return batches;
 }
 
-export function logLineFromWire(entry: wire.LogEntry): LogLine {
-  return { seq: entry.seq, timestamp: entry.timestampMs, stream: streamFromWire(entry.stream), text: entry.text };
+/** The lines of a packed batch, numbered. */
+export function logLinesFromWire(lines: wire.LogLines | undefined): LogLine[] {
+  return wire.mapLogLines(lines, (seq, timestamp, stream, text) => ({ seq, timestamp, stream: streamFromWire(stream), text }));
 }
 
-export function newLogLineFromWire(entry: wire.LogEntry): NewLogLine {
-  return { timestamp: entry.timestampMs, stream: streamFromWire(entry.stream), text: entry.text };
+/** The lines of a packed batch as the store takes them (the store numbers them). */
+export function newLogLinesFromWire(lines: wire.LogLines | undefined): NewLogLine[] {
+  return wire.mapLogLines(lines, (_seq, timestamp, stream, text) => ({ timestamp, stream: streamFromWire(stream), text }));
 }
 
 export function specToWire(spec: Partial<JobSpec> & { name: string }): wire.JobSpec {

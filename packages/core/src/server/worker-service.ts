@@ -4,12 +4,14 @@ import type { Outcome } from '../domain/job-outcome';
 import type { JobController } from '../engine/job-controller';
 import type { WorkerChannel } from '../engine/worker-channel';
 import * as wire from '../protocol';
-import { newLogLineFromWire, specToWire } from './wire-mapping';
+import { newLogLinesFromWire, specToWire } from './wire-mapping';
 
 type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
 
 /** Messages of one worker waiting to be handled; past this the stream is paused (back-pressure). */
 const MAX_PENDING_MESSAGES = 32;
+/** Acks are sent once no message waits, or after this many handled messages (one ack per job covers them). */
+const ACK_EVERY_MESSAGES = 8;
 
 const OUTCOMES: Record<number, Outcome> = {
   [wire.JobOutcome.JOB_OUTCOME_EXITED]: 'EXITED',
@@ -23,8 +25,8 @@ function channelFor(call: Connection): WorkerChannel {
     if (!call.writableEnded && !call.destroyed) call.write({ payload });
   };
   return {
-    runJob: (job) =>
-      send({ $case: 'runJob', value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec) } }),
+    runJob: (job, firstLogSeq) =>
+      send({ $case: 'runJob', value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec), firstLogSeq } }),
     cancelJob: (jobId, graceMs) => send({ $case: 'cancelJob', value: { jobId, graceMs } }),
     drain: () => send({ $case: 'drain', value: {} }),
     close: () => {
@@ -35,7 +37,9 @@ function channelFor(call: Connection): WorkerChannel {
 
 /**
  * One worker's bidirectional stream. The first message must be Register; after that messages are handled
- * strictly in order (a job's logs land before its result), and a slow store pauses the stream.
+ * strictly in order (a job's logs land before its result), and a slow store pauses the stream. Log batches
+ * and results are acknowledged once the store accepted them; one the store refused (or that follows a
+ * missing batch) is not, and the worker sends it again.
  */
 export function handleWorkerConnection(controller: JobController, call: Connection): void {
   const channel = channelFor(call);
@@ -47,6 +51,20 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', String(error));
     call.write({ payload: { $case: 'refused', value: { code: hodei.code, message: hodei.message } } });
     call.end();
+  };
+  // Acks due, one per run: a burst of batches (and the result) is answered with one message.
+  const dueAcks = new Map<string, wire.Ack>();
+  let handledSinceAck = 0;
+  const ack = (jobId: string, epoch: number, logSeq: number, finished: boolean) => {
+    const key = `${epoch}/${jobId}`;
+    const due = dueAcks.get(key);
+    dueAcks.set(key, { jobId, epoch, logSeq: Math.max(logSeq, due?.logSeq ?? 0), finished: finished || (due?.finished ?? false) });
+  };
+  const sendAcks = () => {
+    handledSinceAck = 0;
+    if (call.writableEnded || call.destroyed) return dueAcks.clear();
+    for (const value of dueAcks.values()) call.write({ payload: { $case: 'ack', value } });
+    dueAcks.clear();
   };
 
   const handle = async (message: wire.WorkerMessage): Promise<void> => {
@@ -76,25 +94,31 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     switch (payload.$case) {
       case 'heartbeat':
         return controller.heartbeat(workerId);
-      case 'jobStarted':
-        return controller.jobStarted(workerId, payload.value.jobId, payload.value.epoch);
-      case 'logBatch':
-        return controller.appendLogs(
-          workerId,
-          payload.value.jobId,
-          payload.value.epoch,
-          payload.value.entries.map(newLogLineFromWire),
-          payload.value.entries[0]?.seq ?? 0,
-        );
+      case 'logBatch': {
+        const { jobId, epoch, lines, started } = payload.value;
+        if (started) await controller.jobStarted(workerId, jobId, epoch);
+        const stored = await controller.appendLogs(workerId, jobId, epoch, newLogLinesFromWire(lines), lines?.firstSeq ?? 1);
+        if (stored !== undefined) ack(jobId, epoch, stored, false);
+        return;
+      }
       case 'jobFinished': {
         const finished = payload.value;
-        return controller.jobFinished(workerId, finished.jobId, finished.epoch, {
-          outcome: OUTCOMES[finished.outcome] ?? 'EXITED',
-          exitCode: finished.exitCode,
-          signal: finished.signal,
-          durationMs: finished.durationMs,
-          errorMessage: finished.errorMessage,
-        });
+        if (finished.started) await controller.jobStarted(workerId, finished.jobId, finished.epoch);
+        const recorded = await controller.jobFinished(
+          workerId,
+          finished.jobId,
+          finished.epoch,
+          {
+            outcome: OUTCOMES[finished.outcome] ?? 'EXITED',
+            exitCode: finished.exitCode,
+            signal: finished.signal,
+            durationMs: finished.durationMs,
+            errorMessage: finished.errorMessage,
+          },
+          finished.lastLogSeq,
+        );
+        if (recorded) ack(finished.jobId, finished.epoch, finished.lastLogSeq, true);
+        return;
       }
       case 'register':
         return;
@@ -109,6 +133,8 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       .catch(() => undefined)
       .finally(() => {
         pending -= 1;
+        handledSinceAck += 1;
+        if (dueAcks.size > 0 && (pending === 0 || handledSinceAck >= ACK_EVERY_MESSAGES)) sendAcks();
         if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
       });
   });

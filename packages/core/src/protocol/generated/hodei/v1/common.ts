@@ -93,14 +93,23 @@ export interface Script {
 }
 
 /**
- * Hot path: one per output line. seq is 32-bit and the timestamp a double (ms since the epoch, exact to the
- * ms) because 64-bit integers cost a string round trip per field in the generated code.
+ * Hot path: a run of consecutive log lines of one job, packed so that a batch costs a handful of fields however
+ * many lines it holds (no message per line). Line i (from 0) has seq first_seq + i; its text is the next
+ * text_lengths[i] UTF-16 code units of text; its timestamp is first_timestamp_ms plus the sum of
+ * timestamp_deltas_ms[0..i]. seq is 32-bit and timestamps are doubles/sint32 because 64-bit integers cost a
+ * string round trip per field in the generated code.
  */
-export interface LogEntry {
-  seq: number;
-  timestampMs: number;
-  stream: LogStream;
+export interface LogLines {
+  firstSeq: number;
+  /** Every line's text, concatenated without separators. */
   text: string;
+  textLengths: number[];
+  /** ms since the epoch (exact to the ms). */
+  firstTimestampMs: number;
+  /** Each line's timestamp minus the previous line's (0 for the first line), in ms. */
+  timestampDeltasMs: number[];
+  /** Each line's stream; a single entry applies to every line. */
+  streams: LogStream[];
 }
 
 function createBaseJobSpec(): JobSpec {
@@ -644,28 +653,46 @@ export const Script: MessageFns<Script> = {
   },
 };
 
-function createBaseLogEntry(): LogEntry {
-  return { seq: 0, timestampMs: 0, stream: 0, text: "" };
+function createBaseLogLines(): LogLines {
+  return { firstSeq: 0, text: "", textLengths: [], firstTimestampMs: 0, timestampDeltasMs: [], streams: [] };
 }
 
-export const LogEntry: MessageFns<LogEntry> = {
-  encode(message: LogEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seq !== 0) {
-      writer.uint32(8).uint32(message.seq);
-    }
-    if (message.timestampMs !== 0) {
-      writer.uint32(17).double(message.timestampMs);
-    }
-    if (message.stream !== 0) {
-      writer.uint32(24).int32(message.stream);
+export const LogLines: MessageFns<LogLines> = {
+  encode(message: LogLines, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.firstSeq !== 0) {
+      writer.uint32(8).uint32(message.firstSeq);
     }
     if (message.text !== "") {
-      writer.uint32(34).string(message.text);
+      writer.uint32(18).string(message.text);
+    }
+    if (message.textLengths.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.textLengths) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.firstTimestampMs !== 0) {
+      writer.uint32(33).double(message.firstTimestampMs);
+    }
+    if (message.timestampDeltasMs.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.timestampDeltasMs) {
+        writer.sint32(v);
+      }
+      writer.join();
+    }
+    if (message.streams.length !== 0) {
+      writer.uint32(50).fork();
+      for (const v of message.streams) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): LogEntry {
+  decode(input: BinaryReader | Uint8Array, length?: number): LogLines {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -674,7 +701,7 @@ export const LogEntry: MessageFns<LogEntry> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseLogEntry();
+      const message = createBaseLogLines();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -683,32 +710,78 @@ export const LogEntry: MessageFns<LogEntry> = {
               break;
             }
 
-            message.seq = reader.uint32();
+            message.firstSeq = reader.uint32();
             continue;
           }
           case 2: {
-            if (tag !== 17) {
-              break;
-            }
-
-            message.timestampMs = reader.double();
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.stream = reader.int32() as any;
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
+            if (tag !== 18) {
               break;
             }
 
             message.text = reader.string();
             continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.textLengths.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.textLengths.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.firstTimestampMs = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag === 40) {
+              message.timestampDeltasMs.push(reader.sint32());
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.timestampDeltasMs.push(reader.sint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 6: {
+            if (tag === 48) {
+              message.streams.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 50) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.streams.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
           }
         }
         if ((tag & 7) === 4 || tag === 0) {
@@ -722,32 +795,54 @@ export const LogEntry: MessageFns<LogEntry> = {
     }
   },
 
-  fromJSON(object: any): LogEntry {
+  fromJSON(object: any): LogLines {
     return {
-      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
-      timestampMs: isSet(object.timestampMs)
-        ? globalThis.Number(object.timestampMs)
-        : isSet(object.timestamp_ms)
-        ? globalThis.Number(object.timestamp_ms)
+      firstSeq: isSet(object.firstSeq)
+        ? globalThis.Number(object.firstSeq)
+        : isSet(object.first_seq)
+        ? globalThis.Number(object.first_seq)
         : 0,
-      stream: isSet(object.stream) ? logStreamFromJSON(object.stream) : 0,
       text: isSet(object.text) ? globalThis.String(object.text) : "",
+      textLengths: globalThis.Array.isArray(object?.textLengths)
+        ? object.textLengths.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.text_lengths)
+        ? object.text_lengths.map((e: any) => globalThis.Number(e))
+        : [],
+      firstTimestampMs: isSet(object.firstTimestampMs)
+        ? globalThis.Number(object.firstTimestampMs)
+        : isSet(object.first_timestamp_ms)
+        ? globalThis.Number(object.first_timestamp_ms)
+        : 0,
+      timestampDeltasMs: globalThis.Array.isArray(object?.timestampDeltasMs)
+        ? object.timestampDeltasMs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.timestamp_deltas_ms)
+        ? object.timestamp_deltas_ms.map((e: any) => globalThis.Number(e))
+        : [],
+      streams: globalThis.Array.isArray(object?.streams)
+        ? object.streams.map((e: any) => logStreamFromJSON(e))
+        : [],
     };
   },
 
-  toJSON(message: LogEntry): unknown {
+  toJSON(message: LogLines): unknown {
     const obj: any = {};
-    if (message.seq !== 0) {
-      obj.seq = Math.round(message.seq);
-    }
-    if (message.timestampMs !== 0) {
-      obj.timestampMs = floatToJson(message.timestampMs);
-    }
-    if (message.stream !== 0) {
-      obj.stream = logStreamToJSON(message.stream);
+    if (message.firstSeq !== 0) {
+      obj.firstSeq = Math.round(message.firstSeq);
     }
     if (message.text !== "") {
       obj.text = message.text;
+    }
+    if (message.textLengths?.length) {
+      obj.textLengths = message.textLengths.map((e) => Math.round(e));
+    }
+    if (message.firstTimestampMs !== 0) {
+      obj.firstTimestampMs = floatToJson(message.firstTimestampMs);
+    }
+    if (message.timestampDeltasMs?.length) {
+      obj.timestampDeltasMs = message.timestampDeltasMs.map((e) => Math.round(e));
+    }
+    if (message.streams?.length) {
+      obj.streams = message.streams.map((e) => logStreamToJSON(e));
     }
     return obj;
   },

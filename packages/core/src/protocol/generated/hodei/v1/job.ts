@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { JobSpec, LogEntry } from "./common";
+import { JobSpec, LogLines } from "./common";
 
 export interface QueueRequest {
   spec: JobSpec | undefined;
@@ -50,7 +50,7 @@ export interface LogsRequest {
 }
 
 export interface LogChunk {
-  entries: LogEntry[];
+  lines: LogLines | undefined;
 }
 
 export interface Job {
@@ -496,13 +496,13 @@ export const LogsRequest: MessageFns<LogsRequest> = {
 };
 
 function createBaseLogChunk(): LogChunk {
-  return { entries: [] };
+  return { lines: undefined };
 }
 
 export const LogChunk: MessageFns<LogChunk> = {
   encode(message: LogChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.entries) {
-      LogEntry.encode(v!, writer.uint32(10).fork()).join();
+    if (message.lines !== undefined) {
+      LogLines.encode(message.lines, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -520,12 +520,12 @@ export const LogChunk: MessageFns<LogChunk> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 2: {
+            if (tag !== 18) {
               break;
             }
 
-            message.entries.push(LogEntry.decode(reader, reader.uint32()));
+            message.lines = LogLines.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -541,15 +541,13 @@ export const LogChunk: MessageFns<LogChunk> = {
   },
 
   fromJSON(object: any): LogChunk {
-    return {
-      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => LogEntry.fromJSON(e)) : [],
-    };
+    return { lines: isSet(object.lines) ? LogLines.fromJSON(object.lines) : undefined };
   },
 
   toJSON(message: LogChunk): unknown {
     const obj: any = {};
-    if (message.entries?.length) {
-      obj.entries = message.entries.map((e) => LogEntry.toJSON(e));
+    if (message.lines !== undefined) {
+      obj.lines = LogLines.toJSON(message.lines);
     }
     return obj;
   },
@@ -1293,7 +1291,17 @@ export const JobServiceService = {
     responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer): Job => Job.decode(value),
   },
-  /** Streams log entries in batches, from from_seq; with follow, until the job ends and every line was sent. */
+  /** Answers once the job is terminal (one call instead of a Watch stream). */
+  wait: {
+    path: "/hodei.v1.JobService/Wait" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRequest): Buffer => Buffer.from(GetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRequest => GetRequest.decode(value),
+    responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Job => Job.decode(value),
+  },
+  /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs: {
     path: "/hodei.v1.JobService/Logs" as const,
     requestStream: false as const,
@@ -1321,7 +1329,9 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   cancel: handleUnaryCall<CancelRequest, Job>;
   /** Streams the job each time it changes; ends once it is terminal. */
   watch: handleServerStreamingCall<GetRequest, Job>;
-  /** Streams log entries in batches, from from_seq; with follow, until the job ends and every line was sent. */
+  /** Answers once the job is terminal (one call instead of a Watch stream). */
+  wait: handleUnaryCall<GetRequest, Job>;
+  /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs: handleServerStreamingCall<LogsRequest, LogChunk>;
   listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
 }
@@ -1378,7 +1388,20 @@ export interface JobServiceClient extends Client {
   /** Streams the job each time it changes; ends once it is terminal. */
   watch(request: GetRequest, options?: Partial<CallOptions>): ClientReadableStream<Job>;
   watch(request: GetRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<Job>;
-  /** Streams log entries in batches, from from_seq; with follow, until the job ends and every line was sent. */
+  /** Answers once the job is terminal (one call instead of a Watch stream). */
+  wait(request: GetRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
+  wait(
+    request: GetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  wait(
+    request: GetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs(request: LogsRequest, options?: Partial<CallOptions>): ClientReadableStream<LogChunk>;
   logs(request: LogsRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<LogChunk>;
   listWorkers(

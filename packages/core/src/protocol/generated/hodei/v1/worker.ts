@@ -17,7 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { JobSpec, LogEntry } from "./common";
+import { JobSpec, LogLines } from "./common";
 
 export enum JobOutcome {
   JOB_OUTCOME_UNSPECIFIED = 0,
@@ -75,7 +75,6 @@ export interface WorkerMessage {
   payload:
     | { $case: "register"; value: Register }
     | { $case: "heartbeat"; value: Heartbeat }
-    | { $case: "jobStarted"; value: JobStarted }
     | { $case: "logBatch"; value: LogBatch }
     | { $case: "jobFinished"; value: JobFinished }
     | undefined;
@@ -88,6 +87,7 @@ export interface ServerMessage {
     | { $case: "cancelJob"; value: CancelJob }
     | { $case: "drain"; value: Drain }
     | { $case: "refused"; value: Refused }
+    | { $case: "ack"; value: Ack }
     | undefined;
 }
 
@@ -125,6 +125,8 @@ export interface RunJob {
   epoch: number;
   spec: JobSpec | undefined;
   attempt: number;
+  /** The seq the run's first log line gets: the job's stored line count + 1 (lines of earlier attempts stay). */
+  firstLogSeq: number;
 }
 
 export interface CancelJob {
@@ -135,16 +137,31 @@ export interface CancelJob {
 export interface Drain {
 }
 
-export interface JobStarted {
-  jobId: string;
-  epoch: number;
-  pid: number;
-}
-
+/**
+ * The next lines of a run. Kept by the worker until acknowledged, and sent again after a reconnection or when
+ * no acknowledgement came: the server stores each line once (by seq, against the store's last seq).
+ */
 export interface LogBatch {
   jobId: string;
   epoch: number;
-  entries: LogEntry[];
+  lines:
+    | LogLines
+    | undefined;
+  /** The process is running: set on the run's first message after the start (there is no separate message). */
+  started: boolean;
+  /** With started: the process id (and process group id) of the job. */
+  pid: number;
+}
+
+/**
+ * The server has what the worker reported for a run up to log_seq (and, with finished, its result): the worker
+ * forgets those messages. Sent only once the store accepted them.
+ */
+export interface Ack {
+  jobId: string;
+  epoch: number;
+  logSeq: number;
+  finished: boolean;
 }
 
 export interface JobFinished {
@@ -156,6 +173,10 @@ export interface JobFinished {
   signal: string;
   durationMs: number;
   errorMessage: string;
+  /** The seq of the run's last log line: the server records the result only once it stored every line. */
+  lastLogSeq: number;
+  /** The process had started and no LogBatch said so yet. */
+  started: boolean;
 }
 
 function createBaseWorkerMessage(): WorkerMessage {
@@ -170,9 +191,6 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         break;
       case "heartbeat":
         Heartbeat.encode(message.payload.value, writer.uint32(18).fork()).join();
-        break;
-      case "jobStarted":
-        JobStarted.encode(message.payload.value, writer.uint32(26).fork()).join();
         break;
       case "logBatch":
         LogBatch.encode(message.payload.value, writer.uint32(34).fork()).join();
@@ -213,14 +231,6 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
             message.payload = { $case: "heartbeat", value: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.payload = { $case: "jobStarted", value: JobStarted.decode(reader, reader.uint32()) };
-            continue;
-          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -255,10 +265,6 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         ? { $case: "register", value: Register.fromJSON(object.register) }
         : isSet(object.heartbeat)
         ? { $case: "heartbeat", value: Heartbeat.fromJSON(object.heartbeat) }
-        : isSet(object.jobStarted)
-        ? { $case: "jobStarted", value: JobStarted.fromJSON(object.jobStarted) }
-        : isSet(object.job_started)
-        ? { $case: "jobStarted", value: JobStarted.fromJSON(object.job_started) }
         : isSet(object.logBatch)
         ? { $case: "logBatch", value: LogBatch.fromJSON(object.logBatch) }
         : isSet(object.log_batch)
@@ -277,8 +283,6 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       obj.register = Register.toJSON(message.payload.value);
     } else if (message.payload?.$case === "heartbeat") {
       obj.heartbeat = Heartbeat.toJSON(message.payload.value);
-    } else if (message.payload?.$case === "jobStarted") {
-      obj.jobStarted = JobStarted.toJSON(message.payload.value);
     } else if (message.payload?.$case === "logBatch") {
       obj.logBatch = LogBatch.toJSON(message.payload.value);
     } else if (message.payload?.$case === "jobFinished") {
@@ -309,6 +313,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
         break;
       case "refused":
         Refused.encode(message.payload.value, writer.uint32(42).fork()).join();
+        break;
+      case "ack":
+        Ack.encode(message.payload.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -367,6 +374,14 @@ export const ServerMessage: MessageFns<ServerMessage> = {
             message.payload = { $case: "refused", value: Refused.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.payload = { $case: "ack", value: Ack.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -395,6 +410,8 @@ export const ServerMessage: MessageFns<ServerMessage> = {
         ? { $case: "drain", value: Drain.fromJSON(object.drain) }
         : isSet(object.refused)
         ? { $case: "refused", value: Refused.fromJSON(object.refused) }
+        : isSet(object.ack)
+        ? { $case: "ack", value: Ack.fromJSON(object.ack) }
         : undefined,
     };
   },
@@ -411,6 +428,8 @@ export const ServerMessage: MessageFns<ServerMessage> = {
       obj.drain = Drain.toJSON(message.payload.value);
     } else if (message.payload?.$case === "refused") {
       obj.refused = Refused.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "ack") {
+      obj.ack = Ack.toJSON(message.payload.value);
     }
     return obj;
   },
@@ -879,7 +898,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseRunJob(): RunJob {
-  return { jobId: "", epoch: 0, spec: undefined, attempt: 0 };
+  return { jobId: "", epoch: 0, spec: undefined, attempt: 0, firstLogSeq: 0 };
 }
 
 export const RunJob: MessageFns<RunJob> = {
@@ -895,6 +914,9 @@ export const RunJob: MessageFns<RunJob> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(32).int32(message.attempt);
+    }
+    if (message.firstLogSeq !== 0) {
+      writer.uint32(40).uint32(message.firstLogSeq);
     }
     return writer;
   },
@@ -944,6 +966,14 @@ export const RunJob: MessageFns<RunJob> = {
             message.attempt = reader.int32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.firstLogSeq = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -966,6 +996,11 @@ export const RunJob: MessageFns<RunJob> = {
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
       spec: isSet(object.spec) ? JobSpec.fromJSON(object.spec) : undefined,
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      firstLogSeq: isSet(object.firstLogSeq)
+        ? globalThis.Number(object.firstLogSeq)
+        : isSet(object.first_log_seq)
+        ? globalThis.Number(object.first_log_seq)
+        : 0,
     };
   },
 
@@ -982,6 +1017,9 @@ export const RunJob: MessageFns<RunJob> = {
     }
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
+    }
+    if (message.firstLogSeq !== 0) {
+      obj.firstLogSeq = Math.round(message.firstLogSeq);
     }
     return obj;
   },
@@ -1114,102 +1152,8 @@ export const Drain: MessageFns<Drain> = {
   },
 };
 
-function createBaseJobStarted(): JobStarted {
-  return { jobId: "", epoch: 0, pid: 0 };
-}
-
-export const JobStarted: MessageFns<JobStarted> = {
-  encode(message: JobStarted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.jobId !== "") {
-      writer.uint32(10).string(message.jobId);
-    }
-    if (message.epoch !== 0) {
-      writer.uint32(16).int64(message.epoch);
-    }
-    if (message.pid !== 0) {
-      writer.uint32(24).int32(message.pid);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): JobStarted {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseJobStarted();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.jobId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.epoch = longToNumber(reader.int64());
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.pid = reader.int32();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): JobStarted {
-    return {
-      jobId: isSet(object.jobId)
-        ? globalThis.String(object.jobId)
-        : isSet(object.job_id)
-        ? globalThis.String(object.job_id)
-        : "",
-      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
-      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
-    };
-  },
-
-  toJSON(message: JobStarted): unknown {
-    const obj: any = {};
-    if (message.jobId !== "") {
-      obj.jobId = message.jobId;
-    }
-    if (message.epoch !== 0) {
-      obj.epoch = Math.round(message.epoch);
-    }
-    if (message.pid !== 0) {
-      obj.pid = Math.round(message.pid);
-    }
-    return obj;
-  },
-};
-
 function createBaseLogBatch(): LogBatch {
-  return { jobId: "", epoch: 0, entries: [] };
+  return { jobId: "", epoch: 0, lines: undefined, started: false, pid: 0 };
 }
 
 export const LogBatch: MessageFns<LogBatch> = {
@@ -1220,8 +1164,14 @@ export const LogBatch: MessageFns<LogBatch> = {
     if (message.epoch !== 0) {
       writer.uint32(16).int64(message.epoch);
     }
-    for (const v of message.entries) {
-      LogEntry.encode(v!, writer.uint32(26).fork()).join();
+    if (message.lines !== undefined) {
+      LogLines.encode(message.lines, writer.uint32(34).fork()).join();
+    }
+    if (message.started !== false) {
+      writer.uint32(40).bool(message.started);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(48).int32(message.pid);
     }
     return writer;
   },
@@ -1255,12 +1205,28 @@ export const LogBatch: MessageFns<LogBatch> = {
             message.epoch = longToNumber(reader.int64());
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
+          case 4: {
+            if (tag !== 34) {
               break;
             }
 
-            message.entries.push(LogEntry.decode(reader, reader.uint32()));
+            message.lines = LogLines.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.started = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.pid = reader.int32();
             continue;
           }
         }
@@ -1283,7 +1249,9 @@ export const LogBatch: MessageFns<LogBatch> = {
         ? globalThis.String(object.job_id)
         : "",
       epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
-      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => LogEntry.fromJSON(e)) : [],
+      lines: isSet(object.lines) ? LogLines.fromJSON(object.lines) : undefined,
+      started: isSet(object.started) ? globalThis.Boolean(object.started) : false,
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
     };
   },
 
@@ -1295,15 +1263,144 @@ export const LogBatch: MessageFns<LogBatch> = {
     if (message.epoch !== 0) {
       obj.epoch = Math.round(message.epoch);
     }
-    if (message.entries?.length) {
-      obj.entries = message.entries.map((e) => LogEntry.toJSON(e));
+    if (message.lines !== undefined) {
+      obj.lines = LogLines.toJSON(message.lines);
+    }
+    if (message.started !== false) {
+      obj.started = message.started;
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    return obj;
+  },
+};
+
+function createBaseAck(): Ack {
+  return { jobId: "", epoch: 0, logSeq: 0, finished: false };
+}
+
+export const Ack: MessageFns<Ack> = {
+  encode(message: Ack, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).int64(message.epoch);
+    }
+    if (message.logSeq !== 0) {
+      writer.uint32(24).uint32(message.logSeq);
+    }
+    if (message.finished !== false) {
+      writer.uint32(32).bool(message.finished);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Ack {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.logSeq = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.finished = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Ack {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      logSeq: isSet(object.logSeq)
+        ? globalThis.Number(object.logSeq)
+        : isSet(object.log_seq)
+        ? globalThis.Number(object.log_seq)
+        : 0,
+      finished: isSet(object.finished) ? globalThis.Boolean(object.finished) : false,
+    };
+  },
+
+  toJSON(message: Ack): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.logSeq !== 0) {
+      obj.logSeq = Math.round(message.logSeq);
+    }
+    if (message.finished !== false) {
+      obj.finished = message.finished;
     }
     return obj;
   },
 };
 
 function createBaseJobFinished(): JobFinished {
-  return { jobId: "", epoch: 0, outcome: 0, exitCode: 0, signal: "", durationMs: 0, errorMessage: "" };
+  return {
+    jobId: "",
+    epoch: 0,
+    outcome: 0,
+    exitCode: 0,
+    signal: "",
+    durationMs: 0,
+    errorMessage: "",
+    lastLogSeq: 0,
+    started: false,
+  };
 }
 
 export const JobFinished: MessageFns<JobFinished> = {
@@ -1328,6 +1425,12 @@ export const JobFinished: MessageFns<JobFinished> = {
     }
     if (message.errorMessage !== "") {
       writer.uint32(58).string(message.errorMessage);
+    }
+    if (message.lastLogSeq !== 0) {
+      writer.uint32(64).uint32(message.lastLogSeq);
+    }
+    if (message.started !== false) {
+      writer.uint32(72).bool(message.started);
     }
     return writer;
   },
@@ -1401,6 +1504,22 @@ export const JobFinished: MessageFns<JobFinished> = {
             message.errorMessage = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.lastLogSeq = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.started = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1438,6 +1557,12 @@ export const JobFinished: MessageFns<JobFinished> = {
         : isSet(object.error_message)
         ? globalThis.String(object.error_message)
         : "",
+      lastLogSeq: isSet(object.lastLogSeq)
+        ? globalThis.Number(object.lastLogSeq)
+        : isSet(object.last_log_seq)
+        ? globalThis.Number(object.last_log_seq)
+        : 0,
+      started: isSet(object.started) ? globalThis.Boolean(object.started) : false,
     };
   },
 
@@ -1463,6 +1588,12 @@ export const JobFinished: MessageFns<JobFinished> = {
     }
     if (message.errorMessage !== "") {
       obj.errorMessage = message.errorMessage;
+    }
+    if (message.lastLogSeq !== 0) {
+      obj.lastLogSeq = Math.round(message.lastLogSeq);
+    }
+    if (message.started !== false) {
+      obj.started = message.started;
     }
     return obj;
   },
