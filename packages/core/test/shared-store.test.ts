@@ -37,6 +37,45 @@ describe('engines sharing one store', () => {
     expect((await store.getJob('job-busy'))?.state).toBe('RUNNING');
     expect((await store.getWorker('w-alive'))?.state).toBe('BUSY');
   });
+
+  it('a job re-queued by one engine is not started by another before its retry backoff ends', async () => {
+    const store = new MemoryStore();
+    const engineA: Provider & { started: string[] } = {
+      ...idleProvider('a'),
+      started: [],
+      async createWorker(request) {
+        this.started.push(request.workerId);
+      },
+    };
+    /** When engine B asked for a worker: it does so only for a job it has decided may run now. */
+    const engineB: Provider & { askedAt: number[] } = {
+      ...idleProvider('b'),
+      askedAt: [],
+      async createWorker() {
+        this.askedAt.push(Date.now());
+      },
+    };
+    const a = await createPlatform({ store, providers: [engineA], retryBackoffMs: 1_500 });
+    platforms.push(a);
+    const job = await a.client.queue({ name: 'retried', command: 'true', maxAttempts: 2 });
+    while (engineA.started.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Engine A's worker runs the job; engine B joins the store meanwhile and has nothing to do.
+    await store.updateJob(job.id, { states: ['QUEUED'] }, { state: 'RUNNING', workerId: engineA.started[0]!, epoch: 1, startedAt: Date.now() });
+    const b = await createPlatform({ store, providers: [engineB] });
+    platforms.push(b);
+
+    // Engine A stops: the job goes back to the queue with its backoff (1.5 s ±20 % for a first retry) stored.
+    await a.close();
+    const requeued = await store.getJob(job.id);
+    expect(requeued).toMatchObject({ state: 'QUEUED', attempt: 2 });
+    const notBefore = requeued!.notBefore!;
+    expect(notBefore).toBeGreaterThanOrEqual(Date.now() + 1);
+
+    const deadline = Date.now() + 20_000;
+    while (engineB.askedAt.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(engineB.askedAt).toHaveLength(1);
+    expect(engineB.askedAt[0]).toBeGreaterThanOrEqual(notBefore);
+  });
 });
 
 describe('restart on a durable store', () => {

@@ -24,6 +24,7 @@ const JOB_COLUMN_TYPES: Record<string, string> = {
   failure_reason: 'text',
   duration_ms: 'double precision',
   cancel_requested_at: 'timestamptz',
+  not_before: 'timestamptz',
 };
 
 /**

@@ -117,6 +117,7 @@ function toJob(row: Row): Job {
   assign(job, 'failureReason', optional<Job['failureReason']>(row.failure_reason));
   assign(job, 'durationMs', optional<number>(row.duration_ms));
   assign(job, 'cancelRequestedAt', optionalMs(row.cancel_requested_at));
+  assign(job, 'notBefore', optionalMs(row.not_before));
   return job;
 }
 
@@ -164,6 +165,7 @@ const JOB_FIELDS: Record<Exclude<keyof Job, 'id'>, Column> = {
   failureReason: { column: 'failure_reason', encode: same },
   durationMs: { column: 'duration_ms', encode: same },
   cancelRequestedAt: { column: 'cancel_requested_at', encode: timestamp },
+  notBefore: { column: 'not_before', encode: timestamp },
 };
 
 const WORKER_FIELDS: Record<Exclude<keyof Worker, 'id'>, Column> = {

@@ -128,4 +128,9 @@ export interface Job {
   durationMs?: number;
   /** When `cancel()` was asked for; the job ends `CANCELLED` once the worker has stopped it. */
   cancelRequestedAt?: number;
+  /**
+   * Set when the job is re-queued: the earliest time it may run again (the end of its retry backoff). Every
+   * engine sharing the store, and a restarted one, waits it out. Cleared when the job is assigned.
+   */
+  notBefore?: number;
 }

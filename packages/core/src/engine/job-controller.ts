@@ -12,7 +12,7 @@ import type { JobFilter, NewLogLine, Store } from '../ports/store';
 import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, type Decision } from './scheduler';
+import { decide, nextBackoffEnd, type Decision } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
@@ -64,8 +64,8 @@ export class JobController {
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
-  /** Re-queued jobs waiting out their retry backoff: job id → earliest time (ms) it may be assigned. */
-  private readonly notBefore = new Map<string, number>();
+  /** The pass scheduled for when the first queued job's retry backoff (its stored `notBefore`) ends. */
+  private backoffWake: { at: number; timer: NodeJS.Timeout } | undefined;
   /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
   private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
@@ -148,6 +148,7 @@ export class JobController {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.tickTimer);
+    clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
       for (const job of await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER })) {
@@ -452,10 +453,15 @@ export class JobController {
 
   private async reconcileOnce(): Promise<void> {
     const { config } = this.options;
+    // Draining: queued jobs wait in the store for a restart or another server.
+    const queuedJobs = this.draining ? [] : await this.store.queuedJobs(10_000);
+    const now = this.now();
+    // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
+    const backoffEnd = nextBackoffEnd(queuedJobs, now);
+    if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
     const decisions = decide({
-      now: this.now(),
-      // Draining: queued jobs wait in the store for a restart or another server.
-      queuedJobs: this.draining ? [] : await this.store.queuedJobs(10_000),
+      now,
+      queuedJobs,
       workers: this.schedulable(await this.store.listWorkers({ states: LIVE })),
       providers: [...this.providers.values()]
         .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
@@ -463,9 +469,20 @@ export class JobController {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
-      notBefore: this.notBefore,
     });
     for (const decision of decisions) await this.apply(decision);
+  }
+
+  /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
+  private wakeAt(at: number): void {
+    if (this.stopped || (this.backoffWake !== undefined && this.backoffWake.at <= at)) return;
+    clearTimeout(this.backoffWake?.timer);
+    const timer = setTimeout(() => {
+      this.backoffWake = undefined;
+      this.wake();
+    }, Math.max(0, at - this.now()) + 1);
+    timer.unref();
+    this.backoffWake = { at, timer };
   }
 
   /**
@@ -512,10 +529,9 @@ export class JobController {
     const assigned = await this.store.updateJob(
       jobId,
       { states: ['QUEUED'], epoch: job.epoch },
-      { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt: this.now() },
+      { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt: this.now(), notBefore: undefined },
     );
     if (!assigned) return;
-    this.notBefore.delete(jobId);
     const running = [...worker.runningJobIds, jobId];
     await this.store.updateWorker(workerId, {}, {
       runningJobIds: running,
@@ -638,8 +654,13 @@ export class JobController {
     await this.finishWith(job, 'FAILED', 'WORKER_LOST', message);
   }
 
-  /** Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff. */
+  /**
+   * Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff, whose
+   * end is stored with the job (`notBefore`) so that every engine sharing the store, or a restarted one, waits it out.
+   */
   private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
+    const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
+    const notBefore = this.now() + delayMs;
     const requeued = await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
       state: 'QUEUED',
       attempt: job.attempt + 1,
@@ -647,12 +668,11 @@ export class JobController {
       assignedAt: undefined,
       startedAt: undefined,
       errorMessage: message,
+      notBefore,
       ...extra,
     });
     if (!requeued) return false;
-    const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
-    this.notBefore.set(job.id, this.now() + delayMs);
-    setTimeout(() => this.wake(), delayMs + 1).unref();
+    this.wakeAt(notBefore);
     await this.audit('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs });
     this.notifier.notify(job.id);
     return true;
@@ -683,7 +703,6 @@ export class JobController {
       ...(failureReason ? { failureReason } : {}),
     });
     if (!done) return undefined;
-    this.notBefore.delete(job.id);
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     await this.audit(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage });
     this.options.observer?.jobFinished?.(done);

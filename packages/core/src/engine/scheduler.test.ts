@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../domain/job';
 import type { Worker } from '../domain/worker';
-import { decide, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
+import { decide, nextBackoffEnd, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
 
 const NOW = 1_000_000;
 
-function job(id: string, labels: Record<string, string> = {}): Job {
+function job(id: string, labels: Record<string, string> = {}, overrides: Partial<Job> = {}): Job {
   return {
     id,
     state: 'QUEUED',
@@ -13,8 +13,12 @@ function job(id: string, labels: Record<string, string> = {}): Job {
     epoch: 0,
     createdAt: NOW - 10,
     spec: { name: id, command: 'true', args: [], env: {}, secretEnv: [], labels, timeoutMs: 1000, maxAttempts: 1, priority: 0 },
+    ...overrides,
   };
 }
+
+/** A re-queued job (attempt 2) that may not run before `notBefore`. */
+const requeued = (id: string, notBefore: number): Job => job(id, {}, { attempt: 2, notBefore });
 
 function worker(id: string, overrides: Partial<Worker> = {}): Worker {
   return {
@@ -128,20 +132,41 @@ describe('decide', () => {
 
   it('skips a queued job whose retry backoff has not elapsed, and assigns it once it has', () => {
     const ready = worker('w1');
-    const waiting = decide(snapshot({ workers: [ready], queuedJobs: [job('j1')], notBefore: new Map([['j1', NOW + 1]]) }));
+    const waiting = decide(snapshot({ workers: [ready], queuedJobs: [requeued('j1', NOW + 1)] }));
     expect(waiting).toEqual([{ type: 'wait', jobId: 'j1', reason: 'backing off before its next attempt' }]);
-    expect(decide(snapshot({ workers: [], queuedJobs: [job('j1')], notBefore: new Map([['j1', NOW + 1]]) }))).toEqual([
+    expect(decide(snapshot({ workers: [], queuedJobs: [requeued('j1', NOW + 1)] }))).toEqual([
       { type: 'wait', jobId: 'j1', reason: 'backing off before its next attempt' },
     ]);
-    expect(decide(snapshot({ workers: [ready], queuedJobs: [job('j1')], notBefore: new Map([['j1', NOW]]) }))).toEqual([
+    expect(decide(snapshot({ workers: [ready], queuedJobs: [requeued('j1', NOW)] }))).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+    ]);
+    expect(decide(snapshot({ workers: [ready], queuedJobs: [requeued('j1', NOW - 5_000)] }))).toEqual([
       { type: 'assign', jobId: 'j1', workerId: 'w1' },
     ]);
   });
 
   it('gives the slot a backing-off job would take to the next job', () => {
     const ready = worker('w1');
-    const decisions = decide(snapshot({ workers: [ready], queuedJobs: [job('j1'), job('j2')], notBefore: new Map([['j1', NOW + 500]]) }));
+    const decisions = decide(snapshot({ workers: [ready], queuedJobs: [requeued('j1', NOW + 500), job('j2')] }));
     expect(decisions).toContainEqual({ type: 'assign', jobId: 'j2', workerId: 'w1' });
     expect(decisions).not.toContainEqual(expect.objectContaining({ type: 'assign', jobId: 'j1' }));
+  });
+
+  it('provisions no worker for a job that is backing off', () => {
+    expect(decide(snapshot({ queuedJobs: [requeued('j1', NOW + 500)] }))).toEqual([
+      { type: 'wait', jobId: 'j1', reason: 'backing off before its next attempt' },
+    ]);
+  });
+});
+
+describe('nextBackoffEnd', () => {
+  it('is the earliest future notBefore among the queued jobs', () => {
+    const jobs = [job('plain'), requeued('late', NOW + 900), requeued('due', NOW - 1), requeued('soon', NOW + 300)];
+    expect(nextBackoffEnd(jobs, NOW)).toBe(NOW + 300);
+  });
+
+  it('is undefined when no queued job is backing off', () => {
+    expect(nextBackoffEnd([], NOW)).toBeUndefined();
+    expect(nextBackoffEnd([job('plain'), requeued('due', NOW), requeued('past', NOW - 10)], NOW)).toBeUndefined();
   });
 });

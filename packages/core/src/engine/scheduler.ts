@@ -17,7 +17,7 @@ export interface ProviderSlot {
 export interface SchedulerSnapshot {
   /** Current time, in milliseconds since the Unix epoch. */
   now: number;
-  /** QUEUED jobs in run order. */
+  /** QUEUED jobs in run order; one whose `notBefore` is later than `now` is backing off and skipped. */
   queuedJobs: readonly Job[];
   /** Workers in a live state (CREATING … TERMINATING). */
   workers: readonly Worker[];
@@ -29,8 +29,6 @@ export interface SchedulerSnapshot {
   idleTimeoutMs: number;
   /** A worker that has not registered after this long is terminated. */
   provisioningTimeoutMs: number;
-  /** Re-queued jobs that must not run before the given time (ms): skipped until then (retry backoff). */
-  notBefore?: ReadonlyMap<string, number>;
 }
 
 /** One action for the {@link JobController} to apply: `assign` a job to a worker, `provision` a worker from a provider, let a job `wait` (no capacity), `terminate` an idle or never-connected worker, or mark a silent worker `lost`. */
@@ -55,6 +53,23 @@ export function isAvailable(worker: Worker, now: number, heartbeatTimeoutMs: num
     worker.lastHeartbeat !== undefined &&
     now - worker.lastHeartbeat <= heartbeatTimeoutMs
   );
+}
+
+/** True while a re-queued job waits out its retry backoff: its `notBefore` is later than `now`. */
+export function isBackingOff(job: Job, now: number): boolean {
+  return job.notBefore !== undefined && job.notBefore > now;
+}
+
+/**
+ * When the first of the queued jobs that are backing off at `now` may run (the smallest `notBefore` later
+ * than `now`), or `undefined` when none is: the engine schedules its next pass for then.
+ */
+export function nextBackoffEnd(queuedJobs: readonly Job[], now: number): number | undefined {
+  let earliest: number | undefined;
+  for (const job of queuedJobs) {
+    if (isBackingOff(job, now) && (earliest === undefined || job.notBefore! < earliest)) earliest = job.notBefore;
+  }
+  return earliest;
 }
 
 const PENDING = new Set(['CREATING', 'CONNECTING']);
@@ -105,8 +120,7 @@ export function decide(snapshot: SchedulerSnapshot): Decision[] {
 
   const assigned = new Set<string>();
   for (const job of snapshot.queuedJobs) {
-    const notBefore = snapshot.notBefore?.get(job.id);
-    if (notBefore !== undefined && notBefore > now) {
+    if (isBackingOff(job, now)) {
       decisions.push({ type: 'wait', jobId: job.id, reason: 'backing off before its next attempt' });
       continue;
     }

@@ -246,6 +246,38 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect((await store.queuedJobs(10)).map((job) => job.id)).toEqual([first.id, second.id]);
       });
 
+      it('stores the end of a re-queued job\'s retry backoff (notBefore), keeps its queue place, and clears it', async () => {
+        const first = makeTestJob({ createdAt: BASE_TIME });
+        const second = makeTestJob({ createdAt: BASE_TIME + 1 });
+        await store.insertJob(first);
+        await store.insertJob(second);
+        await store.updateJob(first.id, { states: ['QUEUED'], epoch: 0 }, { state: 'ASSIGNED', epoch: 1, workerId: 'w' });
+        const notBefore = BASE_TIME + 60_123;
+        const requeued = await store.updateJob(
+          first.id,
+          { states: ['ASSIGNED'], epoch: 1 },
+          { state: 'QUEUED', attempt: 2, workerId: undefined, notBefore },
+        );
+        expect(requeued).toMatchObject({ state: 'QUEUED', attempt: 2, notBefore });
+        expect(await store.getJob(first.id)).toMatchObject({ notBefore });
+        const queued = await store.queuedJobs(10);
+        expect(queued.map((job) => [job.id, job.notBefore])).toEqual([
+          [first.id, notBefore],
+          [second.id, undefined],
+        ]);
+        expect((await store.listJobs({ states: ['QUEUED'] })).find((job) => job.id === first.id)?.notBefore).toBe(notBefore);
+        const assigned = await store.updateJob(
+          first.id,
+          { states: ['QUEUED'], epoch: 1 },
+          { state: 'ASSIGNED', epoch: 2, workerId: 'w', notBefore: undefined },
+        );
+        expect(assigned).not.toHaveProperty('notBefore');
+        expect(await store.getJob(first.id)).not.toHaveProperty('notBefore');
+        const inserted = makeTestJob({ attempt: 3, notBefore: BASE_TIME + 7 });
+        await store.insertJob(inserted);
+        expect(await store.getJob(inserted.id)).toEqual(inserted);
+      });
+
       it('applies a patch when the state and epoch guards match and returns the updated job', async () => {
         const job = makeTestJob();
         await store.insertJob(job);

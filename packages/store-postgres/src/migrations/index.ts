@@ -1,4 +1,5 @@
 import { jobChangesMigration } from './job-changes';
+import { jobNotBeforeMigration } from './job-not-before';
 
 /**
  * The schema's versioned migrations. A migration is never edited once released: change the schema by
@@ -96,4 +97,8 @@ CREATE INDEX worker_tokens_expires_idx ON ${s}.worker_tokens (expires_at);
 `;
 
 /** Every migration of this version of the package, in order; {@link migrate} applies those a database lacks. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }, jobChangesMigration];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sql: initial },
+  jobChangesMigration,
+  jobNotBeforeMigration,
+];
