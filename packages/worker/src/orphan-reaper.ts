@@ -6,6 +6,9 @@ export const DEFAULT_ORPHAN_GRACE_MS = 2_000;
 /** How long {@link OrphanReaper.close} waits for the sidecar to exit. */
 const DEFAULT_CLOSE_WAIT_MS = 1_000;
 
+/** At most this long an ended group's `-` line waits to ride along with the next job's `+` line. */
+const UNTRACK_DELAY_MS = 250;
+
 /** Told of each job's process group when the job starts and when it ends. */
 export interface ProcessGroupTracker {
   /** A job's process group (its leader's pid) now exists. */
@@ -56,8 +59,9 @@ for pgid in $groups; do kill -KILL -"$pgid" 2>/dev/null; done
 /**
  * Makes sure no job outlives its worker, even a worker killed with SIGKILL: one small sidecar process per
  * worker (a shell loop in its own session) holds the list of the jobs' process groups and kills them when
- * the worker's end of its stdin pipe closes. Costs one line written to a pipe per job start and end, no
- * process per job. The sidecar starts lazily, just after the first job was spawned (never on the path of
+ * the worker's end of its stdin pipe closes. Costs one write to a pipe per job, no process per job: a job's
+ * start is written at once, its end rides along with the next start (or is written {@link UNTRACK_DELAY_MS}
+ * later), since a group that already ended and is still recorded costs nothing but a failed `kill`. The sidecar starts lazily, just after the first job was spawned (never on the path of
  * the worker's start or of the first job's), so a job killed within that first moment could escape it.
  * When the sidecar cannot run (no shell), the worker runs jobs as before and says so once.
  */
@@ -65,6 +69,8 @@ export class OrphanReaper implements ProcessGroupTracker {
   private sidecar: ChildProcess | undefined;
   private readonly pending: string[] = [];
   private starting: NodeJS.Immediate | undefined;
+  private untracked = '';
+  private untrackTimer: NodeJS.Timeout | undefined;
   private broken = false;
   private closed = false;
 
@@ -76,11 +82,13 @@ export class OrphanReaper implements ProcessGroupTracker {
   }
 
   track(pgid: number): void {
-    this.send(`+ ${pgid}\n`);
+    this.send(`${this.takeUntracked()}+ ${pgid}\n`);
   }
 
   untrack(pgid: number): void {
-    this.send(`- ${pgid}\n`);
+    if (this.closed || this.broken) return;
+    this.untracked += `- ${pgid}\n`;
+    this.untrackTimer ??= setTimeout(() => this.send(this.takeUntracked()), UNTRACK_DELAY_MS).unref();
   }
 
   /**
@@ -89,6 +97,7 @@ export class OrphanReaper implements ProcessGroupTracker {
    */
   close(waitMs = DEFAULT_CLOSE_WAIT_MS): Promise<void> {
     if (!this.closed) {
+      this.send(this.takeUntracked());
       this.closed = true;
       if (this.starting) clearImmediate(this.starting);
       this.sidecar?.stdin?.end();
@@ -108,8 +117,17 @@ export class OrphanReaper implements ProcessGroupTracker {
     });
   }
 
+  /** The `-` lines not written yet (and no timer for them any more). */
+  private takeUntracked(): string {
+    if (this.untrackTimer) clearTimeout(this.untrackTimer);
+    this.untrackTimer = undefined;
+    const lines = this.untracked;
+    this.untracked = '';
+    return lines;
+  }
+
   private send(line: string): void {
-    if (this.closed || this.broken) return;
+    if (this.closed || this.broken || line === '') return;
     if (this.sidecar) {
       this.sidecar.stdin!.write(line);
       return;
