@@ -6,6 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
+import { noopJobsPerSec } from './dispatch-load.mjs';
 import { workerProfiling } from './worker-profiling.mjs';
 
 const jobsAt = process.argv.indexOf('--jobs');
@@ -38,23 +39,14 @@ try {
   const workers = workerPids();
   const before = workers.map(processCpu);
   const ownBefore = process.cpuUsage();
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: lanes }, async () => {
-      for (let index = 0; index < count / lanes; index++) {
-        const job = await platform.client.queue({ name: 'noop', command: 'true' });
-        await platform.client.wait(job.id);
-      }
-    }),
-  );
-  const elapsed = performance.now() - started;
+  const jobsPerSec = await noopJobsPerSec(platform.client, count, lanes);
   const after = workers.map(processCpu);
   const own = process.cpuUsage(ownBefore);
   const sum = (pick) => after.reduce((total, cpu, index) => total + pick(cpu) - pick(before[index]), 0);
   const perJob = (ms) => Number((ms / count).toFixed(2));
   console.log(
     JSON.stringify({
-      jobsPerSec: Math.round(count / (elapsed / 1000)),
+      jobsPerSec: Math.round(jobsPerSec),
       cpuMsPerJob: {
         clientAndServer: perJob((own.user + own.system) / 1000),
         workers: perJob(sum((cpu) => cpu.own)),

@@ -60,9 +60,10 @@ for pgid in $groups; do kill -KILL -"$pgid" 2>/dev/null; done
  * Makes sure no job outlives its worker, even a worker killed with SIGKILL: one small sidecar process per
  * worker (a shell loop in its own session) holds the list of the jobs' process groups and kills them when
  * the worker's end of its stdin pipe closes. Costs one write to a pipe per job, no process per job: a job's
- * start is written at once, its end rides along with the next start (or is written {@link UNTRACK_DELAY_MS}
- * later), since a group that already ended and is still recorded costs nothing but a failed `kill`. The sidecar starts lazily, just after the first job was spawned (never on the path of
- * the worker's start or of the first job's), so a job killed within that first moment could escape it.
+ * start is written at once, its end rides along with the next start (or is written 250 ms later), since a
+ * group that already ended and is still recorded costs nothing but a failed `kill`. The sidecar starts
+ * lazily, just after the first job was spawned (never on the path of the worker's start or of the first
+ * job's), so a job killed within that first moment could escape it.
  * When the sidecar cannot run (no shell), the worker runs jobs as before and says so once.
  */
 export class OrphanReaper implements ProcessGroupTracker {
