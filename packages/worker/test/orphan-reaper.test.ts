@@ -42,6 +42,18 @@ describe('OrphanReaper', () => {
     expect(isAlive(finished)).toBe(true);
   });
 
+  it('spares a group whose end was recorded along with the next job\'s start', async () => {
+    const reaper = new OrphanReaper({ graceMs: 300 });
+    const [finished, next] = [startGroup(), startGroup()];
+    reaper.track(finished);
+    await waitFor(() => reaper.pid !== undefined, 5_000, 'the sidecar to start');
+    reaper.untrack(finished); // held back until the next start
+    reaper.track(next);
+    await reaper.close(5_000);
+    expect(await survivors([next], 10_000)).toEqual([]);
+    expect(isAlive(finished)).toBe(true);
+  });
+
   it('starts no process for a worker that never ran a job', async () => {
     const reaper = new OrphanReaper();
     await new Promise((resolve) => setTimeout(resolve, 50));
