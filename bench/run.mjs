@@ -5,6 +5,7 @@ import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { noopJobsPerSec } from './dispatch-load.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 import { dockerImageAvailable, dockerProvision } from './provision-docker.mjs';
 import { runStoreBench } from './store.mjs';
@@ -35,16 +36,7 @@ async function dispatch() {
   const rawPerSec = await rawSpawnsPerSec(count, lanes);
   const jobsPerSec = await withPlatform({ provider: { maxWorkers: lanes } }, async (platform) => {
     await warm(platform, lanes);
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: lanes }, async () => {
-        for (let index = 0; index < count / lanes; index++) {
-          const job = await platform.client.queue({ name: 'noop', command: 'true' });
-          await platform.client.wait(job.id);
-        }
-      }),
-    );
-    return count / ((performance.now() - started) / 1000);
+    return noopJobsPerSec(platform.client, count, lanes);
   });
   return { jobsPerSec: round(jobsPerSec), rawPerSec: round(rawPerSec), ratio: round(jobsPerSec / rawPerSec) };
 }

@@ -8,7 +8,7 @@ import { JobServiceClient } from '../protocol';
 import { LineIterator } from './line-iterator';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
-import { MAX_MESSAGE_BYTES } from '../server/grpc-server';
+import { CHANNELZ_OFF, MAX_MESSAGE_BYTES } from '../server/grpc-server';
 import { pemText, validateAuthToken } from '../server/pem';
 import { jobFromWire, logLinesFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
@@ -77,6 +77,7 @@ export class HodeiClient {
     const token = options.authToken;
     validateAuthToken(token, 'authToken');
     this.grpc = new JobServiceClient(options.address, channelCredentials(options), {
+      ...CHANNELZ_OFF,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),

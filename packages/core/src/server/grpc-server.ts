@@ -9,6 +9,13 @@ import { handleWorkerConnection } from './worker-service';
 /** Largest message accepted from a client or worker. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * gRPC channel option that turns off channelz, grpc-js's per-call introspection counters (nothing in Hodei
+ * exposes the channelz service; the bookkeeping costs CPU on every call). Channels only: a grpc-js 1.14
+ * server without channelz no longer tracks its sessions, so its `forceShutdown` would leave them open.
+ */
+export const CHANNELZ_OFF = { 'grpc.enable_channelz': 0 } as const;
+
 /** A listening gRPC server, as returned by {@link startGrpcServer}. */
 export interface RunningServer {
   /** The port actually bound (useful with port 0). */
