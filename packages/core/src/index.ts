@@ -21,12 +21,13 @@ export { validateJobSpec, redactJobSpec, DEFAULT_JOB_TIMEOUT_MS, MAX_JOB_SPEC_BY
 export { WORKER_STATES, WORKER_TRANSITIONS, LIVE_WORKER_STATES, type Worker, type WorkerState } from './domain/worker';
 export { canTransition, assertTransition, type TransitionTable } from './domain/state-machine';
 export { finalJobPatch, type FinishedReport, type Outcome } from './domain/job-outcome';
-export type { Store, LogLine, NewLogLine, LogStreamName, JobFilter, JobGuard, WorkerGuard, StoredToken, AuditEvent } from './ports/store';
+export type { Store, LogLine, NewLogLine, LogLineBatch, NewLogLineBatch, LogStreamName, JobFilter, JobGuard, WorkerGuard, StoredToken, AuditEvent } from './ports/store';
 export type { Provider, ProviderCapabilities, CreateWorkerRequest, WorkerExit } from './ports/provider';
 export { silentLogger, type Logger } from './ports/logger';
 export type { EngineObserver } from './ports/observer';
 export { systemClock, type Clock } from './ports/clock';
 export { MemoryStore } from './store/memory-store';
+export { packLogLineBatch, unpackLogLineBatch, sliceLogLineBatch, logLineBatchCount } from './store/log-line-batch';
 export { decide, isAvailable, labelsMatch, type Decision, type SchedulerSnapshot, type ProviderSlot } from './engine/scheduler';
 export { WorkerRegistry, type WorkerRegistryOptions, type Credentials } from './engine/worker-registry';
 export { JobController, type JobControllerOptions } from './engine/job-controller';

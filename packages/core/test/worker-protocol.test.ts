@@ -1,6 +1,6 @@
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPlatform, MemoryStore, type CreateWorkerRequest, type NewLogLine, type Platform, type Provider, type Store, type WorkerExit } from '../src';
+import { createPlatform, MemoryStore, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
@@ -335,6 +335,13 @@ describe('worker protocol over real gRPC', () => {
           throw new Error('database unavailable');
         }
         return super.appendLogs(jobId, lines);
+      }
+      override async appendLogBatch(jobId: string, batch: NewLogLineBatch): Promise<number> {
+        if (this.down && batch.textLengths.length > 0) {
+          this.refused += 1;
+          throw new Error('database unavailable');
+        }
+        return super.appendLogBatch(jobId, batch);
       }
     }
     const store = new FlakyStore();

@@ -1,8 +1,8 @@
-import { MemoryStore, type NewLogLine } from '@hodei/core';
+import { MemoryStore, type NewLogLine, type NewLogLineBatch } from '@hodei/core';
 import { expect, onTestFinished, test } from 'vitest';
 import { createTestPlatform } from '../src/index';
 
-/** A store whose appendLogs fails for its first `failures` non-empty batches (a database outage). */
+/** A store whose appendLogs/appendLogBatch fails for its first `failures` non-empty batches (a database outage). */
 class FlakyLogStore extends MemoryStore {
   refused = 0;
   constructor(private readonly failures: number) {
@@ -14,6 +14,13 @@ class FlakyLogStore extends MemoryStore {
       throw new Error('database unavailable');
     }
     return super.appendLogs(jobId, lines);
+  }
+  override async appendLogBatch(jobId: string, batch: NewLogLineBatch): Promise<number> {
+    if (batch.textLengths.length > 0 && this.refused < this.failures) {
+      this.refused += 1;
+      throw new Error('database unavailable');
+    }
+    return super.appendLogBatch(jobId, batch);
   }
 }
 

@@ -8,7 +8,8 @@ import type { Clock } from '../ports/clock';
 import type { Logger } from '../ports/logger';
 import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
-import type { JobFilter, NewLogLine, Store } from '../ports/store';
+import type { JobFilter, LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
+import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from '../store/log-line-batch';
 import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
@@ -322,29 +323,42 @@ export class JobController {
    * appended after whatever is stored (no resend filter).
    */
   async appendLogs(workerId: string, jobId: string, epoch: number, batch: readonly NewLogLine[], firstSeq?: number): Promise<number | undefined> {
+    return this.appendPackedLogs(workerId, jobId, epoch, packLogLineBatch(batch), firstSeq);
+  }
+
+  /**
+   * {@link appendLogs} for a packed batch numbered from its `firstSeq`: stored as a batch when the store has
+   * `appendLogBatch` (no object per line), else line by line.
+   */
+  async appendLogBatch(workerId: string, jobId: string, epoch: number, batch: LogLineBatch): Promise<number | undefined> {
+    return this.appendPackedLogs(workerId, jobId, epoch, batch, batch.firstSeq);
+  }
+
+  private async appendPackedLogs(workerId: string, jobId: string, epoch: number, batch: NewLogLineBatch, firstSeq?: number): Promise<number | undefined> {
+    const count = logLineBatchCount(batch);
     const job = await this.store.getJob(jobId);
     if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
       await this.fenced(workerId, jobId, epoch, 'logs');
-      return (firstSeq ?? 1) + batch.length - 1;
+      return (firstSeq ?? 1) + count - 1;
     }
     return this.logAppends.run(jobId, async () => {
       const stored = await this.store.appendLogs(jobId, []);
-      firstSeq ??= stored + 1;
-      const last = firstSeq + batch.length - 1;
+      const first = firstSeq ?? stored + 1;
+      const last = first + count - 1;
       if (last <= stored) return stored;
-      if (firstSeq > stored + 1) return undefined;
-      const lines = firstSeq <= stored ? batch.slice(stored - firstSeq + 1) : batch;
+      if (first > stored + 1) return undefined;
+      const lines = sliceLogLineBatch({ ...batch, firstSeq: first }, stored - first + 1, count);
       // Not through the retrying store: an append whose connection broke after it committed would be stored
       // twice by a retry. Failing here means no ack; the worker resends and the lines stored are skipped.
-      const appended = await this.options.store.appendLogs(jobId, lines).catch((error: unknown) => {
+      const store = this.options.store;
+      const append = store.appendLogBatch
+        ? store.appendLogBatch(jobId, lines)
+        : store.appendLogs(jobId, unpackLogLineBatch(lines));
+      const appended = await append.catch((error: unknown) => {
         this.options.logger.warn({ err: error, jobId }, 'could not store log lines; the worker sends them again');
         throw error;
       });
-      if (this.options.observer?.logLines) {
-        let characters = 0;
-        for (const line of lines) characters += line.text.length;
-        this.options.observer.logLines(lines.length, characters);
-      }
+      this.options.observer?.logLines?.(logLineBatchCount(lines), lines.text.length);
       this.notifier.notify(jobId);
       return appended;
     });

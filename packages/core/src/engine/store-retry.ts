@@ -27,6 +27,8 @@ const RETRIED = new Set<string>([
   'updateWorker',
   'appendLogs',
   'readLogs',
+  'appendLogBatch',
+  'readLogBatches',
   'saveToken',
   'consumeToken',
   'appendAudit',

@@ -19,6 +19,29 @@ export interface LogLine {
 /** A line to append: the store assigns its `seq`. */
 export type NewLogLine = Omit<LogLine, 'seq'>;
 
+/**
+ * Consecutive lines of one job packed column-wise (the form the worker sends them in): one string holds
+ * every text, and flat arrays hold the lengths, timestamp deltas and streams. Moving a big log as batches
+ * instead of one object per line is what keeps the garbage collector out of the way.
+ */
+export interface LogLineBatch {
+  /** The seq of the first line; line `i` has seq `firstSeq + i`. */
+  firstSeq: number;
+  /** Every line's text, concatenated without separators. */
+  text: string;
+  /** Line `i`'s text is the next `textLengths[i]` UTF-16 code units of `text`; its length is the line count. */
+  textLengths: readonly number[];
+  /** The first line's timestamp, in milliseconds since the Unix epoch. */
+  firstTimestamp: number;
+  /** Each line's timestamp minus the previous line's (0 for the first line), in ms; as long as `textLengths`. */
+  timestampDeltas: readonly number[];
+  /** Each line's stream, or a single entry that applies to every line (empty for an empty batch). */
+  streams: readonly LogStreamName[];
+}
+
+/** A batch to append: the store numbers its lines after the job's last one. */
+export type NewLogLineBatch = Omit<LogLineBatch, 'firstSeq'>;
+
 /** Which jobs {@link Store.listJobs} returns. */
 export interface JobFilter {
   /** Only jobs in one of these states; all states when absent. */
@@ -97,6 +120,17 @@ export interface Store {
   appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number>;
   /** Lines with seq >= fromSeq, at most `limit`, in order. */
   readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]>;
+  /**
+   * Optional batch form of `appendLogs`: appends the batch's lines in order and returns the seq of the last
+   * line stored. A store that keeps batches as they come avoids an object per line; the engine uses the
+   * per-line method when a store lacks this one. Must agree with `appendLogs`/`readLogs` on the same job.
+   */
+  appendLogBatch?(jobId: string, batch: NewLogLineBatch): Promise<number>;
+  /**
+   * Optional batch form of `readLogs`: the lines with seq >= fromSeq, at most `maxLines`, as consecutive
+   * batches in order (the first one starting at `fromSeq` when that line exists). Empty past the end.
+   */
+  readLogBatches?(jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]>;
 
   /** Stores a one-time token's hash until it is consumed or expires. */
   saveToken(token: StoredToken): Promise<void>;

@@ -3,9 +3,11 @@ import type { ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc
 import { isTerminalJobState, JOB_STATES, type JobState } from '../domain/job';
 import { invalidArgument } from '../domain/errors';
 import type { JobController } from '../engine/job-controller';
+import type { Store } from '../ports/store';
+import { splitLogLineBatch } from '../store/log-line-batch';
 import type * as wire from '../protocol';
 import { toServiceError } from './status-mapping';
-import { jobToWire, logLinesToWire, specInputFromWire, workerToWire } from './wire-mapping';
+import { jobToWire, logLineBatchToWire, logLinesToWire, specInputFromWire, workerToWire } from './wire-mapping';
 
 /** Lines read from the store at a time for the Logs stream. */
 const LOG_READ_LINES = 8_192;
@@ -28,6 +30,16 @@ function streaming<Request, Response>(handler: (call: ServerWritableStream<Reque
       (error: unknown) => call.emit('error', toServiceError(error)),
     );
   };
+}
+
+/**
+ * The next lines of a job's log from `fromSeq` as wire messages of at most {@link LOG_CHUNK_TEXT} of text: the
+ * store's batches forwarded as they are when it has `readLogBatches`, else its lines packed.
+ */
+async function readLogBatches(store: Store, jobId: string, fromSeq: number): Promise<wire.LogLines[]> {
+  if (!store.readLogBatches) return logLinesToWire(await store.readLogs(jobId, fromSeq, LOG_READ_LINES), LOG_CHUNK_TEXT);
+  const batches = await store.readLogBatches(jobId, fromSeq, LOG_READ_LINES);
+  return batches.flatMap((batch) => splitLogLineBatch(batch, LOG_CHUNK_TEXT).map(logLineBatchToWire));
 }
 
 function parseStates(states: string[]): JobState[] | undefined {
@@ -105,11 +117,12 @@ export function createJobService(controller: JobController): wire.JobServiceServ
       let next = Math.max(1, call.request.fromSeq);
       while (!call.cancelled) {
         const changed = controller.notifier.next(id);
-        const lines = await controller.store.readLogs(id, next, LOG_READ_LINES);
-        if (lines.length > 0) {
-          next = lines[lines.length - 1]!.seq + 1;
+        const batches = await readLogBatches(controller.store, id, next);
+        if (batches.length > 0) {
           let writable = true;
-          for (const batch of logLinesToWire(lines, LOG_CHUNK_TEXT)) writable = call.write({ lines: batch });
+          for (const batch of batches) writable = call.write({ lines: batch });
+          const last = batches[batches.length - 1]!;
+          next = last.firstSeq + last.textLengths.length;
           if (!writable) await Promise.race([once(call, 'drain'), closed]);
           continue;
         }

@@ -1,7 +1,7 @@
 import type { Job, JobSpec, JobState } from '../domain/job';
 import { redactJobSpec } from '../domain/job-spec';
 import type { Worker } from '../domain/worker';
-import type { LogLine, LogStreamName, NewLogLine } from '../ports/store';
+import type { LogLine, LogLineBatch, LogStreamName, NewLogLine } from '../ports/store';
 import * as wire from '../protocol';
 
 const STREAM_TO_WIRE: Record<LogStreamName, wire.LogStream> = {
@@ -40,6 +40,37 @@ export function logLinesFromWire(lines: wire.LogLines | undefined): LogLine[] {
 /** The lines of a packed batch as the store takes them (the store numbers them). */
 export function newLogLinesFromWire(lines: wire.LogLines | undefined): NewLogLine[] {
   return wire.mapLogLines(lines, (_seq, timestamp, stream, text) => ({ timestamp, stream: streamFromWire(stream), text }));
+}
+
+/**
+ * A packed wire batch as the store takes it, without unpacking its lines. Arrays that disagree in length (a
+ * peer's bug) are cut to the shortest, as {@link wire.mapLogLines} does, so text is never mis-attributed.
+ */
+export function logLineBatchFromWire(lines: wire.LogLines | undefined): LogLineBatch {
+  if (!lines) return { firstSeq: 1, text: '', textLengths: [], firstTimestamp: 0, timestampDeltas: [], streams: [] };
+  const count = wire.logLineCount(lines);
+  const cut = <T>(values: T[]): T[] => (values.length === count ? values : values.slice(0, count));
+  const streams = count === 0 ? [] : lines.streams.length === 1 ? lines.streams : cut(lines.streams);
+  return {
+    firstSeq: lines.firstSeq,
+    text: lines.text,
+    textLengths: cut(lines.textLengths),
+    firstTimestamp: lines.firstTimestampMs,
+    timestampDeltas: cut(lines.timestampDeltasMs),
+    streams: streams.map(streamFromWire),
+  };
+}
+
+/** A stored batch as a wire message (the arrays are shared, not copied). */
+export function logLineBatchToWire(batch: LogLineBatch): wire.LogLines {
+  return {
+    firstSeq: batch.firstSeq,
+    text: batch.text,
+    textLengths: batch.textLengths as number[],
+    firstTimestampMs: batch.firstTimestamp,
+    timestampDeltasMs: batch.timestampDeltas as number[],
+    streams: batch.streams.map((stream) => STREAM_TO_WIRE[stream]),
+  };
 }
 
 export function specToWire(spec: Partial<JobSpec> & { name: string }): wire.JobSpec {

@@ -4,7 +4,7 @@ import type { Outcome } from '../domain/job-outcome';
 import type { JobController } from '../engine/job-controller';
 import type { WorkerChannel } from '../engine/worker-channel';
 import * as wire from '../protocol';
-import { newLogLinesFromWire, specToWire } from './wire-mapping';
+import { logLineBatchFromWire, specToWire } from './wire-mapping';
 
 type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
 
@@ -97,7 +97,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       case 'logBatch': {
         const { jobId, epoch, lines, started } = payload.value;
         if (started) await controller.jobStarted(workerId, jobId, epoch);
-        const stored = await controller.appendLogs(workerId, jobId, epoch, newLogLinesFromWire(lines), lines?.firstSeq ?? 1);
+        const stored = await controller.appendLogBatch(workerId, jobId, epoch, logLineBatchFromWire(lines));
         if (stored !== undefined) ack(jobId, epoch, stored, false);
         return;
       }

@@ -5,12 +5,15 @@ import type {
   JobFilter,
   JobGuard,
   LogLine,
+  LogLineBatch,
   NewLogLine,
+  NewLogLineBatch,
   Store,
   StoredToken,
   WorkerGuard,
 } from '../ports/store';
 import { HodeiError } from '../domain/errors';
+import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from './log-line-batch';
 
 function copySpec(spec: JobSpec): JobSpec {
   const copy: JobSpec = { ...spec, args: [...spec.args], env: { ...spec.env }, labels: { ...spec.labels } };
@@ -27,41 +30,43 @@ function copyWorker(worker: Worker): Worker {
   return { ...worker, runningJobIds: [...worker.runningJobIds], labels: { ...worker.labels } };
 }
 
-const STREAM_CODES: Record<LogLine['stream'], number> = { stdout: 0, stderr: 1, system: 2 };
-const STREAM_NAMES: LogLine['stream'][] = ['stdout', 'stderr', 'system'];
-
 /**
- * One job's lines, kept column-wise: only the text strings are objects. Millions of retained per-line
- * objects made the garbage collector the main cost of streaming a big log.
+ * One job's lines, kept as the batches they were appended in: one string and a few flat arrays per batch,
+ * no object or string per line. Millions of retained per-line objects made the garbage collector the main
+ * cost of streaming a big log.
  */
-class LogColumns {
+class LogBatches {
   length = 0;
-  texts: string[] = [];
-  timestamps = new Float64Array(1024);
-  streams = new Uint8Array(1024);
+  private readonly batches: LogLineBatch[] = [];
 
-  push(line: NewLogLine): void {
-    if (this.length === this.timestamps.length) {
-      const timestamps = new Float64Array(this.length * 2);
-      timestamps.set(this.timestamps);
-      this.timestamps = timestamps;
-      const streams = new Uint8Array(this.length * 2);
-      streams.set(this.streams);
-      this.streams = streams;
+  append(batch: NewLogLineBatch): number {
+    const count = logLineBatchCount(batch);
+    if (count > 0) {
+      this.batches.push({ ...batch, firstSeq: this.length + 1 });
+      this.length += count;
     }
-    this.timestamps[this.length] = line.timestamp;
-    this.streams[this.length] = STREAM_CODES[line.stream];
-    this.texts.push(line.text);
-    this.length += 1;
+    return this.length;
   }
 
-  read(fromSeq: number, limit: number): LogLine[] {
-    const lines: LogLine[] = [];
-    const end = Math.min(this.length, Math.max(0, fromSeq - 1) + limit);
-    for (let index = Math.max(0, fromSeq - 1); index < end; index++) {
-      lines.push({ seq: index + 1, timestamp: this.timestamps[index]!, stream: STREAM_NAMES[this.streams[index]!]!, text: this.texts[index]! });
+  read(fromSeq: number, maxLines: number): LogLineBatch[] {
+    const first = Math.max(1, fromSeq);
+    const last = Math.min(this.length, first + Math.max(0, Math.floor(maxLines)) - 1);
+    if (last < first) return [];
+    // The batch holding `first`: the last one starting at or before it.
+    let low = 0;
+    let high = this.batches.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (this.batches[middle]!.firstSeq <= first) low = middle;
+      else high = middle - 1;
     }
-    return lines;
+    const read: LogLineBatch[] = [];
+    for (let index = low; index < this.batches.length; index++) {
+      const batch = this.batches[index]!;
+      if (batch.firstSeq > last) break;
+      read.push(sliceLogLineBatch(batch, first - batch.firstSeq, last - batch.firstSeq + 1));
+    }
+    return read;
   }
 }
 
@@ -80,7 +85,7 @@ export class MemoryStore implements Store {
   private readonly jobs = new Map<string, Job>();
   private readonly queued = new Set<string>();
   private readonly workers = new Map<string, Worker>();
-  private readonly logs = new Map<string, LogColumns>();
+  private readonly logs = new Map<string, LogBatches>();
   private readonly tokens = new Map<string, StoredToken>();
   private readonly audit = new Map<string, AuditEvent[]>();
   private readonly changeListeners = new Set<(jobId: string) => void>();
@@ -167,18 +172,26 @@ export class MemoryStore implements Store {
   }
 
   async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
-    this.checkOpen();
-    let stored = this.logs.get(jobId);
-    if (!stored) {
-      stored = new LogColumns();
-      this.logs.set(jobId, stored);
-    }
-    for (const line of lines) stored.push(line);
-    return stored.length;
+    return this.appendLogBatch(jobId, packLogLineBatch(lines));
   }
 
   async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
-    return this.logs.get(jobId)?.read(fromSeq, limit) ?? [];
+    return (await this.readLogBatches(jobId, fromSeq, limit)).flatMap(unpackLogLineBatch);
+  }
+
+  /** Keeps the batch as it is (its arrays are retained: the caller must not change them afterwards). */
+  async appendLogBatch(jobId: string, batch: NewLogLineBatch): Promise<number> {
+    this.checkOpen();
+    let stored = this.logs.get(jobId);
+    if (!stored) {
+      stored = new LogBatches();
+      this.logs.set(jobId, stored);
+    }
+    return stored.append(batch);
+  }
+
+  async readLogBatches(jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]> {
+    return this.logs.get(jobId)?.read(fromSeq, maxLines) ?? [];
   }
 
   async saveToken(token: StoredToken): Promise<void> {

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Job, JobSpec, JobState } from '../domain/job';
 import type { Worker } from '../domain/worker';
-import type { NewLogLine, Store } from '../ports/store';
+import type { LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
+import { packLogLineBatch, unpackLogLineBatch } from '../store/log-line-batch';
 
 /** What a conformance run needs: a fresh, empty store per test, and optionally how to dispose of it. */
 export interface StoreUnderTest {
@@ -528,6 +529,38 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(read.map((line) => line.text)).toEqual(['a 1', 'a 2', 'a 3', 'b 1', 'c 1', 'c 2', 'c 3', 'c 4', 'c 5']);
         expect(read[0]).toEqual({ seq: 1, timestamp: BASE_TIME, stream: 'stderr', text: 'a 1' });
         expect(read[1]).toEqual({ seq: 2, timestamp: BASE_TIME + 1, stream: 'stdout', text: 'a 2' });
+      });
+
+      it('agrees between batch and per-line appends and reads (the batch methods, or the per-line ones the engine falls back to)', async () => {
+        const appendBatch = (jobId: string, batch: NewLogLineBatch) =>
+          store.appendLogBatch ? store.appendLogBatch(jobId, batch) : store.appendLogs(jobId, unpackLogLineBatch({ ...batch, firstSeq: 1 }));
+        const readBatches = async (jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]> => {
+          if (store.readLogBatches) return store.readLogBatches(jobId, fromSeq, maxLines);
+          const read = await store.readLogs(jobId, fromSeq, maxLines);
+          return read.length === 0 ? [] : [{ ...packLogLineBatch(read), firstSeq: read[0]!.seq }];
+        };
+        const job = makeTestJob();
+        await store.insertJob(job);
+        const mixed: NewLogLine[] = [
+          { timestamp: BASE_TIME + 10, stream: 'stderr', text: 'ünï 🚀' },
+          { timestamp: BASE_TIME + 9, stream: 'system', text: '' },
+          { timestamp: BASE_TIME + 12, stream: 'stdout', text: 'tail' },
+        ];
+        expect(await appendBatch(job.id, packLogLineBatch(lines(3, 'a')))).toBe(3);
+        expect(await store.appendLogs(job.id, lines(2, 'b'))).toBe(5);
+        expect(await appendBatch(job.id, packLogLineBatch(mixed))).toBe(8);
+        expect(await appendBatch(job.id, packLogLineBatch([]))).toBe(8);
+        const expected = [...lines(3, 'a'), ...lines(2, 'b'), ...mixed].map((line, index) => ({ seq: index + 1, ...line }));
+        expect(await store.readLogs(job.id, 1, 100)).toEqual(expected);
+        const all = await readBatches(job.id, 1, 100);
+        expect(all.flatMap(unpackLogLineBatch)).toEqual(expected);
+        const middle = await readBatches(job.id, 5, 3);
+        expect(middle[0]?.firstSeq).toBe(5);
+        expect(middle.flatMap(unpackLogLineBatch)).toEqual(expected.slice(4, 7));
+        expect((await readBatches(job.id, 0, 2)).flatMap(unpackLogLineBatch)).toEqual(expected.slice(0, 2));
+        expect(await readBatches(job.id, 9, 10)).toEqual([]);
+        expect(await readBatches(job.id, 1, 0)).toEqual([]);
+        expect(await readBatches('job_missing', 1, 10)).toEqual([]);
       });
 
       it('keeps the text of every stream as written', async () => {
