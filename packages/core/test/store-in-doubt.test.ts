@@ -7,14 +7,14 @@ import type { WorkerChannel } from '../src/engine/worker-channel';
 import { systemClock } from '../src/ports/clock';
 import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider } from '../src/ports/provider';
-import type { JobGuard } from '../src/ports/store';
+import type { AuditEvent, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 
 /** The first write of a final state commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
   inDoubt = 0;
-  override async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
-    const updated = await super.updateJob(id, guard, patch);
+  override async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
+    const updated = await super.updateJob(id, guard, patch, audit);
     if (updated && patch.state === 'SUCCEEDED' && this.inDoubt === 0) {
       this.inDoubt += 1;
       throw new HodeiError('UNAVAILABLE', 'memory store: updateJob failed: connection terminated after commit');

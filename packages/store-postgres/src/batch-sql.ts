@@ -49,12 +49,20 @@ function unnested(alias: string, column: string): string {
   return columnType(column) === 'jsonb' ? `${alias}.v_${column}::jsonb` : `${alias}.v_${column}`;
 }
 
+/** The four audit arrays a batch may carry (types, correlation ids, times, details as JSON text), from `$first`. */
+function auditParams(first: number): string[] {
+  return [`$${first}::text[]`, `$${first + 1}::text[]`, `$${first + 2}::timestamptz[]`, `$${first + 3}::text[]`];
+}
+
+const AUDIT_INSERT_COLUMNS = '(event_type, correlation_id, occurred_at, details)';
+
 /**
  * Inserts one row per array index. Parameters: `$1` ids, then one array per column of `columns` (in that
- * order), then the NOTIFY channel, signalled once when any inserted job is QUEUED. Rows are inserted in
- * array order, so `insert_seq` follows the callers' order.
+ * order), then the NOTIFY channel, signalled once when any inserted job is QUEUED, then the four audit arrays
+ * (a row whose event type is null records no event). Rows are inserted in array order, so `insert_seq`
+ * follows the callers' order; the audit events are written by the same statement, so with their jobs or not at all.
  */
-export function insertJobsSql(table: string, columns: readonly string[]): string {
+export function insertJobsSql(table: string, columns: readonly string[], audit: string): string {
   const params = [arrayParam(1, 'text'), ...columns.map((column, index) => arrayParam(index + 2, columnType(column)))];
   const names = ['v_id', ...columns.map((column) => `v_${column}`), 'v_ord'];
   return `WITH inserted AS (
@@ -63,6 +71,12 @@ export function insertJobsSql(table: string, columns: readonly string[]): string
   FROM unnest(${params.join(', ')}) WITH ORDINALITY AS r(${names.join(', ')})
   ORDER BY r.v_ord
   RETURNING state
+), audited AS (
+  INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
+  SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
+  FROM unnest(${auditParams(columns.length + 3).join(', ')}) WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
+  WHERE a.v_type IS NOT NULL
+  ORDER BY a.v_ord
 )
 SELECT pg_notify($${columns.length + 2}, '') WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'QUEUED')`;
 }
@@ -77,21 +91,24 @@ export interface JobUpdateShape {
   columns: readonly string[];
   /** The patch re-queues: signal the NOTIFY channel (the last parameter) in the same statement. */
   notify: boolean;
+  /** Each row carries an audit event, written by the same statement only for the rows whose guard matched. */
+  audit: boolean;
 }
 
 /** A key equal for equal shapes. */
 export function shapeKey(shape: JobUpdateShape): string {
-  return `${shape.guardStates ? 's' : ''}${shape.guardEpoch ? 'e' : ''}${shape.notify ? 'n' : ''}:${shape.columns.join(',')}`;
+  return `${shape.guardStates ? 's' : ''}${shape.guardEpoch ? 'e' : ''}${shape.notify ? 'n' : ''}${shape.audit ? 'a' : ''}:${shape.columns.join(',')}`;
 }
 
 /**
  * Compare-and-set on many jobs in one statement: each row updates the job with its id only when that job
  * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
  * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
- * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; then the
- * NOTIFY channel when `notify`.
+ * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column, the four
+ * audit arrays when `audit` (written to table `audit` from the updated rows, so only where the guard matched);
+ * then the NOTIFY channel when `notify`.
  */
-export function updateJobsSql(table: string, shape: JobUpdateShape): string {
+export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
   const params = [arrayParam(1, 'text')];
   const names = ['v_id'];
   const where = ['j.id = u.v_id'];
@@ -109,15 +126,28 @@ export function updateJobsSql(table: string, shape: JobUpdateShape): string {
     params.push(arrayParam(params.length + 1, columnType(column)));
     names.push(`v_${column}`);
   }
+  const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
+  if (shape.audit) {
+    params.push(...auditParams(params.length + 1));
+    names.push('a_type', 'a_correlation', 'a_at', 'a_details');
+    returned.push(...['type', 'correlation', 'at', 'details'].map((field) => `u.a_${field} AS hodei_audit_${field}`));
+  }
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
   if (sets.length === 0) sets.push('state = j.state');
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
   FROM unnest(${params.join(', ')}) AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
-  RETURNING ${JOB_RETURNED_COLUMNS.map((column) => `j.${column}`).join(', ')}`;
-  if (!shape.notify) return update;
-  return `WITH updated AS (${update})
-SELECT updated.*, pg_notify($${params.length + 1}, '') AS hodei_notified FROM updated`;
+  RETURNING ${returned.join(', ')}`;
+  if (!shape.notify && !shape.audit) return update;
+  const audited = shape.audit
+    ? `, audited AS (
+  INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
+  SELECT hodei_audit_type, hodei_audit_correlation, hodei_audit_at, hodei_audit_details::jsonb FROM updated
+)`
+    : '';
+  const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
+  return `WITH updated AS (${update})${audited}
+SELECT updated.*${notified} FROM updated`;
 }
 
 /** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */

@@ -210,6 +210,8 @@ interface JobInsert {
   id: string;
   columns: string[];
   values: unknown[];
+  /** The audit event written with the job, if any. */
+  audit: AuditAppend | undefined;
 }
 
 /** One pending `updateJob` call, its patch encoded when the call was made. */
@@ -219,6 +221,8 @@ interface JobUpdate {
   patch: Partial<Job>;
   columns: string[];
   values: unknown[];
+  /** The audit event written with the change, if any (only when the guard matches). */
+  audit: AuditAppend | undefined;
 }
 
 /** One pending `appendLogs` call, its lines encoded when the call was made. */
@@ -235,6 +239,26 @@ interface AuditAppend {
   correlationId: string;
   occurredAt: Date;
   details: string | null;
+}
+
+/** An audit event as a batch row. */
+function encodeAudit(event: AuditEvent): AuditAppend {
+  return {
+    eventType: event.eventType,
+    correlationId: event.correlationId,
+    occurredAt: new Date(event.occurredAt),
+    details: event.details === undefined ? null : JSON.stringify(event.details),
+  };
+}
+
+/** The four audit arrays of a batch (see `appendAuditsSql`); a row without an event has a null type. */
+function auditArrays(events: readonly (AuditAppend | undefined)[]): unknown[][] {
+  return [
+    events.map((event) => event?.eventType ?? null),
+    events.map((event) => event?.correlationId ?? null),
+    events.map((event) => event?.occurredAt ?? null),
+    events.map((event) => event?.details ?? null),
+  ];
 }
 
 /** Errors that may belong to one row of a batch (a duplicate key, a refused value): retry row by row. */
@@ -376,18 +400,19 @@ export class PostgresStore implements Store {
 
   // ---- jobs ------------------------------------------------------------------------------------
 
-  async insertJob(job: Job): Promise<void> {
+  async insertJob(job: Job, audit?: AuditEvent): Promise<void> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS));
-    return this.jobInserts.add({ id: job.id, columns, values });
+    return this.jobInserts.add({ id: job.id, columns, values, audit: audit && encodeAudit(audit) });
   }
 
   /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
   private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
     const columns = jobs[0]!.columns;
     const arrays = columns.map((_, column) => jobs.map((job) => job.values[column]));
-    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns));
-    await this.query('insertJob', sql, [jobs.map((job) => job.id), ...arrays, this.channel], true);
+    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit));
+    const audits = auditArrays(jobs.map((job) => job.audit));
+    await this.query('insertJob', sql, [jobs.map((job) => job.id), ...arrays, this.channel, ...audits], true);
     return jobs.map(() => undefined);
   }
 
@@ -428,10 +453,10 @@ export class PostgresStore implements Store {
     return rows.map(toJob);
   }
 
-  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    return this.jobUpdates.add({ id, guard, patch, columns, values });
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: audit && encodeAudit(audit) });
   }
 
   /**
@@ -449,6 +474,7 @@ export class PostgresStore implements Store {
           columns: update.columns,
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
+          audit: update.audit !== undefined,
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -471,8 +497,9 @@ export class PostgresStore implements Store {
     if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])])));
     if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
     shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
+    if (shape.audit) params.push(...auditArrays(items.map((item) => item.audit)));
     if (shape.notify) params.push(this.channel);
-    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape));
+    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape, this.t.audit));
     const rows = await this.query('updateJob', sql, params, true);
     const byId = new Map(rows.map((row) => [row.id as string, row]));
     return items.map((item) => {
@@ -630,12 +657,7 @@ export class PostgresStore implements Store {
 
   async appendAudit(event: AuditEvent): Promise<void> {
     this.checkOpen();
-    return this.auditAppends.add({
-      eventType: event.eventType,
-      correlationId: event.correlationId,
-      occurredAt: new Date(event.occurredAt),
-      details: event.details === undefined ? null : JSON.stringify(event.details),
-    });
+    return this.auditAppends.add(encodeAudit(event));
   }
 
   /** One statement appending `events` in order. */

@@ -8,7 +8,7 @@ import type { Clock } from '../ports/clock';
 import type { Logger } from '../ports/logger';
 import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
-import type { JobFilter, LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
+import type { AuditEvent, JobFilter, LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
 import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from '../store/log-line-batch';
 import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
@@ -178,8 +178,7 @@ export class JobController {
     this.checkRunning();
     const spec = validateJobSpec(input);
     const job: Job = { id: newId('job'), spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt: this.now() };
-    await this.store.insertJob(job);
-    await this.audit('job.queued', job.id, { name: spec.name });
+    await this.store.insertJob(job, this.event('job.queued', job.id, { name: spec.name }));
     this.options.observer?.jobQueued?.(job);
     this.wake();
     return job;
@@ -216,9 +215,13 @@ export class JobController {
       if (!channel) {
         return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
       }
-      const updated = await this.store.updateJob(id, { epoch: job.epoch }, { cancelRequestedAt: this.now() });
+      const updated = await this.store.updateJob(
+        id,
+        { epoch: job.epoch },
+        { cancelRequestedAt: this.now() },
+        this.event('job.cancel_requested', id, {}),
+      );
       channel.cancelJob(id, this.options.config.cancelGraceMs);
-      await this.audit('job.cancel_requested', id, {});
       return updated ?? job;
     });
   }
@@ -302,13 +305,13 @@ export class JobController {
       jobId,
       { states: ['ASSIGNED'], epoch },
       { state: 'RUNNING', startedAt: this.now() },
+      this.event('job.started', jobId, { workerId, epoch }),
     );
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);
       if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
       return this.fenced(workerId, jobId, epoch, 'start');
     }
-    await this.audit('job.started', jobId, { workerId, epoch });
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.notifier.notify(jobId);
   }
@@ -393,13 +396,17 @@ export class JobController {
         }
       }
       const job =
-        (await this.store.updateJob(jobId, { states: ACTIVE_JOB, epoch }, patch)) ??
+        (await this.store.updateJob(
+          jobId,
+          { states: ACTIVE_JOB, epoch },
+          patch,
+          this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+        )) ??
         (await this.landedInDoubt(jobId, workerId, epoch, patch));
       if (!job || job.workerId !== workerId) {
         await this.fenced(workerId, jobId, epoch, 'result');
         return true;
       }
-      await this.audit('job.finished', jobId, { state: job.state, exitCode: job.exitCode ?? null });
       this.options.observer?.jobFinished?.(job);
       await this.releaseSlot(workerId, jobId);
       this.notifier.notify(jobId);
@@ -484,7 +491,35 @@ export class JobController {
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
     });
-    for (const decision of decisions) await this.apply(decision);
+    await this.applyAll(decisions);
+  }
+
+  /**
+   * Applies a pass's decisions in order, except that a run of assignments is applied one chain per worker, the
+   * workers' chains concurrently, so their store writes share batched statements. Within the serial section no
+   * other call changes workers; a worker's assignments stay one after another because each reads and rewrites its
+   * list of running jobs. Each job is assigned once per pass, and its compare-and-set guards it anyway.
+   */
+  private async applyAll(decisions: readonly Decision[]): Promise<void> {
+    for (let index = 0; index < decisions.length; ) {
+      const decision = decisions[index]!;
+      if (decision.type !== 'assign') {
+        await this.apply(decision);
+        index += 1;
+        continue;
+      }
+      const jobsByWorker = new Map<string, string[]>();
+      for (let next = decisions[index]; next?.type === 'assign'; next = decisions[++index]) {
+        const jobIds = jobsByWorker.get(next.workerId) ?? [];
+        jobIds.push(next.jobId);
+        jobsByWorker.set(next.workerId, jobIds);
+      }
+      await Promise.all(
+        [...jobsByWorker].map(async ([workerId, jobIds]) => {
+          for (const jobId of jobIds) await this.assign(jobId, workerId);
+        }),
+      );
+    }
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
@@ -537,13 +572,14 @@ export class JobController {
   }
 
   private async assign(jobId: string, workerId: string): Promise<void> {
-    const [job, worker] = [await this.store.getJob(jobId), await this.store.getWorker(workerId)];
+    const [job, worker] = await Promise.all([this.store.getJob(jobId), this.store.getWorker(workerId)]);
     const channel = this.channels.get(workerId);
     if (!job || !worker || !channel) return;
     const assigned = await this.store.updateJob(
       jobId,
       { states: ['QUEUED'], epoch: job.epoch },
       { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt: this.now(), notBefore: undefined },
+      this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }),
     );
     if (!assigned) return;
     const running = [...worker.runningJobIds, jobId];
@@ -552,7 +588,6 @@ export class JobController {
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
       idleSince: undefined,
     });
-    await this.audit('job.assigned', jobId, { workerId, epoch: assigned.epoch, attempt: assigned.attempt });
     // A first lease has no lines yet; a later one continues after the lines earlier attempts left.
     const firstLogSeq = job.epoch === 0 ? 1 : (await this.store.appendLogs(jobId, [])) + 1;
     channel.runJob(assigned, firstLogSeq);
@@ -684,10 +719,9 @@ export class JobController {
       errorMessage: message,
       notBefore,
       ...extra,
-    });
+    }, this.event('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs }));
     if (!requeued) return false;
     this.wakeAt(notBefore);
-    await this.audit('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs });
     this.notifier.notify(job.id);
     return true;
   }
@@ -715,10 +749,9 @@ export class JobController {
       completedAt: this.now(),
       errorMessage,
       ...(failureReason ? { failureReason } : {}),
-    });
+    }, this.event(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage }));
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
-    await this.audit(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage });
     this.options.observer?.jobFinished?.(done);
     this.notifier.notify(job.id);
     return done;
@@ -753,7 +786,16 @@ export class JobController {
   }
 
   private audit(eventType: string, correlationId: string, details: Record<string, unknown>): Promise<void> {
-    return this.store.appendAudit({ eventType, correlationId, occurredAt: this.now(), details });
+    return this.store.appendAudit(this.event(eventType, correlationId, details));
+  }
+
+  /**
+   * An audit event to pass with the job change it records (`insertJob`/`updateJob`), so the store writes both in
+   * one atomic step and only when the compare-and-set matched: no event is lost or recorded for a change that did
+   * not happen, and a change whose commit was in doubt and retried carries its event with it.
+   */
+  private event(eventType: string, correlationId: string, details: Record<string, unknown>): AuditEvent {
+    return { eventType, correlationId, occurredAt: this.now(), details };
   }
 
   /** For work started in the background: a failure (a store down past its retries) is logged, never unhandled. */

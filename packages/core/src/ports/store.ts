@@ -96,16 +96,22 @@ export interface Store {
   /** Short name for logs and metrics, e.g. `memory` or `postgres`. */
   readonly name: string;
 
-  /** Stores a new job; its `id` must be new. */
-  insertJob(job: Job): Promise<void>;
+  /**
+   * Stores a new job; its `id` must be new. With `audit`, the event is recorded atomically with the job:
+   * both or neither (no audit row can be lost or orphaned relative to the change it records).
+   */
+  insertJob(job: Job, audit?: AuditEvent): Promise<void>;
   /** The job with this id, or undefined. */
   getJob(id: string): Promise<Job | undefined>;
   /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]>;
   /** QUEUED jobs in the order they should run: priority descending, then oldest first. */
   queuedJobs(limit: number): Promise<Job[]>;
-  /** Applies `patch` when the job matches `guard`; returns the updated job, or undefined if it did not match. */
-  updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined>;
+  /**
+   * Applies `patch` when the job matches `guard`; returns the updated job, or undefined if it did not match.
+   * With `audit`, the event is recorded atomically with the change, and only when the guard matched.
+   */
+  updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined>;
 
   /** Stores a new worker record; its `id` must be new. */
   insertWorker(worker: Worker): Promise<void>;

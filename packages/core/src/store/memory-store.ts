@@ -95,11 +95,12 @@ export class MemoryStore implements Store {
     if (this.closed) throw new HodeiError('CLOSED', 'the memory store is closed');
   }
 
-  async insertJob(job: Job): Promise<void> {
+  async insertJob(job: Job, audit?: AuditEvent): Promise<void> {
     this.checkOpen();
     if (this.jobs.has(job.id)) throw new HodeiError('CONFLICT', `job ${job.id} already exists`);
     this.jobs.set(job.id, copyJob(job));
     if (job.state === 'QUEUED') this.queued.add(job.id);
+    if (audit) this.recordAudit(audit);
   }
 
   async getJob(id: string): Promise<Job | undefined> {
@@ -125,7 +126,7 @@ export class MemoryStore implements Store {
     return result.sort(queueOrder).slice(0, limit).map(copyJob);
   }
 
-  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>): Promise<Job | undefined> {
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
     this.checkOpen();
     const job = this.jobs.get(id);
     if (!job) return undefined;
@@ -139,6 +140,7 @@ export class MemoryStore implements Store {
     }
     if (job.state === 'QUEUED') this.queued.add(id);
     else this.queued.delete(id);
+    if (audit) this.recordAudit(audit);
     if (job.state !== stateBefore) this.jobChanged(id);
     return copyJob(job);
   }
@@ -206,6 +208,10 @@ export class MemoryStore implements Store {
   }
 
   async appendAudit(event: AuditEvent): Promise<void> {
+    this.recordAudit(event);
+  }
+
+  private recordAudit(event: AuditEvent): void {
     const events = this.audit.get(event.correlationId) ?? [];
     events.push({ ...event });
     this.audit.set(event.correlationId, events);

@@ -696,6 +696,53 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
       });
     });
 
+    describe('audit written with the change it records', () => {
+      const event = (eventType: string, correlationId: string, details?: Record<string, unknown>) => ({
+        eventType,
+        correlationId,
+        occurredAt: BASE_TIME,
+        ...(details ? { details } : {}),
+      });
+
+      it('insertJob with an audit event stores both; a refused insert stores neither', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job, event('job.queued', job.id, { name: job.spec.name }));
+        expect(await store.getJob(job.id)).toBeDefined();
+        expect(await store.listAudit(job.id)).toEqual([event('job.queued', job.id, { name: job.spec.name })]);
+        await expect(store.insertJob(job, event('job.queued', job.id))).rejects.toMatchObject({ code: 'CONFLICT' });
+        expect(await store.listAudit(job.id)).toHaveLength(1);
+      });
+
+      it('updateJob records its audit event only when the guard matched, once per applied change', async () => {
+        const job = makeTestJob();
+        await store.insertJob(job);
+        const patch = { state: 'ASSIGNED' as const, workerId: 'w_1', epoch: 1 };
+        // Concurrent claims of one job: exactly one applies, exactly one event is recorded.
+        const results = await Promise.all(
+          ['w_1', 'w_2', 'w_3'].map((workerId) =>
+            store.updateJob(job.id, { states: ['QUEUED'], epoch: 0 }, { ...patch, workerId }, event('job.assigned', job.id, { workerId })),
+          ),
+        );
+        const winners = results.filter((result) => result !== undefined);
+        expect(winners).toHaveLength(1);
+        expect(await store.listAudit(job.id)).toEqual([event('job.assigned', job.id, { workerId: winners[0]!.workerId })]);
+        // No such job: nothing recorded.
+        expect(await store.updateJob('job_missing', {}, { state: 'RUNNING' }, event('job.started', 'job_missing'))).toBeUndefined();
+        expect(await store.listAudit('job_missing')).toEqual([]);
+        // Updates with and without an event in the same turn each keep their own outcome.
+        const other = makeTestJob();
+        await store.insertJob(other);
+        const [started, plain] = await Promise.all([
+          store.updateJob(job.id, { states: ['ASSIGNED'], epoch: 1 }, { state: 'RUNNING' }, event('job.started', job.id)),
+          store.updateJob(other.id, { states: ['QUEUED'] }, { errorMessage: 'plain' }),
+        ]);
+        expect(started?.state).toBe('RUNNING');
+        expect(plain).toBeDefined();
+        expect((await store.listAudit(job.id)).map((recorded) => recorded.eventType)).toEqual(['job.assigned', 'job.started']);
+        expect(await store.listAudit(other.id)).toEqual([]);
+      });
+    });
+
     describe('retention (deleteFinishedJobs)', () => {
       const FINISHED = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
 
