@@ -5,17 +5,21 @@ import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
 import type { WorkerChannel } from '../src/engine/worker-channel';
 import { systemClock } from '../src/ports/clock';
+import type { EngineObserver } from '../src/ports/observer';
 import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider } from '../src/ports/provider';
 import type { AuditEvent, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 
-/** The first write of a final state commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
+/** The first job write that sets `state` commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
   inDoubt = 0;
+  constructor(private readonly state: Job['state']) {
+    super();
+  }
   override async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
     const updated = await super.updateJob(id, guard, patch, audit);
-    if (updated && patch.state === 'SUCCEEDED' && this.inDoubt === 0) {
+    if (updated && patch.state === this.state && this.inDoubt === 0) {
       this.inDoubt += 1;
       throw new HodeiError('UNAVAILABLE', 'memory store: updateJob failed: connection terminated after commit');
     }
@@ -23,8 +27,9 @@ class InDoubtStore extends MemoryStore {
   }
 }
 
-/** One in-process worker of capacity 1 that runs each job at once and reports success. */
-function oneWorkerProvider(controller: () => JobController): Provider {
+/** One in-process worker of capacity 1 that runs each job at once and reports the next of `exitCodes` (then 0). */
+function oneWorkerProvider(controller: () => JobController, exitCodes: readonly number[] = []): Provider {
+  let runs = 0;
   return {
     specificationVersion: 'v1',
     name: 'inproc',
@@ -32,9 +37,10 @@ function oneWorkerProvider(controller: () => JobController): Provider {
     async createWorker({ workerId, otp }: CreateWorkerRequest) {
       const channel: WorkerChannel = {
         runJob(job: Job) {
+          const exitCode = exitCodes[runs++] ?? 0;
           void (async () => {
             await controller().jobStarted(workerId, job.id, job.epoch);
-            await controller().jobFinished(workerId, job.id, job.epoch, { outcome: 'EXITED', exitCode: 0, signal: '', durationMs: 1, errorMessage: '' });
+            await controller().jobFinished(workerId, job.id, job.epoch, { outcome: 'EXITED', exitCode, signal: '', durationMs: 1, errorMessage: '' });
           })();
         },
         cancelJob() {},
@@ -49,6 +55,33 @@ function oneWorkerProvider(controller: () => JobController): Provider {
   };
 }
 
+async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver) {
+  const store = new InDoubtStore(state);
+  let controller!: JobController;
+  controller = new JobController({
+    store,
+    providers: [oneWorkerProvider(() => controller, exitCodes)],
+    clock: systemClock,
+    logger: silentLogger,
+    config: resolveEngineConfig({ retryBackoffMs: 10 }),
+    serverAddress: () => '127.0.0.1:1',
+    ...(observer ? { observer } : {}),
+  });
+  await controller.start();
+  return { store, controller };
+}
+
+async function events(store: MemoryStore, jobId: string, eventType: string) {
+  return (await store.listAudit(jobId)).filter((event) => event.eventType === eventType);
+}
+
+async function succeeded(store: MemoryStore, ...ids: string[]): Promise<Job[]> {
+  return until(async () => {
+    const jobs = await Promise.all(ids.map((id) => store.getJob(id)));
+    return jobs.every((job) => job?.state === 'SUCCEEDED') ? (jobs as Job[]) : undefined;
+  });
+}
+
 async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -59,31 +92,63 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000)
   }
 }
 
-describe('a result whose store write is in doubt (committed, then the connection broke)', () => {
-  it('is recognised on retry: recorded once, and the worker is free for the next job', async () => {
-    const store = new InDoubtStore();
-    let controller!: JobController;
-    controller = new JobController({
-      store,
-      providers: [oneWorkerProvider(() => controller)],
-      clock: systemClock,
-      logger: silentLogger,
-      config: resolveEngineConfig({}),
-      serverAddress: () => '127.0.0.1:1',
-    });
-    await controller.start();
+describe('a job write whose commit is in doubt (committed, then the connection broke)', () => {
+  it('a result is recognised on retry: recorded once, and the worker is free for the next job', async () => {
+    const { store, controller } = await platform('SUCCEEDED');
     try {
       const first = await controller.queue({ name: 'first', command: 'true' });
       const second = await controller.queue({ name: 'second', command: 'true' });
-      const done = await until(async () => {
-        const jobs = await Promise.all([store.getJob(first.id), store.getJob(second.id)]);
-        return jobs.every((job) => job?.state === 'SUCCEEDED') ? (jobs as Job[]) : undefined;
-      });
+      const done = await succeeded(store, first.id, second.id);
       expect(store.inDoubt).toBe(1);
       // One worker of capacity 1 ran both: its slot was freed after the in-doubt write.
       expect(done[0]!.workerId).toBe(done[1]!.workerId);
-      const finished = (await store.listAudit(first.id)).filter((event) => event.eventType === 'job.finished');
-      expect(finished).toHaveLength(1);
+      expect(await events(store, first.id, 'job.finished')).toHaveLength(1);
+    } finally {
+      await controller.stop();
+    }
+  }, 20_000);
+
+  it('an assignment is recognised: the worker is sent the job and holds its slot for it', async () => {
+    const { store, controller } = await platform('ASSIGNED');
+    try {
+      const first = await controller.queue({ name: 'first', command: 'true' });
+      const second = await controller.queue({ name: 'second', command: 'true' });
+      const done = await succeeded(store, first.id, second.id);
+      expect(store.inDoubt).toBe(1);
+      expect(done[0]!.workerId).toBe(done[1]!.workerId);
+      expect(await events(store, first.id, 'job.assigned')).toHaveLength(1);
+      const [worker] = await store.listWorkers();
+      expect(worker!.runningJobIds).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  }, 20_000);
+
+  it('a re-queue for a retried exit code is recognised: the worker slot is freed and the job runs again', async () => {
+    const { store, controller } = await platform('QUEUED', [3]);
+    try {
+      const job = await controller.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
+      const second = await controller.queue({ name: 'second', command: 'true' });
+      const [done] = await succeeded(store, job.id, second.id);
+      expect(store.inDoubt).toBe(1);
+      expect(done!.attempt).toBe(2);
+      expect(await events(store, job.id, 'job.requeued')).toHaveLength(1);
+      const [worker] = await store.listWorkers();
+      expect(worker!.runningJobIds).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  }, 20_000);
+
+  it('a start is recognised as this report, not taken for a resend: recorded once and observed', async () => {
+    const started: string[] = [];
+    const { store, controller } = await platform('RUNNING', [], { jobStarted: (job) => started.push(job.id) });
+    try {
+      const job = await controller.queue({ name: 'started', command: 'true' });
+      await succeeded(store, job.id);
+      expect(store.inDoubt).toBe(1);
+      expect(await events(store, job.id, 'job.started')).toHaveLength(1);
+      expect(started).toEqual([job.id]);
     } finally {
       await controller.stop();
     }

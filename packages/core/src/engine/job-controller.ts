@@ -21,6 +21,8 @@ import type { Registration, WorkerChannel } from './worker-channel';
 import { WorkerRegistry } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
+/** The timestamps a job write takes from the clock, by which the engine recognises its own in-doubt write. */
+type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
@@ -301,12 +303,14 @@ export class JobController {
 
   /** Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report is refused. */
   async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
-    const job = await this.store.updateJob(
-      jobId,
-      { states: ['ASSIGNED'], epoch },
-      { state: 'RUNNING', startedAt: this.now() },
-      this.event('job.started', jobId, { workerId, epoch }),
-    );
+    const startedAt = this.now();
+    const job =
+      (await this.store.updateJob(
+        jobId,
+        { states: ['ASSIGNED'], epoch },
+        { state: 'RUNNING', startedAt },
+        this.event('job.started', jobId, { workerId, epoch }),
+      )) ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);
       if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
@@ -402,7 +406,7 @@ export class JobController {
           patch,
           this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
         )) ??
-        (await this.landedInDoubt(jobId, workerId, epoch, patch));
+        (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
       if (!job || job.workerId !== workerId) {
         await this.fenced(workerId, jobId, epoch, 'result');
         return true;
@@ -575,12 +579,14 @@ export class JobController {
     const [job, worker] = await Promise.all([this.store.getJob(jobId), this.store.getWorker(workerId)]);
     const channel = this.channels.get(workerId);
     if (!job || !worker || !channel) return;
-    const assigned = await this.store.updateJob(
-      jobId,
-      { states: ['QUEUED'], epoch: job.epoch },
-      { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt: this.now(), notBefore: undefined },
-      this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }),
-    );
+    const assignedAt = this.now();
+    const assigned =
+      (await this.store.updateJob(
+        jobId,
+        { states: ['QUEUED'], epoch: job.epoch },
+        { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt, notBefore: undefined },
+        this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }),
+      )) ?? (await this.landedInDoubt(jobId, { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt }, 'assignedAt'));
     if (!assigned) return;
     const running = [...worker.runningJobIds, jobId];
     await this.store.updateWorker(workerId, {}, {
@@ -710,16 +716,18 @@ export class JobController {
   private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
     const notBefore = this.now() + delayMs;
-    const requeued = await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
-      state: 'QUEUED',
-      attempt: job.attempt + 1,
-      workerId: undefined,
-      assignedAt: undefined,
-      startedAt: undefined,
-      errorMessage: message,
-      notBefore,
-      ...extra,
-    }, this.event('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs }));
+    const requeued =
+      (await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
+        state: 'QUEUED',
+        attempt: job.attempt + 1,
+        workerId: undefined,
+        assignedAt: undefined,
+        startedAt: undefined,
+        errorMessage: message,
+        notBefore,
+        ...extra,
+      }, this.event('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs }))) ??
+      (await this.landedInDoubt(job.id, { state: 'QUEUED', workerId: undefined, epoch: job.epoch, attempt: job.attempt + 1, notBefore }, 'notBefore'));
     if (!requeued) return false;
     this.wakeAt(notBefore);
     this.notifier.notify(job.id);
@@ -744,12 +752,15 @@ export class JobController {
     failureReason: FailureReason | undefined,
     errorMessage: string,
   ): Promise<Job | undefined> {
-    const done = await this.store.updateJob(job.id, { states: [job.state], epoch: job.epoch }, {
-      state,
-      completedAt: this.now(),
-      errorMessage,
-      ...(failureReason ? { failureReason } : {}),
-    }, this.event(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage }));
+    const completedAt = this.now();
+    const done =
+      (await this.store.updateJob(job.id, { states: [job.state], epoch: job.epoch }, {
+        state,
+        completedAt,
+        errorMessage,
+        ...(failureReason ? { failureReason } : {}),
+      }, this.event(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage }))) ??
+      (await this.landedInDoubt(job.id, { state, workerId: job.workerId, epoch: job.epoch, completedAt }, 'completedAt'));
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     this.options.observer?.jobFinished?.(done);
@@ -759,18 +770,31 @@ export class JobController {
 
   /**
    * A compare-and-set whose connection broke after the store committed it is retried (see `withStoreRetry`)
-   * and then no longer matches. Recognises that write as ours (same worker, lease, state and completion time,
-   * which a resent report would not have) so that what follows it (audit, freeing the worker's slot) still runs.
+   * and then no longer matches. Called when a job write did not match, it recognises that write as ours when
+   * the stored job has the state, worker, lease epoch (and attempt, if given) the write set plus the timestamp
+   * `stamp` this very call took from the clock (assignedAt, startedAt, notBefore or completedAt), which no other
+   * write (a resent report, another engine's) carries. What follows the write (the worker's runJob, freeing its
+   * slot, observer calls) then still runs; the audit event was committed with the write itself.
+   *
+   * Recognition by content rather than a write token stored with each row: it needs no schema change, and every
+   * in-doubt write already sets a fresh timestamp. If something else changed the job between the commit and this
+   * read (another engine acting on it), the write is not recognised, as before.
    */
-  private async landedInDoubt(jobId: string, workerId: string, epoch: number, patch: Partial<Job>): Promise<Job | undefined> {
+  private async landedInDoubt(
+    jobId: string,
+    expected: Pick<Job, 'state' | 'epoch'> & Partial<Pick<Job, 'workerId' | 'attempt' | InDoubtStamp>>,
+    stamp: InDoubtStamp,
+  ): Promise<Job | undefined> {
+    const ownStamp = expected[stamp];
+    if (ownStamp === undefined) return undefined;
     const job = await this.store.getJob(jobId);
     const ours =
       job !== undefined &&
-      job.workerId === workerId &&
-      job.epoch === epoch &&
-      job.state === patch.state &&
-      job.completedAt !== undefined &&
-      job.completedAt === patch.completedAt;
+      job.state === expected.state &&
+      job.epoch === expected.epoch &&
+      job.workerId === expected.workerId &&
+      (expected.attempt === undefined || job.attempt === expected.attempt) &&
+      job[stamp] === ownStamp;
     return ours ? job : undefined;
   }
 

@@ -47,9 +47,12 @@ function isUnavailable(error: unknown): boolean {
  * however many calls wait meanwhile. Other errors (`CONFLICT`, `INVALID_ARGUMENT`, `CLOSED`) pass through.
  *
  * A call whose connection broke after the database committed it is in doubt: its retry may find the work
- * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed); a compare-and-set
- * update does not match again (the engine recognises its own job result by its completion time); an
- * `appendLogs` retried that way may store its batch twice.
+ * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed). A compare-and-set
+ * `updateJob` does not match again: the engine then re-reads the job and recognises its own assignment,
+ * start, re-queue and result (or failure/cancellation) by the state, worker, lease epoch and the timestamp
+ * that write set (`assignedAt`, `startedAt`, `notBefore`, `completedAt`), and carries on as if it had
+ * matched; other writes (worker rows, tokens) are not recognised. An `appendLogs` retried that way may store
+ * its batch twice, so the engine appends log lines through the unwrapped store.
  */
 export function withStoreRetry(store: Store, options: StoreRetryOptions): Store {
   const minDelayMs = options.minDelayMs ?? 100;
