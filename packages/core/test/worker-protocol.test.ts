@@ -1,6 +1,6 @@
 import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPlatform, MemoryStore, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
+import { createPlatform, MemoryStore, type AuditEvent, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
@@ -108,7 +108,7 @@ describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
 
-  async function start(options: { heartbeatTimeoutMs?: number; store?: Store } = {}) {
+  async function start(options: { heartbeatTimeoutMs?: number; store?: Store; logger?: Logger } = {}) {
     const provider = new HandOverProvider();
     platform = await createPlatform({ providers: [provider], ...options });
     return { platform, provider };
@@ -366,6 +366,27 @@ describe('worker protocol over real gRPC', () => {
     expect(await first.ack((ack) => ack.finished)).toMatchObject({ logSeq: 3 });
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED' });
     expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b', '3:c']);
+    first.close();
+  });
+
+  it('logs a warning naming the job when a report cannot be recorded, and acknowledges nothing', async () => {
+    class BrokenStartStore extends MemoryStore {
+      override async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent) {
+        if (patch.state === 'RUNNING') throw new Error('disk full');
+        return super.updateJob(id, guard, patch, audit);
+      }
+    }
+    const warnings: { object: Record<string, unknown>; message: string }[] = [];
+    const logger: Logger = { debug() {}, info() {}, warn: (object, message) => warnings.push({ object, message }), error() {} };
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000, store: new BrokenStartStore(), logger });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    first.send(logBatch(job.id, epoch, 1, ['a'], true));
+    const deadline = Date.now() + 4_000;
+    while (!warnings.some((w) => w.object.jobId === job.id) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const warning = warnings.find((w) => w.object.jobId === job.id);
+    expect(warning?.message).toContain(`job ${job.id}: disk full`);
+    expect(first.acked()).toEqual([]);
     first.close();
   });
 

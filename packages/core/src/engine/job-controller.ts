@@ -137,6 +137,11 @@ export class JobController {
     }
   }
 
+  /** Where the engine logs (the `logger` option); the gRPC services log through it too. */
+  get logger(): Logger {
+    return this.options.logger;
+  }
+
   /** Whether `drain()` was called: the engine accepts no new job. */
   get isDraining(): boolean {
     return this.draining;

@@ -125,12 +125,24 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     }
   };
 
+  // A report the store could not record even after its retries: not acknowledged (the worker sends it again),
+  // and logged so that an operator sees the job it concerns.
+  const unhandled = (message: wire.WorkerMessage, error: unknown) => {
+    const payload = message.payload;
+    const jobId =
+      payload?.$case === 'logBatch' ? payload.value.jobId : payload?.$case === 'jobFinished' ? payload.value.jobId : undefined;
+    if (jobId === undefined) return;
+    controller.logger.warn(
+      { err: error, workerId, jobId, report: payload!.$case },
+      `could not record the ${payload!.$case} report of job ${jobId}: ${(error as Error).message}`,
+    );
+  };
   call.on('data', (message: wire.WorkerMessage) => {
     pending += 1;
     if (pending > MAX_PENDING_MESSAGES) call.pause();
     tail = tail
       .then(() => handle(message))
-      .catch(() => undefined)
+      .catch((error: unknown) => unhandled(message, error))
       .finally(() => {
         pending -= 1;
         handledSinceAck += 1;
