@@ -348,13 +348,16 @@ export class JobController {
 
   private async appendPackedLogs(workerId: string, jobId: string, epoch: number, batch: NewLogLineBatch, firstSeq?: number): Promise<number | undefined> {
     const count = logLineBatchCount(batch);
-    const job = await this.store.getJob(jobId);
-    if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
-      await this.fenced(workerId, jobId, epoch, 'logs');
-      return (firstSeq ?? 1) + count - 1;
-    }
     return this.logAppends.run(jobId, async () => {
       const stored = await this.store.appendLogs(jobId, []);
+      // The lease is checked here, after any wait in this queue or on store retries, right before the append:
+      // a batch of a run whose job was re-queued meanwhile must not land among (or before) the next attempt's
+      // lines, whose first seq the next assignment reads from the store.
+      const job = await this.store.getJob(jobId);
+      if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
+        await this.fenced(workerId, jobId, epoch, 'logs');
+        return (firstSeq ?? 1) + count - 1;
+      }
       const first = firstSeq ?? stored + 1;
       const last = first + count - 1;
       if (last <= stored) return stored;
