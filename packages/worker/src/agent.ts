@@ -86,11 +86,12 @@ export interface WorkerHandle {
 type State = 'connecting' | 'ready' | 'draining' | 'closing' | 'lost' | 'closed';
 type Payload = NonNullable<WorkerMessage['payload']>;
 
-/** A log batch or a result, kept until the server acknowledges it. */
+/** Identifies one run of a job (its lease epoch): the server orders and acknowledges reports per run. */
 function runKey(jobId: string, epoch: number): string {
   return `${jobId}/${epoch}`;
 }
 
+/** A log batch or a result, kept until the server acknowledges it. */
 interface Unacked {
   payload: Payload;
   jobId: string;
