@@ -34,5 +34,5 @@ export function addConnectionOptions(command: Command): Command {
   return command
     .option('--server <address>', SERVER_HELP)
     .option('--tls-ca <file>', 'connect over TLS, trusting this CA certificate (PEM file; default: $HODEI_TLS_CA)')
-    .option('--auth-token <token>', "the server's client auth token (default: $HODEI_AUTH_TOKEN)");
+    .option('--auth-token <token>', "the server's client auth token (default: $HODEI_AUTH_TOKEN, which keeps it out of `ps`)");
 }

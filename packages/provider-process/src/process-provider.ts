@@ -20,11 +20,22 @@ interface WorkerProcess {
   lastError: string;
 }
 
+/** Variables of this process that workers (and so jobs) must not inherit: the server's own secrets. */
+const SERVER_SECRETS = ['HODEI_AUTH_TOKEN', 'HODEI_DATABASE_URL', 'DATABASE_URL'];
+
+/** This process's environment less {@link SERVER_SECRETS}. */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of SERVER_SECRETS) delete env[name];
+  return env;
+}
+
 /**
  * Runs each worker as a child process of this one: the quickest way to get workers, for tests and
  * development. Each worker gets `HODEI_SERVER_ADDRESS`, `HODEI_OTP_TOKEN` and `HODEI_WORKER_ID`, and
  * `HODEI_TLS_CA` (the CA's PEM) when the server speaks TLS; it inherits this process's environment minus
- * `HODEI_AUTH_TOKEN`.
+ * the server's secrets `HODEI_AUTH_TOKEN`, `HODEI_DATABASE_URL` and `DATABASE_URL` (the database URL may
+ * still be given to workers on purpose through the `env` option).
  *
  * @example
  * const hodei = await createPlatform({ providers: [new ProcessProvider({ maxWorkers: 4 })] });
@@ -62,14 +73,14 @@ export class ProcessProvider implements Provider {
   async createWorker(request: CreateWorkerRequest): Promise<void> {
     const [program, ...args] = this.options.workerCommand;
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...inheritedEnv(),
       ...this.options.env,
       HODEI_SERVER_ADDRESS: request.serverAddress,
       HODEI_OTP_TOKEN: request.otp,
       HODEI_WORKER_ID: request.workerId,
       HODEI_WORKER_CAPACITY: String(this.options.workerCapacity),
     };
-    // The server decides TLS; and the client API's token (inherited from this process) is not the jobs' business.
+    // The server decides TLS; and the client API's token is never the jobs' business, not even through `env`.
     if (request.tlsCa) env.HODEI_TLS_CA = request.tlsCa;
     else delete env.HODEI_TLS_CA;
     delete env.HODEI_AUTH_TOKEN;

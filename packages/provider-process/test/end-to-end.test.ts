@@ -46,6 +46,28 @@ describe('embedded platform with the process provider', () => {
     expect(stdout.slice(1)).toEqual(['hello world', 'token=none']);
   });
 
+  it("does not pass the server's secrets (auth token, database URL) to workers and jobs, but the rest of its environment", async () => {
+    const secrets = { HODEI_AUTH_TOKEN: 'server-token', HODEI_DATABASE_URL: 'postgres://u:secret@127.0.0.1/db', DATABASE_URL: 'postgres://u:secret@127.0.0.1/db2' };
+    const saved = Object.fromEntries(Object.keys(secrets).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, secrets, { HODEI_TEST_INHERITED: 'inherited' });
+    // A fresh provider: its workers start now, with this environment.
+    const fresh = await createPlatform({ providers: [new ProcessProvider({ maxWorkers: 1, stopGraceMs: 2_000 })] });
+    try {
+      const job = await fresh.client.queue({
+        name: 'secrets',
+        command: 'echo "${HODEI_AUTH_TOKEN:-none} ${HODEI_DATABASE_URL:-none} ${DATABASE_URL:-none} ${HODEI_TEST_INHERITED:-none}"',
+      });
+      expect(textOf(await collectLogs(fresh.client, job.id), 'stdout')).toEqual(['none none none inherited']);
+    } finally {
+      await fresh.close();
+      delete process.env.HODEI_TEST_INHERITED;
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('propagates the exit code and keeps stdout and stderr apart', async () => {
     const job = await platform.client.queue({ name: 'exit', command: 'echo out; echo err >&2; exit 7' });
     const lines = await collectLogs(platform.client, job.id);

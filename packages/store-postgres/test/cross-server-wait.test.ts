@@ -1,9 +1,8 @@
-import { createPlatform, type Job, type Platform } from '@hodei/core';
+import type { Job, Platform } from '@hodei/core';
 import { makeTestJob } from '@hodei/core/testing';
-import { ProcessProvider } from '@hodei/provider-process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedChannel, createPostgresStore, type PostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { startTwoServers, type TwoServers } from './two-servers';
 
 /** Rejects when `promise` does not settle within `ms`: the test fails instead of hanging. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -15,32 +14,23 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe('wait() through one server on a job another server runs (one database)', () => {
-  let db: TestDatabase;
+  let servers: TwoServers;
   let storeA: PostgresStore;
-  let storeB: PostgresStore;
-  let providerA: ProcessProvider;
-  let providerB: ProcessProvider;
   let a: Platform;
   let b: Platform;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    storeA = createPostgresStore({ connectionString: db.url }, { poolSize: 4 });
-    storeB = createPostgresStore({ connectionString: db.url }, { poolSize: 4 });
-    await Promise.all([storeA.migrate(), storeB.migrate()]);
     // Server A cannot run jobs labelled site=b: only B's workers take them.
-    providerA = new ProcessProvider({ maxWorkers: 1, labels: { site: 'a' } });
-    providerB = new ProcessProvider({ maxWorkers: 1, labels: { site: 'b' } });
-    a = await createPlatform({ store: storeA, providers: [providerA] });
-    b = await createPlatform({ store: storeB, providers: [providerB] });
+    servers = await startTwoServers({
+      store: { poolSize: 4 },
+      providerA: { maxWorkers: 1, labels: { site: 'a' } },
+      providerB: { maxWorkers: 1, labels: { site: 'b' } },
+    });
+    ({ storeA, a, b } = servers);
   });
 
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    await storeA?.close();
-    await storeB?.close();
-    await db?.drop();
+    await servers?.close();
   });
 
   it('a client of server A waiting on a job server B runs learns each state change and the end', async () => {
@@ -69,7 +59,7 @@ describe('wait() through one server on a job another server runs (one database)'
   it('uses a hashed channel name for a schema too long for a plain one, matching the trigger', async () => {
     const schema = `s_${'x'.repeat(50)}`;
     expect(changedChannel(schema)).toMatch(/^hodei_job_changed_[0-9a-f]{32}$/);
-    const store = createPostgresStore({ connectionString: db.url }, { schema, poolSize: 2 });
+    const store = createPostgresStore({ connectionString: servers.db.url }, { schema, poolSize: 2 });
     try {
       const heard: string[] = [];
       const off = store.onJobChanged((jobId) => jobId && heard.push(jobId));

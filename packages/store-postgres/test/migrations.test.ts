@@ -61,7 +61,7 @@ describe('migrations', () => {
   it('does not migrate when autoMigrate is off until asked', async () => {
     const store = createPostgresStore({ connectionString: database.url }, { schema: 'manual', autoMigrate: false });
     try {
-      await expect(store.getJob('x')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('getJob') });
+      await expect(store.getJob('x')).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('getJob') });
       expect((await store.migrate()).applied).toEqual(MIGRATIONS.map((m) => m.version));
       expect(await store.getJob('x')).toBeUndefined();
     } finally {

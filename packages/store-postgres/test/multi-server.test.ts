@@ -6,49 +6,32 @@ import { ProcessProvider } from '@hodei/provider-process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, type PostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, until, type TestDatabase } from './helpers';
+import { startTwoServers, type TwoServers } from './two-servers';
 
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
 
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('two servers on one database', () => {
-  let db: TestDatabase;
+  let servers: TwoServers;
   let storeA: PostgresStore;
   let storeB: PostgresStore;
-  let providerA: ProcessProvider;
-  let providerB: ProcessProvider;
   let a: Platform;
   let b: Platform;
   let dir: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
     dir = mkdtempSync(join(tmpdir(), 'hodei-multi-'));
-    storeA = createPostgresStore({ connectionString: db.url }, { poolSize: 5, listenHealthCheckMs: 500 });
-    storeB = createPostgresStore({ connectionString: db.url }, { poolSize: 5, listenHealthCheckMs: 500 });
-    await Promise.all([storeA.migrate(), storeB.migrate()]);
-    providerA = new ProcessProvider({ maxWorkers: 2, stopGraceMs: 2_000 });
-    providerB = new ProcessProvider({ maxWorkers: 2, stopGraceMs: 2_000 });
-    a = await createPlatform({ store: storeA, providers: [providerA] });
-    b = await createPlatform({ store: storeB, providers: [providerB] });
+    servers = await startTwoServers({
+      store: { poolSize: 5, listenHealthCheckMs: 500 },
+      providerA: { maxWorkers: 2, stopGraceMs: 2_000 },
+      providerB: { maxWorkers: 2, stopGraceMs: 2_000 },
+    });
+    ({ storeA, storeB, a, b } = servers);
   });
 
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    expect([...(providerA?.pids ?? []), ...(providerB?.pids ?? [])]).toEqual([]);
-    await storeA?.close();
-    await storeB?.close();
-    await db?.drop();
+    await servers?.close();
+    expect([...(servers?.providerA.pids ?? []), ...(servers?.providerB.pids ?? [])]).toEqual([]);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -135,12 +118,11 @@ describe('wake-ups between servers (LISTEN/NOTIFY)', () => {
     await db?.drop();
   });
 
-  it('a job queued through A is picked up promptly by B, which alone has capacity', async () => {
+  it('a job queued through A wakes B (NOTIFY), which alone has capacity and runs it', async () => {
     let heardByB = 0;
     const off = storeB.onJobQueued(() => (heardByB += 1));
     try {
       const [bWorker] = await storeB.listWorkers({ states: ['READY', 'BUSY'] });
-      const latencies: number[] = [];
       for (let index = 0; index < 5; index += 1) {
         const before = heardByB;
         const queued = await a.client.queue({ name: `wake-${index}`, command: 'true', labels: { pool: 'b' } });
@@ -148,10 +130,7 @@ describe('wake-ups between servers (LISTEN/NOTIFY)', () => {
         expect(done.state).toBe('SUCCEEDED');
         expect(done.workerId).toBe(bWorker!.id);
         expect(heardByB).toBeGreaterThan(before);
-        latencies.push(done.assignedAt! - done.createdAt);
       }
-      // The periodic tick is 1 s: with wake-ups every job is assigned well before it.
-      expect(Math.max(...latencies)).toBeLessThan(500);
     } finally {
       off();
     }

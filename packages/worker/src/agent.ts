@@ -86,6 +86,11 @@ export interface WorkerHandle {
 type State = 'connecting' | 'ready' | 'draining' | 'closing' | 'lost' | 'closed';
 type Payload = NonNullable<WorkerMessage['payload']>;
 
+/** Identifies one run of a job (its lease epoch): the server orders and acknowledges reports per run. */
+function runKey(jobId: string, epoch: number): string {
+  return `${jobId}/${epoch}`;
+}
+
 /** A log batch or a result, kept until the server acknowledges it. */
 interface Unacked {
   payload: Payload;
@@ -118,6 +123,11 @@ class WorkerAgent implements WorkerHandle {
   /** When an ack last arrived (or the first report since the last ack was made). */
   private lastAckProgress = 0;
   private resendTimer: NodeJS.Timeout | undefined;
+  /**
+   * Runs (`jobId/epoch`) whose reports are being resent after a stall: each ack of such a run sends its next
+   * unacknowledged report, since the server refuses a batch (or result) until the lines before it are stored.
+   */
+  private readonly recovering = new Set<string>();
   private reconnectAttempts = 0;
   private reconnectDeadline: number | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -388,22 +398,47 @@ class WorkerAgent implements WorkerHandle {
     });
     if (this.unacked.length === before) return;
     this.lastAckProgress = Date.now();
+    const run = runKey(ack.jobId, ack.epoch);
+    if (this.recovering.has(run)) {
+      const next = this.unacked.find((entry) => runKey(entry.jobId, entry.epoch) === run);
+      if (next && this.connected) this.call!.write({ payload: next.payload });
+      else this.recovering.delete(run);
+    }
     if (this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES)) this.releaseDrainWaiters();
     if (this.state === 'draining' && this.jobs.size === 0) this.closeWhenAcked();
   }
 
-  /** Writes every unacknowledged report again, in order; the server skips lines and results it already has. */
+  /**
+   * Writes every unacknowledged report again, in order, on a new stream (after Registered): the server skips
+   * lines and results it already has. One copy at most, so memory stays bounded by `maxUnackedBytes`.
+   */
   private resendUnacked(): void {
     if (!this.connected) return;
+    this.recovering.clear();
     for (const entry of this.unacked) this.call!.write({ payload: entry.payload });
   }
 
-  /** No ack for `ackTimeoutMs` while reports wait (the store refused them, or they were lost): send them again. */
+  /**
+   * No ack for `ackTimeoutMs` while reports wait (the store refused them, or they were lost): send each run's
+   * oldest unacknowledged report again, the only one the server can store before the gap is filled; the rest
+   * follow one by one as acks arrive (see {@link onAck}). Nothing is resent while earlier writes still wait in
+   * the stream (the server is not reading): copies would pile up in memory and delay the heartbeats.
+   */
   private resendIfStalled(ackTimeoutMs: number): void {
     if (this.unacked.length === 0 || !this.connected || Date.now() - this.lastAckProgress < ackTimeoutMs) return;
-    this.log(`no acknowledgement for ${ackTimeoutMs} ms; resending ${this.unacked.length} report(s)`);
     this.lastAckProgress = Date.now();
-    this.resendUnacked();
+    const call = this.call!;
+    if (call.writableNeedDrain || call.writableLength > 0) return;
+    const oldest = new Map<string, Unacked>();
+    for (const entry of this.unacked) {
+      const run = runKey(entry.jobId, entry.epoch);
+      if (!oldest.has(run)) oldest.set(run, entry);
+    }
+    this.log(`no acknowledgement for ${ackTimeoutMs} ms; resending the oldest unacknowledged report of ${oldest.size} run(s)`);
+    for (const [run, entry] of oldest) {
+      this.recovering.add(run);
+      call.write({ payload: entry.payload });
+    }
   }
 
   private sendHeartbeat(): void {

@@ -195,15 +195,28 @@ describe('worker agent', () => {
     expect(last.all('jobFinished')).toEqual([]);
   });
 
-  it('sends unacknowledged reports again on the same stream when no ack comes (the server could not store them)', async () => {
-    const { connection } = await setup(undefined, {}, { ackTimeoutMs: 200 });
+  it('when no ack comes, resends only each run\'s oldest unacknowledged report, and the rest one by one as acks arrive', async () => {
+    const { connection } = await setup(undefined, {}, { ackTimeoutMs: 100 });
     connection.autoAck = false;
-    runJob(connection, 'job-n', spec({ command: 'echo only' }));
-    await connection.until(() => connection.all('jobFinished').length >= 2, 5_000, 'the result sent twice');
-    expect(logLines.join('\n')).toMatch(/no acknowledgement for 200 ms; resending/);
-    connection.ack(connection.messages.find((message) => message.payload?.$case === 'jobFinished')!);
+    runJob(connection, 'job-n', spec({ command: 'seq 1 30000' }));
+    await connection.until(() => finished(connection, 'job-n') !== undefined, 10_000, 'JobFinished');
+    const batches = () => connection.all('logBatch').filter((batch) => batch.jobId === 'job-n');
+    const copies = (firstSeq: number) => batches().filter((batch) => batch.lines!.firstSeq === firstSeq).length;
+    const firstSeqs = [...new Set(batches().map((batch) => batch.lines!.firstSeq))];
+    expect(firstSeqs.length).toBeGreaterThan(1);
+    // The server stays silent for several ack timeouts: only the oldest batch is sent again, each time.
+    await connection.until(() => copies(firstSeqs[0]!) >= 4, 10_000, 'the oldest batch resent 3 times');
+    expect(logLines.join('\n')).toMatch(/no acknowledgement for 100 ms; resending the oldest unacknowledged report of 1 run/);
+    for (const firstSeq of firstSeqs.slice(1)) expect(copies(firstSeq)).toBe(1);
+    expect(connection.all('jobFinished')).toHaveLength(1);
+    // The server recovers: acking the oldest brings the next, and so on up to the result.
+    connection.autoAck = true;
+    connection.ack(connection.messages.find((message) => message.payload?.$case === 'logBatch' && message.payload.value.jobId === 'job-n')!);
+    await connection.until(() => connection.all('jobFinished').length >= 2, 10_000, 'the result sent again after its lines');
+    for (const firstSeq of firstSeqs.slice(1)) expect(copies(firstSeq)).toBe(2);
+    // Everything acknowledged: nothing more is sent.
     const sent = connection.messages.length;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await new Promise((resolve) => setTimeout(resolve, 400));
     expect(connection.messages.slice(sent).filter((message) => message.payload?.$case !== 'heartbeat')).toEqual([]);
   });
 

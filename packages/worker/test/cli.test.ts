@@ -104,13 +104,12 @@ describe('hodei-worker bin', () => {
     stubborn.connection.send({ $case: 'runJob', value: { jobId: 's', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait" }) } });
     await stubborn.connection.until(() => stubborn.connection.logs('s').some((e) => /^\d+$/.test(e.text)), 5_000, 'the pid');
     const pids = [stubborn.connection.starts('s')[0]!.pid, ...stubborn.connection.logs('s').filter((e) => /^\d+$/.test(e.text)).map((e) => Number(e.text))];
-    const started = Date.now();
     for (let i = 0; i < 3; i++) {
       stubborn.child.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    // Exit code 1, not the 0 of a cancel that waited out the kill grace and drained: the third signal aborted.
     expect(await stubborn.exit).toBe(1);
-    expect(Date.now() - started).toBeLessThan(3_000); // well before the 5 s grace
     expect(await survivors(pids)).toEqual([]);
   });
 

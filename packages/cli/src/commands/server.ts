@@ -148,7 +148,7 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--tls-cert <file>', 'serve TLS with this certificate (PEM; its subjectAltName must match the address workers and clients dial)')
     .option('--tls-key <file>', "with --tls-cert: the certificate's private key (PEM)")
     .option('--tls-ca <file>', 'with --tls-cert: the CA certificate workers are told to trust (default: the certificate itself, if self-signed)')
-    .option('--auth-token <token>', 'require this bearer token from clients of the job API (default: $HODEI_AUTH_TOKEN; workers use their own tokens)')
+    .option('--auth-token <token>', 'require this bearer token from clients of the job API (default: $HODEI_AUTH_TOKEN, which keeps it out of `ps`; workers use their own tokens)')
     .option('--retention <duration>', "keep finished jobs and their log lines this long, then delete them ('off' keeps them)", '7d')
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a free port)')
     .option('--log-level <level>', `engine log level on stderr: ${LOG_LEVELS.join(', ')} (JSON lines unless stderr is a terminal)`, 'warn')

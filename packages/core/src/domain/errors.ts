@@ -8,6 +8,8 @@ export type HodeiErrorCode =
   | 'UNAUTHENTICATED'
   | 'CONFLICT'
   | 'UNAVAILABLE'
+  /** A transaction lost a race with another (serialization failure, deadlock): trying it again may succeed. */
+  | 'ABORTED'
   | 'PROVIDER_FAILED'
   | 'CLOSED'
   /** The server is draining (stopping): it accepts no new jobs; retry against another server or later. */

@@ -68,6 +68,27 @@ describe('withStoreRetry', () => {
     await expect(retrying.insertJob(job)).rejects.toMatchObject({ code: 'CONFLICT' });
   });
 
+  it('retries an ABORTED call (serialization failure, deadlock) without logging an outage; passes INTERNAL through', async () => {
+    const inner = new MemoryStore();
+    let calls = 0;
+    const racing: Store = Object.assign(Object.create(inner) as Store, {
+      async getJob(id: string) {
+        calls += 1;
+        if (calls <= 2) throw new HodeiError('ABORTED', 'postgres store: getJob: deadlock detected');
+        return inner.getJob(id);
+      },
+      async listJobs() {
+        throw new HodeiError('INTERNAL', 'postgres store: listJobs failed: value too long');
+      },
+    });
+    const logger = recordingLogger();
+    const retrying = withStoreRetry(racing, { logger, minDelayMs: 1 });
+    await expect(retrying.getJob('job_x')).resolves.toBeUndefined();
+    expect(calls).toBe(3);
+    await expect(retrying.listJobs({})).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(logger.lines).toEqual([]);
+  });
+
   it('takes a CONFLICT on the retry of an insert whose first attempt lost its connection as success', async () => {
     const inner = new MemoryStore();
     let calls = 0;

@@ -40,11 +40,18 @@ function isUnavailable(error: unknown): boolean {
   return HodeiError.isInstance(error) && error.code === 'UNAVAILABLE';
 }
 
+/** A transaction that lost a race (serialization failure, deadlock): retried, but the store is not down. */
+function isAborted(error: unknown): boolean {
+  return HodeiError.isInstance(error) && error.code === 'ABORTED';
+}
+
 /**
  * Wraps a store so that a call failing with `UNAVAILABLE` (connection refused or lost, timeout) is retried
  * with exponential backoff (100 ms doubling to 2 s) for up to a minute instead of failing the engine's work.
  * One `warn` line is logged when the store becomes unreachable and one `info` line when it answers again,
- * however many calls wait meanwhile. Other errors (`CONFLICT`, `INVALID_ARGUMENT`, `CLOSED`) pass through.
+ * however many calls wait meanwhile. A call failing with `ABORTED` (a serialization failure or deadlock) is
+ * retried the same way without those lines: the store is up. Other errors (`CONFLICT`, `INVALID_ARGUMENT`,
+ * `CLOSED`, `INTERNAL`) pass through.
  *
  * A call whose connection broke after the database committed it is in doubt: its retry may find the work
  * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed). A compare-and-set
@@ -78,12 +85,14 @@ export function withStoreRetry(store: Store, options: StoreRetryOptions): Store 
           if (failedBefore && name === 'insertJob' && HodeiError.isInstance(error) && error.code === 'CONFLICT') {
             return undefined; // the attempt that lost its connection had committed the row
           }
-          if (!isUnavailable(error)) throw error;
+          const aborted = isAborted(error);
+          if (!aborted && !isUnavailable(error)) throw error;
           if (Date.now() - started + delayMs > giveUpAfterMs) {
-            logger.error({ err: error, operation: name }, `store ${store.name} still unavailable after ${Date.now() - started} ms: giving up on ${name}`);
+            const why = aborted ? `${name} still aborted (${(error as Error).message})` : `store ${store.name} still unavailable`;
+            logger.error({ err: error, operation: name }, `${why} after ${Date.now() - started} ms: giving up on ${name}`);
             throw error;
           }
-          if (outageSince === undefined) {
+          if (!aborted && outageSince === undefined) {
             outageSince = Date.now();
             logger.warn(
               { err: error, operation: name },

@@ -8,6 +8,7 @@ const TO_STATUS: Record<HodeiErrorCode, status> = {
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   CONFLICT: status.ALREADY_EXISTS,
   UNAVAILABLE: status.UNAVAILABLE,
+  ABORTED: status.ABORTED,
   PROVIDER_FAILED: status.UNAVAILABLE,
   CLOSED: status.UNAVAILABLE,
   DRAINING: status.UNAVAILABLE,
@@ -22,6 +23,7 @@ const FROM_STATUS: Partial<Record<status, HodeiErrorCode>> = {
   [status.ALREADY_EXISTS]: 'CONFLICT',
   [status.UNAVAILABLE]: 'UNAVAILABLE',
   [status.DEADLINE_EXCEEDED]: 'UNAVAILABLE',
+  [status.ABORTED]: 'ABORTED',
 };
 
 /** Turns any thrown value into a gRPC error carrying the Hodei code and field in metadata. */
