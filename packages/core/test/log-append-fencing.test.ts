@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Job } from '../src/domain/job';
 import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
-import type { WorkerChannel } from '../src/engine/worker-channel';
 import { systemClock } from '../src/ports/clock';
 import { silentLogger } from '../src/ports/logger';
-import type { CreateWorkerRequest, Provider } from '../src/ports/provider';
 import type { NewLogLine } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
+import { inProcessWorkerProvider, type InProcessRun, until } from './in-process-worker';
 
 /** A store whose next count read (`appendLogs(jobId, [])`) waits until `release()`: a slow store or a retry. */
 class GatedStore extends MemoryStore {
@@ -31,46 +29,15 @@ class GatedStore extends MemoryStore {
   }
 }
 
-/** One in-process worker of capacity 1 that records the runs it is sent and does nothing by itself. */
-function recordingProvider(controller: () => JobController, runs: { workerId: string; job: Job; firstLogSeq: number }[]): Provider {
-  return {
-    specificationVersion: 'v1',
-    name: 'inproc',
-    capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
-    async createWorker({ workerId, otp }: CreateWorkerRequest) {
-      const channel: WorkerChannel = {
-        runJob: (job: Job, firstLogSeq: number) => void runs.push({ workerId, job, firstLogSeq }),
-        cancelJob() {},
-        drain() {},
-        close() {},
-      };
-      setImmediate(() => void controller().registerWorker({ workerId, otp, capacity: 1 }, channel).catch(() => undefined));
-    },
-    async destroyWorker() {},
-    onWorkerExit: () => () => undefined,
-    async close() {},
-  };
-}
-
-async function until<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 const line = (text: string): NewLogLine => ({ stream: 'stdout', text, timestamp: Date.now() });
 
 describe('a log batch that waited while its job was re-queued', () => {
   it('is refused when it reaches the store, and the next attempt keeps its first lines', async () => {
     const store = new GatedStore();
-    const runs: { workerId: string; job: Job; firstLogSeq: number }[] = [];
+    const runs: InProcessRun[] = [];
     const controller: JobController = new JobController({
       store,
-      providers: [recordingProvider(() => controller, runs)],
+      providers: [inProcessWorkerProvider(() => controller, (run) => void runs.push(run))],
       clock: systemClock,
       logger: silentLogger,
       config: resolveEngineConfig({ retryBackoffMs: 10 }),

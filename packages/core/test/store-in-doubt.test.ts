@@ -3,13 +3,13 @@ import { HodeiError } from '../src/domain/errors';
 import type { Job } from '../src/domain/job';
 import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
-import type { WorkerChannel } from '../src/engine/worker-channel';
 import { systemClock } from '../src/ports/clock';
 import type { EngineObserver } from '../src/ports/observer';
 import { silentLogger } from '../src/ports/logger';
-import type { CreateWorkerRequest, Provider } from '../src/ports/provider';
+import type { Provider } from '../src/ports/provider';
 import type { AuditEvent, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
+import { inProcessWorkerProvider, until } from './in-process-worker';
 
 /** The first job write that sets `state` commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
@@ -30,29 +30,13 @@ class InDoubtStore extends MemoryStore {
 /** One in-process worker of capacity 1 that runs each job at once and reports the next of `exitCodes` (then 0). */
 function oneWorkerProvider(controller: () => JobController, exitCodes: readonly number[] = []): Provider {
   let runs = 0;
-  return {
-    specificationVersion: 'v1',
-    name: 'inproc',
-    capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
-    async createWorker({ workerId, otp }: CreateWorkerRequest) {
-      const channel: WorkerChannel = {
-        runJob(job: Job) {
-          const exitCode = exitCodes[runs++] ?? 0;
-          void (async () => {
-            await controller().jobStarted(workerId, job.id, job.epoch);
-            await controller().jobFinished(workerId, job.id, job.epoch, { outcome: 'EXITED', exitCode, signal: '', durationMs: 1, errorMessage: '' });
-          })();
-        },
-        cancelJob() {},
-        drain() {},
-        close() {},
-      };
-      setImmediate(() => void controller().registerWorker({ workerId, otp, capacity: 1 }, channel).catch(() => undefined));
-    },
-    async destroyWorker() {},
-    onWorkerExit: () => () => undefined,
-    async close() {},
-  };
+  return inProcessWorkerProvider(controller, ({ workerId, job }) => {
+    const exitCode = exitCodes[runs++] ?? 0;
+    void (async () => {
+      await controller().jobStarted(workerId, job.id, job.epoch);
+      await controller().jobFinished(workerId, job.id, job.epoch, { outcome: 'EXITED', exitCode, signal: '', durationMs: 1, errorMessage: '' });
+    })();
+  });
 }
 
 async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver) {
@@ -80,16 +64,6 @@ async function succeeded(store: MemoryStore, ...ids: string[]): Promise<Job[]> {
     const jobs = await Promise.all(ids.map((id) => store.getJob(id)));
     return jobs.every((job) => job?.state === 'SUCCEEDED') ? (jobs as Job[]) : undefined;
   });
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('a job write whose commit is in doubt (committed, then the connection broke)', () => {
