@@ -11,7 +11,7 @@ import {
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, type PostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, type TestDatabase, until } from './helpers';
 
 /** A provider whose "workers" live in this process and talk to the controller directly. */
 function inProcessProvider(controller: () => JobController): Provider {
@@ -47,16 +47,6 @@ function inProcessProvider(controller: () => JobController): Provider {
     onWorkerExit: () => () => undefined,
     async close() {},
   };
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describe('the engine on PostgreSQL', () => {

@@ -369,10 +369,8 @@ export class JobController {
       const append = store.appendLogBatch
         ? store.appendLogBatch(jobId, lines)
         : store.appendLogs(jobId, unpackLogLineBatch(lines));
-      const appended = await append.catch((error: unknown) => {
-        this.options.logger.warn({ err: error, jobId }, 'could not store log lines; the worker sends them again');
-        throw error;
-      });
+      // A failure propagates: the worker service logs it (with the worker) and sends no ack.
+      const appended = await append;
       this.options.observer?.logLines?.(logLineBatchCount(lines), lines.text.length);
       this.notifier.notify(jobId);
       return appended;
