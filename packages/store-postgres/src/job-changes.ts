@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { HodeiError } from '@hodei/core';
 
 /**
- * The NOTIFY channel on which the `jobs_state_changed` trigger (migration 2) announces a job's state change,
+ * The NOTIFY channel on which the `jobs_state_changed` trigger (migrations 2 and 4) announces a job's state change,
  * with the job id as payload: `hodei_job_changed_<schema>`, or a hash of the schema past 63 bytes. Must
  * match the trigger function's own computation.
  */

@@ -1,3 +1,4 @@
+import { jobChangedChannelMigration } from './job-changed-channel';
 import { jobChangesMigration } from './job-changes';
 import { jobNotBeforeMigration } from './job-not-before';
 
@@ -101,4 +102,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   jobChangesMigration,
   jobNotBeforeMigration,
+  jobChangedChannelMigration,
 ];
