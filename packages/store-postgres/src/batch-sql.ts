@@ -102,11 +102,11 @@ export function shapeKey(shape: JobUpdateShape): string {
 
 /**
  * Compare-and-set on many jobs in one statement: each row updates the job with its id only when that job
- * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
- * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
- * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column, the four
- * audit arrays when `audit` (written to table `audit` from the updated rows, so only where the guard matched);
- * then the NOTIFY channel when `notify`.
+ * matches the row's own guard, and the updated jobs are returned, their {@link JOB_RETURNED_COLUMNS} only (a
+ * row whose guard did not match returns nothing). Ids must be distinct within one statement. Parameters, one
+ * array each: ids, guard states (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one
+ * per patched column, the four audit arrays when `audit` (written to table `audit` from the updated rows, so
+ * only where the guard matched); then the NOTIFY channel when `notify`.
  */
 export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
   const params = [arrayParam(1, 'text')];
@@ -145,9 +145,11 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   SELECT hodei_audit_type, hodei_audit_correlation, hodei_audit_at, hodei_audit_details::jsonb FROM updated
 )`
     : '';
-  const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
+  // The job columns only: the audit values went to the audited CTE, and would cost the client a parse per row.
+  const selected = JOB_RETURNED_COLUMNS.map((column) => `updated.${column}`);
+  if (shape.notify) selected.push(`pg_notify($${params.length + 1}, '') AS hodei_notified`);
   return `WITH updated AS (${update})${audited}
-SELECT updated.*${notified} FROM updated`;
+SELECT ${selected.join(', ')} FROM updated`;
 }
 
 /** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */
