@@ -26,6 +26,8 @@ type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
+/** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
+const CLAIM_SHORTFALL_RETRY_MS = 10;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
 
@@ -524,11 +526,16 @@ export class JobController {
         jobIds.push(next.jobId);
         jobsByWorker.set(next.workerId, jobIds);
       }
-      await Promise.all(
+      const claims = await Promise.all(
         [...jobsByWorker].map(async ([workerId, jobIds]) => {
+          if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length)) === jobIds.length;
           for (const jobId of jobIds) await this.assign(jobId, workerId);
+          return true;
         }),
       );
+      // A claim that got fewer jobs than the pass counted on lost them to another engine's claim (or to one of
+      // this pass's claims for a worker with other labels): look at the queue again shortly.
+      if (claims.includes(false)) setTimeout(() => this.wake(), CLAIM_SHORTFALL_RETRY_MS).unref();
     }
   }
 
@@ -581,6 +588,33 @@ export class JobController {
     }
   }
 
+  /**
+   * Claims up to `count` queued jobs for one worker in one store call (`Store.claimJobs`: the store picks them in
+   * queue order among those the worker's labels allow, skipping jobs another engine is claiming at the same
+   * moment), records them on the worker and sends them. Returns how many it claimed.
+   */
+  private async claim(workerId: string, count: number): Promise<number> {
+    const [worker, channel] = [await this.store.getWorker(workerId), this.channels.get(workerId)];
+    if (!worker || !channel) return count;
+    const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now: this.now() });
+    if (claimed.length === 0) return 0;
+    const running = [...worker.runningJobIds, ...claimed.map((job) => job.id)];
+    await this.store.updateWorker(workerId, {}, {
+      runningJobIds: running,
+      state: running.length >= worker.capacity ? 'BUSY' : 'READY',
+      idleSince: undefined,
+    });
+    for (const job of claimed) await this.sendJob(job, channel);
+    return claimed.length;
+  }
+
+  /** Sends an assigned job to its worker: a first lease has no lines yet, a later one continues after earlier attempts' lines. */
+  private async sendJob(job: Job, channel: WorkerChannel): Promise<void> {
+    const firstLogSeq = job.epoch === 1 ? 1 : (await this.store.appendLogs(job.id, [])) + 1;
+    channel.runJob(job, firstLogSeq);
+    this.notifier.notify(job.id);
+  }
+
   private async assign(jobId: string, workerId: string): Promise<void> {
     const [job, worker] = await Promise.all([this.store.getJob(jobId), this.store.getWorker(workerId)]);
     const channel = this.channels.get(workerId);
@@ -600,10 +634,7 @@ export class JobController {
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
       idleSince: undefined,
     });
-    // A first lease has no lines yet; a later one continues after the lines earlier attempts left.
-    const firstLogSeq = job.epoch === 0 ? 1 : (await this.store.appendLogs(jobId, [])) + 1;
-    channel.runJob(assigned, firstLogSeq);
-    this.notifier.notify(jobId);
+    await this.sendJob(assigned, channel);
   }
 
   private async provision(providerName: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { jobChangesMigration } from './job-changes';
+import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
 
 /**
@@ -101,4 +102,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   jobChangesMigration,
   jobNotBeforeMigration,
+  jobClaimsMigration,
 ];
