@@ -106,8 +106,7 @@ export class JobController {
     // Another engine may change a job a client waits on here (Watch, wait()): wake the waiters.
     const offChanged = this.store.onJobChanged?.((jobId) => (jobId === undefined ? this.notifier.notifyAll() : this.notifier.notify(jobId)));
     if (offChanged) this.unsubscribes.push(offChanged);
-    const tickMs = Math.max(50, Math.min(1_000, this.options.config.heartbeatTimeoutMs / 4));
-    this.tickTimer = setInterval(() => this.wake(), tickMs);
+    this.tickTimer = setInterval(() => this.wake(), this.options.config.pollIntervalMs);
     this.tickTimer.unref();
   }
 
