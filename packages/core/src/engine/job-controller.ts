@@ -15,6 +15,7 @@ import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
 import { decide, nextBackoffEnd, type Decision } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
+import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
 import type { Registration, WorkerChannel } from './worker-channel';
@@ -28,6 +29,8 @@ const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
 const CLAIM_SHORTFALL_RETRY_MS = 10;
+/** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
+const STRANDED_SWEEP_MS = 5_000;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
 
@@ -74,6 +77,8 @@ export class JobController {
   /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
   private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
+  /** When a pass next looks for stranded assignments (the first pass does). */
+  private nextStrandedSweepAt = 0;
   private reconcileRequested = false;
   private reconciling = false;
   private stopped = false;
@@ -485,6 +490,11 @@ export class JobController {
 
   private async reconcileOnce(): Promise<void> {
     const { config } = this.options;
+    const liveWorkers = await this.store.listWorkers({ states: LIVE });
+    if (this.now() >= this.nextStrandedSweepAt) {
+      this.nextStrandedSweepAt = this.now() + STRANDED_SWEEP_MS;
+      await this.requeueStranded(liveWorkers);
+    }
     // Draining: queued jobs wait in the store for a restart or another server.
     const queuedJobs = this.draining ? [] : await this.store.queuedJobs(10_000);
     const now = this.now();
@@ -494,7 +504,7 @@ export class JobController {
     const decisions = decide({
       now,
       queuedJobs,
-      workers: this.schedulable(await this.store.listWorkers({ states: LIVE })),
+      workers: this.schedulable(liveWorkers),
       providers: [...this.providers.values()]
         .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
         .map((provider) => ({ name: provider.name, ...provider.capabilities })),
@@ -535,6 +545,29 @@ export class JobController {
       // A claim that got fewer jobs than the pass counted on lost them to another engine's claim (or to one of
       // this pass's claims for a worker with other labels): look at the queue again shortly.
       if (claims.includes(false)) setTimeout(() => this.wake(), CLAIM_SHORTFALL_RETRY_MS).unref();
+    }
+  }
+
+  /**
+   * Puts back in the queue the ASSIGNED jobs whose assignment can no longer be delivered (see
+   * `strandedAssignments`): claimed for one of this engine's workers but never recorded on it nor sent (the
+   * store failed between the two writes), or assigned to a worker that is gone. They never started, so the
+   * attempt is not counted. Runs inside a pass, when none of this engine's assignments is under way.
+   */
+  private async requeueStranded(liveWorkers: readonly Worker[]): Promise<void> {
+    const assigned = await this.store.listJobs({ states: ['ASSIGNED'], limit: Number.MAX_SAFE_INTEGER });
+    for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
+      const reason = `its assignment to worker ${job.workerId} was never delivered`;
+      const requeued = await this.store.updateJob(
+        job.id,
+        { states: ['ASSIGNED'], epoch: job.epoch },
+        { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
+        this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
+      );
+      if (!requeued) continue;
+      this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
+      this.notifier.notify(job.id);
+      this.reconcileRequested = true;
     }
   }
 
