@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Store benchmark: the job writes the engine makes per job (JobController: insertJob with its job.queued
-// audit event, claim QUEUED→ASSIGNED, start →RUNNING and finish →SUCCEEDED, each an updateJob carrying its
-// audit event in the same statement), for no-op jobs through PostgresStore's public Store API: jobs are queued
-// ahead of the run, QUEUE_CONCURRENCY at once (as graphile-worker's addJobs bulk-adds 1,000 at a time ahead of
-// its runner), then C claimers each take a job through claim, start and finish; then
+// audit event; a claimJobs per worker and scheduling pass, QUEUED→ASSIGNED with job.assigned events; start
+// →RUNNING and finish →SUCCEEDED, each an updateJob carrying its audit event in the same statement), for
+// no-op jobs through PostgresStore's public Store API: jobs are queued ahead of the run, QUEUE_CONCURRENCY at
+// once (as graphile-worker's addJobs bulk-adds 1,000 at a time ahead of its runner), then 4 workers with C
+// slots between them claim, start and finish them as the engine would (see runLikeTheEngine); then
 // the same count through graphile-worker (default settings, then tuned) on the same database in the same
 // run. Prints jobs/s and the ratios. Not a timed test.
 //
@@ -36,8 +37,11 @@ function rate(count, ms) {
   return count / (ms / 1000);
 }
 
-/** Store calls per job, each awaited by its caller before the next (see benchHodei); each audit event rides with its change. */
-const STEPS_PER_JOB = 4;
+/**
+ * Awaited store calls per job in the chain of one slot (see runLikeTheEngine): its claim (shared with the other
+ * jobs its worker claims in that pass), start and finish; each audit event rides with its change.
+ */
+const STEPS_PER_JOB = 3;
 
 /** How many `insertJob` calls are in flight while queueing (many clients queueing at once; graphile bulk-adds 1,000). */
 const QUEUE_CONCURRENCY = 1_000;
@@ -72,6 +76,81 @@ function audit(eventType, correlationId, details) {
   return { eventType, correlationId, occurredAt: Date.now(), details };
 }
 
+/** Workers the claimed jobs are spread over (their capacities add up to the concurrency), as the engine would have. */
+const WORKERS = 4;
+
+/**
+ * Runs every queued job through the calls JobController makes: a scheduling pass gives each worker with free
+ * slots one `claimJobs` call for that many jobs (the workers' claims at once); each claimed job then reports
+ * its start and its result (two compare-and-set `updateJob` calls with their audit events, as
+ * JobController.jobStarted and jobFinished make them); each finished job frees its slot and asks for another
+ * pass, and requests made during a pass coalesce into one more, as `wake()` does. Resolves with the number of
+ * jobs that finished.
+ */
+async function runLikeTheEngine(store, jobCount, concurrency) {
+  const workers = Array.from({ length: WORKERS }, (_, index) => ({
+    id: `w-bench-${index}`,
+    free: Math.floor(concurrency / WORKERS) + (index < concurrency % WORKERS ? 1 : 0),
+  }));
+  let done = 0;
+  let passing = false;
+  let requested = false;
+  let finish;
+  const finished = new Promise((resolve, reject) => (finish = { resolve, reject }));
+  const runJob = async (worker, job) => {
+    const running = await store.updateJob(
+      job.id,
+      { states: ['ASSIGNED'], epoch: job.epoch },
+      { state: 'RUNNING', startedAt: Date.now() },
+      audit('job.started', job.id, { workerId: worker.id, epoch: job.epoch }),
+    );
+    if (!running) throw new Error(`hodei: job ${job.id} could not start`);
+    const ended = await store.updateJob(
+      job.id,
+      { states: ['ASSIGNED', 'RUNNING'], epoch: job.epoch },
+      { completedAt: Date.now(), durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
+      audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 }),
+    );
+    if (!ended) throw new Error(`hodei: job ${job.id} could not finish`);
+    worker.free += 1;
+    done += 1;
+    if (done === jobCount) finish.resolve(done);
+    else wake();
+  };
+  const pass = async () => {
+    const claims = await Promise.all(
+      workers
+        .filter((worker) => worker.free > 0)
+        .map(async (worker) => {
+          const claimed = await store.claimJobs({ workerId: worker.id, labels: {}, limit: worker.free, now: Date.now() });
+          worker.free -= claimed.length;
+          for (const job of claimed) runJob(worker, job).catch(finish.reject);
+          return claimed.length;
+        }),
+    );
+    return claims.reduce((sum, count) => sum + count, 0);
+  };
+  const wake = () => {
+    requested = true;
+    if (passing) return;
+    passing = true;
+    setImmediate(async () => {
+      try {
+        while (requested) {
+          requested = false;
+          await pass();
+        }
+      } catch (error) {
+        finish.reject(error);
+      } finally {
+        passing = false;
+      }
+    });
+  };
+  wake();
+  return finished;
+}
+
 async function benchHodei(url, jobCount, concurrency) {
   const { createPostgresStore } = await import('@hodei/store-postgres');
   const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: concurrency });
@@ -94,35 +173,7 @@ async function benchHodei(url, jobCount, concurrency) {
     await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }));
   });
   const queued = performance.now();
-  let done = 0;
-  for (;;) {
-    const batch = await store.queuedJobs(500);
-    if (batch.length === 0) break;
-    await eachLimit(batch, concurrency, async (job) => {
-      const claimed = await store.updateJob(
-        job.id,
-        { states: ['QUEUED'], epoch: job.epoch },
-        { state: 'ASSIGNED', workerId: 'w-bench', epoch: job.epoch + 1, assignedAt: Date.now() },
-        audit('job.assigned', job.id, { workerId: 'w-bench', epoch: job.epoch + 1, attempt: job.attempt }),
-      );
-      if (!claimed) return;
-      const running = await store.updateJob(
-        job.id,
-        { states: ['ASSIGNED'], epoch: claimed.epoch },
-        { state: 'RUNNING', startedAt: Date.now() },
-        audit('job.started', job.id, { workerId: 'w-bench', epoch: claimed.epoch }),
-      );
-      if (!running) return;
-      const finished = await store.updateJob(
-        job.id,
-        { states: ['ASSIGNED', 'RUNNING'], epoch: claimed.epoch },
-        { completedAt: Date.now(), durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
-        audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 }),
-      );
-      if (!finished) return;
-      done += 1;
-    });
-  }
+  const done = await runLikeTheEngine(store, jobCount, concurrency);
   const ended = performance.now();
   await store.close();
   if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
@@ -130,7 +181,7 @@ async function benchHodei(url, jobCount, concurrency) {
   await check.connect();
   const { rows } = await check.query('SELECT count(*)::int AS n FROM bench_hodei.audit_logs');
   await check.end();
-  if (rows[0].n !== jobCount * STEPS_PER_JOB) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
+  if (rows[0].n !== jobCount * 4) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
   return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 

@@ -7,15 +7,28 @@ import { systemClock } from '../src/ports/clock';
 import type { EngineObserver } from '../src/ports/observer';
 import { silentLogger } from '../src/ports/logger';
 import type { Provider } from '../src/ports/provider';
-import type { AuditEvent, JobGuard } from '../src/ports/store';
+import type { AuditEvent, JobClaim, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 import { inProcessWorkerProvider, until } from './in-process-worker';
 
 /** The first job write that sets `state` commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
   inDoubt = 0;
-  constructor(private readonly state: Job['state']) {
+  /** With `casOnly`, the store has no `claimJobs`: the engine assigns through compare-and-set `updateJob`. */
+  constructor(
+    private readonly state: Job['state'],
+    casOnly = false,
+  ) {
     super();
+    if (casOnly) Object.defineProperty(this, 'claimJobs', { value: undefined });
+  }
+  override async claimJobs(claim: JobClaim): Promise<Job[]> {
+    const claimed = await super.claimJobs(claim);
+    if (claimed.length > 0 && this.state === 'ASSIGNED' && this.inDoubt === 0) {
+      this.inDoubt += 1;
+      throw new HodeiError('UNAVAILABLE', 'memory store: claimJobs failed: connection terminated after commit');
+    }
+    return claimed;
   }
   override async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
     const updated = await super.updateJob(id, guard, patch, audit);
@@ -39,8 +52,8 @@ function oneWorkerProvider(controller: () => JobController, exitCodes: readonly 
   });
 }
 
-async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver) {
-  const store = new InDoubtStore(state);
+async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver, casOnly = false) {
+  const store = new InDoubtStore(state, casOnly);
   let controller!: JobController;
   controller = new JobController({
     store,
@@ -82,9 +95,13 @@ describe('a job write whose commit is in doubt (committed, then the connection b
     }
   }, 20_000);
 
-  it('an assignment is recognised: the worker is sent the job and holds its slot for it', async () => {
-    const { store, controller } = await platform('ASSIGNED');
+  it.each([
+    ['a multi-job claim', false],
+    ['a compare-and-set assignment (a store without claimJobs)', true],
+  ])('%s is recognised: the worker is sent the job and holds its slot for it', async (_, casOnly) => {
+    const { store, controller } = await platform('ASSIGNED', [], undefined, casOnly);
     try {
+      expect(store.claimJobs === undefined).toBe(casOnly);
       const first = await controller.queue({ name: 'first', command: 'true' });
       const second = await controller.queue({ name: 'second', command: 'true' });
       const done = await succeeded(store, first.id, second.id);

@@ -4,6 +4,7 @@ import {
   HodeiError,
   type AuditEvent,
   type Job,
+  type JobClaim,
   type JobFilter,
   type JobGuard,
   type LogLine,
@@ -15,6 +16,7 @@ import {
   type WorkerState,
 } from '@hodei/core';
 import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSchema } from './config';
+import { claimJobsSql } from './claim-sql';
 import { toHodeiError } from './errors';
 import { changedChannel, deleteFinishedJobsSql, validateRetentionArguments } from './job-changes';
 import { migrate, type MigrateResult } from './migrate';
@@ -651,6 +653,26 @@ export class PostgresStore implements Store {
     const rows = await this.query('consumeToken', `DELETE FROM ${this.t.tokens} WHERE hash = $1 RETURNING *`, [hash]);
     const row = rows[0];
     return row && { hash: row.hash as string, workerId: row.worker_id as string, expiresAt: ms(row.expires_at) };
+  }
+
+  // ---- claims ----------------------------------------------------------------------------------
+
+  /**
+   * Claims up to `claim.limit` queued jobs for a worker in one statement (see `claimJobsSql`): the rows are
+   * picked in queue order with `FOR UPDATE SKIP LOCKED`, so engines claiming at the same time on one database
+   * skip each other's rows rather than wait on them, and each claimed job gets its `job.assigned` audit row in
+   * the same statement. A claim retried after a lost reply returns the jobs its first attempt took, and claims
+   * no more.
+   */
+  async claimJobs(claim: JobClaim): Promise<Job[]> {
+    const limit = Math.max(0, Math.floor(claim.limit));
+    const rows = await this.query(
+      'claimJobs',
+      this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit)),
+      [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
+      true,
+    );
+    return rows.map(toJob);
   }
 
   // ---- audit -----------------------------------------------------------------------------------

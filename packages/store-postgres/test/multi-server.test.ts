@@ -96,6 +96,9 @@ describe('wake-ups between servers (LISTEN/NOTIFY)', () => {
     b = await createPlatform({
       store: storeB,
       providers: [new ProcessProvider({ maxWorkers: 1, stopGraceMs: 2_000, labels: { pool: 'b' } })],
+      // B polls once in 10 minutes: a job queued through A that B runs within the tests' deadlines was
+      // announced by NOTIFY, not found by polling.
+      pollIntervalMs: 600_000,
     });
     // B gets the only worker, warm and READY, before A exists.
     const warm = await b.client.queue({ name: 'warm-up', command: 'true', labels: { pool: 'b' } });

@@ -11,4 +11,12 @@ describe('resolveEngineConfig', () => {
     expect(resolveEngineConfig({ retryBackoffMs: 50 }).retryBackoffMs).toBe(50);
     expect(() => resolveEngineConfig({ retryBackoffMs: -1 })).toThrow(/retryBackoffMs/);
   });
+
+  it('derives the poll interval from the heartbeat timeout (50 ms to 1 s) unless given', () => {
+    expect(resolveEngineConfig().pollIntervalMs).toBe(1_000);
+    expect(resolveEngineConfig({ heartbeatTimeoutMs: 1_000 }).pollIntervalMs).toBe(250);
+    expect(resolveEngineConfig({ heartbeatTimeoutMs: 100 }).pollIntervalMs).toBe(50);
+    expect(resolveEngineConfig({ pollIntervalMs: 60_000 }).pollIntervalMs).toBe(60_000);
+    expect(() => resolveEngineConfig({ pollIntervalMs: 0 })).toThrow(/pollIntervalMs/);
+  });
 });

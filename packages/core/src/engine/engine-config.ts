@@ -16,6 +16,12 @@ export interface EngineConfig {
   cancelGraceMs: number;
   /** Base delay before a re-queued job runs again; doubles per attempt, capped at 30 s, ±20 % jitter. Default 500 ms. */
   retryBackoffMs: number;
+  /**
+   * How often the engine runs a scheduling pass unasked: the fallback for a wake-up it missed (another engine's
+   * NOTIFY lost with its connection) and the clock that notices silent workers. Default a quarter of the
+   * heartbeat timeout, between 50 ms and 1 s.
+   */
+  pollIntervalMs: number;
 }
 
 /** The defaults {@link resolveEngineConfig} fills in (documented on each field of {@link EngineConfig}). */
@@ -27,6 +33,7 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   otpTtlMs: 300_000,
   cancelGraceMs: 5_000,
   retryBackoffMs: 500,
+  pollIntervalMs: 1_000,
 };
 
 /** Fills defaults and checks every value is a positive number of milliseconds. */
@@ -39,6 +46,9 @@ export function resolveEngineConfig(input: Partial<EngineConfig> = {}): EngineCo
       throw invalidArgument(key, `must be a positive number of milliseconds, got ${String(value)}`);
     }
     config[key] = value;
+  }
+  if (input.pollIntervalMs === undefined) {
+    config.pollIntervalMs = Math.max(50, Math.min(DEFAULT_ENGINE_CONFIG.pollIntervalMs, config.heartbeatTimeoutMs / 4));
   }
   if (input.heartbeatIntervalMs === undefined) {
     // Whole milliseconds: the interval travels as an int64 (a fraction made the Registered message unencodable).

@@ -15,6 +15,7 @@ import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
 import { decide, nextBackoffEnd, type Decision } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
+import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
 import type { Registration, WorkerChannel } from './worker-channel';
@@ -26,6 +27,10 @@ type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
+/** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
+const CLAIM_SHORTFALL_RETRY_MS = 10;
+/** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
+const STRANDED_SWEEP_MS = 5_000;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
 
@@ -72,6 +77,8 @@ export class JobController {
   /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
   private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
+  /** When a pass next looks for stranded assignments (the first pass does). */
+  private nextStrandedSweepAt = 0;
   private reconcileRequested = false;
   private reconciling = false;
   private stopped = false;
@@ -104,8 +111,7 @@ export class JobController {
     // Another engine may change a job a client waits on here (Watch, wait()): wake the waiters.
     const offChanged = this.store.onJobChanged?.((jobId) => (jobId === undefined ? this.notifier.notifyAll() : this.notifier.notify(jobId)));
     if (offChanged) this.unsubscribes.push(offChanged);
-    const tickMs = Math.max(50, Math.min(1_000, this.options.config.heartbeatTimeoutMs / 4));
-    this.tickTimer = setInterval(() => this.wake(), tickMs);
+    this.tickTimer = setInterval(() => this.wake(), this.options.config.pollIntervalMs);
     this.tickTimer.unref();
   }
 
@@ -484,6 +490,11 @@ export class JobController {
 
   private async reconcileOnce(): Promise<void> {
     const { config } = this.options;
+    const liveWorkers = await this.store.listWorkers({ states: LIVE });
+    if (this.now() >= this.nextStrandedSweepAt) {
+      this.nextStrandedSweepAt = this.now() + STRANDED_SWEEP_MS;
+      await this.requeueStranded(liveWorkers);
+    }
     // Draining: queued jobs wait in the store for a restart or another server.
     const queuedJobs = this.draining ? [] : await this.store.queuedJobs(10_000);
     const now = this.now();
@@ -493,7 +504,7 @@ export class JobController {
     const decisions = decide({
       now,
       queuedJobs,
-      workers: this.schedulable(await this.store.listWorkers({ states: LIVE })),
+      workers: this.schedulable(liveWorkers),
       providers: [...this.providers.values()]
         .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
         .map((provider) => ({ name: provider.name, ...provider.capabilities })),
@@ -524,11 +535,39 @@ export class JobController {
         jobIds.push(next.jobId);
         jobsByWorker.set(next.workerId, jobIds);
       }
-      await Promise.all(
+      const claims = await Promise.all(
         [...jobsByWorker].map(async ([workerId, jobIds]) => {
+          if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length)) === jobIds.length;
           for (const jobId of jobIds) await this.assign(jobId, workerId);
+          return true;
         }),
       );
+      // A claim that got fewer jobs than the pass counted on lost them to another engine's claim (or to one of
+      // this pass's claims for a worker with other labels): look at the queue again shortly.
+      if (claims.includes(false)) setTimeout(() => this.wake(), CLAIM_SHORTFALL_RETRY_MS).unref();
+    }
+  }
+
+  /**
+   * Puts back in the queue the ASSIGNED jobs whose assignment can no longer be delivered (see
+   * `strandedAssignments`): claimed for one of this engine's workers but never recorded on it nor sent (the
+   * store failed between the two writes), or assigned to a worker that is gone. They never started, so the
+   * attempt is not counted. Runs inside a pass, when none of this engine's assignments is under way.
+   */
+  private async requeueStranded(liveWorkers: readonly Worker[]): Promise<void> {
+    const assigned = await this.store.listJobs({ states: ['ASSIGNED'], limit: Number.MAX_SAFE_INTEGER });
+    for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
+      const reason = `its assignment to worker ${job.workerId} was never delivered`;
+      const requeued = await this.store.updateJob(
+        job.id,
+        { states: ['ASSIGNED'], epoch: job.epoch },
+        { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
+        this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
+      );
+      if (!requeued) continue;
+      this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
+      this.notifier.notify(job.id);
+      this.reconcileRequested = true;
     }
   }
 
@@ -581,6 +620,33 @@ export class JobController {
     }
   }
 
+  /**
+   * Claims up to `count` queued jobs for one worker in one store call (`Store.claimJobs`: the store picks them in
+   * queue order among those the worker's labels allow, skipping jobs another engine is claiming at the same
+   * moment), records them on the worker and sends them. Returns how many it claimed.
+   */
+  private async claim(workerId: string, count: number): Promise<number> {
+    const [worker, channel] = [await this.store.getWorker(workerId), this.channels.get(workerId)];
+    if (!worker || !channel) return count;
+    const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now: this.now() });
+    if (claimed.length === 0) return 0;
+    const running = [...worker.runningJobIds, ...claimed.map((job) => job.id)];
+    await this.store.updateWorker(workerId, {}, {
+      runningJobIds: running,
+      state: running.length >= worker.capacity ? 'BUSY' : 'READY',
+      idleSince: undefined,
+    });
+    for (const job of claimed) await this.sendJob(job, channel);
+    return claimed.length;
+  }
+
+  /** Sends an assigned job to its worker: a first lease has no lines yet, a later one continues after earlier attempts' lines. */
+  private async sendJob(job: Job, channel: WorkerChannel): Promise<void> {
+    const firstLogSeq = job.epoch === 1 ? 1 : (await this.store.appendLogs(job.id, [])) + 1;
+    channel.runJob(job, firstLogSeq);
+    this.notifier.notify(job.id);
+  }
+
   private async assign(jobId: string, workerId: string): Promise<void> {
     const [job, worker] = await Promise.all([this.store.getJob(jobId), this.store.getWorker(workerId)]);
     const channel = this.channels.get(workerId);
@@ -600,10 +666,7 @@ export class JobController {
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
       idleSince: undefined,
     });
-    // A first lease has no lines yet; a later one continues after the lines earlier attempts left.
-    const firstLogSeq = job.epoch === 0 ? 1 : (await this.store.appendLogs(jobId, [])) + 1;
-    channel.runJob(assigned, firstLogSeq);
-    this.notifier.notify(jobId);
+    await this.sendJob(assigned, channel);
   }
 
   private async provision(providerName: string): Promise<void> {

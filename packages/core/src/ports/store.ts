@@ -58,6 +58,22 @@ export interface JobGuard {
   epoch?: number;
 }
 
+/** What {@link Store.claimJobs} claims: the next queued jobs one worker can run. */
+export interface JobClaim {
+  /** The worker the jobs are assigned to. */
+  workerId: string;
+  /** The labels the worker offers: only jobs whose every label (key and value) it carries are claimed. */
+  labels: Record<string, string>;
+  /** Most jobs to claim: the worker's free slots. */
+  limit: number;
+  /**
+   * The claim's time, in milliseconds since the Unix epoch: stored as each job's `assignedAt`; jobs whose
+   * `notBefore` is later are backing off and skipped. Together with `workerId` it identifies the claim, so a
+   * retried claim is recognised (see {@link Store.claimJobs}).
+   */
+  now: number;
+}
+
 /** Compare-and-set guard for {@link Store.updateWorker}: the update applies only when the worker still matches. */
 export interface WorkerGuard {
   /** The worker must be in one of these states. */
@@ -112,6 +128,21 @@ export interface Store {
    * With `audit`, the event is recorded atomically with the change, and only when the guard matched.
    */
   updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined>;
+
+  /**
+   * Optional multi-job claim: atomically takes up to `claim.limit` QUEUED jobs that are not backing off at
+   * `claim.now` and whose labels the worker carries, in queue order (priority descending, then oldest first),
+   * skipping jobs a concurrent claim holds (in SQL, `FOR UPDATE SKIP LOCKED`), and assigns each to the worker:
+   * state ASSIGNED, `workerId`, `epoch + 1`, `assignedAt = now`, `notBefore` cleared. Records a `job.assigned`
+   * audit event (details `{ workerId, epoch, attempt }`) with each, in the same atomic step. Returns the
+   * claimed jobs in queue order; two concurrent claims never take the same job.
+   *
+   * Idempotent per (`workerId`, `now`): when jobs are already ASSIGNED to the worker with `assignedAt = now`,
+   * they are returned and nothing more is claimed, so a claim retried after its reply was lost neither strands
+   * the jobs its first attempt took nor takes more. The engine uses it when a
+   * store has it, and compare-and-set `updateJob` calls otherwise.
+   */
+  claimJobs?(claim: JobClaim): Promise<Job[]>;
 
   /** Stores a new worker record; its `id` must be new. */
   insertWorker(worker: Worker): Promise<void>;

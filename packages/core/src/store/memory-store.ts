@@ -1,7 +1,9 @@
 import { isTerminalJobState, type Job, type JobSpec } from '../domain/job';
 import type { Worker } from '../domain/worker';
+import { isBackingOff, labelsMatch } from '../engine/scheduler';
 import type {
   AuditEvent,
+  JobClaim,
   JobFilter,
   JobGuard,
   LogLine,
@@ -84,6 +86,8 @@ export class MemoryStore implements Store {
   readonly name = 'memory';
   private readonly jobs = new Map<string, Job>();
   private readonly queued = new Set<string>();
+  /** Ids of the ASSIGNED jobs: a retried claim looks among them. */
+  private readonly assigned = new Set<string>();
   private readonly workers = new Map<string, Worker>();
   private readonly logs = new Map<string, LogBatches>();
   private readonly tokens = new Map<string, StoredToken>();
@@ -99,7 +103,7 @@ export class MemoryStore implements Store {
     this.checkOpen();
     if (this.jobs.has(job.id)) throw new HodeiError('CONFLICT', `job ${job.id} already exists`);
     this.jobs.set(job.id, copyJob(job));
-    if (job.state === 'QUEUED') this.queued.add(job.id);
+    this.track(job);
     if (audit) this.recordAudit(audit);
   }
 
@@ -138,11 +142,53 @@ export class MemoryStore implements Store {
     for (const [key, value] of Object.entries(patch)) {
       if (value === undefined) delete (job as unknown as Record<string, unknown>)[key];
     }
-    if (job.state === 'QUEUED') this.queued.add(id);
-    else this.queued.delete(id);
+    this.track(job);
     if (audit) this.recordAudit(audit);
     if (job.state !== stateBefore) this.jobChanged(id);
     return copyJob(job);
+  }
+
+  /** Keeps the QUEUED and ASSIGNED id sets in step with a job's state. */
+  private track(job: Job): void {
+    if (job.state === 'QUEUED') this.queued.add(job.id);
+    else this.queued.delete(job.id);
+    if (job.state === 'ASSIGNED') this.assigned.add(job.id);
+    else this.assigned.delete(job.id);
+  }
+
+  /** Claims the next queued jobs the worker can run, in queue order; see {@link Store.claimJobs}. */
+  async claimJobs(claim: JobClaim): Promise<Job[]> {
+    this.checkOpen();
+    const claimed: Job[] = [];
+    for (const id of this.assigned) {
+      const job = this.jobs.get(id)!;
+      if (job.workerId === claim.workerId && job.assignedAt === claim.now) claimed.push(job);
+    }
+    const candidates: Job[] = [];
+    for (const id of this.queued) {
+      const job = this.jobs.get(id)!;
+      if (!isBackingOff(job, claim.now) && labelsMatch(job.spec.labels, claim.labels)) candidates.push(job);
+    }
+    candidates.sort(queueOrder);
+    // A retried claim (same worker and time) gets the jobs its first attempt took, and no more.
+    for (const job of claimed.length > 0 ? [] : candidates) {
+      if (claimed.length >= claim.limit) break;
+      job.state = 'ASSIGNED';
+      job.workerId = claim.workerId;
+      job.epoch += 1;
+      job.assignedAt = claim.now;
+      delete job.notBefore;
+      this.track(job);
+      this.recordAudit({
+        eventType: 'job.assigned',
+        correlationId: job.id,
+        occurredAt: claim.now,
+        details: { workerId: claim.workerId, epoch: job.epoch, attempt: job.attempt },
+      });
+      this.jobChanged(job.id);
+      claimed.push(job);
+    }
+    return claimed.sort(queueOrder).map(copyJob);
   }
 
   async insertWorker(worker: Worker): Promise<void> {

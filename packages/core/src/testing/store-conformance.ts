@@ -14,7 +14,7 @@ export interface StoreUnderTest {
    * Optional `Store` methods this store does not implement; their cases then check only that they are
    * absent. A store that implements one is always held to its cases.
    */
-  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged')[];
+  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs')[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -429,6 +429,95 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(((results[6] as PromiseRejectedResult).reason as { code?: string }).code).toBe('CONFLICT');
         expect(await store.getJob(existing.id)).toEqual(existing);
         expect((await store.listAudit(claimed.id)).map((event) => event.eventType)).toEqual(['first', 'second']);
+      });
+    });
+
+    describe('multi-job claims (claimJobs)', () => {
+      const absent = () => current?.lacks?.includes('claimJobs') === true;
+
+      it('assigns up to `limit` queued jobs in queue order, with an audit event each, and leaves the rest queued', async () => {
+        if (absent()) return expect(store.claimJobs).toBeUndefined();
+        const low = makeTestJob({ createdAt: BASE_TIME });
+        const urgent = makeTestJob({ createdAt: BASE_TIME + 2, spec: spec({ priority: 5 }) });
+        const older = makeTestJob({ createdAt: BASE_TIME + 1, attempt: 2, epoch: 3 });
+        const newest = makeTestJob({ createdAt: BASE_TIME + 3 });
+        for (const job of [low, urgent, older, newest]) await store.insertJob(job);
+        const claimed = await store.claimJobs!({ workerId: 'w_1', labels: {}, limit: 3, now: BASE_TIME + 100 });
+        expect(claimed.map((job) => job.id)).toEqual([urgent.id, low.id, older.id]);
+        expect(claimed[2]).toEqual({ ...older, state: 'ASSIGNED', workerId: 'w_1', epoch: 4, assignedAt: BASE_TIME + 100 });
+        for (const job of claimed) expect(await store.getJob(job.id)).toEqual(job);
+        expect((await store.queuedJobs(10)).map((job) => job.id)).toEqual([newest.id]);
+        expect(await store.listAudit(older.id)).toEqual([
+          { eventType: 'job.assigned', correlationId: older.id, occurredAt: BASE_TIME + 100, details: { workerId: 'w_1', epoch: 4, attempt: 2 } },
+        ]);
+        expect(await store.listAudit(newest.id)).toEqual([]);
+      });
+
+      it('skips jobs backing off at `now` and jobs asking for labels the worker lacks', async () => {
+        if (absent()) return expect(store.claimJobs).toBeUndefined();
+        const backingOff = makeTestJob({ createdAt: BASE_TIME, notBefore: BASE_TIME + 500 });
+        const due = makeTestJob({ createdAt: BASE_TIME + 1, notBefore: BASE_TIME + 100 });
+        const gpu = makeTestJob({ createdAt: BASE_TIME + 2, spec: spec({ labels: { gpu: 'yes' } }) });
+        const otherGpu = makeTestJob({ createdAt: BASE_TIME + 3, spec: spec({ labels: { gpu: 'no' } }) });
+        for (const job of [backingOff, due, gpu, otherGpu]) await store.insertJob(job);
+        const claimed = await store.claimJobs!({ workerId: 'w_1', labels: { gpu: 'yes', zone: 'a' }, limit: 10, now: BASE_TIME + 100 });
+        expect(claimed.map((job) => job.id)).toEqual([due.id, gpu.id]);
+        expect(claimed[0]!.notBefore).toBeUndefined();
+        expect((await store.getJob(due.id))!.notBefore).toBeUndefined();
+        expect((await store.queuedJobs(10)).map((job) => job.id)).toEqual([backingOff.id, otherGpu.id]);
+        expect(await store.claimJobs!({ workerId: 'w_2', labels: {}, limit: 10, now: BASE_TIME + 101 })).toEqual([]);
+        const later = await store.claimJobs!({ workerId: 'w_2', labels: {}, limit: 10, now: BASE_TIME + 500 });
+        expect(later.map((job) => job.id)).toEqual([backingOff.id]);
+      });
+
+      it('claims nothing with limit 0 or from an empty queue', async () => {
+        if (absent()) return expect(store.claimJobs).toBeUndefined();
+        expect(await store.claimJobs!({ workerId: 'w_1', labels: {}, limit: 5, now: BASE_TIME })).toEqual([]);
+        const job = makeTestJob();
+        await store.insertJob(job);
+        expect(await store.claimJobs!({ workerId: 'w_1', labels: {}, limit: 0, now: BASE_TIME })).toEqual([]);
+        expect(await store.getJob(job.id)).toEqual(job);
+      });
+
+      it('returns the same jobs to a retried claim (same worker and time) and claims no more', async () => {
+        if (absent()) return expect(store.claimJobs).toBeUndefined();
+        const jobs = Array.from({ length: 5 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        for (const job of jobs) await store.insertJob(job);
+        const claim = { workerId: 'w_1', labels: {}, limit: 2, now: BASE_TIME + 100 };
+        const first = await store.claimJobs!(claim);
+        const retried = await store.claimJobs!(claim);
+        expect(retried).toEqual(first);
+        expect(first.map((job) => job.id)).toEqual([jobs[0]!.id, jobs[1]!.id]);
+        expect(await store.queuedJobs(10)).toHaveLength(3);
+        expect(await store.listAudit(jobs[0]!.id)).toHaveLength(1);
+        const wider = await store.claimJobs!({ ...claim, limit: 3 });
+        expect(wider).toEqual(first);
+        const next = await store.claimJobs!({ ...claim, now: BASE_TIME + 101 });
+        expect(next.map((job) => job.id)).toEqual([jobs[2]!.id, jobs[3]!.id]);
+      });
+
+      it('never gives one job to two of many concurrent claimers', async () => {
+        if (absent()) return expect(store.claimJobs).toBeUndefined();
+        const jobs = Array.from({ length: 60 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        for (const job of jobs) await store.insertJob(job);
+        const owners = new Map<string, string[]>();
+        let tick = 0;
+        const claimer = async (workerId: string): Promise<void> => {
+          for (;;) {
+            tick += 1;
+            const claimed = await store.claimJobs!({ workerId, labels: {}, limit: 3, now: BASE_TIME + 1_000 + tick });
+            if (claimed.length === 0 && (await store.queuedJobs(1)).length === 0) return;
+            for (const job of claimed) owners.set(job.id, [...(owners.get(job.id) ?? []), workerId]);
+          }
+        };
+        await Promise.all(['w_a', 'w_b', 'w_c', 'w_d', 'w_e', 'w_f'].map(claimer));
+        expect(owners.size).toBe(jobs.length);
+        for (const job of jobs) {
+          const winners = owners.get(job.id)!;
+          expect(winners).toHaveLength(1);
+          expect(await store.getJob(job.id)).toMatchObject({ state: 'ASSIGNED', epoch: 1, workerId: winners[0] });
+          expect(await store.listAudit(job.id)).toHaveLength(1);
+        }
       });
     });
 

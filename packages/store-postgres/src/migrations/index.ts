@@ -1,5 +1,6 @@
 import { jobChangedChannelMigration } from './job-changed-channel';
 import { jobChangesMigration } from './job-changes';
+import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
 
 /**
@@ -102,5 +103,6 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   jobChangesMigration,
   jobNotBeforeMigration,
+  jobClaimsMigration,
   jobChangedChannelMigration,
 ];

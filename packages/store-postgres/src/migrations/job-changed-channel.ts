@@ -1,14 +1,14 @@
 import type { Migration } from './index';
 
 /**
- * Version 4: the `jobs_state_changed` trigger's function (migration 2) names its NOTIFY channel as a
+ * Version 5: the `jobs_state_changed` trigger's function (migration 2) names its NOTIFY channel as a
  * constant, computed once here by the same rule (`hodei_job_changed_<schema>`, or a hash of the schema past
  * 63 bytes), instead of on every call: the per-row computation (a schema-name lookup, a concatenation, a
  * length test) was most of the trigger's cost, about a fifth of a batched job update's execution time in
  * PostgreSQL. The trigger, its condition and the payload (the job id) are unchanged.
  */
 export const jobChangedChannelMigration: Migration = {
-  version: 4,
+  version: 5,
   name: 'job change notifications on a precomputed channel',
   sql: (s) => `
 DO $migration$

@@ -1,0 +1,37 @@
+import { JOB_RETURNED_COLUMNS } from './batch-sql';
+
+/*
+ * SQL of PostgresStore.claimJobs: the next queued jobs one worker can run, locked with FOR UPDATE SKIP LOCKED
+ * (concurrent claims, from this engine or another one on the same database, skip each other's rows instead of
+ * waiting for them or failing a compare-and-set), assigned and audited in one statement.
+ */
+
+/**
+ * One statement that claims up to `$3` jobs for worker `$1` whose labels `$2` (jsonb) contains, at time `$4`
+ * (timestamptz): the ids come from `hodei_next_queued_jobs` (migration 4: QUEUED, not backing off at `$4`,
+ * queue order, `FOR UPDATE SKIP LOCKED`). Each claimed job becomes ASSIGNED to the worker with epoch + 1,
+ * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit row. When jobs are already ASSIGNED
+ * to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried), those are returned
+ * and nothing more is claimed. Returns the job columns plus `hodei_priority` and `hodei_insert_seq`.
+ */
+export function claimJobsSql(schema: string, jobs: string, audit: string): string {
+  const returned = [...JOB_RETURNED_COLUMNS.map((column) => `j.${column}`), 'j.priority AS hodei_priority', 'j.insert_seq AS hodei_insert_seq'];
+  return `WITH already AS (
+  SELECT ${returned.join(', ')} FROM ${jobs} AS j
+  WHERE j.state = 'ASSIGNED' AND j.worker_id = $1 AND j.assigned_at = $4
+), picked AS (
+  SELECT n.id FROM ${schema}.hodei_next_queued_jobs($4, $2::jsonb, CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END) AS n(id)
+), claimed AS (
+  UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  FROM picked WHERE j.id = picked.id
+  RETURNING ${returned.join(', ')}
+), audited AS (
+  INSERT INTO ${audit} (event_type, correlation_id, occurred_at, details)
+  SELECT 'job.assigned', c.id, $4, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt)
+  FROM claimed AS c
+)
+SELECT * FROM already
+UNION ALL
+SELECT * FROM claimed
+ORDER BY hodei_priority DESC, created_at ASC, hodei_insert_seq ASC`;
+}
