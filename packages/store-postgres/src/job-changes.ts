@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { HodeiError } from '@hodei/core';
 
 /**
- * The NOTIFY channel on which the `jobs_state_changed` trigger (migrations 2 and 5) announces a job's state
- * change, with the job id as payload: `hodei_job_changed_<schema>`, or a hash of the schema past 63 bytes.
- * Must match the trigger function's own computation.
+ * The NOTIFY channel on which the `jobs_state_changed` trigger (migration 2) announces a job's state change,
+ * with the job id as payload: `hodei_job_changed_<schema>`, or a hash of the schema past 63 bytes. Must
+ * match the trigger function's own computation.
  */
 export function changedChannel(schema: string): string {
   const plain = `hodei_job_changed_${schema}`;

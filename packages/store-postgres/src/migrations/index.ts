@@ -1,4 +1,3 @@
-import { jobChangedChannelMigration } from './job-changed-channel';
 import { jobChangesMigration } from './job-changes';
 import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
@@ -104,5 +103,4 @@ export const MIGRATIONS: readonly Migration[] = [
   jobChangesMigration,
   jobNotBeforeMigration,
   jobClaimsMigration,
-  jobChangedChannelMigration,
 ];
