@@ -63,6 +63,15 @@ describe('schema', () => {
     expect(byName.get('job_logs_pkey')).toMatch(/\(job_id, seq\)/);
   });
 
+  it('finds audit events by correlation id through a hash index (no btree to keep sorted per event)', async () => {
+    const indexes = await pool.query<{ indexdef: string }>(
+      `SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'audit_logs'`,
+    );
+    const defs = indexes.rows.map((row) => row.indexdef);
+    expect(defs.filter((def) => /USING hash \(correlation_id\)/.test(def))).toHaveLength(1);
+    expect(defs.filter((def) => /correlation_id/.test(def))).toHaveLength(1);
+  });
+
   it('stores token hashes only', async () => {
     const columns = await pool.query<{ column_name: string }>(
       `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'worker_tokens' ORDER BY ordinal_position`,

@@ -1,3 +1,4 @@
+import { auditCorrelationHashMigration } from './audit-correlation-hash';
 import { jobChangesMigration } from './job-changes';
 import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
@@ -103,4 +104,5 @@ export const MIGRATIONS: readonly Migration[] = [
   jobChangesMigration,
   jobNotBeforeMigration,
   jobClaimsMigration,
+  auditCorrelationHashMigration,
 ];
