@@ -44,6 +44,20 @@ function arrayParam(index: number, type: string): string {
   return `$${index}::${type === 'jsonb' ? 'text' : type}[]`;
 }
 
+/**
+ * `unnest(...)` of parallel array parameters, with the first one behind a sub-select the planner cannot look
+ * into. A plan then estimates the unnest at PostgreSQL's default row count whatever the batch's length, so
+ * the custom plans of a prepared statement cost the same as its generic plan and PostgreSQL keeps the generic
+ * plan after five executions. Without it, a batch of fewer than ten rows (its true length, seen by a custom
+ * plan) looks cheaper than the generic plan's estimate, and every execution is planned afresh: about 0.1 ms
+ * per statement, as much as executing a six-row update. The plan is the same either way (each row found
+ * through the primary key).
+ */
+function unnestArrays(params: readonly string[]): string {
+  const [first, ...rest] = params;
+  return `unnest(${[`(SELECT ${first})`, ...rest].join(', ')})`;
+}
+
 /** The value of column `column` of the unnested row `alias`, cast back to jsonb where needed. */
 function unnested(alias: string, column: string): string {
   return columnType(column) === 'jsonb' ? `${alias}.v_${column}::jsonb` : `${alias}.v_${column}`;
@@ -68,13 +82,13 @@ export function insertJobsSql(table: string, columns: readonly string[], audit: 
   return `WITH inserted AS (
   INSERT INTO ${table} (id, ${columns.join(', ')})
   SELECT r.v_id, ${columns.map((column) => unnested('r', column)).join(', ')}
-  FROM unnest(${params.join(', ')}) WITH ORDINALITY AS r(${names.join(', ')})
+  FROM ${unnestArrays(params)} WITH ORDINALITY AS r(${names.join(', ')})
   ORDER BY r.v_ord
   RETURNING state
 ), audited AS (
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
   SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
-  FROM unnest(${auditParams(columns.length + 3).join(', ')}) WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
+  FROM ${unnestArrays(auditParams(columns.length + 3))} WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
   WHERE a.v_type IS NOT NULL
   ORDER BY a.v_ord
 )
@@ -135,7 +149,7 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
   if (sets.length === 0) sets.push('state = j.state');
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
-  FROM unnest(${params.join(', ')}) AS u(${names.join(', ')})
+  FROM ${unnestArrays(params)} AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
   if (!shape.notify && !shape.audit) return update;
@@ -161,7 +175,7 @@ export function textArrayLiteral(values: readonly string[]): string {
 export function appendAuditsSql(table: string): string {
   return `INSERT INTO ${table} (event_type, correlation_id, occurred_at, details)
 SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
+FROM ${unnestArrays(auditParams(1))} WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
 ORDER BY a.v_ord`;
 }
 

@@ -69,6 +69,32 @@ describe('PostgresStore batched statements', () => {
     expect(rows[0].n).toBe(3);
   });
 
+  it('plans a statement once for small batches too: its prepared statement settles on the generic plan', async () => {
+    schemas += 1;
+    // One connection, so every statement below is prepared on it and pg_prepared_statements shows them.
+    const s = (store = createPostgresStore({ connectionString: database.url }, { schema: `batching_${schemas}`, poolSize: 1 }));
+    // A table of some size: on a nearly empty one every plan costs about the same.
+    await Promise.all(Array.from({ length: 2_000 }, () => s.insertJob(makeTestJob())));
+    for (let index = 0; index < 12; index += 1) {
+      const job = makeTestJob();
+      await s.insertJob(job, { eventType: 'job.queued', correlationId: job.id, occurredAt: 1 });
+      await s.updateJob(job.id, { states: ['QUEUED'], epoch: 0 }, { state: 'ASSIGNED', workerId: 'w_1', epoch: 1 }, {
+        eventType: 'job.assigned',
+        correlationId: job.id,
+        occurredAt: 2,
+      });
+    }
+    const { rows } = await s.pool.query<{ kind: string; custom_plans: string }>(
+      `SELECT left(statement, 20) AS kind, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%unnest(%' ORDER BY 1`,
+    );
+    // PostgreSQL tries five custom plans, then keeps the generic plan unless a custom one looked cheaper (a
+    // one-row batch would, and would be planned again on every execution: about as costly as running it).
+    expect(rows.map((row) => ({ kind: row.kind, custom: Number(row.custom_plans) }))).toEqual([
+      { kind: 'WITH inserted AS (\n ', custom: 5 },
+      { kind: 'WITH updated AS (UPD', custom: 5 },
+    ]);
+  });
+
   it('keeps working when a column is added to the jobs table while its statements are prepared', async () => {
     const s = newStore();
     const job = makeTestJob();
