@@ -11,6 +11,7 @@ import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { CHANNELZ_OFF, MAX_MESSAGE_BYTES } from '../server/grpc-server';
 import { pemText, validateAuthToken } from '../server/pem';
+import { RECEIVE_WINDOW_BYTES } from '../server/receive-window';
 import { jobFromWire, logLineBatchFromWire, specToWire, workerFromWire } from '../server/wire-mapping';
 
 /** How {@link createClient} reaches a server. */
@@ -81,6 +82,8 @@ export class HodeiClient {
       ...CHANNELZ_OFF,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // A follower of a big log in another process than the server waited for a window update every 64 KiB.
+      'grpc-node.flow_control_window': RECEIVE_WINDOW_BYTES,
       ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
     });
   }

@@ -6,7 +6,8 @@ import type { Server } from '@grpc/grpc-js';
  * before the server's event loop has read it. At HTTP/2's default of 64 KiB a worker streaming a big log
  * stops after each 64 KiB and waits for the server to read and grant more (a WINDOW_UPDATE), so it idles
  * whenever the server is busy; with 4 MiB it keeps writing (`bench/RESULTS.md`, logs). What a worker may
- * have unacknowledged is bounded apart from this (its `maxUnackedBytes`).
+ * have unacknowledged is bounded apart from this (its `maxUnackedBytes`). The SDK client asks for the same
+ * window for what the server sends it (grpc-js's `grpc-node.flow_control_window` channel option).
  */
 export const RECEIVE_WINDOW_BYTES = 4 * 1024 * 1024;
 
