@@ -1,15 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPlatform, packLogLineBatch, unpackLogLineBatch, type LogLine, type NewLogLine, type Platform, type Provider } from '../src';
-
-const idleProvider: Provider = {
-  specificationVersion: 'v1',
-  name: 'idle',
-  capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
-  createWorker: async () => undefined,
-  destroyWorker: async () => undefined,
-  onWorkerExit: () => () => undefined,
-  close: async () => undefined,
-};
+import { createPlatform, packLogLineBatch, unpackLogLineBatch, type LogLine, type NewLogLine, type Platform } from '../src';
+import { idleProvider } from './idle-provider';
 
 const streams = ['stdout', 'stderr', 'system'] as const;
 /** `count` lines with mixed streams, texts of varied length (some empty, some non-ASCII) and timestamps. */

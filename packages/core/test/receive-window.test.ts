@@ -1,18 +1,9 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPlatform, type Platform, type Provider } from '../src';
+import { createPlatform, type Platform } from '../src';
 import { RECEIVE_WINDOW_BYTES } from '../src/server/receive-window';
+import { idleProvider } from './idle-provider';
 import { until } from './in-process-worker';
-
-const idleProvider: Provider = {
-  specificationVersion: 'v1',
-  name: 'idle',
-  capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
-  createWorker: async () => undefined,
-  destroyWorker: async () => undefined,
-  onWorkerExit: () => () => undefined,
-  close: async () => undefined,
-};
 
 // A worker streaming a big log is held back by the server's HTTP/2 receive window; grpc-js has no server
 // option for it, so the server widens it through grpc-js internals. This fails if a grpc-js upgrade breaks that.

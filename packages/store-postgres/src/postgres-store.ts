@@ -601,15 +601,27 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async appendLogsBatch(appends: LogAppend[]): Promise<Settled<number>[]> {
-    const outcomes = new Map<LogAppend, Settled<number>>();
+  private appendLogsBatch(appends: LogAppend[]): Promise<Settled<number>[]> {
+    return this.settleLogAppends('appendLogs', appends, (round) => this.appendLogsRound(round));
+  }
+
+  /**
+   * Runs log appends in rounds of distinct jobs (appends to one job one after another, in call order), one
+   * statement per round; an append whose job does not exist gets `NOT_FOUND`.
+   */
+  private async settleLogAppends<T extends { jobId: string }>(
+    method: string,
+    appends: readonly T[],
+    statement: (round: readonly T[]) => Promise<(number | undefined)[]>,
+  ): Promise<Settled<number>[]> {
+    const outcomes = new Map<T, Settled<number>>();
     for (const round of roundsByKey(appends, (append) => append.jobId)) {
-      const settled = await settleEach(round, (batch) => this.appendLogsRound(batch), mayBelongToOneRow);
+      const settled = await settleEach(round, statement, mayBelongToOneRow);
       round.forEach((append, index) => {
         const outcome = settled[index]!;
         if (!('value' in outcome)) return outcomes.set(append, outcome);
         if (outcome.value !== undefined) return outcomes.set(append, { value: outcome.value });
-        const error = new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${append.jobId}"`, { field: 'jobId' });
+        const error = new HodeiError('NOT_FOUND', `postgres store: ${method}: no job with id "${append.jobId}"`, { field: 'jobId' });
         return outcomes.set(append, { error });
       });
     }
@@ -660,7 +672,7 @@ export class PostgresStore implements Store {
    * `appendLogs` for a packed batch, without an object or a converted value per line: the lines still become
    * one row each, numbered from the job's `log_count` + 1 as `appendLogs` numbers them, and appends of the
    * same turn share one statement (appends to one job run one after another, in call order). The texts
-   * travel as one string PostgreSQL splits, the timestamps as the first one and the deltas.
+   * travel as one string PostgreSQL splits, the timestamps as the first one plus each line's offset from it.
    */
   async appendLogBatch(jobId: string, batch: NewLogLineBatch): Promise<number> {
     if (batch.textLengths.length === 0) return this.appendLogs(jobId, []);
@@ -668,19 +680,8 @@ export class PostgresStore implements Store {
     return this.logBatchAppends.add(encodeLogBatch(jobId, batch));
   }
 
-  private async appendLogBatchesBatch(batches: EncodedLogBatch[]): Promise<Settled<number>[]> {
-    const outcomes = new Map<EncodedLogBatch, Settled<number>>();
-    for (const round of roundsByKey(batches, (batch) => batch.jobId)) {
-      const settled = await settleEach(round, (some) => this.appendLogBatchesRound(some), mayBelongToOneRow);
-      round.forEach((batch, index) => {
-        const outcome = settled[index]!;
-        if (!('value' in outcome)) return outcomes.set(batch, outcome);
-        if (outcome.value !== undefined) return outcomes.set(batch, { value: outcome.value });
-        const error = new HodeiError('NOT_FOUND', `postgres store: appendLogBatch: no job with id "${batch.jobId}"`, { field: 'jobId' });
-        return outcomes.set(batch, { error });
-      });
-    }
-    return batches.map((batch) => outcomes.get(batch)!);
+  private appendLogBatchesBatch(batches: EncodedLogBatch[]): Promise<Settled<number>[]> {
+    return this.settleLogAppends('appendLogBatch', batches, (round) => this.appendLogBatchesRound(round));
   }
 
   /** One statement for batches of distinct jobs; the new last seq of each, undefined for an unknown job. */
@@ -692,7 +693,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * `readLogs` as packed batches: PostgreSQL concatenates the page's texts and returns the lengths, deltas
+   * `readLogs` as packed batches: PostgreSQL concatenates the page's texts and returns the lengths, timestamps
    * and streams as arrays, so no row object or `Date` is made per line. One batch per call (at most
    * `maxLines` lines); empty past the end.
    */
