@@ -7,6 +7,7 @@ import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { followSeq } from './follow-seq.mjs';
 
 const argument = (name, fallback) => {
   const at = process.argv.indexOf(name);
@@ -28,28 +29,16 @@ async function follow(store) {
   try {
     const warm = await platform.client.queue({ name: 'warm', command: 'sleep 0.3' });
     await platform.client.wait(warm.id);
-    const started = performance.now();
-    const cpuBefore = process.cpuUsage();
-    const job = await platform.client.queue({ name: 'logs', command: `seq 1 ${total}` });
-    let expected = 1;
-    let lost = 0;
-    for await (const line of platform.client.logs(job.id, { follow: true })) {
-      if (line.stream !== 'stdout') continue;
-      if (line.text !== String(expected)) lost += 1;
-      expected += 1;
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    lost += Math.max(0, total - (expected - 1));
+    const { jobId, ms, lost, cpuMicros } = await followSeq(platform.client, total);
     // A second reader of the finished job: the read path alone.
     const readStarted = performance.now();
     let read = 0;
-    for await (const batch of platform.client.packedLogs(job.id)) read += batch.textLengths.length;
+    for await (const batch of platform.client.packedLogs(jobId)) read += batch.textLengths.length;
     const readSeconds = (performance.now() - readStarted) / 1000;
     return {
-      linesPerSec: round(total / seconds),
+      linesPerSec: round(total / (ms / 1000)),
       lost,
-      serverCpuMsPerMLine: round((cpu.user + cpu.system) / 1000 / (total / 1e6)),
+      serverCpuMsPerMLine: round(cpuMicros / 1000 / (total / 1e6)),
       rereadLinesPerSec: round(read / readSeconds),
     };
   } finally {
