@@ -91,7 +91,10 @@ export interface JobUpdateShape {
   columns: readonly string[];
   /** The patch re-queues: signal the NOTIFY channel (the last parameter) in the same statement. */
   notify: boolean;
-  /** Each row carries an audit event, written by the same statement only for the rows whose guard matched. */
+  /**
+   * The updates carry audit events (any number per update), written by the same statement only for the updates
+   * whose guard matched.
+   */
   audit: boolean;
 }
 
@@ -104,9 +107,10 @@ export function shapeKey(shape: JobUpdateShape): string {
  * Compare-and-set on many jobs in one statement: each row updates the job with its id only when that job
  * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
  * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
- * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column, the four
- * audit arrays when `audit` (written to table `audit` from the updated rows, so only where the guard matched);
- * then the NOTIFY channel when `notify`.
+ * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; when
+ * `audit`, five arrays with one entry per audit event (the id of the job whose update it goes with, then the
+ * four audit fields), written to table `audit` in array order for the jobs that were updated only; then the
+ * NOTIFY channel when `notify`.
  */
 export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
   const params = [arrayParam(1, 'text')];
@@ -127,22 +131,22 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     names.push(`v_${column}`);
   }
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
-  if (shape.audit) {
-    params.push(...auditParams(params.length + 1));
-    names.push('a_type', 'a_correlation', 'a_at', 'a_details');
-    returned.push(...['type', 'correlation', 'at', 'details'].map((field) => `u.a_${field} AS hodei_audit_${field}`));
-  }
+  const auditFrom = params.length + 1;
+  if (shape.audit) params.push(arrayParam(auditFrom, 'text'), ...auditParams(auditFrom + 1));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
   if (sets.length === 0) sets.push('state = j.state');
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
-  FROM unnest(${params.join(', ')}) AS u(${names.join(', ')})
+  FROM unnest(${params.slice(0, names.length).join(', ')}) AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
   if (!shape.notify && !shape.audit) return update;
   const audited = shape.audit
     ? `, audited AS (
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
-  SELECT hodei_audit_type, hodei_audit_correlation, hodei_audit_at, hodei_audit_details::jsonb FROM updated
+  SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
+  FROM unnest(${params.slice(auditFrom - 1).join(', ')}) WITH ORDINALITY AS a(v_job, v_type, v_correlation, v_at, v_details, v_ord)
+  JOIN updated ON updated.id = a.v_job
+  ORDER BY a.v_ord
 )`
     : '';
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';

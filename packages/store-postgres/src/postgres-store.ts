@@ -227,8 +227,8 @@ interface JobUpdate {
   patch: Partial<Job>;
   columns: string[];
   values: unknown[];
-  /** The audit event written with the change, if any (only when the guard matches). */
-  audit: AuditAppend | undefined;
+  /** The audit events written with the change, in order (only when the guard matches). */
+  audit: AuditAppend[];
 }
 
 /** One pending `appendLogs` call, its lines encoded when the call was made. */
@@ -475,10 +475,11 @@ export class PostgresStore implements Store {
     return rows.map(toJob);
   }
 
-  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: audit && encodeAudit(audit) });
+    const events = audit === undefined ? [] : Array.isArray(audit) ? (audit as readonly AuditEvent[]) : [audit as AuditEvent];
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: events.map(encodeAudit) });
   }
 
   /**
@@ -496,7 +497,7 @@ export class PostgresStore implements Store {
           columns: update.columns,
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
-          audit: update.audit !== undefined,
+          audit: update.audit.length > 0,
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -519,7 +520,10 @@ export class PostgresStore implements Store {
     if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])])));
     if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
     shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
-    if (shape.audit) params.push(...auditArrays(items.map((item) => item.audit)));
+    if (shape.audit) {
+      const events = items.flatMap((item) => item.audit.map((event) => ({ jobId: item.id, event })));
+      params.push(events.map(({ jobId }) => jobId), ...auditArrays(events.map(({ event }) => event)));
+    }
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape, this.t.audit));
     const rows = await this.query('updateJob', sql, params, true);

@@ -858,6 +858,27 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect((await store.listAudit(job.id)).map((recorded) => recorded.eventType)).toEqual(['job.assigned', 'job.started']);
         expect(await store.listAudit(other.id)).toEqual([]);
       });
+
+      it('updateJob records several events, in order, with one change (a short job started and finished), and none when refused', async () => {
+        const jobs = [makeTestJob({ state: 'ASSIGNED', epoch: 1, workerId: 'w_1' }), makeTestJob({ state: 'ASSIGNED', epoch: 1, workerId: 'w_1' })];
+        for (const job of jobs) await store.insertJob(job);
+        const finish = (id: string, epoch: number) =>
+          store.updateJob(id, { states: ['ASSIGNED'], epoch }, { state: 'SUCCEEDED', startedAt: BASE_TIME, completedAt: BASE_TIME + 1 }, [
+            event('job.started', id, { workerId: 'w_1' }),
+            event('job.finished', id, { exitCode: 0 }),
+          ]);
+        // Made in one turn (a batched store writes them in one statement): each job gets its own two events.
+        const [first, second, stale] = await Promise.all([finish(jobs[0]!.id, 1), finish(jobs[1]!.id, 1), finish('job_missing', 1)]);
+        expect(first?.state).toBe('SUCCEEDED');
+        expect(second?.state).toBe('SUCCEEDED');
+        expect(stale).toBeUndefined();
+        for (const job of jobs) {
+          expect(await store.listAudit(job.id)).toEqual([event('job.started', job.id, { workerId: 'w_1' }), event('job.finished', job.id, { exitCode: 0 })]);
+        }
+        expect(await finish(jobs[0]!.id, 1)).toBeUndefined();
+        expect(await store.listAudit(jobs[0]!.id)).toHaveLength(2);
+        expect(await store.listAudit('job_missing')).toEqual([]);
+      });
     });
 
     describe('retention (deleteFinishedJobs)', () => {
