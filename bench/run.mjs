@@ -6,6 +6,7 @@ import { ProcessProvider } from '@hodei/provider-process';
 import { createPostgresStore } from '@hodei/store-postgres';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { noopJobsPerSec } from './dispatch-load.mjs';
+import { followSeq } from './follow-seq.mjs';
 import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 import { dockerImageAvailable, dockerProvision } from './provision-docker.mjs';
 import { runStoreBench } from './store.mjs';
@@ -77,22 +78,11 @@ async function logs() {
   const raw = await rawPipeLinesPerSec(command);
   return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
     await warm(platform, 1);
-    const started = performance.now();
-    const cpuBefore = process.cpuUsage();
-    const job = await platform.client.queue({ name: 'logs', command });
-    let expected = 1;
-    let lost = 0;
-    for await (const line of platform.client.logs(job.id, { follow: true })) {
-      if (line.stream !== 'stdout') continue;
-      if (line.text !== String(expected)) lost += 1;
-      expected += 1;
-    }
-    const linesPerSec = total / ((performance.now() - started) / 1000);
-    const cpu = process.cpuUsage(cpuBefore);
-    lost += Math.max(0, total - (expected - 1));
+    const { ms, lost, cpuMicros } = await followSeq(platform.client, total);
+    const linesPerSec = total / (ms / 1000);
     // CPU of this process (server, store and client; not the worker) per million lines: steadier than the
     // rate on a busy machine.
-    const serverCpuMsPerMLine = round((cpu.user + cpu.system) / 1000 / (total / 1e6), 0);
+    const serverCpuMsPerMLine = round(cpuMicros / 1000 / (total / 1e6), 0);
     return { linesPerSec: round(linesPerSec), rawLinesPerSec: round(raw.perSec), ratio: round(linesPerSec / raw.perSec), lost, serverCpuMsPerMLine };
   });
 }

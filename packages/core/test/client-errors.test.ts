@@ -1,15 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, createPlatform, HodeiError, type Platform, type Provider } from '../src';
-
-const idleProvider: Provider = {
-  specificationVersion: 'v1',
-  name: 'idle',
-  capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
-  createWorker: async () => undefined,
-  destroyWorker: async () => undefined,
-  onWorkerExit: () => () => undefined,
-  close: async () => undefined,
-};
+import { createClient, createPlatform, HodeiError, type Platform } from '../src';
+import { idleProvider } from './idle-provider';
 
 async function failure(run: () => Promise<unknown>): Promise<string> {
   try {

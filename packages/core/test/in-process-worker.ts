@@ -11,14 +11,14 @@ export interface InProcessRun {
 }
 
 /**
- * A provider of one in-process worker of capacity 1, registered with `controller()` without gRPC; each run
- * it is sent goes to `onRun` (which may report back to the controller, or hold the run for the test).
+ * A provider of one in-process worker of capacity `capacity` (default 1), registered with `controller()` without
+ * gRPC; each run it is sent goes to `onRun` (which may report back to the controller, or hold the run for the test).
  */
-export function inProcessWorkerProvider(controller: () => JobController, onRun: (run: InProcessRun) => void): Provider {
+export function inProcessWorkerProvider(controller: () => JobController, onRun: (run: InProcessRun) => void, capacity = 1): Provider {
   return {
     specificationVersion: 'v1',
     name: 'inproc',
-    capabilities: { maxWorkers: 1, workerCapacity: 1, labels: {} },
+    capabilities: { maxWorkers: 1, workerCapacity: capacity, labels: {} },
     async createWorker({ workerId, otp }: CreateWorkerRequest) {
       const channel: WorkerChannel = {
         runJob: (job: Job, firstLogSeq: number) => onRun({ workerId, job, firstLogSeq }),
@@ -26,7 +26,7 @@ export function inProcessWorkerProvider(controller: () => JobController, onRun: 
         drain() {},
         close() {},
       };
-      setImmediate(() => void controller().registerWorker({ workerId, otp, capacity: 1 }, channel).catch(() => undefined));
+      setImmediate(() => void controller().registerWorker({ workerId, otp, capacity }, channel).catch(() => undefined));
     },
     async destroyWorker() {},
     onWorkerExit: () => () => undefined,

@@ -105,7 +105,10 @@ export interface JobUpdateShape {
   columns: readonly string[];
   /** The patch re-queues: signal the NOTIFY channel (the last parameter) in the same statement. */
   notify: boolean;
-  /** Each row carries an audit event, written by the same statement only for the rows whose guard matched. */
+  /**
+   * The updates carry audit events (any number per update), written by the same statement only for the updates
+   * whose guard matched.
+   */
   audit: boolean;
 }
 
@@ -116,11 +119,12 @@ export function shapeKey(shape: JobUpdateShape): string {
 
 /**
  * Compare-and-set on many jobs in one statement: each row updates the job with its id only when that job
- * matches the row's own guard, and the updated jobs are returned, their {@link JOB_RETURNED_COLUMNS} only (a
- * row whose guard did not match returns nothing). Ids must be distinct within one statement. Parameters, one
- * array each: ids, guard states (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one
- * per patched column, the four audit arrays when `audit` (written to table `audit` from the updated rows, so
- * only where the guard matched); then the NOTIFY channel when `notify`.
+ * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
+ * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
+ * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; when
+ * `audit`, five arrays with one entry per audit event (the id of the job whose update it goes with, then the
+ * four audit fields), written to table `audit` in array order for the jobs that were updated only; then the
+ * NOTIFY channel when `notify`.
  */
 export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
   const params = [arrayParam(1, 'text')];
@@ -141,29 +145,27 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     names.push(`v_${column}`);
   }
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
-  if (shape.audit) {
-    params.push(...auditParams(params.length + 1));
-    names.push('a_type', 'a_correlation', 'a_at', 'a_details');
-    returned.push(...['type', 'correlation', 'at', 'details'].map((field) => `u.a_${field} AS hodei_audit_${field}`));
-  }
+  const auditFrom = params.length + 1;
+  if (shape.audit) params.push(arrayParam(auditFrom, 'text'), ...auditParams(auditFrom + 1));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
   if (sets.length === 0) sets.push('state = j.state');
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
-  FROM ${unnestArrays(params)} AS u(${names.join(', ')})
+  FROM ${unnestArrays(params.slice(0, names.length))} AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
   if (!shape.notify && !shape.audit) return update;
   const audited = shape.audit
     ? `, audited AS (
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
-  SELECT hodei_audit_type, hodei_audit_correlation, hodei_audit_at, hodei_audit_details::jsonb FROM updated
+  SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
+  FROM ${unnestArrays(params.slice(auditFrom - 1))} WITH ORDINALITY AS a(v_job, v_type, v_correlation, v_at, v_details, v_ord)
+  JOIN updated ON updated.id = a.v_job
+  ORDER BY a.v_ord
 )`
     : '';
-  // The job columns only: the audit values went to the audited CTE, and would cost the client a parse per row.
-  const selected = JOB_RETURNED_COLUMNS.map((column) => `updated.${column}`);
-  if (shape.notify) selected.push(`pg_notify($${params.length + 1}, '') AS hodei_notified`);
+  const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   return `WITH updated AS (${update})${audited}
-SELECT ${selected.join(', ')} FROM updated`;
+SELECT updated.*${notified} FROM updated`;
 }
 
 /** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */

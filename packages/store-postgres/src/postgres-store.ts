@@ -2,13 +2,16 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import {
   HodeiError,
+  packLogLineBatch,
   type AuditEvent,
   type Job,
   type JobClaim,
   type JobFilter,
   type JobGuard,
   type LogLine,
+  type LogLineBatch,
   type NewLogLine,
+  type NewLogLineBatch,
   type Store,
   type StoredToken,
   type Worker,
@@ -31,6 +34,7 @@ import {
   updateJobsSql,
   type JobUpdateShape,
 } from './batch-sql';
+import { appendLogBatchesParams, appendLogBatchesSql, encodeLogBatch, logBatchFromRow, readLogBatchSql, type EncodedLogBatch } from './log-batch-sql';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
 export type PostgresConnection = { connectionString: string } | { pool: pg.Pool };
@@ -223,8 +227,8 @@ interface JobUpdate {
   patch: Partial<Job>;
   columns: string[];
   values: unknown[];
-  /** The audit event written with the change, if any (only when the guard matches). */
-  audit: AuditAppend | undefined;
+  /** The audit events written with the change, in order (only when the guard matches). */
+  audit: AuditAppend[];
 }
 
 /** One pending `appendLogs` call, its lines encoded when the call was made. */
@@ -233,6 +237,18 @@ interface LogAppend {
   times: Date[];
   streams: string[];
   texts: string[];
+}
+
+/** Lines with consecutive seqs packed together, a new batch at each gap. */
+function consecutiveBatches(lines: readonly LogLine[]): LogLineBatch[] {
+  const batches: LogLineBatch[] = [];
+  let start = 0;
+  for (let index = 1; index <= lines.length; index++) {
+    if (index < lines.length && lines[index]!.seq === lines[index - 1]!.seq + 1) continue;
+    batches.push({ ...packLogLineBatch(lines.slice(start, index)), firstSeq: lines[start]!.seq });
+    start = index;
+  }
+  return batches;
 }
 
 /** One pending `appendAudit` call, encoded when the call was made. */
@@ -331,6 +347,10 @@ export class PostgresStore implements Store {
   private readonly logAppends = new MicroBatcher<LogAppend, number>({
     maxBatch: MAX_BATCH,
     run: (appends) => this.appendLogsBatch(appends),
+  });
+  private readonly logBatchAppends = new MicroBatcher<EncodedLogBatch, number>({
+    maxBatch: MAX_BATCH,
+    run: (batches) => this.appendLogBatchesBatch(batches),
   });
   private readonly auditAppends = new MicroBatcher<AuditAppend, void>({
     maxBatch: MAX_BATCH,
@@ -455,10 +475,11 @@ export class PostgresStore implements Store {
     return rows.map(toJob);
   }
 
-  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: audit && encodeAudit(audit) });
+    const events = audit === undefined ? [] : Array.isArray(audit) ? (audit as readonly AuditEvent[]) : [audit as AuditEvent];
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: events.map(encodeAudit) });
   }
 
   /**
@@ -476,7 +497,7 @@ export class PostgresStore implements Store {
           columns: update.columns,
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
-          audit: update.audit !== undefined,
+          audit: update.audit.length > 0,
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -499,7 +520,10 @@ export class PostgresStore implements Store {
     if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])])));
     if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
     shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
-    if (shape.audit) params.push(...auditArrays(items.map((item) => item.audit)));
+    if (shape.audit) {
+      const events = items.flatMap((item) => item.audit.map((event) => ({ jobId: item.id, event })));
+      params.push(events.map(({ jobId }) => jobId), ...auditArrays(events.map(({ event }) => event)));
+    }
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape, this.t.audit));
     const rows = await this.query('updateJob', sql, params, true);
@@ -583,15 +607,27 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async appendLogsBatch(appends: LogAppend[]): Promise<Settled<number>[]> {
-    const outcomes = new Map<LogAppend, Settled<number>>();
+  private appendLogsBatch(appends: LogAppend[]): Promise<Settled<number>[]> {
+    return this.settleLogAppends('appendLogs', appends, (round) => this.appendLogsRound(round));
+  }
+
+  /**
+   * Runs log appends in rounds of distinct jobs (appends to one job one after another, in call order), one
+   * statement per round; an append whose job does not exist gets `NOT_FOUND`.
+   */
+  private async settleLogAppends<T extends { jobId: string }>(
+    method: string,
+    appends: readonly T[],
+    statement: (round: readonly T[]) => Promise<(number | undefined)[]>,
+  ): Promise<Settled<number>[]> {
+    const outcomes = new Map<T, Settled<number>>();
     for (const round of roundsByKey(appends, (append) => append.jobId)) {
-      const settled = await settleEach(round, (batch) => this.appendLogsRound(batch), mayBelongToOneRow);
+      const settled = await settleEach(round, statement, mayBelongToOneRow);
       round.forEach((append, index) => {
         const outcome = settled[index]!;
         if (!('value' in outcome)) return outcomes.set(append, outcome);
         if (outcome.value !== undefined) return outcomes.set(append, { value: outcome.value });
-        const error = new HodeiError('NOT_FOUND', `postgres store: appendLogs: no job with id "${append.jobId}"`, { field: 'jobId' });
+        const error = new HodeiError('NOT_FOUND', `postgres store: ${method}: no job with id "${append.jobId}"`, { field: 'jobId' });
         return outcomes.set(append, { error });
       });
     }
@@ -636,6 +672,47 @@ export class PostgresStore implements Store {
       stream: row.stream as LogLine['stream'],
       text: row.text as string,
     }));
+  }
+
+  /**
+   * `appendLogs` for a packed batch, without an object or a converted value per line: the lines still become
+   * one row each, numbered from the job's `log_count` + 1 as `appendLogs` numbers them, and appends of the
+   * same turn share one statement (appends to one job run one after another, in call order). The texts
+   * travel as one string PostgreSQL splits, the timestamps as the first one plus each line's offset from it.
+   */
+  async appendLogBatch(jobId: string, batch: NewLogLineBatch): Promise<number> {
+    if (batch.textLengths.length === 0) return this.appendLogs(jobId, []);
+    this.checkOpen();
+    return this.logBatchAppends.add(encodeLogBatch(jobId, batch));
+  }
+
+  private appendLogBatchesBatch(batches: EncodedLogBatch[]): Promise<Settled<number>[]> {
+    return this.settleLogAppends('appendLogBatch', batches, (round) => this.appendLogBatchesRound(round));
+  }
+
+  /** One statement for batches of distinct jobs; the new last seq of each, undefined for an unknown job. */
+  private async appendLogBatchesRound(batches: readonly EncodedLogBatch[]): Promise<(number | undefined)[]> {
+    const sql = this.cachedSql('logBatches', () => appendLogBatchesSql(this.t.jobs, this.t.logs));
+    const rows = await this.query('appendLogBatch', sql, appendLogBatchesParams(batches), true);
+    const counts = new Map(rows.map((row) => [row.id as string, Number(row.log_count)]));
+    return batches.map((batch) => counts.get(batch.jobId));
+  }
+
+  /**
+   * `readLogs` as packed batches: PostgreSQL concatenates the page's texts and returns the lengths, timestamps
+   * and streams as arrays, so no row object or `Date` is made per line. One batch per call (at most
+   * `maxLines` lines); empty past the end.
+   */
+  async readLogBatches(jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]> {
+    const limit = limitOf(maxLines, 0);
+    if (limit === 0) return [];
+    const rows = await this.query('readLogBatches', this.cachedSql('readLogBatch', () => readLogBatchSql(this.t.logs)), [jobId, Math.floor(fromSeq), limit], true);
+    const row = rows[0];
+    const batch = row && logBatchFromRow(row);
+    if (!batch) return [];
+    if (Number(row.last_seq) - batch.firstSeq + 1 === batch.textLengths.length) return [batch];
+    // Seqs with a gap (not made by this store) cannot share a batch: pack each consecutive run.
+    return consecutiveBatches(await this.readLogs(jobId, fromSeq, maxLines));
   }
 
   // ---- tokens ----------------------------------------------------------------------------------
@@ -886,7 +963,7 @@ export class PostgresStore implements Store {
   /** Ends the store's own pool (a pool you passed in is left open). Idempotent. */
   async close(): Promise<void> {
     // Calls made before close() still run: their batches start now, while the store is open.
-    const batchers = [this.jobInserts, this.jobUpdates, this.logAppends, this.auditAppends];
+    const batchers = [this.jobInserts, this.jobUpdates, this.logAppends, this.logBatchAppends, this.auditAppends];
     for (const batcher of batchers) batcher.flush();
     this.closed = true;
     this.queuedListeners.clear();

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { HodeiError, JOB_STATES, WORKER_STATES, type FailureReason, type LogStreamName } from '@hodei/core';
+import { HodeiError, JOB_STATES, packLogLineBatch, WORKER_STATES, type FailureReason, type LogStreamName } from '@hodei/core';
 import { makeTestJob, makeTestWorker } from '@hodei/core/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,13 +93,17 @@ describe('schema', () => {
     const job = makeTestJob();
     await store.insertJob(job);
     await store.appendLogs(job.id, [{ timestamp: 1, stream: 'stdout', text: 'a\u0000b' }]);
-    expect((await store.readLogs(job.id, 1, 10))[0]?.text).toBe('a\uFFFDb');
+    await store.appendLogBatch(job.id, packLogLineBatch([{ timestamp: 2, stream: 'stdout', text: 'c\u0000d' }]));
+    expect((await store.readLogs(job.id, 1, 10)).map((line) => line.text)).toEqual(['a\uFFFDb', 'c\uFFFDd']);
     await store.close();
   });
 
   it('refuses logs for an unknown job (NOT_FOUND)', async () => {
     const store = createPostgresStore({ pool });
     await expect(store.appendLogs('job_missing', [{ timestamp: 1, stream: 'stdout', text: 'x' }])).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(store.appendLogBatch('job_missing', packLogLineBatch([{ timestamp: 1, stream: 'stdout', text: 'x' }]))).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
     await store.close();

@@ -8,7 +8,7 @@ export type LogSink = (lines: LogLines) => boolean;
 export interface LogBatcherOptions {
   /** Flush once the batch holds this much text (UTF-16 code units); default 256 KiB. */
   maxBatchBytes?: number;
-  /** Flush once the batch holds this many entries; default 2,000. */
+  /** Flush once the batch holds this many entries; default 8,192 (reached by short lines; longer ones reach `maxBatchBytes` first). */
   maxBatchEntries?: number;
   /** Flush a non-empty batch at most this long after its first line; default 5 ms. */
   flushDelayMs?: number;
@@ -24,7 +24,7 @@ export interface LogBatcherOptions {
 export type LineTransform = (text: string) => string;
 
 export const DEFAULT_MAX_BATCH_BYTES = 256 * 1024;
-export const DEFAULT_MAX_BATCH_ENTRIES = 2_000;
+export const DEFAULT_MAX_BATCH_ENTRIES = 8_192;
 export const DEFAULT_FLUSH_DELAY_MS = 5;
 export const DEFAULT_TAIL_BYTES = 1024 * 1024;
 

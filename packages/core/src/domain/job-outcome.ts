@@ -18,8 +18,8 @@ export interface FinishedReport {
 }
 
 /** The final state and fields of a job, from what its worker reported. Pure. */
-export function finalJobPatch(report: FinishedReport, now: number): Partial<Job> & { state: JobState } {
-  const base: Partial<Job> = {
+export function finalJobPatch(report: FinishedReport, now: number): Partial<Job> & { state: JobState; completedAt: number } {
+  const base: Partial<Job> & { completedAt: number } = {
     completedAt: now,
     durationMs: report.durationMs,
     ...(report.exitCode >= 0 ? { exitCode: report.exitCode } : {}),

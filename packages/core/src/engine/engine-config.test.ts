@@ -18,5 +18,6 @@ describe('resolveEngineConfig', () => {
     expect(resolveEngineConfig({ heartbeatTimeoutMs: 100 }).pollIntervalMs).toBe(50);
     expect(resolveEngineConfig({ pollIntervalMs: 60_000 }).pollIntervalMs).toBe(60_000);
     expect(() => resolveEngineConfig({ pollIntervalMs: 0 })).toThrow(/pollIntervalMs/);
+    expect(() => resolveEngineConfig({ pollIntervalMs: 2 ** 31 })).toThrow(/pollIntervalMs: must be at most/);
   });
 });

@@ -18,8 +18,9 @@ export interface EngineConfig {
   retryBackoffMs: number;
   /**
    * How often the engine runs a scheduling pass unasked: the fallback for a wake-up it missed (another engine's
-   * NOTIFY lost with its connection) and the clock that notices silent workers. Default a quarter of the
-   * heartbeat timeout, between 50 ms and 1 s.
+   * NOTIFY lost with its connection) and the clock that notices silent workers, idle workers and stranded
+   * assignments: a value above the heartbeat timeout delays all of those. Default a quarter of the heartbeat
+   * timeout, between 50 ms and 1 s; at most 2,147,483,647 (Node's longest timer).
    */
   pollIntervalMs: number;
 }
@@ -36,6 +37,9 @@ export const DEFAULT_ENGINE_CONFIG: EngineConfig = {
   pollIntervalMs: 1_000,
 };
 
+/** The longest delay a Node timer accepts; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /** Fills defaults and checks every value is a positive number of milliseconds. */
 export function resolveEngineConfig(input: Partial<EngineConfig> = {}): EngineConfig {
   const config = { ...DEFAULT_ENGINE_CONFIG };
@@ -47,6 +51,7 @@ export function resolveEngineConfig(input: Partial<EngineConfig> = {}): EngineCo
     }
     config[key] = value;
   }
+  if (config.pollIntervalMs > MAX_TIMER_MS) throw invalidArgument('pollIntervalMs', `must be at most ${MAX_TIMER_MS} ms (Node's longest timer)`);
   if (input.pollIntervalMs === undefined) {
     config.pollIntervalMs = Math.max(50, Math.min(DEFAULT_ENGINE_CONFIG.pollIntervalMs, config.heartbeatTimeoutMs / 4));
   }

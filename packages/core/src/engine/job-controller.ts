@@ -13,7 +13,7 @@ import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBa
 import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, nextBackoffEnd, type Decision } from './scheduler';
+import { decide, isAvailable, nextBackoffEnd, type Decision } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
@@ -29,10 +29,26 @@ const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
 const CLAIM_SHORTFALL_RETRY_MS = 10;
+/**
+ * How many queued jobs (from the head of the queue) a scheduling pass reads. Past them a free worker still
+ * gets work (see `claimBeyondWindow`), but no worker is started for a job further back until the head moves.
+ */
+const QUEUE_WINDOW = 10_000;
 /** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
 const STRANDED_SWEEP_MS = 5_000;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
 const PROVISIONING_ATTEMPTS = 3;
+
+/**
+ * Waits for every task, then throws the first failure, if any: a pass whose claim for one worker failed still
+ * lets the other workers' claims finish recording and sending their jobs before it ends.
+ */
+async function allSettledOrThrow<T>(tasks: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(tasks);
+  const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
+}
 
 /** What a {@link JobController} runs on; {@link createPlatform} fills these in. */
 export interface JobControllerOptions {
@@ -74,6 +90,13 @@ export class JobController {
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
   /** The pass scheduled for when the first queued job's retry backoff (its stored `notBefore`) ends. */
   private backoffWake: { at: number; timer: NodeJS.Timeout } | undefined;
+  /**
+   * Read-modify-writes of one worker's record (its list of running jobs: claims add to it, results and lost
+   * workers take from it) run one at a time, so that results need not wait for the serial section.
+   */
+  private readonly workerRecords = new KeyedSerialQueue();
+  /** Each worker's last claim time: the next claim for it takes a later one (see `claimNow`). */
+  private readonly lastClaimAt = new Map<string, number>();
   /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
   private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
@@ -230,7 +253,7 @@ export class JobController {
       }
       const updated = await this.store.updateJob(
         id,
-        { epoch: job.epoch },
+        { states: ACTIVE_JOB, epoch: job.epoch },
         { cancelRequestedAt: this.now() },
         this.event('job.cancel_requested', id, {}),
       );
@@ -388,14 +411,19 @@ export class JobController {
    * listed in `retryOnExitCodes` and attempts remain. With `lastLogSeq` (the seq of the run's last line), a
    * result whose lines are not all stored yet is not recorded (resolves false): the worker resends the missing
    * batches, then the result. Resolves true once the result was recorded or refused as stale (either way the
-   * worker may forget it).
+   * worker may forget it). With `started`, the report also says the run started (a short job's start travels
+   * with its result): an ASSIGNED job's start and end are then recorded in one write, with both audit events.
    */
-  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq = 0): Promise<boolean> {
-    const recorded = await this.serial.run(async () => {
+  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq = 0, started = false): Promise<boolean> {
+    // Not in the serial section: every job write is compare-and-set, and the worker's record is updated under
+    // its own key (`workerRecords`), so a result does not wait for a scheduling pass (on PostgreSQL, one pass
+    // and one result at a time held a deep queue to ~70 jobs/s).
+    const recorded = await (async () => {
       const patch = finalJobPatch(report, this.now());
       const current = await this.store.getJob(jobId);
       const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
       if (leased && lastLogSeq > 0 && (await this.store.appendLogs(jobId, [])) < lastLogSeq) return false;
+      const startsNow = started && leased && current.state === 'ASSIGNED';
       if (
         current &&
         current.workerId === workerId &&
@@ -405,29 +433,40 @@ export class JobController {
         current.spec.retryOnExitCodes?.includes(patch.exitCode) &&
         current.attempt < current.spec.maxAttempts
       ) {
+        if (startsNow) await this.jobStarted(workerId, jobId, epoch);
         const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
-        if (await this.requeue(current, message, { exitCode: patch.exitCode })) {
-          await this.releaseSlot(workerId, jobId);
+        // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
+        // for this worker in between (its list would hold it twice, and the release then drop both).
+        const requeued = await this.workerRecords.run(workerId, async () => {
+          if (!(await this.requeue(current, message, { exitCode: patch.exitCode }))) return false;
+          await this.releaseSlotNow(workerId, jobId);
           return true;
-        }
+        });
+        if (requeued) return true;
       }
+      // The run's start, by the server's clock: its end less the duration the worker measured.
+      const startedAt = startsNow ? Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)) : 0;
       const job =
         (await this.store.updateJob(
           jobId,
-          { states: ACTIVE_JOB, epoch },
-          patch,
-          this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+          { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
+          startsNow ? { ...patch, startedAt } : patch,
+          [
+            ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
+            this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+          ],
         )) ??
         (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
       if (!job || job.workerId !== workerId) {
         await this.fenced(workerId, jobId, epoch, 'result');
         return true;
       }
+      if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
       this.options.observer?.jobFinished?.(job);
       await this.releaseSlot(workerId, jobId);
       this.notifier.notify(jobId);
       return true;
-    });
+    })();
     if (recorded) this.wake();
     return recorded;
   }
@@ -452,6 +491,7 @@ export class JobController {
       if (worker.state === 'TERMINATING') {
         await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
         this.ownWorkers.delete(workerId);
+        this.lastClaimAt.delete(workerId);
         await this.audit('worker.terminated', workerId, { reason });
       } else if ((worker.state === 'CREATING' || worker.state === 'CONNECTING') && provider) {
         // A worker that dies before registering is a failed start, not a lost worker: retried with backoff,
@@ -490,13 +530,17 @@ export class JobController {
 
   private async reconcileOnce(): Promise<void> {
     const { config } = this.options;
-    const liveWorkers = await this.store.listWorkers({ states: LIVE });
     if (this.now() >= this.nextStrandedSweepAt) {
       this.nextStrandedSweepAt = this.now() + STRANDED_SWEEP_MS;
-      await this.requeueStranded(liveWorkers);
+      await this.requeueStranded();
     }
+    const liveWorkers = await this.store.listWorkers({ states: LIVE });
+    const workers = this.schedulable(liveWorkers);
+    const providers = [...this.providers.values()]
+      .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
+      .map((provider) => ({ name: provider.name, ...provider.capabilities }));
     // Draining: queued jobs wait in the store for a restart or another server.
-    const queuedJobs = this.draining ? [] : await this.store.queuedJobs(10_000);
+    const queuedJobs = this.draining ? [] : await this.store.queuedJobs(QUEUE_WINDOW);
     const now = this.now();
     // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
     const backoffEnd = nextBackoffEnd(queuedJobs, now);
@@ -504,49 +548,63 @@ export class JobController {
     const decisions = decide({
       now,
       queuedJobs,
-      workers: this.schedulable(liveWorkers),
-      providers: [...this.providers.values()]
-        .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
-        .map((provider) => ({ name: provider.name, ...provider.capabilities })),
+      workers,
+      providers,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
     });
     await this.applyAll(decisions);
+    // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
+    // claim from the whole queue (the store picks jobs their labels allow).
+    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
+  }
+
+  /** Claims, for each of this engine's available workers, the free slots the pass's decisions left. */
+  private async claimBeyondWindow(workers: readonly Worker[], decisions: readonly Decision[], now: number): Promise<void> {
+    const decided = new Map<string, number>();
+    for (const decision of decisions) {
+      if (decision.type === 'assign') decided.set(decision.workerId, (decided.get(decision.workerId) ?? 0) + 1);
+      if (decision.type === 'terminate') decided.set(decision.workerId, Number.POSITIVE_INFINITY);
+    }
+    await allSettledOrThrow(
+      workers
+        .filter((worker) => this.ownWorkers.has(worker.id) && isAvailable(worker, now, this.options.config.heartbeatTimeoutMs))
+        .map((worker) => ({ worker, free: worker.capacity - worker.runningJobIds.length - (decided.get(worker.id) ?? 0) }))
+        .filter(({ free }) => free > 0)
+        .map(({ worker, free }) => this.claim(worker.id, free)),
+    );
   }
 
   /**
-   * Applies a pass's decisions in order, except that a run of assignments is applied one chain per worker, the
-   * workers' chains concurrently, so their store writes share batched statements. Within the serial section no
-   * other call changes workers; a worker's assignments stay one after another because each reads and rewrites its
-   * list of running jobs. Each job is assigned once per pass, and its compare-and-set guards it anyway.
+   * Applies a pass's decisions: the others in order, then the assignments, gathered per worker (one claim
+   * per worker for all its jobs of the pass), the workers' claims concurrently so that their store writes
+   * share batched statements. A worker's assignments stay one after another (each reads and rewrites its list
+   * of running jobs). Each job is assigned once per pass, and its compare-and-set guards it anyway.
    */
   private async applyAll(decisions: readonly Decision[]): Promise<void> {
-    for (let index = 0; index < decisions.length; ) {
-      const decision = decisions[index]!;
+    const jobsByWorker = new Map<string, string[]>();
+    for (const decision of decisions) {
       if (decision.type !== 'assign') {
         await this.apply(decision);
-        index += 1;
         continue;
       }
-      const jobsByWorker = new Map<string, string[]>();
-      for (let next = decisions[index]; next?.type === 'assign'; next = decisions[++index]) {
-        const jobIds = jobsByWorker.get(next.workerId) ?? [];
-        jobIds.push(next.jobId);
-        jobsByWorker.set(next.workerId, jobIds);
-      }
-      const claims = await Promise.all(
-        [...jobsByWorker].map(async ([workerId, jobIds]) => {
-          if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length)) === jobIds.length;
-          for (const jobId of jobIds) await this.assign(jobId, workerId);
-          return true;
-        }),
-      );
-      // A claim that got fewer jobs than the pass counted on lost them to another engine's claim (or to one of
-      // this pass's claims for a worker with other labels): look at the queue again shortly.
-      if (claims.includes(false)) setTimeout(() => this.wake(), CLAIM_SHORTFALL_RETRY_MS).unref();
+      const jobIds = jobsByWorker.get(decision.workerId) ?? [];
+      jobIds.push(decision.jobId);
+      jobsByWorker.set(decision.workerId, jobIds);
     }
+    const claims = await allSettledOrThrow(
+      [...jobsByWorker].map(async ([workerId, jobIds]) => {
+        if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length)) === jobIds.length;
+        for (const jobId of jobIds) await this.assign(jobId, workerId);
+        return true;
+      }),
+    );
+    // A claim that got fewer jobs than the pass counted on lost them to another engine's claim (or to one of
+    // this pass's claims for a worker with other labels): look at the queue again shortly.
+    if (claims.includes(false)) setTimeout(() => this.wake(), CLAIM_SHORTFALL_RETRY_MS).unref();
   }
+
 
   /**
    * Puts back in the queue the ASSIGNED jobs whose assignment can no longer be delivered (see
@@ -554,8 +612,12 @@ export class JobController {
    * store failed between the two writes), or assigned to a worker that is gone. They never started, so the
    * attempt is not counted. Runs inside a pass, when none of this engine's assignments is under way.
    */
-  private async requeueStranded(liveWorkers: readonly Worker[]): Promise<void> {
+  private async requeueStranded(): Promise<void> {
     const assigned = await this.store.listJobs({ states: ['ASSIGNED'], limit: Number.MAX_SAFE_INTEGER });
+    if (assigned.length === 0) return;
+    // Workers read after the jobs: a worker another server started and gave a job after a workers list was
+    // read must not pass for unknown.
+    const liveWorkers = await this.store.listWorkers({ states: LIVE });
     for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
       const requeued = await this.store.updateJob(
@@ -625,17 +687,21 @@ export class JobController {
    * queue order among those the worker's labels allow, skipping jobs another engine is claiming at the same
    * moment), records them on the worker and sends them. Returns how many it claimed.
    */
-  private async claim(workerId: string, count: number): Promise<number> {
+  private claim(workerId: string, count: number): Promise<number> {
+    return this.workerRecords.run(workerId, () => this.claimNow(workerId, count));
+  }
+
+  private async claimNow(workerId: string, count: number): Promise<number> {
     const [worker, channel] = [await this.store.getWorker(workerId), this.channels.get(workerId)];
-    if (!worker || !channel) return count;
-    const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now: this.now() });
+    if (!worker || !channel || worker.state !== 'READY') return count;
+    // The claim time identifies the claim (a retry with the same time gets the same jobs back): one worker's
+    // claims, one after another in this queue, each get a later millisecond than the one before.
+    const now = Math.max(this.now(), (this.lastClaimAt.get(workerId) ?? 0) + 1);
+    this.lastClaimAt.set(workerId, now);
+    const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now });
     if (claimed.length === 0) return 0;
     const running = [...worker.runningJobIds, ...claimed.map((job) => job.id)];
-    await this.store.updateWorker(workerId, {}, {
-      runningJobIds: running,
-      state: running.length >= worker.capacity ? 'BUSY' : 'READY',
-      idleSince: undefined,
-    });
+    if (!(await this.recordRunning(worker, running))) return claimed.length;
     for (const job of claimed) await this.sendJob(job, channel);
     return claimed.length;
   }
@@ -647,7 +713,11 @@ export class JobController {
     this.notifier.notify(job.id);
   }
 
-  private async assign(jobId: string, workerId: string): Promise<void> {
+  private assign(jobId: string, workerId: string): Promise<void> {
+    return this.workerRecords.run(workerId, () => this.assignNow(jobId, workerId));
+  }
+
+  private async assignNow(jobId: string, workerId: string): Promise<void> {
     const [job, worker] = await Promise.all([this.store.getJob(jobId), this.store.getWorker(workerId)]);
     const channel = this.channels.get(workerId);
     if (!job || !worker || !channel) return;
@@ -660,13 +730,21 @@ export class JobController {
         this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }),
       )) ?? (await this.landedInDoubt(jobId, { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt }, 'assignedAt'));
     if (!assigned) return;
-    const running = [...worker.runningJobIds, jobId];
-    await this.store.updateWorker(workerId, {}, {
+    if (await this.recordRunning(worker, [...worker.runningJobIds, jobId])) await this.sendJob(assigned, channel);
+  }
+
+  /**
+   * Records a worker's new list of running jobs, only while it is still READY (compare-and-set: another server
+   * may have marked it LOST meanwhile). When it is not, the jobs just assigned to it are not sent: the stranded
+   * sweep puts them back in the queue.
+   */
+  private async recordRunning(worker: Worker, running: string[]): Promise<boolean> {
+    const updated = await this.store.updateWorker(worker.id, { states: ['READY'] }, {
       runningJobIds: running,
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
       idleSince: undefined,
     });
-    await this.sendJob(assigned, channel);
+    return updated !== undefined;
   }
 
   private async provision(providerName: string): Promise<void> {
@@ -751,11 +829,16 @@ export class JobController {
   }
 
   private async markLost(workerId: string, reason: string): Promise<void> {
-    const worker = await this.store.getWorker(workerId);
-    if (!worker || !LIVE_WORKER_STATES.has(worker.state) || worker.state === 'TERMINATING') return;
-    assertTransition(WORKER_TRANSITIONS, `worker ${workerId}`, worker.state, 'LOST');
-    await this.store.updateWorker(workerId, {}, { state: 'LOST', endedReason: reason, runningJobIds: [] });
+    const worker = await this.workerRecords.run(workerId, async () => {
+      const live = await this.store.getWorker(workerId);
+      if (!live || !LIVE_WORKER_STATES.has(live.state) || live.state === 'TERMINATING') return undefined;
+      assertTransition(WORKER_TRANSITIONS, `worker ${workerId}`, live.state, 'LOST');
+      await this.store.updateWorker(workerId, {}, { state: 'LOST', endedReason: reason, runningJobIds: [] });
+      return live;
+    });
+    if (!worker) return;
     this.ownWorkers.delete(workerId);
+    this.lastClaimAt.delete(workerId);
     await this.audit('worker.lost', workerId, { reason });
     this.channels.get(workerId)?.close();
     this.channels.delete(workerId);
@@ -803,17 +886,27 @@ export class JobController {
     return true;
   }
 
-  private async releaseSlot(workerId: string, jobId: string): Promise<void> {
-    const worker = await this.store.getWorker(workerId);
-    if (!worker) return;
-    const running = worker.runningJobIds.filter((id) => id !== jobId);
-    const busy = worker.state === 'BUSY' || worker.state === 'READY';
-    await this.store.updateWorker(workerId, {}, {
-      runningJobIds: running,
-      ...(busy ? { state: running.length >= worker.capacity ? 'BUSY' : 'READY' } : {}),
-      ...(running.length === 0 ? { idleSince: this.now() } : {}),
-    });
+  private releaseSlot(workerId: string, jobId: string): Promise<void> {
+    return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
   }
+
+  /** `releaseSlot` for a caller already in the worker's `workerRecords` queue. */
+  private async releaseSlotNow(workerId: string, jobId: string): Promise<void> {
+    // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const worker = await this.store.getWorker(workerId);
+      if (!worker) return;
+      const running = worker.runningJobIds.filter((id) => id !== jobId);
+      const busy = worker.state === 'BUSY' || worker.state === 'READY';
+      const updated = await this.store.updateWorker(workerId, { states: [worker.state] }, {
+        runningJobIds: running,
+        ...(busy ? { state: running.length >= worker.capacity ? 'BUSY' : 'READY' } : {}),
+        ...(running.length === 0 ? { idleSince: this.now() } : {}),
+      });
+      if (updated) return;
+    }
+  }
+
 
   private async finishWith(
     job: Job,

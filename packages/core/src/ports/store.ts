@@ -125,9 +125,10 @@ export interface Store {
   queuedJobs(limit: number): Promise<Job[]>;
   /**
    * Applies `patch` when the job matches `guard`; returns the updated job, or undefined if it did not match.
-   * With `audit`, the event is recorded atomically with the change, and only when the guard matched.
+   * With `audit`, the event (or the events, in order: a change may record two, such as a short job's start and
+   * end) is recorded atomically with the change, and only when the guard matched.
    */
-  updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined>;
+  updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined>;
 
   /**
    * Optional multi-job claim: atomically takes up to `claim.limit` QUEUED jobs that are not backing off at

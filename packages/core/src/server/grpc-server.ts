@@ -4,6 +4,7 @@ import type { JobController } from '../engine/job-controller';
 import { JobServiceService, WorkerServiceService, type ServerMessage, type WorkerMessage } from '../protocol';
 import { requireBearerToken } from './bearer-auth';
 import { createJobService } from './job-service';
+import { widenReceiveWindow } from './receive-window';
 import { handleWorkerConnection } from './worker-service';
 
 /** Largest message accepted from a client or worker. */
@@ -48,6 +49,7 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
+  widenReceiveWindow(server);
   server.addService(WorkerServiceService, {
     connect: (call: ServerDuplexStream<WorkerMessage, ServerMessage>) => handleWorkerConnection(controller, call),
   });

@@ -10,7 +10,7 @@ import { toServiceError } from './status-mapping';
 import { jobToWire, logLineBatchToWire, logLinesToWire, specInputFromWire, workerToWire } from './wire-mapping';
 
 /** Lines read from the store at a time for the Logs stream. */
-const LOG_READ_LINES = 8_192;
+const LOG_READ_LINES = 16_384;
 /** Text per message of the Logs stream (UTF-16 code units; a longer single line goes alone). */
 const LOG_CHUNK_TEXT = 1024 * 1024;
 

@@ -1,7 +1,7 @@
 import type { Job, JobSpec, JobState } from '../domain/job';
 import { redactJobSpec } from '../domain/job-spec';
 import type { Worker } from '../domain/worker';
-import type { LogLine, LogLineBatch, LogStreamName, NewLogLine } from '../ports/store';
+import type { LogLine, LogLineBatch, LogStreamName } from '../ports/store';
 import * as wire from '../protocol';
 
 const STREAM_TO_WIRE: Record<LogStreamName, wire.LogStream> = {
@@ -30,16 +30,6 @@ export function logLinesToWire(lines: readonly LogLine[], maxTextLength: number)
   }
   if (builder.count > 0) batches.push(builder.build(firstSeq));
   return batches;
-}
-
-/** The lines of a packed batch, numbered. */
-export function logLinesFromWire(lines: wire.LogLines | undefined): LogLine[] {
-  return wire.mapLogLines(lines, (seq, timestamp, stream, text) => ({ seq, timestamp, stream: streamFromWire(stream), text }));
-}
-
-/** The lines of a packed batch as the store takes them (the store numbers them). */
-export function newLogLinesFromWire(lines: wire.LogLines | undefined): NewLogLine[] {
-  return wire.mapLogLines(lines, (_seq, timestamp, stream, text) => ({ timestamp, stream: streamFromWire(stream), text }));
 }
 
 /**

@@ -103,7 +103,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       }
       case 'jobFinished': {
         const finished = payload.value;
-        if (finished.started) await controller.jobStarted(workerId, finished.jobId, finished.epoch);
+        // A short job's start travels with its result: recorded together, in one write.
         const recorded = await controller.jobFinished(
           workerId,
           finished.jobId,
@@ -116,6 +116,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
             errorMessage: finished.errorMessage,
           },
           finished.lastLogSeq,
+          finished.started,
         );
         if (recorded) ack(finished.jobId, finished.epoch, finished.lastLogSeq, true);
         return;

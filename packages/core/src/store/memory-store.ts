@@ -72,6 +72,12 @@ class LogBatches {
   }
 }
 
+/** The audit events passed with a change: none, one or several. */
+function auditEvents(audit: AuditEvent | readonly AuditEvent[] | undefined): readonly AuditEvent[] {
+  if (audit === undefined) return [];
+  return Array.isArray(audit) ? (audit as readonly AuditEvent[]) : [audit as AuditEvent];
+}
+
 function queueOrder(a: Job, b: Job): number {
   return b.spec.priority - a.spec.priority || a.createdAt - b.createdAt;
 }
@@ -130,7 +136,7 @@ export class MemoryStore implements Store {
     return result.sort(queueOrder).slice(0, limit).map(copyJob);
   }
 
-  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
+  async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
     this.checkOpen();
     const job = this.jobs.get(id);
     if (!job) return undefined;
@@ -143,7 +149,7 @@ export class MemoryStore implements Store {
       if (value === undefined) delete (job as unknown as Record<string, unknown>)[key];
     }
     this.track(job);
-    if (audit) this.recordAudit(audit);
+    for (const event of auditEvents(audit)) this.recordAudit(event);
     if (job.state !== stateBefore) this.jobChanged(id);
     return copyJob(job);
   }

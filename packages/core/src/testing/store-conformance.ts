@@ -607,6 +607,15 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
     });
 
     describe('logs', () => {
+      // The batch methods, or the per-line ones the engine falls back to when a store lacks them.
+      const appendBatch = (jobId: string, batch: NewLogLineBatch) =>
+        store.appendLogBatch ? store.appendLogBatch(jobId, batch) : store.appendLogs(jobId, unpackLogLineBatch({ ...batch, firstSeq: 1 }));
+      const readBatches = async (jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]> => {
+        if (store.readLogBatches) return store.readLogBatches(jobId, fromSeq, maxLines);
+        const read = await store.readLogs(jobId, fromSeq, maxLines);
+        return read.length === 0 ? [] : [{ ...packLogLineBatch(read), firstSeq: read[0]!.seq }];
+      };
+
       it('numbers lines from 1, contiguously across appends, and returns the last seq', async () => {
         const job = makeTestJob();
         await store.insertJob(job);
@@ -621,13 +630,6 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
       });
 
       it('agrees between batch and per-line appends and reads (the batch methods, or the per-line ones the engine falls back to)', async () => {
-        const appendBatch = (jobId: string, batch: NewLogLineBatch) =>
-          store.appendLogBatch ? store.appendLogBatch(jobId, batch) : store.appendLogs(jobId, unpackLogLineBatch({ ...batch, firstSeq: 1 }));
-        const readBatches = async (jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]> => {
-          if (store.readLogBatches) return store.readLogBatches(jobId, fromSeq, maxLines);
-          const read = await store.readLogs(jobId, fromSeq, maxLines);
-          return read.length === 0 ? [] : [{ ...packLogLineBatch(read), firstSeq: read[0]!.seq }];
-        };
         const job = makeTestJob();
         await store.insertJob(job);
         const mixed: NewLogLine[] = [
@@ -650,6 +652,32 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(await readBatches(job.id, 9, 10)).toEqual([]);
         expect(await readBatches(job.id, 1, 0)).toEqual([]);
         expect(await readBatches('job_missing', 1, 10)).toEqual([]);
+      });
+
+      it('keeps batch appends to several jobs made at once apart, with any text (newlines, control characters)', async () => {
+        const [first, second] = [makeTestJob(), makeTestJob()];
+        await store.insertJob(first);
+        await store.insertJob(second);
+        const control = Array.from({ length: 31 }, (_, code) => String.fromCharCode(code + 1)).join('');
+        const odd: NewLogLine[] = [
+          { timestamp: BASE_TIME + 1, stream: 'stdout', text: 'two\nlines' },
+          { timestamp: BASE_TIME + 2, stream: 'stdout', text: `every control character: ${control}` },
+          { timestamp: BASE_TIME + 3, stream: 'stderr', text: '' },
+        ];
+        const lasts = await Promise.all([
+          appendBatch(first.id, packLogLineBatch(lines(2, 'first'))),
+          appendBatch(second.id, packLogLineBatch(odd)),
+          appendBatch(first.id, packLogLineBatch([{ timestamp: BASE_TIME + 5, stream: 'system', text: 'last' }])),
+          appendBatch(second.id, packLogLineBatch(lines(1, 'after'))),
+        ]);
+        expect(lasts).toEqual([2, 3, 3, 4]);
+        const firstLines = [...lines(2, 'first'), { timestamp: BASE_TIME + 5, stream: 'system', text: 'last' }];
+        const secondLines = [...odd, ...lines(1, 'after')];
+        for (const [job, written] of [[first, firstLines], [second, secondLines]] as const) {
+          const expected = written.map((line, index) => ({ seq: index + 1, ...line }));
+          expect(await store.readLogs(job.id, 1, 10)).toEqual(expected);
+          expect((await readBatches(job.id, 1, 10)).flatMap(unpackLogLineBatch)).toEqual(expected);
+        }
       });
 
       it('keeps the text of every stream as written', async () => {
@@ -829,6 +857,27 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(plain).toBeDefined();
         expect((await store.listAudit(job.id)).map((recorded) => recorded.eventType)).toEqual(['job.assigned', 'job.started']);
         expect(await store.listAudit(other.id)).toEqual([]);
+      });
+
+      it('updateJob records several events, in order, with one change (a short job started and finished), and none when refused', async () => {
+        const jobs = [makeTestJob({ state: 'ASSIGNED', epoch: 1, workerId: 'w_1' }), makeTestJob({ state: 'ASSIGNED', epoch: 1, workerId: 'w_1' })];
+        for (const job of jobs) await store.insertJob(job);
+        const finish = (id: string, epoch: number) =>
+          store.updateJob(id, { states: ['ASSIGNED'], epoch }, { state: 'SUCCEEDED', startedAt: BASE_TIME, completedAt: BASE_TIME + 1 }, [
+            event('job.started', id, { workerId: 'w_1' }),
+            event('job.finished', id, { exitCode: 0 }),
+          ]);
+        // Made in one turn (a batched store writes them in one statement): each job gets its own two events.
+        const [first, second, stale] = await Promise.all([finish(jobs[0]!.id, 1), finish(jobs[1]!.id, 1), finish('job_missing', 1)]);
+        expect(first?.state).toBe('SUCCEEDED');
+        expect(second?.state).toBe('SUCCEEDED');
+        expect(stale).toBeUndefined();
+        for (const job of jobs) {
+          expect(await store.listAudit(job.id)).toEqual([event('job.started', job.id, { workerId: 'w_1' }), event('job.finished', job.id, { exitCode: 0 })]);
+        }
+        expect(await finish(jobs[0]!.id, 1)).toBeUndefined();
+        expect(await store.listAudit(jobs[0]!.id)).toHaveLength(2);
+        expect(await store.listAudit('job_missing')).toEqual([]);
       });
     });
 

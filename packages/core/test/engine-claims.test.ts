@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Job } from '../src/domain/job';
+import { resolveEngineConfig } from '../src/engine/engine-config';
+import { JobController } from '../src/engine/job-controller';
+import { systemClock, type Clock } from '../src/ports/clock';
+import { silentLogger } from '../src/ports/logger';
+import { MemoryStore } from '../src/store/memory-store';
+import { inProcessWorkerProvider, until, type InProcessRun } from './in-process-worker';
+
+let controller: JobController | undefined;
+
+afterEach(async () => {
+  await controller?.stop();
+  controller = undefined;
+});
+
+/** An engine on `store` with one in-process worker of `capacity` slots that runs every job it is sent at once. */
+async function engine(store: MemoryStore, capacity = 1, clock: Clock = systemClock): Promise<{ controller: JobController; runs: InProcessRun[] }> {
+  const runs: InProcessRun[] = [];
+  const current: JobController = new JobController({
+    store,
+    providers: [
+      inProcessWorkerProvider(
+        () => current,
+        (run) => {
+          runs.push(run);
+          // Reports come a little later, as from a real worker: the job is still ASSIGNED for the rest of the pass.
+          setTimeout(
+            () =>
+              void (async () => {
+                await current.jobStarted(run.workerId, run.job.id, run.job.epoch);
+                await current.jobFinished(run.workerId, run.job.id, run.job.epoch, { outcome: 'EXITED', exitCode: 0, signal: '', durationMs: 1, errorMessage: '' });
+              })(),
+            20,
+          );
+        },
+        capacity,
+      ),
+    ],
+    clock,
+    logger: silentLogger,
+    config: resolveEngineConfig({ pollIntervalMs: 100 }),
+    serverAddress: () => '127.0.0.1:1',
+  });
+  controller = current;
+  await current.start();
+  const warm = await current.queue({ name: 'warm', command: 'true' });
+  await succeeded(store, warm.id);
+  return { controller: current, runs };
+}
+
+async function succeeded(store: MemoryStore, id: string): Promise<Job> {
+  return until(async () => {
+    const job = await store.getJob(id);
+    return job?.state === 'SUCCEEDED' ? job : undefined;
+  }, 20_000);
+}
+
+function queuedJob(name: string, createdAt: number, extra: Partial<Job> = {}): Job {
+  const spec = { name, command: 'true', args: [], env: {}, secretEnv: [], timeoutMs: 60_000, labels: {}, maxAttempts: 1, priority: 0 };
+  return { id: `job_${name}`, spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt, ...extra };
+}
+
+describe('the engine assigning through Store.claimJobs', () => {
+  it('sends each job of a pass once, when the pass gives one worker jobs on both sides of a job that waits', async () => {
+    const store = new MemoryStore();
+    // A stopped clock: every claim of the pass is made in the same millisecond.
+    const now = Date.now();
+    const { controller: engineUnderTest, runs } = await engine(store, 2, { now: () => now });
+    // One pass sees A, then B backing off (it waits), then C: both A and C go to the one worker.
+    await store.insertJob(queuedJob('a', now));
+    await store.insertJob(queuedJob('b', now + 1, { notBefore: now + 600_000 }));
+    await store.insertJob(queuedJob('c', now + 2));
+    engineUnderTest.wake();
+    await succeeded(store, 'job_a');
+    await succeeded(store, 'job_c');
+    expect(runs.filter((run) => run.job.id === 'job_a')).toHaveLength(1);
+    expect(runs.filter((run) => run.job.id === 'job_c')).toHaveLength(1);
+    expect((await store.getJob('job_b'))!.state).toBe('QUEUED');
+    const [worker] = await store.listWorkers();
+    expect(worker!.runningJobIds).toEqual([]);
+  }, 30_000);
+
+  it('still gives a free worker a job from past the head of a queue deeper than a pass reads, when no job at the head suits it', async () => {
+    const store = new MemoryStore();
+    const { controller: engineUnderTest } = await engine(store);
+    // More jobs than a pass reads (10,000) that no provider can run, ahead of one it can.
+    for (let index = 0; index < 10_050; index += 1) {
+      await engineUnderTest.queue({ name: `gpu-${index}`, command: 'true', labels: { gpu: 'yes' } });
+    }
+    const plain = await engineUnderTest.queue({ name: 'plain', command: 'true' });
+    expect((await succeeded(store, plain.id)).workerId).toBeDefined();
+    expect(await store.queuedJobs(20_000)).toHaveLength(10_050);
+  }, 30_000);
+});
