@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// What PostgreSQL spends on PostgresStore's batched job writes, per statement and per row: the job writes of
-// bench/store.mjs (insertJob with its audit event, then claim, start and finish, each an updateJob carrying its
-// audit event), C callers in lockstep so each step is one statement of C rows, through a store with ONE pooled
-// connection, so that one server process runs every statement and its CPU time can be read from /proc.
+// What PostgreSQL spends on PostgresStore's batched job writes, per statement and per row: insertJob with its
+// audit event, then three compare-and-set updateJob calls with theirs (QUEUED→ASSIGNED, →RUNNING, →SUCCEEDED:
+// the engine's writes before claimJobs, kept so each step is one batched update statement), C callers in
+// lockstep so each step is one statement of C rows, through a store with ONE pooled connection, so that one
+// server process runs every statement and its CPU time can be read from /proc.
 // Prints, for the insert and the update phase: statements (transactions) and rows per statement, wall time per
 // statement, the server process's CPU per statement and per row (bind, execute, triggers, commit, send),
 // this process's CPU per statement (encode, parse, settle), and WAL bytes per row. Not a timed test.
