@@ -194,14 +194,14 @@ export function statementName(sql: string): string {
  */
 export function appendLogsSql(jobs: string, logs: string): string {
   return `WITH batch AS (
-  SELECT * FROM unnest($1::text[], $2::integer[]) AS b(v_job, v_count)
+  SELECT * FROM ${unnestArrays(['$1::text[]', '$2::integer[]'])} AS b(v_job, v_count)
 ), bumped AS (
   UPDATE ${jobs} AS j SET log_count = j.log_count + b.v_count FROM batch b WHERE j.id = b.v_job
   RETURNING j.id, j.log_count, b.v_count
 ), inserted AS (
   INSERT INTO ${logs} (job_id, seq, ts, stream, text)
   SELECT l.v_job, bumped.log_count - bumped.v_count + l.v_index, l.v_ts, l.v_stream, l.v_text
-  FROM unnest($3::text[], $4::integer[], $5::timestamptz[], $6::text[], $7::text[]) AS l(v_job, v_index, v_ts, v_stream, v_text)
+  FROM ${unnestArrays(['$3::text[]', '$4::integer[]', '$5::timestamptz[]', '$6::text[]', '$7::text[]'])} AS l(v_job, v_index, v_ts, v_stream, v_text)
   JOIN bumped ON bumped.id = l.v_job
 )
 SELECT id, log_count FROM bumped`;
