@@ -3,12 +3,12 @@
 // audit event; a claimJobs per worker and scheduling pass, QUEUED→ASSIGNED with job.assigned events; then a
 // no-op job's start and end, →SUCCEEDED in one updateJob carrying both audit events in its statement), for
 // no-op jobs through PostgresStore's public Store API: jobs are queued ahead of the run, QUEUE_CONCURRENCY at
-// once (as graphile-worker's addJobs bulk-adds 1,000 at a time ahead of its runner), then 4 workers with C
-// slots between them claim, start and finish them as the engine would (see runLikeTheEngine); then
+// once (as graphile-worker's addJobs bulk-adds 1,000 at a time ahead of its runner), then 1 worker with C
+// slots (--workers W spreads them) claims, starts and finishes them as the engine would (runLikeTheEngine); then
 // the same count through graphile-worker (default settings, then tuned) on the same database in the same
 // run. Prints jobs/s and the ratios. Not a timed test.
 //
-//   node bench/store.mjs [--jobs N] [--concurrency C] [--hodei-only]
+//   node bench/store.mjs [--jobs N] [--concurrency C] [--workers W] [--hodei-only]
 //   HODEI_BENCH_DATABASE_URL=postgres://... node bench/store.mjs   (else a throwaway embedded PostgreSQL)
 //
 // Also a module: `runStoreBench({ jobs, concurrency })` runs the same and returns the rates (bench/run.mjs).
@@ -76,8 +76,12 @@ function audit(eventType, correlationId, details) {
   return { eventType, correlationId, occurredAt: Date.now(), details };
 }
 
-/** Workers the claimed jobs are spread over (their capacities add up to the concurrency), as the engine would have. */
-const WORKERS = 4;
+/**
+ * Workers the slots are spread over by default: one worker with all `concurrency` slots, as graphile-worker's
+ * one runner with `concurrency` jobs at once. More workers of fewer slots each claim fewer jobs per statement
+ * (`--workers 4`: 4 workers of 6 slots ran at about half the rate of 1 of 24, 2026-11-29).
+ */
+const DEFAULT_WORKERS = 1;
 
 /**
  * Runs every queued job through the calls JobController makes: a scheduling pass gives each worker with free
@@ -87,10 +91,10 @@ const WORKERS = 4;
  * pass, and requests made during a pass coalesce into one more, as `wake()` does. Resolves with the number of
  * jobs that finished.
  */
-async function runLikeTheEngine(store, jobCount, concurrency) {
-  const workers = Array.from({ length: WORKERS }, (_, index) => ({
+async function runLikeTheEngine(store, jobCount, concurrency, workerCount) {
+  const workers = Array.from({ length: workerCount }, (_, index) => ({
     id: `w-bench-${index}`,
-    free: Math.floor(concurrency / WORKERS) + (index < concurrency % WORKERS ? 1 : 0),
+    free: Math.floor(concurrency / workerCount) + (index < concurrency % workerCount ? 1 : 0),
   }));
   let done = 0;
   let passing = false;
@@ -145,7 +149,7 @@ async function runLikeTheEngine(store, jobCount, concurrency) {
   return finished;
 }
 
-async function benchHodei(url, jobCount, concurrency) {
+async function benchHodei(url, jobCount, concurrency, workerCount) {
   const { createPostgresStore } = await import('@hodei/store-postgres');
   const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: concurrency });
   await store.migrate();
@@ -167,7 +171,7 @@ async function benchHodei(url, jobCount, concurrency) {
     await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }));
   });
   const queued = performance.now();
-  const done = await runLikeTheEngine(store, jobCount, concurrency);
+  const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount);
   const ended = performance.now();
   await store.close();
   if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
@@ -233,12 +237,12 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
  * `ratio` = PostgresStore / graphile-worker tuned, the median commit latency and the rate it bounds
  * PostgresStore to (`hodeiBoundJobsPerSec`).
  */
-export async function runStoreBench({ jobs = 20_000, concurrency = 24, log = console.log, hodeiOnly = false } = {}) {
+export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false } = {}) {
   const database = await startDatabase();
   try {
-    log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency}, ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
+    log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency} (${workers} worker${workers === 1 ? '' : 's'} for PostgresStore), ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
     const commitBefore = await commitLatencyMs(database.url);
-    const hodei = await benchHodei(database.url, jobs, concurrency);
+    const hodei = await benchHodei(database.url, jobs, concurrency, workers);
     // The lower of two samples (the machine's load varies): the loosest bound, so a conservative one.
     const commitMs = Math.min(commitBefore, await commitLatencyMs(database.url));
     const boundJobsPerSec = concurrency / ((STEPS_PER_JOB * commitMs) / 1000);
@@ -286,9 +290,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     options: {
       jobs: { type: 'string', default: '20000' },
       concurrency: { type: 'string', default: '24' },
+      // Workers sharing the concurrency's slots (PostgresStore only).
+      workers: { type: 'string', default: String(DEFAULT_WORKERS) },
       // PostgresStore alone (for profiling with --cpu-prof); prints no ratio.
       'hodei-only': { type: 'boolean', default: false },
     },
   });
-  await runStoreBench({ jobs: Number(args.jobs), concurrency: Number(args.concurrency), hodeiOnly: args['hodei-only'] });
+  await runStoreBench({ jobs: Number(args.jobs), concurrency: Number(args.concurrency), workers: Number(args.workers), hodeiOnly: args['hodei-only'] });
 }

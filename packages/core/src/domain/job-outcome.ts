@@ -1,4 +1,4 @@
-import type { Job, JobState } from './job';
+import type { Job } from './job';
 
 /** How a run ended, as the worker reports it: the command exited (any code), hit its timeout, was cancelled, or could not be started. */
 export type Outcome = 'EXITED' | 'TIMED_OUT' | 'CANCELLED' | 'FAILED_TO_START';
@@ -18,8 +18,8 @@ export interface FinishedReport {
 }
 
 /** The final state and fields of a job, from what its worker reported. Pure. */
-export function finalJobPatch(report: FinishedReport, now: number): Partial<Job> & { state: JobState; completedAt: number } {
-  const base: Partial<Job> & { completedAt: number } = {
+export function finalJobPatch(report: FinishedReport, now: number): Partial<Job> & Required<Pick<Job, 'state' | 'completedAt'>> {
+  const base: Partial<Job> & Required<Pick<Job, 'completedAt'>> = {
     completedAt: now,
     durationMs: report.durationMs,
     ...(report.exitCode >= 0 ? { exitCode: report.exitCode } : {}),
