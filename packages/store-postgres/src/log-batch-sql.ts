@@ -12,11 +12,12 @@ import type { LogLineBatch, NewLogLineBatch } from '@hodei/core';
  * line, all batches one after another: $5 the batch's ordinal (from 1), $6 the line's timestamp minus its
  * batch's first (ms), $7 stream names; $8 every line's text followed by the separator $9 (a string no text
  * contains). Returns each existing job's id and new `log_count`; an unknown job's lines are not inserted.
- * Nothing is sorted: each line's seq and timestamp come from its position and offset.
+ * Nothing is sorted: each line's seq and timestamp come from its position and offset. The first array sits
+ * behind a sub-select so that the prepared statement keeps its generic plan (see `unnestArrays` in batch-sql.ts).
  */
 export function appendLogBatchesSql(jobs: string, logs: string): string {
   return `WITH batch AS (
-  SELECT * FROM unnest($1::text[], $2::integer[], $3::float8[], $4::integer[]) WITH ORDINALITY AS b(v_job, v_count, v_first_ms, v_start, v_batch)
+  SELECT * FROM unnest((SELECT $1::text[]), $2::integer[], $3::float8[], $4::integer[]) WITH ORDINALITY AS b(v_job, v_count, v_first_ms, v_start, v_batch)
 ), bumped AS (
   UPDATE ${jobs} AS j SET log_count = j.log_count + b.v_count FROM batch b WHERE j.id = b.v_job
   RETURNING j.id, j.log_count, b.v_count, b.v_first_ms, b.v_start, b.v_batch

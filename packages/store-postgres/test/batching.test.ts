@@ -1,3 +1,4 @@
+import { packLogLineBatch } from '@hodei/core';
 import { makeTestJob } from '@hodei/core/testing';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +85,7 @@ describe('PostgresStore batched statements', () => {
         occurredAt: 2,
       });
       await s.appendLogs(job.id, [{ timestamp: 3, stream: 'stdout', text: 'one line' }]);
+      await s.appendLogBatch(job.id, packLogLineBatch([{ timestamp: 4, stream: 'stderr', text: 'a batch line' }]));
     }
     const { rows } = await s.pool.query<{ kind: string; custom_plans: string }>(
       `SELECT left(statement, 20) AS kind, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%unnest(%' ORDER BY 1`,
@@ -91,6 +93,7 @@ describe('PostgresStore batched statements', () => {
     // PostgreSQL tries five custom plans, then keeps the generic plan unless a custom one looked cheaper (a
     // one-row batch would, and would be planned again on every execution: about as costly as running it).
     expect(rows.map((row) => ({ kind: row.kind, custom: Number(row.custom_plans) }))).toEqual([
+      { kind: 'WITH batch AS (\n  SE', custom: 5 },
       { kind: 'WITH batch AS (\n  SE', custom: 5 },
       { kind: 'WITH inserted AS (\n ', custom: 5 },
       { kind: 'WITH updated AS (UPD', custom: 5 },
