@@ -35,12 +35,17 @@ SELECT id, log_count FROM bumped`;
 /**
  * Reads up to $3 lines of job $1 from seq $2 as one packed batch: the first and last seq, the line count,
  * the texts concatenated, their lengths in characters (code points), the timestamps (ms) and the streams
- * (one entry when all lines share it). No rows: a null first seq.
+ * (one entry when all lines share it). No rows: a null first seq. The page also stops before the line that
+ * would take its text past $4 characters (the first line is always in it): one string holds the whole page,
+ * and 8,192 lines of 64 KiB made a string longer than Node accepts.
  */
 export function readLogBatchSql(logs: string): string {
-  return `WITH page AS (
+  return `WITH lines AS (
+  SELECT seq, stream, text, ts, sum(char_length(text)) OVER (ORDER BY seq) - char_length(text) AS text_before
+  FROM (SELECT seq, stream, text, ts FROM ${logs} WHERE job_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3) AS first_lines
+), page AS (
   SELECT seq, stream, text, floor(extract(epoch FROM ts) * 1000)::float8 AS ts_ms
-  FROM ${logs} WHERE job_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3
+  FROM lines WHERE text_before = 0 OR text_before + char_length(text) <= $4
 )
 SELECT min(seq)::float8 AS first_seq, max(seq)::float8 AS last_seq, count(*)::integer AS count,
   string_agg(text, '' ORDER BY seq) AS text,

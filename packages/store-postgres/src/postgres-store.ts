@@ -284,6 +284,13 @@ function mayBelongToOneRow(error: unknown): boolean {
   return HodeiError.isInstance(error) && (error.code === 'CONFLICT' || error.code === 'INVALID_ARGUMENT');
 }
 
+/**
+ * The most text one `readLogBatches` page holds, in characters: a page is one string, and Node refuses strings
+ * past 2^29 UTF-16 units (8,192 lines of 64 KiB). A page stops before the line that would pass this (its first
+ * line is always in it); the reader asks again from the next seq.
+ */
+export const READ_PAGE_MAX_CHARS = 8 * 1024 * 1024;
+
 /** The most calls one batched statement carries. */
 const MAX_BATCH = 500;
 
@@ -706,7 +713,7 @@ export class PostgresStore implements Store {
   async readLogBatches(jobId: string, fromSeq: number, maxLines: number): Promise<LogLineBatch[]> {
     const limit = limitOf(maxLines, 0);
     if (limit === 0) return [];
-    const rows = await this.query('readLogBatches', this.cachedSql('readLogBatch', () => readLogBatchSql(this.t.logs)), [jobId, Math.floor(fromSeq), limit], true);
+    const rows = await this.query('readLogBatches', this.cachedSql('readLogBatch', () => readLogBatchSql(this.t.logs)), [jobId, Math.floor(fromSeq), limit, READ_PAGE_MAX_CHARS], true);
     const row = rows[0];
     const batch = row && logBatchFromRow(row);
     if (!batch) return [];

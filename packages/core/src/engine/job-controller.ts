@@ -445,7 +445,10 @@ export class JobController {
         if (requeued) return true;
       }
       // The run's start, by the server's clock: its end less the duration the worker measured.
-      const startedAt = startsNow ? Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)) : 0;
+      // Never before its assignment, nor after its end (the assigning server's clock may run ahead of this one's).
+      const startedAt = startsNow
+        ? Math.min(patch.completedAt, Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)))
+        : 0;
       const job =
         (await this.store.updateJob(
           jobId,

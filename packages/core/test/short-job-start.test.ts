@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Job } from '../src/domain/job';
+import { resolveEngineConfig } from '../src/engine/engine-config';
+import { JobController } from '../src/engine/job-controller';
+import { silentLogger } from '../src/ports/logger';
+import { MemoryStore } from '../src/store/memory-store';
+import { inProcessWorkerProvider, until, type InProcessRun } from './in-process-worker';
+
+let controller: JobController | undefined;
+
+afterEach(async () => {
+  await controller?.stop();
+  controller = undefined;
+});
+
+/** An engine whose one in-process worker hands each run to the test; its clock is the test's. */
+async function engine(clock: { now: number }) {
+  const store = new MemoryStore();
+  const runs: InProcessRun[] = [];
+  const current: JobController = new JobController({
+    store,
+    providers: [inProcessWorkerProvider(() => current, (run) => runs.push(run))],
+    clock: { now: () => clock.now },
+    logger: silentLogger,
+    config: resolveEngineConfig({ retryBackoffMs: 1 }),
+    serverAddress: () => '127.0.0.1:1',
+  });
+  controller = current;
+  await current.start();
+  return { store, runs, controller: current };
+}
+
+const exited = (exitCode: number, durationMs: number) => ({ outcome: 'EXITED' as const, exitCode, signal: '', durationMs, errorMessage: '' });
+
+describe('a short job whose start travels with its result (jobFinished with started)', () => {
+  it('records start and end in one write: startedAt is the end less the duration, and the audit reads queued, assigned, started, finished', async () => {
+    const clock = { now: 1_000_000 };
+    const { store, runs, controller: engineUnderTest } = await engine(clock);
+    const queued = await engineUnderTest.queue({ name: 'short', command: 'true' });
+    const run = await until(() => runs[0]);
+    clock.now += 50;
+    expect(await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(0, 20), 0, true)).toBe(true);
+    const done = (await store.getJob(queued.id))!;
+    expect(done).toMatchObject<Partial<Job>>({ state: 'SUCCEEDED', completedAt: 1_000_050, startedAt: 1_000_030 });
+    const audit = await store.listAudit(queued.id);
+    expect(audit.map((event) => event.eventType)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished']);
+    expect(audit[2]!.occurredAt).toBe(1_000_030);
+  });
+
+  it('never dates the start before the assignment nor after the end', async () => {
+    const clock = { now: 2_000_000 };
+    const { store, runs, controller: engineUnderTest } = await engine(clock);
+    const queued = await engineUnderTest.queue({ name: 'short', command: 'true' });
+    const run = await until(() => runs[0]);
+    clock.now += 5;
+    // The worker measured more than the time since the assignment (another clock): the start is the assignment.
+    await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(0, 10_000), 0, true);
+    const done = (await store.getJob(queued.id))!;
+    expect(done.startedAt).toBe(done.assignedAt);
+    expect(done.startedAt!).toBeLessThanOrEqual(done.completedAt!);
+  });
+
+  it('a result that re-queues for a retried exit code still records the start first', async () => {
+    const clock = { now: 3_000_000 };
+    const { store, runs, controller: engineUnderTest } = await engine(clock);
+    const queued = await engineUnderTest.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
+    const run = await until(() => runs[0]);
+    await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(3, 1), 0, true);
+    expect((await store.getJob(queued.id))!).toMatchObject<Partial<Job>>({ state: 'QUEUED', attempt: 2 });
+    expect((await store.listAudit(queued.id)).map((event) => event.eventType)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.requeued']);
+  });
+});
