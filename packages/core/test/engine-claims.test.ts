@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
-import { resolveEngineConfig } from '../src/engine/engine-config';
-import { JobController } from '../src/engine/job-controller';
+import type { JobController } from '../src/engine/job-controller';
 import { systemClock, type Clock } from '../src/ports/clock';
-import { silentLogger } from '../src/ports/logger';
 import { MemoryStore } from '../src/store/memory-store';
-import { inProcessWorkerProvider, until, type InProcessRun } from './in-process-worker';
+import { reportRun, startInProcessEngine, until, type InProcessRun } from './in-process-worker';
 
 let controller: JobController | undefined;
 
@@ -14,39 +12,20 @@ afterEach(async () => {
   controller = undefined;
 });
 
-/** An engine on `store` with one in-process worker of `capacity` slots that runs every job it is sent at once. */
+/** An engine on `store` with one in-process worker of `capacity` slots that runs every job it is sent, warmed up. */
 async function engine(store: MemoryStore, capacity = 1, clock: Clock = systemClock): Promise<{ controller: JobController; runs: InProcessRun[] }> {
-  const runs: InProcessRun[] = [];
-  const current: JobController = new JobController({
+  const started = await startInProcessEngine({
     store,
-    providers: [
-      inProcessWorkerProvider(
-        () => current,
-        (run) => {
-          runs.push(run);
-          // Reports come a little later, as from a real worker: the job is still ASSIGNED for the rest of the pass.
-          setTimeout(
-            () =>
-              void (async () => {
-                await current.jobStarted(run.workerId, run.job.id, run.job.epoch);
-                await current.jobFinished(run.workerId, run.job.id, run.job.epoch, { outcome: 'EXITED', exitCode: 0, signal: '', durationMs: 1, errorMessage: '' });
-              })(),
-            20,
-          );
-        },
-        capacity,
-      ),
-    ],
+    capacity,
     clock,
-    logger: silentLogger,
-    config: resolveEngineConfig({ pollIntervalMs: 100 }),
-    serverAddress: () => '127.0.0.1:1',
+    config: { pollIntervalMs: 100 },
+    // Reports come a little later, as from a real worker: the job is still ASSIGNED for the rest of the pass.
+    onRun: (run, current) => void setTimeout(() => void reportRun(current, run), 20),
   });
-  controller = current;
-  await current.start();
-  const warm = await current.queue({ name: 'warm', command: 'true' });
+  controller = started.controller;
+  const warm = await started.controller.queue({ name: 'warm', command: 'true' });
   await succeeded(store, warm.id);
-  return { controller: current, runs };
+  return started;
 }
 
 async function succeeded(store: MemoryStore, id: string): Promise<Job> {

@@ -1,7 +1,12 @@
 import type { Job } from '../src/domain/job';
-import type { JobController } from '../src/engine/job-controller';
+import { resolveEngineConfig, type EngineConfig } from '../src/engine/engine-config';
+import { JobController } from '../src/engine/job-controller';
 import type { WorkerChannel } from '../src/engine/worker-channel';
+import { systemClock, type Clock } from '../src/ports/clock';
+import { silentLogger } from '../src/ports/logger';
+import type { EngineObserver } from '../src/ports/observer';
 import type { CreateWorkerRequest, Provider } from '../src/ports/provider';
+import type { Store } from '../src/ports/store';
 
 /** What an in-process worker was asked to run. */
 export interface InProcessRun {
@@ -43,4 +48,55 @@ export async function until<T>(probe: () => T | undefined | Promise<T | undefine
     if (Date.now() > deadline) throw new Error('timed out waiting');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** What {@link startInProcessEngine} builds the engine with; all optional but the store. */
+export interface InProcessEngineOptions<S extends Store> {
+  store: S;
+  /** Engine timings (a short retry backoff by default, so tests need not wait). */
+  config?: Partial<EngineConfig>;
+  clock?: Clock;
+  observer?: EngineObserver;
+  /** Slots of the one in-process worker; default 1. */
+  capacity?: number;
+  /** What the worker does with each run it is sent, besides recording it in `runs`; default nothing (the test reports). */
+  onRun?: (run: InProcessRun, controller: JobController) => void;
+}
+
+/** A started JobController on `store` with one in-process worker, and the runs that worker was sent. */
+export async function startInProcessEngine<S extends Store>(
+  options: InProcessEngineOptions<S>,
+): Promise<{ controller: JobController; store: S; runs: InProcessRun[] }> {
+  const runs: InProcessRun[] = [];
+  const controller: JobController = new JobController({
+    store: options.store,
+    providers: [
+      inProcessWorkerProvider(
+        () => controller,
+        (run) => {
+          runs.push(run);
+          options.onRun?.(run, controller);
+        },
+        options.capacity,
+      ),
+    ],
+    clock: options.clock ?? systemClock,
+    logger: silentLogger,
+    config: resolveEngineConfig({ retryBackoffMs: 10, ...options.config }),
+    serverAddress: () => '127.0.0.1:1',
+    ...(options.observer ? { observer: options.observer } : {}),
+  });
+  await controller.start();
+  return { controller, store: options.store, runs };
+}
+
+/** The report of a run that exited with `exitCode` after `durationMs`. */
+export function exited(exitCode: number, durationMs = 1) {
+  return { outcome: 'EXITED' as const, exitCode, signal: '', durationMs, errorMessage: '' };
+}
+
+/** Reports `run` as started, then as exited with `exitCode`, as a worker would for a job that ran. */
+export async function reportRun(controller: JobController, run: InProcessRun, exitCode = 0): Promise<void> {
+  await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+  await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(exitCode));
 }

@@ -1,11 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { resolveEngineConfig } from '../src/engine/engine-config';
-import { JobController } from '../src/engine/job-controller';
-import { systemClock } from '../src/ports/clock';
-import { silentLogger } from '../src/ports/logger';
 import type { NewLogLine } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
-import { inProcessWorkerProvider, type InProcessRun, until } from './in-process-worker';
+import { exited, startInProcessEngine, until } from './in-process-worker';
 
 /** A store whose next count read (`appendLogs(jobId, [])`) waits until `release()`: a slow store or a retry. */
 class GatedStore extends MemoryStore {
@@ -33,17 +29,7 @@ const line = (text: string): NewLogLine => ({ stream: 'stdout', text, timestamp:
 
 describe('a log batch that waited while its job was re-queued', () => {
   it('is refused when it reaches the store, and the next attempt keeps its first lines', async () => {
-    const store = new GatedStore();
-    const runs: InProcessRun[] = [];
-    const controller: JobController = new JobController({
-      store,
-      providers: [inProcessWorkerProvider(() => controller, (run) => void runs.push(run))],
-      clock: systemClock,
-      logger: silentLogger,
-      config: resolveEngineConfig({ retryBackoffMs: 10 }),
-      serverAddress: () => '127.0.0.1:1',
-    });
-    await controller.start();
+    const { controller, store, runs } = await startInProcessEngine({ store: new GatedStore() });
     try {
       const queued = await controller.queue({ name: 'j', command: 'flaky', maxAttempts: 2, retryOnExitCodes: [3] });
       const first = await until(() => runs[0]);
@@ -53,7 +39,7 @@ describe('a log batch that waited while its job was re-queued', () => {
       const late = controller.appendLogs(first.workerId, queued.id, first.job.epoch, [line('old attempt')], 1);
       await until(() => (store.gatedReads > 0 ? true : undefined));
       // ...while the run ends with a retried exit code and the job is assigned again.
-      await controller.jobFinished(first.workerId, queued.id, first.job.epoch, { outcome: 'EXITED', exitCode: 3, signal: '', durationMs: 1, errorMessage: '' });
+      await controller.jobFinished(first.workerId, queued.id, first.job.epoch, exited(3));
       const second = await until(() => runs[1]);
       expect(second.job.attempt).toBe(2);
       store.release();

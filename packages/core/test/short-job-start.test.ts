@@ -1,10 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
-import { resolveEngineConfig } from '../src/engine/engine-config';
-import { JobController } from '../src/engine/job-controller';
-import { silentLogger } from '../src/ports/logger';
+import type { JobController } from '../src/engine/job-controller';
 import { MemoryStore } from '../src/store/memory-store';
-import { inProcessWorkerProvider, until, type InProcessRun } from './in-process-worker';
+import { exited, startInProcessEngine, until } from './in-process-worker';
 
 let controller: JobController | undefined;
 
@@ -15,22 +13,10 @@ afterEach(async () => {
 
 /** An engine whose one in-process worker hands each run to the test; its clock is the test's. */
 async function engine(clock: { now: number }) {
-  const store = new MemoryStore();
-  const runs: InProcessRun[] = [];
-  const current: JobController = new JobController({
-    store,
-    providers: [inProcessWorkerProvider(() => current, (run) => runs.push(run))],
-    clock: { now: () => clock.now },
-    logger: silentLogger,
-    config: resolveEngineConfig({ retryBackoffMs: 1 }),
-    serverAddress: () => '127.0.0.1:1',
-  });
-  controller = current;
-  await current.start();
-  return { store, runs, controller: current };
+  const started = await startInProcessEngine({ store: new MemoryStore(), clock: { now: () => clock.now }, config: { retryBackoffMs: 1 } });
+  controller = started.controller;
+  return started;
 }
-
-const exited = (exitCode: number, durationMs: number) => ({ outcome: 'EXITED' as const, exitCode, signal: '', durationMs, errorMessage: '' });
 
 describe('a short job whose start travels with its result (jobFinished with started)', () => {
   it('records start and end in one write: startedAt is the end less the duration, and the audit reads queued, assigned, started, finished', async () => {

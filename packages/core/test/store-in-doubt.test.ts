@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { HodeiError } from '../src/domain/errors';
 import type { Job } from '../src/domain/job';
-import { resolveEngineConfig } from '../src/engine/engine-config';
-import { JobController } from '../src/engine/job-controller';
-import { systemClock } from '../src/ports/clock';
 import type { EngineObserver } from '../src/ports/observer';
-import { silentLogger } from '../src/ports/logger';
-import type { Provider } from '../src/ports/provider';
 import type { AuditEvent, JobClaim, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
-import { inProcessWorkerProvider, until } from './in-process-worker';
+import { reportRun, startInProcessEngine, until } from './in-process-worker';
 
 /** The first job write that sets `state` commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
@@ -40,32 +35,14 @@ class InDoubtStore extends MemoryStore {
   }
 }
 
-/** One in-process worker of capacity 1 that runs each job at once and reports the next of `exitCodes` (then 0). */
-function oneWorkerProvider(controller: () => JobController, exitCodes: readonly number[] = []): Provider {
-  let runs = 0;
-  return inProcessWorkerProvider(controller, ({ workerId, job }) => {
-    const exitCode = exitCodes[runs++] ?? 0;
-    void (async () => {
-      await controller().jobStarted(workerId, job.id, job.epoch);
-      await controller().jobFinished(workerId, job.id, job.epoch, { outcome: 'EXITED', exitCode, signal: '', durationMs: 1, errorMessage: '' });
-    })();
-  });
-}
-
+/** An engine on an InDoubtStore whose one worker runs each job at once and reports the next of `exitCodes` (then 0). */
 async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver, casOnly = false) {
-  const store = new InDoubtStore(state, casOnly);
-  let controller!: JobController;
-  controller = new JobController({
-    store,
-    providers: [oneWorkerProvider(() => controller, exitCodes)],
-    clock: systemClock,
-    logger: silentLogger,
-    config: resolveEngineConfig({ retryBackoffMs: 10 }),
-    serverAddress: () => '127.0.0.1:1',
+  let runs = 0;
+  return startInProcessEngine({
+    store: new InDoubtStore(state, casOnly),
     ...(observer ? { observer } : {}),
+    onRun: (run, controller) => void reportRun(controller, run, exitCodes[runs++] ?? 0),
   });
-  await controller.start();
-  return { store, controller };
 }
 
 async function events(store: MemoryStore, jobId: string, eventType: string) {

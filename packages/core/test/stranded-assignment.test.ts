@@ -2,13 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { HodeiError } from '../src/domain/errors';
 import type { Job } from '../src/domain/job';
 import type { Worker } from '../src/domain/worker';
-import { resolveEngineConfig } from '../src/engine/engine-config';
-import { JobController } from '../src/engine/job-controller';
-import { systemClock } from '../src/ports/clock';
-import { silentLogger } from '../src/ports/logger';
 import type { WorkerGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
-import { inProcessWorkerProvider, until } from './in-process-worker';
+import { reportRun, startInProcessEngine, until } from './in-process-worker';
 
 /** The first worker update that records a claimed job fails for good (not a retried outage): the claim has committed. */
 class FailingWorkerUpdateStore extends MemoryStore {
@@ -24,26 +20,11 @@ class FailingWorkerUpdateStore extends MemoryStore {
 
 describe('an assignment that could not be recorded on its worker', () => {
   it('is put back in the queue (its attempt not counted) and runs, instead of staying ASSIGNED forever', async () => {
-    const store = new FailingWorkerUpdateStore();
-    let controller!: JobController;
-    controller = new JobController({
-      store,
-      providers: [
-        inProcessWorkerProvider(
-          () => controller,
-          ({ workerId, job }) =>
-            void (async () => {
-              await controller.jobStarted(workerId, job.id, job.epoch);
-              await controller.jobFinished(workerId, job.id, job.epoch, { outcome: 'EXITED', exitCode: 0, signal: '', durationMs: 1, errorMessage: '' });
-            })(),
-        ),
-      ],
-      clock: systemClock,
-      logger: silentLogger,
-      config: resolveEngineConfig({ pollIntervalMs: 100 }),
-      serverAddress: () => '127.0.0.1:1',
+    const { controller, store } = await startInProcessEngine({
+      store: new FailingWorkerUpdateStore(),
+      config: { pollIntervalMs: 100 },
+      onRun: (run, engine) => void reportRun(engine, run),
     });
-    await controller.start();
     try {
       const queued = await controller.queue({ name: 'stranded', command: 'true' });
       const done = await until(async () => {

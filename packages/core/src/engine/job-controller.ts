@@ -415,63 +415,67 @@ export class JobController {
    * with its result): an ASSIGNED job's start and end are then recorded in one write, with both audit events.
    */
   async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq = 0, started = false): Promise<boolean> {
-    // Not in the serial section: every job write is compare-and-set, and the worker's record is updated under
-    // its own key (`workerRecords`), so a result does not wait for a scheduling pass (on PostgreSQL, one pass
-    // and one result at a time held a deep queue to ~70 jobs/s).
-    const recorded = await (async () => {
-      const patch = finalJobPatch(report, this.now());
-      const current = await this.store.getJob(jobId);
-      const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
-      if (leased && lastLogSeq > 0 && (await this.store.appendLogs(jobId, [])) < lastLogSeq) return false;
-      const startsNow = started && leased && current.state === 'ASSIGNED';
-      if (
-        current &&
-        current.workerId === workerId &&
-        current.epoch === epoch &&
-        patch.failureReason === 'EXIT_CODE' &&
-        patch.exitCode !== undefined &&
-        current.spec.retryOnExitCodes?.includes(patch.exitCode) &&
-        current.attempt < current.spec.maxAttempts
-      ) {
-        if (startsNow) await this.jobStarted(workerId, jobId, epoch);
-        const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
-        // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
-        // for this worker in between (its list would hold it twice, and the release then drop both).
-        const requeued = await this.workerRecords.run(workerId, async () => {
-          if (!(await this.requeue(current, message, { exitCode: patch.exitCode }))) return false;
-          await this.releaseSlotNow(workerId, jobId);
-          return true;
-        });
-        if (requeued) return true;
-      }
-      // The run's start, by the server's clock: its end less the duration the worker measured.
-      // Never before its assignment, nor after its end (the assigning server's clock may run ahead of this one's).
-      const startedAt = startsNow
-        ? Math.min(patch.completedAt, Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)))
-        : 0;
-      const job =
-        (await this.store.updateJob(
-          jobId,
-          { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
-          startsNow ? { ...patch, startedAt } : patch,
-          [
-            ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
-            this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
-          ],
-        )) ??
-        (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
-      if (!job || job.workerId !== workerId) {
-        await this.fenced(workerId, jobId, epoch, 'result');
-        return true;
-      }
-      if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
-      this.options.observer?.jobFinished?.(job);
-      await this.releaseSlot(workerId, jobId);
-      this.notifier.notify(jobId);
-      return true;
-    })();
+    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started);
     if (recorded) this.wake();
     return recorded;
+  }
+
+  /**
+   * `jobFinished` without the wake-up. Not in the serial section: every job write is compare-and-set, and the
+   * worker's record is updated under its own key (`workerRecords`), so a result does not wait for a scheduling
+   * pass (on PostgreSQL, one pass and one result at a time held a deep queue to ~70 jobs/s).
+   */
+  private async recordResult(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq: number, started: boolean): Promise<boolean> {
+    const patch = finalJobPatch(report, this.now());
+    const current = await this.store.getJob(jobId);
+    const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
+    if (leased && lastLogSeq > 0 && (await this.store.appendLogs(jobId, [])) < lastLogSeq) return false;
+    const startsNow = started && leased && current.state === 'ASSIGNED';
+    if (
+      current &&
+      current.workerId === workerId &&
+      current.epoch === epoch &&
+      patch.failureReason === 'EXIT_CODE' &&
+      patch.exitCode !== undefined &&
+      current.spec.retryOnExitCodes?.includes(patch.exitCode) &&
+      current.attempt < current.spec.maxAttempts
+    ) {
+      if (startsNow) await this.jobStarted(workerId, jobId, epoch);
+      const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
+      // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
+      // for this worker in between (its list would hold it twice, and the release then drop both).
+      const requeued = await this.workerRecords.run(workerId, async () => {
+        if (!(await this.requeue(current, message, { exitCode: patch.exitCode }))) return false;
+        await this.releaseSlotNow(workerId, jobId);
+        return true;
+      });
+      if (requeued) return true;
+    }
+    // The run's start, by the server's clock: its end less the duration the worker measured.
+    // Never before its assignment, nor after its end (the assigning server's clock may run ahead of this one's).
+    const startedAt = startsNow
+      ? Math.min(patch.completedAt, Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)))
+      : 0;
+    const job =
+      (await this.store.updateJob(
+        jobId,
+        { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
+        startsNow ? { ...patch, startedAt } : patch,
+        [
+          ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
+          this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+        ],
+      )) ??
+      (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
+    if (!job || job.workerId !== workerId) {
+      await this.fenced(workerId, jobId, epoch, 'result');
+      return true;
+    }
+    if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
+    this.options.observer?.jobFinished?.(job);
+    await this.releaseSlot(workerId, jobId);
+    this.notifier.notify(jobId);
+    return true;
   }
 
   /**
