@@ -71,4 +71,32 @@ describe('the engine assigning through Store.claimJobs', () => {
     expect((await succeeded(store, plain.id)).workerId).toBeDefined();
     expect(await store.queuedJobs(20_000)).toHaveLength(10_050);
   }, 30_000);
+
+  it('reads only the head of a deep queue while its worker is busy, and reads further back for a job a free slot suits', async () => {
+    const store = new QueueReadsRecorder();
+    const { controller: engineUnderTest } = await engine(store, 2);
+    const now = Date.now();
+    for (let index = 0; index < 200; index += 1) await store.insertJob(queuedJob(`deep-${index}`, now + index));
+    store.limits.length = 0;
+    engineUnderTest.wake();
+    await succeeded(store, 'job_deep-199');
+    // Each pass read a few jobs from the head, not the whole queue (it read 10,000 before).
+    expect(store.limits.length).toBeGreaterThan(0);
+    expect(Math.max(...store.limits)).toBeLessThan(200);
+
+    // 100 jobs nobody can run, then one the worker can: the pass reads past them to find it.
+    for (let index = 0; index < 100; index += 1) await engineUnderTest.queue({ name: `gpu-${index}`, command: 'true', labels: { gpu: 'yes' } });
+    const plain = await engineUnderTest.queue({ name: 'plain', command: 'true' });
+    expect((await succeeded(store, plain.id)).workerId).toBeDefined();
+  }, 30_000);
 });
+
+/** A MemoryStore that records the `limit` of every `queuedJobs` call (what a scheduling pass reads). */
+class QueueReadsRecorder extends MemoryStore {
+  readonly limits: number[] = [];
+
+  override async queuedJobs(limit: number): Promise<Job[]> {
+    this.limits.push(limit);
+    return super.queuedJobs(limit);
+  }
+}

@@ -13,7 +13,7 @@ import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBa
 import { ChangeNotifier } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, isAvailable, nextBackoffEnd, type Decision } from './scheduler';
+import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, type Decision, type SchedulerSnapshot } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
@@ -30,10 +30,12 @@ const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
 const CLAIM_SHORTFALL_RETRY_MS = 10;
 /**
- * How many queued jobs (from the head of the queue) a scheduling pass reads. Past them a free worker still
+ * The most queued jobs (from the head of the queue) a scheduling pass reads (see `planQueueHead`). Past them a free worker still
  * gets work (see `claimBeyondWindow`), but no worker is started for a job further back until the head moves.
  */
 const QUEUE_WINDOW = 10_000;
+/** The fewest queued jobs a scheduling pass reads first (see `planQueueHead`). */
+const QUEUE_FIRST_READ = 32;
 /** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
 const STRANDED_SWEEP_MS = 5_000;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
@@ -546,25 +548,42 @@ export class JobController {
     const providers = [...this.providers.values()]
       .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
       .map((provider) => ({ name: provider.name, ...provider.capabilities }));
-    // Draining: queued jobs wait in the store for a restart or another server.
-    const queuedJobs = this.draining ? [] : await this.store.queuedJobs(QUEUE_WINDOW);
     const now = this.now();
-    // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
-    const backoffEnd = nextBackoffEnd(queuedJobs, now);
-    if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
-    const decisions = decide({
+    const snapshot = {
       now,
-      queuedJobs,
       workers,
       providers,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
-    });
+    };
+    // Draining: queued jobs wait in the store for a restart or another server.
+    const { queuedJobs, decisions } = this.draining ? { queuedJobs: [], decisions: decide({ ...snapshot, queuedJobs: [] }) } : await this.planQueueHead(snapshot);
+    // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
+    const backoffEnd = nextBackoffEnd(queuedJobs, now);
+    if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
     await this.applyAll(decisions);
     // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
     // claim from the whole queue (the store picks jobs their labels allow).
     if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
+  }
+
+  /**
+   * Reads the head of the queue as far as this pass can act on it, and decides. The first read covers every
+   * slot the workers and providers could fill (`queueDemandBound`, at least {@link QUEUE_FIRST_READ}); while
+   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, it reads four
+   * times as many, up to {@link QUEUE_WINDOW}. With every worker busy, a pass over a deep queue reads a few
+   * jobs instead of all of them. The rest of the queue could only wait: no decision changes, except the
+   * wake-up for a backing-off job further back, which could not run before a slot frees and starts a pass.
+   */
+  private async planQueueHead(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
+    let limit = Math.min(QUEUE_WINDOW, Math.max(QUEUE_FIRST_READ, queueDemandBound(snapshot)));
+    for (;;) {
+      const queuedJobs = await this.store.queuedJobs(limit);
+      const { decisions, spareCapacity } = plan({ ...snapshot, queuedJobs });
+      if (queuedJobs.length < limit || !spareCapacity || limit >= QUEUE_WINDOW) return { queuedJobs, decisions };
+      limit = Math.min(QUEUE_WINDOW, limit * 4);
+    }
   }
 
   /** Claims, for each of this engine's available workers, the free slots the pass's decisions left. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../domain/job';
 import type { Worker } from '../domain/worker';
-import { decide, nextBackoffEnd, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
+import { decide, nextBackoffEnd, plan, queueDemandBound, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
 
 const NOW = 1_000_000;
 
@@ -156,6 +156,49 @@ describe('decide', () => {
     expect(decide(snapshot({ queuedJobs: [requeued('j1', NOW + 500)] }))).toEqual([
       { type: 'wait', jobId: 'j1', reason: 'backing off before its next attempt' },
     ]);
+  });
+});
+
+describe('plan: whether more of the queue could change the decisions', () => {
+  const full: ProviderSlot[] = [{ name: 'process', maxWorkers: 1, workerCapacity: 2, labels: {} }];
+
+  it('has no spare capacity once every slot is taken and no provider may start a worker', () => {
+    const result = plan(snapshot({ workers: [worker('w1', { capacity: 2 })], providers: full, queuedJobs: [job('j1'), job('j2')] }));
+    expect(ofType('assign', result.decisions)).toHaveLength(2);
+    expect(result.spareCapacity).toBe(false);
+  });
+
+  it('has spare capacity while a worker has a free slot the jobs read did not suit', () => {
+    const result = plan(snapshot({ workers: [worker('w1', { capacity: 2 })], providers: full, queuedJobs: [job('j1'), job('gpu', { gpu: 'yes' })] }));
+    expect(ofType('assign', result.decisions)).toEqual([{ type: 'assign', jobId: 'j1', workerId: 'w1' }]);
+    expect(result.spareCapacity).toBe(true);
+  });
+
+  it('has spare capacity while a provider may still start a worker', () => {
+    const providers: ProviderSlot[] = [{ name: 'process', maxWorkers: 3, workerCapacity: 1, labels: {} }];
+    expect(plan(snapshot({ providers, queuedJobs: [job('j1'), job('j2')] })).spareCapacity).toBe(true);
+    expect(plan(snapshot({ providers, queuedJobs: [job('j1'), job('j2'), job('j3')] })).spareCapacity).toBe(false);
+  });
+});
+
+describe('queueDemandBound', () => {
+  it('counts the free slots of available workers, the slots of workers being started and of workers providers may start', () => {
+    const workers = [
+      worker('busy', { capacity: 2, runningJobIds: ['a', 'b'] }),
+      worker('half', { capacity: 4, runningJobIds: ['c'] }),
+      worker('starting', { state: 'CREATING', capacity: 2, lastHeartbeat: undefined }),
+    ];
+    const providers: ProviderSlot[] = [
+      { name: 'process', maxWorkers: 5, workerCapacity: 2, labels: {} },
+      { name: 'docker', maxWorkers: 2, workerCapacity: 8, labels: {} },
+    ];
+    // 3 free slots + 2 starting + (5 - 3 live) x 2 + 2 x 8.
+    expect(queueDemandBound(snapshot({ workers, providers }))).toBe(3 + 2 + 4 + 16);
+  });
+
+  it('is 0 when every worker is busy and every provider is at its limit', () => {
+    const providers: ProviderSlot[] = [{ name: 'process', maxWorkers: 1, workerCapacity: 1, labels: {} }];
+    expect(queueDemandBound(snapshot({ workers: [worker('w1', { runningJobIds: ['a'] })], providers }))).toBe(0);
   });
 });
 

@@ -92,6 +92,44 @@ function takeSlot<T extends Capacity>(slots: T[], job: Job): T | undefined {
  * workers that idled past the timeout or never connected.
  */
 export function decide(snapshot: SchedulerSnapshot): Decision[] {
+  return plan(snapshot).decisions;
+}
+
+/** What {@link plan} returns: the decisions, and whether more of the queue could have changed them. */
+export interface SchedulingPlan {
+  /** The decisions, as {@link decide} returns them. */
+  decisions: Decision[];
+  /**
+   * True when, after every queued job of the snapshot, an available worker still has a free slot or a
+   * provider may still start a worker: a job further back in the queue could then be assigned or get a
+   * worker. False means the rest of the queue can only wait, so a caller that passed the head of the queue
+   * need not read more of it.
+   */
+  spareCapacity: boolean;
+}
+
+/**
+ * How many queued jobs, from the head of the queue, a pass can act on at most: one per free slot of the
+ * available workers and of the workers being started, plus one per slot of every worker the providers may
+ * still start. With jobs that all fit every worker, reading this many is enough; {@link plan}'s
+ * `spareCapacity` says when it was not (labels kept a job off a slot).
+ */
+export function queueDemandBound(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): number {
+  let slots = 0;
+  const liveByProvider = new Map<string, number>();
+  for (const worker of snapshot.workers) {
+    liveByProvider.set(worker.provider, (liveByProvider.get(worker.provider) ?? 0) + 1);
+    if (isAvailable(worker, snapshot.now, snapshot.heartbeatTimeoutMs)) slots += worker.capacity - worker.runningJobIds.length;
+    else if (PENDING.has(worker.state)) slots += worker.capacity;
+  }
+  for (const provider of snapshot.providers) {
+    slots += Math.max(0, provider.maxWorkers - (liveByProvider.get(provider.name) ?? 0)) * provider.workerCapacity;
+  }
+  return slots;
+}
+
+/** {@link decide}, also saying whether jobs past the snapshot's queue could have been acted on. */
+export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
   const { now } = snapshot;
   const decisions: Decision[] = [];
   const usable: Worker[] = [];
@@ -155,5 +193,8 @@ export function decide(snapshot: SchedulerSnapshot): Decision[] {
       decisions.push({ type: 'terminate', workerId: worker.id, reason: 'idle' });
     }
   }
-  return decisions;
+  const spareCapacity =
+    available.some((slot) => slot.free > 0) ||
+    snapshot.providers.some((provider) => (liveByProvider.get(provider.name) ?? 0) < provider.maxWorkers);
+  return { decisions, spareCapacity };
 }
