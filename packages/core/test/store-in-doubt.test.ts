@@ -4,7 +4,7 @@ import type { Job } from '../src/domain/job';
 import type { EngineObserver } from '../src/ports/observer';
 import type { AuditEvent, JobClaim, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
-import { reportRun, startInProcessEngine, until } from './in-process-worker';
+import { exited, reportRun, startInProcessEngine, until, type InProcessRun } from './in-process-worker';
 
 /** The first job write that sets `state` commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
@@ -121,4 +121,52 @@ describe('a job write whose commit is in doubt (committed, then the connection b
       await controller.stop();
     }
   }, 20_000);
+
+  it('a client waiting on the job is woken by an in-doubt result, which the store could not announce', async () => {
+    const store = new SilentInDoubtStore('SUCCEEDED');
+    const runs: InProcessRun[] = [];
+    const { controller } = await startInProcessEngine({ store, onRun: (run) => runs.push(run) });
+    try {
+      const job = await controller.queue({ name: 'waited-on', command: 'true' });
+      const run = await until(() => runs[0]);
+      // What the Wait RPC does: read, and read again at each wake-up until the job has ended.
+      const seen: string[] = [];
+      const ended = (async () => {
+        for (;;) {
+          const changed = controller.notifier.next(job.id);
+          const current = await controller.getJob(job.id);
+          seen.push(current.state);
+          if (current.state === 'SUCCEEDED') return current;
+          await changed;
+        }
+      })();
+      // The result is reported once the waiter has read the running job and waits for its next change.
+      await controller.jobStarted(run.workerId, job.id, run.job.epoch);
+      await until(() => (seen.includes('RUNNING') ? true : undefined));
+      await controller.jobFinished(run.workerId, job.id, run.job.epoch, exited(0));
+      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the waiter was never woken')), 5_000).unref());
+      expect((await Promise.race([ended, timeout])).state).toBe('SUCCEEDED');
+      expect(store.inDoubt).toBe(1);
+    } finally {
+      await controller.stop();
+    }
+  }, 20_000);
 });
+
+/** An InDoubtStore whose `onJobChanged` does not announce the in-doubt write: its announcement went with the lost reply. */
+class SilentInDoubtStore extends InDoubtStore {
+  private muted = false;
+  override onJobChanged(listener: (jobId: string | undefined) => void): () => void {
+    return super.onJobChanged((jobId) => {
+      if (!this.muted) listener(jobId);
+    });
+  }
+  override async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent): Promise<Job | undefined> {
+    this.muted = this.inDoubt === 0 && patch.state === 'SUCCEEDED';
+    try {
+      return await super.updateJob(id, guard, patch, audit);
+    } finally {
+      this.muted = false;
+    }
+  }
+}

@@ -294,6 +294,11 @@ export const READ_PAGE_MAX_CHARS = 8 * 1024 * 1024;
 /** The most calls one batched statement carries. */
 const MAX_BATCH = 500;
 
+/** The process id of a connection's server backend (pg sets it at connect; its typings leave it out). */
+function backendPid(client: pg.PoolClient): number {
+  return (client as unknown as { processID: number }).processID;
+}
+
 /**
  * A `Store` on PostgreSQL, so several engines can share jobs, workers, logs, tokens and audit events.
  * Every method is atomic on its own: job and worker updates are compare-and-set in a single
@@ -336,6 +341,13 @@ export class PostgresStore implements Store {
   /** The NOTIFY channel the `jobs_state_changed` trigger signals a job's state change on (payload: its id). */
   readonly changedChannel: string;
   private readonly changedListeners = new Set<(jobId: string | undefined) => void>();
+  /**
+   * Backend process ids of this store's own pool connections, when it made its pool: the state changes they
+   * write are announced to `onJobChanged` listeners right after the statement (see `announceChanged`), so
+   * the trigger's NOTIFY of them (sent by one of these backends) is not announced a second time. With a pool
+   * passed in, other code may change jobs through it: every NOTIFY is announced then.
+   */
+  private readonly ownBackends = new Set<number>();
   private listener: pg.Client | undefined;
   private listenerActive = false;
   private listenerGeneration = 0;
@@ -379,6 +391,8 @@ export class PostgresStore implements Store {
       this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 10_000 });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);
+      this.pool.on('connect', (client) => this.ownBackends.add(backendPid(client)));
+      this.pool.on('remove', (client) => this.ownBackends.delete(backendPid(client)));
       this.ownsPool = true;
     }
     this.autoMigrate = options.autoMigrate ?? true;
@@ -534,6 +548,7 @@ export class PostgresStore implements Store {
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape, this.t.audit));
     const rows = await this.query('updateJob', sql, params, true);
+    if (shape.columns.includes('state')) this.announceChanged(rows);
     const byId = new Map(rows.map((row) => [row.id as string, row]));
     return items.map((item) => {
       const row = byId.get(item.id);
@@ -756,6 +771,7 @@ export class PostgresStore implements Store {
       [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
       true,
     );
+    this.announceChanged(rows);
     return rows.map(toJob);
   }
 
@@ -834,8 +850,9 @@ export class PostgresStore implements Store {
 
   /**
    * Calls `listener` with a job's id when its state changes, whoever changed it (a trigger NOTIFYs on
-   * `changedChannel`), and with `undefined` each time the LISTEN connection is (re)established, since changes
-   * made while it was down were not heard. Shares the LISTEN connection of `onJobQueued`.
+   * `changedChannel`; a change made through this store is announced as soon as its statement returns, once),
+   * and with `undefined` each time the LISTEN connection is (re)established, since changes made while it was
+   * down were not heard. Shares the LISTEN connection of `onJobQueued`.
    */
   onJobChanged(listener: (jobId: string | undefined) => void): () => void {
     this.checkOpen();
@@ -856,6 +873,16 @@ export class PostgresStore implements Store {
 
   private stopListenerWhenUnused(): void {
     if (this.queuedListeners.size === 0 && this.changedListeners.size === 0) this.stopListener();
+  }
+
+  /**
+   * Announces to `onJobChanged` listeners the jobs a statement of this store's own pool just changed the state
+   * of (in this process, as soon as it committed), the trigger's NOTIFY of them being ignored (`ownBackends`):
+   * one announcement per change instead of two, a round trip sooner. Only when the store made its pool.
+   */
+  private announceChanged(rows: readonly Row[]): void {
+    if (!this.ownsPool || this.changedListeners.size === 0) return;
+    for (const row of rows) this.notifyChanged(row.id as string);
   }
 
   private notifyChanged(jobId: string | undefined): void {
@@ -922,7 +949,9 @@ export class PostgresStore implements Store {
     client.on('end', die);
     client.on('notification', (message) => {
       if (message.channel === this.channel) this.notifyQueued();
-      else if (message.channel === this.changedChannel && message.payload) this.notifyChanged(message.payload);
+      else if (message.channel === this.changedChannel && message.payload && !this.ownBackends.has(message.processId)) {
+        this.notifyChanged(message.payload);
+      }
     });
     void (async () => {
       try {

@@ -13,6 +13,11 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Resolves once `heard` holds `jobId` (polled every 10 ms). */
+async function untilHeard(heard: readonly string[], jobId: string): Promise<void> {
+  while (!heard.includes(jobId)) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 describe('wait() through one server on a job another server runs (one database)', () => {
   let servers: TwoServers;
   let storeA: PostgresStore;
@@ -60,22 +65,56 @@ describe('wait() through one server on a job another server runs (one database)'
     const schema = `s_${'x'.repeat(50)}`;
     expect(changedChannel(schema)).toMatch(/^hodei_job_changed_[0-9a-f]{32}$/);
     const store = createPostgresStore({ connectionString: servers.db.url }, { schema, poolSize: 2 });
+    // The change is written through another store: `store` hears it only through the trigger's NOTIFY.
+    const writer = createPostgresStore({ connectionString: servers.db.url }, { schema, poolSize: 1 });
     try {
       const heard: string[] = [];
       const off = store.onJobChanged((jobId) => jobId && heard.push(jobId));
       const job = makeTestJob();
-      await store.insertJob(job);
+      await writer.insertJob(job);
       const deadline = Date.now() + 10_000;
       let epoch = 0;
       while (!heard.includes(job.id) && Date.now() < deadline) {
-        await store.updateJob(job.id, { epoch }, { state: epoch % 2 === 0 ? 'ASSIGNED' : 'QUEUED', epoch: epoch + 1 });
+        await writer.updateJob(job.id, { epoch }, { state: epoch % 2 === 0 ? 'ASSIGNED' : 'QUEUED', epoch: epoch + 1 });
         epoch += 1;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       off();
       expect(heard).toContain(job.id);
     } finally {
+      await writer.close();
       await store.close();
+    }
+  });
+
+  it("announces a state change made through the store itself once (not again when the trigger's NOTIFY comes back), and one made through another store", async () => {
+    const heardA: string[] = [];
+    const heardB: string[] = [];
+    const offA = storeA.onJobChanged((jobId) => jobId && heardA.push(jobId));
+    const offB = servers.storeB.onJobChanged((jobId) => jobId && heardB.push(jobId));
+    try {
+      // A NOTIFY sent before a LISTEN connection is up is not heard: wait for both.
+      const listening = async () => {
+        while (storeA.listenerConnections === 0 || servers.storeB.listenerConnections === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      };
+      await within(listening(), 10_000, 'both LISTEN connections');
+      const own = makeTestJob();
+      await storeA.insertJob(own);
+      await storeA.updateJob(own.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() });
+      // Announced as the update returned, before its NOTIFY could be heard.
+      expect(heardA.filter((id) => id === own.id)).toHaveLength(1);
+      // B hears it through the NOTIFY, which reaches A's LISTEN connection too: A does not announce it again.
+      await within(untilHeard(heardB, own.id), 10_000, "server B's hearing of A's change");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(heardA.filter((id) => id === own.id)).toHaveLength(1);
+
+      const other = makeTestJob();
+      await servers.storeB.insertJob(other);
+      await servers.storeB.updateJob(other.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() });
+      await within(untilHeard(heardA, other.id), 10_000, "server A's hearing of B's change");
+    } finally {
+      offA();
+      offB();
     }
   });
 });

@@ -340,20 +340,20 @@ export class JobController {
   /** Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report is refused. */
   async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
     const startedAt = this.now();
-    const job =
-      (await this.store.updateJob(
-        jobId,
-        { states: ['ASSIGNED'], epoch },
-        { state: 'RUNNING', startedAt },
-        this.event('job.started', jobId, { workerId, epoch }),
-      )) ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
+    const written = await this.store.updateJob(
+      jobId,
+      { states: ['ASSIGNED'], epoch },
+      { state: 'RUNNING', startedAt },
+      this.event('job.started', jobId, { workerId, epoch }),
+    );
+    const job = written ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);
       if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
       return this.fenced(workerId, jobId, epoch, 'start');
     }
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
-    this.notifier.notify(jobId);
+    this.stateWritten(jobId, written !== undefined);
   }
 
   /**
@@ -458,17 +458,17 @@ export class JobController {
     const startedAt = startsNow
       ? Math.min(patch.completedAt, Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)))
       : 0;
+    const written = await this.store.updateJob(
+      jobId,
+      { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
+      startsNow ? { ...patch, startedAt } : patch,
+      [
+        ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
+        this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+      ],
+    );
     const job =
-      (await this.store.updateJob(
-        jobId,
-        { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
-        startsNow ? { ...patch, startedAt } : patch,
-        [
-          ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
-          this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
-        ],
-      )) ??
-      (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
+      written ?? (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
     if (!job || job.workerId !== workerId) {
       await this.fenced(workerId, jobId, epoch, 'result');
       return true;
@@ -476,7 +476,7 @@ export class JobController {
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
     await this.releaseSlot(workerId, jobId);
-    this.notifier.notify(jobId);
+    this.stateWritten(jobId, written !== undefined);
     return true;
   }
 
@@ -736,7 +736,18 @@ export class JobController {
   private async sendJob(job: Job, channel: WorkerChannel): Promise<void> {
     const firstLogSeq = job.epoch === 1 ? 1 : (await this.store.appendLogs(job.id, [])) + 1;
     channel.runJob(job, firstLogSeq);
-    this.notifier.notify(job.id);
+    // The claim (or the compare-and-set assignment) that made the job ASSIGNED returned, or its retry did.
+    this.stateWritten(job.id, true);
+  }
+
+  /**
+   * Wakes the clients waiting on a job whose state this engine just wrote, unless the store announces the
+   * change itself (`Store.onJobChanged`, which announces a change made through the store as its write
+   * returns): a second wake-up would make each waiter read the job once more. A write whose reply was lost
+   * (`returned` false: it was found in the store afterwards) may not have been announced.
+   */
+  private stateWritten(jobId: string, returned: boolean): void {
+    if (!returned || !this.store.onJobChanged) this.notifier.notify(jobId);
   }
 
   private assign(jobId: string, workerId: string): Promise<void> {

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { ChangeNotifier } from './change-notifier';
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('ChangeNotifier', () => {
+  it('wakes a waiter once for the notifications of one turn, and again for a later one', async () => {
+    const notifier = new ChangeNotifier();
+    let wakes = 0;
+    const waitLoop = async (rounds: number) => {
+      for (let round = 0; round < rounds; round += 1) {
+        await notifier.next('job');
+        wakes += 1;
+      }
+    };
+    const waiting = waitLoop(2);
+    // The store's announcement of a change and the engine's own, a few promise callbacks apart in one turn
+    // (time enough for a woken waiter to wait again): one wake-up.
+    notifier.notify('job');
+    for (let tick = 0; tick < 5; tick += 1) await Promise.resolve();
+    notifier.notify('job');
+    await turn();
+    await turn();
+    expect(wakes).toBe(1);
+    notifier.notify('job');
+    await waiting;
+    expect(wakes).toBe(2);
+  });
+
+  it('wakes only the waiters of the key notified', async () => {
+    const notifier = new ChangeNotifier();
+    const woken: string[] = [];
+    void notifier.next('a').then(() => woken.push('a'));
+    void notifier.next('b').then(() => woken.push('b'));
+    notifier.notify('a');
+    await turn();
+    await turn();
+    expect(woken).toEqual(['a']);
+  });
+
+  it('does nothing for a key nobody waits on: a waiter that comes later waits for the next notification', async () => {
+    const notifier = new ChangeNotifier();
+    notifier.notify('job');
+    let woken = false;
+    void notifier.next('job').then(() => (woken = true));
+    await turn();
+    await turn();
+    expect(woken).toBe(false);
+    notifier.notify('job');
+    await turn();
+    await turn();
+    expect(woken).toBe(true);
+  });
+
+  it('notifyAll wakes every waiter at once', async () => {
+    const notifier = new ChangeNotifier();
+    const woken: string[] = [];
+    const all = Promise.all([notifier.next('a').then(() => woken.push('a')), notifier.next('b').then(() => woken.push('b'))]);
+    notifier.notifyAll();
+    await all;
+    expect(woken.sort()).toEqual(['a', 'b']);
+  });
+});
