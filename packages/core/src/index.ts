@@ -32,7 +32,7 @@ export { decide, isAvailable, labelsMatch, type Decision, type SchedulerSnapshot
 export { WorkerRegistry, type WorkerRegistryOptions, type Credentials } from './engine/worker-registry';
 export { JobController, type JobControllerOptions } from './engine/job-controller';
 export { startGrpcServer, type RunningServer, type ServerSecurity } from './server/grpc-server';
-export { ChangeNotifier } from './engine/change-notifier';
+export { ChangeNotifier, type JobChange } from './engine/change-notifier';
 export type { WorkerChannel, Registration } from './engine/worker-channel';
 export { resolveEngineConfig, DEFAULT_ENGINE_CONFIG, type EngineConfig } from './engine/engine-config';
 export { retryBackoffMs, MAX_RETRY_BACKOFF_MS } from './engine/retry-backoff';

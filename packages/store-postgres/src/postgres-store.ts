@@ -5,6 +5,7 @@ import {
   packLogLineBatch,
   type AuditEvent,
   type Job,
+  type JobState,
   type JobClaim,
   type JobFilter,
   type JobGuard,
@@ -340,7 +341,7 @@ export class PostgresStore implements Store {
   private readonly queuedListeners = new Set<() => void>();
   /** The NOTIFY channel the `jobs_state_changed` trigger signals a job's state change on (payload: its id). */
   readonly changedChannel: string;
-  private readonly changedListeners = new Set<(jobId: string | undefined) => void>();
+  private readonly changedListeners = new Set<(jobId: string | undefined, state?: JobState) => void>();
   /**
    * Backend process ids of this store's own pool connections, when it made its pool: the state changes they
    * write are announced to `onJobChanged` listeners right after the statement (see `announceChanged`), so
@@ -854,9 +855,9 @@ export class PostgresStore implements Store {
    * and with `undefined` each time the LISTEN connection is (re)established, since changes made while it was
    * down were not heard. Shares the LISTEN connection of `onJobQueued`.
    */
-  onJobChanged(listener: (jobId: string | undefined) => void): () => void {
+  onJobChanged(listener: (jobId: string | undefined, state?: JobState) => void): () => void {
     this.checkOpen();
-    const entry = (jobId: string | undefined) => listener(jobId);
+    const entry = (jobId: string | undefined, state?: JobState) => listener(jobId, state);
     this.changedListeners.add(entry);
     this.startListener();
     return () => {
@@ -882,13 +883,13 @@ export class PostgresStore implements Store {
    */
   private announceChanged(rows: readonly Row[]): void {
     if (!this.ownsPool || this.changedListeners.size === 0) return;
-    for (const row of rows) this.notifyChanged(row.id as string);
+    for (const row of rows) this.notifyChanged(row.id as string, row.state as JobState);
   }
 
-  private notifyChanged(jobId: string | undefined): void {
+  private notifyChanged(jobId: string | undefined, state?: JobState): void {
     for (const listener of [...this.changedListeners]) {
       try {
-        listener(jobId);
+        listener(jobId, state);
       } catch {
         // A listener's failure is its own; the others still run.
       }

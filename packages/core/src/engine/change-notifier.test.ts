@@ -38,9 +38,24 @@ describe('ChangeNotifier', () => {
     expect(woken).toEqual(['a']);
   });
 
-  it('does nothing for a key nobody waits on: a waiter that comes later waits for the next notification', async () => {
+  it('wakes a waiter that starts waiting later in the turn of a notification (one just woken that waits again)', async () => {
+    const notifier = new ChangeNotifier();
+    const changes: string[] = [];
+    const first = notifier.next('job').then(async (change) => {
+      changes.push(change);
+      // Woken by the state change; the end is notified before this waiter waits again, in the same turn.
+      notifier.notify('job', 'any');
+      changes.push(await notifier.next('job'));
+    });
+    notifier.notify('job', 'state');
+    await first;
+    expect(changes).toEqual(['state', 'any']);
+  });
+
+  it('forgets a notification nobody waited on by the end of its turn', async () => {
     const notifier = new ChangeNotifier();
     notifier.notify('job');
+    await turn();
     let woken = false;
     void notifier.next('job').then(() => (woken = true));
     await turn();
@@ -50,6 +65,21 @@ describe('ChangeNotifier', () => {
     await turn();
     await turn();
     expect(woken).toBe(true);
+  });
+
+  it('tells a waiter the widest change notified while it waited', async () => {
+    const notifier = new ChangeNotifier();
+    const narrow = notifier.next('a');
+    notifier.notify('a', 'logs');
+    notifier.notify('a', 'state');
+    expect(await narrow).toBe('state');
+    const wide = notifier.next('a');
+    notifier.notify('a', 'any');
+    notifier.notify('a', 'logs');
+    expect(await wide).toBe('any');
+    const unsure = notifier.next('a');
+    notifier.notify('a');
+    expect(await unsure).toBe('any');
   });
 
   it('notifyAll wakes every waiter at once', async () => {

@@ -1,50 +1,72 @@
 /**
+ * What a notification says changed about a job, from the narrowest to the widest: new log lines only, a
+ * state that is not terminal (the job has not ended), or anything (the job may have ended; also when the
+ * notifier cannot tell). A waiter that only needs the end (`wait`) reads the job again on `any` only.
+ */
+export type JobChange = 'logs' | 'state' | 'any';
+
+const WIDTH: Record<JobChange, number> = { logs: 0, state: 1, any: 2 };
+
+/** The wider of two changes. */
+function widest(a: JobChange | undefined, b: JobChange): JobChange {
+  return a !== undefined && WIDTH[a] >= WIDTH[b] ? a : b;
+}
+
+/**
  * Wakes whoever waits on a job when it changes (new log lines, new state). Waiters read the store again
  * after waking, so a slow reader never makes the writer buffer: the store is the buffer.
  *
  * A notification wakes its waiters at the end of the current turn of the event loop, so that the
  * notifications of one change made in the same turn (the store's `onJobChanged` announcement and the engine's
- * own) wake them, and make them read the store, once.
+ * own) wake them, and make them read the store, once. It also wakes a waiter that starts waiting later in
+ * that turn (one just woken that waits again), so a waiter that skips a read after a narrow change never
+ * misses the next one. A waiter learns the widest change notified since it started waiting.
  */
 export class ChangeNotifier {
-  private readonly waiters = new Map<string, { promise: Promise<void>; resolve: () => void }>();
-  /** Keys notified in this turn, woken by `wakeDue`. */
-  private readonly due = new Set<string>();
+  private readonly waiters = new Map<string, { promise: Promise<JobChange>; resolve: (change: JobChange) => void }>();
+  /** Keys notified in this turn and their widest change, woken by `wakeDue`. */
+  private due = new Map<string, JobChange>();
 
-  /** A promise that resolves at the next `notify(key)`. Take it before reading, await it after. */
-  next(key: string): Promise<void> {
+  /**
+   * A promise that resolves at the next `notify(key)`, with the widest change notified until it wakes. Take it
+   * before reading, await it after.
+   */
+  next(key: string): Promise<JobChange> {
     let entry = this.waiters.get(key);
     if (!entry) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => (resolve = done));
+      let resolve!: (change: JobChange) => void;
+      const promise = new Promise<JobChange>((done) => (resolve = done));
       entry = { promise, resolve };
       this.waiters.set(key, entry);
     }
     return entry.promise;
   }
 
-  /** Wakes everyone waiting on `key` (and whoever starts waiting on it before then) at the end of this turn. */
-  notify(key: string): void {
-    if (!this.waiters.has(key)) return;
+  /**
+   * Wakes everyone waiting on `key` (and whoever starts waiting on it before then) at the end of this turn.
+   * `change` says what changed; when unsure, `any` (the default).
+   */
+  notify(key: string, change: JobChange = 'any'): void {
     if (this.due.size === 0) setImmediate(() => this.wakeDue());
-    this.due.add(key);
+    this.due.set(key, widest(this.due.get(key), change));
   }
 
   private wakeDue(): void {
-    for (const key of this.due) this.wake(key);
-    this.due.clear();
+    const due = this.due;
+    this.due = new Map();
+    for (const [key, change] of due) this.wake(key, change);
   }
 
-  private wake(key: string): void {
+  private wake(key: string, change: JobChange): void {
     const entry = this.waiters.get(key);
     if (entry) {
       this.waiters.delete(key);
-      entry.resolve();
+      entry.resolve(change);
     }
   }
 
-  /** Wakes every waiter (used at shutdown). */
+  /** Wakes every waiter, with `any` (used at shutdown, and when changes may have been missed). */
   notifyAll(): void {
-    for (const key of [...this.waiters.keys()]) this.wake(key);
+    for (const key of [...this.waiters.keys()]) this.wake(key, 'any');
   }
 }

@@ -1,6 +1,6 @@
 import { HodeiError } from '../domain/errors';
 import { finalJobPatch, type FinishedReport } from '../domain/job-outcome';
-import { isTerminalJobState, type FailureReason, type Job } from '../domain/job';
+import { isTerminalJobState, type FailureReason, type Job, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
 import { assertTransition } from '../domain/state-machine';
 import { LIVE_WORKER_STATES, WORKER_TRANSITIONS, type Worker } from '../domain/worker';
@@ -10,7 +10,7 @@ import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
 import type { AuditEvent, JobFilter, LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
 import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from '../store/log-line-batch';
-import { ChangeNotifier } from './change-notifier';
+import { ChangeNotifier, type JobChange } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
 import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, type Decision, type SchedulerSnapshot } from './scheduler';
@@ -27,6 +27,10 @@ type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
+/** What a change to `state` is to a job's waiters: `any` when the job may have ended or the state is unknown. */
+function changeOf(state: JobState | undefined): JobChange {
+  return state === undefined || isTerminalJobState(state) ? 'any' : 'state';
+}
 /** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
 const CLAIM_SHORTFALL_RETRY_MS = 10;
 /**
@@ -134,7 +138,9 @@ export class JobController {
     const offQueued = this.store.onJobQueued?.(() => this.wake());
     if (offQueued) this.unsubscribes.push(offQueued);
     // Another engine may change a job a client waits on here (Watch, wait()): wake the waiters.
-    const offChanged = this.store.onJobChanged?.((jobId) => (jobId === undefined ? this.notifier.notifyAll() : this.notifier.notify(jobId)));
+    const offChanged = this.store.onJobChanged?.((jobId, state) =>
+      jobId === undefined ? this.notifier.notifyAll() : this.notifier.notify(jobId, changeOf(state)),
+    );
     if (offChanged) this.unsubscribes.push(offChanged);
     this.tickTimer = setInterval(() => this.wake(), this.options.config.pollIntervalMs);
     this.tickTimer.unref();
@@ -353,7 +359,7 @@ export class JobController {
       return this.fenced(workerId, jobId, epoch, 'start');
     }
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
-    this.stateWritten(jobId, written !== undefined);
+    this.stateWritten(jobId, 'RUNNING', written !== undefined);
   }
 
   /**
@@ -403,7 +409,7 @@ export class JobController {
       // A failure propagates: the worker service logs it (with the worker) and sends no ack.
       const appended = await append;
       this.options.observer?.logLines?.(logLineBatchCount(lines), lines.text.length);
-      this.notifier.notify(jobId);
+      this.notifier.notify(jobId, 'logs');
       return appended;
     });
   }
@@ -476,7 +482,7 @@ export class JobController {
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
     await this.releaseSlot(workerId, jobId);
-    this.stateWritten(jobId, written !== undefined);
+    this.stateWritten(jobId, job.state, written !== undefined);
     return true;
   }
 
@@ -737,7 +743,7 @@ export class JobController {
     const firstLogSeq = job.epoch === 1 ? 1 : (await this.store.appendLogs(job.id, [])) + 1;
     channel.runJob(job, firstLogSeq);
     // The claim (or the compare-and-set assignment) that made the job ASSIGNED returned, or its retry did.
-    this.stateWritten(job.id, true);
+    this.stateWritten(job.id, 'ASSIGNED', true);
   }
 
   /**
@@ -746,8 +752,8 @@ export class JobController {
    * returns): a second wake-up would make each waiter read the job once more. A write whose reply was lost
    * (`returned` false: it was found in the store afterwards) may not have been announced.
    */
-  private stateWritten(jobId: string, returned: boolean): void {
-    if (!returned || !this.store.onJobChanged) this.notifier.notify(jobId);
+  private stateWritten(jobId: string, state: JobState, returned: boolean): void {
+    if (!returned || !this.store.onJobChanged) this.notifier.notify(jobId, changeOf(state));
   }
 
   private assign(jobId: string, workerId: string): Promise<void> {

@@ -192,11 +192,12 @@ export interface Store {
    * sharing the store, so a client waiting on the job through any server learns of it. A hint, like
    * `onJobQueued` (spurious or coalesced wake-ups are allowed; waiters read the store again). A change made
    * through this store must be announced as soon as its write returns: the engine then does not wake the
-   * job's waiters for its own writes a second time.
+   * job's waiters for its own writes a second time. `state` is the job's new state when the store knows it
+   * (a waiter that only needs the job's end then need not read it for a state that is not terminal).
    * `undefined` means any job may have changed (say, changes were missed while a connection was down).
    * Returns a function that unsubscribes.
    */
-  onJobChanged?(listener: (jobId: string | undefined) => void): () => void;
+  onJobChanged?(listener: (jobId: string | undefined, state?: JobState) => void): () => void;
 
   /**
    * Optional retention: deletes at most `limit` jobs in a terminal state (SUCCEEDED, FAILED, CANCELLED,

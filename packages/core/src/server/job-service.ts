@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { isTerminalJobState, JOB_STATES, type JobState } from '../domain/job';
 import { invalidArgument } from '../domain/errors';
+import type { JobChange } from '../engine/change-notifier';
 import type { JobController } from '../engine/job-controller';
 import type { Store } from '../ports/store';
 import { splitLogLineBatch } from '../store/log-line-batch';
@@ -76,30 +77,38 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     listWorkers: unary(async () => ({ workers: (await controller.listWorkers()).map(workerToWire) })),
 
     watch: streaming(async (call: ServerWritableStream<wire.GetRequest, wire.Job>) => {
-      const closed = whenClosed(call);
+      const closed = whenClosed(call).then(() => 'any' as const);
       let last = '';
+      let change: JobChange = 'any';
       while (!call.cancelled) {
         const changed = controller.notifier.next(call.request.id);
-        const job = await controller.getJob(call.request.id);
-        const key = `${job.state}/${job.epoch}/${job.attempt}`;
-        if (key !== last) {
-          last = key;
-          call.write(jobToWire(job));
+        // New log lines alone change nothing Watch sends.
+        if (change !== 'logs') {
+          const job = await controller.getJob(call.request.id);
+          const key = `${job.state}/${job.epoch}/${job.attempt}`;
+          if (key !== last) {
+            last = key;
+            call.write(jobToWire(job));
+          }
+          if (isTerminalJobState(job.state)) return;
         }
-        if (isTerminalJobState(job.state)) return;
-        await Promise.race([changed, closed]);
+        change = await Promise.race([changed, closed]);
       }
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
-      const closed = whenClosed(call);
+      const closed = whenClosed(call).then(() => 'any' as const);
       const id = call.request.id;
       const untilTerminal = async (): Promise<wire.Job | undefined> => {
+        let change: JobChange = 'any';
         while (!call.cancelled) {
           const changed = controller.notifier.next(id);
-          const job = await controller.getJob(id);
-          if (isTerminalJobState(job.state)) return jobToWire(job);
-          await Promise.race([changed, closed]);
+          // Only a change that may be the end is worth a read (not new lines, nor a state that is not terminal).
+          if (change === 'any') {
+            const job = await controller.getJob(id);
+            if (isTerminalJobState(job.state)) return jobToWire(job);
+          }
+          change = await Promise.race([changed, closed]);
         }
         return undefined;
       };

@@ -1,4 +1,4 @@
-import { isTerminalJobState, type Job, type JobSpec } from '../domain/job';
+import { isTerminalJobState, type Job, type JobSpec, type JobState } from '../domain/job';
 import type { Worker } from '../domain/worker';
 import { isBackingOff, labelsMatch } from '../engine/scheduler';
 import type {
@@ -98,7 +98,7 @@ export class MemoryStore implements Store {
   private readonly logs = new Map<string, LogBatches>();
   private readonly tokens = new Map<string, StoredToken>();
   private readonly audit = new Map<string, AuditEvent[]>();
-  private readonly changeListeners = new Set<(jobId: string) => void>();
+  private readonly changeListeners = new Set<(jobId: string, state: JobState) => void>();
   private closed = false;
 
   private checkOpen(): void {
@@ -150,7 +150,7 @@ export class MemoryStore implements Store {
     }
     this.track(job);
     for (const event of auditEvents(audit)) this.recordAudit(event);
-    if (job.state !== stateBefore) this.jobChanged(id);
+    if (job.state !== stateBefore) this.jobChanged(id, job.state);
     return copyJob(job);
   }
 
@@ -191,7 +191,7 @@ export class MemoryStore implements Store {
         occurredAt: claim.now,
         details: { workerId: claim.workerId, epoch: job.epoch, attempt: job.attempt },
       });
-      this.jobChanged(job.id);
+      this.jobChanged(job.id, job.state);
       claimed.push(job);
     }
     return claimed.sort(queueOrder).map(copyJob);
@@ -289,17 +289,17 @@ export class MemoryStore implements Store {
     return deleted.length;
   }
 
-  /** Calls `listener` (synchronously, in this process) whenever a job's state changes. */
-  onJobChanged(listener: (jobId: string | undefined) => void): () => void {
-    const entry = (jobId: string) => listener(jobId);
+  /** Calls `listener` (synchronously, in this process) with the job's id and new state whenever a job's state changes. */
+  onJobChanged(listener: (jobId: string | undefined, state?: JobState) => void): () => void {
+    const entry = (jobId: string, state: JobState) => listener(jobId, state);
     this.changeListeners.add(entry);
     return () => this.changeListeners.delete(entry);
   }
 
-  private jobChanged(jobId: string): void {
+  private jobChanged(jobId: string, state: JobState): void {
     for (const listener of [...this.changeListeners]) {
       try {
-        listener(jobId);
+        listener(jobId, state);
       } catch {
         // A listener's failure is its own.
       }
