@@ -1,4 +1,13 @@
-import { credentials, InterceptingCall, type ChannelCredentials, type ClientReadableStream, type Interceptor } from '@grpc/grpc-js';
+import {
+  credentials,
+  InterceptingCall,
+  status,
+  type ChannelCredentials,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type Interceptor,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { isTerminalJobState, type Job, type JobSpecInput, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
@@ -71,6 +80,8 @@ export type WorkerInfo = Omit<Worker, 'sessionTokenHash' | 'idleSince'>;
  */
 export class HodeiClient {
   private readonly grpc: JobServiceClient;
+  /** The server answered Run with UNIMPLEMENTED (it predates it): `run` queues and waits instead. */
+  private serverLacksRun = false;
 
   constructor(private readonly options: ClientOptions) {
     if (typeof options?.address !== 'string' || !/^[^\s:]+:\d+$/.test(options.address)) {
@@ -174,19 +185,55 @@ export class HodeiClient {
    */
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
     const aborted = () => new HodeiError('UNAVAILABLE', `the wait for job ${id} was aborted`);
-    if (options.signal?.aborted) throw aborted();
+    return this.terminal((done) => this.grpc.wait({ id }, done), options.signal, aborted, `the wait for job ${id} ended before the job did`);
+  }
+
+  /**
+   * Queues a job and resolves once it is terminal, like {@link HodeiClient.queue} then {@link HodeiClient.wait}
+   * but in one call to the server (a server older than this call gets the two). A failed job resolves too, so
+   * check `state`. Rejects like `queue` for a bad spec; with `UNAVAILABLE` if the connection ends first or
+   * `signal` aborts, and then the job may have been queued and go on without a waiter (use `queue` and `wait`
+   * to keep its id in hand).
+   *
+   * @example
+   * const job = await client.run({ name: 'build', command: 'make' });
+   * if (job.state !== 'SUCCEEDED') throw new Error(`${job.state}: exit code ${job.exitCode ?? '-'}`);
+   */
+  async run(spec: JobSpecInput, options: { signal?: AbortSignal } = {}): Promise<Job> {
+    const request = { spec: specToWire(validateJobSpec(spec)) };
+    const aborted = () => new HodeiError('UNAVAILABLE', 'the run was aborted; the job may have been queued');
+    if (!this.serverLacksRun) {
+      try {
+        return await this.terminal((done) => this.grpc.run(request, done), options.signal, aborted, 'the run ended before the job did');
+      } catch (error) {
+        if ((error as Error).cause === undefined || ((error as Error).cause as ServiceError).code !== status.UNIMPLEMENTED) throw error;
+        this.serverLacksRun = true;
+      }
+    }
+    const queued = await this.queue(spec);
+    return this.wait(queued.id, options);
+  }
+
+  /** A unary call answering with a terminal job (Wait, Run); `signal` cancels it. */
+  private async terminal(
+    invoke: (done: (error: ServiceError | null, response: wire.Job) => void) => ClientUnaryCall,
+    signal: AbortSignal | undefined,
+    aborted: () => HodeiError,
+    endedEarly: string,
+  ): Promise<Job> {
+    if (signal?.aborted) throw aborted();
     const job = jobFromWire(
       await new Promise<wire.Job>((resolve, reject) => {
-        const call = this.grpc.wait({ id }, (error, response) => {
-          options.signal?.removeEventListener('abort', abort);
-          if (error) reject(options.signal?.aborted ? aborted() : fromServiceError(error, this.options.address));
+        const call = invoke((error, response) => {
+          signal?.removeEventListener('abort', abort);
+          if (error) reject(signal?.aborted ? aborted() : fromServiceError(error, this.options.address));
           else resolve(response);
         });
         const abort = () => call.cancel();
-        options.signal?.addEventListener('abort', abort, { once: true });
+        signal?.addEventListener('abort', abort, { once: true });
       }),
     );
-    if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', `the wait for job ${id} ended before the job did`);
+    if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', endedEarly);
     return job;
   }
 

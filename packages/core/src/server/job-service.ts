@@ -61,6 +61,33 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
   });
 }
 
+/**
+ * Answers a unary call with the job `jobId()` resolves to once it is terminal (Wait, and Run after queueing);
+ * answers nothing if the client went away first, and the error if `jobId()` or a read fails.
+ */
+function answerWhenTerminal<Request>(
+  controller: JobController,
+  call: ServerUnaryCall<Request, wire.Job>,
+  callback: sendUnaryData<wire.Job>,
+  jobId: () => Promise<string>,
+): void {
+  const closed = whenClosed(call);
+  const untilTerminal = async (): Promise<wire.Job | undefined> => {
+    const id = await jobId();
+    while (!call.cancelled) {
+      const changed = controller.notifier.next(id);
+      const job = await controller.getJob(id);
+      if (isTerminalJobState(job.state)) return jobToWire(job);
+      await Promise.race([changed, closed]);
+    }
+    return undefined;
+  };
+  untilTerminal().then(
+    (job) => job && callback(null, job),
+    (error: unknown) => callback(toServiceError(error)),
+  );
+}
+
 /** The client API over gRPC: thin over the controller. */
 export function createJobService(controller: JobController): wire.JobServiceServer {
   return {
@@ -92,21 +119,11 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
-      const closed = whenClosed(call);
-      const id = call.request.id;
-      const untilTerminal = async (): Promise<wire.Job | undefined> => {
-        while (!call.cancelled) {
-          const changed = controller.notifier.next(id);
-          const job = await controller.getJob(id);
-          if (isTerminalJobState(job.state)) return jobToWire(job);
-          await Promise.race([changed, closed]);
-        }
-        return undefined;
-      };
-      untilTerminal().then(
-        (job) => job && callback(null, job),
-        (error: unknown) => callback(toServiceError(error)),
-      );
+      answerWhenTerminal(controller, call, callback, () => Promise.resolve(call.request.id));
+    },
+
+    run: (call: ServerUnaryCall<wire.QueueRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
+      answerWhenTerminal(controller, call, callback, async () => (await controller.queue(specInputFromWire(call.request.spec))).id);
     },
 
     logs: streaming(async (call: ServerWritableStream<wire.LogsRequest, wire.LogChunk>) => {

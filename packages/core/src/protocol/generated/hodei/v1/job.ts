@@ -1301,6 +1301,19 @@ export const JobServiceService = {
     responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer): Job => Job.decode(value),
   },
+  /**
+   * Queue, then Wait, in one call: answers with the job once it is terminal. A call that breaks may have
+   * queued the job. A server without it answers UNIMPLEMENTED (the client then makes the two calls).
+   */
+  run: {
+    path: "/hodei.v1.JobService/Run" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: QueueRequest): Buffer => Buffer.from(QueueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): QueueRequest => QueueRequest.decode(value),
+    responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Job => Job.decode(value),
+  },
   /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs: {
     path: "/hodei.v1.JobService/Logs" as const,
@@ -1331,6 +1344,11 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   watch: handleServerStreamingCall<GetRequest, Job>;
   /** Answers once the job is terminal (one call instead of a Watch stream). */
   wait: handleUnaryCall<GetRequest, Job>;
+  /**
+   * Queue, then Wait, in one call: answers with the job once it is terminal. A call that breaks may have
+   * queued the job. A server without it answers UNIMPLEMENTED (the client then makes the two calls).
+   */
+  run: handleUnaryCall<QueueRequest, Job>;
   /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs: handleServerStreamingCall<LogsRequest, LogChunk>;
   listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
@@ -1397,6 +1415,22 @@ export interface JobServiceClient extends Client {
   ): ClientUnaryCall;
   wait(
     request: GetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  /**
+   * Queue, then Wait, in one call: answers with the job once it is terminal. A call that breaks may have
+   * queued the job. A server without it answers UNIMPLEMENTED (the client then makes the two calls).
+   */
+  run(request: QueueRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
+  run(
+    request: QueueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  run(
+    request: QueueRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Job) => void,
