@@ -5,14 +5,22 @@ import {
   JobOutcome,
   LogStream,
   packLogLines,
+  JobServiceClient,
   JobServiceService,
+  type JobSpec as WireJobSpec,
   WorkerServiceClient,
   type Ack,
   type JobServiceServer,
+  type RunReply,
   type ServerMessage,
   type WorkerMessage,
 } from '../src/protocol';
 import { createJobService } from '../src/server/job-service';
+
+/** A wire JobSpec with every field at its default. */
+function emptyJobSpec(): WireJobSpec {
+  return { name: '', command: '', args: [], script: undefined, env: {}, workingDir: '', timeoutMs: 0, labels: {}, maxAttempts: 0, priority: 0, secretEnv: [], retryOnExitCodes: [] };
+}
 
 /** A provider that starts nothing: it hands the test the credentials a real worker would get. */
 class HandOverProvider implements Provider {
@@ -515,15 +523,39 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
-  it('runs a job in one call (client.run): queued, then answered once terminal', async () => {
+  it('client.run: runs over one stream, each answered once its job is terminal; an abort stops only its own wait', async () => {
     const { platform, provider } = await start();
-    const running = platform.client.run({ name: 'j', command: 'exit 3' });
-    const { first, epoch } = await registerAndTakeJob(provider);
-    const [job] = await platform.client.list();
-    first.send(jobFinished(job!.id, epoch, 3, 0, 1, { started: true }));
-    expect(await running).toMatchObject({ id: job!.id, state: 'FAILED', exitCode: 3, spec: { name: 'j', command: 'exit 3' } });
+    const first = platform.client.run({ name: 'first', command: 'exit 3' });
+    const { first: worker, epoch } = await registerAndTakeJob(provider);
+    const abort = new AbortController();
+    const second = platform.client.run({ name: 'second', command: 'true' }, { signal: abort.signal });
+    const third = platform.client.run({ name: 'third', command: 'true' });
+    let jobs: Job[] = [];
+    while (jobs.length < 3) jobs = await platform.client.list();
+    const byName = (name: string) => jobs.find((job) => job.spec.name === name)!;
+    abort.abort();
+    await expect(second).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    worker.send(jobFinished(byName('first').id, epoch, 3, 0, 1, { started: true }));
+    expect(await first).toMatchObject({ id: byName('first').id, state: 'FAILED', exitCode: 3, spec: { name: 'first', command: 'exit 3' } });
+    await platform.client.cancel(byName('third').id);
+    expect(await third).toMatchObject({ id: byName('third').id, state: 'CANCELLED' });
     await expect(platform.client.run({ name: 'bad', command: 'true', timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    first.close();
+    worker.close();
+  });
+
+  it('answers a Run request the server cannot queue with its error, by tag', async () => {
+    const { platform } = await start();
+    const client = new JobServiceClient(platform.address, credentials.createInsecure());
+    const stream = client.run();
+    stream.on('error', () => undefined);
+    try {
+      const reply = new Promise<RunReply>((resolve) => stream.once('data', resolve));
+      stream.write({ tag: 7, spec: { ...emptyJobSpec(), name: 'no command' } });
+      expect(await reply).toMatchObject({ tag: 7, job: undefined, error: { code: 'INVALID_ARGUMENT' } });
+    } finally {
+      stream.end();
+      client.close();
+    }
   });
 
   it('client.run against a server that predates Run queues and waits instead', async () => {

@@ -4,7 +4,6 @@ import {
   status,
   type ChannelCredentials,
   type ClientReadableStream,
-  type ClientUnaryCall,
   type Interceptor,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -16,6 +15,7 @@ import type { LogLine, LogLineBatch } from '../ports/store';
 import { unpackLogLineBatch } from '../store/log-line-batch';
 import { JobServiceClient } from '../protocol';
 import { LineIterator } from './line-iterator';
+import { RunStream } from './run-stream';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { CHANNELZ_OFF, MAX_MESSAGE_BYTES } from '../server/grpc-server';
@@ -80,6 +80,8 @@ export type WorkerInfo = Omit<Worker, 'sessionTokenHash' | 'idleSince'>;
  */
 export class HodeiClient {
   private readonly grpc: JobServiceClient;
+  /** Runs in flight, over one Run stream. */
+  private readonly runs: RunStream;
   /** The server answered Run with UNIMPLEMENTED (it predates it): `run` queues and waits instead. */
   private serverLacksRun = false;
 
@@ -97,6 +99,7 @@ export class HodeiClient {
       'grpc-node.flow_control_window': RECEIVE_WINDOW_BYTES,
       ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
     });
+    this.runs = new RunStream(() => this.grpc.run(), options.address);
   }
 
   /**
@@ -185,56 +188,50 @@ export class HodeiClient {
    */
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
     const aborted = () => new HodeiError('UNAVAILABLE', `the wait for job ${id} was aborted`);
-    return this.terminal((done) => this.grpc.wait({ id }, done), options.signal, aborted, `the wait for job ${id} ended before the job did`);
+    if (options.signal?.aborted) throw aborted();
+    const job = jobFromWire(
+      await new Promise<wire.Job>((resolve, reject) => {
+        const call = this.grpc.wait({ id }, (error, response) => {
+          options.signal?.removeEventListener('abort', abort);
+          if (error) reject(options.signal?.aborted ? aborted() : fromServiceError(error, this.options.address));
+          else resolve(response);
+        });
+        const abort = () => call.cancel();
+        options.signal?.addEventListener('abort', abort, { once: true });
+      }),
+    );
+    if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', `the wait for job ${id} ended before the job did`);
+    return job;
   }
 
   /**
-   * Queues a job and resolves once it is terminal, like {@link HodeiClient.queue} then {@link HodeiClient.wait}
-   * but in one call to the server (a server older than this call gets the two). A failed job resolves too, so
-   * check `state`. Rejects like `queue` for a bad spec; with `UNAVAILABLE` if the connection ends first or
-   * `signal` aborts, and then the job may have been queued and go on without a waiter (use `queue` and `wait`
-   * to keep its id in hand).
+   * Queues a job and resolves once it is terminal, like {@link HodeiClient.queue} then {@link HodeiClient.wait},
+   * but as one message each way: concurrent runs share one stream to the server (opened by the first, ended
+   * once none waits), so a run costs no call of its own. A server older than this gets `queue` and `wait`. A
+   * failed job resolves too, so check `state`. Rejects like `queue` for a bad spec; with `UNAVAILABLE` if the
+   * connection ends first or `signal` aborts, and then the job may have been queued and go on without a
+   * waiter (use `queue` and `wait` to keep its id in hand).
    *
    * @example
    * const job = await client.run({ name: 'build', command: 'make' });
    * if (job.state !== 'SUCCEEDED') throw new Error(`${job.state}: exit code ${job.exitCode ?? '-'}`);
    */
   async run(spec: JobSpecInput, options: { signal?: AbortSignal } = {}): Promise<Job> {
-    const request = { spec: specToWire(validateJobSpec(spec)) };
+    const wireSpec = specToWire(validateJobSpec(spec));
     const aborted = () => new HodeiError('UNAVAILABLE', 'the run was aborted; the job may have been queued');
+    if (options.signal?.aborted) throw aborted();
     if (!this.serverLacksRun) {
       try {
-        return await this.terminal((done) => this.grpc.run(request, done), options.signal, aborted, 'the run ended before the job did');
+        const job = jobFromWire(await this.runs.run(wireSpec, options.signal, aborted));
+        if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', 'the run ended before the job did');
+        return job;
       } catch (error) {
-        if ((error as Error).cause === undefined || ((error as Error).cause as ServiceError).code !== status.UNIMPLEMENTED) throw error;
-        this.serverLacksRun = true;
+        if (((error as Error).cause as ServiceError | undefined)?.code !== status.UNIMPLEMENTED) throw error;
+        this.serverLacksRun = true; // nothing was queued: the server does not know the call
       }
     }
     const queued = await this.queue(spec);
     return this.wait(queued.id, options);
-  }
-
-  /** A unary call answering with a terminal job (Wait, Run); `signal` cancels it. */
-  private async terminal(
-    invoke: (done: (error: ServiceError | null, response: wire.Job) => void) => ClientUnaryCall,
-    signal: AbortSignal | undefined,
-    aborted: () => HodeiError,
-    endedEarly: string,
-  ): Promise<Job> {
-    if (signal?.aborted) throw aborted();
-    const job = jobFromWire(
-      await new Promise<wire.Job>((resolve, reject) => {
-        const call = invoke((error, response) => {
-          signal?.removeEventListener('abort', abort);
-          if (error) reject(signal?.aborted ? aborted() : fromServiceError(error, this.options.address));
-          else resolve(response);
-        });
-        const abort = () => call.cancel();
-        signal?.addEventListener('abort', abort, { once: true });
-      }),
-    );
-    if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', endedEarly);
-    return job;
   }
 
   /**
@@ -278,6 +275,7 @@ export class HodeiClient {
 
   /** Closes the connection; calls in flight are cancelled. Call it when done, or the process may stay alive. */
   close(): void {
+    this.runs.close();
     this.grpc.close();
   }
 

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import type { ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { isTerminalJobState, JOB_STATES, type JobState } from '../domain/job';
-import { invalidArgument } from '../domain/errors';
+import type { ServerDuplexStream, ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { isTerminalJobState, JOB_STATES, type Job, type JobState } from '../domain/job';
+import { HodeiError, invalidArgument } from '../domain/errors';
 import type { JobController } from '../engine/job-controller';
 import type { Store } from '../ports/store';
 import { splitLogLineBatch } from '../store/log-line-batch';
@@ -61,31 +61,57 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
   });
 }
 
+/** Resolves with the job once it is terminal, or with undefined once `gone()` says the client went away. */
+async function untilTerminal(controller: JobController, id: string, gone: () => boolean, closed: Promise<void>): Promise<Job | undefined> {
+  while (!gone()) {
+    const changed = controller.notifier.next(id);
+    const job = await controller.getJob(id);
+    if (isTerminalJobState(job.state)) return job;
+    await Promise.race([changed, closed]);
+  }
+  return undefined;
+}
+
+/** The error part of a RunReply. */
+function runError(error: unknown): wire.RunError {
+  const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', error instanceof Error ? error.message : String(error));
+  return { code: hodei.code, message: hodei.message, field: hodei.field ?? '' };
+}
+
 /**
- * Answers a unary call with the job `jobId()` resolves to once it is terminal (Wait, and Run after queueing);
- * answers nothing if the client went away first, and the error if `jobId()` or a read fails.
+ * The Run stream: each request queues a job and is answered once the job is terminal (or with why it was not
+ * queued). The client ends the stream when it waits on nothing; then, or when the call breaks, the server ends
+ * its side and stops waiting (the jobs go on).
  */
-function answerWhenTerminal<Request>(
-  controller: JobController,
-  call: ServerUnaryCall<Request, wire.Job>,
-  callback: sendUnaryData<wire.Job>,
-  jobId: () => Promise<string>,
-): void {
-  const closed = whenClosed(call);
-  const untilTerminal = async (): Promise<wire.Job | undefined> => {
-    const id = await jobId();
-    while (!call.cancelled) {
-      const changed = controller.notifier.next(id);
-      const job = await controller.getJob(id);
-      if (isTerminalJobState(job.state)) return jobToWire(job);
-      await Promise.race([changed, closed]);
-    }
-    return undefined;
+function runStream(controller: JobController, call: ServerDuplexStream<wire.RunRequest, wire.RunReply>): void {
+  let over = false;
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const finish = () => {
+    if (over) return;
+    over = true;
+    stop();
+    if (!call.writableEnded && !call.destroyed) call.end();
   };
-  untilTerminal().then(
-    (job) => job && callback(null, job),
-    (error: unknown) => callback(toServiceError(error)),
-  );
+  const reply = (message: wire.RunReply) => {
+    if (!over && !call.writableEnded && !call.destroyed) call.write(message);
+  };
+  call.on('data', (request: wire.RunRequest) => {
+    void (async () => {
+      const { tag } = request;
+      try {
+        const job = await controller.queue(specInputFromWire(request.spec));
+        const done = await untilTerminal(controller, job.id, () => over || call.cancelled, stopped);
+        if (done) reply({ tag, job: jobToWire(done), error: undefined });
+      } catch (error) {
+        reply({ tag, job: undefined, error: runError(error) });
+      }
+    })();
+  });
+  call.once('end', finish);
+  call.once('cancelled', finish);
+  call.once('error', finish);
+  call.once('close', finish);
 }
 
 /** The client API over gRPC: thin over the controller. */
@@ -119,12 +145,14 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
-      answerWhenTerminal(controller, call, callback, () => Promise.resolve(call.request.id));
+      const closed = whenClosed(call);
+      untilTerminal(controller, call.request.id, () => call.cancelled, closed).then(
+        (job) => job && callback(null, jobToWire(job)),
+        (error: unknown) => callback(toServiceError(error)),
+      );
     },
 
-    run: (call: ServerUnaryCall<wire.QueueRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
-      answerWhenTerminal(controller, call, callback, async () => (await controller.queue(specInputFromWire(call.request.spec))).id);
-    },
+    run: (call: ServerDuplexStream<wire.RunRequest, wire.RunReply>) => runStream(controller, call),
 
     logs: streaming(async (call: ServerWritableStream<wire.LogsRequest, wire.LogChunk>) => {
       const { id, follow } = call.request;
