@@ -36,8 +36,11 @@ const DEFAULT_MAX_UNACKED_BYTES = 16 * 1024 * 1024;
 /** With reports unacknowledged and no ack for this long, they are all sent again; default. */
 const DEFAULT_ACK_TIMEOUT_MS = 2_000;
 
-/** A start not carried by a log batch within this long is reported with an empty batch. */
-const START_REPORT_DELAY_MS = 10;
+/**
+ * A start not carried by a report within this long is reported with the lines held so far (the header), or an
+ * empty batch. A job that ends sooner says its start, lines and result in one report.
+ */
+const START_REPORT_DELAY_MS = 5;
 
 /** Tuning of an embedded or spawned worker. */
 export interface StartWorkerOptions {
