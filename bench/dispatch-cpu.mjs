@@ -1,7 +1,8 @@
 // node bench/dispatch-cpu.mjs [--jobs N]: where the CPU of the dispatch benchmark goes. Same workload as
 // `bench/run.mjs --only dispatch` (no-op jobs through the SDK, memory store, process provider, 2 warm
-// workers, 2 lanes), and per job: the CPU of this process (SDK client + server), of the workers, and of the
-// jobs' own processes (`bash -c true`, reaped by the workers), and of the workers' orphan reapers. Linux only (reads /proc).
+// workers, 2 lanes), and per job: the CPU of this process (SDK client + server), of the workers, of the
+// jobs' own processes (`bash -c true`, reaped by the workers) and of the workers' orphan reapers. Linux only
+// (reads /proc).
 // HODEI_BENCH_WORKER_PROF=DIR profiles the workers as in run.mjs.
 import { readFileSync, readdirSync } from 'node:fs';
 import { createPlatform } from '@hodei/core';
