@@ -1,15 +1,26 @@
-import { credentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPlatform, MemoryStore, type AuditEvent, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
+import { createClient, createPlatform, MemoryStore, type AuditEvent, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
   packLogLines,
+  JobServiceClient,
+  JobServiceService,
+  type JobSpec as WireJobSpec,
   WorkerServiceClient,
   type Ack,
+  type JobServiceServer,
+  type RunReply,
   type ServerMessage,
   type WorkerMessage,
 } from '../src/protocol';
+import { createJobService } from '../src/server/job-service';
+
+/** A wire JobSpec with every field at its default. */
+function emptyJobSpec(): WireJobSpec {
+  return { name: '', command: '', args: [], script: undefined, env: {}, workingDir: '', timeoutMs: 0, labels: {}, maxAttempts: 0, priority: 0, secretEnv: [], retryOnExitCodes: [] };
+}
 
 /** A provider that starts nothing: it hands the test the credentials a real worker would get. */
 class HandOverProvider implements Provider {
@@ -36,11 +47,14 @@ class HandOverProvider implements Provider {
   }
 }
 
-/** The Register message a worker sends first, with its one-time token or its session token. */
-function register(workerId: string, credentials: { otp?: string; sessionToken?: string }): WorkerMessage['payload'] {
+/**
+ * The Register message a worker sends first, with its one-time token or its session token; `readsRunJobAcks`
+ * as a current worker says it (the default is an older worker's Register).
+ */
+function register(workerId: string, credentials: { otp?: string; sessionToken?: string }, readsRunJobAcks = false): WorkerMessage['payload'] {
   return {
     $case: 'register',
-    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test' },
+    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test', readsRunJobAcks },
   };
 }
 
@@ -50,11 +64,21 @@ function logBatch(jobId: string, epoch: number, firstSeq: number, texts: string[
   return { $case: 'logBatch', value: { jobId, epoch, lines: packLogLines(entries), started, pid: started ? 42 : 0 } };
 }
 
-/** A JobFinished: exited with `exitCode`, after `lastLogSeq` lines. */
-function jobFinished(jobId: string, epoch: number, exitCode: number, lastLogSeq: number, durationMs = 1): WorkerMessage['payload'] {
+/** A JobFinished: exited with `exitCode`, after `lastLogSeq` lines; with `lines`, the run's last lines ride on it. */
+function jobFinished(
+  jobId: string,
+  epoch: number,
+  exitCode: number,
+  lastLogSeq: number,
+  durationMs = 1,
+  carried: { lines?: { firstSeq: number; texts: string[] }; started?: boolean } = {},
+): WorkerMessage['payload'] {
+  const lines = carried.lines
+    ? packLogLines(carried.lines.texts.map((text, index) => ({ seq: carried.lines!.firstSeq + index, timestampMs: 1, stream: LogStream.LOG_STREAM_STDOUT, text })))
+    : undefined;
   return {
     $case: 'jobFinished',
-    value: { jobId, epoch, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode, signal: '', durationMs, errorMessage: '', lastLogSeq, started: false },
+    value: { jobId, epoch, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode, signal: '', durationMs, errorMessage: '', lastLogSeq, started: carried.started ?? false, lines },
   };
 }
 
@@ -115,10 +139,10 @@ describe('worker protocol over real gRPC', () => {
   }
 
   /** The first worker the provider is asked for registers with its OTP and receives the queued job. */
-  async function registerAndTakeJob(provider: HandOverProvider) {
+  async function registerAndTakeJob(provider: HandOverProvider, readsRunJobAcks = false) {
     const request = await provider.nextRequest();
     const first = connect(request.serverAddress);
-    first.send(register(request.workerId, { otp: request.otp }));
+    first.send(register(request.workerId, { otp: request.otp }, readsRunJobAcks));
     const registered = await first.next();
     const run = await first.next();
     if (registered.payload?.$case !== 'registered' || run.payload?.$case !== 'runJob') throw new Error('unexpected messages');
@@ -432,6 +456,126 @@ describe('worker protocol over real gRPC', () => {
       again.close();
     } finally {
       await second.close();
+    }
+  });
+
+  it('stores the lines a result carries before the result, and acknowledges both at once', async () => {
+    const { platform, provider } = await start();
+    const job = await platform.client.queue({ name: 'j', command: 'echo a; echo b' });
+    const request = await provider.nextRequest();
+    const worker = connect(request.serverAddress);
+    worker.send(register(request.workerId, { otp: request.otp }));
+    expect((await worker.next()).payload).toMatchObject({ $case: 'registered', value: { readsJobFinishedLines: true } });
+    expect((await worker.next()).payload?.$case).toBe('runJob');
+    // A short job's whole run in one report: its start, its lines and its result.
+    worker.send(jobFinished(job.id, 1, 0, 2, 1, { lines: { firstSeq: 1, texts: ['a', 'b'] }, started: true }));
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', exitCode: 0 });
+    expect(await worker.ack((ack) => ack.finished)).toEqual({ jobId: job.id, epoch: 1, logSeq: 2, finished: true });
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b']);
+    const events = (await platform.store.listAudit(job.id)).map((event) => event.eventType);
+    expect(events).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished']);
+    worker.close();
+  });
+
+  it('does not record nor acknowledge a result whose lines follow a missing batch', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    // Lines 1-2 got lost; the result carries 3-4.
+    first.send(jobFinished(job.id, epoch, 0, 4, 1, { lines: { firstSeq: 3, texts: ['c', 'd'] }, started: true }));
+    first.send(logBatch(job.id, epoch, 1, ['a', 'b'], true));
+    // Answered in order: once 1-2 are acknowledged, the result was handled, and refused.
+    await first.ack((ack) => ack.logSeq === 2);
+    expect(first.acked().filter((ack) => ack.finished || ack.logSeq > 2)).toEqual([]);
+    expect((await platform.client.get(job.id)).state).toBe('RUNNING');
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b']);
+    // Resent, it lands.
+    first.send(jobFinished(job.id, epoch, 0, 4, 1, { lines: { firstSeq: 3, texts: ['c', 'd'] } }));
+    expect(await first.ack((ack) => ack.finished)).toMatchObject({ logSeq: 4 });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b', '3:c', '4:d']);
+    first.close();
+  });
+
+  it('gives a worker that reads RunJob acks the ack of its result with its next job, or alone when none follows', async () => {
+    const { platform, provider } = await start();
+    const jobs = [await platform.client.queue({ name: 'a', command: 'true' })];
+    const { first } = await registerAndTakeJob(provider, true);
+    jobs.push(await platform.client.queue({ name: 'b', command: 'true' }), await platform.client.queue({ name: 'c', command: 'true' }));
+    const carried: Ack[] = [];
+    for (const [index, job] of jobs.entries()) {
+      first.send(jobFinished(job.id, 1, 0, 0, 1, { started: true }));
+      if (index === jobs.length - 1) break;
+      const next = (await first.nextCommand()).payload;
+      if (next?.$case !== 'runJob') throw new Error(`expected runJob, got ${next?.$case}`);
+      expect(next.value.jobId).toBe(jobs[index + 1]!.id);
+      carried.push(...next.value.acks);
+    }
+    // The last result has no job to ride on: its ack comes alone, soon.
+    expect(await first.ack((ack) => ack.jobId === jobs[2]!.id)).toEqual({ jobId: jobs[2]!.id, epoch: 1, logSeq: 0, finished: true });
+    // Each earlier result was acknowledged once, on the next RunJob (or alone, had that come late).
+    for (const job of jobs.slice(0, 2)) {
+      const acks = [...carried, ...first.acked()].filter((ack) => ack.jobId === job.id);
+      expect(acks).toEqual([{ jobId: job.id, epoch: 1, logSeq: 0, finished: true }]);
+    }
+    expect(carried.length).toBeGreaterThan(0);
+    for (const job of jobs) expect((await platform.client.get(job.id)).state).toBe('SUCCEEDED');
+    first.close();
+  });
+
+  it('client.run: runs over one stream, each answered once its job is terminal; an abort stops only its own wait', async () => {
+    const { platform, provider } = await start();
+    const first = platform.client.run({ name: 'first', command: 'exit 3' });
+    const { first: worker, epoch } = await registerAndTakeJob(provider);
+    const abort = new AbortController();
+    const second = platform.client.run({ name: 'second', command: 'true' }, { signal: abort.signal });
+    const third = platform.client.run({ name: 'third', command: 'true' });
+    let jobs: Job[] = [];
+    while (jobs.length < 3) jobs = await platform.client.list();
+    const byName = (name: string) => jobs.find((job) => job.spec.name === name)!;
+    abort.abort();
+    await expect(second).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    worker.send(jobFinished(byName('first').id, epoch, 3, 0, 1, { started: true }));
+    expect(await first).toMatchObject({ id: byName('first').id, state: 'FAILED', exitCode: 3, spec: { name: 'first', command: 'exit 3' } });
+    await platform.client.cancel(byName('third').id);
+    expect(await third).toMatchObject({ id: byName('third').id, state: 'CANCELLED' });
+    await expect(platform.client.run({ name: 'bad', command: 'true', timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    worker.close();
+  });
+
+  it('answers a Run request the server cannot queue with its error, by tag', async () => {
+    const { platform } = await start();
+    const client = new JobServiceClient(platform.address, credentials.createInsecure());
+    const stream = client.run();
+    stream.on('error', () => undefined);
+    try {
+      const reply = new Promise<RunReply>((resolve) => stream.once('data', resolve));
+      stream.write({ tag: 7, spec: { ...emptyJobSpec(), name: 'no command' } });
+      expect(await reply).toMatchObject({ tag: 7, job: undefined, error: { code: 'INVALID_ARGUMENT' } });
+    } finally {
+      stream.end();
+      client.close();
+    }
+  });
+
+  it('client.run against a server that predates Run queues and waits instead', async () => {
+    const { platform } = await start();
+    const { run: _run, ...older } = createJobService(platform.controller);
+    const server = new Server();
+    server.addService(JobServiceService, older as unknown as JobServiceServer);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    const client = createClient({ address: `127.0.0.1:${port}` });
+    try {
+      const running = client.run({ name: 'j', command: 'true' });
+      let queued: Job[] = [];
+      while (queued.length === 0) queued = await platform.client.list();
+      await platform.client.cancel(queued[0]!.id);
+      expect(await running).toMatchObject({ id: queued[0]!.id, state: 'CANCELLED' });
+    } finally {
+      client.close();
+      server.forceShutdown();
     }
   });
 });

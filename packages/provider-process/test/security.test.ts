@@ -81,6 +81,8 @@ describe('TLS and the client bearer token', () => {
       expect(queued.message).toMatch(message);
       const streamed = await refusal(client.wait('job-any'));
       expect(streamed.code).toBe('UNAUTHENTICATED');
+      const run = await refusal(client.run({ name: 'nope', command: 'echo should not run' }));
+      expect(run.code).toBe('UNAUTHENTICATED');
       const logs = await refusal((async () => {
         for await (const line of client.logs('job-any')) void line;
       })());

@@ -36,8 +36,11 @@ const DEFAULT_MAX_UNACKED_BYTES = 16 * 1024 * 1024;
 /** With reports unacknowledged and no ack for this long, they are all sent again; default. */
 const DEFAULT_ACK_TIMEOUT_MS = 2_000;
 
-/** A start not carried by a log batch within this long is reported with an empty batch. */
-const START_REPORT_DELAY_MS = 10;
+/**
+ * A start not carried by a report within this long is reported with the lines held so far (the header), or an
+ * empty batch. A job that ends sooner says its start, lines and result in one report.
+ */
+const START_REPORT_DELAY_MS = 5;
 
 /** Tuning of an embedded or spawned worker. */
 export interface StartWorkerOptions {
@@ -51,7 +54,7 @@ export interface StartWorkerOptions {
   handleSignals?: boolean;
   /** After a drain, how long to wait for the server to close the stream; default 2 s. */
   closeTimeoutMs?: number;
-  /** Environment jobs inherit (minus HODEI_OTP_TOKEN); default `process.env`. */
+  /** Environment jobs inherit (minus HODEI_OTP_TOKEN); default a copy of `process.env` taken when the worker starts. */
   baseEnv?: NodeJS.ProcessEnv;
   /** How output is batched and capped before it is sent (see {@link LogBatcherOptions}). */
   batching?: LogBatcherOptions;
@@ -117,6 +120,10 @@ class WorkerAgent implements WorkerHandle {
   private registered = false;
   /** From the last Registered: what a reconnection presents (the one-time token is spent). */
   private sessionToken: string | undefined;
+  /** From the last Registered: the server stores lines carried by a JobFinished (an older one does not). */
+  private serverReadsFinishedLines = false;
+  /** What jobs inherit: `options.baseEnv`, else `process.env` copied once (reading it costs a call per variable). */
+  private readonly baseEnv: NodeJS.ProcessEnv;
   /** Reports (log batches, results) not acknowledged yet, in the order they were made: resent on reconnection. */
   private unacked: Unacked[] = [];
   private unackedBytes = 0;
@@ -145,6 +152,7 @@ class WorkerAgent implements WorkerHandle {
     this.log = options.log ?? ((line) => process.stderr.write(`hodei-worker[${config.workerId}]: ${line}\n`));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     this.reaper = new OrphanReaper({ log: this.log });
+    this.baseEnv = options.baseEnv ?? { ...process.env };
     const channelCredentials = config.tls
       ? credentials.createSsl(config.tls.ca === undefined ? null : Buffer.from(config.tls.ca, 'utf8'))
       : credentials.createInsecure();
@@ -185,7 +193,7 @@ class WorkerAgent implements WorkerHandle {
     const { workerId, otpToken, capacity, labels } = this.config;
     const version = this.options.version ?? packageVersion;
     const credentials = this.sessionToken === undefined ? { otp: otpToken, sessionToken: '' } : { otp: '', sessionToken: this.sessionToken };
-    call.write({ payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version } } });
+    call.write({ payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true } } });
   }
 
   private onMessage(message: ServerMessage): void {
@@ -194,6 +202,7 @@ class WorkerAgent implements WorkerHandle {
     switch (payload.$case) {
       case 'registered': {
         this.sessionToken = payload.value.sessionToken;
+        this.serverReadsFinishedLines = payload.value.readsJobFinishedLines;
         this.registered = true;
         this.reconnectAttempts = 0;
         this.reconnectDeadline = undefined;
@@ -218,6 +227,7 @@ class WorkerAgent implements WorkerHandle {
         for (const job of this.jobs.values()) job.kill();
         return this.finalize(EXIT_CODES.refused);
       case 'runJob':
+        for (const ack of payload.value.acks) this.onAck(ack);
         return this.startJob(payload.value);
       case 'cancelJob':
         return this.jobs.get(payload.value.jobId)?.cancel(payload.value.graceMs);
@@ -241,7 +251,7 @@ class WorkerAgent implements WorkerHandle {
     if (refusal !== undefined || spec === undefined) {
       this.log(`job ${jobId} not started: ${refusal}`);
       const result: JobResult = { outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START, exitCode: -1, signal: '', durationMs: 0, errorMessage: refusal ?? '' };
-      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq: firstSeq - 1, started: false } });
+      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq: firstSeq - 1, started: false, lines: undefined } });
       return;
     }
     // The start rides on the next batch (or the result): no message of its own unless no batch follows soon.
@@ -262,19 +272,25 @@ class WorkerAgent implements WorkerHandle {
       onStarted: (startedPid) => {
         startUnreported = true;
         pid = startedPid;
-        setTimeout(() => startUnreported && reportLines(emptyLogLines(lastLogSeq + 1)), START_REPORT_DELAY_MS);
+        setTimeout(() => {
+          if (startUnreported) execution.flushLogs(); // the header, and any output waiting for its batch
+          if (startUnreported) reportLines(emptyLogLines(lastLogSeq + 1));
+        }, START_REPORT_DELAY_MS);
       },
       processGroups: this.reaper,
       killGraceMs: this.options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
       ...(this.options.pipeGraceMs !== undefined ? { pipeGraceMs: this.options.pipeGraceMs } : {}),
-      ...(this.options.baseEnv ? { baseEnv: this.options.baseEnv } : {}),
+      baseEnv: this.baseEnv,
       batching: { ...this.options.batching, firstSeq },
+      lastLinesWithResult: true,
     });
     this.jobs.set(jobId, execution);
-    void execution.done.then((result) => {
+    void execution.done.then(({ lines, ...result }) => {
       const started = startUnreported;
       startUnreported = false;
-      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq, started } });
+      // The run's last lines travel with its result: a short job's whole run is one report.
+      if (lines) lastLogSeq = lines.firstSeq + logLineCount(lines) - 1;
+      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq, started, lines } });
       this.jobs.delete(jobId);
       if (this.jobs.size === 0) this.onIdle();
     });
@@ -380,11 +396,11 @@ class WorkerAgent implements WorkerHandle {
     const entry: Unacked =
       payload.$case === 'logBatch'
         ? { payload, jobId, epoch, lastSeq: payload.value.lines!.firstSeq + logLineCount(payload.value.lines) - 1, finished: false, bytes: payload.value.lines!.text.length }
-        : { payload, jobId, epoch, lastSeq: payload.value.lastLogSeq, finished: true, bytes: 0 };
+        : { payload, jobId, epoch, lastSeq: payload.value.lastLogSeq, finished: true, bytes: payload.value.lines?.text.length ?? 0 };
     if (this.unacked.length === 0) this.lastAckProgress = Date.now();
     this.unacked.push(entry);
     this.unackedBytes += entry.bytes;
-    const written = this.connected ? this.call!.write({ payload }) : true;
+    const written = this.connected ? this.write(payload) : true;
     return written && this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES);
   }
 
@@ -401,7 +417,7 @@ class WorkerAgent implements WorkerHandle {
     const run = runKey(ack.jobId, ack.epoch);
     if (this.recovering.has(run)) {
       const next = this.unacked.find((entry) => runKey(entry.jobId, entry.epoch) === run);
-      if (next && this.connected) this.call!.write({ payload: next.payload });
+      if (next && this.connected) this.write(next.payload);
       else this.recovering.delete(run);
     }
     if (this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES)) this.releaseDrainWaiters();
@@ -415,7 +431,7 @@ class WorkerAgent implements WorkerHandle {
   private resendUnacked(): void {
     if (!this.connected) return;
     this.recovering.clear();
-    for (const entry of this.unacked) this.call!.write({ payload: entry.payload });
+    for (const entry of this.unacked) this.write(entry.payload);
   }
 
   /**
@@ -437,8 +453,20 @@ class WorkerAgent implements WorkerHandle {
     this.log(`no acknowledgement for ${ackTimeoutMs} ms; resending the oldest unacknowledged report of ${oldest.size} run(s)`);
     for (const [run, entry] of oldest) {
       this.recovering.add(run);
-      call.write({ payload: entry.payload });
+      this.write(entry.payload);
     }
+  }
+
+  /**
+   * Writes a report on the current stream. A result carrying lines goes as a LogBatch of them and then the
+   * result to a server that does not read lines on a JobFinished (an older one).
+   */
+  private write(payload: Payload): boolean {
+    const call = this.call!;
+    if (payload.$case !== 'jobFinished' || payload.value.lines === undefined || this.serverReadsFinishedLines) return call.write({ payload });
+    const { lines, ...finished } = payload.value;
+    call.write({ payload: { $case: 'logBatch', value: { jobId: finished.jobId, epoch: finished.epoch, lines, started: false, pid: 0 } } });
+    return call.write({ payload: { $case: 'jobFinished', value: { ...finished, lines: undefined } } });
   }
 
   private sendHeartbeat(): void {

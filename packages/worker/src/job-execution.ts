@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { createSecretMasker, JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
+import { createSecretMasker, JobOutcome, LogStream, type JobSpec, type LogLines } from '@hodei/core/protocol';
 import { checkWorkingDir, describeSpawnError, jobEnv, planLaunch, writeScript } from './job-launch';
 import { LogBatcher, type LogBatcherOptions, type LogSink } from './log-batcher';
 import { LineSplitter } from './line-splitter';
@@ -43,6 +43,11 @@ export interface JobExecutionOptions {
   batching?: LogBatcherOptions;
   /** Longer lines are split into pieces of at most this many characters; default {@link DEFAULT_MAX_LINE_LENGTH}. */
   maxLineLength?: number;
+  /**
+   * The last batch of lines goes in the result (`JobResult.lines`) instead of to the sink, for the caller to
+   * send the run's end in one message; default false.
+   */
+  lastLinesWithResult?: boolean;
 }
 
 /** How a job ended. */
@@ -57,6 +62,8 @@ export interface JobResult {
   durationMs: number;
   /** Why it failed to start, or that its process group could not be killed; '' otherwise. */
   errorMessage: string;
+  /** With `lastLinesWithResult`: the run's last lines, not given to the sink (undefined when none were left). */
+  lines?: LogLines;
 }
 
 /**
@@ -106,6 +113,11 @@ export class JobExecution {
     this.terminate(graceMs !== undefined && graceMs > 0 ? graceMs : this.killGraceMs);
   }
 
+  /** Sends the lines waiting for their batch's flush delay (or held, like the header) to the sink now. */
+  flushLogs(): void {
+    if (!this.finished) this.batcher.flush();
+  }
+
   /** Kills the job's group at once (SIGKILL), e.g. when the server is gone. */
   kill(): void {
     if (this.finished) return;
@@ -116,7 +128,8 @@ export class JobExecution {
   private async launch(): Promise<void> {
     const { spec, jobId } = this.options;
     const plan = planLaunch(spec);
-    for (const line of plan.header) this.batcher.add(LogStream.LOG_STREAM_SYSTEM, line);
+    // The header waits for the job's first output, a flushLogs() or the end: a short job's run is then one report.
+    for (const line of plan.header) this.batcher.add(LogStream.LOG_STREAM_SYSTEM, line, false);
     if (plan.invalid) return this.failToStart(plan.invalid);
     try {
       await checkWorkingDir(spec.workingDir);
@@ -247,7 +260,7 @@ export class JobExecution {
     this.timers.clear();
     signalGroup(this.pid, 'SIGKILL'); // nothing of the job outlives it (background processes included)
     if (this.pid !== undefined) this.options.processGroups?.untrack(this.pid);
-    this.batcher.close();
+    const lines = this.options.lastLinesWithResult ? this.batcher.end() : (this.batcher.close(), undefined);
     const { code = null, signal = null } = this.exit ?? {};
     this.resolve({
       outcome: this.outcome ?? JobOutcome.JOB_OUTCOME_EXITED,
@@ -255,6 +268,7 @@ export class JobExecution {
       signal: signal ?? '',
       durationMs: Math.round(performance.now() - this.startedAt),
       errorMessage: this.errorMessage,
+      ...(lines ? { lines } : {}),
     });
   }
 

@@ -87,13 +87,16 @@ export class LogBatcher {
     return this.seq;
   }
 
-  /** Adds one line. */
-  add(stream: LogStream, text: string): void {
+  /**
+   * Adds one line. With `soon` false it arms no flush timer: it goes with the next batch (a later line's, a
+   * `flush()`, or the end), e.g. a header written before the process starts.
+   */
+  add(stream: LogStream, text: string, soon = true): void {
     if (this.closed) return;
     text = this.transform(text);
     if (this.sentBytes + text.length > this.maxJobBytes) return this.hold({ stream, text, timestampMs: Date.now() });
     this.sentBytes += text.length;
-    this.append(stream, text, Date.now());
+    this.append(stream, text, Date.now(), soon);
   }
 
   /** Keeps a line past the cap in the tail window, dropping the oldest held lines beyond `tailBytes`. */
@@ -112,12 +115,12 @@ export class LogBatcher {
     }
   }
 
-  private append(stream: LogStream, text: string, timestampMs: number): void {
+  private append(stream: LogStream, text: string, timestampMs: number, soon = true): void {
     this.seq += 1;
     this.pending.add(stream, text, timestampMs);
     if (this.pending.count >= this.maxEntries || this.pending.textSize >= this.maxBytes) {
       this.flush();
-    } else if (this.timer === undefined) {
+    } else if (this.timer === undefined && soon) {
       this.timer = setTimeout(this.flushNow, this.delayMs);
     }
   }
@@ -129,7 +132,11 @@ export class LogBatcher {
       this.timer = undefined;
     }
     if (this.pending.count === 0) return;
-    const accepted = this.sink(this.pending.build(this.seq - this.pending.count + 1));
+    this.send(this.pending.build(this.seq - this.pending.count + 1));
+  }
+
+  private send(lines: LogLines): void {
+    const accepted = this.sink(lines);
     if (!accepted && !this.pausedFlag) {
       this.pausedFlag = true;
       this.onPause();
@@ -143,17 +150,31 @@ export class LogBatcher {
 
   /** Flushes what is left and accepts no more lines. */
   close(): void {
-    if (this.closed) return;
+    const rest = this.end();
+    if (rest !== undefined) this.send(rest);
+  }
+
+  /**
+   * Accepts no more lines and returns the last batch instead of sending it (the truncation notice and the
+   * kept tail included), for the caller to send with the run's result; undefined when nothing is left.
+   * Full batches on the way still go to the sink.
+   */
+  end(): LogLines | undefined {
+    if (this.closed) return undefined;
     if (this.omittedLines > 0) {
       const notice = `hodei: output truncated: ${this.omittedLines} lines (${this.omittedBytes} characters) omitted after the first ${this.sentBytes} characters; the end of the output follows`;
-      this.append(LogStream.LOG_STREAM_SYSTEM, notice, Date.now());
+      this.append(LogStream.LOG_STREAM_SYSTEM, notice, Date.now(), false);
     }
     for (let index = this.tailStart; index < this.tail.length; index++) {
       const line = this.tail[index]!;
-      this.append(line.stream, line.text, line.timestampMs);
+      this.append(line.stream, line.text, line.timestampMs, false);
     }
     this.tail = [];
-    this.flush();
     this.closed = true;
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    return this.pending.count === 0 ? undefined : this.pending.build(this.seq - this.pending.count + 1);
   }
 }

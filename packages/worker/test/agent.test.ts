@@ -1,8 +1,8 @@
-import { JobOutcome, LogStream, type JobSpec } from '@hodei/core/protocol';
+import { JobOutcome, LogStream, unpackLogLines, type JobSpec } from '@hodei/core/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startWorker, type StartWorkerOptions, type WorkerHandle } from '../src/agent';
 import type { WorkerConfig } from '../src/config';
-import { FakeServer, type FakeConnection } from './fake-server';
+import { acceptRegistration, FakeServer, type FakeConnection } from './fake-server';
 import { spec, survivors } from './helpers';
 
 const servers: FakeServer[] = [];
@@ -32,7 +32,7 @@ async function setup(
 }
 
 function runJob(connection: FakeConnection, jobId: string, jobSpec: JobSpec, epoch = 7, firstLogSeq = 1): void {
-  connection.send({ $case: 'runJob', value: { jobId, epoch, attempt: 1, spec: jobSpec, firstLogSeq } });
+  connection.send({ $case: 'runJob', value: { jobId, epoch, attempt: 1, spec: jobSpec, firstLogSeq, acks: [] } });
 }
 
 function finished(connection: FakeConnection, jobId: string) {
@@ -48,7 +48,7 @@ describe('worker agent', () => {
     const { worker, connection } = await setup();
     expect(connection.messages[0]?.payload).toEqual({
       $case: 'register',
-      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0' },
+      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0', readsRunJobAcks: true },
     });
     runJob(connection, 'job-a', spec({ command: 'echo hello; echo oops >&2; echo "token=${HODEI_OTP_TOKEN-unset}"; exit 4' }));
     await connection.until(() => finished(connection, 'job-a') !== undefined, 10_000, 'JobFinished');
@@ -58,12 +58,11 @@ describe('worker agent', () => {
     expect(kinds.at(-1)).toBe('jobFinished');
     expect(kinds.slice(1, -1).every((kind) => kind === 'logBatch')).toBe(true);
 
-    // The start rides on a log batch (no message of its own), once.
+    // The start rides on a report (no message of its own), once: the first log batch, or the result when the
+    // job ended before any batch went out.
     const starts = connection.starts('job-a');
-    expect(starts).toHaveLength(1);
-    expect(starts[0]).toMatchObject({ jobId: 'job-a', epoch: 7 });
-    expect(starts[0]!.pid).toBeGreaterThan(0);
-    expect(finished(connection, 'job-a')?.started).toBe(false);
+    expect(starts.length + (finished(connection, 'job-a')?.started ? 1 : 0)).toBe(1);
+    for (const start of starts) expect(start.pid).toBeGreaterThan(0);
     const batches = connection.all('logBatch');
     expect(batches.every((batch) => batch.jobId === 'job-a' && batch.epoch === 7)).toBe(true);
     const entries = connection.logs('job-a');
@@ -153,7 +152,7 @@ describe('worker agent', () => {
     let registrations = 0;
     const { worker, connection } = await setup((conn) => {
       registrations += 1;
-      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50 } });
+      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false } });
       else conn.send({ $case: 'refused', value: { code: 'UNAUTHENTICATED', message: 'worker was lost' } });
     });
     runJob(connection, 'job-r', spec({ command: 'sleep 1000 & echo $!; wait' }));
@@ -163,7 +162,7 @@ describe('worker agent', () => {
     expect(await survivors(jobPids(connection, 'job-r'))).toEqual([]);
   });
 
-  it('reports the start of a silent job on its own (an empty batch) and numbers lines from firstLogSeq', async () => {
+  it('reports the start of a silent job on its own (with its header line) and numbers lines from firstLogSeq', async () => {
     const { connection } = await setup();
     runJob(connection, 'job-s', spec({ command: 'sleep 0.5; echo late' }), 7, 12);
     await connection.until(() => connection.starts('job-s').length === 1, 5_000, 'the start');
@@ -172,6 +171,40 @@ describe('worker agent', () => {
     expect(entries.map((entry) => entry.seq)).toEqual([12, 13]);
     expect(entries.map((entry) => entry.text)).toEqual(['$ sleep 0.5; echo late', 'late']);
     expect(finished(connection, 'job-s')).toMatchObject({ lastLogSeq: 13, started: false });
+  });
+
+  it('sends a run\'s last lines with its result to a server that reads them, and in a LogBatch before it to one that does not', async () => {
+    // Output waits for its batch (long flush delay): the last line is still pending when the job ends.
+    const batching = { flushDelayMs: 60_000 };
+    const current = await setup(acceptRegistration(50, true), {}, { batching });
+    runJob(current.connection, 'job-l', spec({ command: 'sleep 0.2; echo done' }));
+    await current.connection.until(() => finished(current.connection, 'job-l') !== undefined, 10_000, 'JobFinished');
+    const result = finished(current.connection, 'job-l')!;
+    expect(unpackLogLines(result.lines).map((entry) => entry.text)).toEqual(['done']);
+    expect(result).toMatchObject({ lastLogSeq: 2, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(current.connection.logs('job-l').map((entry) => `${entry.seq}:${entry.text}`)).toEqual(['1:$ sleep 0.2; echo done', '2:done']);
+
+    const older = await setup(acceptRegistration(50, false), { workerId: 'worker-2' }, { batching });
+    runJob(older.connection, 'job-o', spec({ command: 'sleep 0.2; echo done' }));
+    await older.connection.until(() => finished(older.connection, 'job-o') !== undefined, 10_000, 'JobFinished');
+    expect(finished(older.connection, 'job-o')).toMatchObject({ lastLogSeq: 2, lines: undefined });
+    const reports = older.connection.messages.map((message) => message.payload?.$case).filter((kind) => kind === 'logBatch' || kind === 'jobFinished');
+    expect(reports.slice(-2)).toEqual(['logBatch', 'jobFinished']);
+    expect(older.connection.logs('job-o').map((entry) => `${entry.seq}:${entry.text}`)).toEqual(['1:$ sleep 0.2; echo done', '2:done']);
+  });
+
+  it('forgets a result acknowledged on its next RunJob: a drained worker then closes', async () => {
+    const { worker, connection } = await setup();
+    connection.autoAck = false;
+    runJob(connection, 'job-1', spec({ command: 'true' }));
+    await connection.until(() => finished(connection, 'job-1') !== undefined, 10_000, 'JobFinished 1');
+    connection.send({ $case: 'runJob', value: { jobId: 'job-2', epoch: 7, attempt: 1, spec: spec({ command: 'true' }), firstLogSeq: 1, acks: [{ jobId: 'job-1', epoch: 7, logSeq: finished(connection, 'job-1')!.lastLogSeq, finished: true }] } });
+    await connection.until(() => finished(connection, 'job-2') !== undefined, 10_000, 'JobFinished 2');
+    connection.send({ $case: 'drain', value: {} });
+    // Only job-2's result is left unacknowledged: once its ack comes the worker closes its stream and exits.
+    for (const message of connection.messages) if (message.payload?.$case === 'jobFinished' && message.payload.value.jobId === 'job-2') connection.ack(message);
+    expect(await worker.done).toBe(0);
+    expect(connection.all('jobFinished').filter((result) => result.jobId === 'job-1')).toHaveLength(1);
   });
 
   it('keeps unacknowledged batches and its result, and sends them again after a reconnection', async () => {

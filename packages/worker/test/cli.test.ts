@@ -82,7 +82,7 @@ describe('hodei-worker bin', () => {
 
   it('SIGTERM drains: the running job finishes, then the worker exits 0', async () => {
     const { child, connection, exit } = await startCliWorker();
-    connection.send({ $case: 'runJob', value: { jobId: 'j', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: 'sleep 0.3; echo "done ${HODEI_OTP_TOKEN-no-token}"' }) } });
+    connection.send({ $case: 'runJob', value: { jobId: 'j', epoch: 1, attempt: 1, firstLogSeq: 1, acks: [], spec: spec({ command: 'sleep 0.3; echo "done ${HODEI_OTP_TOKEN-no-token}"' }) } });
     await connection.until(() => connection.starts('j').length === 1, 5_000, 'the start');
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
@@ -92,7 +92,7 @@ describe('hodei-worker bin', () => {
 
   it('a second SIGTERM cancels the running job; a third exits at once, killing the job', async () => {
     const worker = await startCliWorker();
-    worker.connection.send({ $case: 'runJob', value: { jobId: 'k', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: 'sleep 1000' }) } });
+    worker.connection.send({ $case: 'runJob', value: { jobId: 'k', epoch: 1, attempt: 1, firstLogSeq: 1, acks: [], spec: spec({ command: 'sleep 1000' }) } });
     await worker.connection.until(() => worker.connection.starts('k').length === 1, 5_000, 'the start');
     worker.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -101,7 +101,7 @@ describe('hodei-worker bin', () => {
     expect(worker.connection.all('jobFinished')[0]?.outcome).toBe(JobOutcome.JOB_OUTCOME_CANCELLED);
 
     const stubborn = await startCliWorker();
-    stubborn.connection.send({ $case: 'runJob', value: { jobId: 's', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait" }) } });
+    stubborn.connection.send({ $case: 'runJob', value: { jobId: 's', epoch: 1, attempt: 1, firstLogSeq: 1, acks: [], spec: spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait" }) } });
     await stubborn.connection.until(() => stubborn.connection.logs('s').some((e) => /^\d+$/.test(e.text)), 5_000, 'the pid');
     const pids = [stubborn.connection.starts('s')[0]!.pid, ...stubborn.connection.logs('s').filter((e) => /^\d+$/.test(e.text)).map((e) => Number(e.text))];
     for (let i = 0; i < 3; i++) {
@@ -117,7 +117,7 @@ describe('hodei-worker bin', () => {
     const worker = await startCliWorker();
     // A tree: the job's shell, two background sleeps, one of them TERM-proof, and a nested shell with its own sleep.
     const command = "sleep 1000 & echo $!; (trap '' TERM; sleep 1000) & echo $!; bash -c 'sleep 1000 & echo $!; wait' & echo $!; wait";
-    worker.connection.send({ $case: 'runJob', value: { jobId: 'orphan', epoch: 1, attempt: 1, firstLogSeq: 1, spec: spec({ command }) } });
+    worker.connection.send({ $case: 'runJob', value: { jobId: 'orphan', epoch: 1, attempt: 1, firstLogSeq: 1, acks: [], spec: spec({ command }) } });
     const pidLines = () => worker.connection.logs('orphan').filter((e) => /^\d+$/.test(e.text));
     await worker.connection.until(() => pidLines().length === 4, 10_000, 'the pids of the job tree');
     const pgid = worker.connection.starts('orphan')[0]!.pid;

@@ -52,9 +52,13 @@ export class FakeConnection {
     return this.messages.flatMap((message) => (message.payload?.$case === kind ? [message.payload.value as Payload<C>] : []));
   }
 
-  /** Log entries of a job, in arrival order. */
+  /** Log entries of a job, in arrival order (those a result carries included). */
   logs(jobId: string): LogEntry[] {
-    return this.all('logBatch').filter((batch) => batch.jobId === jobId).flatMap((batch) => unpackLogLines(batch.lines));
+    return this.messages.flatMap((message) => {
+      const payload = message.payload;
+      const carried = payload?.$case === 'logBatch' || payload?.$case === 'jobFinished' ? payload.value : undefined;
+      return carried?.jobId === jobId && carried.lines ? unpackLogLines(carried.lines) : [];
+    });
   }
 
   /** Waits until `predicate` holds, re-checked on each message. */
@@ -129,8 +133,11 @@ export class FakeServer {
   }
 }
 
-/** Answers Register with Registered. */
-export function acceptRegistration(heartbeatIntervalMs = 50) {
+/**
+ * Answers Register with Registered; with `readsJobFinishedLines` as a current server (by default as an older
+ * one, to which a worker sends a run's last lines in a LogBatch).
+ */
+export function acceptRegistration(heartbeatIntervalMs = 50, readsJobFinishedLines = false) {
   return (connection: FakeConnection) =>
-    connection.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs } });
+    connection.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs, readsJobFinishedLines } });
 }

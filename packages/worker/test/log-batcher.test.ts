@@ -34,6 +34,23 @@ describe('LogBatcher', () => {
     expect(batches).toEqual([[expect.objectContaining({ text: 'a', seq: 1 }), expect.objectContaining({ text: 'b', seq: 2 })]]);
   });
 
+  it('holds a line added without `soon` for the next batch, and end() returns the last batch instead of sending it', async () => {
+    const batches: LogEntry[][] = [];
+    const batcher = new LogBatcher((batch) => batches.push(unpackLogLines(batch)) > 0, { flushDelayMs: 5 });
+    batcher.add(LogStream.LOG_STREAM_SYSTEM, '$ header', false);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(batches).toEqual([]);
+    batcher.add(LogStream.LOG_STREAM_STDOUT, 'first output');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(batches.map((batch) => batch.map((entry) => `${entry.seq}:${entry.text}`))).toEqual([['1:$ header', '2:first output']]);
+    batcher.add(LogStream.LOG_STREAM_STDOUT, 'last');
+    const rest = batcher.end();
+    expect(unpackLogLines(rest).map((entry) => `${entry.seq}:${entry.text}`)).toEqual(['3:last']);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(batches).toHaveLength(1);
+    expect(batcher.end()).toBeUndefined();
+  });
+
   it('numbers from firstSeq (a later attempt continues after the lines of earlier ones)', () => {
     const batches: LogEntry[][] = [];
     const batcher = new LogBatcher((batch) => batches.push(unpackLogLines(batch)) > 0, { firstSeq: 41, flushDelayMs: 1000 });

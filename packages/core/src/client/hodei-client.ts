@@ -1,4 +1,12 @@
-import { credentials, InterceptingCall, type ChannelCredentials, type ClientReadableStream, type Interceptor } from '@grpc/grpc-js';
+import {
+  credentials,
+  InterceptingCall,
+  status,
+  type ChannelCredentials,
+  type ClientReadableStream,
+  type Interceptor,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { HodeiError, invalidArgument } from '../domain/errors';
 import { isTerminalJobState, type Job, type JobSpecInput, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
@@ -7,6 +15,7 @@ import type { LogLine, LogLineBatch } from '../ports/store';
 import { unpackLogLineBatch } from '../store/log-line-batch';
 import { JobServiceClient } from '../protocol';
 import { LineIterator } from './line-iterator';
+import { RunStream } from './run-stream';
 import type * as wire from '../protocol';
 import { fromServiceError } from '../server/status-mapping';
 import { CHANNELZ_OFF, MAX_MESSAGE_BYTES } from '../server/grpc-server';
@@ -71,6 +80,10 @@ export type WorkerInfo = Omit<Worker, 'sessionTokenHash' | 'idleSince'>;
  */
 export class HodeiClient {
   private readonly grpc: JobServiceClient;
+  /** Runs in flight, over one Run stream. */
+  private readonly runs: RunStream;
+  /** The server answered Run with UNIMPLEMENTED (it predates it): `run` queues and waits instead. */
+  private serverLacksRun = false;
 
   constructor(private readonly options: ClientOptions) {
     if (typeof options?.address !== 'string' || !/^[^\s:]+:\d+$/.test(options.address)) {
@@ -86,6 +99,7 @@ export class HodeiClient {
       'grpc-node.flow_control_window': RECEIVE_WINDOW_BYTES,
       ...(token ? { interceptors: [bearerInterceptor(token)] } : {}),
     });
+    this.runs = new RunStream(() => this.grpc.run(), options.address);
   }
 
   /**
@@ -191,6 +205,36 @@ export class HodeiClient {
   }
 
   /**
+   * Queues a job and resolves once it is terminal, like {@link HodeiClient.queue} then {@link HodeiClient.wait},
+   * but as one message each way: concurrent runs share one stream to the server (opened by the first, ended
+   * once none waits), so a run costs no call of its own. A server older than this gets `queue` and `wait`. A
+   * failed job resolves too, so check `state`. Rejects like `queue` for a bad spec; with `UNAVAILABLE` if the
+   * connection ends first or `signal` aborts, and then the job may have been queued and go on without a
+   * waiter (use `queue` and `wait` to keep its id in hand).
+   *
+   * @example
+   * const job = await client.run({ name: 'build', command: 'make' });
+   * if (job.state !== 'SUCCEEDED') throw new Error(`${job.state}: exit code ${job.exitCode ?? '-'}`);
+   */
+  async run(spec: JobSpecInput, options: { signal?: AbortSignal } = {}): Promise<Job> {
+    const wireSpec = specToWire(validateJobSpec(spec));
+    const aborted = () => new HodeiError('UNAVAILABLE', 'the run was aborted; the job may have been queued');
+    if (options.signal?.aborted) throw aborted();
+    if (!this.serverLacksRun) {
+      try {
+        const job = jobFromWire(await this.runs.run(wireSpec, options.signal, aborted));
+        if (!isTerminalJobState(job.state)) throw new HodeiError('UNAVAILABLE', 'the run ended before the job did');
+        return job;
+      } catch (error) {
+        if (((error as Error).cause as ServiceError | undefined)?.code !== status.UNIMPLEMENTED) throw error;
+        this.serverLacksRun = true; // nothing was queued: the server does not know the call
+      }
+    }
+    const queued = await this.queue(spec);
+    return this.wait(queued.id, options);
+  }
+
+  /**
    * Yields the job's log lines in order; with `follow`, live until the job ends and its last line was
    * delivered. Without `follow` it yields the lines stored so far and ends.
    *
@@ -231,6 +275,7 @@ export class HodeiClient {
 
   /** Closes the connection; calls in flight are cancelled. Call it when done, or the process may stay alive. */
   close(): void {
+    this.runs.close();
     this.grpc.close();
   }
 

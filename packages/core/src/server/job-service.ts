@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import type { ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { isTerminalJobState, JOB_STATES, type JobState } from '../domain/job';
-import { invalidArgument } from '../domain/errors';
+import type { ServerDuplexStream, ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { isTerminalJobState, JOB_STATES, type Job, type JobState } from '../domain/job';
+import { HodeiError, invalidArgument } from '../domain/errors';
 import type { JobChange } from '../engine/change-notifier';
 import type { JobController } from '../engine/job-controller';
 import type { Store } from '../ports/store';
@@ -62,6 +62,66 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
   });
 }
 
+/**
+ * Resolves with the job once it is terminal, or with undefined once `gone()` says the client went away. Reads
+ * the job only after a change that may be its end (not for new lines, nor for a state that is not terminal).
+ */
+async function untilTerminal(controller: JobController, id: string, gone: () => boolean, closed: Promise<void>): Promise<Job | undefined> {
+  const closedAny = closed.then(() => 'any' as const);
+  let change: JobChange = 'any';
+  while (!gone()) {
+    const changed = controller.notifier.next(id);
+    if (change === 'any') {
+      const job = await controller.getJob(id);
+      if (isTerminalJobState(job.state)) return job;
+    }
+    change = await Promise.race([changed, closedAny]);
+  }
+  return undefined;
+}
+
+/** The error part of a RunReply. */
+function runError(error: unknown): wire.RunError {
+  const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', error instanceof Error ? error.message : String(error));
+  return { code: hodei.code, message: hodei.message, field: hodei.field ?? '' };
+}
+
+/**
+ * The Run stream: each request queues a job and is answered once the job is terminal (or with why it was not
+ * queued). The client ends the stream when it waits on nothing; then, or when the call breaks, the server ends
+ * its side and stops waiting (the jobs go on).
+ */
+function runStream(controller: JobController, call: ServerDuplexStream<wire.RunRequest, wire.RunReply>): void {
+  let over = false;
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const finish = () => {
+    if (over) return;
+    over = true;
+    stop();
+    if (!call.writableEnded && !call.destroyed) call.end();
+  };
+  const reply = (message: wire.RunReply) => {
+    if (!over && !call.writableEnded && !call.destroyed) call.write(message);
+  };
+  call.on('data', (request: wire.RunRequest) => {
+    void (async () => {
+      const { tag } = request;
+      try {
+        const job = await controller.queue(specInputFromWire(request.spec));
+        const done = await untilTerminal(controller, job.id, () => over || call.cancelled, stopped);
+        if (done) reply({ tag, job: jobToWire(done), error: undefined });
+      } catch (error) {
+        reply({ tag, job: undefined, error: runError(error) });
+      }
+    })();
+  });
+  call.once('end', finish);
+  call.once('cancelled', finish);
+  call.once('error', finish);
+  call.once('close', finish);
+}
+
 /** The client API over gRPC: thin over the controller. */
 export function createJobService(controller: JobController): wire.JobServiceServer {
   return {
@@ -97,26 +157,14 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
-      const closed = whenClosed(call).then(() => 'any' as const);
-      const id = call.request.id;
-      const untilTerminal = async (): Promise<wire.Job | undefined> => {
-        let change: JobChange = 'any';
-        while (!call.cancelled) {
-          const changed = controller.notifier.next(id);
-          // Only a change that may be the end is worth a read (not new lines, nor a state that is not terminal).
-          if (change === 'any') {
-            const job = await controller.getJob(id);
-            if (isTerminalJobState(job.state)) return jobToWire(job);
-          }
-          change = await Promise.race([changed, closed]);
-        }
-        return undefined;
-      };
-      untilTerminal().then(
-        (job) => job && callback(null, job),
+      const closed = whenClosed(call);
+      untilTerminal(controller, call.request.id, () => call.cancelled, closed).then(
+        (job) => job && callback(null, jobToWire(job)),
         (error: unknown) => callback(toServiceError(error)),
       );
     },
+
+    run: (call: ServerDuplexStream<wire.RunRequest, wire.RunReply>) => runStream(controller, call),
 
     logs: streaming(async (call: ServerWritableStream<wire.LogsRequest, wire.LogChunk>) => {
       const { id, follow } = call.request;

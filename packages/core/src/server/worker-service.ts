@@ -12,6 +12,11 @@ type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
 const MAX_PENDING_MESSAGES = 32;
 /** Acks are sent once no message waits, or after this many handled messages (one ack per job covers them). */
 const ACK_EVERY_MESSAGES = 8;
+/**
+ * How long the ack of a run's result may wait for the worker's next RunJob to ride on (a worker that reads RunJob
+ * acks), before it goes in a message of its own. Far below the worker's resend timeout (2 s by default).
+ */
+const RESULT_ACK_HOLD_MS = 50;
 
 const OUTCOMES: Record<number, Outcome> = {
   [wire.JobOutcome.JOB_OUTCOME_EXITED]: 'EXITED',
@@ -20,13 +25,17 @@ const OUTCOMES: Record<number, Outcome> = {
   [wire.JobOutcome.JOB_OUTCOME_FAILED_TO_START]: 'FAILED_TO_START',
 };
 
-function channelFor(call: Connection): WorkerChannel {
+/** The worker's channel; `takeHeldAcks` gives the acks a RunJob carries (and forgets them). */
+function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[]): WorkerChannel {
   const send = (payload: wire.ServerMessage['payload']) => {
     if (!call.writableEnded && !call.destroyed) call.write({ payload });
   };
   return {
     runJob: (job, firstLogSeq) =>
-      send({ $case: 'runJob', value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec), firstLogSeq } }),
+      send({
+        $case: 'runJob',
+        value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec), firstLogSeq, acks: takeHeldAcks() },
+      }),
     cancelJob: (jobId, graceMs) => send({ $case: 'cancelJob', value: { jobId, graceMs } }),
     drain: () => send({ $case: 'drain', value: {} }),
     close: () => {
@@ -39,10 +48,28 @@ function channelFor(call: Connection): WorkerChannel {
  * One worker's bidirectional stream. The first message must be Register; after that messages are handled
  * strictly in order (a job's logs land before its result), and a slow store pauses the stream. Log batches
  * and results are acknowledged once the store accepted them; one the store refused (or that follows a
- * missing batch) is not, and the worker sends it again.
+ * missing batch) is not, and the worker sends it again. A worker that reads RunJob acks gets the ack of a
+ * result with its next job when that comes within {@link RESULT_ACK_HOLD_MS}, else alone.
  */
 export function handleWorkerConnection(controller: JobController, call: Connection): void {
-  const channel = channelFor(call);
+  /** Acks of results (already stored) waiting for the worker's next RunJob. */
+  let heldAcks: wire.Ack[] = [];
+  let holdTimer: NodeJS.Timeout | undefined;
+  const takeHeldAcks = () => {
+    clearTimeout(holdTimer);
+    holdTimer = undefined;
+    const acks = heldAcks;
+    heldAcks = [];
+    return acks;
+  };
+  const sendHeldAcks = () => {
+    const acks = takeHeldAcks();
+    if (call.writableEnded || call.destroyed) return;
+    for (const value of acks) call.write({ payload: { $case: 'ack', value } });
+  };
+  const channel = channelFor(call, takeHeldAcks);
+  /** Set by Register: this worker takes acks on RunJob (an older one does not). */
+  let readsRunJobAcks = false;
   let workerId: string | undefined;
   let pending = 0;
   let tail = Promise.resolve();
@@ -63,8 +90,15 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   const sendAcks = () => {
     handledSinceAck = 0;
     if (call.writableEnded || call.destroyed) return dueAcks.clear();
-    for (const value of dueAcks.values()) call.write({ payload: { $case: 'ack', value } });
+    for (const value of dueAcks.values()) {
+      if (value.finished && readsRunJobAcks) heldAcks.push(value);
+      else call.write({ payload: { $case: 'ack', value } });
+    }
     dueAcks.clear();
+    if (heldAcks.length > 0 && holdTimer === undefined) {
+      holdTimer = setTimeout(sendHeldAcks, RESULT_ACK_HOLD_MS);
+      holdTimer.unref();
+    }
   };
 
   const handle = async (message: wire.WorkerMessage): Promise<void> => {
@@ -85,7 +119,8 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
           channel,
         );
         workerId = register.workerId;
-        call.write({ payload: { $case: 'registered', value: registered } });
+        readsRunJobAcks = register.readsRunJobAcks;
+        call.write({ payload: { $case: 'registered', value: { ...registered, readsJobFinishedLines: true } } });
       } catch (error) {
         refuse(error);
       }
@@ -103,6 +138,11 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       }
       case 'jobFinished': {
         const finished = payload.value;
+        // The run's last lines, when they travel with its result: stored first, like a LogBatch.
+        if (finished.lines !== undefined && wire.logLineCount(finished.lines) > 0) {
+          const stored = await controller.appendLogBatch(workerId, finished.jobId, finished.epoch, logLineBatchFromWire(finished.lines));
+          if (stored === undefined) return;
+        }
         // A short job's start travels with its result: recorded together, in one write.
         const recorded = await controller.jobFinished(
           workerId,
@@ -152,6 +192,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       });
   });
   const closed = () => {
+    takeHeldAcks(); // the worker resends what was not acknowledged
     tail = tail.then(async () => {
       if (workerId !== undefined) await controller.workerDisconnected(workerId, channel);
     });

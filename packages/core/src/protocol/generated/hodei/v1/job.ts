@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -24,6 +26,30 @@ import { JobSpec, LogLines } from "./common";
 
 export interface QueueRequest {
   spec: JobSpec | undefined;
+}
+
+export interface RunRequest {
+  /** Chosen by the client, unique among its requests on the stream: the reply carries it back. */
+  tag: number;
+  spec: JobSpec | undefined;
+}
+
+export interface RunReply {
+  tag: number;
+  /** The job, terminal. Absent when error is set. */
+  job:
+    | Job
+    | undefined;
+  /** Why the job was not queued (an invalid spec, a draining server) or could not be read. */
+  error: RunError | undefined;
+}
+
+export interface RunError {
+  /** A HodeiError code, e.g. INVALID_ARGUMENT, DRAINING. */
+  code: string;
+  message: string;
+  /** The input field the error is about, if any (e.g. spec.timeoutMs). */
+  field: string;
 }
 
 export interface GetRequest {
@@ -147,6 +173,261 @@ export const QueueRequest: MessageFns<QueueRequest> = {
     const obj: any = {};
     if (message.spec !== undefined) {
       obj.spec = JobSpec.toJSON(message.spec);
+    }
+    return obj;
+  },
+};
+
+function createBaseRunRequest(): RunRequest {
+  return { tag: 0, spec: undefined };
+}
+
+export const RunRequest: MessageFns<RunRequest> = {
+  encode(message: RunRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tag !== 0) {
+      writer.uint32(8).uint32(message.tag);
+    }
+    if (message.spec !== undefined) {
+      JobSpec.encode(message.spec, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tag = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spec = JobSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunRequest {
+    return {
+      tag: isSet(object.tag) ? globalThis.Number(object.tag) : 0,
+      spec: isSet(object.spec) ? JobSpec.fromJSON(object.spec) : undefined,
+    };
+  },
+
+  toJSON(message: RunRequest): unknown {
+    const obj: any = {};
+    if (message.tag !== 0) {
+      obj.tag = Math.round(message.tag);
+    }
+    if (message.spec !== undefined) {
+      obj.spec = JobSpec.toJSON(message.spec);
+    }
+    return obj;
+  },
+};
+
+function createBaseRunReply(): RunReply {
+  return { tag: 0, job: undefined, error: undefined };
+}
+
+export const RunReply: MessageFns<RunReply> = {
+  encode(message: RunReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tag !== 0) {
+      writer.uint32(8).uint32(message.tag);
+    }
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      RunError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tag = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = RunError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunReply {
+    return {
+      tag: isSet(object.tag) ? globalThis.Number(object.tag) : 0,
+      job: isSet(object.job) ? Job.fromJSON(object.job) : undefined,
+      error: isSet(object.error) ? RunError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: RunReply): unknown {
+    const obj: any = {};
+    if (message.tag !== 0) {
+      obj.tag = Math.round(message.tag);
+    }
+    if (message.job !== undefined) {
+      obj.job = Job.toJSON(message.job);
+    }
+    if (message.error !== undefined) {
+      obj.error = RunError.toJSON(message.error);
+    }
+    return obj;
+  },
+};
+
+function createBaseRunError(): RunError {
+  return { code: "", message: "", field: "" };
+}
+
+export const RunError: MessageFns<RunError> = {
+  encode(message: RunError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.field !== "") {
+      writer.uint32(26).string(message.field);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      field: isSet(object.field) ? globalThis.String(object.field) : "",
+    };
+  },
+
+  toJSON(message: RunError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.field !== "") {
+      obj.field = message.field;
     }
     return obj;
   },
@@ -1301,6 +1582,22 @@ export const JobServiceService = {
     responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer): Job => Job.decode(value),
   },
+  /**
+   * Queue, then Wait, for many jobs over one stream: each RunRequest queues a job, and its RunReply comes once
+   * the job is terminal (or says why it was not queued), in the order jobs end. The client ends the stream when
+   * it waits on nothing; the server then ends it too (and stops waiting on jobs it still watched: they go on).
+   * A stream that breaks may have queued jobs. A server without it answers UNIMPLEMENTED (the client then
+   * makes Queue and Wait calls).
+   */
+  run: {
+    path: "/hodei.v1.JobService/Run" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: RunRequest): Buffer => Buffer.from(RunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunRequest => RunRequest.decode(value),
+    responseSerialize: (value: RunReply): Buffer => Buffer.from(RunReply.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunReply => RunReply.decode(value),
+  },
   /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs: {
     path: "/hodei.v1.JobService/Logs" as const,
@@ -1331,6 +1628,14 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   watch: handleServerStreamingCall<GetRequest, Job>;
   /** Answers once the job is terminal (one call instead of a Watch stream). */
   wait: handleUnaryCall<GetRequest, Job>;
+  /**
+   * Queue, then Wait, for many jobs over one stream: each RunRequest queues a job, and its RunReply comes once
+   * the job is terminal (or says why it was not queued), in the order jobs end. The client ends the stream when
+   * it waits on nothing; the server then ends it too (and stops waiting on jobs it still watched: they go on).
+   * A stream that breaks may have queued jobs. A server without it answers UNIMPLEMENTED (the client then
+   * makes Queue and Wait calls).
+   */
+  run: handleBidiStreamingCall<RunRequest, RunReply>;
   /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs: handleServerStreamingCall<LogsRequest, LogChunk>;
   listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
@@ -1401,6 +1706,16 @@ export interface JobServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Job) => void,
   ): ClientUnaryCall;
+  /**
+   * Queue, then Wait, for many jobs over one stream: each RunRequest queues a job, and its RunReply comes once
+   * the job is terminal (or says why it was not queued), in the order jobs end. The client ends the stream when
+   * it waits on nothing; the server then ends it too (and stops waiting on jobs it still watched: they go on).
+   * A stream that breaks may have queued jobs. A server without it answers UNIMPLEMENTED (the client then
+   * makes Queue and Wait calls).
+   */
+  run(): ClientDuplexStream<RunRequest, RunReply>;
+  run(options: Partial<CallOptions>): ClientDuplexStream<RunRequest, RunReply>;
+  run(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<RunRequest, RunReply>;
   /** Streams log lines in packed batches, from from_seq; with follow, until the job ends and every line was sent. */
   logs(request: LogsRequest, options?: Partial<CallOptions>): ClientReadableStream<LogChunk>;
   logs(request: LogsRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<LogChunk>;

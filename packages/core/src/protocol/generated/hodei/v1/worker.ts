@@ -99,6 +99,11 @@ export interface Register {
   capacity: number;
   labels: { [key: string]: string };
   version: string;
+  /**
+   * The worker reads acks carried by RunJob (RunJob.acks): the server may hold an ack briefly to send it with the
+   * worker's next job instead of in a message of its own. Unset (an older worker): every ack is an Ack message.
+   */
+  readsRunJobAcks: boolean;
 }
 
 export interface Register_LabelsEntry {
@@ -109,6 +114,11 @@ export interface Register_LabelsEntry {
 export interface Registered {
   sessionToken: string;
   heartbeatIntervalMs: number;
+  /**
+   * The server stores the lines a JobFinished carries (JobFinished.lines). Unset (an older server): the worker
+   * sends a run's last lines in a LogBatch before its JobFinished.
+   */
+  readsJobFinishedLines: boolean;
 }
 
 export interface Refused {
@@ -127,6 +137,11 @@ export interface RunJob {
   attempt: number;
   /** The seq the run's first log line gets: the job's stored line count + 1 (lines of earlier attempts stay). */
   firstLogSeq: number;
+  /**
+   * Acks due to this worker, carried here instead of in Ack messages of their own; only to a worker that set
+   * Register.reads_run_job_acks.
+   */
+  acks: Ack[];
 }
 
 export interface CancelJob {
@@ -177,6 +192,11 @@ export interface JobFinished {
   lastLogSeq: number;
   /** The process had started and no LogBatch said so yet. */
   started: boolean;
+  /**
+   * The run's last lines not sent in a LogBatch (the server stores them before the result; its ack covers
+   * both); only to a server that set Registered.reads_job_finished_lines.
+   */
+  lines: LogLines | undefined;
 }
 
 function createBaseWorkerMessage(): WorkerMessage {
@@ -436,7 +456,7 @@ export const ServerMessage: MessageFns<ServerMessage> = {
 };
 
 function createBaseRegister(): Register {
-  return { workerId: "", otp: "", sessionToken: "", capacity: 0, labels: {}, version: "" };
+  return { workerId: "", otp: "", sessionToken: "", capacity: 0, labels: {}, version: "", readsRunJobAcks: false };
 }
 
 export const Register: MessageFns<Register> = {
@@ -458,6 +478,9 @@ export const Register: MessageFns<Register> = {
     });
     if (message.version !== "") {
       writer.uint32(50).string(message.version);
+    }
+    if (message.readsRunJobAcks !== false) {
+      writer.uint32(56).bool(message.readsRunJobAcks);
     }
     return writer;
   },
@@ -526,6 +549,14 @@ export const Register: MessageFns<Register> = {
             message.version = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.readsRunJobAcks = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -567,6 +598,11 @@ export const Register: MessageFns<Register> = {
         )
         : {},
       version: isSet(object.version) ? globalThis.String(object.version) : "",
+      readsRunJobAcks: isSet(object.readsRunJobAcks)
+        ? globalThis.Boolean(object.readsRunJobAcks)
+        : isSet(object.reads_run_job_acks)
+        ? globalThis.Boolean(object.reads_run_job_acks)
+        : false,
     };
   },
 
@@ -595,6 +631,9 @@ export const Register: MessageFns<Register> = {
     }
     if (message.version !== "") {
       obj.version = message.version;
+    }
+    if (message.readsRunJobAcks !== false) {
+      obj.readsRunJobAcks = message.readsRunJobAcks;
     }
     return obj;
   },
@@ -676,7 +715,7 @@ export const Register_LabelsEntry: MessageFns<Register_LabelsEntry> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { sessionToken: "", heartbeatIntervalMs: 0 };
+  return { sessionToken: "", heartbeatIntervalMs: 0, readsJobFinishedLines: false };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -686,6 +725,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(16).int64(message.heartbeatIntervalMs);
+    }
+    if (message.readsJobFinishedLines !== false) {
+      writer.uint32(24).bool(message.readsJobFinishedLines);
     }
     return writer;
   },
@@ -719,6 +761,14 @@ export const Registered: MessageFns<Registered> = {
             message.heartbeatIntervalMs = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.readsJobFinishedLines = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -743,6 +793,11 @@ export const Registered: MessageFns<Registered> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      readsJobFinishedLines: isSet(object.readsJobFinishedLines)
+        ? globalThis.Boolean(object.readsJobFinishedLines)
+        : isSet(object.reads_job_finished_lines)
+        ? globalThis.Boolean(object.reads_job_finished_lines)
+        : false,
     };
   },
 
@@ -753,6 +808,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
+    }
+    if (message.readsJobFinishedLines !== false) {
+      obj.readsJobFinishedLines = message.readsJobFinishedLines;
     }
     return obj;
   },
@@ -898,7 +956,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseRunJob(): RunJob {
-  return { jobId: "", epoch: 0, spec: undefined, attempt: 0, firstLogSeq: 0 };
+  return { jobId: "", epoch: 0, spec: undefined, attempt: 0, firstLogSeq: 0, acks: [] };
 }
 
 export const RunJob: MessageFns<RunJob> = {
@@ -917,6 +975,9 @@ export const RunJob: MessageFns<RunJob> = {
     }
     if (message.firstLogSeq !== 0) {
       writer.uint32(40).uint32(message.firstLogSeq);
+    }
+    for (const v of message.acks) {
+      Ack.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -974,6 +1035,14 @@ export const RunJob: MessageFns<RunJob> = {
             message.firstLogSeq = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.acks.push(Ack.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1001,6 +1070,7 @@ export const RunJob: MessageFns<RunJob> = {
         : isSet(object.first_log_seq)
         ? globalThis.Number(object.first_log_seq)
         : 0,
+      acks: globalThis.Array.isArray(object?.acks) ? object.acks.map((e: any) => Ack.fromJSON(e)) : [],
     };
   },
 
@@ -1020,6 +1090,9 @@ export const RunJob: MessageFns<RunJob> = {
     }
     if (message.firstLogSeq !== 0) {
       obj.firstLogSeq = Math.round(message.firstLogSeq);
+    }
+    if (message.acks?.length) {
+      obj.acks = message.acks.map((e) => Ack.toJSON(e));
     }
     return obj;
   },
@@ -1400,6 +1473,7 @@ function createBaseJobFinished(): JobFinished {
     errorMessage: "",
     lastLogSeq: 0,
     started: false,
+    lines: undefined,
   };
 }
 
@@ -1431,6 +1505,9 @@ export const JobFinished: MessageFns<JobFinished> = {
     }
     if (message.started !== false) {
       writer.uint32(72).bool(message.started);
+    }
+    if (message.lines !== undefined) {
+      LogLines.encode(message.lines, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1520,6 +1597,14 @@ export const JobFinished: MessageFns<JobFinished> = {
             message.started = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.lines = LogLines.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1563,6 +1648,7 @@ export const JobFinished: MessageFns<JobFinished> = {
         ? globalThis.Number(object.last_log_seq)
         : 0,
       started: isSet(object.started) ? globalThis.Boolean(object.started) : false,
+      lines: isSet(object.lines) ? LogLines.fromJSON(object.lines) : undefined,
     };
   },
 
@@ -1594,6 +1680,9 @@ export const JobFinished: MessageFns<JobFinished> = {
     }
     if (message.started !== false) {
       obj.started = message.started;
+    }
+    if (message.lines !== undefined) {
+      obj.lines = LogLines.toJSON(message.lines);
     }
     return obj;
   },

@@ -1,0 +1,105 @@
+import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createClient, type HodeiClient } from '../src';
+import { JobServiceService, type Job as WireJob, type JobServiceServer, type RunReply, type RunRequest } from '../src/protocol';
+
+type RunCall = ServerDuplexStream<RunRequest, RunReply>;
+
+/** A real gRPC server whose Run streams the test drives by hand (the other methods are not served). */
+async function runServer(onStream: (call: RunCall) => void): Promise<{ address: string; server: Server }> {
+  const server = new Server();
+  server.addService(JobServiceService, { run: onStream } as unknown as JobServiceServer);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return { address: `127.0.0.1:${port}`, server };
+}
+
+/** A terminal job as the server would answer it. */
+function succeeded(id: string, name: string): WireJob {
+  return {
+    id,
+    spec: { name, command: 'true', args: [], script: undefined, env: {}, workingDir: '', timeoutMs: 0, labels: {}, maxAttempts: 1, priority: 0, secretEnv: [], retryOnExitCodes: [] },
+    state: 'SUCCEEDED',
+    attempt: 1,
+    epoch: 1,
+    workerId: 'w-1',
+    createdAtMs: 1,
+    startedAtMs: 2,
+    completedAtMs: 3,
+    exitCode: 0,
+    signal: '',
+    errorMessage: '',
+    failureReason: '',
+    durationMs: 1,
+  };
+}
+
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('client.run over the Run stream', () => {
+  let server: Server | undefined;
+  let client: HodeiClient | undefined;
+  afterEach(() => {
+    client?.close();
+    server?.forceShutdown();
+  });
+
+  it('answers concurrent runs by tag on one stream, and ends the stream once none waits', async () => {
+    const streams: { call: RunCall; requests: RunRequest[]; ended: boolean }[] = [];
+    const started = await runServer((call) => {
+      const stream = { call, requests: [] as RunRequest[], ended: false };
+      streams.push(stream);
+      call.on('data', (request: RunRequest) => stream.requests.push(request));
+      call.on('end', () => {
+        stream.ended = true;
+        call.end();
+      });
+    });
+    server = started.server;
+    client = createClient({ address: started.address });
+    const first = client.run({ name: 'first', command: 'true' });
+    const second = client.run({ name: 'second', command: 'true' });
+    await until(() => streams[0]?.requests.length === 2, 'both requests');
+    expect(streams).toHaveLength(1);
+    const [a, b] = streams[0]!.requests;
+    expect([a!.spec?.name, b!.spec?.name]).toEqual(['first', 'second']);
+    // Answered in the order the jobs end, not the order they were queued.
+    streams[0]!.call.write({ tag: b!.tag, job: succeeded('job-2', 'second'), error: undefined });
+    expect(await second).toMatchObject({ id: 'job-2', state: 'SUCCEEDED' });
+    expect(streams[0]!.ended).toBe(false);
+    streams[0]!.call.write({ tag: a!.tag, job: succeeded('job-1', 'first'), error: undefined });
+    expect(await first).toMatchObject({ id: 'job-1', state: 'SUCCEEDED' });
+    await until(() => streams[0]!.ended, 'the idle stream to end');
+    // A later run opens a new stream.
+    const third = client.run({ name: 'third', command: 'true' });
+    await until(() => streams[1]?.requests.length === 1, 'the new stream');
+    streams[1]!.call.write({ tag: streams[1]!.requests[0]!.tag, job: undefined, error: { code: 'DRAINING', message: 'draining', field: '' } });
+    await expect(third).rejects.toMatchObject({ code: 'DRAINING', message: 'draining' });
+  });
+
+  it('rejects every waiting run when the stream breaks, and the next run opens a new stream', async () => {
+    const calls: RunCall[] = [];
+    const started = await runServer((call) => {
+      calls.push(call);
+      call.on('data', (request: RunRequest) => {
+        if (calls.length === 2) call.write({ tag: request.tag, job: succeeded('job-3', request.spec!.name), error: undefined });
+      });
+      call.on('end', () => call.end());
+    });
+    server = started.server;
+    client = createClient({ address: started.address });
+    const runs = [client.run({ name: 'a', command: 'true' }), client.run({ name: 'b', command: 'true' })];
+    await until(() => calls.length === 1, 'the stream');
+    calls[0]!.emit('error', { code: status.UNAVAILABLE, details: 'gone' });
+    for (const run of runs) await expect(run).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(await client.run({ name: 'c', command: 'true' })).toMatchObject({ id: 'job-3', state: 'SUCCEEDED' });
+    expect(calls).toHaveLength(2);
+  });
+});
