@@ -71,16 +71,16 @@ describe('client.run over the Run stream', () => {
     const [a, b] = streams[0]!.requests;
     expect([a!.spec?.name, b!.spec?.name]).toEqual(['first', 'second']);
     // Answered in the order the jobs end, not the order they were queued.
-    streams[0]!.call.write({ tag: b!.tag, job: succeeded('job-2', 'second'), error: undefined });
+    streams[0]!.call.write({ tag: b!.tag, job: succeeded('job-2', 'second'), error: undefined, jobId: '' });
     expect(await second).toMatchObject({ id: 'job-2', state: 'SUCCEEDED' });
     expect(streams[0]!.ended).toBe(false);
-    streams[0]!.call.write({ tag: a!.tag, job: succeeded('job-1', 'first'), error: undefined });
+    streams[0]!.call.write({ tag: a!.tag, job: succeeded('job-1', 'first'), error: undefined, jobId: '' });
     expect(await first).toMatchObject({ id: 'job-1', state: 'SUCCEEDED' });
     await until(() => streams[0]!.ended, 'the idle stream to end');
     // A later run opens a new stream.
     const third = client.run({ name: 'third', command: 'true' });
     await until(() => streams[1]?.requests.length === 1, 'the new stream');
-    streams[1]!.call.write({ tag: streams[1]!.requests[0]!.tag, job: undefined, error: { code: 'DRAINING', message: 'draining', field: '' } });
+    streams[1]!.call.write({ tag: streams[1]!.requests[0]!.tag, job: undefined, error: { code: 'DRAINING', message: 'draining', field: '' }, jobId: '' });
     await expect(third).rejects.toMatchObject({ code: 'DRAINING', message: 'draining' });
   });
 
@@ -89,7 +89,7 @@ describe('client.run over the Run stream', () => {
     const started = await runServer((call) => {
       calls.push(call);
       call.on('data', (request: RunRequest) => {
-        if (calls.length === 2) call.write({ tag: request.tag, job: succeeded('job-3', request.spec!.name), error: undefined });
+        if (calls.length === 2) call.write({ tag: request.tag, job: succeeded('job-3', request.spec!.name), error: undefined, jobId: '' });
       });
       call.on('end', () => call.end());
     });
@@ -101,5 +101,34 @@ describe('client.run over the Run stream', () => {
     for (const run of runs) await expect(run).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(await client.run({ name: 'c', command: 'true' })).toMatchObject({ id: 'job-3', state: 'SUCCEEDED' });
     expect(calls).toHaveLength(2);
+  });
+
+  it("names the job in the error of a run whose wait failed after it was queued", async () => {
+    const started = await runServer((call) => {
+      call.on('data', (request: RunRequest) =>
+        call.write({ tag: request.tag, job: undefined, error: { code: 'UNAVAILABLE', message: 'store down', field: '' }, jobId: 'job-9' }),
+      );
+      call.on('end', () => call.end());
+    });
+    server = started.server;
+    client = createClient({ address: started.address });
+    await expect(client.run({ name: 'a', command: 'true' })).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: 'job job-9 was queued, but waiting for its end failed: store down',
+    });
+  });
+
+  it('rejects a waiting run with UNAVAILABLE when the client is closed', async () => {
+    const calls: RunCall[] = [];
+    const started = await runServer((call) => {
+      calls.push(call);
+      call.on('error', () => undefined);
+    });
+    server = started.server;
+    client = createClient({ address: started.address });
+    const run = client.run({ name: 'a', command: 'true' });
+    await until(() => calls.length === 1, 'the stream');
+    client.close();
+    await expect(run).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('may have been queued') });
   });
 });

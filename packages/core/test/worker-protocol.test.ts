@@ -523,6 +523,20 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
+  it('acknowledges a result whose ack waits for a next job before it ends the worker stream', async () => {
+    const { platform, provider } = await start();
+    const job = await platform.client.queue({ name: 'only', command: 'true' });
+    const { first } = await registerAndTakeJob(provider, true);
+    first.send(jobFinished(job.id, 1, 0, 0, 1, { started: true }));
+    // Stored, so acknowledged: the ack waits (up to 50 ms) for a next job; the server shuts down meanwhile.
+    while ((await platform.client.get(job.id)).state !== 'SUCCEEDED') await new Promise((resolve) => setTimeout(resolve, 1));
+    const closing = platform.close();
+    // Without it the worker would resend the result to the next server, which would refuse it as stale.
+    expect(await first.ack((ack) => ack.jobId === job.id)).toEqual({ jobId: job.id, epoch: 1, logSeq: 0, finished: true });
+    await closing;
+    first.close();
+  });
+
   it('client.run: runs over one stream, each answered once its job is terminal; an abort stops only its own wait', async () => {
     const { platform, provider } = await start();
     const first = platform.client.run({ name: 'first', command: 'exit 3' });

@@ -346,7 +346,8 @@ export class PostgresStore implements Store {
    * Backend process ids of this store's own pool connections, when it made its pool: the state changes they
    * write are announced to `onJobChanged` listeners right after the statement (see `announceChanged`), so
    * the trigger's NOTIFY of them (sent by one of these backends) is not announced a second time. With a pool
-   * passed in, other code may change jobs through it: every NOTIFY is announced then.
+   * passed in, other code may change jobs through it: every NOTIFY is announced then (and this store's own
+   * changes twice: a spurious wake-up at worst).
    */
   private readonly ownBackends = new Set<number>();
   private listener: pg.Client | undefined;
@@ -851,7 +852,8 @@ export class PostgresStore implements Store {
 
   /**
    * Calls `listener` with a job's id when its state changes, whoever changed it (a trigger NOTIFYs on
-   * `changedChannel`; a change made through this store is announced as soon as its statement returns, once),
+   * `changedChannel`; a change made through this store is announced, with the job's new state, as soon as its
+   * statement returns),
    * and with `undefined` each time the LISTEN connection is (re)established, since changes made while it was
    * down were not heard. Shares the LISTEN connection of `onJobQueued`.
    */
@@ -877,12 +879,12 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Announces to `onJobChanged` listeners the jobs a statement of this store's own pool just changed the state
-   * of (in this process, as soon as it committed), the trigger's NOTIFY of them being ignored (`ownBackends`):
-   * one announcement per change instead of two, a round trip sooner. Only when the store made its pool.
+   * Announces to `onJobChanged` listeners, with their new state, the jobs a statement of this store just
+   * changed the state of (in this process, as soon as it committed: a round trip before the trigger's NOTIFY
+   * of them, which is then ignored when the store made its pool: see `ownBackends`).
    */
   private announceChanged(rows: readonly Row[]): void {
-    if (!this.ownsPool || this.changedListeners.size === 0) return;
+    if (this.changedListeners.size === 0) return;
     for (const row of rows) this.notifyChanged(row.id as string, row.state as JobState);
   }
 

@@ -54,9 +54,12 @@ export class RunStream {
     });
   }
 
-  /** Cancels the stream; runs still waiting reject. */
+  /** Cancels the stream; runs still waiting reject with UNAVAILABLE (their jobs may have been queued). */
   close(): void {
-    this.call?.cancel();
+    const call = this.call;
+    if (!call) return;
+    this.broken(call, new HodeiError('UNAVAILABLE', 'the client was closed while the run waited; the job may have been queued'));
+    call.cancel();
   }
 
   private start(): ClientDuplexStream<wire.RunRequest, wire.RunReply> {
@@ -67,8 +70,13 @@ export class RunStream {
       if (!waiter) return; // aborted meanwhile
       if (reply.job) return waiter.resolve(reply.job);
       const error = reply.error;
+      const message = error?.message ?? 'the run failed';
       waiter.reject(
-        new HodeiError((error?.code || 'INTERNAL') as HodeiErrorCode, error?.message ?? 'the run failed', error?.field ? { field: error.field } : {}),
+        new HodeiError(
+          (error?.code || 'INTERNAL') as HodeiErrorCode,
+          reply.jobId ? `job ${reply.jobId} was queued, but waiting for its end failed: ${message}` : message,
+          error?.field ? { field: error.field } : {},
+        ),
       );
     });
     call.on('error', (error) => this.broken(call, fromServiceError(error, this.address)));

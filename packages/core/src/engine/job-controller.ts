@@ -346,20 +346,20 @@ export class JobController {
   /** Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report is refused. */
   async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
     const startedAt = this.now();
-    const written = await this.store.updateJob(
-      jobId,
-      { states: ['ASSIGNED'], epoch },
-      { state: 'RUNNING', startedAt },
-      this.event('job.started', jobId, { workerId, epoch }),
-    );
-    const job = written ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
+    const job =
+      (await this.store.updateJob(
+        jobId,
+        { states: ['ASSIGNED'], epoch },
+        { state: 'RUNNING', startedAt },
+        this.event('job.started', jobId, { workerId, epoch }),
+      )) ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);
       if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
       return this.fenced(workerId, jobId, epoch, 'start');
     }
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
-    this.stateWritten(jobId, 'RUNNING', written !== undefined);
+    this.notifier.notify(jobId, 'state');
   }
 
   /**
@@ -464,17 +464,17 @@ export class JobController {
     const startedAt = startsNow
       ? Math.min(patch.completedAt, Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)))
       : 0;
-    const written = await this.store.updateJob(
-      jobId,
-      { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
-      startsNow ? { ...patch, startedAt } : patch,
-      [
-        ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
-        this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
-      ],
-    );
     const job =
-      written ?? (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
+      (await this.store.updateJob(
+        jobId,
+        { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
+        startsNow ? { ...patch, startedAt } : patch,
+        [
+          ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
+          this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+        ],
+      )) ??
+      (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
     if (!job || job.workerId !== workerId) {
       await this.fenced(workerId, jobId, epoch, 'result');
       return true;
@@ -482,7 +482,7 @@ export class JobController {
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
     await this.releaseSlot(workerId, jobId);
-    this.stateWritten(jobId, job.state, written !== undefined);
+    this.notifier.notify(jobId, changeOf(job.state));
     return true;
   }
 
@@ -577,18 +577,19 @@ export class JobController {
   /**
    * Reads the head of the queue as far as this pass can act on it, and decides. The first read covers every
    * slot the workers and providers could fill (`queueDemandBound`, at least {@link QUEUE_FIRST_READ}); while
-   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, it reads four
-   * times as many, up to {@link QUEUE_WINDOW}. With every worker busy, a pass over a deep queue reads a few
-   * jobs instead of all of them. The rest of the queue could only wait: no decision changes, except the
-   * wake-up for a backing-off job further back, which could not run before a slot frees and starts a pass.
+   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, it reads 16
+   * times as many, then the whole {@link QUEUE_WINDOW} (a provider with room that no queued job asks for keeps
+   * a slot free however far the pass reads: three reads, not one per step). With every worker busy, a pass
+   * over a deep queue reads a few jobs instead of all of them. The rest of the queue could only wait: no
+   * decision changes, except the wake-up for a backing-off job further back, which could not run before a
+   * slot frees and starts a pass.
    */
   private async planQueueHead(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
-    let limit = Math.min(QUEUE_WINDOW, Math.max(QUEUE_FIRST_READ, queueDemandBound(snapshot)));
-    for (;;) {
+    const first = Math.min(QUEUE_WINDOW, Math.max(QUEUE_FIRST_READ, queueDemandBound(snapshot)));
+    for (let limit = first; ; limit = limit === first ? Math.min(QUEUE_WINDOW, first * 16) : QUEUE_WINDOW) {
       const queuedJobs = await this.store.queuedJobs(limit);
       const { decisions, spareCapacity } = plan({ ...snapshot, queuedJobs });
       if (queuedJobs.length < limit || !spareCapacity || limit >= QUEUE_WINDOW) return { queuedJobs, decisions };
-      limit = Math.min(QUEUE_WINDOW, limit * 4);
     }
   }
 
@@ -742,18 +743,7 @@ export class JobController {
   private async sendJob(job: Job, channel: WorkerChannel): Promise<void> {
     const firstLogSeq = job.epoch === 1 ? 1 : (await this.store.appendLogs(job.id, [])) + 1;
     channel.runJob(job, firstLogSeq);
-    // The claim (or the compare-and-set assignment) that made the job ASSIGNED returned, or its retry did.
-    this.stateWritten(job.id, 'ASSIGNED', true);
-  }
-
-  /**
-   * Wakes the clients waiting on a job whose state this engine just wrote, unless the store announces the
-   * change itself (`Store.onJobChanged`, which announces a change made through the store as its write
-   * returns): a second wake-up would make each waiter read the job once more. A write whose reply was lost
-   * (`returned` false: it was found in the store afterwards) may not have been announced.
-   */
-  private stateWritten(jobId: string, state: JobState, returned: boolean): void {
-    if (!returned || !this.store.onJobChanged) this.notifier.notify(jobId, changeOf(state));
+    this.notifier.notify(job.id, 'state');
   }
 
   private assign(jobId: string, workerId: string): Promise<void> {

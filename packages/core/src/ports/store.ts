@@ -190,10 +190,9 @@ export interface Store {
   /**
    * Optional: calls `listener` with a job's id soon after its state changes, by this engine or another one
    * sharing the store, so a client waiting on the job through any server learns of it. A hint, like
-   * `onJobQueued` (spurious or coalesced wake-ups are allowed; waiters read the store again). A change made
-   * through this store must be announced as soon as its write returns: the engine then does not wake the
-   * job's waiters for its own writes a second time. `state` is the job's new state when the store knows it
-   * (a waiter that only needs the job's end then need not read it for a state that is not terminal).
+   * `onJobQueued` (late, spurious or coalesced wake-ups are allowed; waiters read the store again). `state` is
+   * the job's new state when the store knows it (a waiter that only needs the job's end then need not read
+   * the job for a state that is not terminal).
    * `undefined` means any job may have changed (say, changes were missed while a connection was down).
    * Returns a function that unsubscribes.
    */

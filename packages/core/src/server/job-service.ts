@@ -63,11 +63,12 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
 }
 
 /**
- * Resolves with the job once it is terminal, or with undefined once `gone()` says the client went away. Reads
- * the job only after a change that may be its end (not for new lines, nor for a state that is not terminal).
+ * Resolves with the job once it is terminal, or with undefined once `gone()` says the client went away (whoever
+ * sees it go wakes the job's waiters: `controller.notifier.notify(id)`). Reads the job only after a change
+ * that may be its end (not for new lines, nor for a state that is not terminal). It waits on nothing else than
+ * the notifier, so a long wait keeps nothing per wake-up.
  */
-async function untilTerminal(controller: JobController, id: string, gone: () => boolean, closed: Promise<void>): Promise<Job | undefined> {
-  const closedAny = closed.then(() => 'any' as const);
+async function untilTerminal(controller: JobController, id: string, gone: () => boolean): Promise<Job | undefined> {
   let change: JobChange = 'any';
   while (!gone()) {
     const changed = controller.notifier.next(id);
@@ -75,7 +76,7 @@ async function untilTerminal(controller: JobController, id: string, gone: () => 
       const job = await controller.getJob(id);
       if (isTerminalJobState(job.state)) return job;
     }
-    change = await Promise.race([changed, closedAny]);
+    change = await changed;
   }
   return undefined;
 }
@@ -93,12 +94,12 @@ function runError(error: unknown): wire.RunError {
  */
 function runStream(controller: JobController, call: ServerDuplexStream<wire.RunRequest, wire.RunReply>): void {
   let over = false;
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  /** The jobs this stream waits on. */
+  const waiting = new Set<string>();
   const finish = () => {
     if (over) return;
     over = true;
-    stop();
+    for (const jobId of waiting) controller.notifier.notify(jobId);
     if (!call.writableEnded && !call.destroyed) call.end();
   };
   const reply = (message: wire.RunReply) => {
@@ -107,12 +108,20 @@ function runStream(controller: JobController, call: ServerDuplexStream<wire.RunR
   call.on('data', (request: wire.RunRequest) => {
     void (async () => {
       const { tag } = request;
+      let jobId = '';
       try {
         const job = await controller.queue(specInputFromWire(request.spec));
-        const done = await untilTerminal(controller, job.id, () => over || call.cancelled, stopped);
-        if (done) reply({ tag, job: jobToWire(done), error: undefined });
+        jobId = job.id;
+        waiting.add(jobId);
+        try {
+          const done = await untilTerminal(controller, jobId, () => over || call.cancelled);
+          if (done) reply({ tag, job: jobToWire(done), error: undefined, jobId: '' });
+        } finally {
+          waiting.delete(jobId);
+        }
       } catch (error) {
-        reply({ tag, job: undefined, error: runError(error) });
+        // After the job was queued (the store failed while waiting): its id, so the client need not queue it again.
+        reply({ tag, job: undefined, error: runError(error), jobId });
       }
     })();
   });
@@ -137,7 +146,8 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     listWorkers: unary(async () => ({ workers: (await controller.listWorkers()).map(workerToWire) })),
 
     watch: streaming(async (call: ServerWritableStream<wire.GetRequest, wire.Job>) => {
-      const closed = whenClosed(call).then(() => 'any' as const);
+      // The loops below wait on the notifier alone (a long Watch keeps nothing per wake-up): a closed call wakes them.
+      void whenClosed(call).then(() => controller.notifier.notify(call.request.id));
       let last = '';
       let change: JobChange = 'any';
       while (!call.cancelled) {
@@ -152,13 +162,14 @@ export function createJobService(controller: JobController): wire.JobServiceServ
           }
           if (isTerminalJobState(job.state)) return;
         }
-        change = await Promise.race([changed, closed]);
+        change = await changed;
       }
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
-      const closed = whenClosed(call);
-      untilTerminal(controller, call.request.id, () => call.cancelled, closed).then(
+      const id = call.request.id;
+      void whenClosed(call).then(() => controller.notifier.notify(id));
+      untilTerminal(controller, id, () => call.cancelled).then(
         (job) => job && callback(null, jobToWire(job)),
         (error: unknown) => callback(toServiceError(error)),
       );
@@ -171,6 +182,7 @@ export function createJobService(controller: JobController): wire.JobServiceServ
       if (call.request.fromSeq < 0) throw invalidArgument('fromSeq', 'must not be negative');
       await controller.getJob(id);
       const closed = whenClosed(call);
+      void closed.then(() => controller.notifier.notify(id));
       let next = Math.max(1, call.request.fromSeq);
       while (!call.cancelled) {
         const changed = controller.notifier.next(id);
@@ -190,7 +202,7 @@ export function createJobService(controller: JobController): wire.JobServiceServ
           if ((await controller.store.readLogs(id, next, 1)).length === 0) return;
           continue;
         }
-        await Promise.race([changed, closed]);
+        await changed;
       }
     }),
   };

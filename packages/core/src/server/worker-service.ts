@@ -39,6 +39,8 @@ function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[]): WorkerCha
     cancelJob: (jobId, graceMs) => send({ $case: 'cancelJob', value: { jobId, graceMs } }),
     drain: () => send({ $case: 'drain', value: {} }),
     close: () => {
+      // Results already stored: acknowledged before the stream ends, so the worker does not resend them.
+      for (const value of takeHeldAcks()) send({ $case: 'ack', value });
       if (!call.writableEnded) call.end();
     },
   };

@@ -41,7 +41,11 @@ export interface RunReply {
     | Job
     | undefined;
   /** Why the job was not queued (an invalid spec, a draining server) or could not be read. */
-  error: RunError | undefined;
+  error:
+    | RunError
+    | undefined;
+  /** With error: the id of the job when it was queued (the error came while waiting for its end), else empty. */
+  jobId: string;
 }
 
 export interface RunError {
@@ -254,7 +258,7 @@ export const RunRequest: MessageFns<RunRequest> = {
 };
 
 function createBaseRunReply(): RunReply {
-  return { tag: 0, job: undefined, error: undefined };
+  return { tag: 0, job: undefined, error: undefined, jobId: "" };
 }
 
 export const RunReply: MessageFns<RunReply> = {
@@ -267,6 +271,9 @@ export const RunReply: MessageFns<RunReply> = {
     }
     if (message.error !== undefined) {
       RunError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    if (message.jobId !== "") {
+      writer.uint32(34).string(message.jobId);
     }
     return writer;
   },
@@ -308,6 +315,14 @@ export const RunReply: MessageFns<RunReply> = {
             message.error = RunError.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -325,6 +340,11 @@ export const RunReply: MessageFns<RunReply> = {
       tag: isSet(object.tag) ? globalThis.Number(object.tag) : 0,
       job: isSet(object.job) ? Job.fromJSON(object.job) : undefined,
       error: isSet(object.error) ? RunError.fromJSON(object.error) : undefined,
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
     };
   },
 
@@ -338,6 +358,9 @@ export const RunReply: MessageFns<RunReply> = {
     }
     if (message.error !== undefined) {
       obj.error = RunError.toJSON(message.error);
+    }
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
     }
     return obj;
   },
