@@ -59,9 +59,9 @@ function register(workerId: string, credentials: { otp?: string; sessionToken?: 
 }
 
 /** A LogBatch of stdout lines numbered from `firstSeq`. */
-function logBatch(jobId: string, epoch: number, firstSeq: number, texts: string[], started = false): WorkerMessage['payload'] {
+function logBatch(jobId: string, epoch: number, firstSeq: number, texts: string[], started = false, startedAgoMs = 0): WorkerMessage['payload'] {
   const entries = texts.map((text, index) => ({ seq: firstSeq + index, timestampMs: firstSeq + index, stream: LogStream.LOG_STREAM_STDOUT, text }));
-  return { $case: 'logBatch', value: { jobId, epoch, lines: packLogLines(entries), started, pid: started ? 42 : 0 } };
+  return { $case: 'logBatch', value: { jobId, epoch, lines: packLogLines(entries), started, pid: started ? 42 : 0, startedAgoMs } };
 }
 
 /** A JobFinished: exited with `exitCode`, after `lastLogSeq` lines; with `lines`, the run's last lines ride on it. */
@@ -520,6 +520,33 @@ describe('worker protocol over real gRPC', () => {
     }
     expect(carried.length).toBeGreaterThan(0);
     for (const job of jobs) expect((await platform.client.get(job.id)).state).toBe('SUCCEEDED');
+    first.close();
+  });
+
+  it('records a start reported some time after the spawn that much earlier, never before the job was sent', async () => {
+    const { platform, provider } = await start();
+    const job = await platform.client.queue({ name: 'a', command: 'sleep 1' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const sent = Date.now();
+    first.send(logBatch(job.id, epoch, 1, ['a'], true, 100));
+    let running = await platform.client.get(job.id);
+    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    const seen = Date.now();
+    expect(running.startedAt!).toBeGreaterThanOrEqual(sent - 100 - 2);
+    expect(running.startedAt!).toBeLessThanOrEqual(seen - 100);
+
+    // A start said to be long before the job was even sent is recorded no earlier than its sending.
+    const second = await platform.client.queue({ name: 'b', command: 'sleep 1' });
+    first.send(jobFinished(job.id, epoch, 0, 1));
+    const next = (await first.nextCommand()).payload;
+    if (next?.$case !== 'runJob') throw new Error(`expected runJob, got ${next?.$case}`);
+    const secondReceived = Date.now();
+    first.send(logBatch(second.id, next.value.epoch, 1, ['b'], true, 60_000));
+    let secondRunning = await platform.client.get(second.id);
+    while (secondRunning.state !== 'RUNNING') secondRunning = await platform.client.get(second.id);
+    expect(secondRunning.startedAt!).toBeGreaterThanOrEqual(second.createdAt);
+    expect(secondRunning.startedAt!).toBeLessThanOrEqual(secondReceived);
     first.close();
   });
 

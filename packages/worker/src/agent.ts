@@ -257,12 +257,15 @@ class WorkerAgent implements WorkerHandle {
     // The start rides on the next batch (or the result): no message of its own unless no batch follows soon.
     let startUnreported = false;
     let pid = 0;
+    /** When the process started (performance.now()): the start report says how long before it was sent. */
+    let spawnedAt = 0;
     let lastLogSeq = firstSeq - 1;
     const reportLines = (lines: LogLines) => {
       const started = startUnreported;
       startUnreported = false;
       lastLogSeq = lines.firstSeq + logLineCount(lines) - 1;
-      return this.report({ $case: 'logBatch', value: { jobId, epoch, lines, started, pid: started ? pid : 0 } });
+      const startedAgoMs = started ? Math.round(performance.now() - spawnedAt) : 0;
+      return this.report({ $case: 'logBatch', value: { jobId, epoch, lines, started, pid: started ? pid : 0, startedAgoMs } });
     };
     const execution = runJob({
       jobId,
@@ -272,6 +275,7 @@ class WorkerAgent implements WorkerHandle {
       onStarted: (startedPid) => {
         startUnreported = true;
         pid = startedPid;
+        spawnedAt = performance.now();
         setTimeout(() => {
           if (startUnreported) execution.flushLogs(); // the header, and any output waiting for its batch
           if (startUnreported) reportLines(emptyLogLines(lastLogSeq + 1));
@@ -465,7 +469,7 @@ class WorkerAgent implements WorkerHandle {
     const call = this.call!;
     if (payload.$case !== 'jobFinished' || payload.value.lines === undefined || this.serverReadsFinishedLines) return call.write({ payload });
     const { lines, ...finished } = payload.value;
-    call.write({ payload: { $case: 'logBatch', value: { jobId: finished.jobId, epoch: finished.epoch, lines, started: false, pid: 0 } } });
+    call.write({ payload: { $case: 'logBatch', value: { jobId: finished.jobId, epoch: finished.epoch, lines, started: false, pid: 0, startedAgoMs: 0 } } });
     return call.write({ payload: { $case: 'jobFinished', value: { ...finished, lines: undefined } } });
   }
 

@@ -343,9 +343,13 @@ export class JobController {
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
   }
 
-  /** Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report is refused. */
-  async jobStarted(workerId: string, jobId: string, epoch: number): Promise<void> {
-    const startedAt = this.now();
+  /**
+   * Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report
+   * is refused. `startedAgoMs`: how long before now the process started (the report may come a few ms after
+   * the start); the caller bounds it so the start is never before the job was sent.
+   */
+  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0): Promise<void> {
+    const startedAt = this.now() - Math.max(0, startedAgoMs);
     const job =
       (await this.store.updateJob(
         jobId,

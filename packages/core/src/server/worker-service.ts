@@ -18,6 +18,11 @@ const ACK_EVERY_MESSAGES = 8;
  */
 const RESULT_ACK_HOLD_MS = 50;
 
+/** A run's key: its job and lease epoch. */
+function runKey(jobId: string, epoch: number): string {
+  return `${jobId}/${epoch}`;
+}
+
 const OUTCOMES: Record<number, Outcome> = {
   [wire.JobOutcome.JOB_OUTCOME_EXITED]: 'EXITED',
   [wire.JobOutcome.JOB_OUTCOME_TIMED_OUT]: 'TIMED_OUT',
@@ -25,17 +30,22 @@ const OUTCOMES: Record<number, Outcome> = {
   [wire.JobOutcome.JOB_OUTCOME_FAILED_TO_START]: 'FAILED_TO_START',
 };
 
-/** The worker's channel; `takeHeldAcks` gives the acks a RunJob carries (and forgets them). */
-function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[]): WorkerChannel {
+/**
+ * The worker's channel; `takeHeldAcks` gives the acks a RunJob carries (and forgets them), `sent` records when
+ * each RunJob went out (by `runKey`, in performance.now() time).
+ */
+function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[], sent: Map<string, number>): WorkerChannel {
   const send = (payload: wire.ServerMessage['payload']) => {
     if (!call.writableEnded && !call.destroyed) call.write({ payload });
   };
   return {
-    runJob: (job, firstLogSeq) =>
+    runJob: (job, firstLogSeq) => {
+      sent.set(runKey(job.id, job.epoch), performance.now());
       send({
         $case: 'runJob',
         value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec), firstLogSeq, acks: takeHeldAcks() },
-      }),
+      });
+    },
     cancelJob: (jobId, graceMs) => send({ $case: 'cancelJob', value: { jobId, graceMs } }),
     drain: () => send({ $case: 'drain', value: {} }),
     close: () => {
@@ -69,7 +79,20 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     if (call.writableEnded || call.destroyed) return;
     for (const value of acks) call.write({ payload: { $case: 'ack', value } });
   };
-  const channel = channelFor(call, takeHeldAcks);
+  /** When each RunJob of this connection went out: a start is never recorded before it (see `startedAgo`). */
+  const runJobsSent = new Map<string, number>();
+  const channel = channelFor(call, takeHeldAcks, runJobsSent);
+  /**
+   * How long before now a run reported in a message that arrived at `arrived` started: what the worker measured
+   * when it sent the message, plus the time the message waited here; no earlier than this connection sent the
+   * run's RunJob, and 0 for a run it did not send (a resend after a reconnection: the start is then its arrival).
+   */
+  const startedAgo = (jobId: string, epoch: number, reportedAgoMs: number, arrived: number): number => {
+    const sentAt = runJobsSent.get(runKey(jobId, epoch));
+    if (sentAt === undefined) return 0;
+    const now = performance.now();
+    return Math.round(Math.max(0, Math.min(reportedAgoMs + (now - arrived), now - sentAt)));
+  };
   /** Set by Register: this worker takes acks on RunJob (an older one does not). */
   let readsRunJobAcks = false;
   let workerId: string | undefined;
@@ -103,7 +126,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     }
   };
 
-  const handle = async (message: wire.WorkerMessage): Promise<void> => {
+  const handle = async (message: wire.WorkerMessage, arrived: number): Promise<void> => {
     const payload = message.payload;
     if (!payload) return;
     if (workerId === undefined) {
@@ -132,14 +155,15 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       case 'heartbeat':
         return controller.heartbeat(workerId);
       case 'logBatch': {
-        const { jobId, epoch, lines, started } = payload.value;
-        if (started) await controller.jobStarted(workerId, jobId, epoch);
+        const { jobId, epoch, lines, started, startedAgoMs } = payload.value;
+        if (started) await controller.jobStarted(workerId, jobId, epoch, startedAgo(jobId, epoch, startedAgoMs, arrived));
         const stored = await controller.appendLogBatch(workerId, jobId, epoch, logLineBatchFromWire(lines));
         if (stored !== undefined) ack(jobId, epoch, stored, false);
         return;
       }
       case 'jobFinished': {
         const finished = payload.value;
+        runJobsSent.delete(runKey(finished.jobId, finished.epoch));
         // The run's last lines, when they travel with its result: stored first, like a LogBatch.
         if (finished.lines !== undefined && wire.logLineCount(finished.lines) > 0) {
           const stored = await controller.appendLogBatch(workerId, finished.jobId, finished.epoch, logLineBatchFromWire(finished.lines));
@@ -181,10 +205,11 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     );
   };
   call.on('data', (message: wire.WorkerMessage) => {
+    const arrived = performance.now();
     pending += 1;
     if (pending > MAX_PENDING_MESSAGES) call.pause();
     tail = tail
-      .then(() => handle(message))
+      .then(() => handle(message, arrived))
       .catch((error: unknown) => unhandled(message, error))
       .finally(() => {
         pending -= 1;

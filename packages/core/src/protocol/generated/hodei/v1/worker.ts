@@ -166,6 +166,12 @@ export interface LogBatch {
   started: boolean;
   /** With started: the process id (and process group id) of the job. */
   pid: number;
+  /**
+   * With started: how long before this message the process started, in ms of the worker's monotonic clock (the
+   * start rides on the first batch, up to a few ms later). The server records the start that much earlier than
+   * the message's arrival, never before it sent the job. Unset (an older worker): the arrival.
+   */
+  startedAgoMs: number;
 }
 
 /**
@@ -1226,7 +1232,7 @@ export const Drain: MessageFns<Drain> = {
 };
 
 function createBaseLogBatch(): LogBatch {
-  return { jobId: "", epoch: 0, lines: undefined, started: false, pid: 0 };
+  return { jobId: "", epoch: 0, lines: undefined, started: false, pid: 0, startedAgoMs: 0 };
 }
 
 export const LogBatch: MessageFns<LogBatch> = {
@@ -1245,6 +1251,9 @@ export const LogBatch: MessageFns<LogBatch> = {
     }
     if (message.pid !== 0) {
       writer.uint32(48).int32(message.pid);
+    }
+    if (message.startedAgoMs !== 0) {
+      writer.uint32(56).uint32(message.startedAgoMs);
     }
     return writer;
   },
@@ -1302,6 +1311,14 @@ export const LogBatch: MessageFns<LogBatch> = {
             message.pid = reader.int32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.startedAgoMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1325,6 +1342,11 @@ export const LogBatch: MessageFns<LogBatch> = {
       lines: isSet(object.lines) ? LogLines.fromJSON(object.lines) : undefined,
       started: isSet(object.started) ? globalThis.Boolean(object.started) : false,
       pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      startedAgoMs: isSet(object.startedAgoMs)
+        ? globalThis.Number(object.startedAgoMs)
+        : isSet(object.started_ago_ms)
+        ? globalThis.Number(object.started_ago_ms)
+        : 0,
     };
   },
 
@@ -1344,6 +1366,9 @@ export const LogBatch: MessageFns<LogBatch> = {
     }
     if (message.pid !== 0) {
       obj.pid = Math.round(message.pid);
+    }
+    if (message.startedAgoMs !== 0) {
+      obj.startedAgoMs = Math.round(message.startedAgoMs);
     }
     return obj;
   },
