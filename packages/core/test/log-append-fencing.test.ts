@@ -3,24 +3,37 @@ import type { NewLogLine } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 import { exited, startInProcessEngine, until } from './in-process-worker';
 
-/** A store whose next count read (`appendLogs(jobId, [])`) waits until `release()`: a slow store or a retry. */
+/**
+ * A store whose next count read (`getJobAndLogCount`, or `appendLogs(jobId, [])` for the engine's fallback when
+ * `combinedRead` is false and the store lacks the former) waits until `release()`: a slow store or a retry.
+ */
 class GatedStore extends MemoryStore {
   private gate: Promise<void> | undefined;
   private open: (() => void) | undefined;
   gatedReads = 0;
+  constructor(combinedRead: boolean) {
+    super();
+    if (!combinedRead) Object.defineProperty(this, 'getJobAndLogCount', { value: undefined });
+  }
   arm(): void {
     this.gate = new Promise((resolve) => (this.open = resolve));
   }
   release(): void {
     this.open?.();
   }
-  override async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
+  private async pass(): Promise<void> {
     const gate = this.gate;
-    if (gate && lines.length === 0) {
-      this.gate = undefined;
-      this.gatedReads += 1;
-      await gate;
-    }
+    if (!gate) return;
+    this.gate = undefined;
+    this.gatedReads += 1;
+    await gate;
+  }
+  override async getJobAndLogCount(jobId: string) {
+    await this.pass();
+    return super.getJobAndLogCount(jobId);
+  }
+  override async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
+    if (lines.length === 0) await this.pass();
     return super.appendLogs(jobId, lines);
   }
 }
@@ -28,8 +41,11 @@ class GatedStore extends MemoryStore {
 const line = (text: string): NewLogLine => ({ stream: 'stdout', text, timestamp: Date.now() });
 
 describe('a log batch that waited while its job was re-queued', () => {
-  it('is refused when it reaches the store, and the next attempt keeps its first lines', async () => {
-    const { controller, store, runs } = await startInProcessEngine({ store: new GatedStore() });
+  it.each([
+    ['its job and line count read at once (Store.getJobAndLogCount)', true],
+    ['its line count, then its job (a store without getJobAndLogCount)', false],
+  ])('is refused when it reaches the store, and the next attempt keeps its first lines: %s', async (_, combinedRead) => {
+    const { controller, store, runs } = await startInProcessEngine({ store: new GatedStore(combinedRead) });
     try {
       const queued = await controller.queue({ name: 'j', command: 'flaky', maxAttempts: 2, retryOnExitCodes: [3] });
       const first = await until(() => runs[0]);

@@ -475,6 +475,12 @@ export class PostgresStore implements Store {
     return rows[0] && toJob(rows[0]);
   }
 
+  /** The job and its `log_count` column (its last line's seq), from one row. */
+  async getJobAndLogCount(id: string): Promise<{ job: Job; logCount: number } | undefined> {
+    const rows = await this.query('getJobAndLogCount', `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]);
+    return rows[0] && { job: toJob(rows[0]), logCount: Number(rows[0].log_count) };
+  }
+
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
     const limit = limitOf(filter.limit, DEFAULT_LIST_LIMIT);
     const rows = filter.states

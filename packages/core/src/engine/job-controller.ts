@@ -390,11 +390,10 @@ export class JobController {
   private async appendPackedLogs(workerId: string, jobId: string, epoch: number, batch: NewLogLineBatch, firstSeq?: number): Promise<number | undefined> {
     const count = logLineBatchCount(batch);
     return this.logAppends.run(jobId, async () => {
-      const stored = await this.store.appendLogs(jobId, []);
       // The lease is checked here, after any wait in this queue or on store retries, right before the append:
       // a batch of a run whose job was re-queued meanwhile must not land among (or before) the next attempt's
       // lines, whose first seq the next assignment reads from the store.
-      const job = await this.store.getJob(jobId);
+      const { job, logCount: stored } = await this.jobAndLogCount(jobId);
       if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
         await this.fenced(workerId, jobId, epoch, 'logs');
         return (firstSeq ?? 1) + count - 1;
@@ -439,9 +438,10 @@ export class JobController {
    */
   private async recordResult(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq: number, started: boolean): Promise<boolean> {
     const patch = finalJobPatch(report, this.now());
-    const current = await this.store.getJob(jobId);
+    // With lines to check, the job and its stored line count in one read (when the store can).
+    const { job: current, logCount } = lastLogSeq > 0 ? await this.jobAndLogCount(jobId) : { job: await this.store.getJob(jobId), logCount: 0 };
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
-    if (leased && lastLogSeq > 0 && (await this.store.appendLogs(jobId, [])) < lastLogSeq) return false;
+    if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return false;
     const startsNow = started && leased && current.state === 'ASSIGNED';
     if (
       current &&
@@ -741,6 +741,16 @@ export class JobController {
     if (!(await this.recordRunning(worker, running))) return claimed.length;
     for (const job of claimed) await this.sendJob(job, channel);
     return claimed.length;
+  }
+
+  /**
+   * The job (undefined when unknown) and its stored line count: one read with `Store.getJobAndLogCount`, else
+   * the count, then the job.
+   */
+  private async jobAndLogCount(jobId: string): Promise<{ job: Job | undefined; logCount: number }> {
+    if (this.store.getJobAndLogCount) return (await this.store.getJobAndLogCount(jobId)) ?? { job: undefined, logCount: 0 };
+    const logCount = await this.store.appendLogs(jobId, []);
+    return { job: await this.store.getJob(jobId), logCount };
   }
 
   /** Sends an assigned job to its worker: a first lease has no lines yet, a later one continues after earlier attempts' lines. */

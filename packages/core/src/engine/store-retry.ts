@@ -18,6 +18,7 @@ export interface StoreRetryOptions {
 const RETRIED = new Set<string>([
   'insertJob',
   'getJob',
+  'getJobAndLogCount',
   'listJobs',
   'queuedJobs',
   'updateJob',

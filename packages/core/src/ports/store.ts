@@ -119,6 +119,12 @@ export interface Store {
   insertJob(job: Job, audit?: AuditEvent): Promise<void>;
   /** The job with this id, or undefined. */
   getJob(id: string): Promise<Job | undefined>;
+  /**
+   * Optional: the job with this id and how many log lines it has stored (the seq of its last line, as
+   * `appendLogs(id, [])` returns it), in one read; undefined for an unknown id. The engine reads both when it
+   * stores a run's lines or result, and falls back to `getJob` and `appendLogs` without it.
+   */
+  getJobAndLogCount?(id: string): Promise<{ job: Job; logCount: number } | undefined>;
   /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]>;
   /** QUEUED jobs in the order they should run: priority descending, then oldest first. */

@@ -118,6 +118,11 @@ export class MemoryStore implements Store {
     return job && copyJob(job);
   }
 
+  async getJobAndLogCount(id: string): Promise<{ job: Job; logCount: number } | undefined> {
+    const job = this.jobs.get(id);
+    return job && { job: copyJob(job), logCount: this.logs.get(id)?.length ?? 0 };
+  }
+
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
     const limit = filter.limit ?? 100;
     const states = filter.states && new Set(filter.states);

@@ -14,7 +14,7 @@ export interface StoreUnderTest {
    * Optional `Store` methods this store does not implement; their cases then check only that they are
    * absent. A store that implements one is always held to its cases.
    */
-  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs')[];
+  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount')[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -615,6 +615,17 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         const read = await store.readLogs(jobId, fromSeq, maxLines);
         return read.length === 0 ? [] : [{ ...packLogLineBatch(read), firstSeq: read[0]!.seq }];
       };
+
+      it('getJobAndLogCount: the job as getJob reads it and its stored line count, in one read; undefined for an unknown id', async () => {
+        if (current?.lacks?.includes('getJobAndLogCount')) return expect(store.getJobAndLogCount).toBeUndefined();
+        expect(typeof store.getJobAndLogCount).toBe('function');
+        const job = makeTestJob();
+        await store.insertJob(job);
+        expect(await store.getJobAndLogCount!(job.id)).toEqual({ job, logCount: 0 });
+        await store.appendLogs(job.id, lines(3, 'a'));
+        expect(await store.getJobAndLogCount!(job.id)).toEqual({ job: await store.getJob(job.id), logCount: 3 });
+        expect(await store.getJobAndLogCount!('job_missing')).toBeUndefined();
+      });
 
       it('numbers lines from 1, contiguously across appends, and returns the last seq', async () => {
         const job = makeTestJob();
