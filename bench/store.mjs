@@ -8,7 +8,7 @@
 // the same count through graphile-worker (default settings, then tuned) on the same database in the same
 // run. Prints jobs/s and the ratios. Not a timed test.
 //
-//   node bench/store.mjs [--jobs N] [--concurrency C] [--workers W] [--hodei-only]
+//   node bench/store.mjs [--jobs N] [--concurrency C] [--workers W] [--hodei-only] [--strip]
 //   HODEI_BENCH_DATABASE_URL=postgres://... node bench/store.mjs   (else a throwaway embedded PostgreSQL)
 //
 // Also a module: `runStoreBench({ jobs, concurrency })` runs the same and returns the rates (bench/run.mjs).
@@ -149,13 +149,27 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount) {
   return finished;
 }
 
-async function benchHodei(url, jobCount, concurrency, workerCount) {
+/**
+ * `--strip` (an experiment, with `--hodei-only`): what the job history's extras cost. Run after `migrate()`, it
+ * disables the job-change NOTIFY trigger, drops the two listing indexes and skips every audit row (a `BEFORE
+ * INSERT` trigger returning NULL). A store stripped like this is not one the engine may run on.
+ */
+const STRIP_SQL = (schema) => [
+  `ALTER TABLE ${schema}.jobs DISABLE TRIGGER jobs_state_changed`,
+  `DROP INDEX ${schema}.jobs_created_idx`,
+  `DROP INDEX ${schema}.jobs_state_created_idx`,
+  `CREATE FUNCTION ${schema}.bench_skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
+  `CREATE TRIGGER bench_skip_audit BEFORE INSERT ON ${schema}.audit_logs FOR EACH ROW EXECUTE FUNCTION ${schema}.bench_skip_row()`,
+];
+
+async function benchHodei(url, jobCount, concurrency, workerCount, strip = false) {
   const { createPostgresStore } = await import('@hodei/store-postgres');
   const store = createPostgresStore({ connectionString: url }, { schema: 'bench_hodei', poolSize: concurrency });
   await store.migrate();
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query('TRUNCATE bench_hodei.jobs, bench_hodei.audit_logs CASCADE');
+  if (strip) for (const statement of STRIP_SQL('bench_hodei')) await admin.query(statement);
   await admin.end();
   const now = Date.now();
   const jobs = Array.from({ length: jobCount }, (_, index) => ({
@@ -179,7 +193,7 @@ async function benchHodei(url, jobCount, concurrency, workerCount) {
   await check.connect();
   const { rows } = await check.query('SELECT count(*)::int AS n FROM bench_hodei.audit_logs');
   await check.end();
-  if (rows[0].n !== jobCount * 4) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
+  if (!strip && rows[0].n !== jobCount * 4) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
   return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 
@@ -237,12 +251,13 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
  * `ratio` = PostgresStore / graphile-worker tuned, the median commit latency and the rate it bounds
  * PostgresStore to (`hodeiBoundJobsPerSec`).
  */
-export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false } = {}) {
+export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false, strip = false } = {}) {
+  if (strip && !hodeiOnly) throw new Error('--strip is an experiment on PostgresStore alone: add --hodei-only');
   const database = await startDatabase();
   try {
     log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency} (${workers} worker${workers === 1 ? '' : 's'} for PostgresStore), ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
     const commitBefore = await commitLatencyMs(database.url);
-    const hodei = await benchHodei(database.url, jobs, concurrency, workers);
+    const hodei = await benchHodei(database.url, jobs, concurrency, workers, strip);
     // The lower of two samples (the machine's load varies): the loosest bound, so a conservative one.
     const commitMs = Math.min(commitBefore, await commitLatencyMs(database.url));
     const boundJobsPerSec = concurrency / ((STEPS_PER_JOB * commitMs) / 1000);
@@ -294,7 +309,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       workers: { type: 'string', default: String(DEFAULT_WORKERS) },
       // PostgresStore alone (for profiling with --cpu-prof); prints no ratio.
       'hodei-only': { type: 'boolean', default: false },
+      // With --hodei-only: no job-change trigger, no listing indexes, no audit rows (see STRIP_SQL).
+      strip: { type: 'boolean', default: false },
     },
   });
-  await runStoreBench({ jobs: Number(args.jobs), concurrency: Number(args.concurrency), workers: Number(args.workers), hodeiOnly: args['hodei-only'] });
+  await runStoreBench({
+    jobs: Number(args.jobs),
+    concurrency: Number(args.concurrency),
+    workers: Number(args.workers),
+    hodeiOnly: args['hodei-only'],
+    strip: args.strip,
+  });
 }
