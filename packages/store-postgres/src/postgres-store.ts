@@ -6,6 +6,7 @@ import {
   type AuditEvent,
   type Job,
   type JobState,
+  type JobAndLogCount,
   type JobClaim,
   type JobFilter,
   type JobGuard,
@@ -476,7 +477,7 @@ export class PostgresStore implements Store {
   }
 
   /** The job and its `log_count` column (its last line's seq), from one row. */
-  async getJobAndLogCount(id: string): Promise<{ job: Job; logCount: number } | undefined> {
+  async getJobAndLogCount(id: string): Promise<JobAndLogCount | undefined> {
     const rows = await this.query('getJobAndLogCount', `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]);
     return rows[0] && { job: toJob(rows[0]), logCount: Number(rows[0].log_count) };
   }

@@ -102,6 +102,14 @@ export interface AuditEvent {
   details?: Record<string, unknown>;
 }
 
+/** What `Store.getJobAndLogCount` reads: a job and how many log lines it has stored. */
+export interface JobAndLogCount {
+  /** The job, as `getJob` reads it. */
+  job: Job;
+  /** Its stored line count: the seq of its last line (0 without lines), as `appendLogs(id, [])` returns it. */
+  logCount: number;
+}
+
 /**
  * Where jobs, workers, logs, tokens and audit events live. Every method is atomic on its own;
  * `updateJob` and `updateWorker` are compare-and-set so several engines may share one store.
@@ -124,7 +132,7 @@ export interface Store {
    * `appendLogs(id, [])` returns it), in one read; undefined for an unknown id. The engine reads both when it
    * stores a run's lines or result, and falls back to `getJob` and `appendLogs` without it.
    */
-  getJobAndLogCount?(id: string): Promise<{ job: Job; logCount: number } | undefined>;
+  getJobAndLogCount?(id: string): Promise<JobAndLogCount | undefined>;
   /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]>;
   /** QUEUED jobs in the order they should run: priority descending, then oldest first. */

@@ -3,6 +3,7 @@ import type { Worker } from '../domain/worker';
 import { isBackingOff, labelsMatch } from '../engine/scheduler';
 import type {
   AuditEvent,
+  JobAndLogCount,
   JobClaim,
   JobFilter,
   JobGuard,
@@ -118,7 +119,7 @@ export class MemoryStore implements Store {
     return job && copyJob(job);
   }
 
-  async getJobAndLogCount(id: string): Promise<{ job: Job; logCount: number } | undefined> {
+  async getJobAndLogCount(id: string): Promise<JobAndLogCount | undefined> {
     const job = this.jobs.get(id);
     return job && { job: copyJob(job), logCount: this.logs.get(id)?.length ?? 0 };
   }
