@@ -1,6 +1,6 @@
 import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, createPlatform, MemoryStore, type AuditEvent, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
+import { createClient, createPlatform, MemoryStore, type AuditEvent, type Clock, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
@@ -132,13 +132,20 @@ describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
 
-  async function start(options: { heartbeatTimeoutMs?: number; store?: Store; logger?: Logger } = {}) {
+  async function start(options: { heartbeatTimeoutMs?: number; store?: Store; logger?: Logger; clock?: Clock } = {}) {
     const provider = new HandOverProvider();
     platform = await createPlatform({ providers: [provider], ...options });
     return { platform, provider };
   }
 
   /** The first worker the provider is asked for registers with its OTP and receives the queued job. */
+  /** The job of the next RunJob the worker gets (acks in between are collected). */
+  async function nextRun(worker: ReturnType<typeof connect>): Promise<{ id: string; epoch: number }> {
+    const message = (await worker.nextCommand()).payload;
+    if (message?.$case !== 'runJob') throw new Error(`expected runJob, got ${message?.$case}`);
+    return { id: message.value.jobId, epoch: message.value.epoch };
+  }
+
   async function registerAndTakeJob(provider: HandOverProvider, readsRunJobAcks = false) {
     const request = await provider.nextRequest();
     const first = connect(request.serverAddress);
@@ -535,6 +542,9 @@ describe('worker protocol over real gRPC', () => {
     const seen = Date.now();
     expect(running.startedAt!).toBeGreaterThanOrEqual(sent - 100 - 2);
     expect(running.startedAt!).toBeLessThanOrEqual(seen - 100);
+    // Its audit event says the same time.
+    const audited = (await platform.controller.store.listAudit(job.id)).filter((event) => event.eventType === 'job.started');
+    expect(audited.map((event) => event.occurredAt)).toEqual([running.startedAt]);
 
     // A start said to be long before the job was even sent is recorded no earlier than its sending.
     const second = await platform.client.queue({ name: 'b', command: 'sleep 1' });
@@ -547,6 +557,20 @@ describe('worker protocol over real gRPC', () => {
     while (secondRunning.state !== 'RUNNING') secondRunning = await platform.client.get(second.id);
     expect(secondRunning.startedAt!).toBeGreaterThanOrEqual(second.createdAt);
     expect(secondRunning.startedAt!).toBeLessThanOrEqual(secondReceived);
+    first.close();
+  });
+
+  it("holds a start reported as earlier than the job's assignment to its assignment (the engine's clock, not the worker's)", async () => {
+    // A stopped clock: the job is created and assigned at T; a start said to be 100 ms old would fall before it.
+    const T = 1_800_000_000_000;
+    const { platform, provider } = await start({ clock: { now: () => T } });
+    const job = await platform.client.queue({ name: 'a', command: 'sleep 1' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    first.send(logBatch(job.id, epoch, 1, ['a'], true, 100));
+    let running = await platform.client.get(job.id);
+    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    expect(running.startedAt).toBe(T);
     first.close();
   });
 
@@ -582,6 +606,28 @@ describe('worker protocol over real gRPC', () => {
     expect(await third).toMatchObject({ id: byName('third').id, state: 'CANCELLED' });
     await expect(platform.client.run({ name: 'bad', command: 'true', timeoutMs: -1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     worker.close();
+  });
+
+  it('leaves nothing registered with the notifier once runs, waits, watches and log reads of ended jobs are over', async () => {
+    const { platform, provider } = await start();
+    const runs = Array.from({ length: 5 }, (_, index) => platform.client.run({ name: `run-${index}`, command: 'true' }));
+    const { first, epoch } = await registerAndTakeJob(provider);
+    let jobs: Job[] = [];
+    while (jobs.length < 5) jobs = await platform.client.list();
+    // The worker of capacity 1 runs the jobs one after the other.
+    for (let index = 0; index < 5; index += 1) {
+      const running = index === 0 ? { id: jobs.find((job) => job.state === 'ASSIGNED')!.id, epoch } : await nextRun(first);
+      first.send(jobFinished(running.id, running.epoch, 0, 0, 1, { started: true }));
+    }
+    await Promise.all(runs);
+    for (const job of jobs) {
+      expect((await platform.client.wait(job.id)).state).toBe('SUCCEEDED');
+      for await (const update of platform.client.watch(job.id)) expect(update.state).toBe('SUCCEEDED');
+      for await (const line of platform.client.logs(job.id)) expect(line).toBeDefined();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(platform.controller.notifier.waitedKeys).toBe(0);
+    first.close();
   });
 
   it('answers a Run request the server cannot queue with its error, by tag', async () => {

@@ -23,7 +23,7 @@ function widest(a: JobChange | undefined, b: JobChange): JobChange {
  * misses the next one. A waiter learns the widest change notified since it started waiting.
  */
 export class ChangeNotifier {
-  private readonly waiters = new Map<string, { promise: Promise<JobChange>; resolve: (change: JobChange) => void }>();
+  private readonly waiters = new Map<string, { promise: Promise<JobChange>; resolve: (change: JobChange) => void; count: number }>();
   /** Keys notified in this turn and their widest change, woken by `wakeDue`. */
   private due = new Map<string, JobChange>();
 
@@ -36,10 +36,22 @@ export class ChangeNotifier {
     if (!entry) {
       let resolve!: (change: JobChange) => void;
       const promise = new Promise<JobChange>((done) => (resolve = done));
-      entry = { promise, resolve };
+      entry = { promise, resolve, count: 0 };
       this.waiters.set(key, entry);
     }
+    entry.count += 1;
     return entry.promise;
+  }
+
+  /**
+   * Gives back `promise`, taken from `next(key)` and not to be awaited (the waiter found what it waited for):
+   * once every waiter of it gave it back, the key is forgotten. A promise already resolved is ignored.
+   */
+  forget(key: string, promise: Promise<JobChange>): void {
+    const entry = this.waiters.get(key);
+    if (entry?.promise !== promise) return;
+    entry.count -= 1;
+    if (entry.count <= 0) this.waiters.delete(key);
   }
 
   /**
@@ -65,8 +77,46 @@ export class ChangeNotifier {
     }
   }
 
+  /** How many keys someone waits on (for diagnostics and tests: waiters that ended leave none). */
+  get waitedKeys(): number {
+    return this.waiters.size;
+  }
+
   /** Wakes every waiter, with `any` (used at shutdown, and when changes may have been missed). */
   notifyAll(): void {
     for (const key of [...this.waiters.keys()]) this.wake(key, 'any');
+  }
+}
+
+/**
+ * One loop's use of a {@link ChangeNotifier} key: `arm()` before each read of what the key guards, `wait()` after
+ * it, `release()` on every way out. Arming twice without a wait keeps one registration, and `release` gives back
+ * a registration that will not be awaited, so a loop that ends (or reads again at once) leaves nothing behind.
+ */
+export class KeyWaiter {
+  private taken: Promise<JobChange> | undefined;
+
+  constructor(
+    private readonly notifier: ChangeNotifier,
+    private readonly key: string,
+  ) {}
+
+  /** Registers for the key's next notification, unless registered already. */
+  arm(): void {
+    this.taken ??= this.notifier.next(this.key);
+  }
+
+  /** Waits for the notification registered by `arm` (arming first if needed): what changed. */
+  wait(): Promise<JobChange> {
+    this.arm();
+    const taken = this.taken!;
+    this.taken = undefined;
+    return taken;
+  }
+
+  /** Gives back a registration that will not be awaited. */
+  release(): void {
+    if (this.taken) this.notifier.forget(this.key, this.taken);
+    this.taken = undefined;
   }
 }

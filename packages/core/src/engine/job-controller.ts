@@ -346,16 +346,17 @@ export class JobController {
   /**
    * Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report
    * is refused. `startedAgoMs`: how long before now the process started (the report may come a few ms after
-   * the start); the caller bounds it so the start is never before the job was sent.
+   * the start), the start being held to `notBefore` (the job's assignment time) when given, else to now.
    */
-  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0): Promise<void> {
-    const startedAt = this.now() - Math.max(0, startedAgoMs);
+  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<void> {
+    const now = this.now();
+    const startedAt = Math.min(now, Math.max(notBefore ?? now, now - startedAgoMs));
     const job =
       (await this.store.updateJob(
         jobId,
         { states: ['ASSIGNED'], epoch },
         { state: 'RUNNING', startedAt },
-        this.event('job.started', jobId, { workerId, epoch }),
+        { ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt },
       )) ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);

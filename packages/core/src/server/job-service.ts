@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { ServerDuplexStream, ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { isTerminalJobState, JOB_STATES, type Job, type JobState } from '../domain/job';
 import { HodeiError, invalidArgument } from '../domain/errors';
-import type { JobChange } from '../engine/change-notifier';
+import { KeyWaiter, type JobChange } from '../engine/change-notifier';
 import type { JobController } from '../engine/job-controller';
 import type { Store } from '../ports/store';
 import { splitLogLineBatch } from '../store/log-line-batch';
@@ -66,19 +66,39 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
  * Resolves with the job once it is terminal, or with undefined once `gone()` says the client went away (whoever
  * sees it go wakes the job's waiters: `controller.notifier.notify(id)`). Reads the job only after a change
  * that may be its end (not for new lines, nor for a state that is not terminal). It waits on nothing else than
- * the notifier, so a long wait keeps nothing per wake-up.
+ * the notifier, so a long wait keeps nothing per wake-up, and leaves nothing registered when it returns.
  */
 async function untilTerminal(controller: JobController, id: string, gone: () => boolean): Promise<Job | undefined> {
-  let change: JobChange = 'any';
-  while (!gone()) {
-    const changed = controller.notifier.next(id);
-    if (change === 'any') {
-      const job = await controller.getJob(id);
-      if (isTerminalJobState(job.state)) return job;
+  const waiter = new KeyWaiter(controller.notifier, id);
+  try {
+    let change: JobChange = 'any';
+    while (!gone()) {
+      waiter.arm();
+      if (change === 'any') {
+        const job = await controller.getJob(id);
+        if (isTerminalJobState(job.state)) return job;
+      }
+      change = await waiter.wait();
     }
-    change = await changed;
+    return undefined;
+  } finally {
+    waiter.release();
   }
-  return undefined;
+}
+
+/**
+ * Wakes the waiters of job `id` when the call goes away while `waiting()` (its loop then sees the call
+ * cancelled and ends); a call that ended on its own wakes nobody.
+ */
+function wakeOnClose(
+  controller: JobController,
+  call: ServerWritableStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>,
+  id: string,
+  waiting: () => boolean,
+): void {
+  void whenClosed(call).then(() => {
+    if (waiting()) controller.notifier.notify(id);
+  });
 }
 
 /** The error part of a RunReply. */
@@ -146,33 +166,44 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     listWorkers: unary(async () => ({ workers: (await controller.listWorkers()).map(workerToWire) })),
 
     watch: streaming(async (call: ServerWritableStream<wire.GetRequest, wire.Job>) => {
-      // The loops below wait on the notifier alone (a long Watch keeps nothing per wake-up): a closed call wakes them.
-      void whenClosed(call).then(() => controller.notifier.notify(call.request.id));
-      let last = '';
-      let change: JobChange = 'any';
-      while (!call.cancelled) {
-        const changed = controller.notifier.next(call.request.id);
-        // New log lines alone change nothing Watch sends.
-        if (change !== 'logs') {
-          const job = await controller.getJob(call.request.id);
-          const key = `${job.state}/${job.epoch}/${job.attempt}`;
-          if (key !== last) {
-            last = key;
-            call.write(jobToWire(job));
+      const id = call.request.id;
+      // The loop waits on the notifier alone (a long Watch keeps nothing per wake-up): a closed call wakes it.
+      const waiter = new KeyWaiter(controller.notifier, id);
+      let done = false;
+      wakeOnClose(controller, call, id, () => !done);
+      try {
+        let last = '';
+        let change: JobChange = 'any';
+        while (!call.cancelled) {
+          waiter.arm();
+          // New log lines alone change nothing Watch sends.
+          if (change !== 'logs') {
+            const job = await controller.getJob(id);
+            const key = `${job.state}/${job.epoch}/${job.attempt}`;
+            if (key !== last) {
+              last = key;
+              call.write(jobToWire(job));
+            }
+            if (isTerminalJobState(job.state)) return;
           }
-          if (isTerminalJobState(job.state)) return;
+          change = await waiter.wait();
         }
-        change = await changed;
+      } finally {
+        done = true;
+        waiter.release();
       }
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
       const id = call.request.id;
-      void whenClosed(call).then(() => controller.notifier.notify(id));
-      untilTerminal(controller, id, () => call.cancelled).then(
-        (job) => job && callback(null, jobToWire(job)),
-        (error: unknown) => callback(toServiceError(error)),
-      );
+      let done = false;
+      wakeOnClose(controller, call, id, () => !done);
+      untilTerminal(controller, id, () => call.cancelled)
+        .finally(() => (done = true))
+        .then(
+          (job) => job && callback(null, jobToWire(job)),
+          (error: unknown) => callback(toServiceError(error)),
+        );
     },
 
     run: (call: ServerDuplexStream<wire.RunRequest, wire.RunReply>) => runStream(controller, call),
@@ -182,27 +213,34 @@ export function createJobService(controller: JobController): wire.JobServiceServ
       if (call.request.fromSeq < 0) throw invalidArgument('fromSeq', 'must not be negative');
       await controller.getJob(id);
       const closed = whenClosed(call);
-      void closed.then(() => controller.notifier.notify(id));
-      let next = Math.max(1, call.request.fromSeq);
-      while (!call.cancelled) {
-        const changed = controller.notifier.next(id);
-        const batches = await readLogBatches(controller.store, id, next);
-        if (batches.length > 0) {
-          let writable = true;
-          for (const batch of batches) writable = call.write({ lines: batch });
-          const last = batches[batches.length - 1]!;
-          next = last.firstSeq + last.textLengths.length;
-          if (!writable) await Promise.race([once(call, 'drain'), closed]);
-          continue;
+      const waiter = new KeyWaiter(controller.notifier, id);
+      let done = false;
+      wakeOnClose(controller, call, id, () => !done);
+      try {
+        let next = Math.max(1, call.request.fromSeq);
+        while (!call.cancelled) {
+          waiter.arm();
+          const batches = await readLogBatches(controller.store, id, next);
+          if (batches.length > 0) {
+            let writable = true;
+            for (const batch of batches) writable = call.write({ lines: batch });
+            const last = batches[batches.length - 1]!;
+            next = last.firstSeq + last.textLengths.length;
+            if (!writable) await Promise.race([once(call, 'drain'), closed]);
+            continue;
+          }
+          if (!follow) return;
+          const job = await controller.getJob(id);
+          if (isTerminalJobState(job.state)) {
+            // Lines stored between our read and the state check would otherwise be missed.
+            if ((await controller.store.readLogs(id, next, 1)).length === 0) return;
+            continue;
+          }
+          await waiter.wait();
         }
-        if (!follow) return;
-        const job = await controller.getJob(id);
-        if (isTerminalJobState(job.state)) {
-          // Lines stored between our read and the state check would otherwise be missed.
-          if ((await controller.store.readLogs(id, next, 1)).length === 0) return;
-          continue;
-        }
-        await changed;
+      } finally {
+        done = true;
+        waiter.release();
       }
     }),
   };

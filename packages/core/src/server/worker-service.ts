@@ -18,6 +18,12 @@ const ACK_EVERY_MESSAGES = 8;
  */
 const RESULT_ACK_HOLD_MS = 50;
 
+/** When a RunJob went out (performance.now()), and when its job was assigned (the engine's clock). */
+interface SentRun {
+  at: number;
+  assignedAt: number | undefined;
+}
+
 /** A run's key: its job and lease epoch. */
 function runKey(jobId: string, epoch: number): string {
   return `${jobId}/${epoch}`;
@@ -32,15 +38,15 @@ const OUTCOMES: Record<number, Outcome> = {
 
 /**
  * The worker's channel; `takeHeldAcks` gives the acks a RunJob carries (and forgets them), `sent` records when
- * each RunJob went out (by `runKey`, in performance.now() time).
+ * each RunJob went out (by `runKey`: performance.now() then, and the job's assignment time).
  */
-function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[], sent: Map<string, number>): WorkerChannel {
+function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[], sent: Map<string, SentRun>, sendAllAcks: () => void): WorkerChannel {
   const send = (payload: wire.ServerMessage['payload']) => {
     if (!call.writableEnded && !call.destroyed) call.write({ payload });
   };
   return {
     runJob: (job, firstLogSeq) => {
-      sent.set(runKey(job.id, job.epoch), performance.now());
+      sent.set(runKey(job.id, job.epoch), { at: performance.now(), assignedAt: job.assignedAt });
       send({
         $case: 'runJob',
         value: { jobId: job.id, epoch: job.epoch, attempt: job.attempt, spec: specToWire(job.spec), firstLogSeq, acks: takeHeldAcks() },
@@ -49,8 +55,8 @@ function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[], sent: Map<
     cancelJob: (jobId, graceMs) => send({ $case: 'cancelJob', value: { jobId, graceMs } }),
     drain: () => send({ $case: 'drain', value: {} }),
     close: () => {
-      // Results already stored: acknowledged before the stream ends, so the worker does not resend them.
-      for (const value of takeHeldAcks()) send({ $case: 'ack', value });
+      // What is already stored is acknowledged before the stream ends, so the worker does not resend it.
+      sendAllAcks();
       if (!call.writableEnded) call.end();
     },
   };
@@ -80,18 +86,25 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     for (const value of acks) call.write({ payload: { $case: 'ack', value } });
   };
   /** When each RunJob of this connection went out: a start is never recorded before it (see `startedAgo`). */
-  const runJobsSent = new Map<string, number>();
-  const channel = channelFor(call, takeHeldAcks, runJobsSent);
+  const runJobsSent = new Map<string, SentRun>();
+  const channel = channelFor(call, takeHeldAcks, runJobsSent, () => {
+    heldAcks.push(...dueAcks.values());
+    dueAcks.clear();
+    sendHeldAcks();
+  });
   /**
-   * How long before now a run reported in a message that arrived at `arrived` started: what the worker measured
-   * when it sent the message, plus the time the message waited here; no earlier than this connection sent the
-   * run's RunJob, and 0 for a run it did not send (a resend after a reconnection: the start is then its arrival).
+   * When, relative to now, a run reported in a message that arrived at `arrived` started: `agoMs`, what the worker
+   * measured when it sent the message plus the time the message waited here, at most the time since this
+   * connection sent the run's RunJob; and `notBefore`, the job's assignment time, which the engine also holds the
+   * start to (its clock may not be this process's performance clock). For a run this connection did not send (a
+   * resend after a reconnection) nothing: the start is then the report's handling.
    */
-  const startedAgo = (jobId: string, epoch: number, reportedAgoMs: number, arrived: number): number => {
-    const sentAt = runJobsSent.get(runKey(jobId, epoch));
-    if (sentAt === undefined) return 0;
+  const startedAgo = (jobId: string, epoch: number, reportedAgoMs: number, arrived: number): { agoMs: number; notBefore?: number } => {
+    const sent = runJobsSent.get(runKey(jobId, epoch));
+    if (sent === undefined) return { agoMs: 0 };
     const now = performance.now();
-    return Math.round(Math.max(0, Math.min(reportedAgoMs + (now - arrived), now - sentAt)));
+    const agoMs = Math.round(Math.max(0, Math.min(reportedAgoMs + (now - arrived), now - sent.at)));
+    return sent.assignedAt === undefined ? { agoMs } : { agoMs, notBefore: sent.assignedAt };
   };
   /** Set by Register: this worker takes acks on RunJob (an older one does not). */
   let readsRunJobAcks = false;
@@ -156,7 +169,10 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
         return controller.heartbeat(workerId);
       case 'logBatch': {
         const { jobId, epoch, lines, started, startedAgoMs } = payload.value;
-        if (started) await controller.jobStarted(workerId, jobId, epoch, startedAgo(jobId, epoch, startedAgoMs, arrived));
+        if (started) {
+          const { agoMs, notBefore } = startedAgo(jobId, epoch, startedAgoMs, arrived);
+          await controller.jobStarted(workerId, jobId, epoch, agoMs, notBefore);
+        }
         const stored = await controller.appendLogBatch(workerId, jobId, epoch, logLineBatchFromWire(lines));
         if (stored !== undefined) ack(jobId, epoch, stored, false);
         return;
