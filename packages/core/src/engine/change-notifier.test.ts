@@ -82,6 +82,23 @@ describe('ChangeNotifier', () => {
     expect(await unsure).toBe('any');
   });
 
+  it('forgets a key once every waiter gave its registration back; one that still waits is woken', async () => {
+    const notifier = new ChangeNotifier();
+    const leaving = notifier.next('job');
+    const staying = notifier.next('job');
+    notifier.forget('job', leaving);
+    expect(notifier.waitedKeys).toBe(1);
+    notifier.notify('job', 'state');
+    expect(await staying).toBe('state');
+    expect(notifier.waitedKeys).toBe(0);
+    // Giving back a registration already woken does not touch a newer one.
+    const newer = notifier.next('job');
+    notifier.forget('job', staying);
+    expect(notifier.waitedKeys).toBe(1);
+    notifier.forget('job', newer);
+    expect(notifier.waitedKeys).toBe(0);
+  });
+
   it('notifyAll wakes every waiter at once', async () => {
     const notifier = new ChangeNotifier();
     const woken: string[] = [];
