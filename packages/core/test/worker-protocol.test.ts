@@ -1,6 +1,6 @@
 import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, createPlatform, MemoryStore, type AuditEvent, type Clock, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
+import { createClient, createPlatform, HodeiError, MemoryStore, type AuditEvent, type Clock, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
@@ -628,6 +628,21 @@ describe('worker protocol over real gRPC', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(platform.controller.notifier.waitedKeys).toBe(0);
     first.close();
+  });
+
+  it("names the job in a Run's error when waiting for its end failed after it was queued", async () => {
+    class UnreadableStore extends MemoryStore {
+      override async getJob(id: string): Promise<Job | undefined> {
+        const job = await super.getJob(id);
+        if (job?.spec.name === 'unreadable') throw new HodeiError('INTERNAL', 'memory store: getJob failed');
+        return job;
+      }
+    }
+    const { platform } = await start({ store: new UnreadableStore() });
+    const error = await platform.client.run({ name: 'unreadable', command: 'true' }).catch((caught: unknown) => caught);
+    const [queued] = await platform.client.list();
+    expect(queued?.spec.name).toBe('unreadable');
+    expect(error).toMatchObject({ code: 'INTERNAL', message: `job ${queued!.id} was queued, but waiting for its end failed: memory store: getJob failed` });
   });
 
   it('answers a Run request the server cannot queue with its error, by tag', async () => {
