@@ -860,9 +860,8 @@ export class PostgresStore implements Store {
   /**
    * Calls `listener` with a job's id when its state changes, whoever changed it (a trigger NOTIFYs on
    * `changedChannel`; a change made through this store is announced, with the job's new state, as soon as its
-   * statement returns),
-   * and with `undefined` each time the LISTEN connection is (re)established, since changes made while it was
-   * down were not heard. Shares the LISTEN connection of `onJobQueued`.
+   * statement returns), and with `undefined` each time the LISTEN connection is (re)established, since changes
+   * made while it was down were not heard. Shares the LISTEN connection of `onJobQueued`.
    */
   onJobChanged(listener: (jobId: string | undefined, state?: JobState) => void): () => void {
     this.checkOpen();
