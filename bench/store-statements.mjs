@@ -14,13 +14,13 @@
 // checkout's), each on a fresh schema of the same server, so a shared machine's load hits both alike.
 // Server CPU needs a local server on Linux (the throwaway embedded one, the default); otherwise it prints n/a.
 // Needs `npx turbo run build` first.
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { audit, noopJobs } from './store-jobs.mjs';
 
 /** User + system CPU milliseconds of process `pid` so far, or undefined when /proc cannot tell. */
 function processCpuMs(pid) {
@@ -31,10 +31,6 @@ function processCpuMs(pid) {
   } catch {
     return undefined;
   }
-}
-
-function audit(eventType, correlationId, details) {
-  return { eventType, correlationId, occurredAt: Date.now(), details };
 }
 
 /**
@@ -58,15 +54,7 @@ async function measure(url, module, schema, jobCount, concurrency) {
   try {
     await store.migrate();
     const [{ pid }] = (await store.pool.query('SELECT pg_backend_pid() AS pid')).rows;
-    const now = Date.now();
-    const jobs = Array.from({ length: jobCount }, (_, index) => ({
-      id: `j-${randomUUID()}`,
-      spec: { name: `noop-${index}`, command: 'true', args: [], env: {}, labels: {}, maxAttempts: 1, priority: 0 },
-      state: 'QUEUED',
-      attempt: 1,
-      epoch: 0,
-      createdAt: now + index,
-    }));
+    const jobs = noopJobs(jobCount);
     const phase = async (run) => {
       await admin.query('CHECKPOINT');
       const before = await counters(admin);

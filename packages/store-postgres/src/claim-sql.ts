@@ -1,4 +1,4 @@
-import { JOB_RETURNED_COLUMNS } from './batch-sql';
+import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
 
 /*
  * SQL of PostgresStore.claimJobs: the next queued jobs one worker can run, locked with FOR UPDATE SKIP LOCKED
@@ -26,7 +26,7 @@ export function claimJobsSql(schema: string, jobs: string, audit: string): strin
   FROM picked WHERE j.id = picked.id
   RETURNING ${returned.join(', ')}
 ), audited AS (
-  INSERT INTO ${audit} (event_type, correlation_id, occurred_at, details)
+  INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
   SELECT 'job.assigned', c.id, $4, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt)
   FROM claimed AS c
 )

@@ -1,4 +1,5 @@
 import type { LogLineBatch, NewLogLineBatch } from '@hodei/core';
+import { unnestArrays } from './batch-sql';
 
 // SQL and encoding of PostgresStore's batch log methods. Lines stay one row each in job_logs (the seed's
 // queries and `hodei job logs` read them); what changes is how a packed batch travels to and from PostgreSQL:
@@ -13,11 +14,11 @@ import type { LogLineBatch, NewLogLineBatch } from '@hodei/core';
  * batch's first (ms), $7 stream names; $8 every line's text followed by the separator $9 (a string no text
  * contains). Returns each existing job's id and new `log_count`; an unknown job's lines are not inserted.
  * Nothing is sorted: each line's seq and timestamp come from its position and offset. The first array sits
- * behind a sub-select so that the prepared statement keeps its generic plan (see `unnestArrays` in batch-sql.ts).
+ * behind a sub-select (`unnestArrays`) so that the prepared statement keeps its generic plan.
  */
 export function appendLogBatchesSql(jobs: string, logs: string): string {
   return `WITH batch AS (
-  SELECT * FROM unnest((SELECT $1::text[]), $2::integer[], $3::float8[], $4::integer[]) WITH ORDINALITY AS b(v_job, v_count, v_first_ms, v_start, v_batch)
+  SELECT * FROM ${unnestArrays(['$1::text[]', '$2::integer[]', '$3::float8[]', '$4::integer[]'])} WITH ORDINALITY AS b(v_job, v_count, v_first_ms, v_start, v_batch)
 ), bumped AS (
   UPDATE ${jobs} AS j SET log_count = j.log_count + b.v_count FROM batch b WHERE j.id = b.v_job
   RETURNING j.id, j.log_count, b.v_count, b.v_first_ms, b.v_start, b.v_batch

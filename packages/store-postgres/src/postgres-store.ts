@@ -472,14 +472,19 @@ export class PostgresStore implements Store {
   }
 
   async getJob(id: string): Promise<Job | undefined> {
-    const rows = await this.query('getJob', `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]);
-    return rows[0] && toJob(rows[0]);
+    const row = await this.jobRow('getJob', id);
+    return row && toJob(row);
   }
 
   /** The job and its `log_count` column (its last line's seq), from one row. */
   async getJobAndLogCount(id: string): Promise<JobAndLogCount | undefined> {
-    const rows = await this.query('getJobAndLogCount', `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]);
-    return rows[0] && { job: toJob(rows[0]), logCount: Number(rows[0].log_count) };
+    const row = await this.jobRow('getJobAndLogCount', id);
+    return row && { job: toJob(row), logCount: Number(row.log_count) };
+  }
+
+  /** The `jobs` row with this id, or undefined; `name` names the calling method in errors. */
+  private async jobRow(name: string, id: string): Promise<Row | undefined> {
+    return (await this.query(name, `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]))[0];
   }
 
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {

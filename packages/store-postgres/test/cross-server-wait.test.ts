@@ -2,6 +2,7 @@ import type { Job, Platform } from '@hodei/core';
 import { makeTestJob } from '@hodei/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changedChannel, createPostgresStore, type PostgresStore } from '../src';
+import { until } from './helpers';
 import { startTwoServers, type TwoServers } from './two-servers';
 
 /** Rejects when `promise` does not settle within `ms`: the test fails instead of hanging. */
@@ -11,11 +12,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves once `heard` holds `jobId` (polled every 10 ms). */
-async function untilHeard(heard: readonly string[], jobId: string): Promise<void> {
-  while (!heard.includes(jobId)) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 describe('wait() through one server on a job another server runs (one database)', () => {
@@ -94,24 +90,21 @@ describe('wait() through one server on a job another server runs (one database)'
     const offB = servers.storeB.onJobChanged((jobId) => jobId && heardB.push(jobId));
     try {
       // A NOTIFY sent before a LISTEN connection is up is not heard: wait for both.
-      const listening = async () => {
-        while (storeA.listenerConnections === 0 || servers.storeB.listenerConnections === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-      };
-      await within(listening(), 10_000, 'both LISTEN connections');
+      await until(() => (storeA.listenerConnections > 0 && servers.storeB.listenerConnections > 0) || undefined, 10_000, 'both LISTEN connections');
       const own = makeTestJob();
       await storeA.insertJob(own);
       await storeA.updateJob(own.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() });
       // Announced as the update returned, before its NOTIFY could be heard.
       expect(heardA.filter((id) => id === own.id)).toHaveLength(1);
       // B hears it through the NOTIFY, which reaches A's LISTEN connection too: A does not announce it again.
-      await within(untilHeard(heardB, own.id), 10_000, "server B's hearing of A's change");
+      await until(() => heardB.includes(own.id) || undefined, 10_000, "server B's hearing of A's change");
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(heardA.filter((id) => id === own.id)).toHaveLength(1);
 
       const other = makeTestJob();
       await servers.storeB.insertJob(other);
       await servers.storeB.updateJob(other.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() });
-      await within(untilHeard(heardA, other.id), 10_000, "server A's hearing of B's change");
+      await until(() => heardA.includes(other.id) || undefined, 10_000, "server A's hearing of B's change");
     } finally {
       offA();
       offB();

@@ -1,4 +1,5 @@
 import type { LogLine, LogLineBatch, LogStreamName } from '../ports/store';
+import { logLineBatchCount } from '../store/log-line-batch';
 
 /**
  * The lines of a stream of packed batches, one at a time, without an async step per line: a line of a batch
@@ -44,11 +45,11 @@ export class LineIterator implements AsyncGenerator<LogLine, void, undefined> {
   private use(batch: LogLineBatch | undefined): void {
     this.batch = batch;
     this.index = 0;
-    this.count = batch ? Math.min(batch.textLengths.length, batch.timestampDeltas.length) : 0;
+    // The wire mapping cut every array of the batch to one line count (`logLineBatchFromWire`).
+    this.count = batch ? logLineBatchCount(batch) : 0;
     this.offset = 0;
     this.timestamp = batch?.firstTimestamp ?? 0;
     this.stream = batch?.streams.length === 1 ? batch.streams[0] : undefined;
-    if (batch && this.stream === undefined) this.count = Math.min(this.count, batch.streams.length);
   }
 
   /** The next line of the current batch (there is one). */

@@ -56,3 +56,8 @@ export class HodeiError extends Error {
 export function invalidArgument(field: string, reason: string): HodeiError {
   return new HodeiError('INVALID_ARGUMENT', `${field}: ${reason}`, { field });
 }
+
+/** `error` if it is a HodeiError, else an INTERNAL one with its message (what reaches a client for an unexpected failure). */
+export function asHodeiError(error: unknown): HodeiError {
+  return HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', error instanceof Error ? error.message : String(error));
+}

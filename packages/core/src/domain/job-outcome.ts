@@ -45,3 +45,12 @@ export function finalJobPatch(report: FinishedReport, now: number): Partial<Job>
       };
   }
 }
+
+/**
+ * When a run started, by the engine's clock: `agoMs` before `now` (the worker measures that time and reports it with
+ * the start or the end), yet never before `notBefore` (the job's assignment: the assigning server's clock may run
+ * ahead of this one's) nor after `now`. Pure.
+ */
+export function startTime(now: number, agoMs: number, notBefore: number): number {
+  return Math.min(now, Math.max(notBefore, now - agoMs));
+}

@@ -92,13 +92,15 @@ export class ChangeNotifier {
  * One loop's use of a {@link ChangeNotifier} key: `arm()` before each read of what the key guards, `wait()` after
  * it, `release()` on every way out. Arming twice without a wait keeps one registration, and `release` gives back
  * a registration that will not be awaited, so a loop that ends (or reads again at once) leaves nothing behind.
+ * `wake()` is for whoever sees the loop's reason to stop (its client went away) while it may wait.
  */
 export class KeyWaiter {
   private taken: Promise<JobChange> | undefined;
+  private released = false;
 
   constructor(
     private readonly notifier: ChangeNotifier,
-    private readonly key: string,
+    readonly key: string,
   ) {}
 
   /** Registers for the key's next notification, unless registered already. */
@@ -114,9 +116,15 @@ export class KeyWaiter {
     return taken;
   }
 
-  /** Gives back a registration that will not be awaited. */
+  /** Gives back a registration that will not be awaited: the loop has ended. */
   release(): void {
     if (this.taken) this.notifier.forget(this.key, this.taken);
     this.taken = undefined;
+    this.released = true;
+  }
+
+  /** Wakes the loop (with the key's other waiters) unless it has ended, so that it looks again at why it waits. */
+  wake(): void {
+    if (!this.released) this.notifier.notify(this.key);
   }
 }

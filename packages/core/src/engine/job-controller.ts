@@ -1,5 +1,5 @@
 import { HodeiError } from '../domain/errors';
-import { finalJobPatch, type FinishedReport } from '../domain/job-outcome';
+import { finalJobPatch, startTime, type FinishedReport } from '../domain/job-outcome';
 import { isTerminalJobState, type FailureReason, type Job, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
 import { assertTransition } from '../domain/state-machine';
@@ -350,7 +350,7 @@ export class JobController {
    */
   async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<void> {
     const now = this.now();
-    const startedAt = Math.min(now, Math.max(notBefore ?? now, now - startedAgoMs));
+    const startedAt = startTime(now, startedAgoMs, notBefore ?? now);
     const job =
       (await this.store.updateJob(
         jobId,
@@ -464,11 +464,8 @@ export class JobController {
       });
       if (requeued) return true;
     }
-    // The run's start, by the server's clock: its end less the duration the worker measured.
-    // Never before its assignment, nor after its end (the assigning server's clock may run ahead of this one's).
-    const startedAt = startsNow
-      ? Math.min(patch.completedAt, Math.max(current.assignedAt ?? current.createdAt, patch.completedAt - Math.round(report.durationMs)))
-      : 0;
+    // The run's start: its end less the duration the worker measured.
+    const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.durationMs), current.assignedAt ?? current.createdAt) : 0;
     const job =
       (await this.store.updateJob(
         jobId,

@@ -108,6 +108,13 @@ export interface SchedulingPlan {
   spareCapacity: boolean;
 }
 
+/** How many of `workers` each provider has. */
+function workersByProvider(workers: readonly Worker[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const worker of workers) counts.set(worker.provider, (counts.get(worker.provider) ?? 0) + 1);
+  return counts;
+}
+
 /**
  * How many queued jobs, from the head of the queue, a pass can act on at most: one per free slot of the
  * available workers and of the workers being started, plus one per slot of every worker the providers may
@@ -116,12 +123,11 @@ export interface SchedulingPlan {
  */
 export function queueDemandBound(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): number {
   let slots = 0;
-  const liveByProvider = new Map<string, number>();
   for (const worker of snapshot.workers) {
-    liveByProvider.set(worker.provider, (liveByProvider.get(worker.provider) ?? 0) + 1);
     if (isAvailable(worker, snapshot.now, snapshot.heartbeatTimeoutMs)) slots += worker.capacity - worker.runningJobIds.length;
     else if (PENDING.has(worker.state)) slots += worker.capacity;
   }
+  const liveByProvider = workersByProvider(snapshot.workers);
   for (const provider of snapshot.providers) {
     slots += Math.max(0, provider.maxWorkers - (liveByProvider.get(provider.name) ?? 0)) * provider.workerCapacity;
   }
@@ -151,10 +157,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
   const pending = usable
     .filter((worker) => PENDING.has(worker.state))
     .map((worker) => ({ labels: worker.labels, free: worker.capacity }));
-  const liveByProvider = new Map<string, number>();
-  for (const worker of snapshot.workers) {
-    liveByProvider.set(worker.provider, (liveByProvider.get(worker.provider) ?? 0) + 1);
-  }
+  const liveByProvider = workersByProvider(snapshot.workers);
 
   const assigned = new Set<string>();
   for (const job of snapshot.queuedJobs) {

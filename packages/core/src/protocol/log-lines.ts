@@ -146,6 +146,12 @@ function readPackedVarints(reader: BinaryReader, type: 'uint32' | 'int32' | 'sin
   return values;
 }
 
+/** `values` followed by a packed run read from `reader` (a field may come in several runs; usually one, kept as read). */
+function withPackedVarints(values: number[], reader: BinaryReader, type: 'uint32' | 'int32' | 'sint32'): number[] {
+  const read = readPackedVarints(reader, type);
+  return values.length === 0 ? read : values.concat(read);
+}
+
 /**
  * Decodes a `LogLines` message as ts-proto's generated decoder does (same result, unpacked encodings and
  * unknown fields included), but reads each packed array into an array allocated once at its final size:
@@ -166,7 +172,7 @@ export function decodeLogLines(input: BinaryReader | Uint8Array, length?: number
         message.text = reader.string();
         continue;
       case (3 << 3) | WireType.LengthDelimited:
-        message.textLengths = message.textLengths.length === 0 ? readPackedVarints(reader, 'uint32') : message.textLengths.concat(readPackedVarints(reader, 'uint32'));
+        message.textLengths = withPackedVarints(message.textLengths, reader, 'uint32');
         continue;
       case (3 << 3) | WireType.Varint:
         message.textLengths.push(reader.uint32());
@@ -175,14 +181,13 @@ export function decodeLogLines(input: BinaryReader | Uint8Array, length?: number
         message.firstTimestampMs = reader.double();
         continue;
       case (5 << 3) | WireType.LengthDelimited:
-        message.timestampDeltasMs =
-          message.timestampDeltasMs.length === 0 ? readPackedVarints(reader, 'sint32') : message.timestampDeltasMs.concat(readPackedVarints(reader, 'sint32'));
+        message.timestampDeltasMs = withPackedVarints(message.timestampDeltasMs, reader, 'sint32');
         continue;
       case (5 << 3) | WireType.Varint:
         message.timestampDeltasMs.push(reader.sint32());
         continue;
       case (6 << 3) | WireType.LengthDelimited:
-        message.streams = message.streams.length === 0 ? readPackedVarints(reader, 'int32') : message.streams.concat(readPackedVarints(reader, 'int32'));
+        message.streams = withPackedVarints(message.streams, reader, 'int32');
         continue;
       case (6 << 3) | WireType.Varint:
         message.streams.push(reader.int32());

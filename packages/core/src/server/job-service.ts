@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { ServerDuplexStream, ServerWritableStream, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { isTerminalJobState, JOB_STATES, type Job, type JobState } from '../domain/job';
-import { HodeiError, invalidArgument } from '../domain/errors';
+import { asHodeiError, invalidArgument } from '../domain/errors';
 import { KeyWaiter, type JobChange } from '../engine/change-notifier';
 import type { JobController } from '../engine/job-controller';
 import type { Store } from '../ports/store';
@@ -63,19 +63,18 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
 }
 
 /**
- * Resolves with the job once it is terminal, or with undefined once `gone()` says the client went away (whoever
- * sees it go wakes the job's waiters: `controller.notifier.notify(id)`). Reads the job only after a change
- * that may be its end (not for new lines, nor for a state that is not terminal). It waits on nothing else than
- * the notifier, so a long wait keeps nothing per wake-up, and leaves nothing registered when it returns.
+ * Resolves with the job `waiter` is for once it is terminal, or with undefined once `gone()` says the client
+ * went away (whoever sees it go calls `waiter.wake()`). Reads the job only after a change that may be its end
+ * (not for new lines, nor for a state that is not terminal). It waits on nothing else than the notifier, so a
+ * long wait keeps nothing per wake-up, and releases the waiter when it returns.
  */
-async function untilTerminal(controller: JobController, id: string, gone: () => boolean): Promise<Job | undefined> {
-  const waiter = new KeyWaiter(controller.notifier, id);
+async function untilTerminal(controller: JobController, waiter: KeyWaiter, gone: () => boolean): Promise<Job | undefined> {
   try {
     let change: JobChange = 'any';
     while (!gone()) {
       waiter.arm();
       if (change === 'any') {
-        const job = await controller.getJob(id);
+        const job = await controller.getJob(waiter.key);
         if (isTerminalJobState(job.state)) return job;
       }
       change = await waiter.wait();
@@ -87,23 +86,18 @@ async function untilTerminal(controller: JobController, id: string, gone: () => 
 }
 
 /**
- * Wakes the waiters of job `id` when the call goes away while `waiting()` (its loop then sees the call
- * cancelled and ends); a call that ended on its own wakes nobody.
+ * A waiter for job `id` that `closed` (the call going away: see `whenClosed`) wakes, so that its loop sees the
+ * call cancelled and ends; once the loop has released it, the call's end wakes nobody.
  */
-function wakeOnClose(
-  controller: JobController,
-  call: ServerWritableStream<unknown, unknown> | ServerUnaryCall<unknown, unknown>,
-  id: string,
-  waiting: () => boolean,
-): void {
-  void whenClosed(call).then(() => {
-    if (waiting()) controller.notifier.notify(id);
-  });
+function callWaiter(controller: JobController, closed: Promise<void>, id: string): KeyWaiter {
+  const waiter = new KeyWaiter(controller.notifier, id);
+  void closed.then(() => waiter.wake());
+  return waiter;
 }
 
 /** The error part of a RunReply. */
 function runError(error: unknown): wire.RunError {
-  const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', error instanceof Error ? error.message : String(error));
+  const hodei = asHodeiError(error);
   return { code: hodei.code, message: hodei.message, field: hodei.field ?? '' };
 }
 
@@ -114,12 +108,12 @@ function runError(error: unknown): wire.RunError {
  */
 function runStream(controller: JobController, call: ServerDuplexStream<wire.RunRequest, wire.RunReply>): void {
   let over = false;
-  /** The jobs this stream waits on. */
-  const waiting = new Set<string>();
+  /** The runs' waiters on their jobs. */
+  const waiters = new Set<KeyWaiter>();
   const finish = () => {
     if (over) return;
     over = true;
-    for (const jobId of waiting) controller.notifier.notify(jobId);
+    for (const waiter of waiters) waiter.wake();
     if (!call.writableEnded && !call.destroyed) call.end();
   };
   const reply = (message: wire.RunReply) => {
@@ -132,12 +126,13 @@ function runStream(controller: JobController, call: ServerDuplexStream<wire.RunR
       try {
         const job = await controller.queue(specInputFromWire(request.spec));
         jobId = job.id;
-        waiting.add(jobId);
+        const waiter = new KeyWaiter(controller.notifier, jobId);
+        waiters.add(waiter);
         try {
-          const done = await untilTerminal(controller, jobId, () => over || call.cancelled);
+          const done = await untilTerminal(controller, waiter, () => over || call.cancelled);
           if (done) reply({ tag, job: jobToWire(done), error: undefined, jobId: '' });
         } finally {
-          waiting.delete(jobId);
+          waiters.delete(waiter);
         }
       } catch (error) {
         // After the job was queued (the store failed while waiting): its id, so the client need not queue it again.
@@ -168,9 +163,7 @@ export function createJobService(controller: JobController): wire.JobServiceServ
     watch: streaming(async (call: ServerWritableStream<wire.GetRequest, wire.Job>) => {
       const id = call.request.id;
       // The loop waits on the notifier alone (a long Watch keeps nothing per wake-up): a closed call wakes it.
-      const waiter = new KeyWaiter(controller.notifier, id);
-      let done = false;
-      wakeOnClose(controller, call, id, () => !done);
+      const waiter = callWaiter(controller, whenClosed(call), id);
       try {
         let last = '';
         let change: JobChange = 'any';
@@ -189,21 +182,16 @@ export function createJobService(controller: JobController): wire.JobServiceServ
           change = await waiter.wait();
         }
       } finally {
-        done = true;
         waiter.release();
       }
     }),
 
     wait: (call: ServerUnaryCall<wire.GetRequest, wire.Job>, callback: sendUnaryData<wire.Job>) => {
       const id = call.request.id;
-      let done = false;
-      wakeOnClose(controller, call, id, () => !done);
-      untilTerminal(controller, id, () => call.cancelled)
-        .finally(() => (done = true))
-        .then(
-          (job) => job && callback(null, jobToWire(job)),
-          (error: unknown) => callback(toServiceError(error)),
-        );
+      untilTerminal(controller, callWaiter(controller, whenClosed(call), id), () => call.cancelled).then(
+        (job) => job && callback(null, jobToWire(job)),
+        (error: unknown) => callback(toServiceError(error)),
+      );
     },
 
     run: (call: ServerDuplexStream<wire.RunRequest, wire.RunReply>) => runStream(controller, call),
@@ -213,9 +201,7 @@ export function createJobService(controller: JobController): wire.JobServiceServ
       if (call.request.fromSeq < 0) throw invalidArgument('fromSeq', 'must not be negative');
       await controller.getJob(id);
       const closed = whenClosed(call);
-      const waiter = new KeyWaiter(controller.notifier, id);
-      let done = false;
-      wakeOnClose(controller, call, id, () => !done);
+      const waiter = callWaiter(controller, closed, id);
       try {
         let next = Math.max(1, call.request.fromSeq);
         while (!call.cancelled) {
@@ -239,7 +225,6 @@ export function createJobService(controller: JobController): wire.JobServiceServ
           await waiter.wait();
         }
       } finally {
-        done = true;
         waiter.release();
       }
     }),

@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { HodeiError, type HodeiErrorCode } from '../domain/errors';
+import { asHodeiError, HodeiError, type HodeiErrorCode } from '../domain/errors';
 
 const TO_STATUS: Record<HodeiErrorCode, status> = {
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
@@ -28,9 +28,7 @@ const FROM_STATUS: Partial<Record<status, HodeiErrorCode>> = {
 
 /** Turns any thrown value into a gRPC error carrying the Hodei code and field in metadata. */
 export function toServiceError(error: unknown): Partial<ServiceError> {
-  const hodei = HodeiError.isInstance(error)
-    ? error
-    : new HodeiError('INTERNAL', error instanceof Error ? error.message : String(error));
+  const hodei = asHodeiError(error);
   const metadata = new Metadata();
   metadata.set('hodei-code', hodei.code);
   if (hodei.field) metadata.set('hodei-field', hodei.field);

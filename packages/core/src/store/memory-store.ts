@@ -148,6 +148,12 @@ export class MemoryStore implements Store {
     if (!job) return undefined;
     if (guard.states && !guard.states.includes(job.state)) return undefined;
     if (guard.epoch !== undefined && guard.epoch !== job.epoch) return undefined;
+    this.applyPatch(job, patch, auditEvents(audit));
+    return copyJob(job);
+  }
+
+  /** Applies `patch` to the stored job (an undefined value deletes the field) with its audit events, and announces a state change. */
+  private applyPatch(job: Job, patch: Partial<Job>, events: readonly AuditEvent[]): void {
     const stateBefore = job.state;
     Object.assign(job, patch);
     if (patch.spec) job.spec = copySpec(patch.spec);
@@ -155,9 +161,8 @@ export class MemoryStore implements Store {
       if (value === undefined) delete (job as unknown as Record<string, unknown>)[key];
     }
     this.track(job);
-    for (const event of auditEvents(audit)) this.recordAudit(event);
-    if (job.state !== stateBefore) this.jobChanged(id, job.state);
-    return copyJob(job);
+    for (const event of events) this.recordAudit(event);
+    if (job.state !== stateBefore) this.jobChanged(job.id, job.state);
   }
 
   /** Keeps the QUEUED and ASSIGNED id sets in step with a job's state. */
@@ -185,19 +190,10 @@ export class MemoryStore implements Store {
     // A retried claim (same worker and time) gets the jobs its first attempt took, and no more.
     for (const job of claimed.length > 0 ? [] : candidates) {
       if (claimed.length >= claim.limit) break;
-      job.state = 'ASSIGNED';
-      job.workerId = claim.workerId;
-      job.epoch += 1;
-      job.assignedAt = claim.now;
-      delete job.notBefore;
-      this.track(job);
-      this.recordAudit({
-        eventType: 'job.assigned',
-        correlationId: job.id,
-        occurredAt: claim.now,
-        details: { workerId: claim.workerId, epoch: job.epoch, attempt: job.attempt },
-      });
-      this.jobChanged(job.id, job.state);
+      const epoch = job.epoch + 1;
+      this.applyPatch(job, { state: 'ASSIGNED', workerId: claim.workerId, epoch, assignedAt: claim.now, notBefore: undefined }, [
+        { eventType: 'job.assigned', correlationId: job.id, occurredAt: claim.now, details: { workerId: claim.workerId, epoch, attempt: job.attempt } },
+      ]);
       claimed.push(job);
     }
     return claimed.sort(queueOrder).map(copyJob);
