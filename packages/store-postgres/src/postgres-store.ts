@@ -747,8 +747,9 @@ export class PostgresStore implements Store {
     const batch = row && logBatchFromRow(row);
     if (!batch) return [];
     if (Number(row.last_seq) - batch.firstSeq + 1 === batch.textLengths.length) return [batch];
-    // Seqs with a gap (not made by this store) cannot share a batch: pack each consecutive run.
-    return consecutiveBatches(await this.readLogs(jobId, fromSeq, maxLines));
+    // Seqs with a gap (not made by this store) cannot share a batch: pack each consecutive run of the page's
+    // lines (no more than the page held, so no more text than its cap allows).
+    return consecutiveBatches(await this.readLogs(jobId, fromSeq, batch.textLengths.length));
   }
 
   // ---- tokens ----------------------------------------------------------------------------------

@@ -61,4 +61,21 @@ describe('readLogBatches pages of long lines', () => {
     const [rest] = await store.readLogBatches(job.id, 2, 100);
     expect(rest!.text).toBe('after');
   }, 60_000);
+
+  it('keeps a page whose seqs have a gap (lines not written by the store) within the cap', async () => {
+    const job = makeTestJob();
+    await store.insertJob(job);
+    // Three lines of 3 MiB at seqs 1, 3 and 4, written straight into the table: the capped page holds 1 and 3.
+    const long = (letter: string) => letter.repeat(3 * 1024 * 1024);
+    await store.pool.query(
+      `INSERT INTO log_pages.job_logs (job_id, seq, ts, stream, text) VALUES ($1, 1, now(), 'stdout', $2), ($1, 3, now(), 'stdout', $3), ($1, 4, now(), 'stdout', $4)`,
+      [job.id, long('a'), long('b'), long('c')],
+    );
+    const page = await store.readLogBatches(job.id, 1, 100);
+    expect(page.reduce((chars, batch) => chars + batch.text.length, 0)).toBeLessThanOrEqual(READ_PAGE_MAX_CHARS);
+    expect(page.map((batch) => [batch.firstSeq, batch.textLengths.length])).toEqual([
+      [1, 1],
+      [3, 1],
+    ]);
+  }, 60_000);
 });
