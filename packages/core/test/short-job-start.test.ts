@@ -46,6 +46,18 @@ describe('a short job whose start travels with its result (jobFinished with star
     expect(done.startedAt!).toBeLessThanOrEqual(done.completedAt!);
   });
 
+  it('never dates the start after the end, when the end is recorded before the assignment (a clock that stepped back)', async () => {
+    const clock = { now: 2_500_000 };
+    const { store, runs, controller: engineUnderTest } = await engine(clock);
+    const queued = await engineUnderTest.queue({ name: 'short', command: 'true' });
+    const run = await until(() => runs[0]);
+    clock.now -= 50;
+    await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(0, 1), 0, true);
+    const done = (await store.getJob(queued.id))!;
+    expect(done.completedAt).toBe(2_499_950);
+    expect(done.startedAt).toBe(done.completedAt);
+  });
+
   it('a result that re-queues for a retried exit code still records the start first', async () => {
     const clock = { now: 3_000_000 };
     const { store, runs, controller: engineUnderTest } = await engine(clock);

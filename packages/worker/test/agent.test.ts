@@ -166,8 +166,10 @@ describe('worker agent', () => {
     const { connection } = await setup();
     runJob(connection, 'job-s', spec({ command: 'sleep 0.5; echo late' }), 7, 12);
     await connection.until(() => connection.starts('job-s').length === 1, 5_000, 'the start');
-    // Sent 5 ms after the spawn, it says so: the server records the start that much earlier.
-    expect(connection.starts('job-s')[0]!.startedAgoMs).toBeGreaterThanOrEqual(4);
+    // Sent 5 ms after the spawn, it says so (the server records the start that much earlier), with the header.
+    const start = connection.starts('job-s')[0]!;
+    expect(start.startedAgoMs).toBeGreaterThanOrEqual(4);
+    expect(unpackLogLines(start.lines!).map((entry) => entry.text)).toEqual(['$ sleep 0.5; echo late']);
     await connection.until(() => finished(connection, 'job-s') !== undefined, 5_000, 'JobFinished');
     const entries = connection.logs('job-s');
     expect(entries.map((entry) => entry.seq)).toEqual([12, 13]);

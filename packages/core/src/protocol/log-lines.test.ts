@@ -17,6 +17,8 @@ describe('LogLines decoding', () => {
   it('decodes what the generated encoder wrote, alone and inside a message that holds one', () => {
     expect(decodeLogLines(LogLines.encode(batch).finish())).toEqual(batch);
     expect(LogChunk.decode(LogChunk.encode({ lines: batch }).finish())).toEqual({ lines: batch });
+    // The messages that hold a LogLines (LogChunk, LogBatch, JobFinished) decode it with this decoder.
+    expect(LogLines.decode).toBe(decodeLogLines);
     expect(decodeLogLines(LogLines.encode({ ...batch, textLengths: [], timestampDeltasMs: [], streams: [] }).finish())).toMatchObject({ textLengths: [] });
   });
 
