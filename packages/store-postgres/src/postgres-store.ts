@@ -3,6 +3,7 @@ import pg from 'pg';
 import {
   HodeiError,
   packLogLineBatch,
+  toAuditEventList,
   type AuditEvent,
   type Job,
   type JobState,
@@ -513,8 +514,7 @@ export class PostgresStore implements Store {
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    const events = audit === undefined ? [] : Array.isArray(audit) ? (audit as readonly AuditEvent[]) : [audit as AuditEvent];
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: events.map(encodeAudit) });
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: toAuditEventList(audit).map(encodeAudit) });
   }
 
   /**
