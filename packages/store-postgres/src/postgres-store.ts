@@ -802,12 +802,7 @@ export class PostgresStore implements Store {
     await this.query(
       'appendAudit',
       this.cachedSql('audit', () => appendAuditsSql(this.t.audit)),
-      [
-        events.map((event) => event.eventType),
-        events.map((event) => event.correlationId),
-        events.map((event) => event.occurredAt),
-        events.map((event) => event.details),
-      ],
+      auditArrays(events),
       true,
     );
     return events.map(() => undefined);
