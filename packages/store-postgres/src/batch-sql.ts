@@ -160,23 +160,24 @@ export function shapeKey(shape: JobUpdateShape): string {
  * NOTIFY channel when `notify`.
  */
 export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
-  const params = [arrayParam(1, 'text')];
-  const names = ['v_id'];
+  const params: string[] = [];
+  const names: string[] = [];
+  /** Adds an array to the unnested rows `u`: the next parameter, of `type`, as column `name`. */
+  const unnestedArray = (type: string, name: string) => {
+    params.push(arrayParam(params.length + 1, type));
+    names.push(name);
+  };
+  unnestedArray('text', 'v_id');
   const where = ['j.id = u.v_id'];
   if (shape.guardStates) {
-    params.push(arrayParam(params.length + 1, 'text'));
-    names.push('g_states');
+    unnestedArray('text', 'g_states');
     where.push('j.state = ANY(u.g_states::text[])');
   }
   if (shape.guardEpoch) {
-    params.push(arrayParam(params.length + 1, 'integer'));
-    names.push('g_epoch');
+    unnestedArray('integer', 'g_epoch');
     where.push('j.epoch = u.g_epoch');
   }
-  for (const column of shape.columns) {
-    params.push(arrayParam(params.length + 1, columnType(column)));
-    names.push(`v_${column}`);
-  }
+  for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
   const auditFrom = params.length + 1;
   if (shape.audit) params.push(...auditParams(auditFrom, true));
