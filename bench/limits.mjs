@@ -1,6 +1,10 @@
 // The physical limits a benchmark compares against, measured in the same run on the same machine.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { percentile } from './lib/stats.mjs';
+
+// Still exported here, where scripts took it from before it moved to lib/stats.mjs.
+export { percentile };
 
 function run(command, args) {
   return new Promise((resolve, reject) => {
@@ -39,9 +43,4 @@ export async function nodeStartMs(samples) {
     times.push(performance.now() - started);
   }
   return percentile(times, 50);
-}
-
-export function percentile(values, p) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }

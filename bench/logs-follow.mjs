@@ -5,14 +5,14 @@
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { followSeq } from './follow-seq.mjs';
+import { numberArgument } from './lib/script.mjs';
+import { warmUp } from './lib/warm-up.mjs';
 import { workerProfiling } from './worker-profiling.mjs';
 
-const at = process.argv.indexOf('--lines');
-const total = at >= 0 ? Number(process.argv[at + 1]) : 2_000_000;
+const total = numberArgument('--lines', 2_000_000);
 const platform = await createPlatform({ providers: [new ProcessProvider({ maxWorkers: 1, ...workerProfiling() })] });
 try {
-  const warm = await platform.client.queue({ name: 'warm', command: 'sleep 0.3' });
-  await platform.client.wait(warm.id);
+  await warmUp(platform, 1);
   const { ms, firstLineMs, lost, cpuMicros } = await followSeq(platform.client, total);
   const round = Math.round;
   console.log(JSON.stringify({ ms: round(ms), firstLineMs: round(firstLineMs), linesPerSec: round((total / ms) * 1000), lost, cpuMs: round(cpuMicros / 1000) }));

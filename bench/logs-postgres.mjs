@@ -5,16 +5,14 @@
 // one object per line for `appendLogs` and reads through `readLogs` (what PostgresStore had before).
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
-import { createPostgresStore } from '@hodei/store-postgres';
-import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { followSeq } from './follow-seq.mjs';
+import { withPostgresStore } from './lib/postgres-store.mjs';
+import { numberArgument } from './lib/script.mjs';
+import { median } from './lib/stats.mjs';
+import { warmUp } from './lib/warm-up.mjs';
 
-const argument = (name, fallback) => {
-  const at = process.argv.indexOf(name);
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-};
-const total = argument('--lines', 500_000);
-const rounds = argument('--rounds', 3);
+const total = numberArgument('--lines', 500_000);
+const rounds = numberArgument('--rounds', 3);
 const round = (value, digits = 0) => Number(value.toFixed(digits));
 
 /** The store without its batch log methods: the engine falls back to the per-line ones. */
@@ -27,8 +25,7 @@ function perLine(store) {
 async function follow(store) {
   const platform = await createPlatform({ store, providers: [new ProcessProvider({ maxWorkers: 1 })] });
   try {
-    const warm = await platform.client.queue({ name: 'warm', command: 'sleep 0.3' });
-    await platform.client.wait(warm.id);
+    await warmUp(platform, 1);
     const { jobId, ms, lost, cpuMicros } = await followSeq(platform.client, total);
     // A second reader of the finished job: the read path alone.
     const readStarted = performance.now();
@@ -46,22 +43,14 @@ async function follow(store) {
   }
 }
 
-const database = await startDatabase();
-try {
-  const store = createPostgresStore({ connectionString: database.url });
-  try {
-    const results = { batch: [], perLine: [] };
-    for (let index = 0; index < rounds; index++) {
-      results.perLine.push(await follow(perLine(store)));
-      results.batch.push(await follow(store));
-      console.log(JSON.stringify({ round: index + 1, perLine: results.perLine.at(-1), batch: results.batch.at(-1) }));
-    }
-    const median = (rows, key) => rows.map((row) => row[key]).sort((a, b) => a - b)[Math.floor(rows.length / 2)];
-    const summary = (rows) => Object.fromEntries(Object.keys(rows[0]).map((key) => [key, key === 'lost' ? rows.reduce((sum, row) => sum + row.lost, 0) : median(rows, key)]));
-    console.log(JSON.stringify({ lines: total, rounds, median: { perLine: summary(results.perLine), batch: summary(results.batch) } }));
-  } finally {
-    await store.close();
+await withPostgresStore(async (store) => {
+  const results = { batch: [], perLine: [] };
+  for (let index = 0; index < rounds; index++) {
+    results.perLine.push(await follow(perLine(store)));
+    results.batch.push(await follow(store));
+    console.log(JSON.stringify({ round: index + 1, perLine: results.perLine.at(-1), batch: results.batch.at(-1) }));
   }
-} finally {
-  await database.stop();
-}
+  const summary = (rows) =>
+    Object.fromEntries(Object.keys(rows[0]).map((key) => [key, key === 'lost' ? rows.reduce((sum, row) => sum + row.lost, 0) : median(rows.map((row) => row[key]))]));
+  console.log(JSON.stringify({ lines: total, rounds, median: { perLine: summary(results.perLine), batch: summary(results.batch) } }));
+});

@@ -5,18 +5,13 @@
 // Needs a built tree (npx turbo run build) and a Docker engine with the image (npm run docker:image).
 // bench/run.mjs calls dockerProvision() for the `provision.docker` fields when an engine is reachable.
 import { execFileSync } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
 import { DockerProvider } from '@hodei/provider-docker';
-
-const median = (samples) => {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
+import { isMainModule } from './lib/script.mjs';
+import { median } from './lib/stats.mjs';
 
 /** Provision-to-READY of one worker: from the engine asking the provider to the worker's registration. */
 async function provisionToReady(makeProvider) {
@@ -76,7 +71,7 @@ function defaultImage() {
   return process.env.HODEI_DOCKER_IMAGE || 'hodei-worker:local';
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMainModule(import.meta.url)) {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, image: { type: 'string', default: defaultImage() } } });
   const runs = Number(values.runs);
   const log = console.log;

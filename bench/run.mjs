@@ -3,11 +3,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createPlatform } from '@hodei/core';
 import { ProcessProvider } from '@hodei/provider-process';
-import { createPostgresStore } from '@hodei/store-postgres';
-import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { noopJobsPerSec } from './dispatch-load.mjs';
 import { followSeq } from './follow-seq.mjs';
-import { nodeStartMs, percentile, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
+import { withPostgresStore } from './lib/postgres-store.mjs';
+import { percentile } from './lib/stats.mjs';
+import { warmUp } from './lib/warm-up.mjs';
+import { nodeStartMs, rawPipeLinesPerSec, rawSpawnsPerSec } from './limits.mjs';
 import { dockerImageAvailable, dockerProvision } from './provision-docker.mjs';
 import { runStoreBench } from './store.mjs';
 
@@ -26,17 +27,12 @@ async function withPlatform(options, use) {
   }
 }
 
-async function warm(platform, workers) {
-  const jobs = await Promise.all(Array.from({ length: workers }, () => platform.client.queue({ name: 'warm', command: 'sleep 0.3' })));
-  await Promise.all(jobs.map((job) => platform.client.wait(job.id)));
-}
-
 async function dispatch() {
   const count = quick ? 400 : 2_000;
   const lanes = 2;
   const rawPerSec = await rawSpawnsPerSec(count, lanes);
   const jobsPerSec = await withPlatform({ provider: { maxWorkers: lanes } }, async (platform) => {
-    await warm(platform, lanes);
+    await warmUp(platform, lanes);
     return noopJobsPerSec(platform.client, count, lanes);
   });
   return { jobsPerSec: round(jobsPerSec), rawPerSec: round(rawPerSec), ratio: round(jobsPerSec / rawPerSec) };
@@ -45,7 +41,7 @@ async function dispatch() {
 /** Queue-to-start delays (server clock) of `samples` no-op jobs on one warm idle worker. */
 async function queueToStart(platformOptions, samples) {
   return withPlatform({ provider: { maxWorkers: 1 }, platform: platformOptions }, async (platform) => {
-    await warm(platform, 1);
+    await warmUp(platform, 1);
     const delays = [];
     for (let index = 0; index < samples; index++) {
       const job = await platform.client.queue({ name: 'noop', command: 'true' });
@@ -59,17 +55,7 @@ async function queueToStart(platformOptions, samples) {
 async function latency() {
   const samples = quick ? 200 : 1_000;
   const memoryStore = await queueToStart({}, samples);
-  const database = await startDatabase();
-  try {
-    const store = createPostgresStore({ connectionString: database.url });
-    try {
-      return { memory: memoryStore, postgres: await queueToStart({ store }, samples) };
-    } finally {
-      await store.close();
-    }
-  } finally {
-    await database.stop();
-  }
+  return { memory: memoryStore, postgres: await withPostgresStore((store) => queueToStart({ store }, samples)) };
 }
 
 async function logs() {
@@ -79,7 +65,7 @@ async function logs() {
   const command = `seq 1 ${total}`;
   const raw = await rawPipeLinesPerSec(command);
   return withPlatform({ provider: { maxWorkers: 1 } }, async (platform) => {
-    await warm(platform, 1);
+    await warmUp(platform, 1);
     const { ms, lost, cpuMicros } = await followSeq(platform.client, total);
     const linesPerSec = total / (ms / 1000);
     // CPU of this process (server, store and client; not the worker) per million lines: steadier than the
@@ -138,7 +124,7 @@ async function memory() {
   const queued = 10_000;
   const workers = quick ? 20 : 50;
   return withPlatform({ provider: { maxWorkers: workers } }, async (platform) => {
-    await warm(platform, workers);
+    await warmUp(platform, workers);
     for (let index = 0; index < queued; index += 500) {
       await Promise.all(
         Array.from({ length: 500 }, () => platform.client.queue({ name: 'parked', command: 'true', labels: { parked: 'yes' } })),

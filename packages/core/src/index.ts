@@ -28,6 +28,7 @@ export type { EngineObserver } from './ports/observer';
 export { systemClock, type Clock } from './ports/clock';
 export { MemoryStore } from './store/memory-store';
 export { packLogLineBatch, unpackLogLineBatch, sliceLogLineBatch, logLineBatchCount } from './store/log-line-batch';
+export { toAuditEventList } from './store/audit-event-list';
 export { decide, isAvailable, labelsMatch, type Decision, type SchedulerSnapshot, type ProviderSlot } from './engine/scheduler';
 export { WorkerRegistry, type WorkerRegistryOptions, type Credentials } from './engine/worker-registry';
 export { JobController, type JobControllerOptions } from './engine/job-controller';

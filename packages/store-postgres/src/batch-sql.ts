@@ -63,13 +63,49 @@ function unnested(alias: string, column: string): string {
   return columnType(column) === 'jsonb' ? `${alias}.v_${column}::jsonb` : `${alias}.v_${column}`;
 }
 
-/** The four audit arrays a batch may carry (types, correlation ids, times, details as JSON text), from `$first`. */
-function auditParams(first: number): string[] {
-  return [`$${first}::text[]`, `$${first + 1}::text[]`, `$${first + 2}::timestamptz[]`, `$${first + 3}::text[]`];
-}
-
 /** The columns an audit insert writes, in the order the batched statements give them. */
 export const AUDIT_INSERT_COLUMNS = '(event_type, correlation_id, occurred_at, details)';
+
+/** Which of a batch's audit rows {@link insertAuditsSql} writes. */
+type AuditRows =
+  /** Every row. */
+  | 'all'
+  /** The rows with an event type (a null type marks a batch row without an event). */
+  | 'typed'
+  /** The rows whose job id (an extra first array) is among the ids of the CTE named `updatedIn`. */
+  | { updatedIn: string };
+
+/**
+ * The audit arrays of a batch, from `$first`: the job each event goes with when `withJobs`, then the four
+ * audit fields (types, correlation ids, times, details as JSON text).
+ */
+function auditParams(first: number, withJobs: boolean): string[] {
+  const types = [...(withJobs ? ['text'] : []), 'text', 'text', 'timestamptz', 'text'];
+  return types.map((type, index) => `$${first + index}::${type}[]`);
+}
+
+/**
+ * Inserts a batch's audit events into `table` in array order, from the arrays of {@link auditParams} starting
+ * at `$first` (with the job ids first when `rows` is `{ updatedIn }`), only the rows `rows` says. Every
+ * batched statement that writes audit events (job inserts, job updates, `appendAudit`) writes them with this.
+ */
+function insertAuditsSql(table: string, first: number, rows: AuditRows): string {
+  const forJobs = typeof rows === 'object';
+  const names = [...(forJobs ? ['v_job'] : []), 'v_type', 'v_correlation', 'v_at', 'v_details', 'v_ord'];
+  return [
+    `INSERT INTO ${table} ${AUDIT_INSERT_COLUMNS}`,
+    'SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb',
+    `FROM ${unnestArrays(auditParams(first, forJobs))} WITH ORDINALITY AS a(${names.join(', ')})`,
+    ...(rows === 'typed' ? ['WHERE a.v_type IS NOT NULL'] : []),
+    ...(forJobs ? [`JOIN ${rows.updatedIn} ON ${rows.updatedIn}.id = a.v_job`] : []),
+    'ORDER BY a.v_ord',
+  ].join('\n');
+}
+
+/** `sql` as the body of a CTE: each line indented by two spaces. */
+function cteBody(sql: string): string {
+  return `  ${sql.replaceAll('\n', '\n  ')}`;
+}
 
 /**
  * Inserts one row per array index. Parameters: `$1` ids, then one array per column of `columns` (in that
@@ -87,11 +123,7 @@ export function insertJobsSql(table: string, columns: readonly string[], audit: 
   ORDER BY r.v_ord
   RETURNING state
 ), audited AS (
-  INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
-  SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
-  FROM ${unnestArrays(auditParams(columns.length + 3))} WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
-  WHERE a.v_type IS NOT NULL
-  ORDER BY a.v_ord
+${cteBody(insertAuditsSql(audit, columns.length + 3, 'typed'))}
 )
 SELECT pg_notify($${columns.length + 2}, '') WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'QUEUED')`;
 }
@@ -128,26 +160,27 @@ export function shapeKey(shape: JobUpdateShape): string {
  * NOTIFY channel when `notify`.
  */
 export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
-  const params = [arrayParam(1, 'text')];
-  const names = ['v_id'];
+  const params: string[] = [];
+  const names: string[] = [];
+  /** Adds an array to the unnested rows `u`: the next parameter, of `type`, as column `name`. */
+  const unnestedArray = (type: string, name: string) => {
+    params.push(arrayParam(params.length + 1, type));
+    names.push(name);
+  };
+  unnestedArray('text', 'v_id');
   const where = ['j.id = u.v_id'];
   if (shape.guardStates) {
-    params.push(arrayParam(params.length + 1, 'text'));
-    names.push('g_states');
+    unnestedArray('text', 'g_states');
     where.push('j.state = ANY(u.g_states::text[])');
   }
   if (shape.guardEpoch) {
-    params.push(arrayParam(params.length + 1, 'integer'));
-    names.push('g_epoch');
+    unnestedArray('integer', 'g_epoch');
     where.push('j.epoch = u.g_epoch');
   }
-  for (const column of shape.columns) {
-    params.push(arrayParam(params.length + 1, columnType(column)));
-    names.push(`v_${column}`);
-  }
+  for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
   const auditFrom = params.length + 1;
-  if (shape.audit) params.push(arrayParam(auditFrom, 'text'), ...auditParams(auditFrom + 1));
+  if (shape.audit) params.push(...auditParams(auditFrom, true));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
   if (sets.length === 0) sets.push('state = j.state');
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
@@ -157,11 +190,7 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   if (!shape.notify && !shape.audit) return update;
   const audited = shape.audit
     ? `, audited AS (
-  INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
-  SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
-  FROM ${unnestArrays(params.slice(auditFrom - 1))} WITH ORDINALITY AS a(v_job, v_type, v_correlation, v_at, v_details, v_ord)
-  JOIN updated ON updated.id = a.v_job
-  ORDER BY a.v_ord
+${cteBody(insertAuditsSql(audit, auditFrom, { updatedIn: 'updated' }))}
 )`
     : '';
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
@@ -176,10 +205,7 @@ export function textArrayLiteral(values: readonly string[]): string {
 
 /** Inserts audit events in array order. Parameters: event types, correlation ids, times, details (JSON text or null). */
 export function appendAuditsSql(table: string): string {
-  return `INSERT INTO ${table} ${AUDIT_INSERT_COLUMNS}
-SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb
-FROM ${unnestArrays(auditParams(1))} WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)
-ORDER BY a.v_ord`;
+  return insertAuditsSql(table, 1, 'all');
 }
 
 /** A prepared-statement name for `sql`: stable and distinct per text (schemas differ in the text). */

@@ -3,6 +3,7 @@ import pg from 'pg';
 import {
   HodeiError,
   packLogLineBatch,
+  toAuditEventList,
   type AuditEvent,
   type Job,
   type JobState,
@@ -513,8 +514,7 @@ export class PostgresStore implements Store {
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    const events = audit === undefined ? [] : Array.isArray(audit) ? (audit as readonly AuditEvent[]) : [audit as AuditEvent];
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: events.map(encodeAudit) });
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: toAuditEventList(audit).map(encodeAudit) });
   }
 
   /**
@@ -635,6 +635,10 @@ export class PostgresStore implements Store {
       return rows[0] ? Number(rows[0].log_count) : 0;
     }
     this.checkOpen();
+    // Not through the packed path of appendLogBatch, on purpose: here each line's time travels as a timestamptz,
+    // exact to the millisecond over the whole range, where the packed statement computes it in float8 from the
+    // batch's first time plus an offset (a line at 9000000000123 ms, in 2255, is stored 1 ms early; -1.5 ms
+    // becomes -2 ms, not -1). Its errors also name this method.
     return this.logAppends.add({
       jobId,
       times: lines.map((line) => new Date(line.timestamp)),
@@ -649,16 +653,21 @@ export class PostgresStore implements Store {
 
   /**
    * Runs log appends in rounds of distinct jobs (appends to one job one after another, in call order), one
-   * statement per round; an append whose job does not exist gets `NOT_FOUND`.
+   * statement per round (returning each existing job's `id` and new `log_count`); an append whose job does not
+   * exist gets `NOT_FOUND`.
    */
   private async settleLogAppends<T extends { jobId: string }>(
     method: string,
     appends: readonly T[],
-    statement: (round: readonly T[]) => Promise<(number | undefined)[]>,
+    statement: (round: readonly T[]) => Promise<Row[]>,
   ): Promise<Settled<number>[]> {
+    const lastSeqs = async (round: readonly T[]) => {
+      const counts = new Map((await statement(round)).map((row) => [row.id as string, Number(row.log_count)]));
+      return round.map((append) => counts.get(append.jobId));
+    };
     const outcomes = new Map<T, Settled<number>>();
     for (const round of roundsByKey(appends, (append) => append.jobId)) {
-      const settled = await settleEach(round, statement, mayBelongToOneRow);
+      const settled = await settleEach(round, lastSeqs, mayBelongToOneRow);
       round.forEach((append, index) => {
         const outcome = settled[index]!;
         if (!('value' in outcome)) return outcomes.set(append, outcome);
@@ -670,8 +679,8 @@ export class PostgresStore implements Store {
     return appends.map((append) => outcomes.get(append)!);
   }
 
-  /** One statement for appends to distinct jobs; the new last seq of each, undefined for an unknown job. */
-  private async appendLogsRound(appends: readonly LogAppend[]): Promise<(number | undefined)[]> {
+  /** One statement for appends to distinct jobs. */
+  private async appendLogsRound(appends: readonly LogAppend[]): Promise<Row[]> {
     const lineJobs: string[] = [];
     const indexes: number[] = [];
     const times: Date[] = [];
@@ -686,14 +695,12 @@ export class PostgresStore implements Store {
         texts.push(append.texts[index]!);
       });
     }
-    const rows = await this.query(
+    return this.query(
       'appendLogs',
       this.cachedSql('logs', () => appendLogsSql(this.t.jobs, this.t.logs)),
       [appends.map((append) => append.jobId), appends.map((append) => append.times.length), lineJobs, indexes, times, streams, texts],
       true,
     );
-    const counts = new Map(rows.map((row) => [row.id as string, Number(row.log_count)]));
-    return appends.map((append) => counts.get(append.jobId));
   }
 
   async readLogs(jobId: string, fromSeq: number, limit: number): Promise<LogLine[]> {
@@ -726,12 +733,10 @@ export class PostgresStore implements Store {
     return this.settleLogAppends('appendLogBatch', batches, (round) => this.appendLogBatchesRound(round));
   }
 
-  /** One statement for batches of distinct jobs; the new last seq of each, undefined for an unknown job. */
-  private async appendLogBatchesRound(batches: readonly EncodedLogBatch[]): Promise<(number | undefined)[]> {
+  /** One statement for batches of distinct jobs. */
+  private async appendLogBatchesRound(batches: readonly EncodedLogBatch[]): Promise<Row[]> {
     const sql = this.cachedSql('logBatches', () => appendLogBatchesSql(this.t.jobs, this.t.logs));
-    const rows = await this.query('appendLogBatch', sql, appendLogBatchesParams(batches), true);
-    const counts = new Map(rows.map((row) => [row.id as string, Number(row.log_count)]));
-    return batches.map((batch) => counts.get(batch.jobId));
+    return this.query('appendLogBatch', sql, appendLogBatchesParams(batches), true);
   }
 
   /**
@@ -802,12 +807,7 @@ export class PostgresStore implements Store {
     await this.query(
       'appendAudit',
       this.cachedSql('audit', () => appendAuditsSql(this.t.audit)),
-      [
-        events.map((event) => event.eventType),
-        events.map((event) => event.correlationId),
-        events.map((event) => event.occurredAt),
-        events.map((event) => event.details),
-      ],
+      auditArrays(events),
       true,
     );
     return events.map(() => undefined);

@@ -17,6 +17,7 @@ import type {
 } from '../ports/store';
 import { HodeiError } from '../domain/errors';
 import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from './log-line-batch';
+import { toAuditEventList } from './audit-event-list';
 
 function copySpec(spec: JobSpec): JobSpec {
   const copy: JobSpec = { ...spec, args: [...spec.args], env: { ...spec.env }, labels: { ...spec.labels } };
@@ -71,12 +72,6 @@ class LogBatches {
     }
     return read;
   }
-}
-
-/** The audit events passed with a change: none, one or several. */
-function auditEvents(audit: AuditEvent | readonly AuditEvent[] | undefined): readonly AuditEvent[] {
-  if (audit === undefined) return [];
-  return Array.isArray(audit) ? (audit as readonly AuditEvent[]) : [audit as AuditEvent];
 }
 
 function queueOrder(a: Job, b: Job): number {
@@ -148,7 +143,7 @@ export class MemoryStore implements Store {
     if (!job) return undefined;
     if (guard.states && !guard.states.includes(job.state)) return undefined;
     if (guard.epoch !== undefined && guard.epoch !== job.epoch) return undefined;
-    this.applyPatch(job, patch, auditEvents(audit));
+    this.applyPatch(job, patch, toAuditEventList(audit));
     return copyJob(job);
   }
 
