@@ -29,6 +29,9 @@
 //   FL F's schema and statements, driven in A's lockstep (what the schema alone buys, with today's engine).
 //   G  F's tables and statements, with the four lifecycle events as real `audit_logs` rows written by the
 //      same statements (what real audit rows cost on the lean base).
+//   H  F + one sealed attempt row per job (narrow and typed, hash index on the job id) written by the
+//      finishing statement: a real, immutable record that outlives the history row; the view derives the
+//      events of finished attempts from it and those of the live attempt from the history row.
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
 // processes from /proc, exited backends included through the postmaster's cutime/cstime; this process's CPU
@@ -186,6 +189,42 @@ CREATE VIEW ${s}.audit_logs AS
     ('job.started', j.started_at, jsonb_build_object('workerId', j.worker_id, 'epoch', j.epoch)),
     ('job.finished', CASE WHEN j.state IN ${FINISHED} THEN j.completed_at END, jsonb_build_object('state', j.state, 'exitCode', j.exit_code))
   ) AS e(event_type, occurred_at, details)
+  WHERE e.occurred_at IS NOT NULL;
+${LEAN_QUEUE_TABLE(s)}`;
+
+/** The four lifecycle events of one attempt, from the columns of `a` (a history row or a sealed attempt row). */
+const LIFECYCLE_EVENTS = (a, name) => `(VALUES
+    ('job.queued', ${a}.queued_at, jsonb_build_object('name', ${name})),
+    ('job.assigned', ${a}.assigned_at, jsonb_build_object('workerId', ${a}.worker_id, 'epoch', ${a}.epoch, 'attempt', ${a}.attempt)),
+    ('job.started', ${a}.started_at, jsonb_build_object('workerId', ${a}.worker_id, 'epoch', ${a}.epoch)),
+    ('job.finished', ${a}.completed_at, jsonb_build_object('state', ${a}.state, 'exitCode', ${a}.exit_code))
+  ) AS e(event_type, occurred_at, details)`;
+
+/**
+ * H: F, plus one sealed attempt row per job (narrow, typed, no jsonb; hash index on the job id) written by the
+ * statement that ends the attempt: a real, immutable record that outlives the history row (retention need not
+ * move anything). `audit_logs` derives the lifecycle events of a finished attempt from its sealed row, and of
+ * the live attempt (not finished yet) from the history row.
+ */
+const SCHEMA_SEALED = (s) => `
+${jobsTable(s, { fillfactor: FILLFACTOR })}
+${AUDIT_TABLE(s, 'audit_log_rows')}
+CREATE TABLE ${s}.job_attempts (
+  job_id text NOT NULL, attempt integer NOT NULL, epoch integer NOT NULL, name text, worker_id text,
+  queued_at timestamptz, assigned_at timestamptz, started_at timestamptz, completed_at timestamptz,
+  state text NOT NULL, exit_code integer
+);
+CREATE INDEX job_attempts_job_hash_idx ON ${s}.job_attempts USING hash (job_id);
+CREATE VIEW ${s}.audit_logs AS
+  SELECT r.id, r.event_type, r.correlation_id, r.occurred_at, r.details FROM ${s}.audit_log_rows AS r
+  UNION ALL
+  SELECT NULL::bigint, e.event_type, a.job_id, e.occurred_at, e.details
+  FROM ${s}.job_attempts AS a CROSS JOIN LATERAL ${LIFECYCLE_EVENTS('a', 'a.name')}
+  WHERE e.occurred_at IS NOT NULL
+  UNION ALL
+  SELECT NULL::bigint, e.event_type, j.id, e.occurred_at, e.details
+  FROM (SELECT *, created_at AS queued_at FROM ${s}.jobs WHERE state NOT IN ${FINISHED}) AS j
+  CROSS JOIN LATERAL ${LIFECYCLE_EVENTS('j', "j.spec ->> 'name'")}
   WHERE e.occurred_at IS NOT NULL;
 ${LEAN_QUEUE_TABLE(s)}`;
 
@@ -375,6 +414,19 @@ const finishDerived = (s, { rows = false } = {}) => `WITH updated AS (
 )`
     : ''
 }
+SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
+
+/** Finish for H: F's update, and the attempt's sealed row written by the same statement. */
+const finishSealed = (s) => `WITH updated AS (
+  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
+    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
+  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
+  RETURNING j.id, j.attempt, j.epoch, j.spec ->> 'name' AS name, j.worker_id, j.created_at, j.assigned_at, j.started_at, j.completed_at, j.state, j.exit_code
+), sealed AS (
+  INSERT INTO ${s}.job_attempts (job_id, attempt, epoch, name, worker_id, queued_at, assigned_at, started_at, completed_at, state, exit_code)
+  SELECT id, attempt, epoch, name, worker_id, created_at, assigned_at, started_at, completed_at, state, exit_code FROM updated
+)
 SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
 
 // ---------------------------------------------------------------------------------------------- parameters
@@ -572,6 +624,15 @@ const DESIGNS = {
     claim: (s) => claimDerived(s),
     finish: (s) => finishDerived(s),
     run: runLockstep,
+    events: 'derived',
+  },
+  H: {
+    name: 'H F + sealed attempt row',
+    ddl: SCHEMA_SEALED,
+    queue: (s) => queueDerived(s),
+    claim: (s) => claimDerived(s),
+    finish: (s) => finishSealed(s),
+    run: runClaimAhead,
     events: 'derived',
   },
   G: {
@@ -821,7 +882,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const { values: args } = parseArgs({
     options: {
       jobs: { type: 'string', default: '20000' },
-      design: { type: 'string', default: 'graphile,A,graphile,B,graphile,C,graphile,D,graphile,E,graphile,F,graphile,FL,graphile,G,graphile' },
+      design: { type: 'string', default: 'graphile,A,graphile,B,graphile,C,graphile,D,graphile,E,graphile,F,graphile,FL,graphile,G,graphile,H,graphile' },
       rounds: { type: 'string', default: '1' },
       // Per-statement execution time (needs HODEI_BENCH_POSTGRES_FLAGS='-c shared_preload_libraries=pg_stat_statements').
       statements: { type: 'boolean', default: false },
