@@ -27,6 +27,8 @@
 //      events are not written: `audit_logs` is a VIEW deriving job.queued/assigned/started/finished of the
 //      current attempt from the history row's columns, UNION ALL real rows for every other event.
 //   FL F's schema and statements, driven in A's lockstep (what the schema alone buys, with today's engine).
+//   FU F's schema and statements, no claim-ahead (a pass claims only the free slots, as today) but a slot is
+//      free as soon as its job ends, its completion batched per tick and not awaited.
 //   G  F's tables and statements, with the four lifecycle events as real `audit_logs` rows written by the
 //      same statements (what real audit rows cost on the lean base).
 //   H  F + one sealed attempt row per job (narrow and typed, hash index on the job id) written by the
@@ -43,7 +45,7 @@
 // after each run, every job must be SUCCEEDED with epoch 1, the queue empty, and the seed's queries must return
 // the newest job and the 4 events.
 //
-//   node bench/experiments/store-designs.mjs [--jobs N] [--design graphile,A,graphile,...] [--rounds R] [--statements]
+//   node bench/experiments/store-designs.mjs [--jobs N] [--design graphile,A,graphile,...] [--rounds R] [--local-queue Q] [--statements]
 //   (--statements: top statements by execution time per design; needs
 //    HODEI_BENCH_POSTGRES_FLAGS='-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all')
 //   HODEI_DESIGNS_FILLFACTOR=100 ...  (the history table's fillfactor in C-H, default 30)
@@ -57,7 +59,9 @@ import { startDatabase } from '../../scripts/throwaway-postgres.mjs';
 import { noopJobs } from '../store-jobs.mjs';
 
 const CONCURRENCY = 24;
+/** graphile's localQueue size; the claim-ahead designs' too, unless --local-queue sets theirs. */
 const LOCAL_QUEUE = 500;
+let localQueue = LOCAL_QUEUE;
 const QUEUE_BATCH = 1_000;
 /**
  * The history table's fillfactor in C-H: room on each page for its rows' two HOT updates. 30 made every update
@@ -531,9 +535,9 @@ function runLockstep(pool, design, jobCount, concurrency) {
 }
 
 /**
- * graphile-worker's tuned runner, in plain SQL: claims LOCAL_QUEUE jobs at a time into a local queue (a new
- * claim as soon as fewer than `concurrency` wait), `concurrency` slots run them, and each finished job's
- * completion joins one statement per tick, not awaited before its slot takes the next job.
+ * graphile-worker's tuned runner, in plain SQL: claims `localQueue` jobs at a time (500, as graphile) into a
+ * local queue (a new claim as soon as fewer than `concurrency` wait), `concurrency` slots run them, and each
+ * finished job's completion joins one statement per tick, not awaited before its slot takes the next job.
  */
 function runClaimAhead(pool, design, jobCount, concurrency) {
   return new Promise((resolve, reject) => {
@@ -569,7 +573,7 @@ function runClaimAhead(pool, design, jobCount, concurrency) {
     const fetch = async () => {
       fetching = true;
       try {
-        const { rows } = await pool.query({ name: `${design.schema}_claim`, text: design.claim, values: ['w-bench-0', '{}', LOCAL_QUEUE, new Date()] });
+        const { rows } = await pool.query({ name: `${design.schema}_claim`, text: design.claim, values: ['w-bench-0', '{}', localQueue, new Date()] });
         if (rows.length === 0) exhausted = true;
         local.push(...rows);
       } finally {
@@ -585,6 +589,67 @@ function runClaimAhead(pool, design, jobCount, concurrency) {
       if (!fetching && !exhausted && local.length < concurrency) fetch().catch(reject);
     };
     dispatch();
+  });
+}
+
+/**
+ * No claim-ahead, completions not awaited: a pass claims only the free slots (as today's engine), but a slot is
+ * free again as soon as its job ends (its completion joins one statement per tick, not awaited), and asks for
+ * the next pass at once. At most `concurrency` jobs are claimed and not finished, as today.
+ */
+function runUnawaited(pool, design, jobCount, concurrency) {
+  return new Promise((resolve, reject) => {
+    let free = concurrency;
+    let done = 0;
+    let claimed = 0;
+    let passing = false;
+    let requested = false;
+    let pending = [];
+    let flushScheduled = false;
+    const flush = async () => {
+      flushScheduled = false;
+      const jobs = pending;
+      pending = [];
+      const { rows } = await pool.query({ name: `${design.schema}_finish`, text: design.finish, values: finishParams(jobs, design) });
+      if (rows.length !== jobs.length) throw new Error(`${design.name}: ${rows.length} of ${jobs.length} finishes matched`);
+      done += jobs.length;
+      if (done === jobCount) resolve(done);
+    };
+    const runJob = async (job) => {
+      await null; // the no-op task
+      pending.push(job);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(() => flush().catch(reject));
+      }
+      free += 1;
+      wake();
+    };
+    const pass = async () => {
+      if (free === 0 || claimed === jobCount) return;
+      const { rows } = await pool.query({ name: `${design.schema}_claim`, text: design.claim, values: ['w-bench-0', '{}', free, new Date()] });
+      free -= rows.length;
+      claimed += rows.length;
+      for (const job of rows) runJob(job).catch(reject);
+    };
+    const wake = () => {
+      requested = true;
+      if (passing) return;
+      passing = true;
+      setImmediate(async () => {
+        try {
+          while (requested) {
+            requested = false;
+            await pass();
+          }
+        } catch (error) {
+          reject(error);
+        } finally {
+          passing = false;
+        }
+      });
+    };
+    wake();
   });
 }
 
@@ -637,6 +702,15 @@ const DESIGNS = {
     claim: (s) => claimDerived(s),
     finish: (s) => finishSealed(s),
     run: runClaimAhead,
+    events: 'derived',
+  },
+  FU: {
+    name: 'FU F, no claim-ahead',
+    ddl: SCHEMA_DERIVED,
+    queue: (s) => queueDerived(s),
+    claim: (s) => claimDerived(s),
+    finish: (s) => finishDerived(s),
+    run: runUnawaited,
     events: 'derived',
   },
   G: {
@@ -900,9 +974,12 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       rounds: { type: 'string', default: '1' },
       // Per-statement execution time (needs HODEI_BENCH_POSTGRES_FLAGS='-c shared_preload_libraries=pg_stat_statements').
       statements: { type: 'boolean', default: false },
+      // Jobs a claim-ahead design claims at once (graphile keeps 500).
+      'local-queue': { type: 'string', default: String(LOCAL_QUEUE) },
     },
   });
   const jobCount = Number(args.jobs);
+  localQueue = Number(args['local-queue']);
   const keys = args.design.split(',').map((key) => key.trim());
   for (const key of keys) if (key !== 'graphile' && !DESIGNS[key]) throw new Error(`unknown design ${key} (graphile, ${Object.keys(DESIGNS).join(', ')})`);
   const database = await startDatabase();
@@ -915,7 +992,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       statements = true;
     }
     const { rows } = await admin.query('SHOW server_version');
-    console.log(`store designs: ${jobCount} no-op jobs, ${CONCURRENCY} in flight, PostgreSQL ${rows[0].server_version}, synchronous_commit on`);
+    console.log(
+      `store designs: ${jobCount} no-op jobs, ${CONCURRENCY} in flight, claim-ahead ${localQueue} (graphile ${LOCAL_QUEUE}), ` +
+        `PostgreSQL ${rows[0].server_version}, synchronous_commit on`,
+    );
     const all = [];
     for (let round = 1; round <= Number(args.rounds); round += 1) {
       console.log(`round ${round}`);
