@@ -970,7 +970,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const { values: args } = parseArgs({
     options: {
       jobs: { type: 'string', default: '20000' },
-      design: { type: 'string', default: 'graphile,A,graphile,B,graphile,C,graphile,D,graphile,E,graphile,F,graphile,FL,graphile,G,graphile,H,graphile' },
+      design: { type: 'string', default: 'graphile,A,graphile,B,graphile,C,graphile,D,graphile,E,graphile,F,graphile,FL,graphile,FU,graphile,G,graphile,H,graphile' },
       rounds: { type: 'string', default: '1' },
       // Per-statement execution time (needs HODEI_BENCH_POSTGRES_FLAGS='-c shared_preload_libraries=pg_stat_statements').
       statements: { type: 'boolean', default: false },
