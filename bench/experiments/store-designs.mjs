@@ -489,6 +489,32 @@ function finishParams(jobs, { events }) {
 // ---------------------------------------------------------------------------------------------- drivers
 
 /**
+ * A `wake()` that runs `pass` on the next turn, one pass at a time: wake-ups during a pass coalesce into one more
+ * pass (as the engine's wake() and bench/store.mjs's runLikeTheEngine).
+ */
+function passes(pass, reject) {
+  let passing = false;
+  let requested = false;
+  return () => {
+    requested = true;
+    if (passing) return;
+    passing = true;
+    setImmediate(async () => {
+      try {
+        while (requested) {
+          requested = false;
+          await pass();
+        }
+      } catch (error) {
+        reject(error);
+      } finally {
+        passing = false;
+      }
+    });
+  };
+}
+
+/**
  * Today's engine (bench/store.mjs runLikeTheEngine, one worker of `concurrency` slots): a pass claims the free
  * slots; the claimed jobs' finishes (made in the same tick) share one statement, awaited before the slots are
  * free again; a finish asks for another pass.
@@ -497,8 +523,6 @@ function runLockstep(pool, design, jobCount, concurrency) {
   return new Promise((resolve, reject) => {
     let free = concurrency;
     let done = 0;
-    let passing = false;
-    let requested = false;
     const finish = async (jobs) => {
       const { rows } = await pool.query({ name: `${design.schema}_finish`, text: design.finish, values: finishParams(jobs, design) });
       if (rows.length !== jobs.length) throw new Error(`${design.name}: ${rows.length} of ${jobs.length} finishes matched`);
@@ -513,25 +537,30 @@ function runLockstep(pool, design, jobCount, concurrency) {
       free -= rows.length;
       if (rows.length > 0) finish(rows).catch(reject);
     };
-    const wake = () => {
-      requested = true;
-      if (passing) return;
-      passing = true;
-      setImmediate(async () => {
-        try {
-          while (requested) {
-            requested = false;
-            await pass();
-          }
-        } catch (error) {
-          reject(error);
-        } finally {
-          passing = false;
-        }
-      });
-    };
+    const wake = passes(pass, reject);
     wake();
   });
+}
+
+/**
+ * `complete(job)`: the job's finish joins one statement per tick, not awaited by the caller; resolves with
+ * `jobCount` once that many finishes matched.
+ */
+function batchedCompletions(pool, design, jobCount, resolve, reject) {
+  let done = 0;
+  let pending = [];
+  const flush = async () => {
+    const jobs = pending;
+    pending = [];
+    const { rows } = await pool.query({ name: `${design.schema}_finish`, text: design.finish, values: finishParams(jobs, design) });
+    if (rows.length !== jobs.length) throw new Error(`${design.name}: ${rows.length} of ${jobs.length} finishes matched`);
+    done += jobs.length;
+    if (done === jobCount) resolve(done);
+  };
+  return (job) => {
+    pending.push(job);
+    if (pending.length === 1) setImmediate(() => flush().catch(reject));
+  };
 }
 
 /**
@@ -545,25 +574,7 @@ function runClaimAhead(pool, design, jobCount, concurrency) {
     let fetching = false;
     let exhausted = false;
     let free = concurrency;
-    let done = 0;
-    let pending = [];
-    let flushScheduled = false;
-    const flush = async () => {
-      flushScheduled = false;
-      const jobs = pending;
-      pending = [];
-      const { rows } = await pool.query({ name: `${design.schema}_finish`, text: design.finish, values: finishParams(jobs, design) });
-      if (rows.length !== jobs.length) throw new Error(`${design.name}: ${rows.length} of ${jobs.length} finishes matched`);
-      done += jobs.length;
-      if (done === jobCount) resolve(done);
-    };
-    const complete = (job) => {
-      pending.push(job);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(() => flush().catch(reject));
-      }
-    };
+    const complete = batchedCompletions(pool, design, jobCount, resolve, reject);
     const runJob = async (job) => {
       await null; // the no-op task
       complete(job);
@@ -600,28 +611,11 @@ function runClaimAhead(pool, design, jobCount, concurrency) {
 function runUnawaited(pool, design, jobCount, concurrency) {
   return new Promise((resolve, reject) => {
     let free = concurrency;
-    let done = 0;
     let claimed = 0;
-    let passing = false;
-    let requested = false;
-    let pending = [];
-    let flushScheduled = false;
-    const flush = async () => {
-      flushScheduled = false;
-      const jobs = pending;
-      pending = [];
-      const { rows } = await pool.query({ name: `${design.schema}_finish`, text: design.finish, values: finishParams(jobs, design) });
-      if (rows.length !== jobs.length) throw new Error(`${design.name}: ${rows.length} of ${jobs.length} finishes matched`);
-      done += jobs.length;
-      if (done === jobCount) resolve(done);
-    };
+    const complete = batchedCompletions(pool, design, jobCount, resolve, reject);
     const runJob = async (job) => {
       await null; // the no-op task
-      pending.push(job);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(() => flush().catch(reject));
-      }
+      complete(job);
       free += 1;
       wake();
     };
@@ -632,23 +626,7 @@ function runUnawaited(pool, design, jobCount, concurrency) {
       claimed += rows.length;
       for (const job of rows) runJob(job).catch(reject);
     };
-    const wake = () => {
-      requested = true;
-      if (passing) return;
-      passing = true;
-      setImmediate(async () => {
-        try {
-          while (requested) {
-            requested = false;
-            await pass();
-          }
-        } catch (error) {
-          reject(error);
-        } finally {
-          passing = false;
-        }
-      });
-    };
+    const wake = passes(pass, reject);
     wake();
   });
 }
@@ -686,33 +664,6 @@ const DESIGNS = {
     run: runClaimAhead,
     events: 'derived',
   },
-  FL: {
-    name: 'FL F, lockstep',
-    ddl: SCHEMA_DERIVED,
-    queue: (s) => queueDerived(s),
-    claim: (s) => claimDerived(s),
-    finish: (s) => finishDerived(s),
-    run: runLockstep,
-    events: 'derived',
-  },
-  H: {
-    name: 'H F + sealed attempt row',
-    ddl: SCHEMA_SEALED,
-    queue: (s) => queueDerived(s),
-    claim: (s) => claimDerived(s),
-    finish: (s) => finishSealed(s),
-    run: runClaimAhead,
-    events: 'derived',
-  },
-  FU: {
-    name: 'FU F, no claim-ahead',
-    ddl: SCHEMA_DERIVED,
-    queue: (s) => queueDerived(s),
-    claim: (s) => claimDerived(s),
-    finish: (s) => finishDerived(s),
-    run: runUnawaited,
-    events: 'derived',
-  },
   G: {
     name: 'G lean + audit rows',
     ddl: SCHEMA_LEAN_ROWS,
@@ -723,6 +674,9 @@ const DESIGNS = {
     events: 'derived',
   },
 };
+DESIGNS.FL = { ...DESIGNS.F, name: 'FL F, lockstep', run: runLockstep };
+DESIGNS.FU = { ...DESIGNS.F, name: 'FU F, no claim-ahead', run: runUnawaited };
+DESIGNS.H = { ...DESIGNS.F, name: 'H F + sealed attempt row', ddl: SCHEMA_SEALED, finish: (s) => finishSealed(s) };
 
 // ---------------------------------------------------------------------------------------------- measuring
 
