@@ -10,7 +10,8 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
  * One statement that claims up to `$3` jobs for worker `$1` whose labels `$2` (jsonb) contains, at time `$4`
  * (timestamptz): the ids come from `hodei_next_queued_jobs` (migration 4: QUEUED, not backing off at `$4`,
  * queue order, `FOR UPDATE SKIP LOCKED`). Each claimed job becomes ASSIGNED to the worker with epoch + 1,
- * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit row. When jobs are already ASSIGNED
+ * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit event: derived from its row (bit 2 of
+ * `derived_events`, migration 6) when no later lifecycle event of the job is, else written as a row. When jobs are already ASSIGNED
  * to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried), those are returned
  * and nothing more is claimed. Returns the job columns plus `hodei_priority` and `hodei_insert_seq`.
  */
@@ -22,13 +23,14 @@ export function claimJobsSql(schema: string, jobs: string, audit: string): strin
 ), picked AS (
   SELECT n.id FROM ${schema}.hodei_next_queued_jobs($4, $2::jsonb, CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END) AS n(id)
 ), claimed AS (
-  UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL,
+    derived_events = CASE WHEN j.derived_events < 2 THEN j.derived_events | 2 ELSE 0 END
   FROM picked WHERE j.id = picked.id
   RETURNING ${returned.join(', ')}
 ), audited AS (
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
   SELECT 'job.assigned', c.id, $4, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt)
-  FROM claimed AS c
+  FROM claimed AS c WHERE (c.derived_events & 2) = 0
 )
 SELECT * FROM already
 UNION ALL

@@ -1,4 +1,5 @@
 import { auditCorrelationHashMigration } from './audit-correlation-hash';
+import { derivedAuditEventsMigration } from './derived-audit-events';
 import { jobChangesMigration } from './job-changes';
 import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
@@ -105,4 +106,5 @@ export const MIGRATIONS: readonly Migration[] = [
   jobNotBeforeMigration,
   jobClaimsMigration,
   auditCorrelationHashMigration,
+  derivedAuditEventsMigration,
 ];
