@@ -7,13 +7,15 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
  */
 
 /**
+ * (Migration 6: the `job.assigned` event of a claimed job is derived from its row, bit 2 of `derived_events`,
+ * unless a later lifecycle event of the job already is; only then is it written as a row.)
+ *
  * One statement that claims up to `$3` jobs for worker `$1` whose labels `$2` (jsonb) contains, at time `$4`
  * (timestamptz): the ids come from `hodei_next_queued_jobs` (migration 4: QUEUED, not backing off at `$4`,
  * queue order, `FOR UPDATE SKIP LOCKED`). Each claimed job becomes ASSIGNED to the worker with epoch + 1,
- * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit event: derived from its row (bit 2 of
- * `derived_events`, migration 6) when no later lifecycle event of the job is, else written as a row. When
- * jobs are already ASSIGNED to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is
- * retried), those are returned and nothing more is claimed. Returns the job columns plus `hodei_priority` and `hodei_insert_seq`.
+ * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit row. When jobs are already ASSIGNED
+ * to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried), those are returned
+ * and nothing more is claimed. Returns the job columns plus `hodei_priority` and `hodei_insert_seq`.
  */
 export function claimJobsSql(schema: string, jobs: string, audit: string): string {
   const returned = [...JOB_RETURNED_COLUMNS.map((column) => `j.${column}`), 'j.priority AS hodei_priority', 'j.insert_seq AS hodei_insert_seq'];
