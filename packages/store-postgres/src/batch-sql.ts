@@ -197,9 +197,10 @@ export function shapeKey(shape: JobUpdateShape): string {
  * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; when
  * `audit`, five arrays with one entry per audit event (the id of the job whose update it goes with, then the
  * four audit fields), written to table `audit` in array order for the jobs that were updated only; then the
- * NOTIFY channel when `notify`.
+ * NOTIFY channel when `notify`. When the patch sets the state, each updated job's id is sent to
+ * `changedChannel` (an SQL expression: migration 7's `hodei_job_changed_channel()`).
  */
-export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
+export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string, changedChannel: string): string {
   const params: string[] = [];
   const names: string[] = [];
   /** Adds an array to the unnested rows `u`: the next parameter, of `type`, as column `name`. */
@@ -232,15 +233,18 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   FROM ${unnestArrays(params.slice(0, names.length))} AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
-  if (!shape.notify && !shape.audit) return update;
+  // A patch that sets the state announces each updated job on the change channel (migration 7).
+  const changed = shape.columns.includes('state');
+  if (!shape.notify && !shape.audit && !changed) return update;
   const audited = shape.audit
     ? `, audited AS (
 ${cteBody(insertAuditsSql(audit, auditFrom, { updatedIn: 'updated' }))}
 )`
     : '';
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
+  const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
   return `WITH updated AS (${update})${audited}
-SELECT updated.*${notified} FROM updated`;
+SELECT updated.*${notified}${announced} FROM updated`;
 }
 
 /** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */

@@ -8,7 +8,8 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
 
 /**
  * (Migration 6: the `job.assigned` event of a claimed job is derived from its row, bit 2 of `derived_events`,
- * unless a later lifecycle event of the job already is; only then is it written as a row.)
+ * unless a later lifecycle event of the job already is; only then is it written as a row. Migration 7: the
+ * statement NOTIFYs each claimed job's id on the change channel itself.)
  *
  * One statement that claims up to `$3` jobs for worker `$1` whose labels `$2` (jsonb) contains, at time `$4`
  * (timestamptz): the ids come from `hodei_next_queued_jobs` (migration 4: QUEUED, not backing off at `$4`,
@@ -36,6 +37,6 @@ export function claimJobsSql(schema: string, jobs: string, audit: string): strin
 )
 SELECT * FROM already
 UNION ALL
-SELECT * FROM claimed
+SELECT * FROM claimed WHERE (SELECT count(pg_notify(${schema}.hodei_job_changed_channel(), n.id)) FROM claimed AS n) >= 0
 ORDER BY hodei_priority DESC, created_at ASC, hodei_insert_seq ASC`;
 }

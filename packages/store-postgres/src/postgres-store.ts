@@ -399,7 +399,12 @@ export class PostgresStore implements Store {
       this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 10_000 });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);
-      this.pool.on('connect', (client) => this.ownBackends.add(backendPid(client)));
+      this.pool.on('connect', (client) => {
+        this.ownBackends.add(backendPid(client));
+        // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row
+        // trigger skips this session's changes. Queued before any query the pool hands the client out for.
+        client.query(`SET hodei.notify_by_statement = 'on'`).catch(() => undefined);
+      });
       this.pool.on('remove', (client) => this.ownBackends.delete(backendPid(client)));
       this.ownsPool = true;
     }
@@ -570,7 +575,9 @@ export class PostgresStore implements Store {
       params.push(events.map(({ jobId }) => jobId), ...auditArrays(events.map(({ event }) => event)));
     }
     if (shape.notify) params.push(this.channel);
-    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape, this.t.audit));
+    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
+      updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`),
+    );
     const rows = await this.query('updateJob', sql, params, true);
     if (shape.columns.includes('state')) this.announceChanged(rows);
     const byId = new Map(rows.map((row) => [row.id as string, row]));

@@ -3,6 +3,7 @@ import { derivedAuditEventsMigration } from './derived-audit-events';
 import { jobChangesMigration } from './job-changes';
 import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
+import { statementNotifyMigration } from './statement-notify';
 
 /**
  * The schema's versioned migrations. A migration is never edited once released: change the schema by
@@ -107,4 +108,5 @@ export const MIGRATIONS: readonly Migration[] = [
   jobClaimsMigration,
   auditCorrelationHashMigration,
   derivedAuditEventsMigration,
+  statementNotifyMigration,
 ];
