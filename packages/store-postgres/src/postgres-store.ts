@@ -213,6 +213,39 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
+/**
+ * SQL of `addRunningJobs`: appends to worker `$1`'s `running_job_ids` the ids of `$2` (text[]) it does not list
+ * yet, in their order, while it is READY, and sets its state by the new count (BUSY at capacity) and clears
+ * `idle_since`. A worker that lists them all already matches whatever its state and is left as it is (a retried
+ * call). The SET expressions read the row as locked, so concurrent changes of the worker are not lost.
+ */
+function addRunningJobsSql(workers: string): string {
+  const added = `ARRAY(SELECT a.id FROM unnest($2::text[]) WITH ORDINALITY AS a(id, n) WHERE a.id <> ALL(w.running_job_ids) ORDER BY a.n)`;
+  return `UPDATE ${workers} AS w SET
+  running_job_ids = w.running_job_ids || ${added},
+  state = CASE WHEN w.state <> 'READY' THEN w.state
+    WHEN cardinality(w.running_job_ids) + cardinality(${added}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
+  idle_since = CASE WHEN w.state = 'READY' THEN NULL ELSE w.idle_since END
+WHERE w.id = $1 AND (w.state = 'READY' OR $2::text[] <@ w.running_job_ids)
+RETURNING w.*`;
+}
+
+/**
+ * SQL of `removeRunningJobs`: drops the ids of `$2` (text[]) from worker `$1`'s `running_job_ids`, sets a READY
+ * or BUSY worker's state by the count left (BUSY at capacity) and `idle_since` to `$3` when none is left, in one
+ * statement whose SET expressions read the row as locked.
+ */
+function removeRunningJobsSql(workers: string): string {
+  const left = `ARRAY(SELECT r.id FROM unnest(w.running_job_ids) WITH ORDINALITY AS r(id, n) WHERE r.id <> ALL($2::text[]) ORDER BY r.n)`;
+  return `UPDATE ${workers} AS w SET
+  running_job_ids = ${left},
+  state = CASE WHEN w.state NOT IN ('READY', 'BUSY') THEN w.state
+    WHEN cardinality(${left}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
+  idle_since = CASE WHEN cardinality(${left}) = 0 THEN $3::timestamptz ELSE w.idle_since END
+WHERE w.id = $1
+RETURNING w.*`;
+}
+
 /** One pending `insertJob` call, encoded when the call was made (every column, in JOB_FIELDS order). */
 interface JobInsert {
   id: string;
@@ -619,6 +652,28 @@ export class PostgresStore implements Store {
       `UPDATE ${this.t.workers} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`,
       params,
     );
+    return rows[0] && toWorker(rows[0]);
+  }
+
+  /**
+   * Adds job ids to a READY worker's running jobs and sets its state by the new count, in one statement (see
+   * `Store.addRunningJobs`).
+   */
+  async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
+    if (jobIds.length === 0) return this.getWorker(workerId);
+    const sql = this.cachedSql('addRunningJobs', () => addRunningJobsSql(this.t.workers));
+    const rows = await this.query('addRunningJobs', sql, [workerId, [...new Set(jobIds)]], true);
+    return rows[0] && toWorker(rows[0]);
+  }
+
+  /**
+   * Removes job ids from a worker's running jobs and sets its state and `idle_since` by what is left, in one
+   * statement (see `Store.removeRunningJobs`).
+   */
+  async removeRunningJobs(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined> {
+    if (jobIds.length === 0) return this.getWorker(workerId);
+    const sql = this.cachedSql('removeRunningJobs', () => removeRunningJobsSql(this.t.workers));
+    const rows = await this.query('removeRunningJobs', sql, [workerId, [...jobIds], new Date(now)], true);
     return rows[0] && toWorker(rows[0]);
   }
 

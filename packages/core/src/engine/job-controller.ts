@@ -570,7 +570,7 @@ export class JobController {
     // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
     const backoffEnd = nextBackoffEnd(queuedJobs, now);
     if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
-    await this.applyAll(decisions);
+    await this.applyAll(decisions, workers);
     // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
     // claim from the whole queue (the store picks jobs their labels allow).
     if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
@@ -607,18 +607,19 @@ export class JobController {
         .filter((worker) => this.ownWorkers.has(worker.id) && isAvailable(worker, now, this.options.config.heartbeatTimeoutMs))
         .map((worker) => ({ worker, free: worker.capacity - worker.runningJobIds.length - (decided.get(worker.id) ?? 0) }))
         .filter(({ free }) => free > 0)
-        .map(({ worker, free }) => this.claim(worker.id, free)),
+        .map(({ worker, free }) => this.claim(worker.id, free, worker)),
     );
   }
 
   /**
    * Applies a pass's decisions: the others in order, then the assignments, gathered per worker (one claim
    * per worker for all its jobs of the pass), the workers' claims concurrently so that their store writes
-   * share batched statements. A worker's assignments stay one after another (each reads and rewrites its list
-   * of running jobs). Each job is assigned once per pass, and its compare-and-set guards it anyway.
+   * share batched statements. A worker's assignments stay one after another (each changes its list of running
+   * jobs). Each job is assigned once per pass, and its compare-and-set guards it anyway.
    */
-  private async applyAll(decisions: readonly Decision[]): Promise<void> {
+  private async applyAll(decisions: readonly Decision[], workers: readonly Worker[]): Promise<void> {
     const jobsByWorker = new Map<string, string[]>();
+    const seen = new Map(workers.map((worker) => [worker.id, worker]));
     for (const decision of decisions) {
       if (decision.type !== 'assign') {
         await this.apply(decision);
@@ -630,7 +631,7 @@ export class JobController {
     }
     const claims = await allSettledOrThrow(
       [...jobsByWorker].map(async ([workerId, jobIds]) => {
-        if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length)) === jobIds.length;
+        if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length, seen.get(workerId))) === jobIds.length;
         for (const jobId of jobIds) await this.assign(jobId, workerId);
         return true;
       }),
@@ -722,12 +723,19 @@ export class JobController {
    * queue order among those the worker's labels allow, skipping jobs another engine is claiming at the same
    * moment), records them on the worker and sends them. Returns how many it claimed.
    */
-  private claim(workerId: string, count: number): Promise<number> {
-    return this.workerRecords.run(workerId, () => this.claimNow(workerId, count));
+  private claim(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
+    return this.workerRecords.run(workerId, () => this.claimNow(workerId, count, seen));
   }
 
-  private async claimNow(workerId: string, count: number): Promise<number> {
-    const [worker, channel] = [await this.store.getWorker(workerId), this.channels.get(workerId)];
+  /**
+   * `claim` in the worker's `workerRecords` queue. `seen` is the worker as the pass read it: when the store adds
+   * to a worker's list atomically (`Store.addRunningJobs`, guarded on READY), that view will do (a worker's labels
+   * are fixed at registration, and only this queue adds to its list); otherwise the worker is read again, since
+   * its list is rewritten whole.
+   */
+  private async claimNow(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
+    const channel = this.channels.get(workerId);
+    const worker = seen && this.store.addRunningJobs ? seen : await this.store.getWorker(workerId);
     if (!worker || !channel || worker.state !== 'READY') return count;
     // The claim time identifies the claim (a retry with the same time gets the same jobs back): one worker's
     // claims, one after another in this queue, each get a later millisecond than the one before.
@@ -735,8 +743,7 @@ export class JobController {
     this.lastClaimAt.set(workerId, now);
     const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now });
     if (claimed.length === 0) return 0;
-    const running = [...worker.runningJobIds, ...claimed.map((job) => job.id)];
-    if (!(await this.recordRunning(worker, running))) return claimed.length;
+    if (!(await this.recordRunning(worker, claimed.map((job) => job.id)))) return claimed.length;
     for (const job of claimed) await this.sendJob(job, channel);
     return claimed.length;
   }
@@ -775,15 +782,18 @@ export class JobController {
         this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }),
       )) ?? (await this.landedInDoubt(jobId, { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt }, 'assignedAt'));
     if (!assigned) return;
-    if (await this.recordRunning(worker, [...worker.runningJobIds, jobId])) await this.sendJob(assigned, channel);
+    if (await this.recordRunning(worker, [jobId])) await this.sendJob(assigned, channel);
   }
 
   /**
-   * Records a worker's new list of running jobs, only while it is still READY (compare-and-set: another server
-   * may have marked it LOST meanwhile). When it is not, the jobs just assigned to it are not sent: the stranded
-   * sweep puts them back in the queue.
+   * Adds jobs just assigned to a worker to its list of running jobs, only while it is still READY (another
+   * server may have marked it LOST meanwhile): in one atomic step with `Store.addRunningJobs`, else as a
+   * compare-and-set of the list `worker` holds plus them. When it is not READY, the jobs are not sent: the
+   * stranded sweep puts them back in the queue.
    */
-  private async recordRunning(worker: Worker, running: string[]): Promise<boolean> {
+  private async recordRunning(worker: Worker, added: string[]): Promise<boolean> {
+    if (this.store.addRunningJobs) return (await this.store.addRunningJobs(worker.id, added)) !== undefined;
+    const running = [...worker.runningJobIds, ...added];
     const updated = await this.store.updateWorker(worker.id, { states: ['READY'] }, {
       runningJobIds: running,
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
@@ -935,8 +945,15 @@ export class JobController {
     return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
   }
 
-  /** `releaseSlot` for a caller already in the worker's `workerRecords` queue. */
+  /**
+   * `releaseSlot` for a caller already in the worker's `workerRecords` queue: one atomic step with
+   * `Store.removeRunningJobs`, else a read and a compare-and-set.
+   */
   private async releaseSlotNow(workerId: string, jobId: string): Promise<void> {
+    if (this.store.removeRunningJobs) {
+      await this.store.removeRunningJobs(workerId, [jobId], this.now());
+      return;
+    }
     // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const worker = await this.store.getWorker(workerId);

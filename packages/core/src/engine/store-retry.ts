@@ -27,6 +27,8 @@ const RETRIED = new Set<string>([
   'getWorker',
   'listWorkers',
   'updateWorker',
+  'addRunningJobs',
+  'removeRunningJobs',
   'appendLogs',
   'readLogs',
   'appendLogBatch',
@@ -61,7 +63,8 @@ function isAborted(error: unknown): boolean {
  * start, re-queue and result (or failure/cancellation) by the state, worker, lease epoch and the timestamp
  * that write set (`assignedAt`, `startedAt`, `notBefore`, `completedAt`), and carries on as if it had
  * matched; a retried `claimJobs` returns the jobs its first attempt took (it is idempotent per worker and claim
- * time); other writes (worker rows, tokens) are not recognised. An `appendLogs` retried that way may store
+ * time), and `addRunningJobs` and `removeRunningJobs` may simply run again (a retried add finds its ids listed, a
+ * retried removal finds them gone); other writes (`updateWorker`, tokens) are not recognised. An `appendLogs` retried that way may store
  * its batch twice, so the engine appends log lines through the unwrapped store.
  */
 export function withStoreRetry(store: Store, options: StoreRetryOptions): Store {

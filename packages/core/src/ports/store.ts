@@ -167,6 +167,24 @@ export interface Store {
   listWorkers(filter?: { states?: readonly WorkerState[] }): Promise<Worker[]>;
   /** Applies `patch` when the worker matches `guard`; returns the updated worker, or undefined if it did not match. */
   updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
+  /**
+   * Optional: adds `jobIds` to the worker's running jobs in one atomic step, only while it is READY: it
+   * becomes BUSY when its running jobs then fill its capacity (else stays READY), and its `idleSince` is
+   * cleared. Ids it already lists are not added again, and when it lists them all it is returned unchanged
+   * whatever its state, so a call retried after its reply was lost is recognised. Returns the updated worker;
+   * undefined when the worker is unknown, or not READY while some id is not listed yet. With no ids, the
+   * worker as it is. The engine records a claim's jobs with it when a store has it, and with a read and a
+   * compare-and-set `updateWorker` otherwise.
+   */
+  addRunningJobs?(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined>;
+  /**
+   * Optional: removes `jobIds` from the worker's running jobs in one atomic step (whatever its state): a READY
+   * or BUSY worker becomes BUSY when the jobs left still fill its capacity, else READY (other states are
+   * kept), and `idleSince` becomes `now` (ms since the epoch) when no job is left. Returns the updated worker,
+   * undefined for an unknown one; with no ids, the worker as it is. The engine frees a finished job's slot with it when a store has it, and with
+   * a read and a compare-and-set `updateWorker` otherwise.
+   */
+  removeRunningJobs?(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined>;
 
   /** Appends lines in order and returns the seq of the last one. */
   appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number>;

@@ -227,6 +227,31 @@ export class MemoryStore implements Store {
     return copyWorker(worker);
   }
 
+  /** Adds job ids to a READY worker's running jobs; see {@link Store.addRunningJobs}. */
+  async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
+    this.checkOpen();
+    const worker = this.workers.get(workerId);
+    if (!worker) return undefined;
+    const added = jobIds.filter((id, index) => !worker.runningJobIds.includes(id) && jobIds.indexOf(id) === index);
+    if (added.length === 0) return copyWorker(worker);
+    if (worker.state !== 'READY') return undefined;
+    worker.runningJobIds = [...worker.runningJobIds, ...added];
+    worker.state = worker.runningJobIds.length >= worker.capacity ? 'BUSY' : 'READY';
+    delete worker.idleSince;
+    return copyWorker(worker);
+  }
+
+  /** Removes job ids from a worker's running jobs; see {@link Store.removeRunningJobs}. */
+  async removeRunningJobs(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined> {
+    this.checkOpen();
+    const worker = this.workers.get(workerId);
+    if (!worker || jobIds.length === 0) return worker && copyWorker(worker);
+    worker.runningJobIds = worker.runningJobIds.filter((id) => !jobIds.includes(id));
+    if (worker.state === 'READY' || worker.state === 'BUSY') worker.state = worker.runningJobIds.length >= worker.capacity ? 'BUSY' : 'READY';
+    if (worker.runningJobIds.length === 0) worker.idleSince = now;
+    return copyWorker(worker);
+  }
+
   async appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number> {
     return this.appendLogBatch(jobId, packLogLineBatch(lines));
   }

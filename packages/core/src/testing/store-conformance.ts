@@ -14,7 +14,7 @@ export interface StoreUnderTest {
    * Optional `Store` methods this store does not implement; their cases then check only that they are
    * absent. A store that implements one is always held to its cases.
    */
-  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount')[];
+  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount' | 'addRunningJobs' | 'removeRunningJobs')[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -603,6 +603,74 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
           ),
         );
         expect(results.filter((result) => result !== undefined)).toHaveLength(1);
+      });
+    });
+
+    describe("a worker's running jobs (addRunningJobs, removeRunningJobs)", () => {
+      const lacks = (method: 'addRunningJobs' | 'removeRunningJobs') => current?.lacks?.includes(method) === true;
+
+      it('addRunningJobs: adds to a READY worker, BUSY once its capacity is filled, and clears idleSince', async () => {
+        if (lacks('addRunningJobs')) return expect(store.addRunningJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'READY', capacity: 3, runningJobIds: ['job_a'], idleSince: BASE_TIME, lastHeartbeat: BASE_TIME });
+        await store.insertWorker(worker);
+        const { idleSince: _, ...running } = worker;
+        const ready = await store.addRunningJobs!(worker.id, ['job_b']);
+        expect(ready).toEqual({ ...running, runningJobIds: ['job_a', 'job_b'] });
+        expect(await store.getWorker(worker.id)).toEqual(ready);
+        const busy = await store.addRunningJobs!(worker.id, ['job_c']);
+        expect(busy).toEqual({ ...running, state: 'BUSY', runningJobIds: ['job_a', 'job_b', 'job_c'] });
+        expect(await store.getWorker(worker.id)).toEqual(busy);
+        expect(await store.addRunningJobs!('w_missing', ['job_a'])).toBeUndefined();
+      });
+
+      it('addRunningJobs: adds nothing to a worker that is not READY, unless it lists every id already (a retried call)', async () => {
+        if (lacks('addRunningJobs')) return expect(store.addRunningJobs).toBeUndefined();
+        const ready = makeTestWorker({ state: 'READY', capacity: 4, runningJobIds: ['job_a'] });
+        await store.insertWorker(ready);
+        expect(await store.addRunningJobs!(ready.id, ['job_a', 'job_b', 'job_b'])).toMatchObject({ state: 'READY', runningJobIds: ['job_a', 'job_b'] });
+        for (const state of ['BUSY', 'DRAINING', 'LOST', 'CONNECTING'] as const) {
+          const worker = makeTestWorker({ state, capacity: 4, runningJobIds: ['job_a', 'job_b'], idleSince: BASE_TIME });
+          await store.insertWorker(worker);
+          expect(await store.addRunningJobs!(worker.id, ['job_b', 'job_c'])).toBeUndefined();
+          expect(await store.addRunningJobs!(worker.id, ['job_b', 'job_a'])).toEqual(worker);
+          expect(await store.getWorker(worker.id)).toEqual(worker);
+        }
+      });
+
+      it('removeRunningJobs: frees the slots, READY below capacity, and sets idleSince when no job is left', async () => {
+        if (lacks('removeRunningJobs')) return expect(store.removeRunningJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'BUSY', capacity: 2, runningJobIds: ['job_a', 'job_b'], lastHeartbeat: BASE_TIME });
+        await store.insertWorker(worker);
+        const one = await store.removeRunningJobs!(worker.id, ['job_a'], BASE_TIME + 5);
+        expect(one).toEqual({ ...worker, state: 'READY', runningJobIds: ['job_b'] });
+        expect(await store.getWorker(worker.id)).toEqual(one);
+        const idle = await store.removeRunningJobs!(worker.id, ['job_b', 'job_x'], BASE_TIME + 6);
+        expect(idle).toEqual({ ...worker, state: 'READY', runningJobIds: [], idleSince: BASE_TIME + 6 });
+        expect(await store.getWorker(worker.id)).toEqual(idle);
+        expect(await store.removeRunningJobs!('w_missing', ['job_a'], BASE_TIME)).toBeUndefined();
+      });
+
+      it('removeRunningJobs: keeps a BUSY worker at capacity BUSY, and the state of a worker neither READY nor BUSY', async () => {
+        if (lacks('removeRunningJobs')) return expect(store.removeRunningJobs).toBeUndefined();
+        const full = makeTestWorker({ state: 'BUSY', capacity: 1, runningJobIds: ['job_a', 'job_b'] });
+        const draining = makeTestWorker({ state: 'DRAINING', capacity: 2, runningJobIds: ['job_a', 'job_b'] });
+        for (const worker of [full, draining]) await store.insertWorker(worker);
+        expect(await store.removeRunningJobs!(full.id, ['job_a'], BASE_TIME)).toEqual({ ...full, runningJobIds: ['job_b'] });
+        expect(await store.removeRunningJobs!(draining.id, ['job_b'], BASE_TIME)).toEqual({ ...draining, runningJobIds: ['job_a'] });
+        expect(await store.removeRunningJobs!(draining.id, ['job_a'], BASE_TIME + 1)).toEqual({ ...draining, runningJobIds: [], idleSince: BASE_TIME + 1 });
+      });
+
+      it('loses no change among many concurrent adds and removes on one worker', async () => {
+        if (lacks('addRunningJobs') || lacks('removeRunningJobs')) return;
+        const worker = makeTestWorker({ state: 'READY', capacity: 100, runningJobIds: Array.from({ length: 20 }, (_, index) => `job_old_${index}`) });
+        await store.insertWorker(worker);
+        await Promise.all([
+          ...Array.from({ length: 20 }, (_, index) => store.addRunningJobs!(worker.id, [`job_new_${index}`])),
+          ...Array.from({ length: 20 }, (_, index) => store.removeRunningJobs!(worker.id, [`job_old_${index}`], BASE_TIME)),
+        ]);
+        const after = (await store.getWorker(worker.id))!;
+        expect([...after.runningJobIds].sort()).toEqual(Array.from({ length: 20 }, (_, index) => `job_new_${index}`).sort());
+        expect(after.state).toBe('READY');
       });
     });
 
