@@ -128,6 +128,19 @@ function connect(address: string) {
   };
 }
 
+/** A MemoryStore that counts the reads of a job (getJob and getJobAndLogCount). */
+class ReadCountingStore extends MemoryStore {
+  reads = 0;
+  override async getJob(id: string): Promise<Job | undefined> {
+    this.reads += 1;
+    return super.getJob(id);
+  }
+  override async getJobAndLogCount(id: string) {
+    this.reads += 1;
+    return super.getJobAndLogCount(id);
+  }
+}
+
 describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
@@ -482,6 +495,20 @@ describe('worker protocol over real gRPC', () => {
     const events = (await platform.store.listAudit(job.id)).map((event) => event.eventType);
     expect(events).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished']);
     worker.close();
+  });
+
+  it('reads the job once for a result that carries its lines (for both the lines and the result)', async () => {
+    const store = new ReadCountingStore();
+    const { platform, provider } = await start({ store });
+    const job = await platform.client.queue({ name: 'j', command: 'echo a; echo b' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    store.reads = 0;
+    first.send(jobFinished(job.id, epoch, 0, 2, 1, { lines: { firstSeq: 1, texts: ['a', 'b'] }, started: true }));
+    expect(await first.ack((ack) => ack.finished)).toEqual({ jobId: job.id, epoch, logSeq: 2, finished: true });
+    expect(store.reads).toBe(1);
+    expect((await platform.store.getJob(job.id))?.state).toBe('SUCCEEDED');
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b']);
+    first.close();
   });
 
   it('does not record nor acknowledge a result whose lines follow a missing batch', async () => {

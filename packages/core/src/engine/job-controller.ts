@@ -389,6 +389,21 @@ export class JobController {
   }
 
   private async appendPackedLogs(workerId: string, jobId: string, epoch: number, batch: NewLogLineBatch, firstSeq?: number): Promise<number | undefined> {
+    return (await this.storeRunLines(workerId, jobId, epoch, batch, firstSeq)).acked;
+  }
+
+  /**
+   * `appendPackedLogs`, also resolving with what it read: the job (read before the append, which changes only
+   * its lines) and its stored line count after the append, so that a result that comes with its run's last
+   * lines needs no second read. `acked` is what `appendPackedLogs` resolves with.
+   */
+  private storeRunLines(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    batch: NewLogLineBatch,
+    firstSeq?: number,
+  ): Promise<{ acked: number | undefined; job: Job | undefined; logCount: number }> {
     const count = logLineBatchCount(batch);
     return this.logAppends.run(jobId, async () => {
       // The lease is checked here, after any wait in this queue or on store retries, right before the append:
@@ -397,12 +412,12 @@ export class JobController {
       const { job, logCount: stored } = await this.jobAndLogCount(jobId);
       if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
         await this.fenced(workerId, jobId, epoch, 'logs');
-        return (firstSeq ?? 1) + count - 1;
+        return { acked: (firstSeq ?? 1) + count - 1, job, logCount: stored };
       }
       const first = firstSeq ?? stored + 1;
       const last = first + count - 1;
-      if (last <= stored) return stored;
-      if (first > stored + 1) return undefined;
+      if (last <= stored) return { acked: stored, job, logCount: stored };
+      if (first > stored + 1) return { acked: undefined, job, logCount: stored };
       const lines = sliceLogLineBatch({ ...batch, firstSeq: first }, stored - first + 1, count);
       // Not through the retrying store: an append whose connection broke after it committed would be stored
       // twice by a retry. Failing here means no ack; the worker resends and the lines stored are skipped.
@@ -414,7 +429,7 @@ export class JobController {
       const appended = await append;
       this.options.observer?.logLines?.(logLineBatchCount(lines), lines.text.length);
       this.notifier.notify(jobId, 'logs');
-      return appended;
+      return { acked: appended, job, logCount: appended };
     });
   }
 
@@ -425,11 +440,43 @@ export class JobController {
    * batches, then the result. Resolves true once the result was recorded or refused as stale (either way the
    * worker may forget it). With `started`, the report also says the run started (a short job's start travels
    * with its result): an ASSIGNED job's start and end are then recorded in one write, with both audit events.
+   * With `lines`, the run's last lines (numbered from their `firstSeq`) travel with the result: they are stored
+   * first, as {@link appendLogBatch} stores them, and the job read for their append serves the result too; when
+   * they cannot be stored yet (an earlier batch is missing) the result is not recorded either (resolves false).
    */
-  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq = 0, started = false): Promise<boolean> {
-    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started);
+  async jobFinished(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    report: FinishedReport,
+    lastLogSeq = 0,
+    started = false,
+    lines?: LogLineBatch,
+  ): Promise<boolean> {
+    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
     if (recorded) this.wake();
     return recorded;
+  }
+
+  /**
+   * What a result is checked against: the job and its stored line count (0 when `lastLogSeq` is 0 and no lines
+   * come along, which need no count). Lines that come with the result are stored first (a stale lease's are
+   * refused, as `appendLogBatch` refuses them, and the result is then refused too); undefined when they cannot
+   * be stored yet (an earlier batch is missing).
+   */
+  private async jobForResult(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    lastLogSeq: number,
+    lines: LogLineBatch | undefined,
+  ): Promise<{ job: Job | undefined; logCount: number } | undefined> {
+    if (lines && logLineBatchCount(lines) > 0) {
+      const stored = await this.storeRunLines(workerId, jobId, epoch, lines, lines.firstSeq);
+      return stored.acked === undefined ? undefined : stored;
+    }
+    if (lastLogSeq > 0) return this.jobAndLogCount(jobId);
+    return { job: await this.store.getJob(jobId), logCount: 0 };
   }
 
   /**
@@ -437,10 +484,21 @@ export class JobController {
    * worker's record is updated under its own key (`workerRecords`), so a result does not wait for a scheduling
    * pass (on PostgreSQL, one pass and one result at a time held a deep queue to ~70 jobs/s).
    */
-  private async recordResult(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq: number, started: boolean): Promise<boolean> {
+  private async recordResult(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    report: FinishedReport,
+    lastLogSeq: number,
+    started: boolean,
+    lines: LogLineBatch | undefined,
+  ): Promise<boolean> {
+    // With lines to check, the job and its stored line count in one read (when the store can); with lines to
+    // store, the read their append made.
+    const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
+    if (!read) return false;
+    const { job: current, logCount } = read;
     const patch = finalJobPatch(report, this.now());
-    // With lines to check, the job and its stored line count in one read (when the store can).
-    const { job: current, logCount } = lastLogSeq > 0 ? await this.jobAndLogCount(jobId) : { job: await this.store.getJob(jobId), logCount: 0 };
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return false;
     const startsNow = started && leased && current.state === 'ASSIGNED';
