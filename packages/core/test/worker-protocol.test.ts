@@ -511,6 +511,23 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
+  it("gives a wait woken by the job's end the job as the engine recorded it, without reading it again", async () => {
+    const store = new ReadCountingStore();
+    const { platform, provider } = await start({ store });
+    const job = await platform.client.queue({ name: 'j', command: 'true' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    const waited = platform.client.wait(job.id);
+    // The wait reads the job once when it starts.
+    while (store.reads === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    store.reads = 0;
+    first.send(jobFinished(job.id, epoch, 0, 0, 1, { started: true }));
+    expect(await waited).toMatchObject({ id: job.id, state: 'SUCCEEDED', exitCode: 0, startedAt: expect.any(Number), completedAt: expect.any(Number) });
+    // The result's own read; none by the wait.
+    expect(store.reads).toBe(1);
+    expect(await platform.client.get(job.id)).toEqual(await waited);
+    first.close();
+  });
+
   it('does not record nor acknowledge a result whose lines follow a missing batch', async () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
     const job = await platform.client.queue({ name: 'j', command: 'long' });

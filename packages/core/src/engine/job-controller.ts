@@ -541,8 +541,10 @@ export class JobController {
     }
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
+    // Before the slot is freed: in the same turn as the store's own announcement of the change (`onJobChanged`),
+    // so that the waiters it wakes get the job as recorded and need not read it.
+    this.notifier.notify(jobId, changeOf(job.state), job);
     await this.releaseSlot(workerId, jobId);
-    this.notifier.notify(jobId, changeOf(job.state));
     return true;
   }
 
@@ -1046,7 +1048,7 @@ export class JobController {
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     this.options.observer?.jobFinished?.(done);
-    this.notifier.notify(job.id);
+    this.notifier.notify(job.id, 'any', done);
     return done;
   }
 
