@@ -38,8 +38,13 @@ const CLAIM_SHORTFALL_RETRY_MS = 10;
  * gets work (see `claimBeyondWindow`), but no worker is started for a job further back until the head moves.
  */
 const QUEUE_WINDOW = 10_000;
-/** The fewest queued jobs a scheduling pass reads first (see `planQueueHead`). */
-const QUEUE_FIRST_READ = 32;
+/**
+ * The fewest queued jobs a scheduling pass reads first (see `planQueueHead`): a few more than the one slot a
+ * finished job frees, so that a job backing off at the head rarely costs a second read.
+ */
+const QUEUE_FIRST_READ = 4;
+/** How much further each read of the queue's head goes than the one before, while slots stay free (see `planQueueHead`). */
+const QUEUE_READ_GROWTH = 16;
 /** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
 const STRANDED_SWEEP_MS = 5_000;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
@@ -639,16 +644,17 @@ export class JobController {
   /**
    * Reads the head of the queue as far as this pass can act on it, and decides. The first read covers every
    * slot the workers and providers could fill (`queueDemandBound`, at least {@link QUEUE_FIRST_READ}); while
-   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, it reads 16
-   * times as many, then the whole {@link QUEUE_WINDOW} (a provider with room that no queued job asks for keeps
-   * a slot free however far the pass reads: three reads, not one per step). With every worker busy, a pass
-   * over a deep queue reads a few jobs instead of all of them. The rest of the queue could only wait: no
+   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, each read goes
+   * {@link QUEUE_READ_GROWTH} times as far as the one before, up to the whole {@link QUEUE_WINDOW} (a provider
+   * with room that no queued job asks for keeps a slot free however far the pass reads: four reads at most, not
+   * one per step). With every worker busy, a pass over a deep queue reads a few jobs instead of all of them;
+   * with one slot free, as after a job ended, it reads {@link QUEUE_FIRST_READ}. The rest of the queue could only wait: no
    * decision changes, except the wake-up for a backing-off job further back, which could not run before a
    * slot frees and starts a pass.
    */
   private async planQueueHead(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
     const first = Math.min(QUEUE_WINDOW, Math.max(QUEUE_FIRST_READ, queueDemandBound(snapshot)));
-    for (let limit = first; ; limit = limit === first ? Math.min(QUEUE_WINDOW, first * 16) : QUEUE_WINDOW) {
+    for (let limit = first; ; limit = Math.min(QUEUE_WINDOW, limit * QUEUE_READ_GROWTH)) {
       const queuedJobs = await this.store.queuedJobs(limit);
       const { decisions, spareCapacity } = plan({ ...snapshot, queuedJobs });
       if (queuedJobs.length < limit || !spareCapacity || limit >= QUEUE_WINDOW) return { queuedJobs, decisions };
