@@ -845,6 +845,23 @@ export class PostgresStore implements Store {
     return rows.map(toJob);
   }
 
+  /**
+   * `claimJobs` for a READY worker that also adds the claimed ids to its running jobs, in one statement (see
+   * `claimJobsSql` with its `workers` table): the worker's row is locked first, so a worker changed meanwhile
+   * (lost, terminating) claims nothing.
+   */
+  async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
+    const limit = Math.max(0, Math.floor(claim.limit));
+    const rows = await this.query(
+      'claimAndRecordJobs',
+      this.cachedSql('claimAndRecord', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit, this.t.workers)),
+      [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
+      true,
+    );
+    this.announceChanged(rows);
+    return rows.map(toJob);
+  }
+
   // ---- audit -----------------------------------------------------------------------------------
 
   async appendAudit(event: AuditEvent): Promise<void> {

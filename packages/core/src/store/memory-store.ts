@@ -176,6 +176,25 @@ export class MemoryStore implements Store {
   /** Claims the next queued jobs the worker can run, in queue order; see {@link Store.claimJobs}. */
   async claimJobs(claim: JobClaim): Promise<Job[]> {
     this.checkOpen();
+    return this.claim(claim).map(copyJob);
+  }
+
+  /** Claims for a READY worker and adds the jobs to its running jobs, in one step; see {@link Store.claimAndRecordJobs}. */
+  async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
+    this.checkOpen();
+    const worker = this.workers.get(claim.workerId);
+    const retried = [...this.assigned].some((id) => {
+      const job = this.jobs.get(id)!;
+      return job.workerId === claim.workerId && job.assignedAt === claim.now;
+    });
+    if (!retried && worker?.state !== 'READY') return [];
+    const claimed = this.claim(claim);
+    if (!retried && worker) this.addRunning(worker, claimed.map((job) => job.id));
+    return claimed.map(copyJob);
+  }
+
+  /** `claimJobs` on the stored jobs: the jobs claimed (or, for a retried claim, claimed before), in queue order. */
+  private claim(claim: JobClaim): Job[] {
     const claimed: Job[] = [];
     for (const id of this.assigned) {
       const job = this.jobs.get(id)!;
@@ -196,7 +215,7 @@ export class MemoryStore implements Store {
       ]);
       claimed.push(job);
     }
-    return claimed.sort(queueOrder).map(copyJob);
+    return claimed.sort(queueOrder);
   }
 
   async insertWorker(worker: Worker): Promise<void> {
@@ -231,14 +250,18 @@ export class MemoryStore implements Store {
   async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
     this.checkOpen();
     const worker = this.workers.get(workerId);
-    if (!worker) return undefined;
+    return worker && this.addRunning(worker, jobIds) ? copyWorker(worker) : undefined;
+  }
+
+  /** `addRunningJobs` on a stored worker: false when it is not READY and some id is not listed yet. */
+  private addRunning(worker: Worker, jobIds: readonly string[]): boolean {
     const added = jobIds.filter((id, index) => !worker.runningJobIds.includes(id) && jobIds.indexOf(id) === index);
-    if (added.length === 0) return copyWorker(worker);
-    if (worker.state !== 'READY') return undefined;
+    if (added.length === 0) return true;
+    if (worker.state !== 'READY') return false;
     worker.runningJobIds = [...worker.runningJobIds, ...added];
     worker.state = worker.runningJobIds.length >= worker.capacity ? 'BUSY' : 'READY';
     delete worker.idleSince;
-    return copyWorker(worker);
+    return true;
   }
 
   /** Removes job ids from a worker's running jobs; see {@link Store.removeRunningJobs}. */
