@@ -19,6 +19,7 @@ import {
   type Worker,
   type WorkerGuard,
   type WorkerState,
+  type WorkersAndQueue,
 } from '@hodei/core';
 import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSchema } from './config';
 import { claimJobsSql } from './claim-sql';
@@ -211,6 +212,18 @@ function encodeFields<T extends object>(
     casts.push(undefined);
   }
   return { columns, values, casts };
+}
+
+/**
+ * SQL of `listWorkersAndQueue`: the workers in states `$1` (text[]) in insertion order, and the first `$2` QUEUED
+ * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
+ */
+function workersAndQueueSql(workers: string, jobs: string): string {
+  const order = 'priority DESC, created_at ASC, insert_seq ASC';
+  return `SELECT
+  (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
+  (SELECT coalesce(json_agg(q ORDER BY ${order.split(', ').map((term) => `q.${term}`).join(', ')}), '[]'::json)
+   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY ${order} LIMIT $2) AS q) AS queued`;
 }
 
 /**
@@ -632,6 +645,13 @@ export class PostgresStore implements Store {
         )
       : await this.query('listWorkers', `SELECT * FROM ${this.t.workers} ORDER BY insert_seq`);
     return rows.map(toWorker);
+  }
+
+  /** The workers in `workerStates` and the first `queueLimit` queued jobs, in one statement (JSON rows). */
+  async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
+    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(this.t.workers, this.t.jobs));
+    const [row] = await this.query('listWorkersAndQueue', sql, [[...workerStates], limitOf(queueLimit, 0)], true);
+    return { workers: (row!.workers as Row[]).map(toWorker), queuedJobs: (row!.queued as Row[]).map(toJob) };
   }
 
   async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {

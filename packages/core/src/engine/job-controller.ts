@@ -111,6 +111,8 @@ export class JobController {
   /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
   private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
+  /** How many queued jobs the last pass read first: the next pass reads that many with the workers (see `planQueueHead`). */
+  private lastFirstRead = QUEUE_FIRST_READ;
   /** When a pass next looks for stranded assignments (the first pass does). */
   private nextStrandedSweepAt = 0;
   private reconcileRequested = false;
@@ -616,7 +618,10 @@ export class JobController {
       this.nextStrandedSweepAt = this.now() + STRANDED_SWEEP_MS;
       await this.requeueStranded();
     }
-    const liveWorkers = await this.store.listWorkers({ states: LIVE });
+    // The queue's head read with the workers, as far as the last pass read it first (its demand is not known
+    // before the workers are): one read where the store can.
+    const head = this.store.listWorkersAndQueue && !this.draining ? await this.store.listWorkersAndQueue(LIVE, this.lastFirstRead) : undefined;
+    const liveWorkers = head?.workers ?? (await this.store.listWorkers({ states: LIVE }));
     const workers = this.schedulable(liveWorkers);
     const providers = [...this.providers.values()]
       .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
@@ -631,7 +636,9 @@ export class JobController {
       provisioningTimeoutMs: config.provisioningTimeoutMs,
     };
     // Draining: queued jobs wait in the store for a restart or another server.
-    const { queuedJobs, decisions } = this.draining ? { queuedJobs: [], decisions: decide({ ...snapshot, queuedJobs: [] }) } : await this.planQueueHead(snapshot);
+    const { queuedJobs, decisions } = this.draining
+      ? { queuedJobs: [], decisions: decide({ ...snapshot, queuedJobs: [] }) }
+      : await this.planQueueHead(snapshot, head && { limit: this.lastFirstRead, jobs: head.queuedJobs });
     // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
     const backoffEnd = nextBackoffEnd(queuedJobs, now);
     if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
@@ -648,14 +655,21 @@ export class JobController {
    * {@link QUEUE_READ_GROWTH} times as far as the one before, up to the whole {@link QUEUE_WINDOW} (a provider
    * with room that no queued job asks for keeps a slot free however far the pass reads: four reads at most, not
    * one per step). With every worker busy, a pass over a deep queue reads a few jobs instead of all of them;
-   * with one slot free, as after a job ended, it reads {@link QUEUE_FIRST_READ}. The rest of the queue could only wait: no
-   * decision changes, except the wake-up for a backing-off job further back, which could not run before a
-   * slot frees and starts a pass.
+   * with one slot free, as after a job ended, it reads {@link QUEUE_FIRST_READ}. The rest of the queue could
+   * only wait: no decision changes, except the wake-up for a backing-off job further back, which could not run
+   * before a slot frees and starts a pass. `head`: the jobs a read of up to `limit` returned (read with the
+   * workers), which serve instead of a read that would go no further.
    */
-  private async planQueueHead(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
+  private async planQueueHead(
+    snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>,
+    head?: { limit: number; jobs: Job[] },
+  ): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
     const first = Math.min(QUEUE_WINDOW, Math.max(QUEUE_FIRST_READ, queueDemandBound(snapshot)));
-    for (let limit = first; ; limit = Math.min(QUEUE_WINDOW, limit * QUEUE_READ_GROWTH)) {
-      const queuedJobs = await this.store.queuedJobs(limit);
+    this.lastFirstRead = first;
+    for (let limit = Math.max(first, head?.limit ?? 0); ; limit = Math.min(QUEUE_WINDOW, limit * QUEUE_READ_GROWTH)) {
+      // The head read already will do when it went as far, or reached the end of the queue.
+      const queuedJobs = head && (head.limit >= limit || head.jobs.length < head.limit) ? head.jobs : await this.store.queuedJobs(limit);
+      head = undefined;
       const { decisions, spareCapacity } = plan({ ...snapshot, queuedJobs });
       if (queuedJobs.length < limit || !spareCapacity || limit >= QUEUE_WINDOW) return { queuedJobs, decisions };
     }

@@ -27,6 +27,7 @@ const RETRIED = new Set<string>([
   'insertWorker',
   'getWorker',
   'listWorkers',
+  'listWorkersAndQueue',
   'updateWorker',
   'addRunningJobs',
   'removeRunningJobs',

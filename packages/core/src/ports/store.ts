@@ -110,6 +110,14 @@ export interface JobAndLogCount {
   logCount: number;
 }
 
+/** What `Store.listWorkersAndQueue` reads: the workers in some states and the head of the queue. */
+export interface WorkersAndQueue {
+  /** As `listWorkers({ states })` returns them. */
+  workers: Worker[];
+  /** As `queuedJobs(limit)` returns them. */
+  queuedJobs: Job[];
+}
+
 /**
  * Where jobs, workers, logs, tokens and audit events live. Every method is atomic on its own;
  * `updateJob` and `updateWorker` are compare-and-set so several engines may share one store.
@@ -173,6 +181,11 @@ export interface Store {
   getWorker(id: string): Promise<Worker | undefined>;
   /** Workers, optionally only those in one of `filter.states`. */
   listWorkers(filter?: { states?: readonly WorkerState[] }): Promise<Worker[]>;
+  /**
+   * Optional: `listWorkers({ states: workerStates })` and `queuedJobs(queueLimit)` in one read (a scheduling
+   * pass needs both); the engine makes the two calls without it.
+   */
+  listWorkersAndQueue?(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue>;
   /** Applies `patch` when the worker matches `guard`; returns the updated worker, or undefined if it did not match. */
   updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
   /**

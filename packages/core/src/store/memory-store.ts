@@ -14,6 +14,7 @@ import type {
   Store,
   StoredToken,
   WorkerGuard,
+  WorkersAndQueue,
 } from '../ports/store';
 import { HodeiError } from '../domain/errors';
 import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from './log-line-batch';
@@ -235,6 +236,10 @@ export class MemoryStore implements Store {
       if (!filter.states || filter.states.includes(worker.state)) result.push(copyWorker(worker));
     }
     return result;
+  }
+
+  async listWorkersAndQueue(workerStates: readonly Worker['state'][], queueLimit: number): Promise<WorkersAndQueue> {
+    return { workers: await this.listWorkers({ states: workerStates }), queuedJobs: await this.queuedJobs(queueLimit) };
   }
 
   async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {

@@ -14,7 +14,7 @@ export interface StoreUnderTest {
    * Optional `Store` methods this store does not implement; their cases then check only that they are
    * absent. A store that implements one is always held to its cases.
    */
-  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount' | 'addRunningJobs' | 'removeRunningJobs' | 'claimAndRecordJobs')[];
+  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount' | 'addRunningJobs' | 'removeRunningJobs' | 'claimAndRecordJobs' | 'listWorkersAndQueue')[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -518,6 +518,39 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
           expect(await store.getJob(job.id)).toMatchObject({ state: 'ASSIGNED', epoch: 1, workerId: winners[0] });
           expect(await store.listAudit(job.id)).toHaveLength(1);
         }
+      });
+    });
+
+    describe('workers and queue in one read (listWorkersAndQueue)', () => {
+      it('reads what listWorkers and queuedJobs read', async () => {
+        if (current?.lacks?.includes('listWorkersAndQueue')) return expect(store.listWorkersAndQueue).toBeUndefined();
+        const workers = [
+          makeTestWorker({ state: 'READY', createdAt: BASE_TIME + 1, labels: { os: 'linux' }, runningJobIds: ['job_a'], lastHeartbeat: BASE_TIME + 5, idleSince: BASE_TIME + 6 }),
+          makeTestWorker({ state: 'BUSY', createdAt: BASE_TIME + 2, capacity: 2, sessionTokenHash: 'cd'.repeat(32) }),
+          makeTestWorker({ state: 'LOST', createdAt: BASE_TIME + 3, endedReason: 'gone' }),
+        ];
+        for (const worker of workers) await store.insertWorker(worker);
+        const jobs = [
+          makeTestJob({ createdAt: BASE_TIME + 3 }),
+          makeTestJob({
+            createdAt: BASE_TIME + 4,
+            attempt: 2,
+            epoch: 1,
+            notBefore: BASE_TIME + 9_000,
+            errorMessage: 'retrying\nsecond line',
+            spec: spec({ priority: 3, labels: { os: 'linux' }, env: { A: 'ü ✓' }, script: { interpreter: '/bin/sh', content: 'echo "$A"\n' } }),
+          }),
+          makeTestJob({ createdAt: BASE_TIME + 5, spec: spec({ priority: 3 }) }),
+          makeTestJob({ createdAt: BASE_TIME + 6, state: 'RUNNING', workerId: workers[0]!.id, epoch: 1 }),
+        ];
+        for (const job of jobs) await store.insertJob(job);
+        for (const [states, limit] of [[['READY', 'BUSY'], 2], [['LOST'], 10], [[], 10], [['READY'], 0]] as const) {
+          expect(await store.listWorkersAndQueue!(states, limit)).toEqual({
+            workers: await store.listWorkers({ states }),
+            queuedJobs: await store.queuedJobs(limit),
+          });
+        }
+        expect((await store.listWorkersAndQueue!(['READY', 'BUSY'], 2)).queuedJobs.map((job) => job.id)).toEqual([jobs[1]!.id, jobs[2]!.id]);
       });
     });
 
