@@ -219,11 +219,10 @@ function encodeFields<T extends object>(
  * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
  */
 function workersAndQueueSql(workers: string, jobs: string): string {
-  const order = 'priority DESC, created_at ASC, insert_seq ASC';
   return `SELECT
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
-  (SELECT coalesce(json_agg(q ORDER BY ${order.split(', ').map((term) => `q.${term}`).join(', ')}), '[]'::json)
-   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY ${order} LIMIT $2) AS q) AS queued`;
+  (SELECT coalesce(json_agg(q ORDER BY q.priority DESC, q.created_at ASC, q.insert_seq ASC), '[]'::json)
+   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY priority DESC, created_at ASC, insert_seq ASC LIMIT $2) AS q) AS queued`;
 }
 
 /**

@@ -202,8 +202,8 @@ export interface Store {
    * Optional: removes `jobIds` from the worker's running jobs in one atomic step (whatever its state): a READY
    * or BUSY worker becomes BUSY when the jobs left still fill its capacity, else READY (other states are
    * kept), and `idleSince` becomes `now` (ms since the epoch) when no job is left. Returns the updated worker,
-   * undefined for an unknown one; with no ids, the worker as it is. The engine frees a finished job's slot with it when a store has it, and with
-   * a read and a compare-and-set `updateWorker` otherwise.
+   * undefined for an unknown one; with no ids, the worker as it is. The engine frees a finished job's slot
+   * with it when a store has it, and with a read and a compare-and-set `updateWorker` otherwise.
    */
   removeRunningJobs?(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined>;
 

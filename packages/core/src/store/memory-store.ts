@@ -183,24 +183,29 @@ export class MemoryStore implements Store {
   /** Claims for a READY worker and adds the jobs to its running jobs, in one step; see {@link Store.claimAndRecordJobs}. */
   async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
     this.checkOpen();
+    // A retried claim gets the jobs its first attempt took (and recorded), whatever the worker's state now.
+    const before = this.claimedBefore(claim);
+    if (before.length > 0) return before.map(copyJob);
     const worker = this.workers.get(claim.workerId);
-    const retried = [...this.assigned].some((id) => {
-      const job = this.jobs.get(id)!;
-      return job.workerId === claim.workerId && job.assignedAt === claim.now;
-    });
-    if (!retried && worker?.state !== 'READY') return [];
+    if (worker?.state !== 'READY') return [];
     const claimed = this.claim(claim);
-    if (!retried && worker) this.addRunning(worker, claimed.map((job) => job.id));
+    this.addRunning(worker, claimed.map((job) => job.id));
     return claimed.map(copyJob);
   }
 
-  /** `claimJobs` on the stored jobs: the jobs claimed (or, for a retried claim, claimed before), in queue order. */
-  private claim(claim: JobClaim): Job[] {
+  /** The jobs a claim by the same worker at the same time took already, in queue order. */
+  private claimedBefore(claim: JobClaim): Job[] {
     const claimed: Job[] = [];
     for (const id of this.assigned) {
       const job = this.jobs.get(id)!;
       if (job.workerId === claim.workerId && job.assignedAt === claim.now) claimed.push(job);
     }
+    return claimed.sort(queueOrder);
+  }
+
+  /** `claimJobs` on the stored jobs: the jobs claimed (or, for a retried claim, claimed before), in queue order. */
+  private claim(claim: JobClaim): Job[] {
+    const claimed = this.claimedBefore(claim);
     const candidates: Job[] = [];
     for (const id of this.queued) {
       const job = this.jobs.get(id)!;
