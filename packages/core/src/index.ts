@@ -21,7 +21,7 @@ export { validateJobSpec, redactJobSpec, DEFAULT_JOB_TIMEOUT_MS, MAX_JOB_SPEC_BY
 export { WORKER_STATES, WORKER_TRANSITIONS, LIVE_WORKER_STATES, type Worker, type WorkerState } from './domain/worker';
 export { canTransition, assertTransition, type TransitionTable } from './domain/state-machine';
 export { finalJobPatch, type FinishedReport, type Outcome } from './domain/job-outcome';
-export type { Store, JobAndLogCount, LogLine, NewLogLine, LogLineBatch, NewLogLineBatch, LogStreamName, JobFilter, JobGuard, JobClaim, WorkerGuard, StoredToken, AuditEvent } from './ports/store';
+export type { Store, JobAndLogCount, WorkersAndQueue, LogLine, NewLogLine, LogLineBatch, NewLogLineBatch, LogStreamName, JobFilter, JobGuard, JobClaim, WorkerGuard, StoredToken, AuditEvent } from './ports/store';
 export type { Provider, ProviderCapabilities, CreateWorkerRequest, WorkerExit } from './ports/provider';
 export { silentLogger, type Logger } from './ports/logger';
 export type { EngineObserver } from './ports/observer';

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
+import type { Worker, WorkerState } from '../src/domain/worker';
+import type { WorkersAndQueue } from '../src/ports/store';
 import type { JobController } from '../src/engine/job-controller';
 import { systemClock, type Clock } from '../src/ports/clock';
 import { MemoryStore } from '../src/store/memory-store';
@@ -80,9 +82,10 @@ describe('the engine assigning through Store.claimJobs', () => {
     store.limits.length = 0;
     engineUnderTest.wake();
     await succeeded(store, 'job_deep-199');
-    // Each pass read a few jobs from the head, not the whole queue (it read 10,000 before).
+    // Each pass read a few jobs from the head, not the whole queue (it read 10,000 before), nor 32 (the fewest
+    // it read before): a few more than the worker's two slots.
     expect(store.limits.length).toBeGreaterThan(0);
-    expect(Math.max(...store.limits)).toBeLessThan(200);
+    expect(Math.max(...store.limits)).toBeLessThanOrEqual(8);
 
     // 100 jobs nobody can run, then one the worker can: the pass reads past them to find it.
     for (let index = 0; index < 100; index += 1) await engineUnderTest.queue({ name: `gpu-${index}`, command: 'true', labels: { gpu: 'yes' } });
@@ -90,6 +93,58 @@ describe('the engine assigning through Store.claimJobs', () => {
     expect((await succeeded(store, plain.id)).workerId).toBeDefined();
   }, 30_000);
 });
+
+describe("a scheduling pass's reads", () => {
+  it.each([
+    ['in one call with Store.listWorkersAndQueue', true],
+    ['as listWorkers then queuedJobs on a store without it', false],
+  ])('reads the workers and the head of the queue %s', async (_, fused) => {
+    const store = new PassReadsRecorder(fused);
+    const { controller: engineUnderTest } = await engine(store, 2);
+    store.reads = { fused: 0, listWorkers: 0, queuedJobs: 0 };
+    const jobs = await Promise.all(Array.from({ length: 10 }, (_, index) => engineUnderTest.queue({ name: `job-${index}`, command: 'true' })));
+    for (const job of jobs) await succeeded(store, job.id);
+    if (fused) {
+      expect(store.reads.fused).toBeGreaterThan(0);
+      expect(store.reads.listWorkers).toBe(0);
+    } else {
+      expect(store.listWorkersAndQueue).toBeUndefined();
+      expect(store.reads.listWorkers).toBeGreaterThan(0);
+      expect(store.reads.queuedJobs).toBeGreaterThanOrEqual(store.reads.listWorkers);
+    }
+  }, 30_000);
+});
+
+/** Counts a pass's reads: `listWorkersAndQueue` calls, and `listWorkers` and `queuedJobs` calls made outside them. */
+class PassReadsRecorder extends MemoryStore {
+  reads = { fused: 0, listWorkers: 0, queuedJobs: 0 };
+  private inFused = false;
+
+  constructor(fused: boolean) {
+    super();
+    if (!fused) Object.defineProperty(this, 'listWorkersAndQueue', { value: undefined });
+  }
+
+  override async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
+    this.reads.fused += 1;
+    this.inFused = true;
+    try {
+      return await super.listWorkersAndQueue(workerStates, queueLimit);
+    } finally {
+      this.inFused = false;
+    }
+  }
+
+  override async listWorkers(filter?: { states?: readonly WorkerState[] }): Promise<Worker[]> {
+    if (!this.inFused) this.reads.listWorkers += 1;
+    return super.listWorkers(filter);
+  }
+
+  override async queuedJobs(limit: number): Promise<Job[]> {
+    if (!this.inFused) this.reads.queuedJobs += 1;
+    return super.queuedJobs(limit);
+  }
+}
 
 /** A MemoryStore that records the `limit` of every `queuedJobs` call (what a scheduling pass reads). */
 class QueueReadsRecorder extends MemoryStore {

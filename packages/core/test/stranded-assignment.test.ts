@@ -6,25 +6,47 @@ import type { WorkerGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 import { reportRun, startInProcessEngine, until } from './in-process-worker';
 
-/** The first worker update that records a claimed job fails for good (not a retried outage): the claim has committed. */
+/**
+ * The first worker write that records a claimed job fails for good (not a retried outage): the claim has committed.
+ * With `atomic`, that write is `addRunningJobs`; without, the store lacks it and the engine uses `updateWorker`.
+ */
 class FailingWorkerUpdateStore extends MemoryStore {
   failures = 0;
+
+  constructor(atomic: boolean) {
+    super();
+    // The claim and the worker's record as two calls, so that the second can fail.
+    Object.defineProperty(this, 'claimAndRecordJobs', { value: undefined });
+    if (!atomic) Object.defineProperty(this, 'addRunningJobs', { value: undefined });
+  }
+
+  private failOnce(): void {
+    this.failures += 1;
+    throw new HodeiError('INTERNAL', 'memory store: the worker write failed');
+  }
+
+  override async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
+    if (this.failures === 0) this.failOnce();
+    return super.addRunningJobs(workerId, jobIds);
+  }
+
   override async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {
-    if (this.failures === 0 && (patch.runningJobIds?.length ?? 0) > 0) {
-      this.failures += 1;
-      throw new HodeiError('INTERNAL', 'memory store: updateWorker failed');
-    }
+    if (this.failures === 0 && (patch.runningJobIds?.length ?? 0) > 0) this.failOnce();
     return super.updateWorker(id, guard, patch);
   }
 }
 
 describe('an assignment that could not be recorded on its worker', () => {
-  it('is put back in the queue (its attempt not counted) and runs, instead of staying ASSIGNED forever', async () => {
+  it.each([
+    ['one atomic addRunningJobs', true],
+    ['a compare-and-set updateWorker (a store without addRunningJobs)', false],
+  ])('is put back in the queue (its attempt not counted) and runs, instead of staying ASSIGNED forever: %s', async (_, atomic) => {
     const { controller, store } = await startInProcessEngine({
-      store: new FailingWorkerUpdateStore(),
+      store: new FailingWorkerUpdateStore(atomic),
       config: { pollIntervalMs: 100 },
       onRun: (run, engine) => void reportRun(engine, run),
     });
+    expect(store.addRunningJobs === undefined).toBe(!atomic);
     try {
       const queued = await controller.queue({ name: 'stranded', command: 'true' });
       const done = await until(async () => {

@@ -128,6 +128,19 @@ function connect(address: string) {
   };
 }
 
+/** A MemoryStore that counts the reads of a job (getJob and getJobAndLogCount). */
+class ReadCountingStore extends MemoryStore {
+  reads = 0;
+  override async getJob(id: string): Promise<Job | undefined> {
+    this.reads += 1;
+    return super.getJob(id);
+  }
+  override async getJobAndLogCount(id: string) {
+    this.reads += 1;
+    return super.getJobAndLogCount(id);
+  }
+}
+
 describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
@@ -482,6 +495,37 @@ describe('worker protocol over real gRPC', () => {
     const events = (await platform.store.listAudit(job.id)).map((event) => event.eventType);
     expect(events).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished']);
     worker.close();
+  });
+
+  it('reads the job once for a result that carries its lines (for both the lines and the result)', async () => {
+    const store = new ReadCountingStore();
+    const { platform, provider } = await start({ store });
+    const job = await platform.client.queue({ name: 'j', command: 'echo a; echo b' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    store.reads = 0;
+    first.send(jobFinished(job.id, epoch, 0, 2, 1, { lines: { firstSeq: 1, texts: ['a', 'b'] }, started: true }));
+    expect(await first.ack((ack) => ack.finished)).toEqual({ jobId: job.id, epoch, logSeq: 2, finished: true });
+    expect(store.reads).toBe(1);
+    expect((await platform.store.getJob(job.id))?.state).toBe('SUCCEEDED');
+    expect(await storedLines(platform, job.id)).toEqual(['1:a', '2:b']);
+    first.close();
+  });
+
+  it("gives a wait woken by the job's end the job as the engine recorded it, without reading it again", async () => {
+    const store = new ReadCountingStore();
+    const { platform, provider } = await start({ store });
+    const job = await platform.client.queue({ name: 'j', command: 'true' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    const waited = platform.client.wait(job.id);
+    // The wait reads the job once when it starts.
+    while (store.reads === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    store.reads = 0;
+    first.send(jobFinished(job.id, epoch, 0, 0, 1, { started: true }));
+    expect(await waited).toMatchObject({ id: job.id, state: 'SUCCEEDED', exitCode: 0, startedAt: expect.any(Number), completedAt: expect.any(Number) });
+    // The result's own read; none by the wait.
+    expect(store.reads).toBe(1);
+    expect(await platform.client.get(job.id)).toEqual(await waited);
+    first.close();
   });
 
   it('does not record nor acknowledge a result whose lines follow a missing batch', async () => {

@@ -20,6 +20,7 @@ import {
   type Worker,
   type WorkerGuard,
   type WorkerState,
+  type WorkersAndQueue,
 } from '@hodei/core';
 import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSchema } from './config';
 import { claimJobsSql } from './claim-sql';
@@ -214,6 +215,50 @@ function encodeFields<T extends object>(
     casts.push(undefined);
   }
   return { columns, values, casts };
+}
+
+/**
+ * SQL of `listWorkersAndQueue`: the workers in states `$1` (text[]) in insertion order, and the first `$2` QUEUED
+ * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
+ */
+function workersAndQueueSql(workers: string, jobs: string): string {
+  return `SELECT
+  (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
+  (SELECT coalesce(json_agg(q ORDER BY q.priority DESC, q.created_at ASC, q.insert_seq ASC), '[]'::json)
+   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY priority DESC, created_at ASC, insert_seq ASC LIMIT $2) AS q) AS queued`;
+}
+
+/**
+ * SQL of `addRunningJobs`: appends to worker `$1`'s `running_job_ids` the ids of `$2` (text[]) it does not list
+ * yet, in their order, while it is READY, and sets its state by the new count (BUSY at capacity) and clears
+ * `idle_since`. A worker that lists them all already matches whatever its state and is left as it is (a retried
+ * call). The SET expressions read the row as locked, so concurrent changes of the worker are not lost.
+ */
+function addRunningJobsSql(workers: string): string {
+  const added = `ARRAY(SELECT a.id FROM unnest($2::text[]) WITH ORDINALITY AS a(id, n) WHERE a.id <> ALL(w.running_job_ids) ORDER BY a.n)`;
+  return `UPDATE ${workers} AS w SET
+  running_job_ids = w.running_job_ids || ${added},
+  state = CASE WHEN w.state <> 'READY' THEN w.state
+    WHEN cardinality(w.running_job_ids) + cardinality(${added}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
+  idle_since = CASE WHEN w.state = 'READY' THEN NULL ELSE w.idle_since END
+WHERE w.id = $1 AND (w.state = 'READY' OR $2::text[] <@ w.running_job_ids)
+RETURNING w.*`;
+}
+
+/**
+ * SQL of `removeRunningJobs`: drops the ids of `$2` (text[]) from worker `$1`'s `running_job_ids`, sets a READY
+ * or BUSY worker's state by the count left (BUSY at capacity) and `idle_since` to `$3` when none is left, in one
+ * statement whose SET expressions read the row as locked.
+ */
+function removeRunningJobsSql(workers: string): string {
+  const left = `ARRAY(SELECT r.id FROM unnest(w.running_job_ids) WITH ORDINALITY AS r(id, n) WHERE r.id <> ALL($2::text[]) ORDER BY r.n)`;
+  return `UPDATE ${workers} AS w SET
+  running_job_ids = ${left},
+  state = CASE WHEN w.state NOT IN ('READY', 'BUSY') THEN w.state
+    WHEN cardinality(${left}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
+  idle_since = CASE WHEN cardinality(${left}) = 0 THEN $3::timestamptz ELSE w.idle_since END
+WHERE w.id = $1
+RETURNING w.*`;
 }
 
 /** One pending `insertJob` call, encoded when the call was made (every column, in JOB_FIELDS order). */
@@ -618,6 +663,13 @@ export class PostgresStore implements Store {
     return rows.map(toWorker);
   }
 
+  /** The workers in `workerStates` and the first `queueLimit` queued jobs, in one statement (JSON rows). */
+  async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
+    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(this.t.workers, this.t.jobs));
+    const [row] = await this.query('listWorkersAndQueue', sql, [[...workerStates], limitOf(queueLimit, 0)], true);
+    return { workers: (row!.workers as Row[]).map(toWorker), queuedJobs: (row!.queued as Row[]).map(toJob) };
+  }
+
   async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {
     const { columns, values, casts } = encodeFields<Worker>(WORKER_FIELDS, patch, Object.keys(patch));
     const params: unknown[] = [id];
@@ -636,6 +688,28 @@ export class PostgresStore implements Store {
       `UPDATE ${this.t.workers} SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING *`,
       params,
     );
+    return rows[0] && toWorker(rows[0]);
+  }
+
+  /**
+   * Adds job ids to a READY worker's running jobs and sets its state by the new count, in one statement (see
+   * `Store.addRunningJobs`).
+   */
+  async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
+    if (jobIds.length === 0) return this.getWorker(workerId);
+    const sql = this.cachedSql('addRunningJobs', () => addRunningJobsSql(this.t.workers));
+    const rows = await this.query('addRunningJobs', sql, [workerId, [...new Set(jobIds)]], true);
+    return rows[0] && toWorker(rows[0]);
+  }
+
+  /**
+   * Removes job ids from a worker's running jobs and sets its state and `idle_since` by what is left, in one
+   * statement (see `Store.removeRunningJobs`).
+   */
+  async removeRunningJobs(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined> {
+    if (jobIds.length === 0) return this.getWorker(workerId);
+    const sql = this.cachedSql('removeRunningJobs', () => removeRunningJobsSql(this.t.workers));
+    const rows = await this.query('removeRunningJobs', sql, [workerId, [...jobIds], new Date(now)], true);
     return rows[0] && toWorker(rows[0]);
   }
 
@@ -805,6 +879,23 @@ export class PostgresStore implements Store {
     const rows = await this.query(
       'claimJobs',
       this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit)),
+      [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
+      true,
+    );
+    this.announceChanged(rows);
+    return rows.map(toJob);
+  }
+
+  /**
+   * `claimJobs` for a READY worker that also adds the claimed ids to its running jobs, in one statement (see
+   * `claimJobsSql` with its `workers` table): the worker's row is locked first, so a worker changed meanwhile
+   * (lost, terminating) claims nothing.
+   */
+  async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
+    const limit = Math.max(0, Math.floor(claim.limit));
+    const rows = await this.query(
+      'claimAndRecordJobs',
+      this.cachedSql('claimAndRecord', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit, this.t.workers)),
       [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
       true,
     );

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ChangeNotifier } from './change-notifier';
+import type { Job } from '../domain/job';
+import { ChangeNotifier, KeyWaiter } from './change-notifier';
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -97,6 +98,36 @@ describe('ChangeNotifier', () => {
     expect(notifier.waitedKeys).toBe(1);
     notifier.forget('job', newer);
     expect(notifier.waitedKeys).toBe(0);
+  });
+
+  it('hands the job as it ended to the waiters a notification of its end wakes, merged with the other notifications of the turn', async () => {
+    const notifier = new ChangeNotifier();
+    const ended = { id: 'job', state: 'SUCCEEDED' } as Job;
+    const waiters = [new KeyWaiter(notifier, 'job'), new KeyWaiter(notifier, 'job')];
+    const woken = waiters.map((waiter) => waiter.wait());
+    // The store's announcement (no job), the engine's with the job, and new lines, in one turn.
+    notifier.notify('job', 'any');
+    notifier.notify('job', 'any', ended);
+    notifier.notify('job', 'logs');
+    expect(await Promise.all(woken)).toEqual(['any', 'any']);
+    for (const waiter of waiters) expect(waiter.ended).toBe(ended);
+    // The next wake-up without one hands over nothing.
+    const again = waiters[0]!.wait();
+    notifier.notify('job', 'any');
+    expect(await again).toBe('any');
+    expect(waiters[0]!.ended).toBeUndefined();
+    for (const waiter of waiters) waiter.release();
+    expect(notifier.waitedKeys).toBe(0);
+  });
+
+  it('hands over no job that has not ended', async () => {
+    const notifier = new ChangeNotifier();
+    const waiter = new KeyWaiter(notifier, 'job');
+    const woken = waiter.wait();
+    notifier.notify('job', 'state', { id: 'job', state: 'RUNNING' } as Job);
+    expect(await woken).toBe('state');
+    expect(waiter.ended).toBeUndefined();
+    waiter.release();
   });
 
   it('notifyAll wakes every waiter at once', async () => {

@@ -1,3 +1,5 @@
+import { isTerminalJobState, type Job } from '../domain/job';
+
 /**
  * What a notification says changed about a job, from the narrowest to the widest: new log lines only, a
  * state that is not terminal (the job has not ended), or anything (the job may have ended; also when the
@@ -12,6 +14,15 @@ function widest(a: JobChange | undefined, b: JobChange): JobChange {
   return a !== undefined && WIDTH[a] >= WIDTH[b] ? a : b;
 }
 
+/** A key's notifications of one turn: the widest change, and the job as it ended when one said so. */
+interface Due {
+  change: JobChange;
+  ended: Job | undefined;
+}
+
+/** The ended job a wake-up handed over, by the promise it resolved (read by {@link KeyWaiter.wait}). */
+const endings = new WeakMap<Promise<JobChange>, Job>();
+
 /**
  * Wakes whoever waits on a job when it changes (new log lines, new state). Waiters read the store again
  * after waking, so a slow reader never makes the writer buffer: the store is the buffer.
@@ -24,8 +35,8 @@ function widest(a: JobChange | undefined, b: JobChange): JobChange {
  */
 export class ChangeNotifier {
   private readonly waiters = new Map<string, { promise: Promise<JobChange>; resolve: (change: JobChange) => void; count: number }>();
-  /** Keys notified in this turn and their widest change, woken by `wakeDue`. */
-  private due = new Map<string, JobChange>();
+  /** Keys notified in this turn, their widest change and ended job, woken by `wakeDue`. */
+  private due = new Map<string, Due>();
 
   /**
    * A promise that resolves at the next `notify(key)`, with the widest change notified until it wakes. Take it
@@ -56,23 +67,28 @@ export class ChangeNotifier {
 
   /**
    * Wakes everyone waiting on `key` (and whoever starts waiting on it before then) at the end of this turn.
-   * `change` says what changed; when unsure, `any` (the default).
+   * `change` says what changed; when unsure, `any` (the default). `ended` is the job as its end was just
+   * recorded (a terminal state, which never changes again): the waiters this wakes get it (through the
+   * `ended` field of the server's `KeyWaiter`), and need not read the job.
    */
-  notify(key: string, change: JobChange = 'any'): void {
+  notify(key: string, change: JobChange = 'any', ended?: Job): void {
     if (this.due.size === 0) setImmediate(() => this.wakeDue());
-    this.due.set(key, widest(this.due.get(key), change));
+    const due = this.due.get(key);
+    const end = ended !== undefined && isTerminalJobState(ended.state) ? ended : undefined;
+    this.due.set(key, { change: end ? 'any' : widest(due?.change, change), ended: end ?? due?.ended });
   }
 
   private wakeDue(): void {
     const due = this.due;
     this.due = new Map();
-    for (const [key, change] of due) this.wake(key, change);
+    for (const [key, { change, ended }] of due) this.wake(key, change, ended);
   }
 
-  private wake(key: string, change: JobChange): void {
+  private wake(key: string, change: JobChange, ended?: Job): void {
     const entry = this.waiters.get(key);
     if (entry) {
       this.waiters.delete(key);
+      if (ended) endings.set(entry.promise, ended);
       entry.resolve(change);
     }
   }
@@ -97,6 +113,11 @@ export class ChangeNotifier {
 export class KeyWaiter {
   private taken: Promise<JobChange> | undefined;
   private released = false;
+  /**
+   * The job as it ended, when the wake-up the last `wait()` returned from handed it over (the engine recorded
+   * the end; see {@link ChangeNotifier.notify}); undefined otherwise, and then the job must be read.
+   */
+  ended: Job | undefined;
 
   constructor(
     private readonly notifier: ChangeNotifier,
@@ -108,12 +129,14 @@ export class KeyWaiter {
     this.taken ??= this.notifier.next(this.key);
   }
 
-  /** Waits for the notification registered by `arm` (arming first if needed): what changed. */
-  wait(): Promise<JobChange> {
+  /** Waits for the notification registered by `arm` (arming first if needed): what changed (see also {@link ended}). */
+  async wait(): Promise<JobChange> {
     this.arm();
     const taken = this.taken!;
     this.taken = undefined;
-    return taken;
+    const change = await taken;
+    this.ended = endings.get(taken);
+    return change;
   }
 
   /** Gives back a registration that will not be awaited: the loop has ended. */

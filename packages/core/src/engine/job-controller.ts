@@ -38,8 +38,13 @@ const CLAIM_SHORTFALL_RETRY_MS = 10;
  * gets work (see `claimBeyondWindow`), but no worker is started for a job further back until the head moves.
  */
 const QUEUE_WINDOW = 10_000;
-/** The fewest queued jobs a scheduling pass reads first (see `planQueueHead`). */
-const QUEUE_FIRST_READ = 32;
+/**
+ * The fewest queued jobs a scheduling pass reads first (see `planQueueHead`): a few more than the one slot a
+ * finished job frees, so that a job backing off at the head rarely costs a second read.
+ */
+const QUEUE_FIRST_READ = 4;
+/** How much further each read of the queue's head goes than the one before, while slots stay free (see `planQueueHead`). */
+const QUEUE_READ_GROWTH = 16;
 /** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
 const STRANDED_SWEEP_MS = 5_000;
 /** Failed worker starts in a row before the jobs waiting on that provider are failed. */
@@ -106,6 +111,8 @@ export class JobController {
   /** Appends of one job run one at a time (a reconnected worker's resend may overlap its old stream's). */
   private readonly logAppends = new KeyedSerialQueue();
   private tickTimer: NodeJS.Timeout | undefined;
+  /** How many queued jobs the last pass read first: the next pass reads that many with the workers (see `planQueueHead`). */
+  private lastFirstRead = QUEUE_FIRST_READ;
   /** When a pass next looks for stranded assignments (the first pass does). */
   private nextStrandedSweepAt = 0;
   private reconcileRequested = false;
@@ -389,6 +396,21 @@ export class JobController {
   }
 
   private async appendPackedLogs(workerId: string, jobId: string, epoch: number, batch: NewLogLineBatch, firstSeq?: number): Promise<number | undefined> {
+    return (await this.storeRunLines(workerId, jobId, epoch, batch, firstSeq)).acked;
+  }
+
+  /**
+   * `appendPackedLogs`, also resolving with what it read: the job (read before the append, which changes only
+   * its lines) and its stored line count after the append, so that a result that comes with its run's last
+   * lines needs no second read. `acked` is what `appendPackedLogs` resolves with.
+   */
+  private storeRunLines(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    batch: NewLogLineBatch,
+    firstSeq?: number,
+  ): Promise<{ acked: number | undefined; job: Job | undefined; logCount: number }> {
     const count = logLineBatchCount(batch);
     return this.logAppends.run(jobId, async () => {
       // The lease is checked here, after any wait in this queue or on store retries, right before the append:
@@ -397,12 +419,12 @@ export class JobController {
       const { job, logCount: stored } = await this.jobAndLogCount(jobId);
       if (!job || job.epoch !== epoch || job.workerId !== workerId || isTerminalJobState(job.state)) {
         await this.fenced(workerId, jobId, epoch, 'logs');
-        return (firstSeq ?? 1) + count - 1;
+        return { acked: (firstSeq ?? 1) + count - 1, job, logCount: stored };
       }
       const first = firstSeq ?? stored + 1;
       const last = first + count - 1;
-      if (last <= stored) return stored;
-      if (first > stored + 1) return undefined;
+      if (last <= stored) return { acked: stored, job, logCount: stored };
+      if (first > stored + 1) return { acked: undefined, job, logCount: stored };
       const lines = sliceLogLineBatch({ ...batch, firstSeq: first }, stored - first + 1, count);
       // Not through the retrying store: an append whose connection broke after it committed would be stored
       // twice by a retry. Failing here means no ack; the worker resends and the lines stored are skipped.
@@ -414,7 +436,7 @@ export class JobController {
       const appended = await append;
       this.options.observer?.logLines?.(logLineBatchCount(lines), lines.text.length);
       this.notifier.notify(jobId, 'logs');
-      return appended;
+      return { acked: appended, job, logCount: appended };
     });
   }
 
@@ -425,11 +447,43 @@ export class JobController {
    * batches, then the result. Resolves true once the result was recorded or refused as stale (either way the
    * worker may forget it). With `started`, the report also says the run started (a short job's start travels
    * with its result): an ASSIGNED job's start and end are then recorded in one write, with both audit events.
+   * With `lines`, the run's last lines (numbered from their `firstSeq`) travel with the result: they are stored
+   * first, as {@link appendLogBatch} stores them, and the job read for their append serves the result too; when
+   * they cannot be stored yet (an earlier batch is missing) the result is not recorded either (resolves false).
    */
-  async jobFinished(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq = 0, started = false): Promise<boolean> {
-    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started);
+  async jobFinished(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    report: FinishedReport,
+    lastLogSeq = 0,
+    started = false,
+    lines?: LogLineBatch,
+  ): Promise<boolean> {
+    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
     if (recorded) this.wake();
     return recorded;
+  }
+
+  /**
+   * What a result is checked against: the job and its stored line count (0 when `lastLogSeq` is 0 and no lines
+   * come along, which need no count). Lines that come with the result are stored first (a stale lease's are
+   * refused, as `appendLogBatch` refuses them, and the result is then refused too); undefined when they cannot
+   * be stored yet (an earlier batch is missing).
+   */
+  private async jobForResult(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    lastLogSeq: number,
+    lines: LogLineBatch | undefined,
+  ): Promise<{ job: Job | undefined; logCount: number } | undefined> {
+    if (lines && logLineBatchCount(lines) > 0) {
+      const stored = await this.storeRunLines(workerId, jobId, epoch, lines, lines.firstSeq);
+      return stored.acked === undefined ? undefined : stored;
+    }
+    if (lastLogSeq > 0) return this.jobAndLogCount(jobId);
+    return { job: await this.store.getJob(jobId), logCount: 0 };
   }
 
   /**
@@ -437,10 +491,21 @@ export class JobController {
    * worker's record is updated under its own key (`workerRecords`), so a result does not wait for a scheduling
    * pass (on PostgreSQL, one pass and one result at a time held a deep queue to ~70 jobs/s).
    */
-  private async recordResult(workerId: string, jobId: string, epoch: number, report: FinishedReport, lastLogSeq: number, started: boolean): Promise<boolean> {
+  private async recordResult(
+    workerId: string,
+    jobId: string,
+    epoch: number,
+    report: FinishedReport,
+    lastLogSeq: number,
+    started: boolean,
+    lines: LogLineBatch | undefined,
+  ): Promise<boolean> {
+    // With lines to check, the job and its stored line count in one read (when the store can); with lines to
+    // store, the read their append made.
+    const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
+    if (!read) return false;
+    const { job: current, logCount } = read;
     const patch = finalJobPatch(report, this.now());
-    // With lines to check, the job and its stored line count in one read (when the store can).
-    const { job: current, logCount } = lastLogSeq > 0 ? await this.jobAndLogCount(jobId) : { job: await this.store.getJob(jobId), logCount: 0 };
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return false;
     const startsNow = started && leased && current.state === 'ASSIGNED';
@@ -483,8 +548,10 @@ export class JobController {
     }
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
+    // Before the slot is freed: in the same turn as the store's own announcement of the change (`onJobChanged`),
+    // so that the waiters it wakes get the job as recorded and need not read it.
+    this.notifier.notify(jobId, changeOf(job.state), job);
     await this.releaseSlot(workerId, jobId);
-    this.notifier.notify(jobId, changeOf(job.state));
     return true;
   }
 
@@ -551,7 +618,10 @@ export class JobController {
       this.nextStrandedSweepAt = this.now() + STRANDED_SWEEP_MS;
       await this.requeueStranded();
     }
-    const liveWorkers = await this.store.listWorkers({ states: LIVE });
+    // The queue's head read with the workers, as far as the last pass read it first (its demand is not known
+    // before the workers are): one read where the store can.
+    const head = this.store.listWorkersAndQueue && !this.draining ? await this.store.listWorkersAndQueue(LIVE, this.lastFirstRead) : undefined;
+    const liveWorkers = head?.workers ?? (await this.store.listWorkers({ states: LIVE }));
     const workers = this.schedulable(liveWorkers);
     const providers = [...this.providers.values()]
       .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
@@ -566,30 +636,40 @@ export class JobController {
       provisioningTimeoutMs: config.provisioningTimeoutMs,
     };
     // Draining: queued jobs wait in the store for a restart or another server.
-    const { queuedJobs, decisions } = this.draining ? { queuedJobs: [], decisions: decide({ ...snapshot, queuedJobs: [] }) } : await this.planQueueHead(snapshot);
+    const { queuedJobs, decisions } = this.draining
+      ? { queuedJobs: [], decisions: decide({ ...snapshot, queuedJobs: [] }) }
+      : await this.planQueueHead(snapshot, head && { limit: this.lastFirstRead, jobs: head.queuedJobs });
     // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
     const backoffEnd = nextBackoffEnd(queuedJobs, now);
     if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
-    await this.applyAll(decisions);
+    await this.applyAll(decisions, workers);
     // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
     // claim from the whole queue (the store picks jobs their labels allow).
-    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
+    if (queuedJobs.length >= QUEUE_WINDOW && this.claims) await this.claimBeyondWindow(workers, decisions, now);
   }
 
   /**
    * Reads the head of the queue as far as this pass can act on it, and decides. The first read covers every
    * slot the workers and providers could fill (`queueDemandBound`, at least {@link QUEUE_FIRST_READ}); while
-   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, it reads 16
-   * times as many, then the whole {@link QUEUE_WINDOW} (a provider with room that no queued job asks for keeps
-   * a slot free however far the pass reads: three reads, not one per step). With every worker busy, a pass
-   * over a deep queue reads a few jobs instead of all of them. The rest of the queue could only wait: no
-   * decision changes, except the wake-up for a backing-off job further back, which could not run before a
-   * slot frees and starts a pass.
+   * slots are still free after the jobs read (labels kept jobs off them) and the queue goes on, each read goes
+   * {@link QUEUE_READ_GROWTH} times as far as the one before, up to the whole {@link QUEUE_WINDOW} (a provider
+   * with room that no queued job asks for keeps a slot free however far the pass reads: four reads at most, not
+   * one per step). With every worker busy, a pass over a deep queue reads a few jobs instead of all of them;
+   * with one slot free, as after a job ended, it reads {@link QUEUE_FIRST_READ}. The rest of the queue could
+   * only wait: no decision changes, except the wake-up for a backing-off job further back, which could not run
+   * before a slot frees and starts a pass. `head`: the jobs a read of up to `limit` returned (read with the
+   * workers), which serve instead of a read that would go no further.
    */
-  private async planQueueHead(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
+  private async planQueueHead(
+    snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>,
+    head?: { limit: number; jobs: Job[] },
+  ): Promise<{ queuedJobs: Job[]; decisions: Decision[] }> {
     const first = Math.min(QUEUE_WINDOW, Math.max(QUEUE_FIRST_READ, queueDemandBound(snapshot)));
-    for (let limit = first; ; limit = limit === first ? Math.min(QUEUE_WINDOW, first * 16) : QUEUE_WINDOW) {
-      const queuedJobs = await this.store.queuedJobs(limit);
+    this.lastFirstRead = first;
+    for (let limit = Math.max(first, head?.limit ?? 0); ; limit = Math.min(QUEUE_WINDOW, limit * QUEUE_READ_GROWTH)) {
+      // The head read already will do when it went as far, or reached the end of the queue.
+      const queuedJobs = head && (head.limit >= limit || head.jobs.length < head.limit) ? head.jobs : await this.store.queuedJobs(limit);
+      head = undefined;
       const { decisions, spareCapacity } = plan({ ...snapshot, queuedJobs });
       if (queuedJobs.length < limit || !spareCapacity || limit >= QUEUE_WINDOW) return { queuedJobs, decisions };
     }
@@ -607,18 +687,19 @@ export class JobController {
         .filter((worker) => this.ownWorkers.has(worker.id) && isAvailable(worker, now, this.options.config.heartbeatTimeoutMs))
         .map((worker) => ({ worker, free: worker.capacity - worker.runningJobIds.length - (decided.get(worker.id) ?? 0) }))
         .filter(({ free }) => free > 0)
-        .map(({ worker, free }) => this.claim(worker.id, free)),
+        .map(({ worker, free }) => this.claim(worker.id, free, worker)),
     );
   }
 
   /**
    * Applies a pass's decisions: the others in order, then the assignments, gathered per worker (one claim
    * per worker for all its jobs of the pass), the workers' claims concurrently so that their store writes
-   * share batched statements. A worker's assignments stay one after another (each reads and rewrites its list
-   * of running jobs). Each job is assigned once per pass, and its compare-and-set guards it anyway.
+   * share batched statements. A worker's assignments stay one after another (each changes its list of running
+   * jobs). Each job is assigned once per pass, and its compare-and-set guards it anyway.
    */
-  private async applyAll(decisions: readonly Decision[]): Promise<void> {
+  private async applyAll(decisions: readonly Decision[], workers: readonly Worker[]): Promise<void> {
     const jobsByWorker = new Map<string, string[]>();
+    const seen = new Map(workers.map((worker) => [worker.id, worker]));
     for (const decision of decisions) {
       if (decision.type !== 'assign') {
         await this.apply(decision);
@@ -630,7 +711,7 @@ export class JobController {
     }
     const claims = await allSettledOrThrow(
       [...jobsByWorker].map(async ([workerId, jobIds]) => {
-        if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length)) === jobIds.length;
+        if (this.claims) return (await this.claim(workerId, jobIds.length, seen.get(workerId))) === jobIds.length;
         for (const jobId of jobIds) await this.assign(jobId, workerId);
         return true;
       }),
@@ -717,26 +798,41 @@ export class JobController {
     }
   }
 
+  /** Whether the store claims jobs (`claimJobs` or `claimAndRecordJobs`); else assignments are compare-and-sets. */
+  private get claims(): boolean {
+    return this.store.claimJobs !== undefined || this.store.claimAndRecordJobs !== undefined;
+  }
+
   /**
    * Claims up to `count` queued jobs for one worker in one store call (`Store.claimJobs`: the store picks them in
    * queue order among those the worker's labels allow, skipping jobs another engine is claiming at the same
-   * moment), records them on the worker and sends them. Returns how many it claimed.
+   * moment), records them on the worker (in the same call with `Store.claimAndRecordJobs`) and sends them.
+   * Returns how many it claimed.
    */
-  private claim(workerId: string, count: number): Promise<number> {
-    return this.workerRecords.run(workerId, () => this.claimNow(workerId, count));
+  private claim(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
+    return this.workerRecords.run(workerId, () => this.claimNow(workerId, count, seen));
   }
 
-  private async claimNow(workerId: string, count: number): Promise<number> {
-    const [worker, channel] = [await this.store.getWorker(workerId), this.channels.get(workerId)];
+  /**
+   * `claim` in the worker's `workerRecords` queue. `seen` is the worker as the pass read it: when the store adds
+   * to a worker's list atomically (`Store.claimAndRecordJobs` or `Store.addRunningJobs`, guarded on READY), that
+   * view will do (a worker's labels are fixed at registration, and only this queue adds to its list); otherwise
+   * the worker is read again, since its list is rewritten whole.
+   */
+  private async claimNow(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
+    const channel = this.channels.get(workerId);
+    const { claimAndRecordJobs } = this.store;
+    const worker = seen && (claimAndRecordJobs || this.store.addRunningJobs) ? seen : await this.store.getWorker(workerId);
     if (!worker || !channel || worker.state !== 'READY') return count;
     // The claim time identifies the claim (a retry with the same time gets the same jobs back): one worker's
     // claims, one after another in this queue, each get a later millisecond than the one before.
     const now = Math.max(this.now(), (this.lastClaimAt.get(workerId) ?? 0) + 1);
     this.lastClaimAt.set(workerId, now);
-    const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now });
+    const claim = { workerId, labels: worker.labels, limit: count, now };
+    // With claimAndRecordJobs, the worker's record changes with the claim, and only while it is READY.
+    const claimed = claimAndRecordJobs ? await claimAndRecordJobs(claim) : await this.store.claimJobs!(claim);
     if (claimed.length === 0) return 0;
-    const running = [...worker.runningJobIds, ...claimed.map((job) => job.id)];
-    if (!(await this.recordRunning(worker, running))) return claimed.length;
+    if (!claimAndRecordJobs && !(await this.recordRunning(worker, claimed.map((job) => job.id)))) return claimed.length;
     for (const job of claimed) await this.sendJob(job, channel);
     return claimed.length;
   }
@@ -775,15 +871,18 @@ export class JobController {
         { ...this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }), occurredAt: assignedAt },
       )) ?? (await this.landedInDoubt(jobId, { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt }, 'assignedAt'));
     if (!assigned) return;
-    if (await this.recordRunning(worker, [...worker.runningJobIds, jobId])) await this.sendJob(assigned, channel);
+    if (await this.recordRunning(worker, [jobId])) await this.sendJob(assigned, channel);
   }
 
   /**
-   * Records a worker's new list of running jobs, only while it is still READY (compare-and-set: another server
-   * may have marked it LOST meanwhile). When it is not, the jobs just assigned to it are not sent: the stranded
-   * sweep puts them back in the queue.
+   * Adds jobs just assigned to a worker to its list of running jobs, only while it is still READY (another
+   * server may have marked it LOST meanwhile): in one atomic step with `Store.addRunningJobs`, else as a
+   * compare-and-set of the list `worker` holds plus them. When it is not READY, the jobs are not sent: the
+   * stranded sweep puts them back in the queue.
    */
-  private async recordRunning(worker: Worker, running: string[]): Promise<boolean> {
+  private async recordRunning(worker: Worker, added: string[]): Promise<boolean> {
+    if (this.store.addRunningJobs) return (await this.store.addRunningJobs(worker.id, added)) !== undefined;
+    const running = [...worker.runningJobIds, ...added];
     const updated = await this.store.updateWorker(worker.id, { states: ['READY'] }, {
       runningJobIds: running,
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
@@ -935,8 +1034,15 @@ export class JobController {
     return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
   }
 
-  /** `releaseSlot` for a caller already in the worker's `workerRecords` queue. */
+  /**
+   * `releaseSlot` for a caller already in the worker's `workerRecords` queue: one atomic step with
+   * `Store.removeRunningJobs`, else a read and a compare-and-set.
+   */
   private async releaseSlotNow(workerId: string, jobId: string): Promise<void> {
+    if (this.store.removeRunningJobs) {
+      await this.store.removeRunningJobs(workerId, [jobId], this.now());
+      return;
+    }
     // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const worker = await this.store.getWorker(workerId);
@@ -971,7 +1077,7 @@ export class JobController {
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     this.options.observer?.jobFinished?.(done);
-    this.notifier.notify(job.id);
+    this.notifier.notify(job.id, 'any', done);
     return done;
   }
 

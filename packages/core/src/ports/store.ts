@@ -110,6 +110,14 @@ export interface JobAndLogCount {
   logCount: number;
 }
 
+/** What `Store.listWorkersAndQueue` reads: the workers in some states and the head of the queue. */
+export interface WorkersAndQueue {
+  /** As `listWorkers({ states })` returns them. */
+  workers: Worker[];
+  /** As `queuedJobs(limit)` returns them. */
+  queuedJobs: Job[];
+}
+
 /**
  * Where jobs, workers, logs, tokens and audit events live. Every method is atomic on its own;
  * `updateJob` and `updateWorker` are compare-and-set so several engines may share one store.
@@ -158,6 +166,14 @@ export interface Store {
    * store has it, and compare-and-set `updateJob` calls otherwise.
    */
   claimJobs?(claim: JobClaim): Promise<Job[]>;
+  /**
+   * Optional: `claimJobs` and `addRunningJobs` in one atomic step. Claims as `claimJobs` does, but only while
+   * the worker is READY (an unknown worker, or one in another state, gets no job), and adds the claimed jobs'
+   * ids to its running jobs as `addRunningJobs` does (BUSY once its capacity is filled, `idleSince` cleared).
+   * A retried claim (same worker and time) returns the jobs its first attempt took and changes nothing. The
+   * engine uses it when a store has it, else `claimJobs` and then `addRunningJobs`.
+   */
+  claimAndRecordJobs?(claim: JobClaim): Promise<Job[]>;
 
   /** Stores a new worker record; its `id` must be new. */
   insertWorker(worker: Worker): Promise<void>;
@@ -165,8 +181,31 @@ export interface Store {
   getWorker(id: string): Promise<Worker | undefined>;
   /** Workers, optionally only those in one of `filter.states`. */
   listWorkers(filter?: { states?: readonly WorkerState[] }): Promise<Worker[]>;
+  /**
+   * Optional: `listWorkers({ states: workerStates })` and `queuedJobs(queueLimit)` in one read (a scheduling
+   * pass needs both); the engine makes the two calls without it.
+   */
+  listWorkersAndQueue?(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue>;
   /** Applies `patch` when the worker matches `guard`; returns the updated worker, or undefined if it did not match. */
   updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
+  /**
+   * Optional: adds `jobIds` to the worker's running jobs in one atomic step, only while it is READY: it
+   * becomes BUSY when its running jobs then fill its capacity (else stays READY), and its `idleSince` is
+   * cleared. Ids it already lists are not added again, and when it lists them all it is returned unchanged
+   * whatever its state, so a call retried after its reply was lost is recognised. Returns the updated worker;
+   * undefined when the worker is unknown, or not READY while some id is not listed yet. With no ids, the
+   * worker as it is. The engine records a claim's jobs with it when a store has it, and with a read and a
+   * compare-and-set `updateWorker` otherwise.
+   */
+  addRunningJobs?(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined>;
+  /**
+   * Optional: removes `jobIds` from the worker's running jobs in one atomic step (whatever its state): a READY
+   * or BUSY worker becomes BUSY when the jobs left still fill its capacity, else READY (other states are
+   * kept), and `idleSince` becomes `now` (ms since the epoch) when no job is left. Returns the updated worker,
+   * undefined for an unknown one; with no ids, the worker as it is. The engine frees a finished job's slot
+   * with it when a store has it, and with a read and a compare-and-set `updateWorker` otherwise.
+   */
+  removeRunningJobs?(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined>;
 
   /** Appends lines in order and returns the seq of the last one. */
   appendLogs(jobId: string, lines: readonly NewLogLine[]): Promise<number>;

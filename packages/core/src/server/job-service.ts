@@ -65,8 +65,9 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
 /**
  * Resolves with the job `waiter` is for once it is terminal, or with undefined once `gone()` says the client
  * went away (whoever sees it go calls `waiter.wake()`). Reads the job only after a change that may be its end
- * (not for new lines, nor for a state that is not terminal). It waits on nothing else than the notifier, so a
- * long wait keeps nothing per wake-up, and releases the waiter when it returns.
+ * (not for new lines, nor for a state that is not terminal), and not when the wake-up handed over the ended job
+ * (the engine recorded the end). It waits on nothing else than the notifier, so a long wait keeps nothing per
+ * wake-up, and releases the waiter when it returns.
  */
 async function untilTerminal(controller: JobController, waiter: KeyWaiter, gone: () => boolean): Promise<Job | undefined> {
   try {
@@ -78,6 +79,7 @@ async function untilTerminal(controller: JobController, waiter: KeyWaiter, gone:
         if (isTerminalJobState(job.state)) return job;
       }
       change = await waiter.wait();
+      if (waiter.ended && !gone()) return waiter.ended;
     }
     return undefined;
   } finally {
@@ -171,7 +173,7 @@ export function createJobService(controller: JobController): wire.JobServiceServ
           waiter.arm();
           // New log lines alone change nothing Watch sends.
           if (change !== 'logs') {
-            const job = await controller.getJob(id);
+            const job = waiter.ended ?? (await controller.getJob(id));
             const key = `${job.state}/${job.epoch}/${job.attempt}`;
             if (key !== last) {
               last = key;

@@ -180,12 +180,9 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       case 'jobFinished': {
         const finished = payload.value;
         runJobsSent.delete(runKey(finished.jobId, finished.epoch));
-        // The run's last lines, when they travel with its result: stored first, like a LogBatch.
-        if (finished.lines !== undefined && wire.logLineCount(finished.lines) > 0) {
-          const stored = await controller.appendLogBatch(workerId, finished.jobId, finished.epoch, logLineBatchFromWire(finished.lines));
-          if (stored === undefined) return;
-        }
-        // A short job's start travels with its result: recorded together, in one write.
+        // The run's last lines, when they travel with its result: stored first, like a LogBatch (the job read for
+        // their append serves the result). A short job's start travels with its result: recorded together, in one write.
+        const lines = finished.lines !== undefined && wire.logLineCount(finished.lines) > 0 ? logLineBatchFromWire(finished.lines) : undefined;
         const recorded = await controller.jobFinished(
           workerId,
           finished.jobId,
@@ -199,6 +196,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
           },
           finished.lastLogSeq,
           finished.started,
+          lines,
         );
         if (recorded) ack(finished.jobId, finished.epoch, finished.lastLogSeq, true);
         return;

@@ -14,6 +14,7 @@ import type {
   Store,
   StoredToken,
   WorkerGuard,
+  WorkersAndQueue,
 } from '../ports/store';
 import { HodeiError } from '../domain/errors';
 import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from './log-line-batch';
@@ -171,11 +172,35 @@ export class MemoryStore implements Store {
   /** Claims the next queued jobs the worker can run, in queue order; see {@link Store.claimJobs}. */
   async claimJobs(claim: JobClaim): Promise<Job[]> {
     this.checkOpen();
+    return this.claim(claim).map(copyJob);
+  }
+
+  /** Claims for a READY worker and adds the jobs to its running jobs, in one step; see {@link Store.claimAndRecordJobs}. */
+  async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
+    this.checkOpen();
+    // A retried claim gets the jobs its first attempt took (and recorded), whatever the worker's state now.
+    const before = this.claimedBefore(claim);
+    if (before.length > 0) return before.map(copyJob);
+    const worker = this.workers.get(claim.workerId);
+    if (worker?.state !== 'READY') return [];
+    const claimed = this.claim(claim);
+    this.addRunning(worker, claimed.map((job) => job.id));
+    return claimed.map(copyJob);
+  }
+
+  /** The jobs a claim by the same worker at the same time took already, in queue order. */
+  private claimedBefore(claim: JobClaim): Job[] {
     const claimed: Job[] = [];
     for (const id of this.assigned) {
       const job = this.jobs.get(id)!;
       if (job.workerId === claim.workerId && job.assignedAt === claim.now) claimed.push(job);
     }
+    return claimed.sort(queueOrder);
+  }
+
+  /** `claimJobs` on the stored jobs: the jobs claimed (or, for a retried claim, claimed before), in queue order. */
+  private claim(claim: JobClaim): Job[] {
+    const claimed = this.claimedBefore(claim);
     const candidates: Job[] = [];
     for (const id of this.queued) {
       const job = this.jobs.get(id)!;
@@ -191,7 +216,7 @@ export class MemoryStore implements Store {
       ]);
       claimed.push(job);
     }
-    return claimed.sort(queueOrder).map(copyJob);
+    return claimed.sort(queueOrder);
   }
 
   async insertWorker(worker: Worker): Promise<void> {
@@ -213,12 +238,45 @@ export class MemoryStore implements Store {
     return result;
   }
 
+  async listWorkersAndQueue(workerStates: readonly Worker['state'][], queueLimit: number): Promise<WorkersAndQueue> {
+    return { workers: await this.listWorkers({ states: workerStates }), queuedJobs: await this.queuedJobs(queueLimit) };
+  }
+
   async updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined> {
     this.checkOpen();
     const worker = this.workers.get(id);
     if (!worker) return undefined;
     if (guard.states && !guard.states.includes(worker.state)) return undefined;
     Object.assign(worker, copyWorker({ ...worker, ...patch }));
+    return copyWorker(worker);
+  }
+
+  /** Adds job ids to a READY worker's running jobs; see {@link Store.addRunningJobs}. */
+  async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
+    this.checkOpen();
+    const worker = this.workers.get(workerId);
+    return worker && this.addRunning(worker, jobIds) ? copyWorker(worker) : undefined;
+  }
+
+  /** `addRunningJobs` on a stored worker: false when it is not READY and some id is not listed yet. */
+  private addRunning(worker: Worker, jobIds: readonly string[]): boolean {
+    const added = jobIds.filter((id, index) => !worker.runningJobIds.includes(id) && jobIds.indexOf(id) === index);
+    if (added.length === 0) return true;
+    if (worker.state !== 'READY') return false;
+    worker.runningJobIds = [...worker.runningJobIds, ...added];
+    worker.state = worker.runningJobIds.length >= worker.capacity ? 'BUSY' : 'READY';
+    delete worker.idleSince;
+    return true;
+  }
+
+  /** Removes job ids from a worker's running jobs; see {@link Store.removeRunningJobs}. */
+  async removeRunningJobs(workerId: string, jobIds: readonly string[], now: number): Promise<Worker | undefined> {
+    this.checkOpen();
+    const worker = this.workers.get(workerId);
+    if (!worker || jobIds.length === 0) return worker && copyWorker(worker);
+    worker.runningJobIds = worker.runningJobIds.filter((id) => !jobIds.includes(id));
+    if (worker.state === 'READY' || worker.state === 'BUSY') worker.state = worker.runningJobIds.length >= worker.capacity ? 'BUSY' : 'READY';
+    if (worker.runningJobIds.length === 0) worker.idleSince = now;
     return copyWorker(worker);
   }
 

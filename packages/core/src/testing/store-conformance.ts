@@ -14,7 +14,7 @@ export interface StoreUnderTest {
    * Optional `Store` methods this store does not implement; their cases then check only that they are
    * absent. A store that implements one is always held to its cases.
    */
-  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount')[];
+  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount' | 'addRunningJobs' | 'removeRunningJobs' | 'claimAndRecordJobs' | 'listWorkersAndQueue')[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -521,6 +521,112 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
       });
     });
 
+    describe('workers and queue in one read (listWorkersAndQueue)', () => {
+      it('reads what listWorkers and queuedJobs read', async () => {
+        if (current?.lacks?.includes('listWorkersAndQueue')) return expect(store.listWorkersAndQueue).toBeUndefined();
+        const workers = [
+          makeTestWorker({ state: 'READY', createdAt: BASE_TIME + 1, labels: { os: 'linux' }, runningJobIds: ['job_a'], lastHeartbeat: BASE_TIME + 5, idleSince: BASE_TIME + 6 }),
+          makeTestWorker({ state: 'BUSY', createdAt: BASE_TIME + 2, capacity: 2, sessionTokenHash: 'cd'.repeat(32) }),
+          makeTestWorker({ state: 'LOST', createdAt: BASE_TIME + 3, endedReason: 'gone' }),
+        ];
+        for (const worker of workers) await store.insertWorker(worker);
+        const jobs = [
+          makeTestJob({ createdAt: BASE_TIME + 3 }),
+          makeTestJob({
+            createdAt: BASE_TIME + 4,
+            attempt: 2,
+            epoch: 1,
+            notBefore: BASE_TIME + 9_000,
+            errorMessage: 'retrying\nsecond line',
+            spec: spec({ priority: 3, labels: { os: 'linux' }, env: { A: 'ü ✓' }, script: { interpreter: '/bin/sh', content: 'echo "$A"\n' } }),
+          }),
+          makeTestJob({ createdAt: BASE_TIME + 5, spec: spec({ priority: 3 }) }),
+          makeTestJob({ createdAt: BASE_TIME + 6, state: 'RUNNING', workerId: workers[0]!.id, epoch: 1 }),
+        ];
+        for (const job of jobs) await store.insertJob(job);
+        for (const [states, limit] of [[['READY', 'BUSY'], 2], [['LOST'], 10], [[], 10], [['READY'], 0]] as const) {
+          expect(await store.listWorkersAndQueue!(states, limit)).toEqual({
+            workers: await store.listWorkers({ states }),
+            queuedJobs: await store.queuedJobs(limit),
+          });
+        }
+        expect((await store.listWorkersAndQueue!(['READY', 'BUSY'], 2)).queuedJobs.map((job) => job.id)).toEqual([jobs[1]!.id, jobs[2]!.id]);
+      });
+    });
+
+    describe('claims recorded on the worker (claimAndRecordJobs)', () => {
+      const absent = () => current?.lacks?.includes('claimAndRecordJobs') === true;
+
+      it('claims for a READY worker as claimJobs does and adds the jobs to its running jobs, BUSY once full', async () => {
+        if (absent()) return expect(store.claimAndRecordJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'READY', capacity: 3, runningJobIds: ['job_x'], idleSince: BASE_TIME, labels: { zone: 'a' } });
+        await store.insertWorker(worker);
+        const jobs = Array.from({ length: 3 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        const elsewhere = makeTestJob({ createdAt: BASE_TIME - 1, spec: spec({ labels: { zone: 'b' } }) });
+        for (const job of [...jobs, elsewhere]) await store.insertJob(job);
+        const claimed = await store.claimAndRecordJobs!({ workerId: worker.id, labels: worker.labels, limit: 2, now: BASE_TIME + 100 });
+        expect(claimed).toEqual(jobs.slice(0, 2).map((job) => ({ ...job, state: 'ASSIGNED', workerId: worker.id, epoch: 1, assignedAt: BASE_TIME + 100 })));
+        for (const job of claimed) expect(await store.getJob(job.id)).toEqual(job);
+        expect(await store.listAudit(jobs[0]!.id)).toEqual([
+          { eventType: 'job.assigned', correlationId: jobs[0]!.id, occurredAt: BASE_TIME + 100, details: { workerId: worker.id, epoch: 1, attempt: 1 } },
+        ]);
+        const { idleSince: _, ...busy } = worker;
+        expect(await store.getWorker(worker.id)).toEqual({ ...busy, state: 'BUSY', runningJobIds: ['job_x', jobs[0]!.id, jobs[1]!.id] });
+        expect((await store.queuedJobs(10)).map((job) => job.id)).toEqual([elsewhere.id, jobs[2]!.id]);
+      });
+
+      it('claims nothing for a worker that is not READY, or unknown', async () => {
+        if (absent()) return expect(store.claimAndRecordJobs).toBeUndefined();
+        const job = makeTestJob();
+        await store.insertJob(job);
+        for (const state of ['BUSY', 'CONNECTING', 'DRAINING', 'LOST'] as const) {
+          const worker = makeTestWorker({ state, capacity: 4 });
+          await store.insertWorker(worker);
+          expect(await store.claimAndRecordJobs!({ workerId: worker.id, labels: {}, limit: 1, now: BASE_TIME })).toEqual([]);
+          expect(await store.getWorker(worker.id)).toEqual(worker);
+        }
+        expect(await store.claimAndRecordJobs!({ workerId: 'w_missing', labels: {}, limit: 1, now: BASE_TIME })).toEqual([]);
+        expect(await store.getJob(job.id)).toEqual(job);
+        expect(await store.listAudit(job.id)).toEqual([]);
+      });
+
+      it('returns the same jobs to a retried claim and records them once, though the worker is full since', async () => {
+        if (absent()) return expect(store.claimAndRecordJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'READY', capacity: 2 });
+        await store.insertWorker(worker);
+        const jobs = Array.from({ length: 3 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        for (const job of jobs) await store.insertJob(job);
+        const claim = { workerId: worker.id, labels: {}, limit: 2, now: BASE_TIME + 100 };
+        const first = await store.claimAndRecordJobs!(claim);
+        expect(await store.claimAndRecordJobs!(claim)).toEqual(first);
+        expect(await store.getWorker(worker.id)).toMatchObject({ state: 'BUSY', runningJobIds: first.map((job) => job.id) });
+        expect(await store.queuedJobs(10)).toHaveLength(1);
+      });
+
+      it('never gives one job to two of many concurrent claimers, and each worker lists exactly its jobs', async () => {
+        if (absent()) return expect(store.claimAndRecordJobs).toBeUndefined();
+        const jobs = Array.from({ length: 40 }, (_, index) => makeTestJob({ createdAt: BASE_TIME + index }));
+        for (const job of jobs) await store.insertJob(job);
+        const workers = Array.from({ length: 5 }, () => makeTestWorker({ state: 'READY', capacity: 100 }));
+        for (const worker of workers) await store.insertWorker(worker);
+        const owners = new Map<string, string[]>();
+        let tick = 0;
+        const claimer = async (workerId: string): Promise<void> => {
+          for (;;) {
+            tick += 1;
+            const claimed = await store.claimAndRecordJobs!({ workerId, labels: {}, limit: 3, now: BASE_TIME + 1_000 + tick });
+            if (claimed.length === 0 && (await store.queuedJobs(1)).length === 0) return;
+            for (const job of claimed) owners.set(workerId, [...(owners.get(workerId) ?? []), job.id]);
+          }
+        };
+        await Promise.all(workers.map((worker) => claimer(worker.id)));
+        expect([...owners.values()].flat().sort()).toEqual(jobs.map((job) => job.id).sort());
+        for (const worker of workers) {
+          expect([...(await store.getWorker(worker.id))!.runningJobIds].sort()).toEqual([...(owners.get(worker.id) ?? [])].sort());
+        }
+      });
+    });
+
     describe('workers', () => {
       it('round-trips a worker and returns undefined for an unknown one', async () => {
         const worker = makeTestWorker({
@@ -603,6 +709,74 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
           ),
         );
         expect(results.filter((result) => result !== undefined)).toHaveLength(1);
+      });
+    });
+
+    describe("a worker's running jobs (addRunningJobs, removeRunningJobs)", () => {
+      const lacks = (method: 'addRunningJobs' | 'removeRunningJobs') => current?.lacks?.includes(method) === true;
+
+      it('addRunningJobs: adds to a READY worker, BUSY once its capacity is filled, and clears idleSince', async () => {
+        if (lacks('addRunningJobs')) return expect(store.addRunningJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'READY', capacity: 3, runningJobIds: ['job_a'], idleSince: BASE_TIME, lastHeartbeat: BASE_TIME });
+        await store.insertWorker(worker);
+        const { idleSince: _, ...running } = worker;
+        const ready = await store.addRunningJobs!(worker.id, ['job_b']);
+        expect(ready).toEqual({ ...running, runningJobIds: ['job_a', 'job_b'] });
+        expect(await store.getWorker(worker.id)).toEqual(ready);
+        const busy = await store.addRunningJobs!(worker.id, ['job_c']);
+        expect(busy).toEqual({ ...running, state: 'BUSY', runningJobIds: ['job_a', 'job_b', 'job_c'] });
+        expect(await store.getWorker(worker.id)).toEqual(busy);
+        expect(await store.addRunningJobs!('w_missing', ['job_a'])).toBeUndefined();
+      });
+
+      it('addRunningJobs: adds nothing to a worker that is not READY, unless it lists every id already (a retried call)', async () => {
+        if (lacks('addRunningJobs')) return expect(store.addRunningJobs).toBeUndefined();
+        const ready = makeTestWorker({ state: 'READY', capacity: 4, runningJobIds: ['job_a'] });
+        await store.insertWorker(ready);
+        expect(await store.addRunningJobs!(ready.id, ['job_a', 'job_b', 'job_b'])).toMatchObject({ state: 'READY', runningJobIds: ['job_a', 'job_b'] });
+        for (const state of ['BUSY', 'DRAINING', 'LOST', 'CONNECTING'] as const) {
+          const worker = makeTestWorker({ state, capacity: 4, runningJobIds: ['job_a', 'job_b'], idleSince: BASE_TIME });
+          await store.insertWorker(worker);
+          expect(await store.addRunningJobs!(worker.id, ['job_b', 'job_c'])).toBeUndefined();
+          expect(await store.addRunningJobs!(worker.id, ['job_b', 'job_a'])).toEqual(worker);
+          expect(await store.getWorker(worker.id)).toEqual(worker);
+        }
+      });
+
+      it('removeRunningJobs: frees the slots, READY below capacity, and sets idleSince when no job is left', async () => {
+        if (lacks('removeRunningJobs')) return expect(store.removeRunningJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'BUSY', capacity: 2, runningJobIds: ['job_a', 'job_b'], lastHeartbeat: BASE_TIME });
+        await store.insertWorker(worker);
+        const one = await store.removeRunningJobs!(worker.id, ['job_a'], BASE_TIME + 5);
+        expect(one).toEqual({ ...worker, state: 'READY', runningJobIds: ['job_b'] });
+        expect(await store.getWorker(worker.id)).toEqual(one);
+        const idle = await store.removeRunningJobs!(worker.id, ['job_b', 'job_x'], BASE_TIME + 6);
+        expect(idle).toEqual({ ...worker, state: 'READY', runningJobIds: [], idleSince: BASE_TIME + 6 });
+        expect(await store.getWorker(worker.id)).toEqual(idle);
+        expect(await store.removeRunningJobs!('w_missing', ['job_a'], BASE_TIME)).toBeUndefined();
+      });
+
+      it('removeRunningJobs: keeps a BUSY worker at capacity BUSY, and the state of a worker neither READY nor BUSY', async () => {
+        if (lacks('removeRunningJobs')) return expect(store.removeRunningJobs).toBeUndefined();
+        const full = makeTestWorker({ state: 'BUSY', capacity: 1, runningJobIds: ['job_a', 'job_b'] });
+        const draining = makeTestWorker({ state: 'DRAINING', capacity: 2, runningJobIds: ['job_a', 'job_b'] });
+        for (const worker of [full, draining]) await store.insertWorker(worker);
+        expect(await store.removeRunningJobs!(full.id, ['job_a'], BASE_TIME)).toEqual({ ...full, runningJobIds: ['job_b'] });
+        expect(await store.removeRunningJobs!(draining.id, ['job_b'], BASE_TIME)).toEqual({ ...draining, runningJobIds: ['job_a'] });
+        expect(await store.removeRunningJobs!(draining.id, ['job_a'], BASE_TIME + 1)).toEqual({ ...draining, runningJobIds: [], idleSince: BASE_TIME + 1 });
+      });
+
+      it('loses no change among many concurrent adds and removes on one worker', async () => {
+        if (lacks('addRunningJobs') || lacks('removeRunningJobs')) return;
+        const worker = makeTestWorker({ state: 'READY', capacity: 100, runningJobIds: Array.from({ length: 20 }, (_, index) => `job_old_${index}`) });
+        await store.insertWorker(worker);
+        await Promise.all([
+          ...Array.from({ length: 20 }, (_, index) => store.addRunningJobs!(worker.id, [`job_new_${index}`])),
+          ...Array.from({ length: 20 }, (_, index) => store.removeRunningJobs!(worker.id, [`job_old_${index}`], BASE_TIME)),
+        ]);
+        const after = (await store.getWorker(worker.id))!;
+        expect([...after.runningJobIds].sort()).toEqual(Array.from({ length: 20 }, (_, index) => `job_new_${index}`).sort());
+        expect(after.state).toBe('READY');
       });
     });
 
