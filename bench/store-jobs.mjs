@@ -15,7 +15,10 @@ export function noopJobs(count) {
   }));
 }
 
-/** An audit event of `eventType` about `correlationId`, now. */
-export function audit(eventType, correlationId, details) {
-  return { eventType, correlationId, occurredAt: Date.now(), details };
+/**
+ * An audit event of `eventType` about `correlationId`, at `occurredAt` (default now). The engine gives a job's
+ * lifecycle events the time it writes with the change (job.queued: `createdAt`; job.started: `startedAt`; ...).
+ */
+export function audit(eventType, correlationId, details, occurredAt = Date.now()) {
+  return { eventType, correlationId, occurredAt, details };
 }

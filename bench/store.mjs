@@ -102,11 +102,12 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount) {
   const finished = new Promise((resolve, reject) => (finish = { resolve, reject }));
   const runJob = async (worker, job) => {
     // A no-op job's start travels with its result: one write records both, with both events.
+    const now = Date.now();
     const ended = await store.updateJob(
       job.id,
       { states: ['ASSIGNED'], epoch: job.epoch },
-      { startedAt: Date.now(), completedAt: Date.now(), durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
-      [audit('job.started', job.id, { workerId: worker.id, epoch: job.epoch }), audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 })],
+      { startedAt: now, completedAt: now, durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
+      [audit('job.started', job.id, { workerId: worker.id, epoch: job.epoch }, now), audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 }, now)],
     );
     if (!ended) throw new Error(`hodei: job ${job.id} could not finish`);
     worker.free += 1;
@@ -158,7 +159,7 @@ const STRIP_SQL = (schema) => [
   `DROP INDEX ${schema}.jobs_created_idx`,
   `DROP INDEX ${schema}.jobs_state_created_idx`,
   `CREATE FUNCTION ${schema}.bench_skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
-  `CREATE TRIGGER bench_skip_audit BEFORE INSERT ON ${schema}.audit_logs FOR EACH ROW EXECUTE FUNCTION ${schema}.bench_skip_row()`,
+  `CREATE TRIGGER bench_skip_audit BEFORE INSERT ON ${schema}.audit_log_rows FOR EACH ROW EXECUTE FUNCTION ${schema}.bench_skip_row()`,
 ];
 
 async function benchHodei(url, jobCount, concurrency, workerCount, strip = false) {
@@ -171,13 +172,13 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   if (strip) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   const store = createPostgresStore({ connectionString: url }, { schema, poolSize: concurrency });
   await store.migrate();
-  await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_logs CASCADE`);
+  await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_log_rows CASCADE`);
   if (strip) for (const statement of STRIP_SQL(schema)) await admin.query(statement);
   await admin.end();
   const jobs = noopJobs(jobCount);
   const started = performance.now();
   await eachLimit(jobs, QUEUE_CONCURRENCY, async (job) => {
-    await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }));
+    await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }, job.createdAt));
   });
   const queued = performance.now();
   const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount);

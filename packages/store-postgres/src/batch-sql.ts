@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ElisionProposal } from './lifecycle-events';
 
 /*
  * SQL for the batched statements of PostgresStore: many jobs inserted, many compare-and-set job updates or
@@ -25,6 +26,7 @@ const JOB_COLUMN_TYPES: Record<string, string> = {
   duration_ms: 'double precision',
   cancel_requested_at: 'timestamptz',
   not_before: 'timestamptz',
+  derived_events: 'smallint',
 };
 
 /**
@@ -70,9 +72,14 @@ export const AUDIT_INSERT_COLUMNS = '(event_type, correlation_id, occurred_at, d
 type AuditRows =
   /** Every row. */
   | 'all'
+  /** Every row, once the CTE named `after` has run (its rows are counted first). */
+  | { after: string }
   /** The rows with an event type (a null type marks a batch row without an event). */
   | 'typed'
-  /** The rows whose job id (an extra first array) is among the ids of the CTE named `updatedIn`. */
+  /**
+   * The rows whose job id (an extra first array) is among the ids of the CTE named `updatedIn`, except those of
+   * a job whose events that CTE says (column `hodei_elided`) are derived from its row instead.
+   */
   | { updatedIn: string };
 
 /**
@@ -90,14 +97,15 @@ function auditParams(first: number, withJobs: boolean): string[] {
  * batched statement that writes audit events (job inserts, job updates, `appendAudit`) writes them with this.
  */
 function insertAuditsSql(table: string, first: number, rows: AuditRows): string {
-  const forJobs = typeof rows === 'object';
+  const forJobs = typeof rows === 'object' && 'updatedIn' in rows;
   const names = [...(forJobs ? ['v_job'] : []), 'v_type', 'v_correlation', 'v_at', 'v_details', 'v_ord'];
   return [
     `INSERT INTO ${table} ${AUDIT_INSERT_COLUMNS}`,
     'SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb',
     `FROM ${unnestArrays(auditParams(first, forJobs))} WITH ORDINALITY AS a(${names.join(', ')})`,
     ...(rows === 'typed' ? ['WHERE a.v_type IS NOT NULL'] : []),
-    ...(forJobs ? [`JOIN ${rows.updatedIn} ON ${rows.updatedIn}.id = a.v_job`] : []),
+    ...(typeof rows === 'object' && 'after' in rows ? [`WHERE (SELECT count(*) FROM ${rows.after}) >= 0`] : []),
+    ...(typeof rows === 'object' && 'updatedIn' in rows ? [`JOIN ${rows.updatedIn} ON ${rows.updatedIn}.id = a.v_job AND NOT ${rows.updatedIn}.hodei_elided`] : []),
     'ORDER BY a.v_ord',
   ].join('\n');
 }
@@ -145,6 +153,38 @@ export interface JobUpdateShape {
   audit: boolean;
 }
 
+/**
+ * The per-update arrays of an update batch with audit events, after its patched columns: the lifecycle events
+ * each update proposes to derive from its row rather than write (`ElisionProposal` of lifecycle-events.ts:
+ * their bits, then the values the updated row must hold for them): name, SQL type, proposal field.
+ */
+export const ELISION_ARRAYS = [
+  ['e_mask', 'smallint', 'mask'],
+  ['e_assigned_at', 'timestamptz', 'assignedAt'],
+  ['e_started_at', 'timestamptz', 'startedAt'],
+  ['e_completed_at', 'timestamptz', 'completedAt'],
+  ['e_worker', 'text', 'workerId'],
+  ['e_epoch', 'integer', 'epoch'],
+  ['e_attempt', 'integer', 'attempt'],
+  ['e_state', 'text', 'state'],
+  ['e_exit', 'integer', 'exitCode'],
+] as const satisfies readonly (readonly [string, string, keyof ElisionProposal])[];
+
+/**
+ * True (in SQL, within the UPDATE of {@link updateJobsSql}) when the events update `u` proposes to derive
+ * (`u.e_mask`) are exactly what the updated row gives: each proposed event's time and details equal the row's
+ * new values (the patched ones, else the row's own), and every event already derived from the row is of an
+ * earlier kind (so derived events keep the order they were written in). Otherwise the statement writes all of
+ * the update's events as rows and clears the row's bits (the seal trigger of migration 6 writes those first).
+ */
+function elisionHolds(patched: readonly string[]): string {
+  const next = (column: string) => (patched.includes(column) ? unnested('u', column) : `j.${column}`);
+  return `u.e_mask <> 0 AND j.derived_events < (u.e_mask & -u.e_mask)
+    AND ((u.e_mask & 2) = 0 OR (${next('assigned_at')} = u.e_assigned_at AND ${next('worker_id')} = u.e_worker AND ${next('epoch')} = u.e_epoch AND ${next('attempt')} = u.e_attempt))
+    AND ((u.e_mask & 4) = 0 OR (${next('started_at')} = u.e_started_at AND ${next('worker_id')} = u.e_worker AND ${next('epoch')} = u.e_epoch))
+    AND ((u.e_mask & 8) = 0 OR (${next('completed_at')} = u.e_completed_at AND ${next('state')} = u.e_state AND ${next('exit_code')} IS NOT DISTINCT FROM u.e_exit))`;
+}
+
 /** A key equal for equal shapes. */
 export function shapeKey(shape: JobUpdateShape): string {
   return `${shape.guardStates ? 's' : ''}${shape.guardEpoch ? 'e' : ''}${shape.notify ? 'n' : ''}${shape.audit ? 'a' : ''}:${shape.columns.join(',')}`;
@@ -157,9 +197,10 @@ export function shapeKey(shape: JobUpdateShape): string {
  * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; when
  * `audit`, five arrays with one entry per audit event (the id of the job whose update it goes with, then the
  * four audit fields), written to table `audit` in array order for the jobs that were updated only; then the
- * NOTIFY channel when `notify`.
+ * NOTIFY channel when `notify`. When the patch sets the state, each updated job's id is sent to
+ * `changedChannel` (an SQL expression: migration 7's `hodei_job_changed_channel()`).
  */
-export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string): string {
+export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string, changedChannel: string): string {
   const params: string[] = [];
   const names: string[] = [];
   /** Adds an array to the unnested rows `u`: the next parameter, of `type`, as column `name`. */
@@ -178,24 +219,32 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     where.push('j.epoch = u.g_epoch');
   }
   for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
+  if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
   const auditFrom = params.length + 1;
   if (shape.audit) params.push(...auditParams(auditFrom, true));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
+  if (shape.audit) {
+    sets.push(`derived_events = CASE WHEN ${elisionHolds(shape.columns)} THEN j.derived_events | u.e_mask ELSE 0 END`);
+    returned.push('(u.e_mask <> 0 AND (j.derived_events & u.e_mask) = u.e_mask) AS hodei_elided');
+  }
   if (sets.length === 0) sets.push('state = j.state');
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
   FROM ${unnestArrays(params.slice(0, names.length))} AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
-  if (!shape.notify && !shape.audit) return update;
+  // A patch that sets the state announces each updated job on the change channel (migration 7).
+  const changed = shape.columns.includes('state');
+  if (!shape.notify && !shape.audit && !changed) return update;
   const audited = shape.audit
     ? `, audited AS (
 ${cteBody(insertAuditsSql(audit, auditFrom, { updatedIn: 'updated' }))}
 )`
     : '';
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
+  const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
   return `WITH updated AS (${update})${audited}
-SELECT updated.*${notified} FROM updated`;
+SELECT updated.*${notified}${announced} FROM updated`;
 }
 
 /** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */
@@ -203,9 +252,17 @@ export function textArrayLiteral(values: readonly string[]): string {
   return `{${values.map((value) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
 }
 
-/** Inserts audit events in array order. Parameters: event types, correlation ids, times, details (JSON text or null). */
-export function appendAuditsSql(table: string): string {
-  return insertAuditsSql(table, 1, 'all');
+/**
+ * Inserts audit events in array order. Parameters: event types, correlation ids, times, details (JSON text or
+ * null). First, a job named as a correlation id gets its derived lifecycle events written as rows (its bits
+ * cleared: the seal trigger of migration 6), so that its events of one millisecond keep the order they were
+ * written in; the engine appends only worker events this way, so this finds no job in practice.
+ */
+export function appendAuditsSql(table: string, jobs: string): string {
+  return `WITH sealed AS (
+  UPDATE ${jobs} SET derived_events = 0 WHERE id = ANY($2::text[]) AND derived_events <> 0 RETURNING 1
+)
+${insertAuditsSql(table, 1, { after: 'sealed' })}`;
 }
 
 /** A prepared-statement name for `sql`: stable and distinct per text (schemas differ in the text). */

@@ -10,9 +10,12 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
  * One statement that claims up to `$3` jobs for worker `$1` whose labels `$2` (jsonb) contains, at time `$4`
  * (timestamptz): the ids come from `hodei_next_queued_jobs` (migration 4: QUEUED, not backing off at `$4`,
  * queue order, `FOR UPDATE SKIP LOCKED`). Each claimed job becomes ASSIGNED to the worker with epoch + 1,
- * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit row. When jobs are already ASSIGNED
- * to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried), those are returned
- * and nothing more is claimed. Returns the job columns plus `hodei_priority` and `hodei_insert_seq`.
+ * `assigned_at = $4` and no `not_before`, and gets a `job.assigned` audit event: derived from its row (bit 2 of
+ * `derived_events`, migration 6) unless a later lifecycle event of the job already is, and only then written
+ * as a row. Each claimed job's id is NOTIFYed on the change channel by the statement (migration 7). When jobs
+ * are already ASSIGNED to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried),
+ * those are returned and nothing more is claimed. Returns the job columns plus `hodei_priority` and
+ * `hodei_insert_seq`.
  *
  * With `workers` (PostgresStore.claimAndRecordJobs), the worker's row is locked first and jobs are claimed only
  * while it is READY; the claimed ids are added to its `running_job_ids` in the same statement, as
@@ -37,16 +40,17 @@ export function claimJobsSql(schema: string, jobs: string, audit: string, worker
 ), picked AS (
   SELECT n.id FROM ${schema}.hodei_next_queued_jobs($4, $2::jsonb, CASE WHEN ${none} THEN 0 ELSE $3::integer END) AS n(id)
 ), claimed AS (
-  UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL,
+    derived_events = CASE WHEN j.derived_events < 2 THEN j.derived_events | 2 ELSE 0 END
   FROM picked WHERE j.id = picked.id
   RETURNING ${returned.join(', ')}
 ), audited AS (
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
   SELECT 'job.assigned', c.id, $4, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt)
-  FROM claimed AS c
+  FROM claimed AS c WHERE (c.derived_events & 2) = 0
 )${recorded}
 SELECT * FROM already
 UNION ALL
-SELECT * FROM claimed
+SELECT * FROM claimed WHERE (SELECT count(pg_notify(${schema}.hodei_job_changed_channel(), n.id)) FROM claimed AS n) >= 0
 ORDER BY hodei_priority DESC, created_at ASC, hodei_insert_seq ASC`;
 }

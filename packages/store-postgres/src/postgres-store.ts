@@ -24,6 +24,7 @@ import {
 } from '@hodei/core';
 import { quoteIdentifier, validateConnectionString, validatePoolSize, validateSchema } from './config';
 import { claimJobsSql } from './claim-sql';
+import { derivesQueued, proposeElision, type ElisionProposal } from './lifecycle-events';
 import { toHodeiError } from './errors';
 import { changedChannel, deleteFinishedJobsSql, validateRetentionArguments } from './job-changes';
 import { migrate, type MigrateResult } from './migrate';
@@ -31,6 +32,7 @@ import { MicroBatcher, roundsByKey, settleEach, type Settled } from './micro-bat
 import {
   appendAuditsSql,
   appendLogsSql,
+  ELISION_ARRAYS,
   insertJobsSql,
   shapeKey,
   statementName,
@@ -277,6 +279,8 @@ interface JobUpdate {
   values: unknown[];
   /** The audit events written with the change, in order (only when the guard matches). */
   audit: AuditAppend[];
+  /** Which of those events the statement derives from the updated row instead, if it gives them exactly. */
+  elision: ElisionProposal;
 }
 
 /** One pending `appendLogs` call, its lines encoded when the call was made. */
@@ -440,7 +444,12 @@ export class PostgresStore implements Store {
       this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 10_000 });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);
-      this.pool.on('connect', (client) => this.ownBackends.add(backendPid(client)));
+      this.pool.on('connect', (client) => {
+        this.ownBackends.add(backendPid(client));
+        // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row
+        // trigger skips this session's changes. Queued before any query the pool hands the client out for.
+        client.query(`SET hodei.notify_by_statement = 'on'`).catch(() => undefined);
+      });
       this.pool.on('remove', (client) => this.ownBackends.delete(backendPid(client)));
       this.ownsPool = true;
     }
@@ -460,7 +469,7 @@ export class PostgresStore implements Store {
       jobs: `${s}.jobs`,
       workers: `${s}.workers`,
       logs: `${s}.job_logs`,
-      audit: `${s}.audit_logs`,
+      audit: `${s}.audit_log_rows`,
       tokens: `${s}.worker_tokens`,
     };
   }
@@ -495,7 +504,11 @@ export class PostgresStore implements Store {
   async insertJob(job: Job, audit?: AuditEvent): Promise<void> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS));
-    return this.jobInserts.add({ id: job.id, columns, values, audit: audit && encodeAudit(audit) });
+    // A job.queued event its row gives back is derived from it (bit 1 of derived_events), not written.
+    const derived = derivesQueued(job, audit);
+    columns.push('derived_events');
+    values.push(derived ? 1 : 0);
+    return this.jobInserts.add({ id: job.id, columns, values, audit: audit && !derived ? encodeAudit(audit) : undefined });
   }
 
   /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
@@ -559,7 +572,8 @@ export class PostgresStore implements Store {
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: toAuditEventList(audit).map(encodeAudit) });
+    const events = toAuditEventList(audit);
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: events.map(encodeAudit), elision: proposeElision(id, events) });
   }
 
   /**
@@ -601,11 +615,14 @@ export class PostgresStore implements Store {
     if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
     shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
     if (shape.audit) {
+      for (const [, , key] of ELISION_ARRAYS) params.push(items.map((item) => item.elision[key]));
       const events = items.flatMap((item) => item.audit.map((event) => ({ jobId: item.id, event })));
       params.push(events.map(({ jobId }) => jobId), ...auditArrays(events.map(({ event }) => event)));
     }
     if (shape.notify) params.push(this.channel);
-    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () => updateJobsSql(this.t.jobs, shape, this.t.audit));
+    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
+      updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`),
+    );
     const rows = await this.query('updateJob', sql, params, true);
     if (shape.columns.includes('state')) this.announceChanged(rows);
     const byId = new Map(rows.map((row) => [row.id as string, row]));
@@ -897,7 +914,7 @@ export class PostgresStore implements Store {
   private async appendAudits(events: readonly AuditAppend[]): Promise<void[]> {
     await this.query(
       'appendAudit',
-      this.cachedSql('audit', () => appendAuditsSql(this.t.audit)),
+      this.cachedSql('audit', () => appendAuditsSql(this.t.audit, this.t.jobs)),
       auditArrays(events),
       true,
     );
@@ -905,10 +922,14 @@ export class PostgresStore implements Store {
   }
 
   async listAudit(correlationId: string): Promise<AuditEvent[]> {
+    // Through the audit_logs view (migration 6): written rows by id, then a job's derived lifecycle events (no id:
+    // written after every row of the job, see lifecycle-events.ts) in lifecycle order.
     const rows = await this.query(
       'listAudit',
-      `SELECT event_type, correlation_id, occurred_at, details FROM ${this.t.audit}
-       WHERE correlation_id = $1 ORDER BY occurred_at ASC, id ASC`,
+      `SELECT event_type, correlation_id, occurred_at, details FROM ${quoteIdentifier(this.schema)}.audit_logs
+       WHERE correlation_id = $1
+       ORDER BY occurred_at ASC, id ASC NULLS LAST,
+         CASE event_type WHEN 'job.queued' THEN 1 WHEN 'job.assigned' THEN 2 WHEN 'job.started' THEN 3 ELSE 4 END`,
       [correlationId],
     );
     return rows.map((row) => {

@@ -64,8 +64,9 @@ describe('schema', () => {
   });
 
   it('finds audit events by correlation id through a hash index (no btree to keep sorted per event)', async () => {
+    // audit_logs is a view (migration 6): the written events are in audit_log_rows.
     const indexes = await pool.query<{ indexdef: string }>(
-      `SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'audit_logs'`,
+      `SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'audit_log_rows'`,
     );
     const defs = indexes.rows.map((row) => row.indexdef);
     expect(defs.filter((def) => /USING hash \(correlation_id\)/.test(def))).toHaveLength(1);

@@ -229,7 +229,7 @@ export class JobController {
     this.checkRunning();
     const spec = validateJobSpec(input);
     const job: Job = { id: newId('job'), spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt: this.now() };
-    await this.store.insertJob(job, this.event('job.queued', job.id, { name: spec.name }));
+    await this.store.insertJob(job, { ...this.event('job.queued', job.id, { name: spec.name }), occurredAt: job.createdAt });
     this.options.observer?.jobQueued?.(job);
     this.wake();
     return job;
@@ -538,7 +538,7 @@ export class JobController {
         startsNow ? { ...patch, startedAt } : patch,
         [
           ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
-          this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }),
+          { ...this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }), occurredAt: patch.completedAt },
         ],
       )) ??
       (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
@@ -868,7 +868,7 @@ export class JobController {
         jobId,
         { states: ['QUEUED'], epoch: job.epoch },
         { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt, notBefore: undefined },
-        this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }),
+        { ...this.event('job.assigned', jobId, { workerId, epoch: job.epoch + 1, attempt: job.attempt }), occurredAt: assignedAt },
       )) ?? (await this.landedInDoubt(jobId, { state: 'ASSIGNED', workerId, epoch: job.epoch + 1, assignedAt }, 'assignedAt'));
     if (!assigned) return;
     if (await this.recordRunning(worker, [jobId])) await this.sendJob(assigned, channel);

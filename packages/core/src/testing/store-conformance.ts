@@ -1064,6 +1064,72 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(await store.listAudit(jobs[0]!.id)).toHaveLength(2);
         expect(await store.listAudit('job_missing')).toEqual([]);
       });
+
+      it('reads back the events of two attempts exactly as given, in order, whether or not they match the job (and after retention)', async () => {
+        const at = (offset: number) => BASE_TIME + offset;
+        const lifecycle = (eventType: string, id: string, occurredAt: number, details: Record<string, unknown>) => ({ eventType, correlationId: id, occurredAt, details });
+        const job = makeTestJob({ spec: spec({ name: 'twice', maxAttempts: 2 }), createdAt: at(0) });
+        const given = [lifecycle('job.queued', job.id, at(0), { name: 'twice' })];
+        await store.insertJob(job, given[0]);
+        // First attempt: claimed (the store records job.assigned), started, then re-queued.
+        const assign = async (workerId: string, now: number, epoch: number, attempt: number) => {
+          const event = lifecycle('job.assigned', job.id, now, { workerId, epoch, attempt });
+          if (store.claimJobs) {
+            expect((await store.claimJobs({ workerId, labels: {}, limit: 1, now })).map((claimed) => claimed.id)).toEqual([job.id]);
+          } else {
+            const patch = { state: 'ASSIGNED' as const, workerId, epoch, assignedAt: now, notBefore: undefined };
+            expect(await store.updateJob(job.id, { states: ['QUEUED'], epoch: epoch - 1 }, patch, event)).toBeDefined();
+          }
+          given.push(event);
+        };
+        await assign('w_1', at(1), 1, 1);
+        given.push(lifecycle('job.started', job.id, at(1), { workerId: 'w_1', epoch: 1 }));
+        expect(await store.updateJob(job.id, { states: ['ASSIGNED'], epoch: 1 }, { state: 'RUNNING', startedAt: at(1) }, given.at(-1))).toBeDefined();
+        given.push(lifecycle('job.requeued', job.id, at(2), { attempt: 2, reason: 'worker lost' }));
+        const requeue = { state: 'QUEUED' as const, attempt: 2, workerId: undefined, assignedAt: undefined, startedAt: undefined, notBefore: at(2) };
+        expect(await store.updateJob(job.id, { states: ['RUNNING'], epoch: 1 }, requeue, given.at(-1))).toBeDefined();
+        expect(await store.listAudit(job.id)).toEqual(given);
+        // Second attempt, started and finished by one change.
+        await assign('w_2', at(3), 2, 2);
+        const finished = [
+          lifecycle('job.started', job.id, at(3), { workerId: 'w_2', epoch: 2 }),
+          lifecycle('job.finished', job.id, at(4), { state: 'SUCCEEDED', exitCode: 0 }),
+        ];
+        given.push(...finished);
+        const done = await store.updateJob(job.id, { states: ['ASSIGNED'], epoch: 2 }, { state: 'SUCCEEDED', startedAt: at(3), completedAt: at(4), exitCode: 0 }, finished);
+        expect(done?.state).toBe('SUCCEEDED');
+        expect(await store.listAudit(job.id)).toEqual(given);
+
+        // Events that do not match the job (name, worker, time, shape), and another event in the same millisecond.
+        const other = makeTestJob({ createdAt: at(0) });
+        const odd = [
+          lifecycle('job.queued', other.id, at(0), { name: 'not its name' }),
+          { eventType: 'job.noted', correlationId: other.id, occurredAt: at(0) },
+          lifecycle('job.assigned', other.id, at(1), { workerId: 'w_1', epoch: 1, attempt: 1, extra: true }),
+          lifecycle('job.started', other.id, at(2), { workerId: 'w_9', epoch: 1 }),
+          lifecycle('job.finished', other.id, at(4), { state: 'FAILED', exitCode: 3 }),
+        ];
+        await store.insertJob(other, odd[0]);
+        expect(await store.updateJob(other.id, { states: ['QUEUED'] }, { errorMessage: 'noted' }, odd[1])).toBeDefined();
+        const assigned = { state: 'ASSIGNED' as const, workerId: 'w_1', epoch: 1, assignedAt: at(1) };
+        expect(await store.updateJob(other.id, { states: ['QUEUED'], epoch: 0 }, assigned, odd[2])).toBeDefined();
+        expect(await store.updateJob(other.id, { states: ['ASSIGNED'], epoch: 1 }, { state: 'RUNNING', startedAt: at(2) }, odd[3])).toBeDefined();
+        // Finished at 3, recorded at 4: the event is kept as given.
+        expect(await store.updateJob(other.id, { states: ['RUNNING'], epoch: 1 }, { state: 'FAILED', completedAt: at(3), exitCode: 3 }, odd[4])).toBeDefined();
+        expect(await store.listAudit(other.id)).toEqual(odd);
+        // A job whose derived events share a millisecond with an event written later keeps the order they were given in.
+        const third = makeTestJob({ createdAt: at(0) });
+        const tied = [lifecycle('job.queued', third.id, at(0), { name: third.spec.name }), { eventType: 'job.noted', correlationId: third.id, occurredAt: at(0), details: { n: 1 } }];
+        await store.insertJob(third, tied[0]);
+        await store.appendAudit(tied[1]!);
+        expect(await store.listAudit(third.id)).toEqual(tied);
+
+        if (!store.deleteFinishedJobs) return;
+        expect(await store.deleteFinishedJobs(at(10), 10)).toBe(2);
+        expect(await store.getJob(job.id)).toBeUndefined();
+        expect(await store.listAudit(job.id)).toEqual(given);
+        expect(await store.listAudit(other.id)).toEqual(odd);
+      });
     });
 
     describe('retention (deleteFinishedJobs)', () => {

@@ -1,7 +1,9 @@
 import { auditCorrelationHashMigration } from './audit-correlation-hash';
+import { derivedAuditEventsMigration } from './derived-audit-events';
 import { jobChangesMigration } from './job-changes';
 import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
+import { statementNotifyMigration } from './statement-notify';
 
 /**
  * The schema's versioned migrations. A migration is never edited once released: change the schema by
@@ -105,4 +107,6 @@ export const MIGRATIONS: readonly Migration[] = [
   jobNotBeforeMigration,
   jobClaimsMigration,
   auditCorrelationHashMigration,
+  derivedAuditEventsMigration,
+  statementNotifyMigration,
 ];
