@@ -6,33 +6,22 @@ import type { AuditEvent, JobClaim, JobGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 import { exited, reportRun, startInProcessEngine, until, type InProcessRun } from './in-process-worker';
 
-/**
- * How the engine assigns on the store: `claimAndRecordJobs`, `claimJobs` (a store without the former), or
- * compare-and-set `updateJob` (a store without either).
- */
-type Assignments = 'claimAndRecordJobs' | 'claimJobs' | 'cas';
-
 /** The first job write that sets `state` commits, then "loses its connection" (throws UNAVAILABLE): an in-doubt commit. */
 class InDoubtStore extends MemoryStore {
   inDoubt = 0;
+  /** With `casOnly`, the store has no `claimJobs`: the engine assigns through compare-and-set `updateJob`. */
   constructor(
     private readonly state: Job['state'],
-    assignments: Assignments = 'claimAndRecordJobs',
+    casOnly = false,
   ) {
     super();
-    if (assignments !== 'claimAndRecordJobs') Object.defineProperty(this, 'claimAndRecordJobs', { value: undefined });
-    if (assignments === 'cas') Object.defineProperty(this, 'claimJobs', { value: undefined });
+    if (casOnly) Object.defineProperty(this, 'claimJobs', { value: undefined });
   }
   override async claimJobs(claim: JobClaim): Promise<Job[]> {
-    return this.claimedInDoubt('claimJobs', await super.claimJobs(claim));
-  }
-  override async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
-    return this.claimedInDoubt('claimAndRecordJobs', await super.claimAndRecordJobs(claim));
-  }
-  private claimedInDoubt(method: string, claimed: Job[]): Job[] {
+    const claimed = await super.claimJobs(claim);
     if (claimed.length > 0 && this.state === 'ASSIGNED' && this.inDoubt === 0) {
       this.inDoubt += 1;
-      throw new HodeiError('UNAVAILABLE', `memory store: ${method} failed: connection terminated after commit`);
+      throw new HodeiError('UNAVAILABLE', 'memory store: claimJobs failed: connection terminated after commit');
     }
     return claimed;
   }
@@ -47,10 +36,10 @@ class InDoubtStore extends MemoryStore {
 }
 
 /** An engine on an InDoubtStore whose one worker runs each job at once and reports the next of `exitCodes` (then 0). */
-async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver, assignments?: Assignments) {
+async function platform(state: Job['state'], exitCodes: readonly number[] = [], observer?: EngineObserver, casOnly = false) {
   let runs = 0;
   return startInProcessEngine({
-    store: new InDoubtStore(state, assignments),
+    store: new InDoubtStore(state, casOnly),
     ...(observer ? { observer } : {}),
     onRun: (run, controller) => void reportRun(controller, run, exitCodes[runs++] ?? 0),
   });
@@ -84,14 +73,12 @@ describe('a job write whose commit is in doubt (committed, then the connection b
   }, 20_000);
 
   it.each([
-    ['a multi-job claim recorded on its worker at once', 'claimAndRecordJobs'],
-    ['a multi-job claim (a store without claimAndRecordJobs)', 'claimJobs'],
-    ['a compare-and-set assignment (a store without claimJobs nor claimAndRecordJobs)', 'cas'],
-  ] as const)('%s is recognised: the worker is sent the job and holds its slot for it', async (_, assignments) => {
-    const { store, controller } = await platform('ASSIGNED', [], undefined, assignments);
+    ['a multi-job claim', false],
+    ['a compare-and-set assignment (a store without claimJobs)', true],
+  ])('%s is recognised: the worker is sent the job and holds its slot for it', async (_, casOnly) => {
+    const { store, controller } = await platform('ASSIGNED', [], undefined, casOnly);
     try {
-      expect(store.claimAndRecordJobs === undefined).toBe(assignments !== 'claimAndRecordJobs');
-      expect(store.claimJobs === undefined).toBe(assignments === 'cas');
+      expect(store.claimJobs === undefined).toBe(casOnly);
       const first = await controller.queue({ name: 'first', command: 'true' });
       const second = await controller.queue({ name: 'second', command: 'true' });
       const done = await succeeded(store, first.id, second.id);

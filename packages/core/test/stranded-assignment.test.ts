@@ -15,8 +15,6 @@ class FailingWorkerUpdateStore extends MemoryStore {
 
   constructor(atomic: boolean) {
     super();
-    // The claim and the worker's record as two calls, so that the second can fail.
-    Object.defineProperty(this, 'claimAndRecordJobs', { value: undefined });
     if (!atomic) Object.defineProperty(this, 'addRunningJobs', { value: undefined });
   }
 

@@ -1,24 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
 import type { Worker } from '../src/domain/worker';
-import type { JobClaim, WorkerGuard } from '../src/ports/store';
+import type { WorkerGuard } from '../src/ports/store';
 import { MemoryStore } from '../src/store/memory-store';
 import { reportRun, startInProcessEngine, until } from './in-process-worker';
 
-/** Which of the optional worker-record methods a store has. */
-type Kind = 'claimAndRecordJobs' | 'addRunningJobs' | 'neither';
-
-/**
- * Counts the store calls that read or write a worker's record. `kind`: all the optional methods, all but
- * claimAndRecordJobs, or none of claimAndRecordJobs, addRunningJobs and removeRunningJobs.
- */
+/** Counts the store calls that read or write a worker's record; with `atomic` false it lacks addRunningJobs and removeRunningJobs. */
 class WorkerCallCountingStore extends MemoryStore {
-  readonly calls = { getWorker: 0, updateWorker: 0, claimAndRecordJobs: 0, addRunningJobs: 0, removeRunningJobs: 0 };
+  readonly calls = { getWorker: 0, updateWorker: 0, addRunningJobs: 0, removeRunningJobs: 0 };
 
-  constructor(kind: Kind) {
+  constructor(atomic: boolean) {
     super();
-    const lacks = { claimAndRecordJobs: [], addRunningJobs: ['claimAndRecordJobs'], neither: ['claimAndRecordJobs', 'addRunningJobs', 'removeRunningJobs'] }[kind];
-    for (const method of lacks) Object.defineProperty(this, method, { value: undefined });
+    if (!atomic) {
+      Object.defineProperty(this, 'addRunningJobs', { value: undefined });
+      Object.defineProperty(this, 'removeRunningJobs', { value: undefined });
+    }
   }
 
   reset(): void {
@@ -35,11 +31,6 @@ class WorkerCallCountingStore extends MemoryStore {
     return super.updateWorker(id, guard, patch);
   }
 
-  override async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
-    this.calls.claimAndRecordJobs += 1;
-    return super.claimAndRecordJobs(claim);
-  }
-
   override async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
     this.calls.addRunningJobs += 1;
     return super.addRunningJobs(workerId, jobIds);
@@ -53,11 +44,11 @@ class WorkerCallCountingStore extends MemoryStore {
 
 /** Runs `count` jobs after a warm-up; the store calls made for them, and the worker once they are done. */
 async function runJobs(
-  kind: Kind,
+  atomic: boolean,
   count: number,
 ): Promise<{ store: WorkerCallCountingStore; calls: WorkerCallCountingStore['calls']; jobs: Job[]; worker: Worker }> {
   const { controller, store } = await startInProcessEngine({
-    store: new WorkerCallCountingStore(kind),
+    store: new WorkerCallCountingStore(atomic),
     capacity: 2,
     config: { pollIntervalMs: 100 },
     onRun: (run, engine) => void setTimeout(() => void reportRun(engine, run), 5),
@@ -85,19 +76,8 @@ async function runJobs(
 }
 
 describe("the engine's writes of a worker's running jobs", () => {
-  it('records claims with the claim itself (claimAndRecordJobs) and frees slots in one call each, reading no worker record', async () => {
-    const { calls, jobs, worker } = await runJobs('claimAndRecordJobs', 10);
-    expect(calls.claimAndRecordJobs).toBeGreaterThan(0);
-    expect(calls.addRunningJobs).toBe(0);
-    expect(calls.removeRunningJobs).toBe(jobs.length);
-    expect(calls.getWorker).toBe(0);
-    expect(calls.updateWorker).toBe(0);
-    expect(worker).toMatchObject({ state: 'READY', runningJobIds: [], idleSince: expect.any(Number) });
-  }, 30_000);
-
-  it('records claims and frees slots with one atomic store call each on a store without claimAndRecordJobs, reading no worker record', async () => {
-    const { store, calls, jobs, worker } = await runJobs('addRunningJobs', 10);
-    expect(store.claimAndRecordJobs).toBeUndefined();
+  it('records claims and frees slots with one atomic store call each, reading no worker record per job', async () => {
+    const { calls, jobs, worker } = await runJobs(true, 10);
     expect(calls.removeRunningJobs).toBe(jobs.length);
     expect(calls.addRunningJobs).toBeGreaterThan(0);
     expect(calls.addRunningJobs).toBeLessThanOrEqual(jobs.length);
@@ -106,9 +86,8 @@ describe("the engine's writes of a worker's running jobs", () => {
     expect(worker).toMatchObject({ state: 'READY', runningJobIds: [], idleSince: expect.any(Number) });
   }, 30_000);
 
-  it('reads and compare-and-sets the worker record on a store without claimAndRecordJobs, addRunningJobs and removeRunningJobs', async () => {
-    const { store, calls, jobs, worker } = await runJobs('neither', 10);
-    expect(store.claimAndRecordJobs).toBeUndefined();
+  it('reads and compare-and-sets the worker record on a store without addRunningJobs and removeRunningJobs', async () => {
+    const { store, calls, jobs, worker } = await runJobs(false, 10);
     expect(store.addRunningJobs).toBeUndefined();
     expect(store.removeRunningJobs).toBeUndefined();
     expect(calls.getWorker).toBeGreaterThanOrEqual(jobs.length);

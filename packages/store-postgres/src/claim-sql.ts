@@ -16,29 +16,14 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
  * are already ASSIGNED to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried),
  * those are returned and nothing more is claimed. Returns the job columns plus `hodei_priority` and
  * `hodei_insert_seq`.
- *
- * With `workers` (PostgresStore.claimAndRecordJobs), the worker's row is locked first and jobs are claimed only
- * while it is READY; the claimed ids are added to its `running_job_ids` in the same statement, as
- * `addRunningJobs` adds them (BUSY at capacity, `idle_since` cleared).
  */
-export function claimJobsSql(schema: string, jobs: string, audit: string, workers?: string): string {
+export function claimJobsSql(schema: string, jobs: string, audit: string): string {
   const returned = [...JOB_RETURNED_COLUMNS.map((column) => `j.${column}`), 'j.priority AS hodei_priority', 'j.insert_seq AS hodei_insert_seq'];
-  const ready = workers ? `worker AS (\n  SELECT w.id FROM ${workers} AS w WHERE w.id = $1 AND w.state = 'READY' FOR UPDATE\n), ` : '';
-  const none = workers ? 'EXISTS (SELECT 1 FROM already) OR NOT EXISTS (SELECT 1 FROM worker)' : 'EXISTS (SELECT 1 FROM already)';
-  const added = `ARRAY(SELECT c.id FROM claimed AS c WHERE c.id <> ALL(w.running_job_ids) ORDER BY c.hodei_priority DESC, c.created_at, c.hodei_insert_seq)`;
-  const recorded = workers
-    ? `, recorded AS (
-  UPDATE ${workers} AS w SET running_job_ids = w.running_job_ids || ${added},
-    state = CASE WHEN cardinality(w.running_job_ids) + cardinality(${added}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
-    idle_since = NULL
-  FROM worker WHERE w.id = worker.id AND EXISTS (SELECT 1 FROM claimed)
-)`
-    : '';
-  return `WITH ${ready}already AS (
+  return `WITH already AS (
   SELECT ${returned.join(', ')} FROM ${jobs} AS j
   WHERE j.state = 'ASSIGNED' AND j.worker_id = $1 AND j.assigned_at = $4
 ), picked AS (
-  SELECT n.id FROM ${schema}.hodei_next_queued_jobs($4, $2::jsonb, CASE WHEN ${none} THEN 0 ELSE $3::integer END) AS n(id)
+  SELECT n.id FROM ${schema}.hodei_next_queued_jobs($4, $2::jsonb, CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END) AS n(id)
 ), claimed AS (
   UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL,
     derived_events = CASE WHEN j.derived_events < 2 THEN j.derived_events | 2 ELSE 0 END
@@ -48,7 +33,7 @@ export function claimJobsSql(schema: string, jobs: string, audit: string, worker
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
   SELECT 'job.assigned', c.id, $4, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt)
   FROM claimed AS c WHERE (c.derived_events & 2) = 0
-)${recorded}
+)
 SELECT * FROM already
 UNION ALL
 SELECT * FROM claimed WHERE (SELECT count(pg_notify(${schema}.hodei_job_changed_channel(), n.id)) FROM claimed AS n) >= 0

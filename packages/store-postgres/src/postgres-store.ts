@@ -238,9 +238,9 @@ function addRunningJobsSql(workers: string): string {
   const added = `ARRAY(SELECT a.id FROM unnest($2::text[]) WITH ORDINALITY AS a(id, n) WHERE a.id <> ALL(w.running_job_ids) ORDER BY a.n)`;
   return `UPDATE ${workers} AS w SET
   running_job_ids = w.running_job_ids || ${added},
-  state = CASE WHEN w.state <> 'READY' THEN w.state
+  state = CASE WHEN w.state <> 'READY' OR cardinality(${added}) = 0 THEN w.state
     WHEN cardinality(w.running_job_ids) + cardinality(${added}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
-  idle_since = CASE WHEN w.state = 'READY' THEN NULL ELSE w.idle_since END
+  idle_since = CASE WHEN w.state = 'READY' AND cardinality(${added}) > 0 THEN NULL ELSE w.idle_since END
 WHERE w.id = $1 AND (w.state = 'READY' OR $2::text[] <@ w.running_job_ids)
 RETURNING w.*`;
 }
@@ -879,23 +879,6 @@ export class PostgresStore implements Store {
     const rows = await this.query(
       'claimJobs',
       this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit)),
-      [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
-      true,
-    );
-    this.announceChanged(rows);
-    return rows.map(toJob);
-  }
-
-  /**
-   * `claimJobs` for a READY worker that also adds the claimed ids to its running jobs, in one statement (see
-   * `claimJobsSql` with its `workers` table): the worker's row is locked first, so a worker changed meanwhile
-   * (lost, terminating) claims nothing.
-   */
-  async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
-    const limit = Math.max(0, Math.floor(claim.limit));
-    const rows = await this.query(
-      'claimAndRecordJobs',
-      this.cachedSql('claimAndRecord', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit, this.t.workers)),
       [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
       true,
     );

@@ -645,7 +645,7 @@ export class JobController {
     await this.applyAll(decisions, workers);
     // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
     // claim from the whole queue (the store picks jobs their labels allow).
-    if (queuedJobs.length >= QUEUE_WINDOW && this.claims) await this.claimBeyondWindow(workers, decisions, now);
+    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
   }
 
   /**
@@ -711,7 +711,7 @@ export class JobController {
     }
     const claims = await allSettledOrThrow(
       [...jobsByWorker].map(async ([workerId, jobIds]) => {
-        if (this.claims) return (await this.claim(workerId, jobIds.length, seen.get(workerId))) === jobIds.length;
+        if (this.store.claimJobs) return (await this.claim(workerId, jobIds.length, seen.get(workerId))) === jobIds.length;
         for (const jobId of jobIds) await this.assign(jobId, workerId);
         return true;
       }),
@@ -798,16 +798,15 @@ export class JobController {
     }
   }
 
-  /** Whether the store claims jobs (`claimJobs` or `claimAndRecordJobs`); else assignments are compare-and-sets. */
-  private get claims(): boolean {
-    return this.store.claimJobs !== undefined || this.store.claimAndRecordJobs !== undefined;
-  }
-
   /**
    * Claims up to `count` queued jobs for one worker in one store call (`Store.claimJobs`: the store picks them in
    * queue order among those the worker's labels allow, skipping jobs another engine is claiming at the same
-   * moment), records them on the worker (in the same call with `Store.claimAndRecordJobs`) and sends them.
-   * Returns how many it claimed.
+   * moment), records them on the worker and sends them. Returns how many it claimed.
+   *
+   * The claim and the worker's record are two store calls, not one: when a claim commits but its reply is lost
+   * for good, its jobs are ASSIGNED to the worker without being on its list, which is what the stranded sweep
+   * (`strandedAssignments`) looks for, and they go back to the queue. Listed by the claim itself, they would
+   * look delivered and hold the worker's slots until it died.
    */
   private claim(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
     return this.workerRecords.run(workerId, () => this.claimNow(workerId, count, seen));
@@ -815,24 +814,20 @@ export class JobController {
 
   /**
    * `claim` in the worker's `workerRecords` queue. `seen` is the worker as the pass read it: when the store adds
-   * to a worker's list atomically (`Store.claimAndRecordJobs` or `Store.addRunningJobs`, guarded on READY), that
-   * view will do (a worker's labels are fixed at registration, and only this queue adds to its list); otherwise
+   * to a worker's list atomically (`Store.addRunningJobs`, guarded on READY), that view will do (a worker's labels are fixed at registration, and only this queue adds to its list); otherwise
    * the worker is read again, since its list is rewritten whole.
    */
   private async claimNow(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
     const channel = this.channels.get(workerId);
-    const { claimAndRecordJobs } = this.store;
-    const worker = seen && (claimAndRecordJobs || this.store.addRunningJobs) ? seen : await this.store.getWorker(workerId);
+    const worker = seen && this.store.addRunningJobs ? seen : await this.store.getWorker(workerId);
     if (!worker || !channel || worker.state !== 'READY') return count;
     // The claim time identifies the claim (a retry with the same time gets the same jobs back): one worker's
     // claims, one after another in this queue, each get a later millisecond than the one before.
     const now = Math.max(this.now(), (this.lastClaimAt.get(workerId) ?? 0) + 1);
     this.lastClaimAt.set(workerId, now);
-    const claim = { workerId, labels: worker.labels, limit: count, now };
-    // With claimAndRecordJobs, the worker's record changes with the claim, and only while it is READY.
-    const claimed = claimAndRecordJobs ? await claimAndRecordJobs(claim) : await this.store.claimJobs!(claim);
+    const claimed = await this.store.claimJobs!({ workerId, labels: worker.labels, limit: count, now });
     if (claimed.length === 0) return 0;
-    if (!claimAndRecordJobs && !(await this.recordRunning(worker, claimed.map((job) => job.id)))) return claimed.length;
+    if (!(await this.recordRunning(worker, claimed.map((job) => job.id)))) return claimed.length;
     for (const job of claimed) await this.sendJob(job, channel);
     return claimed.length;
   }

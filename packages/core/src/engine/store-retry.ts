@@ -23,7 +23,6 @@ const RETRIED = new Set<string>([
   'queuedJobs',
   'updateJob',
   'claimJobs',
-  'claimAndRecordJobs',
   'insertWorker',
   'getWorker',
   'listWorkers',
@@ -64,7 +63,7 @@ function isAborted(error: unknown): boolean {
  * `updateJob` does not match again: the engine then re-reads the job and recognises its own assignment,
  * start, re-queue and result (or failure/cancellation) by the state, worker, lease epoch and the timestamp
  * that write set (`assignedAt`, `startedAt`, `notBefore`, `completedAt`), and carries on as if it had
- * matched; a retried `claimJobs` (or `claimAndRecordJobs`) returns the jobs its first attempt took (it is idempotent per worker and claim
+ * matched; a retried `claimJobs` returns the jobs its first attempt took (it is idempotent per worker and claim
  * time), and `addRunningJobs` and `removeRunningJobs` may simply run again (a retried add finds its ids listed, a
  * retried removal finds them gone); other writes (`updateWorker`, tokens) are not recognised. An `appendLogs` retried that way may store
  * its batch twice, so the engine appends log lines through the unwrapped store.

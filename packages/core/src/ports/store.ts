@@ -166,14 +166,6 @@ export interface Store {
    * store has it, and compare-and-set `updateJob` calls otherwise.
    */
   claimJobs?(claim: JobClaim): Promise<Job[]>;
-  /**
-   * Optional: `claimJobs` and `addRunningJobs` in one atomic step. Claims as `claimJobs` does, but only while
-   * the worker is READY (an unknown worker, or one in another state, gets no job), and adds the claimed jobs'
-   * ids to its running jobs as `addRunningJobs` does (BUSY once its capacity is filled, `idleSince` cleared).
-   * A retried claim (same worker and time) returns the jobs its first attempt took and changes nothing. The
-   * engine uses it when a store has it, else `claimJobs` and then `addRunningJobs`.
-   */
-  claimAndRecordJobs?(claim: JobClaim): Promise<Job[]>;
 
   /** Stores a new worker record; its `id` must be new. */
   insertWorker(worker: Worker): Promise<void>;

@@ -175,19 +175,6 @@ export class MemoryStore implements Store {
     return this.claim(claim).map(copyJob);
   }
 
-  /** Claims for a READY worker and adds the jobs to its running jobs, in one step; see {@link Store.claimAndRecordJobs}. */
-  async claimAndRecordJobs(claim: JobClaim): Promise<Job[]> {
-    this.checkOpen();
-    // A retried claim gets the jobs its first attempt took (and recorded), whatever the worker's state now.
-    const before = this.claimedBefore(claim);
-    if (before.length > 0) return before.map(copyJob);
-    const worker = this.workers.get(claim.workerId);
-    if (worker?.state !== 'READY') return [];
-    const claimed = this.claim(claim);
-    this.addRunning(worker, claimed.map((job) => job.id));
-    return claimed.map(copyJob);
-  }
-
   /** The jobs a claim by the same worker at the same time took already, in queue order. */
   private claimedBefore(claim: JobClaim): Job[] {
     const claimed: Job[] = [];
