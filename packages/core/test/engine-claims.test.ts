@@ -113,11 +113,26 @@ describe("a scheduling pass's reads", () => {
       expect(store.reads.queuedJobs).toBeGreaterThanOrEqual(store.reads.listWorkers);
     }
   }, 30_000);
+
+  it('reads at most 64 queued jobs with the workers, and the rest of a long first page on its own', async () => {
+    const store = new PassReadsRecorder(true);
+    const { controller: engineUnderTest } = await engine(store, 200);
+    store.reads = { fused: 0, listWorkers: 0, queuedJobs: 0 };
+    const jobs = await Promise.all(Array.from({ length: 150 }, (_, index) => engineUnderTest.queue({ name: `job-${index}`, command: 'true' })));
+    for (const job of jobs) await succeeded(store, job.id);
+    expect(store.fusedLimits.length).toBeGreaterThan(0);
+    expect(Math.max(...store.fusedLimits)).toBe(64);
+    // A pass with 200 free slots read its first page past the fused read.
+    expect(Math.max(...store.queuedLimits)).toBeGreaterThan(64);
+  }, 30_000);
 });
 
 /** Counts a pass's reads: `listWorkersAndQueue` calls, and `listWorkers` and `queuedJobs` calls made outside them. */
 class PassReadsRecorder extends MemoryStore {
   reads = { fused: 0, listWorkers: 0, queuedJobs: 0 };
+  /** The queue limits of the `listWorkersAndQueue` calls, and of the `queuedJobs` calls made outside them. */
+  readonly fusedLimits: number[] = [];
+  readonly queuedLimits: number[] = [];
   private inFused = false;
 
   constructor(fused: boolean) {
@@ -127,6 +142,7 @@ class PassReadsRecorder extends MemoryStore {
 
   override async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
     this.reads.fused += 1;
+    this.fusedLimits.push(queueLimit);
     this.inFused = true;
     try {
       return await super.listWorkersAndQueue(workerStates, queueLimit);
@@ -141,7 +157,10 @@ class PassReadsRecorder extends MemoryStore {
   }
 
   override async queuedJobs(limit: number): Promise<Job[]> {
-    if (!this.inFused) this.reads.queuedJobs += 1;
+    if (!this.inFused) {
+      this.reads.queuedJobs += 1;
+      this.queuedLimits.push(limit);
+    }
     return super.queuedJobs(limit);
   }
 }

@@ -43,6 +43,12 @@ const QUEUE_WINDOW = 10_000;
  * finished job frees, so that a job backing off at the head rarely costs a second read.
  */
 const QUEUE_FIRST_READ = 4;
+/**
+ * The most queued jobs a scheduling pass reads together with the workers (`Store.listWorkersAndQueue`, which
+ * PostgresStore returns as one JSON value): a pass that may fill more slots reads its first page on its own, so
+ * that hundreds of large job specs never make one value.
+ */
+const FUSED_QUEUE_READ_MAX = 64;
 /** How much further each read of the queue's head goes than the one before, while slots stay free (see `planQueueHead`). */
 const QUEUE_READ_GROWTH = 16;
 /** How often a scheduling pass also looks for ASSIGNED jobs that can no longer be delivered (see `requeueStranded`). */
@@ -620,7 +626,8 @@ export class JobController {
     }
     // The queue's head read with the workers, as far as the last pass read it first (its demand is not known
     // before the workers are): one read where the store can.
-    const head = this.store.listWorkersAndQueue && !this.draining ? await this.store.listWorkersAndQueue(LIVE, this.lastFirstRead) : undefined;
+    const fusedLimit = Math.min(this.lastFirstRead, FUSED_QUEUE_READ_MAX);
+    const head = this.store.listWorkersAndQueue && !this.draining ? await this.store.listWorkersAndQueue(LIVE, fusedLimit) : undefined;
     const liveWorkers = head?.workers ?? (await this.store.listWorkers({ states: LIVE }));
     const workers = this.schedulable(liveWorkers);
     const providers = [...this.providers.values()]
@@ -638,7 +645,7 @@ export class JobController {
     // Draining: queued jobs wait in the store for a restart or another server.
     const { queuedJobs, decisions } = this.draining
       ? { queuedJobs: [], decisions: decide({ ...snapshot, queuedJobs: [] }) }
-      : await this.planQueueHead(snapshot, head && { limit: this.lastFirstRead, jobs: head.queuedJobs });
+      : await this.planQueueHead(snapshot, head && { limit: fusedLimit, jobs: head.queuedJobs });
     // A job re-queued by any engine sharing the store (or before a restart) may be backing off: wake up when it may run.
     const backoffEnd = nextBackoffEnd(queuedJobs, now);
     if (backoffEnd !== undefined) this.wakeAt(backoffEnd);
