@@ -374,7 +374,11 @@ function backendPid(client: pg.PoolClient): number {
 export class PostgresStore implements Store {
   readonly specificationVersion = 'v1' as const;
   readonly name = 'postgres';
-  /** The pool queries run on. */
+  /**
+   * The pool queries run on. When the store made it, its connections skip the per-row job-change trigger (the
+   * store's own statements announce their changes): change jobs through the store, not with SQL on this pool,
+   * or the other servers' waiters on those jobs are not woken.
+   */
   readonly pool: pg.Pool;
   /** The schema the tables live in. */
   readonly schema: string;
@@ -441,15 +445,18 @@ export class PostgresStore implements Store {
         connection && typeof connection === 'object' ? (connection as { connectionString?: unknown }).connectionString : undefined,
       );
       // A server that does not answer (rather than refusing) fails the query after 10 s instead of hanging.
-      this.pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 10_000 });
+      // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row trigger
+      // skips the changes of a session with hodei.notify_by_statement on, set here at connection start (a URL
+      // whose own `options` replace these leaves it off: the trigger then notifies too, which is only redundant).
+      this.pool = new pg.Pool({
+        connectionString,
+        max: poolSize,
+        connectionTimeoutMillis: 10_000,
+        options: '-c hodei.notify_by_statement=on',
+      });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);
-      this.pool.on('connect', (client) => {
-        this.ownBackends.add(backendPid(client));
-        // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row
-        // trigger skips this session's changes. Queued before any query the pool hands the client out for.
-        client.query(`SET hodei.notify_by_statement = 'on'`).catch(() => undefined);
-      });
+      this.pool.on('connect', (client) => this.ownBackends.add(backendPid(client)));
       this.pool.on('remove', (client) => this.ownBackends.delete(backendPid(client)));
       this.ownsPool = true;
     }

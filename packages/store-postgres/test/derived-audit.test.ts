@@ -85,6 +85,29 @@ describe('lifecycle audit events derived from the job row (migration 6)', () => 
     expect(await store.listAudit(id)).toEqual(ran);
   });
 
+  it('takes the writes of a server of the previous release (events inserted into audit_logs) in order, during a rolling upgrade', async () => {
+    const job = makeTestJob({ createdAt: T0 });
+    const queued = event('job.queued', job.id, T0, { name: job.spec.name });
+    await store.insertJob(job, queued);
+    // The previous release's claim: the job's update and its event inserted into audit_logs in one statement.
+    await store.pool.query(
+      `WITH claimed AS (
+         UPDATE jobs SET state = 'ASSIGNED', worker_id = 'w_old', epoch = epoch + 1, assigned_at = $2 WHERE id = $1 RETURNING id, epoch, attempt
+       )
+       INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details)
+       SELECT 'job.assigned', c.id, $2, jsonb_build_object('workerId', 'w_old', 'epoch', c.epoch, 'attempt', c.attempt) FROM claimed AS c`,
+      [job.id, new Date(T0)],
+    );
+    await store.pool.query(`INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details) VALUES ('job.note', $1, $2, NULL)`, [job.id, new Date(T0)]);
+    // All in one millisecond: the ids keep the order they were written in, the derived job.queued first.
+    expect(await written(job.id)).toEqual(['job.queued', 'job.assigned', 'job.note']);
+    expect(await store.listAudit(job.id)).toEqual([
+      queued,
+      event('job.assigned', job.id, T0, { workerId: 'w_old', epoch: 1, attempt: 1 }),
+      event('job.note', job.id, T0),
+    ]);
+  });
+
   it("reads one job's events through the hash index and the jobs primary key, not a scan", async () => {
     await store.pool.query(`INSERT INTO jobs (id, state, spec, priority, attempt, epoch, created_at, derived_events)
       SELECT 'job_bulk_' || n, 'QUEUED', '{"name":"bulk"}', 0, 1, 0, now(), 1 FROM generate_series(1, 5000) AS n`);

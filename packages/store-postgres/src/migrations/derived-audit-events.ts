@@ -32,6 +32,10 @@ const lifecycleEvents = (r: string): string => `(VALUES
  *   millisecond as they were written), and a delete (the retention sweep keeps the audit history). The
  *   trigger's WHEN is false on the common path (a claim or a finish adds bits without touching the columns of
  *   those already set), so it costs no function call there.
+ * - Rows inserted into the `audit_logs` view (by servers of the previous release, which still write every
+ *   event there during a rolling upgrade, or by anything else) go to `audit_log_rows` through an INSTEAD OF
+ *   trigger, which first seals the job's derived events, as the store does before writing a job's event as a
+ *   row, so that ids keep the order events were written in.
  */
 export const derivedAuditEventsMigration: Migration = {
   version: 6,
@@ -76,5 +80,18 @@ CREATE TRIGGER jobs_seal_derived_events BEFORE UPDATE ON ${s}.jobs
 CREATE TRIGGER jobs_seal_derived_events_on_delete BEFORE DELETE ON ${s}.jobs
   FOR EACH ROW WHEN (OLD.derived_events <> 0)
   EXECUTE FUNCTION ${s}.hodei_seal_derived_events();
+
+CREATE FUNCTION ${s}.hodei_insert_audit_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE ${s}.jobs SET derived_events = 0 WHERE id = NEW.correlation_id AND derived_events <> 0;
+  INSERT INTO ${s}.audit_log_rows (event_type, correlation_id, occurred_at, details)
+  VALUES (NEW.event_type, NEW.correlation_id, NEW.occurred_at, NEW.details)
+  RETURNING id INTO NEW.id;
+  RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER audit_logs_insert INSTEAD OF INSERT ON ${s}.audit_logs
+  FOR EACH ROW EXECUTE FUNCTION ${s}.hodei_insert_audit_log();
 `,
 };
