@@ -3,9 +3,6 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { percentile } from './lib/stats.mjs';
 
-// Still exported here, where scripts took it from before it moved to lib/stats.mjs.
-export { percentile };
-
 function run(command, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: 'ignore' });
