@@ -446,13 +446,14 @@ export class PostgresStore implements Store {
       );
       // A server that does not answer (rather than refusing) fails the query after 10 s instead of hanging.
       // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row trigger
-      // skips the changes of a session with hodei.notify_by_statement on, set here at connection start (a URL
-      // whose own `options` replace these leaves it off: the trigger then notifies too, which is only redundant).
+      // skips the changes of a session with hodei.notify_by_statement on, set here at connection start, after
+      // PGOPTIONS (which pg would otherwise apply alone). A URL with its own `options` replaces these and leaves
+      // the flag off: the trigger then notifies too, which is only redundant.
       this.pool = new pg.Pool({
         connectionString,
         max: poolSize,
         connectionTimeoutMillis: 10_000,
-        options: '-c hodei.notify_by_statement=on',
+        options: [process.env.PGOPTIONS, '-c hodei.notify_by_statement=on'].filter(Boolean).join(' '),
       });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);

@@ -86,26 +86,62 @@ describe('lifecycle audit events derived from the job row (migration 6)', () => 
   });
 
   it('takes the writes of a server of the previous release (events inserted into audit_logs) in order, during a rolling upgrade', async () => {
-    const job = makeTestJob({ createdAt: T0 });
-    const queued = event('job.queued', job.id, T0, { name: job.spec.name });
-    await store.insertJob(job, queued);
-    // The previous release's claim: the job's update and its event inserted into audit_logs in one statement.
-    await store.pool.query(
-      `WITH claimed AS (
-         UPDATE jobs SET state = 'ASSIGNED', worker_id = 'w_old', epoch = epoch + 1, assigned_at = $2 WHERE id = $1 RETURNING id, epoch, attempt
+    const jobs = [0, 1].map(() => makeTestJob({ createdAt: T0, spec: { ...makeTestJob().spec, priority: 1_000 } }));
+    const queued = jobs.map((job) => event('job.queued', job.id, T0, { name: job.spec.name }));
+    for (const [index, job] of jobs.entries()) await store.insertJob(job, queued[index]);
+    // The previous release's claim of two jobs: their update, and their events inserted into audit_logs by a
+    // CTE the statement does not read (as its claimJobsSql did).
+    const claimed = await store.pool.query(
+      `WITH picked AS (
+         SELECT n.id FROM hodei_next_queued_jobs($2, '{}'::jsonb, 2) AS n(id)
+       ), claimed AS (
+         UPDATE jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $2, not_before = NULL
+         FROM picked WHERE j.id = picked.id
+         RETURNING j.id, j.epoch, j.attempt
+       ), audited AS (
+         INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details)
+         SELECT 'job.assigned', c.id, $2, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt) FROM claimed AS c
        )
-       INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details)
-       SELECT 'job.assigned', c.id, $2, jsonb_build_object('workerId', 'w_old', 'epoch', c.epoch, 'attempt', c.attempt) FROM claimed AS c`,
-      [job.id, new Date(T0)],
+       SELECT id FROM claimed`,
+      ['w_old', new Date(T0)],
     );
-    await store.pool.query(`INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details) VALUES ('job.note', $1, $2, NULL)`, [job.id, new Date(T0)]);
-    // All in one millisecond: the ids keep the order they were written in, the derived job.queued first.
-    expect(await written(job.id)).toEqual(['job.queued', 'job.assigned', 'job.note']);
-    expect(await store.listAudit(job.id)).toEqual([
-      queued,
-      event('job.assigned', job.id, T0, { workerId: 'w_old', epoch: 1, attempt: 1 }),
-      event('job.note', job.id, T0),
-    ]);
+    expect(claimed.rows.map((row) => row.id).sort()).toEqual(jobs.map((job) => job.id).sort());
+    // Its batched finish: both jobs in one UPDATE, two events each, inserted in array order for the jobs updated.
+    const ids = jobs.flatMap((job) => [job.id, job.id]);
+    await store.pool.query(
+      `WITH updated AS (
+         UPDATE jobs AS j SET state = 'SUCCEEDED', started_at = $2, completed_at = $2, exit_code = 0
+         FROM unnest($1::text[]) AS u(v_id) WHERE j.id = u.v_id AND j.state = 'ASSIGNED'
+         RETURNING j.id
+       ), audited AS (
+         INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details)
+         SELECT a.v_type, a.v_job, $2, a.v_details::jsonb
+         FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS a(v_job, v_type, v_details, v_ord)
+         JOIN updated ON updated.id = a.v_job
+         ORDER BY a.v_ord
+       )
+       SELECT id FROM updated`,
+      [
+        jobs.map((job) => job.id),
+        new Date(T0),
+        ids,
+        ids.map((_, index) => (index % 2 === 0 ? 'job.started' : 'job.finished')),
+        ids.map((_, index) => JSON.stringify(index % 2 === 0 ? { workerId: 'w_old', epoch: 1 } : { state: 'SUCCEEDED', exitCode: 0 })),
+      ],
+    );
+    await store.pool.query(`INSERT INTO audit_logs (event_type, correlation_id, occurred_at, details) VALUES ('job.note', $1, $2, NULL)`, [jobs[0]!.id, new Date(T0)]);
+    // All in one millisecond: the ids keep the order they were written in, each job's derived job.queued first.
+    for (const [index, job] of jobs.entries()) {
+      const note = index === 0 ? [event('job.note', job.id, T0)] : [];
+      expect(await store.listAudit(job.id)).toEqual([
+        queued[index],
+        event('job.assigned', job.id, T0, { workerId: 'w_old', epoch: 1, attempt: 1 }),
+        event('job.started', job.id, T0, { workerId: 'w_old', epoch: 1 }),
+        event('job.finished', job.id, T0, { state: 'SUCCEEDED', exitCode: 0 }),
+        ...note,
+      ]);
+      expect(await written(job.id)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished', ...note.map((e) => e.eventType)]);
+    }
   });
 
   it("reads one job's events through the hash index and the jobs primary key, not a scan", async () => {

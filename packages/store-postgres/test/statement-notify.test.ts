@@ -43,6 +43,22 @@ describe('job change NOTIFY from the statements (migration 7)', () => {
     expect([heardOf(claimedJob.id), heardOf(updatedJob.id)]).toEqual([1, 1]);
   });
 
+  it("keeps the session options of PGOPTIONS on the store's connections, with its own flag", async () => {
+    const before = process.env.PGOPTIONS;
+    process.env.PGOPTIONS = '-c statement_timeout=1234';
+    const withOptions = createPostgresStore({ connectionString: db.url }, { poolSize: 1, autoMigrate: false });
+    try {
+      const { rows } = await withOptions.pool.query(
+        `SELECT current_setting('statement_timeout') AS timeout, current_setting('hodei.notify_by_statement', true) AS setting`,
+      );
+      expect(rows[0]).toEqual({ timeout: '1234ms', setting: 'on' });
+    } finally {
+      if (before === undefined) delete process.env.PGOPTIONS;
+      else process.env.PGOPTIONS = before;
+      await withOptions.close();
+    }
+  });
+
   it('still announces a state change another program writes (the trigger covers every other session)', async () => {
     const job = makeTestJob();
     await store.insertJob(job);

@@ -821,8 +821,9 @@ export class JobController {
 
   /**
    * `claim` in the worker's `workerRecords` queue. `seen` is the worker as the pass read it: when the store adds
-   * to a worker's list atomically (`Store.addRunningJobs`, guarded on READY), that view will do (a worker's labels are fixed at registration, and only this queue adds to its list); otherwise
-   * the worker is read again, since its list is rewritten whole.
+   * to a worker's list atomically (`Store.addRunningJobs`, guarded on READY), that view will do (a worker's
+   * labels are fixed at registration, and only this queue adds to its list); otherwise the worker is read
+   * again, since its list is rewritten whole.
    */
   private async claimNow(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
     const channel = this.channels.get(workerId);
