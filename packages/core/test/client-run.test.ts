@@ -2,6 +2,8 @@ import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grp
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient, type HodeiClient } from '../src';
 import { JobServiceService, type Job as WireJob, type JobServiceServer, type RunReply, type RunRequest } from '../src/protocol';
+import { specToWire } from '../src/server/wire-mapping';
+import { until } from './in-process-worker';
 
 type RunCall = ServerDuplexStream<RunRequest, RunReply>;
 
@@ -19,7 +21,7 @@ async function runServer(onStream: (call: RunCall) => void): Promise<{ address: 
 function succeeded(id: string, name: string): WireJob {
   return {
     id,
-    spec: { name, command: 'true', args: [], script: undefined, env: {}, workingDir: '', timeoutMs: 0, labels: {}, maxAttempts: 1, priority: 0, secretEnv: [], retryOnExitCodes: [] },
+    spec: specToWire({ name, command: 'true', maxAttempts: 1 }),
     state: 'SUCCEEDED',
     attempt: 1,
     epoch: 1,
@@ -33,14 +35,6 @@ function succeeded(id: string, name: string): WireJob {
     failureReason: '',
     durationMs: 1,
   };
-}
-
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('client.run over the Run stream', () => {
@@ -66,7 +60,7 @@ describe('client.run over the Run stream', () => {
     client = createClient({ address: started.address });
     const first = client.run({ name: 'first', command: 'true' });
     const second = client.run({ name: 'second', command: 'true' });
-    await until(() => streams[0]?.requests.length === 2, 'both requests');
+    await until(() => streams[0]?.requests.length === 2 || undefined);
     expect(streams).toHaveLength(1);
     const [a, b] = streams[0]!.requests;
     expect([a!.spec?.name, b!.spec?.name]).toEqual(['first', 'second']);
@@ -76,10 +70,10 @@ describe('client.run over the Run stream', () => {
     expect(streams[0]!.ended).toBe(false);
     streams[0]!.call.write({ tag: a!.tag, job: succeeded('job-1', 'first'), error: undefined, jobId: '' });
     expect(await first).toMatchObject({ id: 'job-1', state: 'SUCCEEDED' });
-    await until(() => streams[0]!.ended, 'the idle stream to end');
+    await until(() => streams[0]!.ended || undefined);
     // A later run opens a new stream.
     const third = client.run({ name: 'third', command: 'true' });
-    await until(() => streams[1]?.requests.length === 1, 'the new stream');
+    await until(() => streams[1]?.requests.length === 1 || undefined);
     streams[1]!.call.write({ tag: streams[1]!.requests[0]!.tag, job: undefined, error: { code: 'DRAINING', message: 'draining', field: '' }, jobId: '' });
     await expect(third).rejects.toMatchObject({ code: 'DRAINING', message: 'draining' });
   });
@@ -96,7 +90,7 @@ describe('client.run over the Run stream', () => {
     server = started.server;
     client = createClient({ address: started.address });
     const runs = [client.run({ name: 'a', command: 'true' }), client.run({ name: 'b', command: 'true' })];
-    await until(() => calls.length === 1, 'the stream');
+    await until(() => calls.length === 1 || undefined);
     calls[0]!.emit('error', { code: status.UNAVAILABLE, details: 'gone' });
     for (const run of runs) await expect(run).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(await client.run({ name: 'c', command: 'true' })).toMatchObject({ id: 'job-3', state: 'SUCCEEDED' });
@@ -127,7 +121,7 @@ describe('client.run over the Run stream', () => {
     server = started.server;
     client = createClient({ address: started.address });
     const run = client.run({ name: 'a', command: 'true' });
-    await until(() => calls.length === 1, 'the stream');
+    await until(() => calls.length === 1 || undefined);
     client.close();
     await expect(run).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('may have been queued') });
   });

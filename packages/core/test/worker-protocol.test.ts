@@ -7,7 +7,6 @@ import {
   packLogLines,
   JobServiceClient,
   JobServiceService,
-  type JobSpec as WireJobSpec,
   WorkerServiceClient,
   type Ack,
   type JobServiceServer,
@@ -16,11 +15,7 @@ import {
   type WorkerMessage,
 } from '../src/protocol';
 import { createJobService } from '../src/server/job-service';
-
-/** A wire JobSpec with every field at its default. */
-function emptyJobSpec(): WireJobSpec {
-  return { name: '', command: '', args: [], script: undefined, env: {}, workingDir: '', timeoutMs: 0, labels: {}, maxAttempts: 0, priority: 0, secretEnv: [], retryOnExitCodes: [] };
-}
+import { specToWire } from '../src/server/wire-mapping';
 
 /** A provider that starts nothing: it hands the test the credentials a real worker would get. */
 class HandOverProvider implements Provider {
@@ -698,7 +693,7 @@ describe('worker protocol over real gRPC', () => {
     stream.on('error', () => undefined);
     try {
       const reply = new Promise<RunReply>((resolve) => stream.once('data', resolve));
-      stream.write({ tag: 7, spec: { ...emptyJobSpec(), name: 'no command' } });
+      stream.write({ tag: 7, spec: specToWire({ name: 'no command' }) });
       expect(await reply).toMatchObject({ tag: 7, job: undefined, error: { code: 'INVALID_ARGUMENT' } });
     } finally {
       stream.end();

@@ -390,7 +390,7 @@ export class JobController {
    * appended after whatever is stored (no resend filter).
    */
   async appendLogs(workerId: string, jobId: string, epoch: number, batch: readonly NewLogLine[], firstSeq?: number): Promise<number | undefined> {
-    return this.appendPackedLogs(workerId, jobId, epoch, packLogLineBatch(batch), firstSeq);
+    return (await this.storeRunLines(workerId, jobId, epoch, packLogLineBatch(batch), firstSeq)).acked;
   }
 
   /**
@@ -398,17 +398,14 @@ export class JobController {
    * `appendLogBatch` (no object per line), else line by line.
    */
   async appendLogBatch(workerId: string, jobId: string, epoch: number, batch: LogLineBatch): Promise<number | undefined> {
-    return this.appendPackedLogs(workerId, jobId, epoch, batch, batch.firstSeq);
-  }
-
-  private async appendPackedLogs(workerId: string, jobId: string, epoch: number, batch: NewLogLineBatch, firstSeq?: number): Promise<number | undefined> {
-    return (await this.storeRunLines(workerId, jobId, epoch, batch, firstSeq)).acked;
+    return (await this.storeRunLines(workerId, jobId, epoch, batch, batch.firstSeq)).acked;
   }
 
   /**
-   * `appendPackedLogs`, also resolving with what it read: the job (read before the append, which changes only
-   * its lines) and its stored line count after the append, so that a result that comes with its run's last
-   * lines needs no second read. `acked` is what `appendPackedLogs` resolves with.
+   * Stores a packed batch as {@link appendLogs} describes; resolves with what `appendLogs` resolves with
+   * (`acked`), and with what it read: the job (read before the append, which changes only its lines) and its
+   * stored line count after the append, so that a result that comes with its run's last lines needs no second
+   * read.
    */
   private storeRunLines(
     workerId: string,

@@ -88,8 +88,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   /** When each RunJob of this connection went out: a start is never recorded before it (see `startedAgo`). */
   const runJobsSent = new Map<string, SentRun>();
   const channel = channelFor(call, takeHeldAcks, runJobsSent, () => {
-    heldAcks.push(...dueAcks.values());
-    dueAcks.clear();
+    sendAcks();
     sendHeldAcks();
   });
   /**
