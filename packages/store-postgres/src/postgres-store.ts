@@ -217,6 +217,9 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
+/** The order queued jobs run in (the partial index `jobs_queue_idx`): highest priority first, then oldest. */
+const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
+
 /**
  * SQL of `listWorkersAndQueue`: the workers in states `$1` (text[]) in insertion order, and the first `$2` QUEUED
  * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
@@ -224,8 +227,8 @@ function encodeFields<T extends object>(
 function workersAndQueueSql(workers: string, jobs: string): string {
   return `SELECT
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
-  (SELECT coalesce(json_agg(q ORDER BY q.priority DESC, q.created_at ASC, q.insert_seq ASC), '[]'::json)
-   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY priority DESC, created_at ASC, insert_seq ASC LIMIT $2) AS q) AS queued`;
+  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json)
+   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY ${QUEUE_ORDER} LIMIT $2) AS q) AS queued`;
 }
 
 /**
@@ -571,7 +574,7 @@ export class PostgresStore implements Store {
   async queuedJobs(limit: number): Promise<Job[]> {
     const rows = await this.query(
       'queuedJobs',
-      `SELECT * FROM ${this.t.jobs} WHERE state = 'QUEUED' ORDER BY priority DESC, created_at ASC, insert_seq ASC LIMIT $1`,
+      `SELECT * FROM ${this.t.jobs} WHERE state = 'QUEUED' ORDER BY ${QUEUE_ORDER} LIMIT $1`,
       [limitOf(limit, 0)],
     );
     return rows.map(toJob);

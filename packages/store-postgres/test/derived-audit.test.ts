@@ -58,6 +58,12 @@ describe('lifecycle audit events derived from the job row (migration 6)', () => 
     expect(await store.listAudit(id)).toEqual(events);
   });
 
+  it('writes a lifecycle event given again as a row, after sealing the derived ones, so the history keeps both in order', async () => {
+    const { id, events } = await run('again');
+    expect(await store.updateJob(id, { states: ['SUCCEEDED'] }, {}, events[2])).toBeDefined();
+    expect(await store.listAudit(id)).toEqual([...events.slice(0, 3), events[2], events[3]]);
+  });
+
   it('writes the derived events as rows before a re-queue clears what they derive from, and before retention deletes the job', async () => {
     const job = makeTestJob({ createdAt: T0 });
     const events = [event('job.queued', job.id, T0, { name: job.spec.name })];

@@ -43,6 +43,20 @@ describe('job change NOTIFY from the statements (migration 7)', () => {
     expect([heardOf(claimedJob.id), heardOf(updatedJob.id)]).toEqual([1, 1]);
   });
 
+  it('runs no per-row trigger for the claims and updates of its own connections', async () => {
+    const { rows } = await store.pool.query(`SELECT pg_get_functiondef('hodei_notify_job_changed'::regproc) AS definition`);
+    await store.pool.query(`CREATE OR REPLACE FUNCTION hodei_notify_job_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'trigger ran'; END $$`);
+    try {
+      const jobs = [makeTestJob(), makeTestJob()];
+      for (const job of jobs) await store.insertJob(job);
+      const [claimed] = await store.claimJobs({ workerId: 'w_2', labels: {}, limit: 1, now: Date.now() });
+      const other = jobs.find((job) => job.id !== claimed!.id)!;
+      expect(await store.updateJob(other.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() })).toBeDefined();
+    } finally {
+      await store.pool.query(rows[0].definition);
+    }
+  });
+
   it("keeps the session options of PGOPTIONS on the store's connections, with its own flag", async () => {
     const before = process.env.PGOPTIONS;
     process.env.PGOPTIONS = '-c statement_timeout=1234';

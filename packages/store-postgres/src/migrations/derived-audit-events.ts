@@ -31,7 +31,8 @@ const lifecycleEvents = (r: string): string => `(VALUES
  *   event of the job as a row: every earlier event of a job is then a row, so ids order events of one
  *   millisecond as they were written), and a delete (the retention sweep keeps the audit history). The
  *   trigger's WHEN is false on the common path (a claim or a finish adds bits without touching the columns of
- *   those already set), so it costs no function call there.
+ *   those already set), so it costs no function call there; an update that sets none of the columns it reads
+ *   (a log append bumping `log_count`) does not even evaluate the WHEN.
  * - Rows inserted into the `audit_logs` view (by servers of the previous release, which still write every
  *   event there during a rolling upgrade, or by anything else) go to `audit_log_rows` through an INSTEAD OF
  *   trigger, which first seals the job's derived events, as the store does before writing a job's event as a
@@ -67,7 +68,9 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER jobs_seal_derived_events BEFORE UPDATE ON ${s}.jobs
+CREATE TRIGGER jobs_seal_derived_events
+  BEFORE UPDATE OF created_at, spec, assigned_at, worker_id, epoch, attempt, started_at, completed_at, state, exit_code, derived_events
+  ON ${s}.jobs
   FOR EACH ROW WHEN (OLD.derived_events <> 0 AND (
     (OLD.derived_events & ~NEW.derived_events) <> 0
     OR ((OLD.derived_events & 1) <> 0 AND (OLD.created_at, OLD.spec -> 'name') IS DISTINCT FROM (NEW.created_at, NEW.spec -> 'name'))
