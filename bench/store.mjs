@@ -8,7 +8,11 @@
 // the same count through graphile-worker (default settings, then tuned) on the same database in the same
 // run. Prints jobs/s and the ratios. Not a timed test.
 //
-//   node bench/store.mjs [--jobs N] [--concurrency C] [--workers W] [--hodei-only] [--strip]
+//   node bench/store.mjs [--jobs N] [--concurrency C] [--workers W] [--prefetch P] [--hodei-only] [--strip]
+//
+// --prefetch P: each worker is given up to P claimed jobs beyond its slots, which it starts as slots free
+// without waiting for the previous job's finish to be written (graphile-worker's `localQueue` does the same
+// per runner); a worker's claims cover its free slots plus P.
 //   HODEI_BENCH_DATABASE_URL=postgres://... node bench/store.mjs   (else a throwaway embedded PostgreSQL)
 //
 // Also a module: `runStoreBench({ jobs, concurrency })` runs the same and returns the rates (bench/run.mjs).
@@ -87,14 +91,15 @@ const DEFAULT_WORKERS = 1;
  * slots one `claimJobs` call for that many jobs (the workers' claims at once); each claimed job then reports
  * its start and its result together (one compare-and-set `updateJob` with both audit events, as
  * JobController.jobFinished makes it when a short job's start travels with its result); each finished job frees its slot and asks for another
- * pass, and requests made during a pass coalesce into one more, as `wake()` does. Resolves with the number of
- * jobs that finished.
+ * pass, and requests made during a pass coalesce into one more, as `wake()` does. With `prefetch`, a worker's
+ * claims also cover that many jobs beyond its slots, kept in its own queue (see --prefetch). Resolves with the
+ * number of jobs that finished.
  */
-async function runLikeTheEngine(store, jobCount, concurrency, workerCount) {
-  const workers = Array.from({ length: workerCount }, (_, index) => ({
-    id: `w-bench-${index}`,
-    free: Math.floor(concurrency / workerCount) + (index < concurrency % workerCount ? 1 : 0),
-  }));
+async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefetch = 0) {
+  const workers = Array.from({ length: workerCount }, (_, index) => {
+    const slots = Math.floor(concurrency / workerCount) + (index < concurrency % workerCount ? 1 : 0);
+    return { id: `w-bench-${index}`, free: slots + prefetch, slots, waiting: [] };
+  });
   let done = 0;
   let passing = false;
   let requested = false;
@@ -115,6 +120,20 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount) {
     if (done === jobCount) finish.resolve(done);
     else wake();
   };
+  // Prefetch: the worker holds claimed jobs beyond its slots and starts the next one as soon as a slot frees,
+  // without waiting for the finished job's write; the engine frees the claim's room when that write lands.
+  const startWaiting = (worker) => {
+    while (worker.slots > 0 && worker.waiting.length > 0) {
+      const job = worker.waiting.shift();
+      worker.slots -= 1;
+      // A no-op job holds its slot until the next turn, then reports; the slot takes the next job at once.
+      setImmediate(() => {
+        worker.slots += 1;
+        runJob(worker, job).catch(finish.reject);
+        startWaiting(worker);
+      });
+    }
+  };
   const pass = async () => {
     const claims = await Promise.all(
       workers
@@ -122,7 +141,11 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount) {
         .map(async (worker) => {
           const claimed = await store.claimJobs({ workerId: worker.id, labels: {}, limit: worker.free, now: Date.now() });
           worker.free -= claimed.length;
-          for (const job of claimed) runJob(worker, job).catch(finish.reject);
+          if (prefetch === 0) for (const job of claimed) runJob(worker, job).catch(finish.reject);
+          else {
+            worker.waiting.push(...claimed);
+            startWaiting(worker);
+          }
           return claimed.length;
         }),
     );
@@ -162,7 +185,7 @@ const STRIP_SQL = (schema) => [
   `CREATE TRIGGER bench_skip_audit BEFORE INSERT ON ${schema}.audit_log_rows FOR EACH ROW EXECUTE FUNCTION ${schema}.bench_skip_row()`,
 ];
 
-async function benchHodei(url, jobCount, concurrency, workerCount, strip = false) {
+async function benchHodei(url, jobCount, concurrency, workerCount, strip = false, prefetch = 0) {
   const { createPostgresStore } = await import('@hodei/store-postgres');
   // A stripped schema of its own, made afresh: the migrations do not put back what --strip takes away, and a
   // HODEI_BENCH_DATABASE_URL outlives the run.
@@ -181,7 +204,7 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
     await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }, job.createdAt));
   });
   const queued = performance.now();
-  const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount);
+  const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount, prefetch);
   const ended = performance.now();
   await store.close();
   if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
@@ -247,13 +270,13 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
  * `ratio` = PostgresStore / graphile-worker tuned, the median commit latency and the rate it bounds
  * PostgresStore to (`hodeiBoundJobsPerSec`).
  */
-export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false, strip = false } = {}) {
+export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false, strip = false, prefetch = 0 } = {}) {
   if (strip && !hodeiOnly) throw new Error('--strip is an experiment on PostgresStore alone: add --hodei-only');
   const database = await startDatabase();
   try {
     log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency} (${workers} worker${workers === 1 ? '' : 's'} for PostgresStore), ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
     const commitBefore = await commitLatencyMs(database.url);
-    const hodei = await benchHodei(database.url, jobs, concurrency, workers, strip);
+    const hodei = await benchHodei(database.url, jobs, concurrency, workers, strip, prefetch);
     // The lower of two samples (the machine's load varies): the loosest bound, so a conservative one.
     const commitMs = Math.min(commitBefore, await commitLatencyMs(database.url));
     const boundJobsPerSec = concurrency / ((STEPS_PER_JOB * commitMs) / 1000);
@@ -307,6 +330,7 @@ if (isMainModule(import.meta.url)) {
       'hodei-only': { type: 'boolean', default: false },
       // With --hodei-only: no job-change trigger, no listing indexes, no audit rows (see STRIP_SQL).
       strip: { type: 'boolean', default: false },
+      prefetch: { type: 'string', default: '0' },
     },
   });
   await runStoreBench({
@@ -315,5 +339,6 @@ if (isMainModule(import.meta.url)) {
     workers: Number(args.workers),
     hodeiOnly: args['hodei-only'],
     strip: args.strip,
+    prefetch: Number(args.prefetch),
   });
 }
