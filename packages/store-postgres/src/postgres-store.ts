@@ -349,6 +349,15 @@ export const READ_PAGE_MAX_CHARS = 8 * 1024 * 1024;
 /** The most calls one batched statement carries. */
 const MAX_BATCH = 500;
 
+/**
+ * The most batches of `updateJob` calls in flight at once. Calls made meanwhile wait and then share the next
+ * statement: under load, a few statements of many rows instead of one per turn of the event loop (each a
+ * commit and a statement's fixed cost). Measured with bench/store.mjs --prefetch 500 (20,000 finishes): 839
+ * statements of 24 rows with no limit, about 240 of 84 with 2, and 40 % less PostgreSQL time in them. A call
+ * made while none is in flight runs at once, as before.
+ */
+const JOB_UPDATE_STATEMENTS_IN_FLIGHT = 2;
+
 /** The process id of a connection's server backend (pg sets it at connect; its typings leave it out). */
 function backendPid(client: pg.PoolClient): number {
   return (client as unknown as { processID: number }).processID;
@@ -421,6 +430,7 @@ export class PostgresStore implements Store {
   });
   private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | undefined>({
     maxBatch: MAX_BATCH,
+    maxInFlight: JOB_UPDATE_STATEMENTS_IN_FLIGHT,
     run: (updates) => this.updateJobs(updates),
   });
   private readonly logAppends = new MicroBatcher<LogAppend, number>({
@@ -1121,7 +1131,7 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     // Calls made before close() still run: their batches start now, while the store is open.
     const batchers = [this.jobInserts, this.jobUpdates, this.logAppends, this.logBatchAppends, this.auditAppends];
-    for (const batcher of batchers) batcher.flush();
+    for (const batcher of batchers) batcher.flush(true);
     this.closed = true;
     this.queuedListeners.clear();
     this.changedListeners.clear();
