@@ -40,6 +40,7 @@ import {
   updateJobsSql,
   type JobUpdateShape,
 } from './batch-sql';
+import { arrayLiteral, STORE_TYPES, timestamptzText } from './pg-values';
 import { appendLogBatchesParams, appendLogBatchesSql, encodeLogBatch, logBatchFromRow, readLogBatchSql, type EncodedLogBatch } from './log-batch-sql';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
@@ -77,7 +78,9 @@ type Row = Record<string, unknown>;
 
 const DEFAULT_LIST_LIMIT = 100;
 
+/** A time read from the database as ms since the epoch: a number (the store's queries, see STORE_TYPES), a `Date` or JSON text. */
 function ms(value: unknown): number {
+  if (typeof value === 'number') return value;
   return value instanceof Date ? value.getTime() : new Date(value as string).getTime();
 }
 
@@ -91,6 +94,11 @@ function optional<T>(value: unknown): T | undefined {
 
 function timestamp(value: number | undefined): Date | null {
   return value === undefined ? null : new Date(value);
+}
+
+/** A job time as the text of an array element (the job fields travel in the batched statements' arrays). */
+function timestampText(value: number | undefined): string | null {
+  return value === undefined ? null : timestamptzText(value);
 }
 
 /** A LIMIT the database accepts: a non-negative integer, or null (no limit) for Infinity. */
@@ -167,17 +175,17 @@ const JOB_FIELDS: Record<Exclude<keyof Job, 'id'>, Column> = {
   attempt: { column: 'attempt', encode: same },
   epoch: { column: 'epoch', encode: same },
   workerId: { column: 'worker_id', encode: same },
-  createdAt: { column: 'created_at', encode: timestamp },
-  assignedAt: { column: 'assigned_at', encode: timestamp },
-  startedAt: { column: 'started_at', encode: timestamp },
-  completedAt: { column: 'completed_at', encode: timestamp },
+  createdAt: { column: 'created_at', encode: timestampText },
+  assignedAt: { column: 'assigned_at', encode: timestampText },
+  startedAt: { column: 'started_at', encode: timestampText },
+  completedAt: { column: 'completed_at', encode: timestampText },
   exitCode: { column: 'exit_code', encode: same },
   signal: { column: 'signal', encode: same },
   errorMessage: { column: 'error_message', encode: nullableText },
   failureReason: { column: 'failure_reason', encode: same },
   durationMs: { column: 'duration_ms', encode: same },
-  cancelRequestedAt: { column: 'cancel_requested_at', encode: timestamp },
-  notBefore: { column: 'not_before', encode: timestamp },
+  cancelRequestedAt: { column: 'cancel_requested_at', encode: timestampText },
+  notBefore: { column: 'not_before', encode: timestampText },
 };
 
 const WORKER_FIELDS: Record<Exclude<keyof Worker, 'id'>, Column> = {
@@ -325,12 +333,12 @@ function encodeAudit(event: AuditEvent): AuditAppend {
 }
 
 /** The four audit arrays of a batch (see `appendAuditsSql`); a row without an event has a null type. */
-function auditArrays(events: readonly (AuditAppend | undefined)[]): unknown[][] {
+function auditArrays(events: readonly (AuditAppend | undefined)[]): string[] {
   return [
-    events.map((event) => event?.eventType ?? null),
-    events.map((event) => event?.correlationId ?? null),
-    events.map((event) => event?.occurredAt ?? null),
-    events.map((event) => event?.details ?? null),
+    arrayLiteral(events.map((event) => event?.eventType ?? null)),
+    arrayLiteral(events.map((event) => event?.correlationId ?? null)),
+    arrayLiteral(events.map((event) => event?.occurredAt ?? null)),
+    arrayLiteral(events.map((event) => event?.details ?? null)),
   ];
 }
 
@@ -513,7 +521,7 @@ export class PostgresStore implements Store {
     this.checkOpen();
     if (this.autoMigrate) await this.migrate();
     try {
-      const query = prepared ? { name: statementName(sql), text: sql, values } : { text: sql, values };
+      const query = prepared ? { name: statementName(sql), text: sql, values, types: STORE_TYPES } : { text: sql, values, types: STORE_TYPES };
       return (await this.pool.query<Row>(query)).rows;
     } catch (error) {
       throw toHodeiError(name, error);
@@ -535,10 +543,10 @@ export class PostgresStore implements Store {
   /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
   private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
     const columns = jobs[0]!.columns;
-    const arrays = columns.map((_, column) => jobs.map((job) => job.values[column]));
+    const arrays = columns.map((_, column) => arrayLiteral(jobs.map((job) => job.values[column])));
     const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit));
     const audits = auditArrays(jobs.map((job) => job.audit));
-    await this.query('insertJob', sql, [jobs.map((job) => job.id), ...arrays, this.channel, ...audits], true);
+    await this.query('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
     return jobs.map(() => undefined);
   }
 
@@ -631,14 +639,14 @@ export class PostgresStore implements Store {
 
   /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
   private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | undefined)[]> {
-    const params: unknown[] = [items.map((item) => item.id)];
-    if (shape.guardStates) params.push(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])])));
-    if (shape.guardEpoch) params.push(items.map((item) => item.guard.epoch));
-    shape.columns.forEach((_, column) => params.push(items.map((item) => item.values[column])));
+    const params: unknown[] = [arrayLiteral(items.map((item) => item.id))];
+    if (shape.guardStates) params.push(arrayLiteral(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])]))));
+    if (shape.guardEpoch) params.push(arrayLiteral(items.map((item) => item.guard.epoch)));
+    shape.columns.forEach((_, column) => params.push(arrayLiteral(items.map((item) => item.values[column]))));
     if (shape.audit) {
-      for (const [, , key] of ELISION_ARRAYS) params.push(items.map((item) => item.elision[key]));
+      for (const [, , key] of ELISION_ARRAYS) params.push(arrayLiteral(items.map((item) => item.elision[key])));
       const events = items.flatMap((item) => item.audit.map((event) => ({ jobId: item.id, event })));
-      params.push(events.map(({ jobId }) => jobId), ...auditArrays(events.map(({ event }) => event)));
+      params.push(arrayLiteral(events.map(({ jobId }) => jobId)), ...auditArrays(events.map(({ event }) => event)));
     }
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
