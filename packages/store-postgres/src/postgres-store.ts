@@ -645,7 +645,9 @@ export class PostgresStore implements Store {
     shape.columns.forEach((_, column) => params.push(arrayLiteral(items.map((item) => item.values[column]))));
     if (shape.audit) {
       for (const [, , key] of ELISION_ARRAYS) params.push(arrayLiteral(items.map((item) => item.elision[key])));
-      const events = items.flatMap((item) => item.audit.map((event) => ({ jobId: item.id, event })));
+      // An update that proposes to derive its events sends none: the statement rebuilds them from the proposal
+      // when the row does not give them back (insertUpdateAuditsSql).
+      const events = items.flatMap((item) => (item.elision.mask === 0 ? item.audit.map((event) => ({ jobId: item.id, event })) : []));
       params.push(arrayLiteral(events.map(({ jobId }) => jobId)), ...auditArrays(events.map(({ event }) => event)));
     }
     if (shape.notify) params.push(this.channel);
