@@ -454,6 +454,8 @@ export class PostgresStore implements Store {
     run: (events) => settleEach(events, (batch) => this.appendAudits(batch), mayBelongToOneRow),
   });
   private readonly batchSql = new Map<string, string>();
+  /** Prepared-statement names by statement text (a few dozen texts: the batched statements and their shapes). */
+  private readonly statementNames = new Map<string, string>();
 
   constructor(connection: PostgresConnection, options: PostgresStoreOptions = {}) {
     this.schema = validateSchema(options.schema);
@@ -521,7 +523,7 @@ export class PostgresStore implements Store {
     this.checkOpen();
     if (this.autoMigrate) await this.migrate();
     try {
-      const query = prepared ? { name: statementName(sql), text: sql, values, types: STORE_TYPES } : { text: sql, values, types: STORE_TYPES };
+      const query = prepared ? { name: this.preparedName(sql), text: sql, values, types: STORE_TYPES } : { text: sql, values, types: STORE_TYPES };
       return (await this.pool.query<Row>(query)).rows;
     } catch (error) {
       throw toHodeiError(name, error);
@@ -548,6 +550,16 @@ export class PostgresStore implements Store {
     const audits = auditArrays(jobs.map((job) => job.audit));
     await this.query('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
     return jobs.map(() => undefined);
+  }
+
+  /** `statementName(sql)`, hashed once per statement text. */
+  private preparedName(sql: string): string {
+    let name = this.statementNames.get(sql);
+    if (name === undefined) {
+      name = statementName(sql);
+      this.statementNames.set(sql, name);
+    }
+    return name;
   }
 
   private cachedSql(key: string, build: () => string): string {
