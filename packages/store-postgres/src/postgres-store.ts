@@ -382,7 +382,8 @@ function backendPid(client: pg.PoolClient): number {
  * or `UPDATE ... FROM unnest(...) RETURNING` each, a prepared statement. Each caller still gets its own
  * outcome: every row carries its own compare-and-set guard, updates of one job in one turn are applied in
  * call order (one statement per repeat), and when a batch fails on one row's data (a duplicate id, a value
- * the schema refuses) its rows are retried one by one so only that caller sees the error.
+ * the schema refuses) its rows are retried one by one so only that caller sees the error. At most two
+ * `updateJob` statements run at once; calls made meanwhile share the next one.
  *
  * @example
  * const store = createPostgresStore({ connectionString: process.env.HODEI_DATABASE_URL! });
