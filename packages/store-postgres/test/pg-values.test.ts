@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { arrayLiteral, STORE_TYPES, timestamptzMs, timestamptzText } from '../src/pg-values';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { useTestClient } from './helpers';
 
 /** Times across the range the store may meet: BC, years before 1000 and after 9999, negative and sub-second. */
 const TIMES = [
@@ -22,21 +22,10 @@ const TIMES = [
 ];
 
 describe('pg-values', () => {
-  let database: TestDatabase;
-  let client: pg.Client;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-  });
-
-  afterAll(async () => {
-    await client?.end();
-    await database?.drop();
-  });
+  const testClient = useTestClient();
 
   it('writes times PostgreSQL reads back as the same millisecond', async () => {
+    const client = testClient();
     const { rows } = await client.query<{ ms: string }>(
       `SELECT (extract(epoch FROM t) * 1000)::numeric::text AS ms FROM unnest($1::timestamptz[]) WITH ORDINALITY AS u(t, n) ORDER BY n`,
       [arrayLiteral(TIMES.map((time) => new Date(time)))],
@@ -45,6 +34,7 @@ describe('pg-values', () => {
   });
 
   it('reads every time as pg does, in any session time zone', async () => {
+    const client = testClient();
     // Offsets of whole hours, half hours, negative ones and local mean time with seconds (+00:19:32 in 1850).
     const extra = [-3_786_825_600_000 + 61_500];
     for (const zone of ['UTC', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Amsterdam', 'Pacific/Chatham']) {
@@ -71,6 +61,7 @@ describe('pg-values', () => {
   });
 
   it('sends every element as PostgreSQL reads it back, whatever characters a string holds', async () => {
+    const client = testClient();
     const texts = ['plain', '', 'NULL', 'with "quotes"', 'back\\slash', 'comma, {braces}', ' spaces ', 'ünïcødé 🙂', 'new\nline'];
     const { rows } = await client.query<{ v: string | null }>(
       `SELECT v FROM unnest($1::text[]) WITH ORDINALITY AS u(v, n) ORDER BY n`,
@@ -89,6 +80,7 @@ describe('pg-values', () => {
   });
 
   it('gives an invalid time as text PostgreSQL refuses, and refuses nested values', async () => {
+    const client = testClient();
     expect(timestamptzText(Number.NaN)).toBe('invalid');
     await expect(client.query('SELECT $1::timestamptz[]', [arrayLiteral([new Date(Number.NaN)])])).rejects.toThrow(/invalid input syntax/);
     expect(() => arrayLiteral([{ a: 1 }])).toThrow(TypeError);
