@@ -15,6 +15,12 @@ export interface MicroBatcherOptions<I, O> {
    * one batch as soon as a batch in flight settles: under load, fewer and larger batches.
    */
   maxInFlight?: number;
+  /**
+   * With `maxInFlight`: the longest calls wait at the limit (default: no bound). Past it, what is queued runs
+   * whatever is in flight, so a batch that does not settle (a lock held elsewhere, a hung connection) delays
+   * the calls made after it by this much, not until it settles.
+   */
+  maxWaitMs?: number;
   /** Schedules the end-of-turn flush; default `setImmediate`. Tests pass their own. */
   schedule?(flush: () => void): void;
 }
@@ -38,6 +44,8 @@ export class MicroBatcher<I, O> {
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
   private readonly schedule: (flush: () => void) => void;
+  /** Runs the queue past the limit once calls have waited `maxWaitMs` at it. */
+  private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: MicroBatcherOptions<I, O>) {
     this.maxBatch = Math.max(1, options.maxBatch ?? 500);
@@ -77,6 +85,16 @@ export class MicroBatcher<I, O> {
         // What queued up while the limit held runs now.
         this.flush();
       });
+    }
+    if (this.queue.length === 0) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = undefined;
+    } else if (this.waitTimer === undefined && this.options.maxWaitMs !== undefined) {
+      this.waitTimer = setTimeout(() => {
+        this.waitTimer = undefined;
+        this.flush(true);
+      }, this.options.maxWaitMs);
+      this.waitTimer.unref();
     }
   }
 

@@ -1,3 +1,4 @@
+import { HodeiError } from '@hodei/core';
 import pg from 'pg';
 
 /*
@@ -52,7 +53,8 @@ function outsideIsoYears(date: Date): string {
 /**
  * A PostgreSQL array literal of `values`, for a parameter cast to `type[]` in SQL: null and undefined are
  * `NULL`, strings are quoted, numbers and booleans written as they are, a `Date` as its `timestamptz` text
- * (`timestamptzText`). One-dimensional only (nested arrays and objects are refused).
+ * (`timestamptzText`). One-dimensional only: nested arrays and objects are refused with `INVALID_ARGUMENT`, so a
+ * batch gives that error to the one call whose value it was (`settleEach` splits on it).
  */
 export function arrayLiteral(values: readonly unknown[]): string {
   // Joined, not concatenated: one flat string rather than a rope of thousands of parts, which a batch waiting for
@@ -64,7 +66,7 @@ export function arrayLiteral(values: readonly unknown[]): string {
     else if (typeof value === 'string') elements[index] = quoted(value);
     else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') elements[index] = String(value);
     else if (value instanceof Date) elements[index] = quoted(timestamptzText(value.getTime()));
-    else throw new TypeError(`arrayLiteral: cannot encode a ${typeof value} element`);
+    else throw new HodeiError('INVALID_ARGUMENT', `a value of type ${Array.isArray(value) ? 'array' : typeof value} cannot be stored in this field`);
   }
   return `{${elements.join(',')}}`;
 }

@@ -366,6 +366,13 @@ const MAX_BATCH = 500;
  */
 const JOB_UPDATE_STATEMENTS_IN_FLIGHT = 2;
 
+/**
+ * How long calls wait for one of the {@link JOB_UPDATE_STATEMENTS_IN_FLIGHT} statements to settle before their
+ * own statement starts anyway: a statement held up (a row lock taken by another client, a connection that
+ * hangs) must not hold up every other job's update. Statements of hundreds of rows take a few milliseconds.
+ */
+const JOB_UPDATE_MAX_WAIT_MS = 50;
+
 /** The process id of a connection's server backend (pg sets it at connect; its typings leave it out). */
 function backendPid(client: pg.PoolClient): number {
   return (client as unknown as { processID: number }).processID;
@@ -440,6 +447,7 @@ export class PostgresStore implements Store {
   private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | undefined>({
     maxBatch: MAX_BATCH,
     maxInFlight: JOB_UPDATE_STATEMENTS_IN_FLIGHT,
+    maxWaitMs: JOB_UPDATE_MAX_WAIT_MS,
     run: (updates) => this.updateJobs(updates),
   });
   private readonly logAppends = new MicroBatcher<LogAppend, number>({
@@ -522,7 +530,15 @@ export class PostgresStore implements Store {
 
   private async query(name: string, sql: string, values: unknown[] = [], prepared = false): Promise<Row[]> {
     this.checkOpen();
-    if (this.autoMigrate) await this.migrate();
+    return this.batchQuery(name, sql, values, prepared);
+  }
+
+  /**
+   * `query` for a batch's statements: no check that the store is open, since a batch started before `close()`
+   * may run several statements (rounds, one statement per item after a split) and `close()` waits for them.
+   */
+  private async batchQuery(name: string, sql: string, values: unknown[] = [], prepared = false): Promise<Row[]> {
+    if (this.autoMigrate) await (this.migrating ?? this.migrate());
     try {
       const query = prepared ? { name: this.preparedName(sql), text: sql, values, types: STORE_TYPES } : { text: sql, values, types: STORE_TYPES };
       return (await this.pool.query<Row>(query)).rows;
@@ -549,7 +565,7 @@ export class PostgresStore implements Store {
     const arrays = columns.map((_, column) => arrayLiteral(jobs.map((job) => job.values[column])));
     const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit));
     const audits = auditArrays(jobs.map((job) => job.audit));
-    await this.query('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
+    await this.batchQuery('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
     return jobs.map(() => undefined);
   }
 
@@ -667,7 +683,7 @@ export class PostgresStore implements Store {
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
       updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`),
     );
-    const rows = await this.query('updateJob', sql, params, true);
+    const rows = await this.batchQuery('updateJob', sql, params, true);
     if (shape.columns.includes('state')) this.announceChanged(rows);
     const byId = new Map(rows.map((row) => [row.id as string, row]));
     return items.map((item) => {
@@ -830,7 +846,7 @@ export class PostgresStore implements Store {
         texts.push(append.texts[index]!);
       });
     }
-    return this.query(
+    return this.batchQuery(
       'appendLogs',
       this.cachedSql('logs', () => appendLogsSql(this.t.jobs, this.t.logs)),
       [appends.map((append) => append.jobId), appends.map((append) => append.times.length), lineJobs, indexes, times, streams, texts],
@@ -871,7 +887,7 @@ export class PostgresStore implements Store {
   /** One statement for batches of distinct jobs. */
   private async appendLogBatchesRound(batches: readonly EncodedLogBatch[]): Promise<Row[]> {
     const sql = this.cachedSql('logBatches', () => appendLogBatchesSql(this.t.jobs, this.t.logs));
-    return this.query('appendLogBatch', sql, appendLogBatchesParams(batches), true);
+    return this.batchQuery('appendLogBatch', sql, appendLogBatchesParams(batches), true);
   }
 
   /**
@@ -939,7 +955,7 @@ export class PostgresStore implements Store {
 
   /** One statement appending `events` in order. */
   private async appendAudits(events: readonly AuditAppend[]): Promise<void[]> {
-    await this.query(
+    await this.batchQuery(
       'appendAudit',
       this.cachedSql('audit', () => appendAuditsSql(this.t.audit, this.t.jobs)),
       auditArrays(events),

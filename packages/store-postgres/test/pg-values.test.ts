@@ -83,7 +83,7 @@ describe('pg-values', () => {
     const client = testClient();
     expect(timestamptzText(Number.NaN)).toBe('invalid');
     await expect(client.query('SELECT $1::timestamptz[]', [arrayLiteral([new Date(Number.NaN)])])).rejects.toThrow(/invalid input syntax/);
-    expect(() => arrayLiteral([{ a: 1 }])).toThrow(TypeError);
-    expect(() => arrayLiteral([[1]])).toThrow(TypeError);
+    expect(() => arrayLiteral([{ a: 1 }])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    expect(() => arrayLiteral([[1]])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });
