@@ -75,12 +75,7 @@ type AuditRows =
   /** Every row, once the CTE named `after` has run (its rows are counted first). */
   | { after: string }
   /** The rows with an event type (a null type marks a batch row without an event). */
-  | 'typed'
-  /**
-   * The rows whose job id (an extra first array) is among the ids of the CTE named `updatedIn`, except those of
-   * a job whose events that CTE says (column `hodei_elided`) are derived from its row instead.
-   */
-  | { updatedIn: string };
+  | 'typed';
 
 /**
  * The audit arrays of a batch, from `$first`: the job each event goes with when `withJobs`, then the four
@@ -93,19 +88,16 @@ function auditParams(first: number, withJobs: boolean): string[] {
 
 /**
  * Inserts a batch's audit events into `table` in array order, from the arrays of {@link auditParams} starting
- * at `$first` (with the job ids first when `rows` is `{ updatedIn }`), only the rows `rows` says. Every
- * batched statement that writes audit events (job inserts, job updates, `appendAudit`) writes them with this.
+ * at `$first`, only the rows `rows` says. The batched job inserts and `appendAudit` write their events with
+ * this (job updates with insertUpdateAuditsSql).
  */
 function insertAuditsSql(table: string, first: number, rows: AuditRows): string {
-  const forJobs = typeof rows === 'object' && 'updatedIn' in rows;
-  const names = [...(forJobs ? ['v_job'] : []), 'v_type', 'v_correlation', 'v_at', 'v_details', 'v_ord'];
   return [
     `INSERT INTO ${table} ${AUDIT_INSERT_COLUMNS}`,
     'SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb',
-    `FROM ${unnestArrays(auditParams(first, forJobs))} WITH ORDINALITY AS a(${names.join(', ')})`,
+    `FROM ${unnestArrays(auditParams(first, false))} WITH ORDINALITY AS a(v_type, v_correlation, v_at, v_details, v_ord)`,
     ...(rows === 'typed' ? ['WHERE a.v_type IS NOT NULL'] : []),
-    ...(typeof rows === 'object' && 'after' in rows ? [`WHERE (SELECT count(*) FROM ${rows.after}) >= 0`] : []),
-    ...(typeof rows === 'object' && 'updatedIn' in rows ? [`JOIN ${rows.updatedIn} ON ${rows.updatedIn}.id = a.v_job AND NOT ${rows.updatedIn}.hodei_elided`] : []),
+    ...(typeof rows === 'object' ? [`WHERE (SELECT count(*) FROM ${rows.after}) >= 0`] : []),
     'ORDER BY a.v_ord',
   ].join('\n');
 }
@@ -185,6 +177,34 @@ function elisionHolds(patched: readonly string[]): string {
     AND ((u.e_mask & 8) = 0 OR (${next('completed_at')} = u.e_completed_at AND ${next('state')} = u.e_state AND ${next('exit_code')} IS NOT DISTINCT FROM u.e_exit))`;
 }
 
+/**
+ * The audit rows of a batch's updates that were not elided (their guard matched but the row does not give their
+ * events back), in call order: the events of an update that proposed none are sent in the audit arrays (from
+ * `$first`, with the job ids first); those of an update that proposed all of its events (`hodei_e_mask`) are
+ * rebuilt from the values it proposed, which are exactly their times and details (see ElisionProposal), so
+ * they are not sent twice.
+ */
+function insertUpdateAuditsSql(table: string, first: number, updated: string): string {
+  const names = ['v_job', 'v_type', 'v_correlation', 'v_at', 'v_details', 'v_ord'];
+  return [
+    `INSERT INTO ${table} ${AUDIT_INSERT_COLUMNS}`,
+    'SELECT x.v_type, x.v_correlation, x.v_at, x.v_details FROM (',
+    '  SELECT a.v_type, a.v_correlation, a.v_at, a.v_details::jsonb AS v_details, up.hodei_ord, a.v_ord',
+    `  FROM ${unnestArrays(auditParams(first, true))} WITH ORDINALITY AS a(${names.join(', ')})`,
+    `  JOIN ${updated} AS up ON up.id = a.v_job AND NOT up.hodei_elided`,
+    '  UNION ALL',
+    '  SELECT e.v_type, up.id, e.v_at, e.v_details, up.hodei_ord, e.bit',
+    `  FROM ${updated} AS up CROSS JOIN LATERAL (VALUES`,
+    `    (2, 'job.assigned', up.hodei_e_assigned_at, jsonb_build_object('workerId', up.hodei_e_worker, 'epoch', up.hodei_e_epoch, 'attempt', up.hodei_e_attempt)),`,
+    `    (4, 'job.started', up.hodei_e_started_at, jsonb_build_object('workerId', up.hodei_e_worker, 'epoch', up.hodei_e_epoch)),`,
+    `    (8, 'job.finished', up.hodei_e_completed_at, jsonb_build_object('state', up.hodei_e_state, 'exitCode', up.hodei_e_exit))`,
+    '  ) AS e(bit, v_type, v_at, v_details)',
+    '  WHERE NOT up.hodei_elided AND (up.hodei_e_mask & e.bit) <> 0',
+    ') AS x',
+    'ORDER BY x.hodei_ord, x.v_ord',
+  ].join('\n');
+}
+
 /** A key equal for equal shapes. */
 export function shapeKey(shape: JobUpdateShape): string {
   return `${shape.guardStates ? 's' : ''}${shape.guardEpoch ? 'e' : ''}${shape.notify ? 'n' : ''}${shape.audit ? 'a' : ''}:${shape.columns.join(',')}`;
@@ -195,8 +215,9 @@ export function shapeKey(shape: JobUpdateShape): string {
  * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
  * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
  * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; when
- * `audit`, five arrays with one entry per audit event (the id of the job whose update it goes with, then the
- * four audit fields), written to table `audit` in array order for the jobs that were updated only; then the
+ * `audit`, the elision arrays (ELISION_ARRAYS), then five arrays with one entry per audit event of the updates
+ * that propose no elision (the id of the job whose update it goes with, then the four audit fields); the
+ * events are written to table `audit` for the jobs that were updated only (see insertUpdateAuditsSql); then the
  * NOTIFY channel when `notify`. When the patch sets the state, each updated job's id is sent to
  * `changedChannel` (an SQL expression: migration 7's `hodei_job_changed_channel()`).
  */
@@ -221,16 +242,20 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
+  const jobColumns = [...JOB_RETURNED_COLUMNS];
   const auditFrom = params.length + 1;
   if (shape.audit) params.push(...auditParams(auditFrom, true));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
   if (shape.audit) {
     sets.push(`derived_events = CASE WHEN ${elisionHolds(shape.columns)} THEN j.derived_events | u.e_mask ELSE 0 END`);
-    returned.push('(u.e_mask <> 0 AND (j.derived_events & u.e_mask) = u.e_mask) AS hodei_elided');
+    returned.push('(u.e_mask <> 0 AND (j.derived_events & u.e_mask) = u.e_mask) AS hodei_elided', 'u.v_ord AS hodei_ord');
+    returned.push(...ELISION_ARRAYS.map(([name]) => `u.${name} AS hodei_${name}`));
+    names.push('v_ord');
   }
   if (sets.length === 0) sets.push('state = j.state');
+  const arrays = unnestArrays(params.slice(0, shape.audit ? names.length - 1 : names.length));
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
-  FROM ${unnestArrays(params.slice(0, names.length))} AS u(${names.join(', ')})
+  FROM ${arrays}${shape.audit ? ' WITH ORDINALITY' : ''} AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
   // A patch that sets the state announces each updated job on the change channel (migration 7).
@@ -238,13 +263,13 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   if (!shape.notify && !shape.audit && !changed) return update;
   const audited = shape.audit
     ? `, audited AS (
-${cteBody(insertAuditsSql(audit, auditFrom, { updatedIn: 'updated' }))}
+${cteBody(insertUpdateAuditsSql(audit, auditFrom, 'updated'))}
 )`
     : '';
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
   return `WITH updated AS (${update})${audited}
-SELECT updated.*${notified}${announced} FROM updated`;
+SELECT ${jobColumns.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
 }
 
 /** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */

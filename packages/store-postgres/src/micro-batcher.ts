@@ -10,6 +10,17 @@ export interface MicroBatcherOptions<I, O> {
   run(items: I[]): Promise<Settled<O>[]>;
   /** The most items in one batch; a full queue is run at once. Default 500. */
   maxBatch?: number;
+  /**
+   * The most batches in flight at once (default: no limit). At the limit, calls queue up and the queue runs as
+   * one batch as soon as a batch in flight settles: under load, fewer and larger batches.
+   */
+  maxInFlight?: number;
+  /**
+   * With `maxInFlight`: the longest calls wait at the limit (default: no bound). Past it, what is queued runs
+   * whatever is in flight, so a batch that does not settle (a lock held elsewhere, a hung connection) delays
+   * the calls made after it by this much, not until it settles.
+   */
+  maxWaitMs?: number;
   /** Schedules the end-of-turn flush; default `setImmediate`. Tests pass their own. */
   schedule?(flush: () => void): void;
 }
@@ -24,17 +35,21 @@ interface Pending<I, O> {
  * Coalesces calls made close together into one batch: `add(item)` queues the item and returns a promise of
  * its own result; the queue is run as one batch when the current turn of the event loop ends (after every
  * pending promise callback, so calls issued by callers resumed together land in the same batch) or as soon
- * as it holds `maxBatch` items. Several batches may be in flight at once.
+ * as it holds `maxBatch` items. Several batches may be in flight at once (at most `maxInFlight`).
  */
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private scheduled = false;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly maxBatch: number;
+  private readonly maxInFlight: number;
   private readonly schedule: (flush: () => void) => void;
+  /** Runs the queue past the limit once calls have waited `maxWaitMs` at it. */
+  private waitTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: MicroBatcherOptions<I, O>) {
     this.maxBatch = Math.max(1, options.maxBatch ?? 500);
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? Number.POSITIVE_INFINITY);
     this.schedule = options.schedule ?? ((flush) => void setImmediate(flush));
   }
 
@@ -54,19 +69,38 @@ export class MicroBatcher<I, O> {
     });
   }
 
-  /** Runs whatever is queued now (a no-op when nothing is). */
-  flush(): void {
-    if (this.queue.length === 0) return;
-    const batch = this.queue;
-    this.queue = [];
-    const settling = this.settle(batch);
-    this.inFlight.add(settling);
-    void settling.finally(() => this.inFlight.delete(settling));
+  /**
+   * Runs whatever is queued now, as batches of at most `maxBatch`, while fewer than `maxInFlight` are in flight
+   * (a no-op when nothing is queued). With `ignoreLimit`, runs all of it whatever is in flight (a closing store
+   * starts every pending call while it is still open).
+   */
+  flush(ignoreLimit = false): void {
+    while (this.queue.length > 0 && (ignoreLimit || this.inFlight.size < this.maxInFlight)) {
+      const batch = this.queue.length > this.maxBatch ? this.queue.splice(0, this.maxBatch) : this.queue;
+      if (batch === this.queue) this.queue = [];
+      const settling = this.settle(batch);
+      this.inFlight.add(settling);
+      void settling.finally(() => {
+        this.inFlight.delete(settling);
+        // What queued up while the limit held runs now.
+        this.flush();
+      });
+    }
+    if (this.queue.length === 0) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = undefined;
+    } else if (this.waitTimer === undefined && this.options.maxWaitMs !== undefined) {
+      this.waitTimer = setTimeout(() => {
+        this.waitTimer = undefined;
+        this.flush(true);
+      }, this.options.maxWaitMs);
+      this.waitTimer.unref();
+    }
   }
 
   /** Runs what is queued and waits until every batch in flight has settled its callers. */
   async drain(): Promise<void> {
-    this.flush();
+    this.flush(true);
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 

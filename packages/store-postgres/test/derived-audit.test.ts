@@ -64,6 +64,38 @@ describe('lifecycle audit events derived from the job row (migration 6)', () => 
     expect(await store.listAudit(id)).toEqual([...events.slice(0, 3), events[2], events[3]]);
   });
 
+  it('writes, as given, the events of updates the row does not give back, batched with updates whose events it does', async () => {
+    // One statement: a finish whose events the row gives back, one whose job.finished says another exit code
+    // than the row gets (so not derivable: written as a row, with its own details), and one with an event that
+    // is never derived (sent as it is). A schema of its own: the claims take the whole queue.
+    const store = createPostgresStore({ connectionString: db.url }, { schema: 'batched_elision', poolSize: 2 });
+    const written = async (jobId: string) =>
+      (await store.pool.query('SELECT event_type FROM batched_elision.audit_log_rows WHERE correlation_id = $1 ORDER BY id', [jobId])).rows.map((row) => row.event_type as string);
+    const jobs = await Promise.all(
+      ['batch-derived', 'batch-other-exit', 'batch-plain'].map(async (name) => {
+        const job = makeTestJob({ spec: { ...makeTestJob().spec, name }, createdAt: T0 });
+        await store.insertJob(job, event('job.queued', job.id, T0, { name }));
+        return job;
+      }),
+    );
+    expect((await store.claimJobs({ workerId: 'w_2', labels: {}, limit: 3, now: T0 + 1 })).map((job) => job.id)).toEqual(jobs.map((job) => job.id));
+    const patch = { state: 'FAILED' as const, startedAt: T0 + 2, completedAt: T0 + 4, exitCode: 2, durationMs: 2 };
+    const given = [
+      [event('job.started', jobs[0]!.id, T0 + 2, { workerId: 'w_2', epoch: 1 }), event('job.finished', jobs[0]!.id, T0 + 4, { state: 'FAILED', exitCode: 2 })],
+      [event('job.started', jobs[1]!.id, T0 + 2, { workerId: 'w_2', epoch: 1 }), event('job.finished', jobs[1]!.id, T0 + 4, { state: 'FAILED', exitCode: 9 })],
+      [event('job.failed', jobs[2]!.id, T0 + 4, { reason: 'exit code 2', lines: ['a', '"b"'] })],
+    ];
+    const updated = await Promise.all(jobs.map((job, index) => store.updateJob(job.id, { states: ['ASSIGNED'], epoch: 1 }, patch, given[index])));
+    expect(updated.map((job) => job?.state)).toEqual(['FAILED', 'FAILED', 'FAILED']);
+    expect(await written(jobs[0]!.id)).toEqual([]);
+    expect(await written(jobs[1]!.id)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.finished']);
+    expect(await written(jobs[2]!.id)).toEqual(['job.queued', 'job.assigned', 'job.failed']);
+    const assignedEvent = (id: string) => event('job.assigned', id, T0 + 1, { workerId: 'w_2', epoch: 1, attempt: 1 });
+    jobs.forEach((job, index) => (given[index] = [event('job.queued', job.id, T0, { name: job.spec.name }), assignedEvent(job.id), ...given[index]!]));
+    for (const [index, job] of jobs.entries()) expect(await store.listAudit(job.id)).toEqual(given[index]);
+    await store.close();
+  });
+
   it('writes the derived events as rows before a re-queue clears what they derive from, and before retention deletes the job', async () => {
     const job = makeTestJob({ createdAt: T0 });
     const events = [event('job.queued', job.id, T0, { name: job.spec.name })];

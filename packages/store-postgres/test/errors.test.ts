@@ -1,8 +1,7 @@
 import { HodeiError } from '@hodei/core';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toHodeiError } from '../src/errors';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { useTestClient } from './helpers';
 
 /** An error shaped like pg's: a message and, from the server, a SQLSTATE `code`. */
 function pgError(message: string, code?: string): Error {
@@ -56,21 +55,12 @@ describe('toHodeiError', () => {
 });
 
 describe('toHodeiError on errors from a real PostgreSQL', () => {
-  let database: TestDatabase;
-  let client: pg.Client;
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-  });
-  afterAll(async () => {
-    await client.end().catch(() => undefined);
-    await database.drop();
-  });
+  const testClient = useTestClient();
 
-  const failure = (sql: string) => client.query(sql).then(() => undefined, (error: unknown) => error);
+  const failure = (sql: string) => testClient().query(sql).then(() => undefined, (error: unknown) => error);
 
   it('a value too long, a missing table and a syntax error are INTERNAL; a terminated session is UNAVAILABLE', async () => {
+    const client = testClient();
     await client.query('CREATE TABLE short (v varchar(2))');
     expect(toHodeiError('q', await failure(`INSERT INTO short VALUES ('too long')`))).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('22001') });
     expect(toHodeiError('q', await failure('SELECT * FROM no_such_table')).code).toBe('INTERNAL');

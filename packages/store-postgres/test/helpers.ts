@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 
 export interface TestDatabase {
   url: string;
@@ -49,4 +49,26 @@ export async function until<T>(probe: () => Promise<T | undefined> | T | undefin
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * A client connected to a fresh test database for the tests of the enclosing `describe` (made in `beforeAll`,
+ * ended and the database dropped in `afterAll`): call the returned function in a test to get it.
+ */
+export function useTestClient(): () => pg.Client {
+  let database: TestDatabase | undefined;
+  let client: pg.Client | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.end().catch(() => undefined);
+    await database?.drop();
+  });
+  return () => {
+    if (!client) throw new Error('useTestClient: no client before beforeAll ran');
+    return client;
+  };
 }

@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { MicroBatcher, roundsByKey, settleEach, type Settled } from '../src/micro-batcher';
 
 /** A batcher whose end-of-turn flush runs only when the test calls `turnEnds()`. */
-function manualBatcher<I, O>(run: (items: I[]) => Promise<Settled<O>[]>, maxBatch?: number) {
+function manualBatcher<I, O>(run: (items: I[]) => Promise<Settled<O>[]>, maxBatch?: number, maxInFlight?: number) {
   const flushes: (() => void)[] = [];
   const batches: I[][] = [];
   const batcher = new MicroBatcher<I, O>({
     maxBatch,
+    maxInFlight,
     schedule: (flush) => flushes.push(flush),
     run: (items) => {
       batches.push(items);
@@ -92,6 +93,62 @@ describe('MicroBatcher', () => {
     release();
     await drained;
     expect(settled).toEqual([1]);
+  });
+
+  /** A run that holds each batch until the test releases it (in order); `releaseNext()` settles the oldest. */
+  function gatedRun() {
+    const gates: (() => void)[] = [];
+    const run = async (items: number[]) => {
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return items.map((value) => ({ value: value * 2 }));
+    };
+    const releaseNext = async () => {
+      gates.shift()!();
+      // Let the batch settle its callers and the batcher start what waited.
+      for (let tick = 0; tick < 5; tick++) await Promise.resolve();
+    };
+    return { run, releaseNext };
+  }
+
+  it('with maxInFlight, queues calls while that many batches run, then runs them as one batch', async () => {
+    const { run, releaseNext } = gatedRun();
+    const { batcher, batches, turnEnds } = manualBatcher<number, number>(run, 500, 1);
+    const first = batcher.add(1);
+    turnEnds();
+    const later = [batcher.add(2), batcher.add(3)];
+    turnEnds();
+    const last = batcher.add(4);
+    turnEnds();
+    // One batch in flight: the three calls made meanwhile wait, across turns.
+    expect(batches).toEqual([[1]]);
+    await releaseNext();
+    expect(await first).toBe(2);
+    expect(batches).toEqual([[1], [2, 3, 4]]);
+    await releaseNext();
+    expect(await Promise.all([...later, last])).toEqual([4, 6, 8]);
+    // Nothing in flight: a call runs at the end of its turn, as without a limit.
+    const alone = batcher.add(5);
+    turnEnds();
+    expect(batches).toEqual([[1], [2, 3, 4], [5]]);
+    await releaseNext();
+    expect(await alone).toBe(10);
+  });
+
+  it('with maxInFlight, splits what waited into batches of maxBatch, and drain() runs them all at once', async () => {
+    const { run, releaseNext } = gatedRun();
+    const { batcher, batches, turnEnds } = manualBatcher<number, number>(run, 2, 1);
+    const results = [1, 2, 3, 4, 5].map((item) => batcher.add(item));
+    turnEnds();
+    expect(batches).toEqual([[1, 2]]);
+    await releaseNext();
+    expect(batches).toEqual([[1, 2], [3, 4]]);
+    // drain() (a closing store) starts what still waits whatever is in flight.
+    const drained = batcher.drain();
+    expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+    await releaseNext();
+    await releaseNext();
+    await drained;
+    expect(await Promise.all(results)).toEqual([2, 4, 6, 8, 10]);
   });
 
   it('flushes at the end of the real event-loop turn by default', async () => {
