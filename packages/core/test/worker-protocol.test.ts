@@ -46,10 +46,15 @@ class HandOverProvider implements Provider {
  * The Register message a worker sends first, with its one-time token or its session token; `readsRunJobAcks`
  * as a current worker says it (the default is an older worker's Register).
  */
-function register(workerId: string, credentials: { otp?: string; sessionToken?: string }, readsRunJobAcks = false): WorkerMessage['payload'] {
+function register(
+  workerId: string,
+  credentials: { otp?: string; sessionToken?: string },
+  readsRunJobAcks = false,
+  holdsPrefetchedJobs = false,
+): WorkerMessage['payload'] {
   return {
     $case: 'register',
-    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test', readsRunJobAcks },
+    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test', readsRunJobAcks, holdsPrefetchedJobs },
   };
 }
 

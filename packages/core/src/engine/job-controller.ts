@@ -18,7 +18,8 @@ import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
-import type { Registration, WorkerChannel } from './worker-channel';
+import { heldJobsThatMayHaveStarted } from './held-jobs';
+import type { Registration, RegistrationGrant, WorkerChannel } from './worker-channel';
 import { WorkerRegistry } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
@@ -102,6 +103,12 @@ export class JobController {
   private readonly channels = new Map<string, WorkerChannel>();
   /** Workers this engine provisioned: several engines may share a store, each schedules only its own. */
   private readonly ownWorkers = new Set<string>();
+  /**
+   * How many jobs each worker registered here runs at once, when its record's `capacity` also counts the
+   * prefetch it was granted (the jobs it may hold beyond its slots): the scheduler starts workers rather than
+   * fill prefetch room, and a lost worker's jobs that never started are re-queued without counting an attempt.
+   */
+  private readonly workerSlots = new Map<string, number>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -209,8 +216,14 @@ export class JobController {
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
-      for (const job of await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER })) {
-        if (!job.workerId || !this.ownWorkers.has(job.workerId)) continue;
+      const active = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
+      const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
+      const mayHaveStarted = await this.heldJobsThatMayHaveStarted(own);
+      for (const job of own) {
+        if (!mayHaveStarted.has(job.id)) {
+          await this.requeueUnstarted(job, 'the server shut down while the job waited on its worker');
+          continue;
+        }
         const message = 'the server shut down while the job was running';
         if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {});
         else await this.finishWith(job, 'FAILED', 'SHUTDOWN', message);
@@ -289,7 +302,7 @@ export class JobController {
    * Authenticates a worker and marks it READY; a connected worker (READY, BUSY, DRAINING) whose stream broke
    * comes back with its session token and keeps its state and running jobs. Throws `UNAUTHENTICATED` when refused.
    */
-  async registerWorker(registration: Registration, channel: WorkerChannel): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
+  async registerWorker(registration: Registration, channel: WorkerChannel): Promise<RegistrationGrant> {
     const { workerId } = registration;
     const known = await this.store.getWorker(workerId);
     if (known && !registration.otp && registration.sessionToken && RECONNECTABLE.includes(known.state)) {
@@ -306,29 +319,33 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
+    const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
+    const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
       const now = this.now();
       const ready = await this.store.updateWorker(workerId, { states: ['CREATING', 'CONNECTING'] }, {
         state: 'READY',
         lastHeartbeat: now,
         idleSince: now,
-        capacity: registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity,
+        capacity: slots + prefetch,
         labels: { ...registration.labels, ...known.labels },
       });
       if (!ready) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was stopped before it registered`);
       this.channels.set(workerId, channel);
+      this.workerSlots.set(workerId, slots);
       this.provisioningFailures.delete(known.provider);
-      await this.audit('worker.registered', workerId, {});
+      await this.audit('worker.registered', workerId, prefetch > 0 ? { slots, prefetch } : {});
     });
     this.wake();
-    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
+    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
   }
 
-  private async reconnectWorker(
-    registration: Registration,
-    known: Worker,
-    channel: WorkerChannel,
-  ): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
+  /** The prefetch a registering worker is granted: the engine's, when the worker holds jobs; else 0. */
+  private prefetchFor(registration: Registration): number {
+    return registration.holdsPrefetchedJobs === true ? this.options.config.prefetch : 0;
+  }
+
+  private async reconnectWorker(registration: Registration, known: Worker, channel: WorkerChannel): Promise<RegistrationGrant> {
     const { workerId } = registration;
     let sessionToken: string;
     try {
@@ -337,18 +354,26 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
+    // Its slots as it registered them (when known here), plus this engine's grant: another server it reconnects
+    // to may grant another prefetch. A worker holding more than the new total is sent nothing until it holds less.
+    const slots = this.workerSlots.get(workerId) ?? (registration.capacity && registration.capacity > 0 ? registration.capacity : undefined);
+    const prefetch = slots === undefined ? 0 : this.prefetchFor(registration);
     await this.serial.run(async () => {
       // Compare-and-set: a worker marked LOST meanwhile (heartbeat timeout) stays lost; its jobs moved on.
-      const back = await this.store.updateWorker(workerId, { states: RECONNECTABLE }, { lastHeartbeat: this.now() });
+      const back = await this.store.updateWorker(workerId, { states: RECONNECTABLE }, {
+        lastHeartbeat: this.now(),
+        ...(slots === undefined ? {} : { capacity: slots + prefetch }),
+      });
       if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
+      if (slots !== undefined) this.workerSlots.set(workerId, slots);
       await this.audit('worker.reconnected', workerId, { state: known.state });
     });
     this.wake();
-    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
+    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
   }
 
   /** Records that a connected worker is alive. */
@@ -469,6 +494,25 @@ export class JobController {
   }
 
   /**
+   * A worker gave back a job it had not started (it waited for a slot on a worker that now drains, or came
+   * while it drains): the worker takes no more jobs (DRAINING), and when the report matches the job's current
+   * lease the job goes back to the queue with its attempt unchanged and its place on the worker is freed.
+   * Resolves true once handled (a stale report is ignored): the worker may forget the report.
+   */
+  async jobReturned(workerId: string, jobId: string, epoch: number): Promise<boolean> {
+    await this.workerRecords.run(workerId, async () => {
+      await this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' });
+      const job = await this.store.getJob(jobId);
+      if (job?.state !== 'ASSIGNED' || job.workerId !== workerId || job.epoch !== epoch) return;
+      if (await this.requeueUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
+        await this.releaseSlotNow(workerId, jobId);
+      }
+    });
+    this.wake();
+    return true;
+  }
+
+  /**
    * What a result is checked against: the job and its stored line count (0 when `lastLogSeq` is 0 and no lines
    * come along, which need no count). Lines that come with the result are stored first (a stale lease's are
    * refused, as `appendLogBatch` refuses them, and the result is then refused too); undefined when they cannot
@@ -577,8 +621,7 @@ export class JobController {
       const provider = this.providers.get(worker.provider);
       if (worker.state === 'TERMINATING') {
         await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
-        this.ownWorkers.delete(workerId);
-        this.lastClaimAt.delete(workerId);
+        this.forget(workerId);
         await this.audit('worker.terminated', workerId, { reason });
       } else if ((worker.state === 'CREATING' || worker.state === 'CONNECTING') && provider) {
         // A worker that dies before registering is a failed start, not a lost worker: retried with backoff,
@@ -638,6 +681,7 @@ export class JobController {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
+      workerSlots: this.workerSlots,
     };
     // Draining: queued jobs wait in the store for a restart or another server.
     const { queuedJobs, decisions } = this.draining
@@ -740,17 +784,50 @@ export class JobController {
     const liveWorkers = await this.store.listWorkers({ states: LIVE });
     for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
-      const requeued = await this.store.updateJob(
-        job.id,
-        { states: ['ASSIGNED'], epoch: job.epoch },
-        { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
-        this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
-      );
-      if (!requeued) continue;
+      if (!(await this.requeueUnstarted(job, reason))) continue;
       this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
-      this.notifier.notify(job.id);
       this.reconcileRequested = true;
     }
+  }
+
+  /**
+   * Puts an ASSIGNED job that never started back in the queue, its attempt not counted and without a retry
+   * backoff (it did not fail): a stranded assignment, or a job that waited on a worker (prefetch) that is gone.
+   */
+  private async requeueUnstarted(job: Job, reason: string): Promise<boolean> {
+    const requeued = await this.store.updateJob(
+      job.id,
+      { states: ['ASSIGNED'], epoch: job.epoch },
+      { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
+      this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
+    );
+    if (!requeued) return false;
+    this.notifier.notify(job.id);
+    return true;
+  }
+
+  /**
+   * {@link heldJobsThatMayHaveStarted} for the active jobs of several workers: each worker's jobs in the order its
+   * record lists them (the order they were sent), with its slots when this engine registered it. A job its worker
+   * does not list (a stranded assignment) counts, as it always did.
+   */
+  private async heldJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
+    const started = new Set<string>();
+    const workerIds = new Set(active.flatMap((job) => (job.workerId === undefined ? [] : [job.workerId])));
+    for (const workerId of workerIds) {
+      const byId = new Map(active.filter((job) => job.workerId === workerId).map((job) => [job.id, job]));
+      const listed = ((await this.store.getWorker(workerId))?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
+      for (const id of heldJobsThatMayHaveStarted(listed, this.workerSlots.get(workerId))) started.add(id);
+      for (const id of byId.keys()) if (!listed.some((job) => job.id === id)) started.add(id);
+    }
+    return started;
+  }
+
+  /** Drops what this engine keeps in memory about a worker that ended. */
+  private forget(workerId: string): void {
+    this.ownWorkers.delete(workerId);
+    this.lastClaimAt.delete(workerId);
+    this.workerSlots.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
@@ -929,7 +1006,7 @@ export class JobController {
    */
   private async provisioningFailed(provider: Provider, workerId: string, message: string): Promise<void> {
     await this.store.updateWorker(workerId, {}, { state: 'TERMINATED', endedReason: message });
-    this.ownWorkers.delete(workerId);
+    this.forget(workerId);
     await this.audit('worker.provisioning_failed', workerId, { message });
     this.options.observer?.provisioningFailed?.(provider.name);
     const failures = (this.provisioningFailures.get(provider.name)?.count ?? 0) + 1;
@@ -981,15 +1058,22 @@ export class JobController {
       return live;
     });
     if (!worker) return;
-    this.ownWorkers.delete(workerId);
-    this.lastClaimAt.delete(workerId);
+    const slots = this.workerSlots.get(workerId);
+    this.forget(workerId);
     await this.audit('worker.lost', workerId, { reason });
     this.channels.get(workerId)?.close();
     this.channels.delete(workerId);
     const message = `worker ${workerId} was lost: ${reason}`;
+    const held: Job[] = [];
     for (const jobId of worker.runningJobIds) {
       const job = await this.store.getJob(jobId);
-      if (job && !isTerminalJobState(job.state) && job.workerId === workerId) await this.retryOrFail(job, message);
+      if (job && !isTerminalJobState(job.state) && job.state !== 'QUEUED' && job.workerId === workerId) held.push(job);
+    }
+    // Jobs that waited on the worker (prefetch) never started: back to the queue with their attempt unchanged.
+    const mayHaveStarted = heldJobsThatMayHaveStarted(held, slots);
+    for (const job of held) {
+      if (mayHaveStarted.has(job.id)) await this.retryOrFail(job, message);
+      else await this.requeueUnstarted(job, `${message}, before the job started`);
     }
     const provider = this.providers.get(worker.provider);
     provider?.destroyWorker(workerId).catch((error: unknown) => {

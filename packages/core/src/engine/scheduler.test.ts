@@ -213,3 +213,50 @@ describe('nextBackoffEnd', () => {
     expect(nextBackoffEnd([job('plain'), requeued('due', NOW), requeued('past', NOW - 10)], NOW)).toBeUndefined();
   });
 });
+
+describe('decide, with workers that hold jobs beyond their slots (prefetch)', () => {
+  const slots = (entries: Record<string, number>) => new Map(Object.entries(entries));
+
+  it("fills a worker's prefetch room only with jobs no slot, pending worker or provider can take", () => {
+    const decisions = decide(
+      snapshot({
+        queuedJobs: [job('j1'), job('j2'), job('j3'), job('j4')],
+        workers: [worker('w1', { capacity: 3 })],
+        workerSlots: slots({ w1: 1 }),
+        providers: [{ name: 'process', maxWorkers: 2, workerCapacity: 1, labels: {} }],
+      }),
+    );
+    expect(decisions).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+      { type: 'provision', provider: 'process' },
+      { type: 'assign', jobId: 'j3', workerId: 'w1' },
+      { type: 'assign', jobId: 'j4', workerId: 'w1' },
+    ]);
+  });
+
+  it('spreads held jobs over the workers with the most room left', () => {
+    const decisions = decide(
+      snapshot({
+        queuedJobs: [job('j1'), job('j2'), job('j3'), job('j4'), job('j5')],
+        workers: [worker('w1', { capacity: 4, runningJobIds: ['r1'] }), worker('w2', { capacity: 4, runningJobIds: ['r2', 'r3'] })],
+        workerSlots: slots({ w1: 1, w2: 1 }),
+        providers: [],
+      }),
+    );
+    expect(ofType('assign', decisions)).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+      { type: 'assign', jobId: 'j2', workerId: 'w1' },
+      { type: 'assign', jobId: 'j3', workerId: 'w2' },
+      { type: 'assign', jobId: 'j4', workerId: 'w1' },
+      { type: 'assign', jobId: 'j5', workerId: 'w2' },
+    ]);
+  });
+
+  it('reports spare capacity while prefetch room is left', () => {
+    const { spareCapacity } = plan(
+      snapshot({ queuedJobs: [job('j1')], workers: [worker('w1', { capacity: 3 })], workerSlots: slots({ w1: 1 }), providers: [] }),
+    );
+    expect(spareCapacity).toBe(true);
+  });
+});
+

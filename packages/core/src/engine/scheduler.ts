@@ -29,6 +29,12 @@ export interface SchedulerSnapshot {
   idleTimeoutMs: number;
   /** A worker that has not registered after this long is terminated. */
   provisioningTimeoutMs: number;
+  /**
+   * How many jobs a worker runs at once, for each worker whose `capacity` also counts jobs it may hold beyond
+   * them (prefetch); a worker not listed runs `capacity` jobs at once. A job goes to a worker's prefetch room
+   * only when no worker has a free slot for it, none being started does and no provider may start one.
+   */
+  workerSlots?: ReadonlyMap<string, number>;
 }
 
 /** One action for the {@link JobController} to apply: `assign` a job to a worker, `provision` a worker from a provider, let a job `wait` (no capacity), `terminate` an idle or never-connected worker, or mark a silent worker `lost`. */
@@ -84,6 +90,29 @@ function takeSlot<T extends Capacity>(slots: T[], job: Job): T | undefined {
   const slot = slots.find((candidate) => candidate.free > 0 && labelsMatch(job.spec.labels, candidate.labels));
   if (slot) slot.free -= 1;
   return slot;
+}
+
+/** An available worker's room: `free` counts its free slots, `room` those plus its free prefetch room. */
+interface WorkerRoom extends Capacity {
+  worker: Worker;
+  room: number;
+}
+
+/** Takes a free slot of a worker for `job`: one it would start at once, else none. */
+function takeWorkerSlot(rooms: WorkerRoom[], job: Job): WorkerRoom | undefined {
+  const slot = takeSlot(rooms, job);
+  if (slot) slot.room -= 1;
+  return slot;
+}
+
+/** Takes room for `job` to wait in on a worker (prefetch): on the matching worker with the most room left, so held jobs spread. */
+function takePrefetchRoom(rooms: WorkerRoom[], job: Job): WorkerRoom | undefined {
+  let best: WorkerRoom | undefined;
+  for (const candidate of rooms) {
+    if (candidate.room > (best?.room ?? 0) && labelsMatch(job.spec.labels, candidate.labels)) best = candidate;
+  }
+  if (best) best.room -= 1;
+  return best;
 }
 
 /**
@@ -151,9 +180,13 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
     }
   }
 
-  const available = usable
+  const available: WorkerRoom[] = usable
     .filter((worker) => isAvailable(worker, now, snapshot.heartbeatTimeoutMs))
-    .map((worker) => ({ worker, labels: worker.labels, free: worker.capacity - worker.runningJobIds.length }));
+    .map((worker) => {
+      const held = worker.runningJobIds.length;
+      const slots = Math.min(worker.capacity, snapshot.workerSlots?.get(worker.id) ?? worker.capacity);
+      return { worker, labels: worker.labels, free: Math.max(0, slots - held), room: worker.capacity - held };
+    });
   const pending = usable
     .filter((worker) => PENDING.has(worker.state))
     .map((worker) => ({ labels: worker.labels, free: worker.capacity }));
@@ -165,7 +198,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
       decisions.push({ type: 'wait', jobId: job.id, reason: 'backing off before its next attempt' });
       continue;
     }
-    const slot = takeSlot(available, job);
+    const slot = takeWorkerSlot(available, job);
     if (slot) {
       decisions.push({ type: 'assign', jobId: job.id, workerId: slot.worker.id });
       assigned.add(slot.worker.id);
@@ -183,6 +216,12 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
       pending.push({ labels: provider.labels, free: provider.workerCapacity - 1 });
       continue;
     }
+    const room = takePrefetchRoom(available, job);
+    if (room) {
+      decisions.push({ type: 'assign', jobId: job.id, workerId: room.worker.id });
+      assigned.add(room.worker.id);
+      continue;
+    }
     decisions.push({
       type: 'wait',
       jobId: job.id,
@@ -197,7 +236,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
     }
   }
   const spareCapacity =
-    available.some((slot) => slot.free > 0) ||
+    available.some((slot) => slot.room > 0) ||
     snapshot.providers.some((provider) => (liveByProvider.get(provider.name) ?? 0) < provider.maxWorkers);
   return { decisions, spareCapacity };
 }
