@@ -129,4 +129,19 @@ describe('prefetch: a worker holds jobs beyond its slots', { timeout: 60_000 }, 
     const lost = (await store.getWorker(lostWorker))!;
     expect(lost.state).toBe('LOST');
   });
+
+  it('on shutdown re-queues the jobs waiting on a worker with their attempt unchanged, the running one counted', async () => {
+    const platform = await start(3);
+    const f = files('shutdown');
+    const first = await platform.client.queue({ name: 'first', command: step('first', f), maxAttempts: 2 });
+    const others = [];
+    for (const name of ['w1', 'w2', 'w3']) others.push(await platform.client.queue({ name, command: step(name, { lock: f.lock, order: f.order }) }));
+    await waitForLine(platform.client, first.id, 'started');
+    await heldTogether([first.id, ...others.map((job) => job.id)]);
+    expect(await platform.stop({ graceMs: 0 })).toEqual({ drained: false });
+    expect(await store.getJob(first.id)).toMatchObject({ state: 'QUEUED', attempt: 2 });
+    for (const job of others) expect(await store.getJob(job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+    expect(lines(f.order)).toEqual(['first']);
+  });
 });
+
