@@ -252,6 +252,16 @@ describe('decide, with workers that hold jobs beyond their slots (prefetch)', ()
     ]);
   });
 
+  it('refills a worker whose slots are taken only once half its prefetch room is free', () => {
+    const queued = [job('j1'), job('j2'), job('j3')];
+    const holding = (held: number) => worker('w1', { capacity: 5, runningJobIds: Array.from({ length: held }, (_, index) => `r${index}`) });
+    const at = (held: number) =>
+      decide(snapshot({ queuedJobs: queued, workers: [holding(held)], workerSlots: slots({ w1: 1 }), providers: [] })).filter((d) => d.type === 'assign').length;
+    expect(at(4)).toBe(0); // 1 of 4 prefetch places free
+    expect(at(3)).toBe(2); // 2 of 4 free: refilled
+    expect(queueDemandBound(snapshot({ workers: [holding(4)], workerSlots: slots({ w1: 1 }), providers: [] }))).toBe(0);
+  });
+
   it('reports spare capacity while prefetch room is left', () => {
     const { spareCapacity } = plan(
       snapshot({ queuedJobs: [job('j1')], workers: [worker('w1', { capacity: 3 })], workerSlots: slots({ w1: 1 }), providers: [] }),

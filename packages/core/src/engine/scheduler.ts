@@ -32,7 +32,9 @@ export interface SchedulerSnapshot {
   /**
    * How many jobs a worker runs at once, for each worker whose `capacity` also counts jobs it may hold beyond
    * them (prefetch); a worker not listed runs `capacity` jobs at once. A job goes to a worker's prefetch room
-   * only when no worker has a free slot for it, none being started does and no provider may start one.
+   * only when no worker has a free slot for it, none being started does and no provider may start one; a
+   * worker whose slots are all taken is sent more only once half its prefetch room is free (claims of many
+   * jobs at once).
    */
   workerSlots?: ReadonlyMap<string, number>;
 }
@@ -98,6 +100,21 @@ interface WorkerRoom extends Capacity {
   room: number;
 }
 
+/**
+ * An available worker's free slots (`free`) and the jobs it may be sent now (`room`: its free slots and free
+ * prefetch room). A worker holding jobs beyond its slots is sent more only once at least half its prefetch
+ * room is free: claims of many jobs at once rather than one per job that ends, and its slots never starve (it
+ * still holds jobs for them).
+ */
+export function workerRoom(worker: Worker, workerSlots: SchedulerSnapshot['workerSlots']): { free: number; room: number } {
+  const held = worker.runningJobIds.length;
+  const slots = Math.min(worker.capacity, workerSlots?.get(worker.id) ?? worker.capacity);
+  const free = Math.max(0, slots - held);
+  const room = worker.capacity - held;
+  const prefetch = worker.capacity - slots;
+  return { free, room: free > 0 || room * 2 >= prefetch ? room : 0 };
+}
+
 /** Takes a free slot of a worker for `job`: one it would start at once, else none. */
 function takeWorkerSlot(rooms: WorkerRoom[], job: Job): WorkerRoom | undefined {
   const slot = takeSlot(rooms, job);
@@ -153,7 +170,7 @@ function workersByProvider(workers: readonly Worker[]): Map<string, number> {
 export function queueDemandBound(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): number {
   let slots = 0;
   for (const worker of snapshot.workers) {
-    if (isAvailable(worker, snapshot.now, snapshot.heartbeatTimeoutMs)) slots += worker.capacity - worker.runningJobIds.length;
+    if (isAvailable(worker, snapshot.now, snapshot.heartbeatTimeoutMs)) slots += workerRoom(worker, snapshot.workerSlots).room;
     else if (PENDING.has(worker.state)) slots += worker.capacity;
   }
   const liveByProvider = workersByProvider(snapshot.workers);
@@ -182,11 +199,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
 
   const available: WorkerRoom[] = usable
     .filter((worker) => isAvailable(worker, now, snapshot.heartbeatTimeoutMs))
-    .map((worker) => {
-      const held = worker.runningJobIds.length;
-      const slots = Math.min(worker.capacity, snapshot.workerSlots?.get(worker.id) ?? worker.capacity);
-      return { worker, labels: worker.labels, free: Math.max(0, slots - held), room: worker.capacity - held };
-    });
+    .map((worker) => ({ worker, labels: worker.labels, ...workerRoom(worker, snapshot.workerSlots) }));
   const pending = usable
     .filter((worker) => PENDING.has(worker.state))
     .map((worker) => ({ labels: worker.labels, free: worker.capacity }));
