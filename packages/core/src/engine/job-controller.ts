@@ -13,7 +13,7 @@ import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBa
 import { ChangeNotifier, type JobChange } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, type Decision, type SchedulerSnapshot } from './scheduler';
+import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, workerRoom, type Decision, type SchedulerSnapshot } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
@@ -488,8 +488,11 @@ export class JobController {
     started = false,
     lines?: LogLineBatch,
   ): Promise<boolean> {
-    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
-    if (recorded) this.wake();
+    const { recorded, freed } = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
+    // A pass follows, unless the only change is a place freed on a worker that is sent no more jobs until more
+    // of them free (it holds jobs beyond its slots: see `workerRoom`); the periodic pass still runs.
+    const quiet = freed !== undefined && (freed.state === 'READY' || freed.state === 'BUSY') && workerRoom(freed, this.workerSlots).room === 0;
+    if (recorded && !quiet) this.wake();
     return recorded;
   }
 
@@ -546,15 +549,15 @@ export class JobController {
     lastLogSeq: number,
     started: boolean,
     lines: LogLineBatch | undefined,
-  ): Promise<boolean> {
+  ): Promise<{ recorded: boolean; freed?: Worker }> {
     // With lines to check, the job and its stored line count in one read (when the store can); with lines to
     // store, the read their append made.
     const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
-    if (!read) return false;
+    if (!read) return { recorded: false };
     const { job: current, logCount } = read;
     const patch = finalJobPatch(report, this.now());
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
-    if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return false;
+    if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
     const startsNow = started && leased && current.state === 'ASSIGNED';
     if (
       current &&
@@ -574,7 +577,7 @@ export class JobController {
         await this.releaseSlotNow(workerId, jobId);
         return true;
       });
-      if (requeued) return true;
+      if (requeued) return { recorded: true };
     }
     // The run's start: its end less the duration the worker measured.
     const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.durationMs), current.assignedAt ?? current.createdAt) : 0;
@@ -591,15 +594,15 @@ export class JobController {
       (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
     if (!job || job.workerId !== workerId) {
       await this.fenced(workerId, jobId, epoch, 'result');
-      return true;
+      return { recorded: true };
     }
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
     // Before the slot is freed: in the same turn as the store's own announcement of the change (`onJobChanged`),
     // so that the waiters it wakes get the job as recorded and need not read it.
     this.notifier.notify(jobId, changeOf(job.state), job);
-    await this.releaseSlot(workerId, jobId);
-    return true;
+    const freed = await this.releaseSlot(workerId, jobId);
+    return { recorded: true, ...(freed ? { freed } : {}) };
   }
 
   /**
@@ -1114,19 +1117,17 @@ export class JobController {
     return true;
   }
 
-  private releaseSlot(workerId: string, jobId: string): Promise<void> {
+  private releaseSlot(workerId: string, jobId: string): Promise<Worker | undefined> {
     return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
   }
 
   /**
    * `releaseSlot` for a caller already in the worker's `workerRecords` queue: one atomic step with
-   * `Store.removeRunningJobs`, else a read and a compare-and-set.
+   * `Store.removeRunningJobs`, else a read and a compare-and-set. Resolves with the worker as updated, when
+   * the update matched.
    */
-  private async releaseSlotNow(workerId: string, jobId: string): Promise<void> {
-    if (this.store.removeRunningJobs) {
-      await this.store.removeRunningJobs(workerId, [jobId], this.now());
-      return;
-    }
+  private async releaseSlotNow(workerId: string, jobId: string): Promise<Worker | undefined> {
+    if (this.store.removeRunningJobs) return this.store.removeRunningJobs(workerId, [jobId], this.now());
     // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const worker = await this.store.getWorker(workerId);
@@ -1138,8 +1139,9 @@ export class JobController {
         ...(busy ? { state: running.length >= worker.capacity ? 'BUSY' : 'READY' } : {}),
         ...(running.length === 0 ? { idleSince: this.now() } : {}),
       });
-      if (updated) return;
+      if (updated) return updated;
     }
+    return undefined;
   }
 
 
