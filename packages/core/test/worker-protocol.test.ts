@@ -736,12 +736,17 @@ describe('worker protocol over real gRPC', () => {
     const activeJobs = async (platform: Platform) =>
       (await platform.store.listJobs({ states: ['ASSIGNED', 'RUNNING'] })).map((job) => job.id);
 
-    it('grants an older worker (no holds_prefetched_jobs) no prefetch: it never holds more jobs than its capacity', async () => {
+    /** A server with prefetch 3 and one worker at most, four jobs queued, and the worker asked for connected. */
+    async function fourJobsAndAWorker() {
       const { platform, provider } = await start({ prefetch: 3, maxWorkers: 1 });
       const ids: string[] = [];
       for (let index = 0; index < 4; index += 1) ids.push((await platform.client.queue({ name: `j${index}`, command: 'true' })).id);
       const request = await provider.nextRequest();
-      const worker = connect(request.serverAddress);
+      return { platform, ids, request, worker: connect(request.serverAddress) };
+    }
+
+    it('grants an older worker (no holds_prefetched_jobs) no prefetch: it never holds more jobs than its capacity', async () => {
+      const { platform, ids, request, worker } = await fourJobsAndAWorker();
       worker.send(register(request.workerId, { otp: request.otp }));
       const registered = (await worker.next()).payload;
       expect(registered).toMatchObject({ $case: 'registered', value: { prefetch: 0 } });
@@ -758,11 +763,7 @@ describe('worker protocol over real gRPC', () => {
     });
 
     it('sends a worker that holds jobs its capacity + prefetch at once in queue order; one it gives back is re-queued uncounted', async () => {
-      const { platform, provider } = await start({ prefetch: 3, maxWorkers: 1 });
-      const ids: string[] = [];
-      for (let index = 0; index < 4; index += 1) ids.push((await platform.client.queue({ name: `j${index}`, command: 'true' })).id);
-      const request = await provider.nextRequest();
-      const worker = connect(request.serverAddress);
+      const { platform, ids, request, worker } = await fourJobsAndAWorker();
       worker.send(register(request.workerId, { otp: request.otp }, true, true));
       expect((await worker.next()).payload).toMatchObject({ $case: 'registered', value: { prefetch: 3 } });
       const runs = [];

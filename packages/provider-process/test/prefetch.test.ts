@@ -54,6 +54,20 @@ describe('prefetch: a worker holds jobs beyond its slots', { timeout: 60_000 }, 
     return jobs;
   }
 
+  /**
+   * Queues `first` (which waits for the test's gate, with 2 attempts) and three jobs after it, and waits until one
+   * worker holds all four: `first` running, the others waiting on the worker.
+   */
+  async function holdFour(test: string) {
+    const f = files(test);
+    const first = await platform!.client.queue({ name: 'first', command: step('first', f), maxAttempts: 2 });
+    const others: Job[] = [];
+    for (const name of ['w1', 'w2', 'w3']) others.push(await platform!.client.queue({ name, command: step(name, { lock: f.lock, order: f.order }) }));
+    await waitForLine(platform!.client, first.id, 'started');
+    const held = await heldTogether([first.id, ...others.map((job) => job.id)]);
+    return { f, first, others, held };
+  }
+
   it('sends a worker of capacity 1 four queued jobs at once; it runs them one at a time in queue order', async () => {
     const platform = await start(3);
     const f = files('order');
@@ -102,12 +116,7 @@ describe('prefetch: a worker holds jobs beyond its slots', { timeout: 60_000 }, 
 
   it('re-queues the waiting jobs of a killed worker with their attempt not counted; they run on the next worker', async () => {
     const platform = await start(3);
-    const f = files('killed');
-    const first = await platform.client.queue({ name: 'first', command: step('first', f), maxAttempts: 2 });
-    const others = [];
-    for (const name of ['w1', 'w2', 'w3']) others.push(await platform.client.queue({ name, command: step(name, { lock: f.lock, order: f.order }) }));
-    await waitForLine(platform.client, first.id, 'started');
-    const held = await heldTogether([first.id, ...others.map((job) => job.id)]);
+    const { f, first, others, held } = await holdFour('killed');
     const lostWorker = held[0]!.workerId!;
     const [pid] = provider.pids;
     rmSync(f.lock, { recursive: true, force: true }); // the killed run's lock
@@ -132,12 +141,7 @@ describe('prefetch: a worker holds jobs beyond its slots', { timeout: 60_000 }, 
 
   it('on shutdown re-queues the jobs waiting on a worker with their attempt unchanged, the running one counted', async () => {
     const platform = await start(3);
-    const f = files('shutdown');
-    const first = await platform.client.queue({ name: 'first', command: step('first', f), maxAttempts: 2 });
-    const others = [];
-    for (const name of ['w1', 'w2', 'w3']) others.push(await platform.client.queue({ name, command: step(name, { lock: f.lock, order: f.order }) }));
-    await waitForLine(platform.client, first.id, 'started');
-    await heldTogether([first.id, ...others.map((job) => job.id)]);
+    const { f, first, others } = await holdFour('shutdown');
     expect(await platform.stop({ graceMs: 0 })).toEqual({ drained: false });
     expect(await store.getJob(first.id)).toMatchObject({ state: 'QUEUED', attempt: 2 });
     for (const job of others) expect(await store.getJob(job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
