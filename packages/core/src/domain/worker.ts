@@ -46,7 +46,7 @@ export interface Worker {
   state: WorkerState;
   /** Jobs it runs at once. */
   capacity: number;
-  /** Jobs assigned to it and not yet finished. */
+  /** Jobs assigned to it and not yet finished, in the order they were assigned (the order it was sent them). */
   runningJobIds: string[];
   /** Labels it carries (its provider's plus its own); jobs select workers by them. */
   labels: Record<string, string>;

@@ -218,7 +218,7 @@ export class JobController {
     await this.serial.run(async () => {
       const active = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
       const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
-      const mayHaveStarted = await this.heldJobsThatMayHaveStarted(own);
+      const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
       for (const job of own) {
         if (!mayHaveStarted.has(job.id)) {
           await this.requeueUnstarted(job, 'the server shut down while the job waited on its worker');
@@ -814,7 +814,7 @@ export class JobController {
    * record lists them (the order they were sent), with its slots when this engine registered it. A job its worker
    * does not list (a stranded assignment) counts, as it always did.
    */
-  private async heldJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
+  private async ownJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
     const started = new Set<string>();
     const workerIds = new Set(active.flatMap((job) => (job.workerId === undefined ? [] : [job.workerId])));
     for (const workerId of workerIds) {
