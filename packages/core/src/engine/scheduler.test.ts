@@ -217,20 +217,25 @@ describe('nextBackoffEnd', () => {
 describe('decide, with workers that hold jobs beyond their slots (prefetch)', () => {
   const slots = (entries: Record<string, number>) => new Map(Object.entries(entries));
 
-  it("fills a worker's prefetch room only with jobs no slot, pending worker or provider can take", () => {
-    const decisions = decide(
+  it("fills a worker's prefetch room only with jobs no slot or provider can take, and none while a worker is being started", () => {
+    const providers = [{ name: 'process', maxWorkers: 2, workerCapacity: 1, labels: {} }];
+    const queuedJobs = [job('j1'), job('j2'), job('j3'), job('j4')];
+    const starting = decide(snapshot({ queuedJobs, workers: [worker('w1', { capacity: 3 })], workerSlots: slots({ w1: 1 }), providers }));
+    expect(starting.map((d) => d.type)).toEqual(['assign', 'provision', 'wait', 'wait']);
+    expect(starting[0]).toEqual({ type: 'assign', jobId: 'j1', workerId: 'w1' });
+    const up = decide(
       snapshot({
-        queuedJobs: [job('j1'), job('j2'), job('j3'), job('j4')],
-        workers: [worker('w1', { capacity: 3 })],
-        workerSlots: slots({ w1: 1 }),
-        providers: [{ name: 'process', maxWorkers: 2, workerCapacity: 1, labels: {} }],
+        queuedJobs,
+        workers: [worker('w1', { capacity: 3 }), worker('w2', { capacity: 3 })],
+        workerSlots: slots({ w1: 1, w2: 1 }),
+        providers,
       }),
     );
-    expect(decisions).toEqual([
+    expect(up).toEqual([
       { type: 'assign', jobId: 'j1', workerId: 'w1' },
-      { type: 'provision', provider: 'process' },
+      { type: 'assign', jobId: 'j2', workerId: 'w2' },
       { type: 'assign', jobId: 'j3', workerId: 'w1' },
-      { type: 'assign', jobId: 'j4', workerId: 'w1' },
+      { type: 'assign', jobId: 'j4', workerId: 'w2' },
     ]);
   });
 

@@ -32,7 +32,8 @@ export interface SchedulerSnapshot {
   /**
    * How many jobs a worker runs at once, for each worker whose `capacity` also counts jobs it may hold beyond
    * them (prefetch); a worker not listed runs `capacity` jobs at once. A job goes to a worker's prefetch room
-   * only when no worker has a free slot for it, none being started does and no provider may start one; a
+   * only when no worker has a free slot for it, no provider may start one and no worker that could run it is
+   * being started (so that jobs are spread over the workers once they are up, not held by the first); a
    * worker whose slots are all taken is sent more only once half its prefetch room is free (claims of many
    * jobs at once).
    */
@@ -229,7 +230,9 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
       pending.push({ labels: provider.labels, free: provider.workerCapacity - 1 });
       continue;
     }
-    const room = takePrefetchRoom(available, job);
+    // Held on a worker, a job would not move to a worker being started for the queue: none is held meanwhile.
+    const starting = pending.some((worker) => labelsMatch(job.spec.labels, worker.labels));
+    const room = starting ? undefined : takePrefetchRoom(available, job);
     if (room) {
       decisions.push({ type: 'assign', jobId: job.id, workerId: room.worker.id });
       assigned.add(room.worker.id);
