@@ -227,6 +227,7 @@ class WorkerAgent implements WorkerHandle {
         }
         this.resendUnacked();
         this.releaseDrainWaiters();
+        this.startWaiting();
         return;
       }
       case 'ack':
@@ -273,10 +274,14 @@ class WorkerAgent implements WorkerHandle {
     this.waiting.set(jobId, run);
   }
 
-  /** Starts waiting jobs, oldest first, while slots are free (a drained worker runs none: it gave them back). */
+  /**
+   * Starts waiting jobs, oldest first, while slots are free. A drained worker starts none (it gave them back),
+   * nor does one whose stream broke until it is registered again: a server that marks it lost meanwhile re-queues
+   * them as never started, so they must not run here too.
+   */
   private startWaiting(): void {
     for (const [jobId, run] of this.waiting) {
-      if (this.jobs.size >= this.config.capacity || this.state !== 'ready') return;
+      if (this.jobs.size >= this.config.capacity || this.state !== 'ready' || !this.connected) return;
       this.waiting.delete(jobId);
       this.startJob(run);
     }

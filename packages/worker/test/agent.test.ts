@@ -1,5 +1,5 @@
 import { JobOutcome, LogStream, unpackLogLines, type JobSpec } from '@hodei/core/protocol';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -366,5 +366,32 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     open('gate');
     expect(await worker.done).toBe(0);
     expect(finished(connection, 'job-1')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+  });
+
+  it('starts no waiting job while its stream is broken, and starts it once registered again', async () => {
+    let registrations = 0;
+    let held: FakeConnection | undefined;
+    const { server, connection } = await setup((conn) => {
+      registrations += 1;
+      if (registrations === 1) acceptRegistration(50, true, 1)(conn);
+      else held = conn; // the reconnection is answered when the test says so
+    });
+    runJob(connection, 'job-1', spec({ command: `while [ ! -e ${join(dir, 'gate')} ]; do sleep 0.02; done; touch ${join(dir, 'first-done')}` }));
+    runJob(connection, 'job-2', spec({ command: `touch ${join(dir, 'second-ran')}` }));
+    await connection.until(() => firstReport(connection, 'job-1') >= 0, 5_000, 'the first start');
+    const next = server.nextConnection();
+    connection.call.end();
+    await next;
+    open('gate');
+    for (const deadline = Date.now() + 10_000; !existsSync(join(dir, 'first-done')); ) {
+      if (Date.now() > deadline) throw new Error('the first job did not end');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)); // time the waiting job would have had to start
+    expect(existsSync(join(dir, 'second-ran'))).toBe(false);
+    held!.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: true, prefetch: 1 } });
+    await held!.until(() => finished(held!, 'job-2') !== undefined, 5_000, 'the waiting job on the new stream');
+    expect(finished(held!, 'job-2')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(existsSync(join(dir, 'second-ran'))).toBe(true);
   });
 });
