@@ -4,7 +4,7 @@ import type { Job } from '../domain/job';
  * Of the jobs a worker held (ASSIGNED or RUNNING to it) when it was lost or the server stopped, the ids of those
  * that may have started, whose attempt counts when they go back to the queue. `held`: the jobs in the order its
  * record lists them, which is the order they were sent in; `slots`: how many it runs at once, undefined when
- * unknown (a worker this server did not register).
+ * it holds no more than its capacity (no prefetch) or when they are not known.
  *
  * A worker with prefetch holds more jobs than its slots and starts them in the order they came, so the started
  * ones are a prefix of that order: every RUNNING job and the jobs sent before it, and the first `slots` jobs

@@ -370,7 +370,7 @@ export class JobController {
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
-      await this.audit('worker.reconnected', workerId, { state: known.state });
+      await this.audit('worker.reconnected', workerId, { state: known.state, ...(prefetch > 0 ? { slots, prefetch } : {}) });
     });
     this.wake();
     return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
@@ -826,6 +826,17 @@ export class JobController {
     return started;
   }
 
+  /**
+   * The slots of a worker registered with a prefetch, as its last registration or reconnection recorded them
+   * in its audit events (another server's worker, adopted when it went silent); undefined without prefetch.
+   */
+  private async recordedSlots(workerId: string): Promise<number | undefined> {
+    const events = await this.store.listAudit(workerId);
+    const last = events.findLast((event) => event.eventType === 'worker.registered' || event.eventType === 'worker.reconnected');
+    const slots = last?.details?.slots;
+    return typeof slots === 'number' ? slots : undefined;
+  }
+
   /** Drops what this engine keeps in memory about a worker that ended. */
   private forget(workerId: string): void {
     this.ownWorkers.delete(workerId);
@@ -1061,7 +1072,7 @@ export class JobController {
       return live;
     });
     if (!worker) return;
-    const slots = this.workerSlots.get(workerId);
+    const slots = this.workerSlots.get(workerId) ?? (await this.recordedSlots(workerId));
     this.forget(workerId);
     await this.audit('worker.lost', workerId, { reason });
     this.channels.get(workerId)?.close();
