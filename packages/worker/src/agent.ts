@@ -117,6 +117,11 @@ class WorkerAgent implements WorkerHandle {
   private readonly waiting = new Map<string, RunJob>();
   /** From the last Registered: how many jobs beyond its capacity the server may send (0: no more than its capacity). */
   private prefetch = 0;
+  /**
+   * The most jobs beyond its capacity it accepts: the largest prefetch granted in this session. A server that
+   * grants less after a reconnection (an older one, a rollback) may still send what its record allows.
+   */
+  private holdLimit = 0;
   private readonly drainWaiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
   /** Kills the jobs' process groups if this process dies, SIGKILL included (started at the first job). */
@@ -213,6 +218,7 @@ class WorkerAgent implements WorkerHandle {
         this.sessionToken = payload.value.sessionToken;
         this.serverReadsFinishedLines = payload.value.readsJobFinishedLines;
         this.prefetch = Math.max(0, payload.value.prefetch);
+        this.holdLimit = Math.max(this.holdLimit, this.prefetch);
         this.registered = true;
         this.reconnectAttempts = 0;
         this.reconnectDeadline = undefined;
@@ -227,6 +233,7 @@ class WorkerAgent implements WorkerHandle {
         }
         this.resendUnacked();
         this.releaseDrainWaiters();
+        if (this.state === 'draining') this.returnWaiting();
         this.startWaiting();
         return;
       }
@@ -260,8 +267,8 @@ class WorkerAgent implements WorkerHandle {
     const draining = this.state !== 'ready';
     const refusal = draining
       ? `worker ${this.workerId} is draining and accepts no more jobs`
-      : this.jobs.size + this.waiting.size >= this.config.capacity + this.prefetch
-        ? `worker ${this.workerId} is at capacity (${this.config.capacity}${this.prefetch > 0 ? `, and ${this.waiting.size} job(s) waiting` : ''})`
+      : this.jobs.size + this.waiting.size >= this.config.capacity + this.holdLimit
+        ? `worker ${this.workerId} is at capacity (${this.config.capacity}${this.holdLimit > 0 ? `, and ${this.waiting.size} job(s) waiting` : ''})`
         : spec === undefined
           ? 'RunJob carried no job spec'
           : undefined;
@@ -275,13 +282,14 @@ class WorkerAgent implements WorkerHandle {
   }
 
   /**
-   * Starts waiting jobs, oldest first, while slots are free. A drained worker starts none (it gave them back),
-   * nor does one whose stream broke until it is registered again: a server that marks it lost meanwhile re-queues
-   * them as never started, so they must not run here too.
+   * Starts waiting jobs, oldest first, while slots are free (a draining worker still holds some only when its
+   * server granted no prefetch: it runs them out). None starts while the stream is broken, until the worker is
+   * registered again: a server that marks it lost meanwhile re-queues them as never started, so they must not
+   * run here too.
    */
   private startWaiting(): void {
     for (const [jobId, run] of this.waiting) {
-      if (this.jobs.size >= this.config.capacity || this.state !== 'ready' || !this.connected) return;
+      if (this.jobs.size >= this.config.capacity || (this.state !== 'ready' && this.state !== 'draining') || !this.connected) return;
       this.waiting.delete(jobId);
       this.startJob(run);
     }
@@ -367,12 +375,24 @@ class WorkerAgent implements WorkerHandle {
   private beginDrain(): void {
     if (this.state !== 'connecting' && this.state !== 'ready') return;
     this.state = 'draining';
-    for (const jobId of [...this.waiting.keys()]) this.endWaiting(jobId, JobOutcome.JOB_OUTCOME_RETURNED, `worker ${this.workerId} is draining`);
-    if (this.jobs.size === 0) this.closeWhenAcked();
-    else this.log(`draining: waiting for ${this.jobs.size} running job(s)`);
+    this.returnWaiting();
+    if (this.jobs.size === 0 && this.waiting.size === 0) this.closeWhenAcked();
+    else this.log(`draining: waiting for ${this.jobs.size} running job(s) and ${this.waiting.size} waiting`);
   }
 
+  /**
+   * Gives the waiting jobs back (`RETURNED`), when registered with a server that grants a prefetch now (it
+   * re-queues them). With a server that grants none (an older one: it would fail them), they stay and run out;
+   * with no server, they wait for the registration (see `registered`).
+   */
+  private returnWaiting(): void {
+    if (!this.connected || this.prefetch === 0) return;
+    for (const jobId of [...this.waiting.keys()]) this.endWaiting(jobId, JobOutcome.JOB_OUTCOME_RETURNED, `worker ${this.workerId} is draining`);
+  }
+
+  /** Stops every running job; the waiting ones end cancelled, unstarted. */
   private cancelAll(): void {
+    for (const jobId of [...this.waiting.keys()]) this.endWaiting(jobId, JobOutcome.JOB_OUTCOME_CANCELLED, 'cancelled before it started (the worker stops)');
     for (const job of this.jobs.values()) job.cancel();
   }
 
@@ -487,7 +507,7 @@ class WorkerAgent implements WorkerHandle {
       else this.recovering.delete(run);
     }
     if (this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES)) this.releaseDrainWaiters();
-    if (this.state === 'draining' && this.jobs.size === 0) this.closeWhenAcked();
+    if (this.state === 'draining' && this.jobs.size === 0 && this.waiting.size === 0) this.closeWhenAcked();
   }
 
   /**

@@ -394,4 +394,29 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     expect(finished(held!, 'job-2')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
     expect(existsSync(join(dir, 'second-ran'))).toBe(true);
   });
+
+  it('reconnected to a server that grants no prefetch (an older one): still takes what it was granted, runs its waiting jobs out on drain instead of returning them', async () => {
+    let registrations = 0;
+    const { server, connection } = await setup((conn) => {
+      registrations += 1;
+      conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: registrations === 1 ? 2 : 0 } });
+    });
+    runJob(connection, 'job-1', gated('gate'));
+    runJob(connection, 'job-2', spec({ command: 'echo two' }));
+    await connection.until(() => firstReport(connection, 'job-1') >= 0, 5_000, 'the first start');
+    const next = server.nextConnection();
+    connection.call.end();
+    const older = await next;
+    await older.until(() => registrations === 2, 5_000, 'the reconnection');
+    // The older server's record still allows 1 + 2 jobs (the grant it did not make): it may send one more.
+    runJob(older, 'job-3', spec({ command: 'echo three' }));
+    older.send({ $case: 'drain', value: {} });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nothing refused, nothing given back (an older server would fail a RETURNED job): both wait for the slot.
+    expect(finished(older, 'job-2')).toBeUndefined();
+    expect(finished(older, 'job-3')).toBeUndefined();
+    open('gate');
+    await older.until(() => finished(older, 'job-3') !== undefined, 10_000, 'the waiting jobs run out');
+    for (const id of ['job-1', 'job-2', 'job-3']) expect(finished(older, id)).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+  });
 });
