@@ -289,7 +289,8 @@ describe('worker protocol over real gRPC', () => {
     const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect((await platform.client.cancel(job.id)).state).toBe('CANCELLED');
+    // Another server sharing the store ends the job (it has no stream to this worker).
+    await platform.store.updateJob(job.id, {}, { state: 'CANCELLED', completedAt: Date.now() });
 
     const second = connect(request.serverAddress);
     second.send(register(request.workerId, { sessionToken }));
@@ -300,6 +301,29 @@ describe('worker protocol over real gRPC', () => {
     const texts = [];
     for await (const line of platform.client.logs(job.id)) texts.push(line.text);
     expect(texts).not.toContain('late');
+    second.close();
+  });
+
+  it('sends a reconnected worker the cancel requested while it was away; the job keeps its place on the worker until it reports', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
+    first.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await platform.client.cancel(job.id)).toMatchObject({ state: 'ASSIGNED' });
+    expect(await platform.store.getJob(job.id)).toMatchObject({ cancelRequestedAt: expect.any(Number) });
+    expect(await platform.store.getWorker(request.workerId)).toMatchObject({ runningJobIds: [job.id] });
+
+    const second = connect(request.serverAddress);
+    second.send(register(request.workerId, { sessionToken }));
+    expect((await second.next()).payload?.$case).toBe('registered');
+    expect((await second.next()).payload).toMatchObject({ $case: 'cancelJob', value: { jobId: job.id } });
+    second.send({
+      $case: 'jobFinished',
+      value: { jobId: job.id, epoch, outcome: JobOutcome.JOB_OUTCOME_CANCELLED, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '', lastLogSeq: 0, started: true, lines: undefined },
+    });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'CANCELLED' });
+    expect(await platform.store.getWorker(request.workerId)).toMatchObject({ runningJobIds: [] });
     second.close();
   });
 

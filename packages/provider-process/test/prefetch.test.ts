@@ -147,5 +147,17 @@ describe('prefetch: a worker holds jobs beyond its slots', { timeout: 60_000 }, 
     for (const job of others) expect(await store.getJob(job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
     expect(lines(f.order)).toEqual(['first']);
   });
-});
 
+  it('a server that drains (stop with a grace) gets the waiting jobs back uncounted, never started, and lets the running one finish', async () => {
+    const platform = await start(3);
+    const { f, first, others } = await holdFour('drain');
+    const stopping = platform.stop({ graceMs: 20_000 });
+    // Given back while the first job still runs (its gate is closed): none of them started.
+    await eventually(async () => (await Promise.all(others.map((job) => store.getJob(job.id)))).every((job) => job?.state === 'QUEUED'), 20_000);
+    writeFileSync(f.gate, '');
+    expect(await stopping).toEqual({ drained: true });
+    expect(await store.getJob(first.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+    for (const job of others) expect(await store.getJob(job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+    expect(lines(f.order)).toEqual(['first']);
+  });
+});

@@ -109,6 +109,8 @@ export class JobController {
    * fill prefetch room, and a lost worker's jobs that never started are re-queued without counting an attempt.
    */
   private readonly workerSlots = new Map<string, number>();
+  /** The prefetch each worker connected here was granted at its last registration or reconnection. */
+  private readonly workerPrefetch = new Map<string, number>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -174,7 +176,11 @@ export class JobController {
    * which stops what still runs.
    */
   async drain(options: { graceMs: number; signal?: AbortSignal }): Promise<boolean> {
-    this.draining = true;
+    if (!this.draining) {
+      this.draining = true;
+      // After any pass under way (it may still hand out jobs): none follows that assigns one.
+      await this.serial.run(() => this.drainPrefetchingWorkers());
+    }
     const deadline = this.now() + Math.max(0, options.graceMs);
     for (;;) {
       if (this.stopped) return false;
@@ -192,6 +198,23 @@ export class JobController {
         options.signal?.addEventListener('abort', done, { once: true });
       });
     }
+  }
+
+  /**
+   * Asks each connected worker of this engine that was granted a prefetch to drain: it gives back the jobs that
+   * wait on it unstarted (`JOB_OUTCOME_RETURNED`, re-queued without counting an attempt, for a restart or
+   * another server) and finishes its running ones, instead of starting the waiting ones only to have them
+   * stopped, and counted, at `stop()`. Its record goes DRAINING, so that its exit once drained ends it TERMINATED.
+   * Workers without a prefetch are left as they are (they hold no job they have not started).
+   */
+  private async drainPrefetchingWorkers(): Promise<void> {
+    for (const [workerId, channel] of this.channels) await this.drainIfPrefetching(workerId, channel);
+  }
+
+  private async drainIfPrefetching(workerId: string, channel: WorkerChannel): Promise<void> {
+    if (!this.ownWorkers.has(workerId) || (this.workerPrefetch.get(workerId) ?? 0) === 0) return;
+    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    channel.drain();
   }
 
   /** Where the engine logs (the `logger` option); the gRPC services log through it too. */
@@ -220,8 +243,12 @@ export class JobController {
       const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
       const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
       for (const job of own) {
+        if (job.cancelRequestedAt !== undefined) {
+          await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; the server shut down before its worker reported it');
+          continue;
+        }
         if (!mayHaveStarted.has(job.id)) {
-          await this.requeueUnstarted(job, 'the server shut down while the job waited on its worker');
+          await this.putBackUnstarted(job, 'the server shut down while the job waited on its worker');
           continue;
         }
         const message = 'the server shut down while the job was running';
@@ -282,18 +309,35 @@ export class JobController {
         return cancelled ?? (await this.getJob(id));
       }
       const channel = job.workerId ? this.channels.get(job.workerId) : undefined;
-      if (!channel) {
+      if (!channel && !(await this.mayReconnect(job.workerId))) {
         return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
       }
+      // Its worker holds the job: recorded, and the worker told now, or when it reconnects (`afterReconnect`);
+      // a worker lost meanwhile ends it CANCELLED. The job stays on the worker's record until the worker reports it.
       const updated = await this.store.updateJob(
         id,
         { states: ACTIVE_JOB, epoch: job.epoch },
         { cancelRequestedAt: this.now() },
         this.event('job.cancel_requested', id, {}),
       );
-      channel.cancelJob(id, this.options.config.cancelGraceMs);
-      return updated ?? job;
+      if (!updated) {
+        // It moved on meanwhile (a worker gave it back, or was lost): back in the queue, it is cancelled there.
+        const now = await this.getJob(id);
+        return now.state === 'QUEUED' ? ((await this.finishWith(now, 'CANCELLED', undefined, 'cancelled before it started')) ?? now) : now;
+      }
+      channel?.cancelJob(id, this.options.config.cancelGraceMs);
+      return updated;
     });
+  }
+
+  /**
+   * Whether `workerId` is a worker of this engine whose stream broke and that may come back with its session
+   * token (READY, BUSY or DRAINING): it still holds its jobs.
+   */
+  private async mayReconnect(workerId: string | undefined): Promise<boolean> {
+    if (workerId === undefined || !this.ownWorkers.has(workerId)) return false;
+    const worker = await this.store.getWorker(workerId);
+    return worker !== undefined && RECONNECTABLE.includes(worker.state);
   }
 
   // ---- worker events -----------------------------------------------------------------------------
@@ -333,6 +377,7 @@ export class JobController {
       if (!ready) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was stopped before it registered`);
       this.channels.set(workerId, channel);
       this.workerSlots.set(workerId, slots);
+      this.workerPrefetch.set(workerId, prefetch);
       this.provisioningFailures.delete(known.provider);
       await this.audit('worker.registered', workerId, prefetch > 0 ? { slots, prefetch } : {});
     });
@@ -370,10 +415,30 @@ export class JobController {
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
+      this.workerPrefetch.set(workerId, prefetch);
       await this.audit('worker.reconnected', workerId, { state: known.state, ...(prefetch > 0 ? { slots, prefetch } : {}) });
     });
+    // After the Registered that the caller sends: a cancel requested while the worker was away (see `cancel`),
+    // and a drain that began meanwhile.
+    setImmediate(() => void this.afterReconnect(workerId, channel).catch(this.logFailure('worker reconnection')));
     this.wake();
     return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
+  }
+
+  /**
+   * Tells a worker that reconnected on `channel` what it missed: `CancelJob` for each job it holds whose cancel
+   * was requested while its stream was down, and `Drain` when this engine drains and granted it a prefetch.
+   */
+  private async afterReconnect(workerId: string, channel: WorkerChannel): Promise<void> {
+    if (this.channels.get(workerId) !== channel) return;
+    const worker = await this.store.getWorker(workerId);
+    for (const jobId of worker?.runningJobIds ?? []) {
+      const job = await this.store.getJob(jobId);
+      if (job?.cancelRequestedAt !== undefined && job.workerId === workerId && !isTerminalJobState(job.state)) {
+        channel.cancelJob(jobId, this.options.config.cancelGraceMs);
+      }
+    }
+    if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
 
   /** Records that a connected worker is alive. */
@@ -503,14 +568,13 @@ export class JobController {
    * Resolves true once handled (a stale report is ignored): the worker may forget the report.
    */
   async jobReturned(workerId: string, jobId: string, epoch: number): Promise<boolean> {
-    await this.workerRecords.run(workerId, async () => {
-      await this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' });
-      const job = await this.store.getJob(jobId);
-      if (job?.state !== 'ASSIGNED' || job.workerId !== workerId || job.epoch !== epoch) return;
-      if (await this.requeueUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
-        await this.releaseSlotNow(workerId, jobId);
+    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    const job = await this.store.getJob(jobId);
+    if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
+      if (await this.putBackUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
+        await this.releaseSlot(workerId, jobId);
       }
-    });
+    }
     this.wake();
     return true;
   }
@@ -622,10 +686,16 @@ export class JobController {
       const worker = await this.store.getWorker(workerId);
       if (!worker) return;
       const provider = this.providers.get(worker.provider);
-      if (worker.state === 'TERMINATING') {
-        await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
+      if (worker.state === 'TERMINATING' || (worker.state === 'DRAINING' && worker.runningJobIds.length === 0)) {
+        // A drained worker (it gave back its waiting jobs, its running ones ended) that exits is done, not lost.
+        await this.store.updateWorker(workerId, { states: [worker.state] }, { state: 'TERMINATED', endedReason: reason });
         this.forget(workerId);
         await this.audit('worker.terminated', workerId, { reason });
+        if (worker.state === 'DRAINING') {
+          provider?.destroyWorker(workerId).catch((error: unknown) => {
+            this.options.logger.warn({ err: error, workerId }, 'could not clean up a drained worker');
+          });
+        }
       } else if ((worker.state === 'CREATING' || worker.state === 'CONNECTING') && provider) {
         // A worker that dies before registering is a failed start, not a lost worker: retried with backoff,
         // then the jobs waiting for it fail instead of waiting for workers that can never start.
@@ -696,7 +766,7 @@ export class JobController {
     await this.applyAll(decisions, workers);
     // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
     // claim from the whole queue (the store picks jobs their labels allow).
-    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
+    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, providers, decisions, now);
   }
 
   /**
@@ -726,8 +796,20 @@ export class JobController {
     }
   }
 
-  /** Claims, for each of this engine's available workers, the free slots the pass's decisions left. */
-  private async claimBeyondWindow(workers: readonly Worker[], decisions: readonly Decision[], now: number): Promise<void> {
+  /**
+   * Claims, for each of this engine's available workers, the room the pass's decisions left (see `workerRoom`):
+   * its free slots, and its free prefetch room only while no worker is being started and no provider may start
+   * one (the scheduler's rule: a job is held on a worker only when no other worker could take it).
+   */
+  private async claimBeyondWindow(
+    workers: readonly Worker[],
+    providers: readonly { name: string; maxWorkers: number }[],
+    decisions: readonly Decision[],
+    now: number,
+  ): Promise<void> {
+    const starting =
+      workers.some((worker) => worker.state === 'CREATING' || worker.state === 'CONNECTING') ||
+      providers.some((provider) => workers.filter((worker) => worker.provider === provider.name).length < provider.maxWorkers);
     const decided = new Map<string, number>();
     for (const decision of decisions) {
       if (decision.type === 'assign') decided.set(decision.workerId, (decided.get(decision.workerId) ?? 0) + 1);
@@ -736,7 +818,10 @@ export class JobController {
     await allSettledOrThrow(
       workers
         .filter((worker) => this.ownWorkers.has(worker.id) && isAvailable(worker, now, this.options.config.heartbeatTimeoutMs))
-        .map((worker) => ({ worker, free: worker.capacity - worker.runningJobIds.length - (decided.get(worker.id) ?? 0) }))
+        .map((worker) => {
+          const { free, room } = workerRoom(worker, this.workerSlots);
+          return { worker, free: (starting ? free : room) - (decided.get(worker.id) ?? 0) };
+        })
         .filter(({ free }) => free > 0)
         .map(({ worker, free }) => this.claim(worker.id, free, worker)),
     );
@@ -787,7 +872,7 @@ export class JobController {
     const liveWorkers = await this.store.listWorkers({ states: LIVE });
     for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
-      if (!(await this.requeueUnstarted(job, reason))) continue;
+      if (!(await this.putBackUnstarted(job, reason))) continue;
       this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
       this.reconcileRequested = true;
     }
@@ -797,15 +882,28 @@ export class JobController {
    * Puts an ASSIGNED job that never started back in the queue, its attempt not counted and without a retry
    * backoff (it did not fail): a stranded assignment, or a job that waited on a worker (prefetch) that is gone.
    */
-  private async requeueUnstarted(job: Job, reason: string): Promise<boolean> {
+  private async requeueUnstarted(job: Job, reason: string): Promise<Job | undefined> {
     const requeued = await this.store.updateJob(
       job.id,
       { states: ['ASSIGNED'], epoch: job.epoch },
       { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
       this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
     );
-    if (!requeued) return false;
+    if (!requeued) return undefined;
     this.notifier.notify(job.id);
+    return requeued;
+  }
+
+  /**
+   * {@link requeueUnstarted}, unless a cancel was requested: then the job ends CANCELLED, unstarted (also when
+   * the request landed between the read of `job` and its re-queueing). Must not run in the worker's
+   * `workerRecords` queue (ending it frees its place on the worker). Resolves true once the job left its worker.
+   */
+  private async putBackUnstarted(job: Job, reason: string): Promise<boolean> {
+    if (job.cancelRequestedAt !== undefined) return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) !== undefined;
+    const requeued = await this.requeueUnstarted(job, reason);
+    if (!requeued) return false;
+    if (requeued.cancelRequestedAt !== undefined) await this.finishWith(requeued, 'CANCELLED', undefined, 'cancelled before it started');
     return true;
   }
 
@@ -842,6 +940,7 @@ export class JobController {
     this.ownWorkers.delete(workerId);
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
+    this.workerPrefetch.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
@@ -1086,8 +1185,10 @@ export class JobController {
     // Jobs that waited on the worker (prefetch) never started: back to the queue with their attempt unchanged.
     const mayHaveStarted = heldJobsThatMayHaveStarted(held, slots);
     for (const job of held) {
-      if (mayHaveStarted.has(job.id)) await this.retryOrFail(job, message);
-      else await this.requeueUnstarted(job, `${message}, before the job started`);
+      // A cancel was requested: it ends here (the worker that would have stopped it is gone).
+      if (job.cancelRequestedAt !== undefined) await this.finishWith(job, 'CANCELLED', undefined, `cancelled; ${message}`);
+      else if (mayHaveStarted.has(job.id)) await this.retryOrFail(job, message);
+      else await this.putBackUnstarted(job, `${message}, before the job started`);
     }
     const provider = this.providers.get(worker.provider);
     provider?.destroyWorker(workerId).catch((error: unknown) => {
