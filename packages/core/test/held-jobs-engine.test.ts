@@ -184,6 +184,23 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
     await plain.controller.stop();
   });
 
+  it('a worker granted a prefetch that reconnects while the server drains is asked to drain then', async () => {
+    const { controller, runs, drains, connected, queueAndWait } = engine({ prefetch: 2 });
+    await controller.start();
+    try {
+      await queueAndWait(3, 3);
+      const { workerId, sessionToken, channel } = connected.get(runs[0]!.workerId)!;
+      await controller.workerDisconnected(workerId, channel);
+      expect(await controller.drain({ graceMs: 0 })).toBe(false);
+      expect(drains).toEqual([]);
+      await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await until(() => (drains.length > 0 ? true : undefined));
+      expect(drains).toEqual([workerId]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('a result that frees no refill (half the prefetch room is not free yet) starts no scheduling pass; one that does, starts one', async () => {
     const store = new CountingStore();
     const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
