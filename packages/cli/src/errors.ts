@@ -22,6 +22,7 @@ const FLAGS: Record<string, string> = {
   maxWorkers: '--max-workers',
   idleTimeoutMs: '--idle-timeout',
   heartbeatTimeoutMs: '--heartbeat-timeout',
+  prefetch: '--prefetch',
 };
 
 /** Names a core field as the user typed it: `spec.timeoutMs` → `--timeout`, `spec.env.1X` → `--env 1X`. */

@@ -52,6 +52,7 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['bad --log-level', ['server', '--log-level', 'loud'], /^hodei: --log-level: "loud" is not supported; accepted values: trace, debug/],
     ['--port out of range', ['server', '--port', '70000'], /^hodei: --port: must be between 0 and 65535/],
     ['bad --idle-timeout', ['server', '--idle-timeout', 'soon'], /^hodei: --idle-timeout: "soon" is not a duration/],
+    ['negative --prefetch', ['server', '--prefetch', '-1'], /^hodei: --prefetch: must be between 0 and 100000, got -1/],
     ['bad --drain-grace', ['server', '--drain-grace', 'a while'], /^hodei: --drain-grace: "a while" is not a duration/],
     ['missing --tls-cert file', ['server', '--tls-cert', '/nonexistent/cert.pem', '--tls-key', '/nonexistent/key.pem'], /^hodei: --tls-cert: cannot read \/nonexistent\/cert.pem: no such file/],
     ['--tls-cert without --tls-key', ['server', '--tls-cert', '/nonexistent/cert.pem'], /^hodei: --tls-key: is required with --tls-cert/],

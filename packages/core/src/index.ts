@@ -34,7 +34,7 @@ export { WorkerRegistry, type WorkerRegistryOptions, type Credentials } from './
 export { JobController, type JobControllerOptions } from './engine/job-controller';
 export { startGrpcServer, type RunningServer, type ServerSecurity } from './server/grpc-server';
 export { ChangeNotifier, type JobChange } from './engine/change-notifier';
-export type { WorkerChannel, Registration } from './engine/worker-channel';
+export type { WorkerChannel, Registration, RegistrationGrant } from './engine/worker-channel';
 export { resolveEngineConfig, DEFAULT_ENGINE_CONFIG, type EngineConfig } from './engine/engine-config';
 export { retryBackoffMs, MAX_RETRY_BACKOFF_MS } from './engine/retry-backoff';
 export { withStoreRetry, type StoreRetryOptions } from './engine/store-retry';

@@ -38,6 +38,23 @@ describe('engines sharing one store', () => {
     expect((await store.getWorker('w-alive'))?.state).toBe('BUSY');
   });
 
+  it("re-queues uncounted the jobs that waited on a dead engine's worker (prefetch), by the slots its registration recorded", async () => {
+    const store = new MemoryStore();
+    const now = Date.now();
+    const spec = { name: 'j', command: 'true', args: [], env: {}, secretEnv: [], labels: {}, timeoutMs: 60_000, maxAttempts: 1, priority: 0 };
+    // A worker of a server that died, registered with 1 slot and a prefetch of 3: one job running, three waiting.
+    const held = ['job-running', 'job-waiting-1', 'job-waiting-2', 'job-waiting-3'];
+    await store.insertWorker({ id: 'w-dead', provider: 'p', state: 'BUSY', capacity: 4, runningJobIds: held, labels: {}, createdAt: now - 60_000, lastHeartbeat: now - 60_000 });
+    await store.appendAudit({ eventType: 'worker.registered', correlationId: 'w-dead', occurredAt: now - 60_000, details: { slots: 1, prefetch: 3 } });
+    for (const [index, id] of held.entries()) {
+      await store.insertJob({ id, spec, state: index === 0 ? 'RUNNING' : 'ASSIGNED', attempt: 1, epoch: 1, workerId: 'w-dead', createdAt: now - 60_000 });
+    }
+    const platform = await createPlatform({ store, providers: [idleProvider('p')], heartbeatTimeoutMs: 1_000 });
+    platforms.push(platform);
+    expect(await platform.client.wait('job-running')).toMatchObject({ state: 'FAILED', failureReason: 'WORKER_LOST' });
+    for (const id of held.slice(1)) expect(await store.getJob(id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+  });
+
   it('a job re-queued by one engine is not started by another before its retry backoff ends', async () => {
     const store = new MemoryStore();
     const engineA: Provider & { started: string[] } = {

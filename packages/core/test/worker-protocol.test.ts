@@ -21,10 +21,13 @@ import { specToWire } from '../src/server/wire-mapping';
 class HandOverProvider implements Provider {
   readonly specificationVersion = 'v1' as const;
   readonly name = 'hand-over';
-  readonly capabilities = { maxWorkers: 2, workerCapacity: 1, labels: {} };
+  readonly capabilities: { maxWorkers: number; workerCapacity: number; labels: Record<string, string> };
   readonly requests: CreateWorkerRequest[] = [];
   readonly destroyed: string[] = [];
   private waiters: ((request: CreateWorkerRequest) => void)[] = [];
+  constructor(maxWorkers = 2) {
+    this.capabilities = { maxWorkers, workerCapacity: 1, labels: {} };
+  }
   async createWorker(request: CreateWorkerRequest) {
     this.requests.push(request);
     this.waiters.shift()?.(request);
@@ -46,10 +49,15 @@ class HandOverProvider implements Provider {
  * The Register message a worker sends first, with its one-time token or its session token; `readsRunJobAcks`
  * as a current worker says it (the default is an older worker's Register).
  */
-function register(workerId: string, credentials: { otp?: string; sessionToken?: string }, readsRunJobAcks = false): WorkerMessage['payload'] {
+function register(
+  workerId: string,
+  credentials: { otp?: string; sessionToken?: string },
+  readsRunJobAcks = false,
+  holdsPrefetchedJobs = false,
+): WorkerMessage['payload'] {
   return {
     $case: 'register',
-    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test', readsRunJobAcks },
+    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test', readsRunJobAcks, holdsPrefetchedJobs },
   };
 }
 
@@ -140,9 +148,10 @@ describe('worker protocol over real gRPC', () => {
   let platform: Platform | undefined;
   afterEach(async () => platform?.close());
 
-  async function start(options: { heartbeatTimeoutMs?: number; store?: Store; logger?: Logger; clock?: Clock } = {}) {
-    const provider = new HandOverProvider();
-    platform = await createPlatform({ providers: [provider], ...options });
+  async function start(options: { heartbeatTimeoutMs?: number; store?: Store; logger?: Logger; clock?: Clock; prefetch?: number; maxWorkers?: number } = {}) {
+    const { maxWorkers, ...platformOptions } = options;
+    const provider = new HandOverProvider(maxWorkers);
+    platform = await createPlatform({ providers: [provider], ...platformOptions });
     return { platform, provider };
   }
 
@@ -280,7 +289,8 @@ describe('worker protocol over real gRPC', () => {
     const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect((await platform.client.cancel(job.id)).state).toBe('CANCELLED');
+    // Another server sharing the store ends the job (it has no stream to this worker).
+    await platform.store.updateJob(job.id, {}, { state: 'CANCELLED', completedAt: Date.now() });
 
     const second = connect(request.serverAddress);
     second.send(register(request.workerId, { sessionToken }));
@@ -291,6 +301,29 @@ describe('worker protocol over real gRPC', () => {
     const texts = [];
     for await (const line of platform.client.logs(job.id)) texts.push(line.text);
     expect(texts).not.toContain('late');
+    second.close();
+  });
+
+  it('sends a reconnected worker the cancel requested while it was away; the job keeps its place on the worker until it reports', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'long' });
+    const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
+    first.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await platform.client.cancel(job.id)).toMatchObject({ state: 'ASSIGNED' });
+    expect(await platform.store.getJob(job.id)).toMatchObject({ cancelRequestedAt: expect.any(Number) });
+    expect(await platform.store.getWorker(request.workerId)).toMatchObject({ runningJobIds: [job.id] });
+
+    const second = connect(request.serverAddress);
+    second.send(register(request.workerId, { sessionToken }));
+    expect((await second.next()).payload?.$case).toBe('registered');
+    expect((await second.next()).payload).toMatchObject({ $case: 'cancelJob', value: { jobId: job.id } });
+    second.send({
+      $case: 'jobFinished',
+      value: { jobId: job.id, epoch, outcome: JobOutcome.JOB_OUTCOME_CANCELLED, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '', lastLogSeq: 0, started: true, lines: undefined },
+    });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'CANCELLED' });
+    expect(await platform.store.getWorker(request.workerId)).toMatchObject({ runningJobIds: [] });
     second.close();
   });
 
@@ -720,5 +753,63 @@ describe('worker protocol over real gRPC', () => {
       client.close();
       server.forceShutdown();
     }
+  });
+
+  describe('prefetch', () => {
+    /** A job ASSIGNED or RUNNING: held by its worker. */
+    const activeJobs = async (platform: Platform) =>
+      (await platform.store.listJobs({ states: ['ASSIGNED', 'RUNNING'] })).map((job) => job.id);
+
+    /** A server with prefetch 3 and one worker at most, four jobs queued, and the worker asked for connected. */
+    async function fourJobsAndAWorker() {
+      const { platform, provider } = await start({ prefetch: 3, maxWorkers: 1 });
+      const ids: string[] = [];
+      for (let index = 0; index < 4; index += 1) ids.push((await platform.client.queue({ name: `j${index}`, command: 'true' })).id);
+      const request = await provider.nextRequest();
+      return { platform, ids, request, worker: connect(request.serverAddress) };
+    }
+
+    it('grants an older worker (no holds_prefetched_jobs) no prefetch: it never holds more jobs than its capacity', async () => {
+      const { platform, ids, request, worker } = await fourJobsAndAWorker();
+      worker.send(register(request.workerId, { otp: request.otp }));
+      const registered = (await worker.next()).payload;
+      expect(registered).toMatchObject({ $case: 'registered', value: { prefetch: 0 } });
+      for (const id of ids) {
+        const run = await nextRun(worker);
+        expect(run.id).toBe(id);
+        // Sent only once the job before it ended: the claim that sent it took one job, for the one free slot.
+        expect(await activeJobs(platform)).toEqual([id]);
+        expect(await platform.store.getWorker(request.workerId)).toMatchObject({ capacity: 1, runningJobIds: [id] });
+        worker.send(jobFinished(id, run.epoch, 0, 0, 1, { started: true }));
+      }
+      for (const id of ids) expect(await platform.client.wait(id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+      worker.close();
+    });
+
+    it('sends a worker that holds jobs its capacity + prefetch at once in queue order; one it gives back is re-queued uncounted', async () => {
+      const { platform, ids, request, worker } = await fourJobsAndAWorker();
+      worker.send(register(request.workerId, { otp: request.otp }, true, true));
+      expect((await worker.next()).payload).toMatchObject({ $case: 'registered', value: { prefetch: 3 } });
+      const runs = [];
+      for (let index = 0; index < 4; index += 1) runs.push(await nextRun(worker));
+      expect(runs.map((run) => run.id)).toEqual(ids);
+      expect(await platform.store.getWorker(request.workerId)).toMatchObject({ capacity: 4, state: 'BUSY', runningJobIds: ids });
+      expect((await activeJobs(platform)).sort()).toEqual([...ids].sort());
+
+      // The worker drains: it gives back the last job, which it never started.
+      const last = runs[3]!;
+      worker.send({
+        $case: 'jobFinished',
+        value: { jobId: last.id, epoch: last.epoch, outcome: JobOutcome.JOB_OUTCOME_RETURNED, exitCode: -1, signal: '', durationMs: 0, errorMessage: 'draining', lastLogSeq: 0, started: false, lines: undefined },
+      });
+      expect(await worker.ack((ack) => ack.jobId === last.id && ack.finished)).toMatchObject({ epoch: last.epoch });
+      expect(await platform.store.getJob(last.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+      expect(await platform.store.getWorker(request.workerId)).toMatchObject({ state: 'DRAINING', runningJobIds: ids.slice(0, 3) });
+      for (const run of runs.slice(0, 3)) worker.send(jobFinished(run.id, run.epoch, 0, 0, 1, { started: true }));
+      for (const id of ids.slice(0, 3)) expect(await platform.client.wait(id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+      expect(await platform.store.getJob(last.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+      expect((await platform.store.listAudit(last.id)).map((event) => event.eventType)).not.toContain('job.started');
+      worker.close();
+    });
   });
 });

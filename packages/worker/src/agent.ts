@@ -110,6 +110,18 @@ class WorkerAgent implements WorkerHandle {
   readonly done: Promise<number>;
   private readonly client: WorkerServiceClient;
   private readonly jobs = new Map<string, JobExecution>();
+  /**
+   * Jobs the server sent beyond the worker's capacity (its prefetch), not started: no process, no timeout
+   * running. They start in the order they came (a Map keeps insertion order) as slots free.
+   */
+  private readonly waiting = new Map<string, RunJob>();
+  /** From the last Registered: how many jobs beyond its capacity the server may send (0: no more than its capacity). */
+  private prefetch = 0;
+  /**
+   * The most jobs beyond its capacity it accepts: the largest prefetch granted in this session. A server that
+   * grants less after a reconnection (an older one, a rollback) may still send what its record allows.
+   */
+  private holdLimit = 0;
   private readonly drainWaiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
   /** Kills the jobs' process groups if this process dies, SIGKILL included (started at the first job). */
@@ -193,7 +205,9 @@ class WorkerAgent implements WorkerHandle {
     const { workerId, otpToken, capacity, labels } = this.config;
     const version = this.options.version ?? packageVersion;
     const credentials = this.sessionToken === undefined ? { otp: otpToken, sessionToken: '' } : { otp: '', sessionToken: this.sessionToken };
-    call.write({ payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true } } });
+    call.write({
+      payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true, holdsPrefetchedJobs: true } },
+    });
   }
 
   private onMessage(message: ServerMessage): void {
@@ -203,6 +217,8 @@ class WorkerAgent implements WorkerHandle {
       case 'registered': {
         this.sessionToken = payload.value.sessionToken;
         this.serverReadsFinishedLines = payload.value.readsJobFinishedLines;
+        this.prefetch = Math.max(0, payload.value.prefetch);
+        this.holdLimit = Math.max(this.holdLimit, this.prefetch);
         this.registered = true;
         this.reconnectAttempts = 0;
         this.reconnectDeadline = undefined;
@@ -217,6 +233,8 @@ class WorkerAgent implements WorkerHandle {
         }
         this.resendUnacked();
         this.releaseDrainWaiters();
+        if (this.state === 'draining') this.returnWaiting();
+        this.startWaiting();
         return;
       }
       case 'ack':
@@ -224,36 +242,80 @@ class WorkerAgent implements WorkerHandle {
       case 'refused':
         this.log(`registration refused (${payload.value.code}): ${payload.value.message}`);
         // Refused on reconnection: the server moved on without us (e.g. marked us LOST); our jobs are stale.
+        this.waiting.clear();
         for (const job of this.jobs.values()) job.kill();
         return this.finalize(EXIT_CODES.refused);
       case 'runJob':
         for (const ack of payload.value.acks) this.onAck(ack);
-        return this.startJob(payload.value);
+        return this.takeJob(payload.value);
       case 'cancelJob':
+        if (this.waiting.has(payload.value.jobId)) return this.endWaiting(payload.value.jobId, JobOutcome.JOB_OUTCOME_CANCELLED, 'cancelled before it started');
         return this.jobs.get(payload.value.jobId)?.cancel(payload.value.graceMs);
       case 'drain':
         return this.beginDrain();
     }
   }
 
-  private startJob(run: RunJob): void {
-    const { jobId, epoch, spec } = run;
-    const firstSeq = run.firstLogSeq > 0 ? run.firstLogSeq : 1;
-    if (this.jobs.has(jobId)) return; // a duplicate delivery of a job already running
-    const refusal =
-      this.state !== 'ready'
-        ? `worker ${this.workerId} is draining and accepts no more jobs`
-        : this.jobs.size >= this.config.capacity
-          ? `worker ${this.workerId} is at capacity (${this.config.capacity})`
-          : spec === undefined
-            ? 'RunJob carried no job spec'
-            : undefined;
-    if (refusal !== undefined || spec === undefined) {
+  /**
+   * A job the server sent: started when a slot is free and no job waits before it, else kept waiting (up to the
+   * prefetch the server granted), else refused. A worker that drains gives it back to a server that granted a
+   * prefetch (it re-queues it) and refuses it otherwise, as before prefetch.
+   */
+  private takeJob(run: RunJob): void {
+    const { jobId, spec } = run;
+    if (this.jobs.has(jobId) || this.waiting.has(jobId)) return; // a duplicate delivery of a job it holds
+    const draining = this.state !== 'ready';
+    const refusal = draining
+      ? `worker ${this.workerId} is draining and accepts no more jobs`
+      : this.jobs.size + this.waiting.size >= this.config.capacity + this.holdLimit
+        ? `worker ${this.workerId} is at capacity (${this.config.capacity}${this.holdLimit > 0 ? `, and ${this.waiting.size} job(s) waiting` : ''})`
+        : spec === undefined
+          ? 'RunJob carried no job spec'
+          : undefined;
+    if (refusal !== undefined) {
       this.log(`job ${jobId} not started: ${refusal}`);
-      const result: JobResult = { outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START, exitCode: -1, signal: '', durationMs: 0, errorMessage: refusal ?? '' };
-      this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq: firstSeq - 1, started: false, lines: undefined } });
-      return;
+      const outcome = draining && this.prefetch > 0 ? JobOutcome.JOB_OUTCOME_RETURNED : JobOutcome.JOB_OUTCOME_FAILED_TO_START;
+      return this.reportNotStarted(run, outcome, refusal);
     }
+    if (this.jobs.size < this.config.capacity && this.waiting.size === 0) return this.startJob(run);
+    this.waiting.set(jobId, run);
+  }
+
+  /**
+   * Starts waiting jobs, oldest first, while slots are free (a draining worker still holds some only when its
+   * server granted no prefetch: it runs them out). None starts while the stream is broken, until the worker is
+   * registered again: a server that marks it lost meanwhile re-queues them as never started, so they must not
+   * run here too.
+   */
+  private startWaiting(): void {
+    for (const [jobId, run] of this.waiting) {
+      if (this.jobs.size >= this.config.capacity || (this.state !== 'ready' && this.state !== 'draining') || !this.connected) return;
+      this.waiting.delete(jobId);
+      this.startJob(run);
+    }
+  }
+
+  /** Ends a waiting job without starting it: reported `outcome` (cancelled, or returned to the server) with `reason`. */
+  private endWaiting(jobId: string, outcome: JobOutcome, reason: string): void {
+    const run = this.waiting.get(jobId);
+    if (!run) return;
+    this.waiting.delete(jobId);
+    this.reportNotStarted(run, outcome, reason);
+    if (this.jobs.size === 0 && this.waiting.size === 0) this.onIdle();
+  }
+
+  /** Reports a job that was not started: no lines, no duration. */
+  private reportNotStarted(run: RunJob, outcome: JobOutcome, reason: string): void {
+    const firstSeq = run.firstLogSeq > 0 ? run.firstLogSeq : 1;
+    const result: JobResult = { outcome, exitCode: -1, signal: '', durationMs: 0, errorMessage: reason };
+    this.report({ $case: 'jobFinished', value: { jobId: run.jobId, epoch: run.epoch, ...result, lastLogSeq: firstSeq - 1, started: false, lines: undefined } });
+  }
+
+  /** Starts a job's process now (the caller checked it has a slot and a spec). */
+  private startJob(run: RunJob): void {
+    const { jobId, epoch } = run;
+    const spec = run.spec!;
+    const firstSeq = run.firstLogSeq > 0 ? run.firstLogSeq : 1;
     // The start rides on the next batch (or the result): no message of its own unless no batch follows soon.
     let startUnreported = false;
     let pid = 0;
@@ -296,7 +358,8 @@ class WorkerAgent implements WorkerHandle {
       if (lines) lastLogSeq = lines.firstSeq + logLineCount(lines) - 1;
       this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq, started, lines } });
       this.jobs.delete(jobId);
-      if (this.jobs.size === 0) this.onIdle();
+      this.startWaiting();
+      if (this.jobs.size === 0 && this.waiting.size === 0) this.onIdle();
     });
   }
 
@@ -305,14 +368,31 @@ class WorkerAgent implements WorkerHandle {
     else if (this.state === 'lost') this.finalize(EXIT_CODES.connectionLost);
   }
 
+  /**
+   * No new jobs; the running ones finish. Jobs waiting for a slot (prefetch) are given back to the server, which
+   * re-queues them without counting an attempt: they run on another worker instead of delaying this one's exit.
+   */
   private beginDrain(): void {
     if (this.state !== 'connecting' && this.state !== 'ready') return;
     this.state = 'draining';
-    if (this.jobs.size === 0) this.closeWhenAcked();
-    else this.log(`draining: waiting for ${this.jobs.size} running job(s)`);
+    this.returnWaiting();
+    if (this.jobs.size === 0 && this.waiting.size === 0) this.closeWhenAcked();
+    else this.log(`draining: waiting for ${this.jobs.size} running job(s) and ${this.waiting.size} waiting`);
   }
 
+  /**
+   * Gives the waiting jobs back (`RETURNED`), when registered with a server that grants a prefetch now (it
+   * re-queues them). With a server that grants none (an older one: it would fail them), they stay and run out;
+   * with no server, they wait for the registration (see `registered`).
+   */
+  private returnWaiting(): void {
+    if (!this.connected || this.prefetch === 0) return;
+    for (const jobId of [...this.waiting.keys()]) this.endWaiting(jobId, JobOutcome.JOB_OUTCOME_RETURNED, `worker ${this.workerId} is draining`);
+  }
+
+  /** Stops every running job; the waiting ones end cancelled, unstarted. */
   private cancelAll(): void {
+    for (const jobId of [...this.waiting.keys()]) this.endWaiting(jobId, JobOutcome.JOB_OUTCOME_CANCELLED, 'cancelled before it started (the worker stops)');
     for (const job of this.jobs.values()) job.cancel();
   }
 
@@ -361,6 +441,8 @@ class WorkerAgent implements WorkerHandle {
     this.log(`${where}${reason}${jobs}; exiting`);
     this.state = 'lost';
     this.stopHeartbeat();
+    // Jobs waiting for a slot are dropped: the server marks this worker lost and re-queues them.
+    this.waiting.clear();
     for (const job of this.jobs.values()) job.kill();
     if (this.jobs.size === 0) this.finalize(EXIT_CODES.connectionLost);
   }
@@ -425,7 +507,7 @@ class WorkerAgent implements WorkerHandle {
       else this.recovering.delete(run);
     }
     if (this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES)) this.releaseDrainWaiters();
-    if (this.state === 'draining' && this.jobs.size === 0) this.closeWhenAcked();
+    if (this.state === 'draining' && this.jobs.size === 0 && this.waiting.size === 0) this.closeWhenAcked();
   }
 
   /**

@@ -1,5 +1,8 @@
 import { JobOutcome, LogStream, unpackLogLines, type JobSpec } from '@hodei/core/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startWorker, type StartWorkerOptions, type WorkerHandle } from '../src/agent';
 import type { WorkerConfig } from '../src/config';
 import { acceptRegistration, FakeServer, type FakeConnection } from './fake-server';
@@ -48,7 +51,7 @@ describe('worker agent', () => {
     const { worker, connection } = await setup();
     expect(connection.messages[0]?.payload).toEqual({
       $case: 'register',
-      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0', readsRunJobAcks: true },
+      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0', readsRunJobAcks: true, holdsPrefetchedJobs: true },
     });
     runJob(connection, 'job-a', spec({ command: 'echo hello; echo oops >&2; echo "token=${HODEI_OTP_TOKEN-unset}"; exit 4' }));
     await connection.until(() => finished(connection, 'job-a') !== undefined, 10_000, 'JobFinished');
@@ -152,7 +155,7 @@ describe('worker agent', () => {
     let registrations = 0;
     const { worker, connection } = await setup((conn) => {
       registrations += 1;
-      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false } });
+      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: 0 } });
       else conn.send({ $case: 'refused', value: { code: 'UNAUTHENTICATED', message: 'worker was lost' } });
     });
     runJob(connection, 'job-r', spec({ command: 'sleep 1000 & echo $!; wait' }));
@@ -283,5 +286,137 @@ describe('worker agent', () => {
     const out = entries.filter((entry) => entry.stream === LogStream.LOG_STREAM_STDOUT).map((entry) => entry.text);
     expect(out).toHaveLength(100_000);
     expect(out.every((text, i) => text === String(i + 1))).toBe(true);
+  });
+});
+
+describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hodei-prefetch-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A job that runs until the file `gate` (in the test's directory) exists. */
+  const gated = (gate: string) => spec({ command: `while [ ! -e ${join(dir, gate)} ]; do sleep 0.02; done` });
+  const open = (gate: string) => writeFileSync(join(dir, gate), '');
+  /** Index of the first message (log batch or result) about `jobId` in the stream, -1 if none. */
+  const firstReport = (connection: FakeConnection, jobId: string) =>
+    connection.messages.findIndex((message) => {
+      const payload = message.payload;
+      return (payload?.$case === 'logBatch' || payload?.$case === 'jobFinished') && payload.value.jobId === jobId;
+    });
+  const finishedAt = (connection: FakeConnection, jobId: string) =>
+    connection.messages.findIndex((message) => message.payload?.$case === 'jobFinished' && message.payload.value.jobId === jobId);
+
+  it('says it holds jobs, keeps up to capacity + prefetch, starts waiting ones in order as its slot frees, refuses more', async () => {
+    const { connection } = await setup(acceptRegistration(50, true, 3));
+    expect(connection.all('register')[0]?.holdsPrefetchedJobs).toBe(true);
+    runJob(connection, 'job-1', gated('gate'));
+    for (const id of ['job-2', 'job-3', 'job-4']) runJob(connection, id, spec({ command: `echo ${id}` }));
+    runJob(connection, 'job-3', spec({ command: 'echo duplicate' })); // a duplicate delivery of a waiting job
+    runJob(connection, 'job-5', spec({ command: 'echo too many' }));
+    await connection.until(() => finished(connection, 'job-5') !== undefined, 5_000, 'the refusal');
+    expect(finished(connection, 'job-5')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START, started: false });
+    expect(finished(connection, 'job-5')?.errorMessage).toContain('capacity');
+    // Waiting: not started, nothing reported.
+    for (const id of ['job-2', 'job-3', 'job-4']) expect(firstReport(connection, id)).toBe(-1);
+    open('gate');
+    await connection.until(() => finished(connection, 'job-4') !== undefined, 10_000, 'the last job');
+    for (const id of ['job-1', 'job-2', 'job-3', 'job-4']) expect(finished(connection, id)).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    // One at a time, in the order they came: each starts after the one before it ended.
+    for (const [before, after] of [['job-1', 'job-2'], ['job-2', 'job-3'], ['job-3', 'job-4']] as const) {
+      expect(firstReport(connection, after)).toBeGreaterThan(finishedAt(connection, before));
+    }
+    expect(connection.logs('job-3').map((entry) => entry.text)).toContain('job-3');
+    expect(connection.all('jobFinished').filter((result) => result.jobId === 'job-3')).toHaveLength(1);
+  });
+
+  it('reports a cancelled waiting job CANCELLED and not started, and runs the others', async () => {
+    const { connection } = await setup(acceptRegistration(50, true, 2));
+    runJob(connection, 'job-1', gated('gate'));
+    runJob(connection, 'job-2', spec({ command: 'echo never' }));
+    runJob(connection, 'job-3', spec({ command: 'echo three' }));
+    connection.send({ $case: 'cancelJob', value: { jobId: 'job-2', graceMs: 100 } });
+    await connection.until(() => finished(connection, 'job-2') !== undefined, 5_000, 'the cancellation');
+    expect(finished(connection, 'job-2')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_CANCELLED, started: false, durationMs: 0, lastLogSeq: 0 });
+    expect(finished(connection, 'job-1')).toBeUndefined();
+    open('gate');
+    await connection.until(() => finished(connection, 'job-3') !== undefined, 10_000, 'the last job');
+    expect(finished(connection, 'job-1')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(finished(connection, 'job-3')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(connection.logs('job-2')).toEqual([]);
+    expect(connection.starts('job-2')).toEqual([]);
+  });
+
+  it('on drain gives its waiting jobs back unstarted (RETURNED), as a job sent while it drains, finishes the running one and exits 0', async () => {
+    const { worker, connection } = await setup(acceptRegistration(50, true, 2));
+    runJob(connection, 'job-1', gated('gate'));
+    runJob(connection, 'job-2', spec({ command: 'echo two' }));
+    runJob(connection, 'job-3', spec({ command: 'echo three' }));
+    await connection.until(() => firstReport(connection, 'job-1') >= 0, 5_000, 'the first start');
+    connection.send({ $case: 'drain', value: {} });
+    await connection.until(() => finished(connection, 'job-3') !== undefined, 5_000, 'the returns');
+    runJob(connection, 'job-late', spec({ command: 'echo late' }));
+    await connection.until(() => finished(connection, 'job-late') !== undefined, 5_000, 'the late return');
+    for (const id of ['job-2', 'job-3', 'job-late']) {
+      expect(finished(connection, id)).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_RETURNED, started: false });
+      expect(connection.logs(id)).toEqual([]);
+    }
+    expect(finished(connection, 'job-1')).toBeUndefined();
+    open('gate');
+    expect(await worker.done).toBe(0);
+    expect(finished(connection, 'job-1')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+  });
+
+  it('starts no waiting job while its stream is broken, and starts it once registered again', async () => {
+    let registrations = 0;
+    let held: FakeConnection | undefined;
+    const { server, connection } = await setup((conn) => {
+      registrations += 1;
+      if (registrations === 1) acceptRegistration(50, true, 1)(conn);
+      else held = conn; // the reconnection is answered when the test says so
+    });
+    runJob(connection, 'job-1', spec({ command: `while [ ! -e ${join(dir, 'gate')} ]; do sleep 0.02; done; touch ${join(dir, 'first-done')}` }));
+    runJob(connection, 'job-2', spec({ command: `touch ${join(dir, 'second-ran')}` }));
+    await connection.until(() => firstReport(connection, 'job-1') >= 0, 5_000, 'the first start');
+    const next = server.nextConnection();
+    connection.call.end();
+    await next;
+    open('gate');
+    for (const deadline = Date.now() + 10_000; !existsSync(join(dir, 'first-done')); ) {
+      if (Date.now() > deadline) throw new Error('the first job did not end');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)); // time the waiting job would have had to start
+    expect(existsSync(join(dir, 'second-ran'))).toBe(false);
+    held!.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: true, prefetch: 1 } });
+    await held!.until(() => finished(held!, 'job-2') !== undefined, 5_000, 'the waiting job on the new stream');
+    expect(finished(held!, 'job-2')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(existsSync(join(dir, 'second-ran'))).toBe(true);
+  });
+
+  it('reconnected to a server that grants no prefetch (an older one): still takes what it was granted, runs its waiting jobs out on drain instead of returning them', async () => {
+    let registrations = 0;
+    const { server, connection } = await setup((conn) => {
+      registrations += 1;
+      conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: registrations === 1 ? 2 : 0 } });
+    });
+    runJob(connection, 'job-1', gated('gate'));
+    runJob(connection, 'job-2', spec({ command: 'echo two' }));
+    await connection.until(() => firstReport(connection, 'job-1') >= 0, 5_000, 'the first start');
+    const next = server.nextConnection();
+    connection.call.end();
+    const older = await next;
+    await older.until(() => registrations === 2, 5_000, 'the reconnection');
+    // The older server's record still allows 1 + 2 jobs (the grant it did not make): it may send one more.
+    runJob(older, 'job-3', spec({ command: 'echo three' }));
+    older.send({ $case: 'drain', value: {} });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nothing refused, nothing given back (an older server would fail a RETURNED job): both wait for the slot.
+    expect(finished(older, 'job-2')).toBeUndefined();
+    expect(finished(older, 'job-3')).toBeUndefined();
+    open('gate');
+    await older.until(() => finished(older, 'job-3') !== undefined, 10_000, 'the waiting jobs run out');
+    for (const id of ['job-1', 'job-2', 'job-3']) expect(finished(older, id)).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
   });
 });

@@ -135,9 +135,10 @@ export class FakeServer {
 
 /**
  * Answers Register with Registered; with `readsJobFinishedLines` as a current server (by default as an older
- * one, to which a worker sends a run's last lines in a LogBatch).
+ * one, to which a worker sends a run's last lines in a LogBatch), and granting `prefetch` jobs beyond the
+ * worker's capacity (default 0, as a server without prefetch).
  */
-export function acceptRegistration(heartbeatIntervalMs = 50, readsJobFinishedLines = false) {
+export function acceptRegistration(heartbeatIntervalMs = 50, readsJobFinishedLines = false, prefetch = 0) {
   return (connection: FakeConnection) =>
-    connection.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs, readsJobFinishedLines } });
+    connection.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs, readsJobFinishedLines, prefetch } });
 }

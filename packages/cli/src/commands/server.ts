@@ -23,6 +23,7 @@ interface ServerFlags extends ProviderFlags {
   store: string;
   idleTimeout?: string;
   heartbeatTimeout?: string;
+  prefetch?: string;
   databaseUrl?: string;
   databaseWait: string;
   verbose?: boolean;
@@ -144,6 +145,7 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--worker-cpus <n>', 'with --provider docker: CPUs per worker, e.g. 1 or 0.5')
     .option('--idle-timeout <duration>', 'stop a worker idle this long (default: 5m)')
     .option('--heartbeat-timeout <duration>', 'declare a silent worker lost after this long (default: 60s)')
+    .option('--prefetch <n>', 'jobs each worker may hold beyond its slots, started as slots free (default: 0, off)')
     .option('--drain-grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are stopped (0: at once)', DEFAULT_DRAIN_GRACE)
     .option('--tls-cert <file>', 'serve TLS with this certificate (PEM; its subjectAltName must match the address workers and clients dial)')
     .option('--tls-key <file>', "with --tls-cert: the certificate's private key (PEM)")
@@ -177,6 +179,7 @@ Examples:
       const idleTimeoutMs = flags.idleTimeout === undefined ? undefined : parseDurationFlag(flags.idleTimeout, '--idle-timeout');
       const heartbeatTimeoutMs =
         flags.heartbeatTimeout === undefined ? undefined : parseDurationFlag(flags.heartbeatTimeout, '--heartbeat-timeout');
+      const prefetch = flags.prefetch === undefined ? undefined : parseIntegerFlag(flags.prefetch, '--prefetch', 0, 100_000);
       if (flags.host.trim() === '') throw new HodeiError('INVALID_ARGUMENT', 'must not be empty', { field: '--host' });
       const { io } = ctx;
       const drainGraceMs = parseDuration(flags.drainGrace, '--drain-grace');
@@ -233,6 +236,7 @@ Examples:
           port,
           ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
+          ...(prefetch === undefined ? {} : { prefetch }),
           retention,
           logger: createCliLogger(io, logLevel, io.stderrIsTerminal ?? false),
           ...(tls ? { tls } : {}),

@@ -44,9 +44,12 @@ export interface Worker {
   provider: string;
   /** Current lifecycle state. */
   state: WorkerState;
-  /** Jobs it runs at once. */
+  /**
+   * Jobs it may hold at once: those it runs at once (its slots), plus the prefetch the engine granted it at
+   * registration (jobs it holds beyond its slots and starts as they free; 0 without prefetch).
+   */
   capacity: number;
-  /** Jobs assigned to it and not yet finished. */
+  /** Jobs assigned to it and not yet finished, in the order they were assigned (the order it was sent them). */
   runningJobIds: string[];
   /** Labels it carries (its provider's plus its own); jobs select workers by them. */
   labels: Record<string, string>;

@@ -20,4 +20,13 @@ describe('resolveEngineConfig', () => {
     expect(() => resolveEngineConfig({ pollIntervalMs: 0 })).toThrow(/pollIntervalMs/);
     expect(() => resolveEngineConfig({ pollIntervalMs: 2 ** 31 })).toThrow(/pollIntervalMs: must be at most/);
   });
+
+  it('takes a whole, non-negative prefetch (default 0) and names the field when it is not', () => {
+    expect(resolveEngineConfig().prefetch).toBe(0);
+    expect(resolveEngineConfig({ prefetch: 500 }).prefetch).toBe(500);
+    for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '3' as unknown as number, 100_001]) {
+      expect(() => resolveEngineConfig({ prefetch: bad })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'prefetch' }));
+    }
+    expect(() => resolveEngineConfig({ prefetch: -1 })).toThrow(/prefetch: must be a whole number of jobs from 0 to 100000, got -1/);
+  });
 });

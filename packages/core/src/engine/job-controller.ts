@@ -13,12 +13,13 @@ import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBa
 import { ChangeNotifier, type JobChange } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, type Decision, type SchedulerSnapshot } from './scheduler';
+import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, workerRoom, type Decision, type SchedulerSnapshot } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
 import { newId } from './tokens';
-import type { Registration, WorkerChannel } from './worker-channel';
+import { heldJobsThatMayHaveStarted } from './held-jobs';
+import type { Registration, RegistrationGrant, WorkerChannel } from './worker-channel';
 import { WorkerRegistry } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
@@ -102,6 +103,14 @@ export class JobController {
   private readonly channels = new Map<string, WorkerChannel>();
   /** Workers this engine provisioned: several engines may share a store, each schedules only its own. */
   private readonly ownWorkers = new Set<string>();
+  /**
+   * How many jobs each worker registered here runs at once, when its record's `capacity` also counts the
+   * prefetch it was granted (the jobs it may hold beyond its slots): the scheduler starts workers rather than
+   * fill prefetch room, and a lost worker's jobs that never started are re-queued without counting an attempt.
+   */
+  private readonly workerSlots = new Map<string, number>();
+  /** The prefetch each worker connected here was granted at its last registration or reconnection. */
+  private readonly workerPrefetch = new Map<string, number>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -167,7 +176,11 @@ export class JobController {
    * which stops what still runs.
    */
   async drain(options: { graceMs: number; signal?: AbortSignal }): Promise<boolean> {
-    this.draining = true;
+    if (!this.draining) {
+      this.draining = true;
+      // After any pass under way (it may still hand out jobs): none follows that assigns one.
+      await this.serial.run(() => this.drainPrefetchingWorkers());
+    }
     const deadline = this.now() + Math.max(0, options.graceMs);
     for (;;) {
       if (this.stopped) return false;
@@ -185,6 +198,23 @@ export class JobController {
         options.signal?.addEventListener('abort', done, { once: true });
       });
     }
+  }
+
+  /**
+   * Asks each connected worker of this engine that was granted a prefetch to drain: it gives back the jobs that
+   * wait on it unstarted (`JOB_OUTCOME_RETURNED`, re-queued without counting an attempt, for a restart or
+   * another server) and finishes its running ones, instead of starting the waiting ones only to have them
+   * stopped, and counted, at `stop()`. Its record goes DRAINING, so that its exit once drained ends it TERMINATED.
+   * Workers without a prefetch are left as they are (they hold no job they have not started).
+   */
+  private async drainPrefetchingWorkers(): Promise<void> {
+    for (const [workerId, channel] of this.channels) await this.drainIfPrefetching(workerId, channel);
+  }
+
+  private async drainIfPrefetching(workerId: string, channel: WorkerChannel): Promise<void> {
+    if (!this.ownWorkers.has(workerId) || (this.workerPrefetch.get(workerId) ?? 0) === 0) return;
+    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    channel.drain();
   }
 
   /** Where the engine logs (the `logger` option); the gRPC services log through it too. */
@@ -209,8 +239,18 @@ export class JobController {
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
-      for (const job of await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER })) {
-        if (!job.workerId || !this.ownWorkers.has(job.workerId)) continue;
+      const active = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
+      const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
+      const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
+      for (const job of own) {
+        if (job.cancelRequestedAt !== undefined) {
+          await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; the server shut down before its worker reported it');
+          continue;
+        }
+        if (!mayHaveStarted.has(job.id)) {
+          await this.putBackUnstarted(job, 'the server shut down while the job waited on its worker');
+          continue;
+        }
         const message = 'the server shut down while the job was running';
         if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {});
         else await this.finishWith(job, 'FAILED', 'SHUTDOWN', message);
@@ -269,18 +309,35 @@ export class JobController {
         return cancelled ?? (await this.getJob(id));
       }
       const channel = job.workerId ? this.channels.get(job.workerId) : undefined;
-      if (!channel) {
+      if (!channel && !(await this.mayReconnect(job.workerId))) {
         return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
       }
+      // Its worker holds the job: recorded, and the worker told now, or when it reconnects (`afterReconnect`);
+      // a worker lost meanwhile ends it CANCELLED. The job stays on the worker's record until the worker reports it.
       const updated = await this.store.updateJob(
         id,
         { states: ACTIVE_JOB, epoch: job.epoch },
         { cancelRequestedAt: this.now() },
         this.event('job.cancel_requested', id, {}),
       );
-      channel.cancelJob(id, this.options.config.cancelGraceMs);
-      return updated ?? job;
+      if (!updated) {
+        // It moved on meanwhile (a worker gave it back, or was lost): back in the queue, it is cancelled there.
+        const now = await this.getJob(id);
+        return now.state === 'QUEUED' ? ((await this.finishWith(now, 'CANCELLED', undefined, 'cancelled before it started')) ?? now) : now;
+      }
+      channel?.cancelJob(id, this.options.config.cancelGraceMs);
+      return updated;
     });
+  }
+
+  /**
+   * Whether `workerId` is a worker of this engine whose stream broke and that may come back with its session
+   * token (READY, BUSY or DRAINING): it still holds its jobs.
+   */
+  private async mayReconnect(workerId: string | undefined): Promise<boolean> {
+    if (workerId === undefined || !this.ownWorkers.has(workerId)) return false;
+    const worker = await this.store.getWorker(workerId);
+    return worker !== undefined && RECONNECTABLE.includes(worker.state);
   }
 
   // ---- worker events -----------------------------------------------------------------------------
@@ -289,7 +346,7 @@ export class JobController {
    * Authenticates a worker and marks it READY; a connected worker (READY, BUSY, DRAINING) whose stream broke
    * comes back with its session token and keeps its state and running jobs. Throws `UNAUTHENTICATED` when refused.
    */
-  async registerWorker(registration: Registration, channel: WorkerChannel): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
+  async registerWorker(registration: Registration, channel: WorkerChannel): Promise<RegistrationGrant> {
     const { workerId } = registration;
     const known = await this.store.getWorker(workerId);
     if (known && !registration.otp && registration.sessionToken && RECONNECTABLE.includes(known.state)) {
@@ -306,29 +363,34 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
+    const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
+    const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
       const now = this.now();
       const ready = await this.store.updateWorker(workerId, { states: ['CREATING', 'CONNECTING'] }, {
         state: 'READY',
         lastHeartbeat: now,
         idleSince: now,
-        capacity: registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity,
+        capacity: slots + prefetch,
         labels: { ...registration.labels, ...known.labels },
       });
       if (!ready) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was stopped before it registered`);
       this.channels.set(workerId, channel);
+      this.workerSlots.set(workerId, slots);
+      this.workerPrefetch.set(workerId, prefetch);
       this.provisioningFailures.delete(known.provider);
-      await this.audit('worker.registered', workerId, {});
+      await this.audit('worker.registered', workerId, prefetch > 0 ? { slots, prefetch } : {});
     });
     this.wake();
-    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
+    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
   }
 
-  private async reconnectWorker(
-    registration: Registration,
-    known: Worker,
-    channel: WorkerChannel,
-  ): Promise<{ sessionToken: string; heartbeatIntervalMs: number }> {
+  /** The prefetch a registering worker is granted: the engine's, when the worker holds jobs; else 0. */
+  private prefetchFor(registration: Registration): number {
+    return registration.holdsPrefetchedJobs === true ? this.options.config.prefetch : 0;
+  }
+
+  private async reconnectWorker(registration: Registration, known: Worker, channel: WorkerChannel): Promise<RegistrationGrant> {
     const { workerId } = registration;
     let sessionToken: string;
     try {
@@ -337,18 +399,46 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
+    // Its slots as it registered them (when known here), plus this engine's grant: another server it reconnects
+    // to may grant another prefetch. A worker holding more than the new total is sent nothing until it holds less.
+    const slots = this.workerSlots.get(workerId) ?? (registration.capacity && registration.capacity > 0 ? registration.capacity : undefined);
+    const prefetch = slots === undefined ? 0 : this.prefetchFor(registration);
     await this.serial.run(async () => {
       // Compare-and-set: a worker marked LOST meanwhile (heartbeat timeout) stays lost; its jobs moved on.
-      const back = await this.store.updateWorker(workerId, { states: RECONNECTABLE }, { lastHeartbeat: this.now() });
+      const back = await this.store.updateWorker(workerId, { states: RECONNECTABLE }, {
+        lastHeartbeat: this.now(),
+        ...(slots === undefined ? {} : { capacity: slots + prefetch }),
+      });
       if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
-      await this.audit('worker.reconnected', workerId, { state: known.state });
+      if (slots !== undefined) this.workerSlots.set(workerId, slots);
+      this.workerPrefetch.set(workerId, prefetch);
+      await this.audit('worker.reconnected', workerId, { state: known.state, ...(prefetch > 0 ? { slots, prefetch } : {}) });
     });
+    // After the Registered that the caller sends: a cancel requested while the worker was away (see `cancel`),
+    // and a drain that began meanwhile.
+    setImmediate(() => void this.afterReconnect(workerId, channel).catch(this.logFailure('worker reconnection')));
     this.wake();
-    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs };
+    return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
+  }
+
+  /**
+   * Tells a worker that reconnected on `channel` what it missed: `CancelJob` for each job it holds whose cancel
+   * was requested while its stream was down, and `Drain` when this engine drains and granted it a prefetch.
+   */
+  private async afterReconnect(workerId: string, channel: WorkerChannel): Promise<void> {
+    if (this.channels.get(workerId) !== channel) return;
+    const worker = await this.store.getWorker(workerId);
+    for (const jobId of worker?.runningJobIds ?? []) {
+      const job = await this.store.getJob(jobId);
+      if (job?.cancelRequestedAt !== undefined && job.workerId === workerId && !isTerminalJobState(job.state)) {
+        channel.cancelJob(jobId, this.options.config.cancelGraceMs);
+      }
+    }
+    if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
 
   /** Records that a connected worker is alive. */
@@ -463,9 +553,30 @@ export class JobController {
     started = false,
     lines?: LogLineBatch,
   ): Promise<boolean> {
-    const recorded = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
-    if (recorded) this.wake();
+    const { recorded, freed } = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
+    // A pass follows, unless the only change is a place freed on a worker that is sent no more jobs until more
+    // of them free (it holds jobs beyond its slots: see `workerRoom`); the periodic pass still runs.
+    const quiet = freed !== undefined && (freed.state === 'READY' || freed.state === 'BUSY') && workerRoom(freed, this.workerSlots).room === 0;
+    if (recorded && !quiet) this.wake();
     return recorded;
+  }
+
+  /**
+   * A worker gave back a job it had not started (it waited for a slot on a worker that now drains, or came
+   * while it drains): the worker takes no more jobs (DRAINING), and when the report matches the job's current
+   * lease the job goes back to the queue with its attempt unchanged and its place on the worker is freed.
+   * Resolves true once handled (a stale report is ignored): the worker may forget the report.
+   */
+  async jobReturned(workerId: string, jobId: string, epoch: number): Promise<boolean> {
+    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    const job = await this.store.getJob(jobId);
+    if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
+      if (await this.putBackUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
+        await this.releaseSlot(workerId, jobId);
+      }
+    }
+    this.wake();
+    return true;
   }
 
   /**
@@ -502,15 +613,15 @@ export class JobController {
     lastLogSeq: number,
     started: boolean,
     lines: LogLineBatch | undefined,
-  ): Promise<boolean> {
+  ): Promise<{ recorded: boolean; freed?: Worker }> {
     // With lines to check, the job and its stored line count in one read (when the store can); with lines to
     // store, the read their append made.
     const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
-    if (!read) return false;
+    if (!read) return { recorded: false };
     const { job: current, logCount } = read;
     const patch = finalJobPatch(report, this.now());
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
-    if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return false;
+    if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
     const startsNow = started && leased && current.state === 'ASSIGNED';
     if (
       current &&
@@ -530,7 +641,7 @@ export class JobController {
         await this.releaseSlotNow(workerId, jobId);
         return true;
       });
-      if (requeued) return true;
+      if (requeued) return { recorded: true };
     }
     // The run's start: its end less the duration the worker measured.
     const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.durationMs), current.assignedAt ?? current.createdAt) : 0;
@@ -547,15 +658,15 @@ export class JobController {
       (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
     if (!job || job.workerId !== workerId) {
       await this.fenced(workerId, jobId, epoch, 'result');
-      return true;
+      return { recorded: true };
     }
     if (startsNow) this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.options.observer?.jobFinished?.(job);
     // Before the slot is freed: in the same turn as the store's own announcement of the change (`onJobChanged`),
     // so that the waiters it wakes get the job as recorded and need not read it.
     this.notifier.notify(jobId, changeOf(job.state), job);
-    await this.releaseSlot(workerId, jobId);
-    return true;
+    const freed = await this.releaseSlot(workerId, jobId);
+    return { recorded: true, ...(freed ? { freed } : {}) };
   }
 
   /**
@@ -575,11 +686,16 @@ export class JobController {
       const worker = await this.store.getWorker(workerId);
       if (!worker) return;
       const provider = this.providers.get(worker.provider);
-      if (worker.state === 'TERMINATING') {
-        await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: reason });
-        this.ownWorkers.delete(workerId);
-        this.lastClaimAt.delete(workerId);
+      if (worker.state === 'TERMINATING' || (worker.state === 'DRAINING' && worker.runningJobIds.length === 0)) {
+        // A drained worker (it gave back its waiting jobs, its running ones ended) that exits is done, not lost.
+        await this.store.updateWorker(workerId, { states: [worker.state] }, { state: 'TERMINATED', endedReason: reason });
+        this.forget(workerId);
         await this.audit('worker.terminated', workerId, { reason });
+        if (worker.state === 'DRAINING') {
+          provider?.destroyWorker(workerId).catch((error: unknown) => {
+            this.options.logger.warn({ err: error, workerId }, 'could not clean up a drained worker');
+          });
+        }
       } else if ((worker.state === 'CREATING' || worker.state === 'CONNECTING') && provider) {
         // A worker that dies before registering is a failed start, not a lost worker: retried with backoff,
         // then the jobs waiting for it fail instead of waiting for workers that can never start.
@@ -638,6 +754,7 @@ export class JobController {
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
       provisioningTimeoutMs: config.provisioningTimeoutMs,
+      workerSlots: this.workerSlots,
     };
     // Draining: queued jobs wait in the store for a restart or another server.
     const { queuedJobs, decisions } = this.draining
@@ -649,7 +766,7 @@ export class JobController {
     await this.applyAll(decisions, workers);
     // The pass saw only the head of a deep queue, where no job may suit a worker that is free: let such workers
     // claim from the whole queue (the store picks jobs their labels allow).
-    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, decisions, now);
+    if (queuedJobs.length >= QUEUE_WINDOW && this.store.claimJobs) await this.claimBeyondWindow(workers, providers, decisions, now);
   }
 
   /**
@@ -679,8 +796,20 @@ export class JobController {
     }
   }
 
-  /** Claims, for each of this engine's available workers, the free slots the pass's decisions left. */
-  private async claimBeyondWindow(workers: readonly Worker[], decisions: readonly Decision[], now: number): Promise<void> {
+  /**
+   * Claims, for each of this engine's available workers, the room the pass's decisions left (see `workerRoom`):
+   * its free slots, and its free prefetch room only while no worker is being started and no provider may start
+   * one (the scheduler's rule: a job is held on a worker only when no other worker could take it).
+   */
+  private async claimBeyondWindow(
+    workers: readonly Worker[],
+    providers: readonly { name: string; maxWorkers: number }[],
+    decisions: readonly Decision[],
+    now: number,
+  ): Promise<void> {
+    const starting =
+      workers.some((worker) => worker.state === 'CREATING' || worker.state === 'CONNECTING') ||
+      providers.some((provider) => workers.filter((worker) => worker.provider === provider.name).length < provider.maxWorkers);
     const decided = new Map<string, number>();
     for (const decision of decisions) {
       if (decision.type === 'assign') decided.set(decision.workerId, (decided.get(decision.workerId) ?? 0) + 1);
@@ -689,7 +818,10 @@ export class JobController {
     await allSettledOrThrow(
       workers
         .filter((worker) => this.ownWorkers.has(worker.id) && isAvailable(worker, now, this.options.config.heartbeatTimeoutMs))
-        .map((worker) => ({ worker, free: worker.capacity - worker.runningJobIds.length - (decided.get(worker.id) ?? 0) }))
+        .map((worker) => {
+          const { free, room } = workerRoom(worker, this.workerSlots);
+          return { worker, free: (starting ? free : room) - (decided.get(worker.id) ?? 0) };
+        })
         .filter(({ free }) => free > 0)
         .map(({ worker, free }) => this.claim(worker.id, free, worker)),
     );
@@ -740,17 +872,75 @@ export class JobController {
     const liveWorkers = await this.store.listWorkers({ states: LIVE });
     for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
-      const requeued = await this.store.updateJob(
-        job.id,
-        { states: ['ASSIGNED'], epoch: job.epoch },
-        { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
-        this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
-      );
-      if (!requeued) continue;
+      if (!(await this.putBackUnstarted(job, reason))) continue;
       this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
-      this.notifier.notify(job.id);
       this.reconcileRequested = true;
     }
+  }
+
+  /**
+   * Puts an ASSIGNED job that never started back in the queue, its attempt not counted and without a retry
+   * backoff (it did not fail): a stranded assignment, or a job that waited on a worker (prefetch) that is gone.
+   */
+  private async requeueUnstarted(job: Job, reason: string): Promise<Job | undefined> {
+    const requeued = await this.store.updateJob(
+      job.id,
+      { states: ['ASSIGNED'], epoch: job.epoch },
+      { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
+      this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
+    );
+    if (!requeued) return undefined;
+    this.notifier.notify(job.id);
+    return requeued;
+  }
+
+  /**
+   * {@link requeueUnstarted}, unless a cancel was requested: then the job ends CANCELLED, unstarted (also when
+   * the request landed between the read of `job` and its re-queueing). Must not run in the worker's
+   * `workerRecords` queue (ending it frees its place on the worker). Resolves true once the job left its worker.
+   */
+  private async putBackUnstarted(job: Job, reason: string): Promise<boolean> {
+    if (job.cancelRequestedAt !== undefined) return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) !== undefined;
+    const requeued = await this.requeueUnstarted(job, reason);
+    if (!requeued) return false;
+    if (requeued.cancelRequestedAt !== undefined) await this.finishWith(requeued, 'CANCELLED', undefined, 'cancelled before it started');
+    return true;
+  }
+
+  /**
+   * {@link heldJobsThatMayHaveStarted} for the active jobs of several workers: each worker's jobs in the order its
+   * record lists them (the order they were sent), with its slots when this engine registered it. A job its worker
+   * does not list (a stranded assignment) counts, as it always did.
+   */
+  private async ownJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
+    const started = new Set<string>();
+    const workerIds = new Set(active.flatMap((job) => (job.workerId === undefined ? [] : [job.workerId])));
+    for (const workerId of workerIds) {
+      const byId = new Map(active.filter((job) => job.workerId === workerId).map((job) => [job.id, job]));
+      const listed = ((await this.store.getWorker(workerId))?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
+      for (const id of heldJobsThatMayHaveStarted(listed, this.workerSlots.get(workerId))) started.add(id);
+      for (const id of byId.keys()) if (!listed.some((job) => job.id === id)) started.add(id);
+    }
+    return started;
+  }
+
+  /**
+   * The slots of a worker registered with a prefetch, as its last registration or reconnection recorded them
+   * in its audit events (another server's worker, adopted when it went silent); undefined without prefetch.
+   */
+  private async recordedSlots(workerId: string): Promise<number | undefined> {
+    const events = await this.store.listAudit(workerId);
+    const last = events.findLast((event) => event.eventType === 'worker.registered' || event.eventType === 'worker.reconnected');
+    const slots = last?.details?.slots;
+    return typeof slots === 'number' ? slots : undefined;
+  }
+
+  /** Drops what this engine keeps in memory about a worker that ended. */
+  private forget(workerId: string): void {
+    this.ownWorkers.delete(workerId);
+    this.lastClaimAt.delete(workerId);
+    this.workerSlots.delete(workerId);
+    this.workerPrefetch.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
@@ -929,7 +1119,7 @@ export class JobController {
    */
   private async provisioningFailed(provider: Provider, workerId: string, message: string): Promise<void> {
     await this.store.updateWorker(workerId, {}, { state: 'TERMINATED', endedReason: message });
-    this.ownWorkers.delete(workerId);
+    this.forget(workerId);
     await this.audit('worker.provisioning_failed', workerId, { message });
     this.options.observer?.provisioningFailed?.(provider.name);
     const failures = (this.provisioningFailures.get(provider.name)?.count ?? 0) + 1;
@@ -981,15 +1171,24 @@ export class JobController {
       return live;
     });
     if (!worker) return;
-    this.ownWorkers.delete(workerId);
-    this.lastClaimAt.delete(workerId);
+    const slots = this.workerSlots.get(workerId) ?? (await this.recordedSlots(workerId));
+    this.forget(workerId);
     await this.audit('worker.lost', workerId, { reason });
     this.channels.get(workerId)?.close();
     this.channels.delete(workerId);
     const message = `worker ${workerId} was lost: ${reason}`;
+    const held: Job[] = [];
     for (const jobId of worker.runningJobIds) {
       const job = await this.store.getJob(jobId);
-      if (job && !isTerminalJobState(job.state) && job.workerId === workerId) await this.retryOrFail(job, message);
+      if (job && !isTerminalJobState(job.state) && job.state !== 'QUEUED' && job.workerId === workerId) held.push(job);
+    }
+    // Jobs that waited on the worker (prefetch) never started: back to the queue with their attempt unchanged.
+    const mayHaveStarted = heldJobsThatMayHaveStarted(held, slots);
+    for (const job of held) {
+      // A cancel was requested: it ends here (the worker that would have stopped it is gone).
+      if (job.cancelRequestedAt !== undefined) await this.finishWith(job, 'CANCELLED', undefined, `cancelled; ${message}`);
+      else if (mayHaveStarted.has(job.id)) await this.retryOrFail(job, message);
+      else await this.putBackUnstarted(job, `${message}, before the job started`);
     }
     const provider = this.providers.get(worker.provider);
     provider?.destroyWorker(workerId).catch((error: unknown) => {
@@ -1030,19 +1229,17 @@ export class JobController {
     return true;
   }
 
-  private releaseSlot(workerId: string, jobId: string): Promise<void> {
+  private releaseSlot(workerId: string, jobId: string): Promise<Worker | undefined> {
     return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
   }
 
   /**
    * `releaseSlot` for a caller already in the worker's `workerRecords` queue: one atomic step with
-   * `Store.removeRunningJobs`, else a read and a compare-and-set.
+   * `Store.removeRunningJobs`, else a read and a compare-and-set. Resolves with the worker as updated, when
+   * the update matched.
    */
-  private async releaseSlotNow(workerId: string, jobId: string): Promise<void> {
-    if (this.store.removeRunningJobs) {
-      await this.store.removeRunningJobs(workerId, [jobId], this.now());
-      return;
-    }
+  private async releaseSlotNow(workerId: string, jobId: string): Promise<Worker | undefined> {
+    if (this.store.removeRunningJobs) return this.store.removeRunningJobs(workerId, [jobId], this.now());
     // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const worker = await this.store.getWorker(workerId);
@@ -1054,8 +1251,9 @@ export class JobController {
         ...(busy ? { state: running.length >= worker.capacity ? 'BUSY' : 'READY' } : {}),
         ...(running.length === 0 ? { idleSince: this.now() } : {}),
       });
-      if (updated) return;
+      if (updated) return updated;
     }
+    return undefined;
   }
 
 

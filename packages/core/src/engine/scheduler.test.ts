@@ -213,3 +213,65 @@ describe('nextBackoffEnd', () => {
     expect(nextBackoffEnd([job('plain'), requeued('due', NOW), requeued('past', NOW - 10)], NOW)).toBeUndefined();
   });
 });
+
+describe('decide, with workers that hold jobs beyond their slots (prefetch)', () => {
+  const slots = (entries: Record<string, number>) => new Map(Object.entries(entries));
+
+  it("fills a worker's prefetch room only with jobs no slot or provider can take, and none while a worker is being started", () => {
+    const providers = [{ name: 'process', maxWorkers: 2, workerCapacity: 1, labels: {} }];
+    const queuedJobs = [job('j1'), job('j2'), job('j3'), job('j4')];
+    const starting = decide(snapshot({ queuedJobs, workers: [worker('w1', { capacity: 3 })], workerSlots: slots({ w1: 1 }), providers }));
+    expect(starting.map((d) => d.type)).toEqual(['assign', 'provision', 'wait', 'wait']);
+    expect(starting[0]).toEqual({ type: 'assign', jobId: 'j1', workerId: 'w1' });
+    const up = decide(
+      snapshot({
+        queuedJobs,
+        workers: [worker('w1', { capacity: 3 }), worker('w2', { capacity: 3 })],
+        workerSlots: slots({ w1: 1, w2: 1 }),
+        providers,
+      }),
+    );
+    expect(up).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+      { type: 'assign', jobId: 'j2', workerId: 'w2' },
+      { type: 'assign', jobId: 'j3', workerId: 'w1' },
+      { type: 'assign', jobId: 'j4', workerId: 'w2' },
+    ]);
+  });
+
+  it('spreads held jobs over the workers with the most room left', () => {
+    const decisions = decide(
+      snapshot({
+        queuedJobs: [job('j1'), job('j2'), job('j3'), job('j4'), job('j5')],
+        workers: [worker('w1', { capacity: 4, runningJobIds: ['r1'] }), worker('w2', { capacity: 4, runningJobIds: ['r2', 'r3'] })],
+        workerSlots: slots({ w1: 1, w2: 1 }),
+        providers: [],
+      }),
+    );
+    expect(ofType('assign', decisions)).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+      { type: 'assign', jobId: 'j2', workerId: 'w1' },
+      { type: 'assign', jobId: 'j3', workerId: 'w2' },
+      { type: 'assign', jobId: 'j4', workerId: 'w1' },
+      { type: 'assign', jobId: 'j5', workerId: 'w2' },
+    ]);
+  });
+
+  it('refills a worker whose slots are taken only once half its prefetch room is free', () => {
+    const queued = [job('j1'), job('j2'), job('j3')];
+    const holding = (held: number) => worker('w1', { capacity: 5, runningJobIds: Array.from({ length: held }, (_, index) => `r${index}`) });
+    const at = (held: number) =>
+      decide(snapshot({ queuedJobs: queued, workers: [holding(held)], workerSlots: slots({ w1: 1 }), providers: [] })).filter((d) => d.type === 'assign').length;
+    expect(at(4)).toBe(0); // 1 of 4 prefetch places free
+    expect(at(3)).toBe(2); // 2 of 4 free: refilled
+    expect(queueDemandBound(snapshot({ workers: [holding(4)], workerSlots: slots({ w1: 1 }), providers: [] }))).toBe(0);
+  });
+
+  it('reports spare capacity while prefetch room is left', () => {
+    const { spareCapacity } = plan(
+      snapshot({ queuedJobs: [job('j1')], workers: [worker('w1', { capacity: 3 })], workerSlots: slots({ w1: 1 }), providers: [] }),
+    );
+    expect(spareCapacity).toBe(true);
+  });
+});
+

@@ -29,6 +29,15 @@ export interface SchedulerSnapshot {
   idleTimeoutMs: number;
   /** A worker that has not registered after this long is terminated. */
   provisioningTimeoutMs: number;
+  /**
+   * How many jobs a worker runs at once, for each worker whose `capacity` also counts jobs it may hold beyond
+   * them (prefetch); a worker not listed runs `capacity` jobs at once. A job goes to a worker's prefetch room
+   * only when no worker has a free slot for it, no provider may start one and no worker that could run it is
+   * being started (so that jobs are spread over the workers once they are up, not held by the first); a
+   * worker whose slots are all taken is sent more only once half its prefetch room is free (claims of many
+   * jobs at once).
+   */
+  workerSlots?: ReadonlyMap<string, number>;
 }
 
 /** One action for the {@link JobController} to apply: `assign` a job to a worker, `provision` a worker from a provider, let a job `wait` (no capacity), `terminate` an idle or never-connected worker, or mark a silent worker `lost`. */
@@ -86,6 +95,44 @@ function takeSlot<T extends Capacity>(slots: T[], job: Job): T | undefined {
   return slot;
 }
 
+/** An available worker's room: `free` counts its free slots, `room` those plus its free prefetch room. */
+interface WorkerRoom extends Capacity {
+  worker: Worker;
+  room: number;
+}
+
+/**
+ * An available worker's free slots (`free`) and the jobs it may be sent now (`room`: its free slots and free
+ * prefetch room). A worker holding jobs beyond its slots is sent more only once at least half its prefetch
+ * room is free: claims of many jobs at once rather than one per job that ends, and its slots never starve (it
+ * still holds jobs for them).
+ */
+export function workerRoom(worker: Worker, workerSlots: SchedulerSnapshot['workerSlots']): { free: number; room: number } {
+  const held = worker.runningJobIds.length;
+  const slots = Math.min(worker.capacity, workerSlots?.get(worker.id) ?? worker.capacity);
+  const free = Math.max(0, slots - held);
+  const room = worker.capacity - held;
+  const prefetch = worker.capacity - slots;
+  return { free, room: free > 0 || room * 2 >= prefetch ? room : 0 };
+}
+
+/** Takes a free slot of a worker for `job`: one it would start at once, else none. */
+function takeWorkerSlot(rooms: WorkerRoom[], job: Job): WorkerRoom | undefined {
+  const slot = takeSlot(rooms, job);
+  if (slot) slot.room -= 1;
+  return slot;
+}
+
+/** Takes room for `job` to wait in on a worker (prefetch): on the matching worker with the most room left, so held jobs spread. */
+function takePrefetchRoom(rooms: WorkerRoom[], job: Job): WorkerRoom | undefined {
+  let best: WorkerRoom | undefined;
+  for (const candidate of rooms) {
+    if (candidate.room > (best?.room ?? 0) && labelsMatch(job.spec.labels, candidate.labels)) best = candidate;
+  }
+  if (best) best.room -= 1;
+  return best;
+}
+
 /**
  * Decides what to do next: assign queued jobs to available workers, provision workers for the rest (never
  * more than the queue needs nor than a provider's `maxWorkers`), mark silent workers lost, and terminate
@@ -124,7 +171,7 @@ function workersByProvider(workers: readonly Worker[]): Map<string, number> {
 export function queueDemandBound(snapshot: Omit<SchedulerSnapshot, 'queuedJobs'>): number {
   let slots = 0;
   for (const worker of snapshot.workers) {
-    if (isAvailable(worker, snapshot.now, snapshot.heartbeatTimeoutMs)) slots += worker.capacity - worker.runningJobIds.length;
+    if (isAvailable(worker, snapshot.now, snapshot.heartbeatTimeoutMs)) slots += workerRoom(worker, snapshot.workerSlots).room;
     else if (PENDING.has(worker.state)) slots += worker.capacity;
   }
   const liveByProvider = workersByProvider(snapshot.workers);
@@ -151,9 +198,9 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
     }
   }
 
-  const available = usable
+  const available: WorkerRoom[] = usable
     .filter((worker) => isAvailable(worker, now, snapshot.heartbeatTimeoutMs))
-    .map((worker) => ({ worker, labels: worker.labels, free: worker.capacity - worker.runningJobIds.length }));
+    .map((worker) => ({ worker, labels: worker.labels, ...workerRoom(worker, snapshot.workerSlots) }));
   const pending = usable
     .filter((worker) => PENDING.has(worker.state))
     .map((worker) => ({ labels: worker.labels, free: worker.capacity }));
@@ -165,7 +212,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
       decisions.push({ type: 'wait', jobId: job.id, reason: 'backing off before its next attempt' });
       continue;
     }
-    const slot = takeSlot(available, job);
+    const slot = takeWorkerSlot(available, job);
     if (slot) {
       decisions.push({ type: 'assign', jobId: job.id, workerId: slot.worker.id });
       assigned.add(slot.worker.id);
@@ -183,6 +230,14 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
       pending.push({ labels: provider.labels, free: provider.workerCapacity - 1 });
       continue;
     }
+    // Held on a worker, a job would not move to a worker being started for the queue: none is held meanwhile.
+    const starting = pending.some((worker) => labelsMatch(job.spec.labels, worker.labels));
+    const room = starting ? undefined : takePrefetchRoom(available, job);
+    if (room) {
+      decisions.push({ type: 'assign', jobId: job.id, workerId: room.worker.id });
+      assigned.add(room.worker.id);
+      continue;
+    }
     decisions.push({
       type: 'wait',
       jobId: job.id,
@@ -197,7 +252,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
     }
   }
   const spareCapacity =
-    available.some((slot) => slot.free > 0) ||
+    available.some((slot) => slot.room > 0) ||
     snapshot.providers.some((provider) => (liveByProvider.get(provider.name) ?? 0) < provider.maxWorkers);
   return { decisions, spareCapacity };
 }

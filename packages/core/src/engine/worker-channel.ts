@@ -24,4 +24,19 @@ export interface Registration {
   capacity?: number;
   /** Labels it carries, added to its provider's. */
   labels?: Record<string, string>;
+  /**
+   * It holds jobs beyond its capacity and starts them in the order they came as slots free: it may be granted
+   * the engine's `prefetch`. Absent or false (an older worker): it is sent no more jobs than its capacity.
+   */
+  holdsPrefetchedJobs?: boolean;
+}
+
+/** What the engine answers a registration with. */
+export interface RegistrationGrant {
+  /** What the worker presents when it reconnects. */
+  sessionToken: string;
+  /** How often it sends heartbeats. */
+  heartbeatIntervalMs: number;
+  /** How many jobs beyond its capacity it may be sent (0 for a worker that does not hold jobs). */
+  prefetch: number;
 }

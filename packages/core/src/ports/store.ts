@@ -181,7 +181,8 @@ export interface Store {
   /** Applies `patch` when the worker matches `guard`; returns the updated worker, or undefined if it did not match. */
   updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
   /**
-   * Optional: adds `jobIds` to the worker's running jobs in one atomic step, only while it is READY: it
+   * Optional: adds `jobIds` to the worker's running jobs in one atomic step (after those it lists, in the order
+   * given: the engine relies on the order, see `Worker.runningJobIds`), only while it is READY: it
    * becomes BUSY when its running jobs then fill its capacity (else stays READY), and its `idleSince` is
    * cleared. Ids it already lists are not added again, and when it lists them all it is returned unchanged
    * whatever its state, so a call retried after its reply was lost is recognised. Returns the updated worker;

@@ -152,6 +152,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
             ...(register.sessionToken ? { sessionToken: register.sessionToken } : {}),
             capacity: register.capacity,
             labels: register.labels,
+            holdsPrefetchedJobs: register.holdsPrefetchedJobs,
           },
           channel,
         );
@@ -181,6 +182,10 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
         runJobsSent.delete(runKey(finished.jobId, finished.epoch));
         // The run's last lines, when they travel with its result: stored first, like a LogBatch (the job read for
         // their append serves the result). A short job's start travels with its result: recorded together, in one write.
+        if (finished.outcome === wire.JobOutcome.JOB_OUTCOME_RETURNED) {
+          if (await controller.jobReturned(workerId, finished.jobId, finished.epoch)) ack(finished.jobId, finished.epoch, finished.lastLogSeq, true);
+          return;
+        }
         const lines = finished.lines !== undefined && wire.logLineCount(finished.lines) > 0 ? logLineBatchFromWire(finished.lines) : undefined;
         const recorded = await controller.jobFinished(
           workerId,

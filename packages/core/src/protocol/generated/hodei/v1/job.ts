@@ -112,6 +112,7 @@ export interface Worker {
   id: string;
   provider: string;
   state: string;
+  /** Jobs it may hold at once: its slots, plus the prefetch it was granted (jobs held beyond its slots). */
   capacity: number;
   runningJobIds: string[];
   labels: { [key: string]: string };

@@ -26,6 +26,12 @@ export enum JobOutcome {
   JOB_OUTCOME_CANCELLED = 3,
   /** JOB_OUTCOME_FAILED_TO_START - The command could not be started at all (bad working directory, missing interpreter). */
   JOB_OUTCOME_FAILED_TO_START = 4,
+  /**
+   * JOB_OUTCOME_RETURNED - The worker gives the job back without having started it: it was waiting for a slot (prefetch) or came
+   * while the worker drains. The server puts it back in the queue without counting an attempt and sends this
+   * worker no more jobs. Only to a server that granted a prefetch (Registered.prefetch > 0).
+   */
+  JOB_OUTCOME_RETURNED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -46,6 +52,9 @@ export function jobOutcomeFromJSON(object: any): JobOutcome {
     case 4:
     case "JOB_OUTCOME_FAILED_TO_START":
       return JobOutcome.JOB_OUTCOME_FAILED_TO_START;
+    case 5:
+    case "JOB_OUTCOME_RETURNED":
+      return JobOutcome.JOB_OUTCOME_RETURNED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -65,6 +74,8 @@ export function jobOutcomeToJSON(object: JobOutcome): string {
       return "JOB_OUTCOME_CANCELLED";
     case JobOutcome.JOB_OUTCOME_FAILED_TO_START:
       return "JOB_OUTCOME_FAILED_TO_START";
+    case JobOutcome.JOB_OUTCOME_RETURNED:
+      return "JOB_OUTCOME_RETURNED";
     case JobOutcome.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -104,6 +115,12 @@ export interface Register {
    * worker's next job instead of in a message of its own. Unset (an older worker): every ack is an Ack message.
    */
   readsRunJobAcks: boolean;
+  /**
+   * The worker holds RunJobs beyond its capacity (up to Registered.prefetch more) and starts them in the order
+   * they came as its slots free, without waiting for anything from the server. Unset (an older worker): the
+   * server sends it no more jobs than its capacity.
+   */
+  holdsPrefetchedJobs: boolean;
 }
 
 export interface Register_LabelsEntry {
@@ -119,6 +136,11 @@ export interface Registered {
    * sends a run's last lines in a LogBatch before its JobFinished.
    */
   readsJobFinishedLines: boolean;
+  /**
+   * How many jobs beyond its capacity the server may send this worker (only to one that set
+   * Register.holds_prefetched_jobs; 0 otherwise): the worker keeps them waiting, not started, until a slot frees.
+   */
+  prefetch: number;
 }
 
 export interface Refused {
@@ -462,7 +484,16 @@ export const ServerMessage: MessageFns<ServerMessage> = {
 };
 
 function createBaseRegister(): Register {
-  return { workerId: "", otp: "", sessionToken: "", capacity: 0, labels: {}, version: "", readsRunJobAcks: false };
+  return {
+    workerId: "",
+    otp: "",
+    sessionToken: "",
+    capacity: 0,
+    labels: {},
+    version: "",
+    readsRunJobAcks: false,
+    holdsPrefetchedJobs: false,
+  };
 }
 
 export const Register: MessageFns<Register> = {
@@ -487,6 +518,9 @@ export const Register: MessageFns<Register> = {
     }
     if (message.readsRunJobAcks !== false) {
       writer.uint32(56).bool(message.readsRunJobAcks);
+    }
+    if (message.holdsPrefetchedJobs !== false) {
+      writer.uint32(64).bool(message.holdsPrefetchedJobs);
     }
     return writer;
   },
@@ -563,6 +597,14 @@ export const Register: MessageFns<Register> = {
             message.readsRunJobAcks = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.holdsPrefetchedJobs = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -609,6 +651,11 @@ export const Register: MessageFns<Register> = {
         : isSet(object.reads_run_job_acks)
         ? globalThis.Boolean(object.reads_run_job_acks)
         : false,
+      holdsPrefetchedJobs: isSet(object.holdsPrefetchedJobs)
+        ? globalThis.Boolean(object.holdsPrefetchedJobs)
+        : isSet(object.holds_prefetched_jobs)
+        ? globalThis.Boolean(object.holds_prefetched_jobs)
+        : false,
     };
   },
 
@@ -640,6 +687,9 @@ export const Register: MessageFns<Register> = {
     }
     if (message.readsRunJobAcks !== false) {
       obj.readsRunJobAcks = message.readsRunJobAcks;
+    }
+    if (message.holdsPrefetchedJobs !== false) {
+      obj.holdsPrefetchedJobs = message.holdsPrefetchedJobs;
     }
     return obj;
   },
@@ -721,7 +771,7 @@ export const Register_LabelsEntry: MessageFns<Register_LabelsEntry> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { sessionToken: "", heartbeatIntervalMs: 0, readsJobFinishedLines: false };
+  return { sessionToken: "", heartbeatIntervalMs: 0, readsJobFinishedLines: false, prefetch: 0 };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -734,6 +784,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.readsJobFinishedLines !== false) {
       writer.uint32(24).bool(message.readsJobFinishedLines);
+    }
+    if (message.prefetch !== 0) {
+      writer.uint32(32).int32(message.prefetch);
     }
     return writer;
   },
@@ -775,6 +828,14 @@ export const Registered: MessageFns<Registered> = {
             message.readsJobFinishedLines = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.prefetch = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -804,6 +865,7 @@ export const Registered: MessageFns<Registered> = {
         : isSet(object.reads_job_finished_lines)
         ? globalThis.Boolean(object.reads_job_finished_lines)
         : false,
+      prefetch: isSet(object.prefetch) ? globalThis.Number(object.prefetch) : 0,
     };
   },
 
@@ -817,6 +879,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.readsJobFinishedLines !== false) {
       obj.readsJobFinishedLines = message.readsJobFinishedLines;
+    }
+    if (message.prefetch !== 0) {
+      obj.prefetch = Math.round(message.prefetch);
     }
     return obj;
   },

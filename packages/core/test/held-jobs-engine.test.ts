@@ -1,0 +1,273 @@
+import { describe, expect, it } from 'vitest';
+import type { Job } from '../src/domain/job';
+import { resolveEngineConfig } from '../src/engine/engine-config';
+import { JobController } from '../src/engine/job-controller';
+import type { WorkerChannel } from '../src/engine/worker-channel';
+import { silentLogger } from '../src/ports/logger';
+import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
+import { MemoryStore } from '../src/store/memory-store';
+import { exited, until } from './in-process-worker';
+
+/** A MemoryStore that counts the reads of the queue's head: one (or more) per scheduling pass. */
+class CountingStore extends MemoryStore {
+  queueReads = 0;
+  override queuedJobs(limit: number): Promise<Job[]> {
+    this.queueReads += 1;
+    return super.queuedJobs(limit);
+  }
+}
+
+/** What a worker registered over the in-process channel: its id, session token and channel. */
+interface Connected {
+  workerId: string;
+  sessionToken: string;
+  channel: WorkerChannel;
+}
+
+/**
+ * An engine with one provider of in-process workers that hold jobs (`holdsPrefetchedJobs`), of `slots` slots
+ * each: records what each channel is sent (runs, cancels, drains) and lets the test end a worker's process.
+ */
+function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number }) {
+  const { prefetch, slots = 1, maxWorkers = 1 } = options;
+  const store = options.store ?? new MemoryStore();
+  const runs: { workerId: string; job: Job }[] = [];
+  const cancels: string[] = [];
+  const drains: string[] = [];
+  const connected = new Map<string, Connected>();
+  const exitListeners: ((exit: WorkerExit) => void)[] = [];
+  const provider: Provider = {
+    specificationVersion: 'v1',
+    name: 'inproc',
+    capabilities: { maxWorkers, workerCapacity: slots, labels: {} },
+    async createWorker({ workerId, otp }: CreateWorkerRequest) {
+      const channel: WorkerChannel = {
+        runJob: (job: Job) => runs.push({ workerId, job }),
+        cancelJob: (jobId) => cancels.push(jobId),
+        drain: () => drains.push(workerId),
+        close() {},
+      };
+      setImmediate(() => {
+        void controller
+          .registerWorker({ workerId, otp, capacity: slots, holdsPrefetchedJobs: true }, channel)
+          .then((grant) => connected.set(workerId, { workerId, sessionToken: grant.sessionToken, channel }))
+          .catch(() => undefined);
+      });
+    },
+    async destroyWorker() {},
+    onWorkerExit: (listener) => {
+      exitListeners.push(listener);
+      return () => undefined;
+    },
+    async close() {},
+  };
+  const controller: JobController = new JobController({
+    store,
+    providers: [provider],
+    clock: { now: () => Date.now() },
+    logger: silentLogger,
+    config: resolveEngineConfig({ retryBackoffMs: 10, prefetch, ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}) }),
+    serverAddress: () => '127.0.0.1:1',
+  });
+  /** Queues `count` jobs and waits until `sent` of them were sent to the worker. */
+  const queueAndWait = async (count: number, sent: number) => {
+    const ids: string[] = [];
+    for (let index = 0; index < count; index += 1) ids.push((await controller.queue({ name: `j${index}`, command: 'true' })).id);
+    await until(() => (runs.length >= sent ? true : undefined), 30_000);
+    return ids;
+  };
+  const exit = (workerId: string) => {
+    for (const listener of exitListeners) listener({ workerId, exitCode: 1, signal: null, reason: 'the process exited' });
+  };
+  return { controller, store, runs, cancels, drains, connected, queueAndWait, exit };
+}
+
+const returned = { outcome: 'CANCELLED' as const, exitCode: -1, signal: '', durationMs: 0, errorMessage: 'cancelled before it started' };
+
+describe('jobs held on a worker (prefetch), in the engine', () => {
+  it('a held job whose cancel crosses its return by a draining worker ends CANCELLED, not back in the queue', async () => {
+    const { controller, store, runs, queueAndWait } = engine({ prefetch: 2 });
+    await controller.start();
+    try {
+      await queueAndWait(3, 3);
+      const held = runs[2]!;
+      expect((await controller.cancel(held.job.id)).cancelRequestedAt).toBeDefined();
+      // The worker drained before the CancelJob reached it: it gave the job back.
+      await controller.jobReturned(held.workerId, held.job.id, held.job.epoch);
+      expect(await store.getJob(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1 });
+      expect((await store.getWorker(held.workerId))?.runningJobIds).toEqual(runs.slice(0, 2).map((run) => run.job.id));
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it("a job whose cancel was requested (held or running) ends CANCELLED when its worker is lost, or the server stops, instead of going back to the queue", async () => {
+    const { controller, store, runs, connected, queueAndWait, exit } = engine({ prefetch: 2 });
+    await controller.start();
+    try {
+      await queueAndWait(3, 3);
+      const [first, second, third] = runs;
+      await controller.jobStarted(first!.workerId, first!.job.id, first!.job.epoch);
+      const { channel } = connected.get(second!.workerId)!;
+      await controller.workerDisconnected(second!.workerId, channel);
+      // Requested while the worker's stream is down: kept on the worker, to be told when it comes back.
+      for (const run of [first!, second!, third!]) expect((await controller.cancel(run.job.id)).cancelRequestedAt).toBeDefined();
+      exit(second!.workerId);
+      for (const run of [first!, second!, third!]) {
+        expect(await until(async () => ((await store.getJob(run.job.id))?.state === 'CANCELLED' ? store.getJob(run.job.id) : undefined))).toMatchObject({ attempt: 1 });
+      }
+    } finally {
+      await controller.stop();
+    }
+    const stopping = engine({ prefetch: 2 });
+    await stopping.controller.start();
+    await stopping.queueAndWait(3, 3);
+    const [running, , held] = stopping.runs;
+    await stopping.controller.jobStarted(running!.workerId, running!.job.id, running!.job.epoch);
+    for (const run of [running!, held!]) await stopping.controller.cancel(run.job.id);
+    await stopping.controller.stop();
+    for (const run of [running!, held!]) expect(await stopping.store.getJob(run.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1 });
+    expect(await stopping.store.getJob(stopping.runs[1]!.job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+  });
+
+  it.each([
+    ['a held (waiting) job', 2, 2],
+    ['a running job (no prefetch)', 0, 0],
+  ])('%s cancelled while its worker is disconnected: the worker is told when it reconnects, and keeps its place until it reports', async (_, prefetch, index) => {
+    const { controller, store, runs, cancels, connected, queueAndWait } = engine({ prefetch });
+    await controller.start();
+    try {
+      await queueAndWait(4, prefetch + 1);
+      const { workerId, job } = runs[index]!;
+      const { sessionToken, channel } = connected.get(workerId)!;
+      const held = (await store.getWorker(workerId))!.runningJobIds;
+      await controller.workerDisconnected(workerId, channel);
+      expect(await controller.cancel(job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: expect.any(Number) });
+      expect(cancels).toEqual([]);
+      // Still on the worker's record: the engine sends it no job beyond what it really holds.
+      expect((await store.getWorker(workerId))!.runningJobIds).toEqual(held);
+      await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await until(() => (cancels.includes(job.id) ? true : undefined));
+      expect(runs).toHaveLength(prefetch + 1);
+      await controller.jobFinished(workerId, job.id, job.epoch, returned);
+      expect(await store.getJob(job.id)).toMatchObject({ state: 'CANCELLED' });
+      expect((await store.getWorker(workerId))!.runningJobIds).toEqual(held.filter((id) => id !== job.id));
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('drain() asks a worker granted a prefetch to drain: its waiting jobs come back uncounted; a worker granted none is not asked', async () => {
+    const { controller, store, runs, drains, queueAndWait } = engine({ prefetch: 2 });
+    await controller.start();
+    try {
+      await queueAndWait(4, 3);
+      const workerId = runs[0]!.workerId;
+      const draining = controller.drain({ graceMs: 10_000 });
+      await until(() => (drains.length > 0 ? true : undefined));
+      expect(drains).toEqual([workerId]);
+      expect(await store.getWorker(workerId)).toMatchObject({ state: 'DRAINING' });
+      for (const run of runs.slice(1)) await controller.jobReturned(workerId, run.job.id, run.job.epoch);
+      await controller.jobFinished(workerId, runs[0]!.job.id, runs[0]!.job.epoch, exited(0), 0, true);
+      expect(await draining).toBe(true);
+      for (const run of runs.slice(1)) expect(await store.getJob(run.job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+      expect(runs).toHaveLength(3);
+    } finally {
+      await controller.stop();
+    }
+    const plain = engine({ prefetch: 0 });
+    await plain.controller.start();
+    await plain.queueAndWait(2, 1);
+    expect(await plain.controller.drain({ graceMs: 0 })).toBe(false);
+    expect(plain.drains).toEqual([]);
+    expect(await plain.store.getWorker(plain.runs[0]!.workerId)).toMatchObject({ state: 'BUSY' });
+    await plain.controller.stop();
+  });
+
+  it('a worker granted a prefetch that reconnects while the server drains is asked to drain then', async () => {
+    const { controller, runs, drains, connected, queueAndWait } = engine({ prefetch: 2 });
+    await controller.start();
+    try {
+      await queueAndWait(3, 3);
+      const { workerId, sessionToken, channel } = connected.get(runs[0]!.workerId)!;
+      await controller.workerDisconnected(workerId, channel);
+      expect(await controller.drain({ graceMs: 0 })).toBe(false);
+      expect(drains).toEqual([]);
+      await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await until(() => (drains.length > 0 ? true : undefined));
+      expect(drains).toEqual([workerId]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a result that frees no refill (half the prefetch room is not free yet) starts no scheduling pass; one that does, starts one', async () => {
+    const store = new CountingStore();
+    const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
+    await controller.start();
+    try {
+      await queueAndWait(10, 4);
+      const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+      await settle();
+      const before = store.queueReads;
+      const [first, second] = runs;
+      await controller.jobFinished(first!.workerId, first!.job.id, first!.job.epoch, exited(0), 0, true);
+      await settle();
+      expect(store.queueReads).toBe(before);
+      await controller.jobFinished(second!.workerId, second!.job.id, second!.job.epoch, exited(0), 0, true);
+      await until(() => (runs.length === 6 ? true : undefined));
+      expect(store.queueReads).toBeGreaterThan(before);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('beyond the part of a deep queue a pass reads, holds no job on a worker while its provider may start another', async () => {
+    const { controller, store, runs, queueAndWait } = engine({ prefetch: 3, maxWorkers: 2 });
+    await controller.start();
+    try {
+      await queueAndWait(1, 1);
+      // A whole pass's window of jobs no worker can run, then jobs the worker can: the pass sees none of those,
+      // the claim beyond it does.
+      for (let index = 0; index < 10_000; index += 1) await controller.queue({ name: `gpu${index}`, command: 'true', labels: { gpu: 'yes' } });
+      const later = [];
+      for (let index = 0; index < 3; index += 1) later.push((await controller.queue({ name: `later${index}`, command: 'true' })).id);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // periodic passes, each claiming beyond its window
+      expect(runs).toHaveLength(1);
+      for (const id of later) expect(await store.getJob(id)).toMatchObject({ state: 'QUEUED' });
+    } finally {
+      await controller.stop();
+    }
+  }, 60_000);
+
+  it('recomputes the grant when a worker reconnects: none for one that no longer says it holds jobs, none from a server without prefetch', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    try {
+      await a.queueAndWait(1, 1);
+      const { workerId, channel } = a.connected.get(a.runs[0]!.workerId)!;
+      let { sessionToken } = a.connected.get(workerId)!;
+      expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 3 });
+      const reconnect = async (controller: JobController, holdsPrefetchedJobs: boolean) => {
+        const grant = await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs }, channel);
+        sessionToken = grant.sessionToken; // each reconnection is answered with a new one
+        return grant;
+      };
+      expect(await reconnect(a.controller, false)).toMatchObject({ prefetch: 0 });
+      expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 1 });
+      expect(await reconnect(a.controller, true)).toMatchObject({ prefetch: 2 });
+      expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 3 });
+      // Another server on the same store, without prefetch: its slots come from the registration.
+      const b = engine({ prefetch: 0, store: a.store });
+      await b.controller.start();
+      try {
+        expect(await reconnect(b.controller, true)).toMatchObject({ prefetch: 0 });
+        expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 1 });
+      } finally {
+        await b.controller.stop();
+      }
+    } finally {
+      await a.controller.stop();
+    }
+  });
+});
