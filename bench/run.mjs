@@ -108,8 +108,11 @@ async function store() {
   return {
     hodeiJobsPerSec: round(result.hodeiJobsPerSec),
     graphileJobsPerSec: round(result.graphileJobsPerSec),
-    graphileDefaultJobsPerSec: round(result.graphileDefaultJobsPerSec),
     ratio: round(result.ratio),
+    prefetch: result.prefetch,
+    hodeiDefaultJobsPerSec: round(result.hodeiDefaultJobsPerSec),
+    graphileDefaultJobsPerSec: round(result.graphileDefaultJobsPerSec),
+    defaultRatio: round(result.defaultRatio),
   };
 }
 
@@ -146,7 +149,8 @@ function tableRows(results) {
   if (g) row(`logs (lines/s, lost ${g.lost})`, g.linesPerSec, g.rawLinesPerSec, g.ratio, '>= 0.4, lost 0');
   if (p) row('provision process (ms)', p.process.ms, p.process.nodeStartMs, p.process.ratio, '<= 2');
   if (p?.docker) row('provision docker (ms)', p.docker.ms, p.docker.rawMs, p.docker.ratio, '');
-  if (s) row('store (jobs/s vs graphile tuned)', s.hodeiJobsPerSec, s.graphileJobsPerSec, s.ratio, '>= 1.0');
+  if (s) row(`store, prefetch ${s.prefetch} (jobs/s vs graphile tuned)`, s.hodeiJobsPerSec, s.graphileJobsPerSec, s.ratio, '>= 1.0');
+  if (s) row('store, default (jobs/s vs graphile default)', s.hodeiDefaultJobsPerSec, s.graphileDefaultJobsPerSec, s.defaultRatio, '');
   if (m) row('memory (server RSS MB)', m.serverRssMb, '', '', '');
   return rows;
 }

@@ -10,6 +10,8 @@
 //
 //   node bench/store.mjs [--jobs N] [--concurrency C] [--workers W] [--prefetch P] [--hodei-only] [--strip]
 //
+// PostgresStore runs twice: as the engine runs by default (each worker claims its free slots), against
+// graphile-worker default; and with the engine's opt-in `prefetch` (default 500), against graphile-worker tuned.
 // --prefetch P: each worker is given up to P claimed jobs beyond its slots, which it starts as slots free
 // without waiting for the previous job's finish to be written (graphile-worker's `localQueue` does the same
 // per runner); a worker's claims cover its free slots plus P.
@@ -137,7 +139,9 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
   const pass = async () => {
     const claims = await Promise.all(
       workers
-        .filter((worker) => worker.free > 0)
+        // As the engine's scheduler (workerRoom): a worker whose slots are all taken is sent more only once half
+        // its prefetch room is free.
+        .filter((worker) => worker.free > 0 && (worker.free > prefetch || worker.free * 2 >= prefetch))
         .map(async (worker) => {
           const claimed = await store.claimJobs({ workerId: worker.id, labels: {}, limit: worker.free, now: Date.now() });
           worker.free -= claimed.length;
@@ -265,27 +269,36 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
 }
 
 /**
- * Runs the store benchmark on HODEI_BENCH_DATABASE_URL or a throwaway embedded PostgreSQL: PostgresStore,
- * then graphile-worker default and tuned, on the same database. Returns end-to-end jobs/s of each,
- * `ratio` = PostgresStore / graphile-worker tuned, the median commit latency and the rate it bounds
- * PostgresStore to (`hodeiBoundJobsPerSec`).
+ * The prefetch PostgresStore runs with against graphile-worker tuned: the size of graphile's `localQueue` there
+ * (the engine's `prefetch` setting, opt-in like graphile's tuning; see --prefetch).
  */
-export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false, strip = false, prefetch = 0 } = {}) {
+const TUNED_PREFETCH = 500;
+
+/**
+ * Runs the store benchmark on HODEI_BENCH_DATABASE_URL or a throwaway embedded PostgreSQL: PostgresStore with
+ * the engine's default settings and with `prefetch`, then graphile-worker default and tuned, on the same
+ * database. Returns end-to-end jobs/s of each, `ratio` = PostgresStore with prefetch / graphile-worker tuned,
+ * `defaultRatio` = PostgresStore / graphile-worker (both default), the median commit latency and the rate it
+ * bounds PostgresStore to without prefetch (`hodeiBoundJobsPerSec`). `hodeiOnly`: PostgresStore alone, with
+ * `prefetch`.
+ */
+export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers = DEFAULT_WORKERS, log = console.log, hodeiOnly = false, strip = false, prefetch = TUNED_PREFETCH } = {}) {
   if (strip && !hodeiOnly) throw new Error('--strip is an experiment on PostgresStore alone: add --hodei-only');
   const database = await startDatabase();
   try {
     log(`store benchmark: ${jobs} no-op jobs, concurrency ${concurrency} (${workers} worker${workers === 1 ? '' : 's'} for PostgresStore), ${database.embedded ? 'embedded PostgreSQL' : 'HODEI_BENCH_DATABASE_URL'}`);
     const commitBefore = await commitLatencyMs(database.url);
+    const hodeiDefault = hodeiOnly ? undefined : await benchHodei(database.url, jobs, concurrency, workers, strip, 0);
     const hodei = await benchHodei(database.url, jobs, concurrency, workers, strip, prefetch);
     // The lower of two samples (the machine's load varies): the loosest bound, so a conservative one.
     const commitMs = Math.min(commitBefore, await commitLatencyMs(database.url));
     const boundJobsPerSec = concurrency / ((STEPS_PER_JOB * commitMs) / 1000);
     log(
       `one durable commit: ${commitMs.toFixed(3)} ms (median, lower of two samples); ${STEPS_PER_JOB} awaited store calls ` +
-        `per job at concurrency ${concurrency} bound PostgresStore to ${boundJobsPerSec.toFixed(0)} jobs/s`,
+        `per job at concurrency ${concurrency} bound PostgresStore without prefetch to ${boundJobsPerSec.toFixed(0)} jobs/s`,
     );
     if (hodeiOnly) {
-      log(`PostgresStore ${rate(jobs, hodei.total).toFixed(0)} jobs/s end to end (queue ${(hodei.queueMs / 1000).toFixed(2)} s, run ${(hodei.runMs / 1000).toFixed(2)} s)`);
+      log(`PostgresStore (prefetch ${prefetch}) ${rate(jobs, hodei.total).toFixed(0)} jobs/s end to end (queue ${(hodei.queueMs / 1000).toFixed(2)} s, run ${(hodei.runMs / 1000).toFixed(2)} s)`);
       return { hodeiJobsPerSec: rate(jobs, hodei.total) };
     }
     const graphileDefault = await benchGraphile(database.url, 'graphile-worker default', {}, jobs, concurrency);
@@ -296,7 +309,7 @@ export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers =
       jobs,
       concurrency,
     );
-    const rows = [{ label: 'PostgresStore', ...hodei }, graphileDefault, graphileTuned];
+    const rows = [{ label: 'PostgresStore', ...hodeiDefault }, { label: `PostgresStore prefetch ${prefetch}`, ...hodei }, graphileDefault, graphileTuned];
     for (const row of rows) {
       log(
         `${row.label.padEnd(26)} ${rate(jobs, row.total).toFixed(0).padStart(7)} jobs/s end to end` +
@@ -306,13 +319,16 @@ export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers =
     const result = {
       commitMs,
       hodeiBoundJobsPerSec: boundJobsPerSec,
+      prefetch,
       hodeiJobsPerSec: rate(jobs, hodei.total),
+      hodeiDefaultJobsPerSec: rate(jobs, hodeiDefault.total),
       graphileDefaultJobsPerSec: rate(jobs, graphileDefault.total),
       graphileJobsPerSec: rate(jobs, graphileTuned.total),
     };
     result.ratio = result.hodeiJobsPerSec / result.graphileJobsPerSec;
-    log(`ratio PostgresStore / graphile-worker default: ${(result.hodeiJobsPerSec / result.graphileDefaultJobsPerSec).toFixed(2)}x`);
-    log(`ratio PostgresStore / graphile-worker tuned:   ${result.ratio.toFixed(2)}x`);
+    result.defaultRatio = result.hodeiDefaultJobsPerSec / result.graphileDefaultJobsPerSec;
+    log(`ratio PostgresStore / graphile-worker, both default:            ${result.defaultRatio.toFixed(2)}x`);
+    log(`ratio PostgresStore prefetch ${prefetch} / graphile-worker tuned: ${result.ratio.toFixed(2)}x`);
     return result;
   } finally {
     await database.stop();
@@ -330,7 +346,8 @@ if (isMainModule(import.meta.url)) {
       'hodei-only': { type: 'boolean', default: false },
       // With --hodei-only: no job-change trigger, no listing indexes, no audit rows (see STRIP_SQL).
       strip: { type: 'boolean', default: false },
-      prefetch: { type: 'string', default: '0' },
+      // PostgresStore's prefetch in the run against graphile-worker tuned (and with --hodei-only).
+      prefetch: { type: 'string', default: String(TUNED_PREFETCH) },
     },
   });
   await runStoreBench({
