@@ -28,6 +28,14 @@ type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
+/**
+ * The result of a run whose exit code `retryOnExitCodes` lists, when a cancel was requested: the job ends
+ * CANCELLED (the user asked for that), keeping the run's exit code, duration and signal, instead of being retried.
+ */
+function cancelledInsteadOfRetried(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
+  const { failureReason: _retryable, ...rest } = patch;
+  return { ...rest, state: 'CANCELLED', errorMessage: `cancelled; the command exited with code ${patch.exitCode} after the cancel was requested (not retried)` };
+}
 /** What a change to `state` is to a job's waiters: `any` when the job may have ended or the state is unknown. */
 function changeOf(state: JobState | undefined): JobChange {
   return state === undefined || isTerminalJobState(state) ? 'any' : 'state';
@@ -619,19 +627,19 @@ export class JobController {
     const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
     if (!read) return { recorded: false };
     const { job: current, logCount } = read;
-    const patch = finalJobPatch(report, this.now());
+    let patch = finalJobPatch(report, this.now());
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
     const startsNow = started && leased && current.state === 'ASSIGNED';
-    if (
-      current &&
-      current.workerId === workerId &&
-      current.epoch === epoch &&
+    const retryable =
+      leased &&
       patch.failureReason === 'EXIT_CODE' &&
       patch.exitCode !== undefined &&
-      current.spec.retryOnExitCodes?.includes(patch.exitCode) &&
-      current.attempt < current.spec.maxAttempts
-    ) {
+      current.spec.retryOnExitCodes?.includes(patch.exitCode) === true &&
+      current.attempt < current.spec.maxAttempts;
+    // A cancel was requested: the run is not retried, the job ends CANCELLED with what the run reported.
+    if (retryable && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfRetried(patch);
+    else if (retryable) {
       if (startsNow) await this.jobStarted(workerId, jobId, epoch);
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
@@ -1207,6 +1215,9 @@ export class JobController {
   /**
    * Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff, whose
    * end is stored with the job (`notBefore`) so that every engine sharing the store, or a restarted one, waits it out.
+   * No attempt starts with a cancel request: one that reached the job before the re-queue ends it CANCELLED
+   * (callers check `job`; a request that landed after that read is seen in the re-queued job). Ending a QUEUED job
+   * does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
    */
   private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
@@ -1224,6 +1235,11 @@ export class JobController {
       }, this.event('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs }))) ??
       (await this.landedInDoubt(job.id, { state: 'QUEUED', workerId: undefined, epoch: job.epoch, attempt: job.attempt + 1, notBefore }, 'notBefore'));
     if (!requeued) return false;
+    // A cancel requested after `job` was read (it keeps the lease's epoch) is not carried to the next attempt: it ends here.
+    if (requeued.cancelRequestedAt !== undefined) {
+      await this.finishWith(requeued, 'CANCELLED', undefined, `cancelled; ${message}`);
+      return true;
+    }
     this.wakeAt(notBefore);
     this.notifier.notify(job.id);
     return true;
