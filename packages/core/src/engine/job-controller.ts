@@ -119,6 +119,11 @@ export class JobController {
   private readonly workerSlots = new Map<string, number>();
   /** The prefetch each worker connected here was granted at its last registration or reconnection. */
   private readonly workerPrefetch = new Map<string, number>();
+  /**
+   * The heartbeat each worker of this engine had recorded when its stream here closed (until it reconnects here):
+   * a later one means another server hears from it now (see `mayReconnect`).
+   */
+  private readonly disconnectedBeats = new Map<string, { lastHeartbeat: number | undefined }>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -345,7 +350,11 @@ export class JobController {
   private async mayReconnect(workerId: string | undefined): Promise<boolean> {
     if (workerId === undefined || !this.ownWorkers.has(workerId)) return false;
     const worker = await this.store.getWorker(workerId);
-    return worker !== undefined && RECONNECTABLE.includes(worker.state);
+    if (worker === undefined || !RECONNECTABLE.includes(worker.state)) return false;
+    // Its heartbeat moved on since its stream here closed: it reconnected to another server, which will not send
+    // the cancel (its reconnection is over), and this one no longer hears from it.
+    const seen = this.disconnectedBeats.get(workerId);
+    return seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat;
   }
 
   // ---- worker events -----------------------------------------------------------------------------
@@ -420,6 +429,7 @@ export class JobController {
       if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
+      this.disconnectedBeats.delete(workerId);
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
@@ -685,6 +695,9 @@ export class JobController {
   async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     this.channels.delete(workerId);
+    const worker = await this.store.getWorker(workerId);
+    // Unless it reconnected here meanwhile: what its record said when it left (see `mayReconnect`).
+    if (!this.channels.has(workerId)) this.disconnectedBeats.set(workerId, { lastHeartbeat: worker?.lastHeartbeat });
     await this.audit('worker.disconnected', workerId, {});
     this.wake();
   }
@@ -949,6 +962,7 @@ export class JobController {
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
     this.workerPrefetch.delete(workerId);
+    this.disconnectedBeats.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
