@@ -325,6 +325,11 @@ export class JobController {
       if (!channel && !(await this.mayReconnect(job.workerId))) {
         return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
       }
+      if (job.cancelRequestedAt !== undefined) {
+        // Asked for already: recorded once (its time and event kept); the worker is told again when connected.
+        channel?.cancelJob(id, this.options.config.cancelGraceMs);
+        return job;
+      }
       // Its worker holds the job: recorded, and the worker told now, or when it reconnects (`afterReconnect`);
       // a worker lost meanwhile ends it CANCELLED. The job stays on the worker's record until the worker reports it.
       const updated = await this.store.updateJob(
