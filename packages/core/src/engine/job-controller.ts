@@ -586,12 +586,18 @@ export class JobController {
 
   /**
    * A worker gave back a job it had not started (it waited for a slot on a worker that now drains, or came
-   * while it drains): the worker takes no more jobs (DRAINING), and when the report matches the job's current
-   * lease the job goes back to the queue with its attempt unchanged and its place on the worker is freed.
+   * while it drains, or beyond the jobs it holds): the worker takes no more jobs (DRAINING, and asked to drain,
+   * when it was not draining yet), and when the report matches the job's current lease the job goes back to the
+   * queue with its attempt unchanged and its place on the worker is freed.
    * Resolves true once handled (a stale report is ignored): the worker may forget the report.
    */
   async jobReturned(workerId: string, jobId: string, epoch: number): Promise<boolean> {
-    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    const draining = await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    // A worker that was not draining gave back a job it had no room for (its record here counted fewer jobs than
+    // it holds: a job cancelled through another server, which it still holds): it drains, gives back what
+    // waits on it and exits once its running jobs end (TERMINATED), so that a fresh worker with a true record
+    // takes its place. For a worker that drains already, `Drain` changes nothing.
+    if (draining && (this.workerPrefetch.get(workerId) ?? 0) > 0) this.channels.get(workerId)?.drain();
     const job = await this.store.getJob(jobId);
     if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
       if (await this.putBackUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
