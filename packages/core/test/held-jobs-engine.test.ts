@@ -108,15 +108,21 @@ class InterleavingStore extends MemoryStore {
   }
 }
 
+/** Queues a job whose exit 3 is retried, and waits until its run was sent and reported started. */
+async function runningRetryable(controller: JobController, runs: readonly { workerId: string; job: Job }[]) {
+  const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
+  await until(() => (runs.length >= 1 ? true : undefined));
+  const run = runs[0]!;
+  await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+  return { job, run };
+}
+
 describe('cancels', () => {
   it('a cancel requested while the worker was away, met by a retryable exit, ends the job CANCELLED (exit code kept), not retried', async () => {
     const { controller, store, runs, connected } = engine({ prefetch: 0 });
     await controller.start();
     try {
-      const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
-      await until(() => (runs.length >= 1 ? true : undefined));
-      const run = runs[0]!;
-      await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      const { job, run } = await runningRetryable(controller, runs);
       const { sessionToken, channel } = connected.get(run.workerId)!;
       await controller.workerDisconnected(run.workerId, channel);
       expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
@@ -137,10 +143,7 @@ describe('cancels', () => {
     const { controller, runs } = engine({ prefetch: 0, store });
     await controller.start();
     try {
-      const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
-      await until(() => (runs.length >= 1 ? true : undefined));
-      const run = runs[0]!;
-      await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      const { job, run } = await runningRetryable(controller, runs);
       // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
       store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
       await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
