@@ -173,6 +173,24 @@ describe('cancels', () => {
     }
   });
 
+  it('a reconnection sends CancelJob for the lease the cancel was requested against only, not for a later lease of the job', async () => {
+    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
+    await controller.start();
+    try {
+      const { job, run } = await runningRetryable(controller, runs);
+      const { sessionToken, channel } = connected.get(run.workerId)!;
+      await controller.workerDisconnected(run.workerId, channel);
+      expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+      // The request rode on to a later lease on the same worker (a re-queue and claim by other servers in between).
+      await store.updateJob(job.id, {}, { state: 'ASSIGNED', epoch: run.job.epoch + 1, attempt: 2 });
+      await controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(cancels).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('a second cancel() records nothing more (one event, the first request time) and tells the worker again', async () => {
     const { controller, store, runs, cancels } = engine({ prefetch: 0 });
     await controller.start();

@@ -124,6 +124,11 @@ export class JobController {
    * a later one means another server hears from it now (see `mayReconnect`).
    */
   private readonly disconnectedBeats = new Map<string, { lastHeartbeat: number | undefined }>();
+  /**
+   * For each worker of this engine, the cancels recorded here while its stream was down: each job's lease epoch
+   * then, so that its reconnection cancels that lease only (see `afterReconnect`).
+   */
+  private readonly cancelsAwaitingReconnect = new Map<string, Map<string, number>>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -343,7 +348,11 @@ export class JobController {
         const now = await this.getJob(id);
         return now.state === 'QUEUED' ? ((await this.finishWith(now, 'CANCELLED', undefined, 'cancelled before it started')) ?? now) : now;
       }
-      channel?.cancelJob(id, this.options.config.cancelGraceMs);
+      if (channel) channel.cancelJob(id, this.options.config.cancelGraceMs);
+      else if (job.workerId !== undefined) {
+        const awaiting = this.cancelsAwaitingReconnect.get(job.workerId) ?? new Map<string, number>();
+        this.cancelsAwaitingReconnect.set(job.workerId, awaiting.set(id, job.epoch));
+      }
       return updated;
     });
   }
@@ -455,11 +464,15 @@ export class JobController {
   private async afterReconnect(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     const worker = await this.store.getWorker(workerId);
+    // The epochs of the cancels recorded here: a request is for the lease it was made against (one recorded by
+    // another server, not known here, is taken as the store has it).
+    const epochs = this.cancelsAwaitingReconnect.get(workerId);
+    this.cancelsAwaitingReconnect.delete(workerId);
     for (const jobId of worker?.runningJobIds ?? []) {
       const job = await this.store.getJob(jobId);
-      if (job?.cancelRequestedAt !== undefined && job.workerId === workerId && !isTerminalJobState(job.state)) {
-        channel.cancelJob(jobId, this.options.config.cancelGraceMs);
-      }
+      if (job?.cancelRequestedAt === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
+      const requestedAt = epochs?.get(jobId);
+      if (requestedAt === undefined || requestedAt === job.epoch) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
     }
     if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
@@ -974,6 +987,7 @@ export class JobController {
     this.workerSlots.delete(workerId);
     this.workerPrefetch.delete(workerId);
     this.disconnectedBeats.delete(workerId);
+    this.cancelsAwaitingReconnect.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
