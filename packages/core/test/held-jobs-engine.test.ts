@@ -117,17 +117,27 @@ async function runningRetryable(controller: JobController, runs: readonly { work
   return { job, run };
 }
 
+/**
+ * {@link runningRetryable}, then its worker's stream breaks and the job is cancelled (recorded, for the
+ * reconnection); `reconnect` brings the worker back with its session token.
+ */
+async function cancelledWhileAway(controller: JobController, runs: readonly { workerId: string; job: Job }[], connected: ReadonlyMap<string, Connected>) {
+  const { job, run } = await runningRetryable(controller, runs);
+  const { sessionToken, channel } = connected.get(run.workerId)!;
+  await controller.workerDisconnected(run.workerId, channel);
+  expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+  const reconnect = () => controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+  return { job, run, reconnect };
+}
+
 describe('cancels', () => {
   it('a cancel requested while the worker was away, met by a retryable exit, ends the job CANCELLED (exit code kept), not retried', async () => {
     const { controller, store, runs, connected } = engine({ prefetch: 0 });
     await controller.start();
     try {
-      const { job, run } = await runningRetryable(controller, runs);
-      const { sessionToken, channel } = connected.get(run.workerId)!;
-      await controller.workerDisconnected(run.workerId, channel);
-      expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+      const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
       // The process had exited 3 while the stream was down; the worker reconnects and resends the result.
-      await controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await reconnect();
       await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
       const after = await store.getJob(job.id);
       expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
@@ -177,13 +187,10 @@ describe('cancels', () => {
     const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
     await controller.start();
     try {
-      const { job, run } = await runningRetryable(controller, runs);
-      const { sessionToken, channel } = connected.get(run.workerId)!;
-      await controller.workerDisconnected(run.workerId, channel);
-      expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+      const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
       // The request rode on to a later lease on the same worker (a re-queue and claim by other servers in between).
       await store.updateJob(job.id, {}, { state: 'ASSIGNED', epoch: run.job.epoch + 1, attempt: 2 });
-      await controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await reconnect();
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(cancels).toEqual([]);
     } finally {
