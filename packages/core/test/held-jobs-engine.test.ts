@@ -28,7 +28,7 @@ interface Connected {
  * An engine with one provider of in-process workers that hold jobs (`holdsPrefetchedJobs`), of `slots` slots
  * each: records what each channel is sent (runs, cancels, drains) and lets the test end a worker's process.
  */
-function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number }) {
+function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number; heartbeatTimeoutMs?: number }) {
   const { prefetch, slots = 1, maxWorkers = 1 } = options;
   const store = options.store ?? new MemoryStore();
   const runs: { workerId: string; job: Job }[] = [];
@@ -66,7 +66,12 @@ function engine(options: { prefetch: number; slots?: number; maxWorkers?: number
     providers: [provider],
     clock: { now: () => Date.now() },
     logger: silentLogger,
-    config: resolveEngineConfig({ retryBackoffMs: 10, prefetch, ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}) }),
+    config: resolveEngineConfig({
+      retryBackoffMs: 10,
+      prefetch,
+      ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
+      ...(options.heartbeatTimeoutMs ? { heartbeatTimeoutMs: options.heartbeatTimeoutMs } : {}),
+    }),
     serverAddress: () => '127.0.0.1:1',
   });
   /** Queues `count` jobs and waits until `sent` of them were sent to the worker. */
@@ -83,6 +88,188 @@ function engine(options: { prefetch: number; slots?: number; maxWorkers?: number
 }
 
 const returned = { outcome: 'CANCELLED' as const, exitCode: -1, signal: '', durationMs: 0, errorMessage: 'cancelled before it started' };
+
+/**
+ * A MemoryStore that, once armed, runs `before` ahead of the next job update matching `when` (another writer
+ * acting on the job between the engine's read and its write).
+ */
+class InterleavingStore extends MemoryStore {
+  private armed: { when: (patch: Partial<Job>) => boolean; before: (id: string) => Promise<unknown> } | undefined;
+  arm(when: (patch: Partial<Job>) => boolean, before: (id: string) => Promise<unknown>): void {
+    this.armed = { when, before };
+  }
+  override async updateJob(...args: Parameters<MemoryStore['updateJob']>): ReturnType<MemoryStore['updateJob']> {
+    const armed = this.armed;
+    if (armed?.when(args[2])) {
+      this.armed = undefined;
+      await armed.before(args[0]);
+    }
+    return super.updateJob(...args);
+  }
+}
+
+/** Queues a job whose exit 3 is retried, and waits until its run was sent and reported started. */
+async function runningRetryable(controller: JobController, runs: readonly { workerId: string; job: Job }[]) {
+  const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
+  await until(() => (runs.length >= 1 ? true : undefined));
+  const run = runs[0]!;
+  await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+  return { job, run };
+}
+
+/**
+ * {@link runningRetryable}, then its worker's stream breaks and the job is cancelled (recorded, for the
+ * reconnection); `reconnect` brings the worker back with its session token.
+ */
+async function cancelledWhileAway(controller: JobController, runs: readonly { workerId: string; job: Job }[], connected: ReadonlyMap<string, Connected>) {
+  const { job, run } = await runningRetryable(controller, runs);
+  const { sessionToken, channel } = connected.get(run.workerId)!;
+  await controller.workerDisconnected(run.workerId, channel);
+  expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+  const reconnect = () => controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+  return { job, run, reconnect };
+}
+
+describe('cancels', () => {
+  it('a cancel requested while the worker was away, met by a retryable exit, ends the job CANCELLED (exit code kept), not retried', async () => {
+    const { controller, store, runs, connected } = engine({ prefetch: 0 });
+    await controller.start();
+    try {
+      const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
+      // The process had exited 3 while the stream was down; the worker reconnects and resends the result.
+      await reconnect();
+      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+      const after = await store.getJob(job.id);
+      expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
+      expect(after?.failureReason).toBeUndefined();
+      expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a cancel that lands between a retryable result and its re-queue is not carried to the next attempt: the job ends CANCELLED', async () => {
+    const store = new InterleavingStore();
+    const { controller, runs } = engine({ prefetch: 0, store });
+    await controller.start();
+    try {
+      const { job, run } = await runningRetryable(controller, runs);
+      // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
+      store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
+      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+      const after = await store.getJob(job.id);
+      expect(after).toMatchObject({ state: 'CANCELLED', exitCode: 3 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(runs).toHaveLength(1);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a cancel whose job was re-queued between its read and its write (the worker gave it back) cancels it in the queue', async () => {
+    const store = new InterleavingStore();
+    const { controller, runs, queueAndWait } = engine({ prefetch: 2, store });
+    await controller.start();
+    try {
+      await queueAndWait(3, 3);
+      const held = runs[2]!;
+      store.arm(
+        (patch) => patch.cancelRequestedAt !== undefined,
+        (id) => store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined }),
+      );
+      expect(await controller.cancel(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1, errorMessage: 'cancelled before it started' });
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a reconnection sends CancelJob for the lease the cancel was requested against only, not for a later lease of the job', async () => {
+    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
+    await controller.start();
+    try {
+      const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
+      // The request rode on to a later lease on the same worker (a re-queue and claim by other servers in between).
+      await store.updateJob(job.id, {}, { state: 'ASSIGNED', epoch: run.job.epoch + 1, attempt: 2 });
+      await reconnect();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(cancels).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a second cancel() records nothing more (one event, the first request time) and tells the worker again', async () => {
+    const { controller, store, runs, cancels } = engine({ prefetch: 0 });
+    await controller.start();
+    try {
+      const job = await controller.queue({ name: 'c', command: 'sleep 100' });
+      await until(() => (runs.length >= 1 ? true : undefined));
+      const first = await controller.cancel(job.id);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(await controller.cancel(job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: first.cancelRequestedAt });
+      expect((await store.getJob(job.id))?.cancelRequestedAt).toBe(first.cancelRequestedAt);
+      expect((await store.listAudit(job.id)).filter((event) => event.eventType === 'job.cancel_requested')).toHaveLength(1);
+      expect(cancels).toEqual([job.id, job.id]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a worker that reconnected to another live server: a cancel through its first server ends the job CANCELLED at once instead of hanging', async () => {
+    const a = engine({ prefetch: 0, heartbeatTimeoutMs: 1_000 });
+    await a.controller.start();
+    const b = engine({ prefetch: 0, store: a.store, heartbeatTimeoutMs: 1_000 });
+    await b.controller.start();
+    try {
+      const [id] = await a.queueAndWait(1, 1);
+      const run = a.runs[0]!;
+      await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      const { sessionToken, channel } = a.connected.get(run.workerId)!;
+      await a.controller.workerDisconnected(run.workerId, channel);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await b.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      expect(await a.controller.cancel(id!)).toMatchObject({ state: 'CANCELLED' });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it('a job sent beyond what the worker holds (a held job was cancelled through another server) is given back uncounted; the worker drains, then ends TERMINATED', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    const b = engine({ prefetch: 2, store: a.store });
+    await b.controller.start();
+    try {
+      /** Re-queued uncounted (b's worker may have taken it since), not failed. */
+      const backInQueue = async (id: string) => {
+        const job = await a.store.getJob(id);
+        const requeued = (await a.store.listAudit(id)).some((event) => event.eventType === 'job.requeued');
+        return requeued && job?.attempt === 1 && (job.state === 'QUEUED' || job.state === 'ASSIGNED' || job.state === 'SUCCEEDED');
+      };
+      await a.queueAndWait(3, 3);
+      const [running, waiting, held] = a.runs;
+      expect((await b.controller.cancel(held!.job.id)).state).toBe('CANCELLED');
+      // a's record no longer counts the job the worker still holds: a sends one more, which the worker gives back.
+      await a.controller.queue({ name: 'more', command: 'true' });
+      await until(() => (a.runs.length >= 4 ? true : undefined));
+      const more = a.runs[3]!;
+      await a.controller.jobReturned(more.workerId, more.job.id, more.job.epoch);
+      expect(await backInQueue(more.job.id)).toBe(true);
+      expect(a.drains).toEqual([more.workerId]);
+      // Draining, the worker gives back what waits on it, ends its running job, and exits.
+      await a.controller.jobReturned(waiting!.workerId, waiting!.job.id, waiting!.job.epoch);
+      await a.controller.jobFinished(running!.workerId, running!.job.id, running!.job.epoch, exited(0));
+      expect(a.drains).toEqual([more.workerId]);
+      a.exit(running!.workerId);
+      expect(await until(async () => ((await a.store.getWorker(running!.workerId))?.state === 'TERMINATED' ? true : undefined))).toBe(true);
+      expect(await backInQueue(waiting!.job.id)).toBe(true);
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+});
 
 describe('jobs held on a worker (prefetch), in the engine', () => {
   it('a held job whose cancel crosses its return by a draining worker ends CANCELLED, not back in the queue', async () => {

@@ -61,4 +61,27 @@ describe('an assignment that could not be recorded on its worker', () => {
       await controller.stop();
     }
   }, 30_000);
+
+  it('ends CANCELLED, not back in the queue, when a cancel was requested before the sweep found it', async () => {
+    const { controller, store } = await startInProcessEngine({
+      store: new FailingWorkerUpdateStore(true),
+      config: { pollIntervalMs: 100 },
+      onRun: (run, engine) => void reportRun(engine, run),
+    });
+    try {
+      const queued = await controller.queue({ name: 'stranded', command: 'true' });
+      await until(async () => (store.failures === 1 && (await store.getJob(queued.id))?.state === 'ASSIGNED' ? true : undefined));
+      // Its worker is connected: the cancel is recorded and sent (the worker does not know the job).
+      expect(await controller.cancel(queued.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: expect.any(Number) });
+      const done = await until(async () => {
+        const job = await store.getJob(queued.id);
+        return job?.state !== 'ASSIGNED' ? job : undefined;
+      }, 20_000);
+      expect(done).toMatchObject<Partial<Job>>({ state: 'CANCELLED', attempt: 1, epoch: 1 });
+      const [worker] = await store.listWorkers();
+      expect(worker!.runningJobIds).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  }, 30_000);
 });

@@ -289,8 +289,11 @@ describe('worker protocol over real gRPC', () => {
     const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // Another server sharing the store ends the job (it has no stream to this worker).
-    await platform.store.updateJob(job.id, {}, { state: 'CANCELLED', completedAt: Date.now() });
+    // Another server sharing the store hears from the worker now (its heartbeat moved on): a cancel here cannot
+    // wait for the worker to come back, and ends the job at once.
+    await platform.store.updateWorker(request.workerId, {}, { lastHeartbeat: Date.now() + 1_000 });
+    expect(await platform.client.cancel(job.id)).toMatchObject({ state: 'CANCELLED' });
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'CANCELLED' });
 
     const second = connect(request.serverAddress);
     second.send(register(request.workerId, { sessionToken }));

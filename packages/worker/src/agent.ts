@@ -265,16 +265,20 @@ class WorkerAgent implements WorkerHandle {
     const { jobId, spec } = run;
     if (this.jobs.has(jobId) || this.waiting.has(jobId)) return; // a duplicate delivery of a job it holds
     const draining = this.state !== 'ready';
+    const full = !draining && this.jobs.size + this.waiting.size >= this.config.capacity + this.holdLimit;
     const refusal = draining
       ? `worker ${this.workerId} is draining and accepts no more jobs`
-      : this.jobs.size + this.waiting.size >= this.config.capacity + this.holdLimit
+      : full
         ? `worker ${this.workerId} is at capacity (${this.config.capacity}${this.holdLimit > 0 ? `, and ${this.waiting.size} job(s) waiting` : ''})`
         : spec === undefined
           ? 'RunJob carried no job spec'
           : undefined;
     if (refusal !== undefined) {
       this.log(`job ${jobId} not started: ${refusal}`);
-      const outcome = draining && this.prefetch > 0 ? JobOutcome.JOB_OUTCOME_RETURNED : JobOutcome.JOB_OUTCOME_FAILED_TO_START;
+      // A server that grants a prefetch re-queues a job given back (RETURNED) without counting an attempt: one
+      // it sent beyond the room it gave (its record counted fewer jobs than this worker holds) is not its failure.
+      // An older server, which grants none, does not know RETURNED: the job fails to start there, as before.
+      const outcome = (draining || full) && this.prefetch > 0 ? JobOutcome.JOB_OUTCOME_RETURNED : JobOutcome.JOB_OUTCOME_FAILED_TO_START;
       return this.reportNotStarted(run, outcome, refusal);
     }
     if (this.jobs.size < this.config.capacity && this.waiting.size === 0) return this.startJob(run);

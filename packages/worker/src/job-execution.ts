@@ -85,6 +85,8 @@ export class JobExecution {
   private readonly startedAt = performance.now();
   private child: ChildProcess | undefined;
   private outcome: JobOutcome | undefined;
+  /** `cancel()` was called: its log line is written once. */
+  private cancelled = false;
   private errorMessage = '';
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private openPipes = 0;
@@ -108,8 +110,10 @@ export class JobExecution {
   /** Stops the job: SIGTERM to its group, then SIGKILL after `graceMs` (default the kill grace). */
   cancel(graceMs?: number): void {
     if (this.finished) return;
+    // A second cancel (the server may resend CancelJob) adds no second line; its stop is idempotent.
+    if (!this.cancelled) this.batcher.add(LogStream.LOG_STREAM_SYSTEM, 'Job cancelled');
+    this.cancelled = true;
     this.outcome ??= JobOutcome.JOB_OUTCOME_CANCELLED;
-    this.batcher.add(LogStream.LOG_STREAM_SYSTEM, 'Job cancelled');
     this.terminate(graceMs !== undefined && graceMs > 0 ? graceMs : this.killGraceMs);
   }
 

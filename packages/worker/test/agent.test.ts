@@ -116,7 +116,7 @@ describe('worker agent', () => {
     expect(finished(connection, 'job-late')?.outcome).toBe(JobOutcome.JOB_OUTCOME_FAILED_TO_START);
   });
 
-  it('refuses a job beyond its capacity', async () => {
+  it('refuses a job beyond its capacity (FAILED_TO_START: a server that granted no prefetch does not know RETURNED)', async () => {
     const { connection } = await setup();
     runJob(connection, 'job-1', spec({ command: 'sleep 1000' }));
     runJob(connection, 'job-2', spec({ command: 'echo no' }));
@@ -308,7 +308,7 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
   const finishedAt = (connection: FakeConnection, jobId: string) =>
     connection.messages.findIndex((message) => message.payload?.$case === 'jobFinished' && message.payload.value.jobId === jobId);
 
-  it('says it holds jobs, keeps up to capacity + prefetch, starts waiting ones in order as its slot frees, refuses more', async () => {
+  it('says it holds jobs, keeps up to capacity + prefetch, starts waiting ones in order as its slot frees, gives more back', async () => {
     const { connection } = await setup(acceptRegistration(50, true, 3));
     expect(connection.all('register')[0]?.holdsPrefetchedJobs).toBe(true);
     runJob(connection, 'job-1', gated('gate'));
@@ -316,7 +316,8 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     runJob(connection, 'job-3', spec({ command: 'echo duplicate' })); // a duplicate delivery of a waiting job
     runJob(connection, 'job-5', spec({ command: 'echo too many' }));
     await connection.until(() => finished(connection, 'job-5') !== undefined, 5_000, 'the refusal');
-    expect(finished(connection, 'job-5')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START, started: false });
+    // Beyond what it holds: given back (the server re-queues it uncounted), not failed; the worker does not drain for it.
+    expect(finished(connection, 'job-5')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_RETURNED, started: false });
     expect(finished(connection, 'job-5')?.errorMessage).toContain('capacity');
     // Waiting: not started, nothing reported.
     for (const id of ['job-2', 'job-3', 'job-4']) expect(firstReport(connection, id)).toBe(-1);

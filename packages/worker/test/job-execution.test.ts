@@ -106,12 +106,14 @@ describe('job execution', () => {
     expect(texts(job.entries, STDERR)).toEqual(['Command timed out after 0.25 seconds']);
   });
 
-  it('cancels: CANCELLED and the whole tree is gone', async () => {
+  it('cancels: CANCELLED and the whole tree is gone; a second cancel (a resent CancelJob) adds no second line', async () => {
     const job = startCollected(spec({ command: 'sleep 1000 & echo $!; sleep 1000 & echo $!; wait' }));
     await waitFor(() => pidsIn(job.entries).length === 2, 5000, 'the pids');
     job.execution.cancel(200);
+    job.execution.cancel(200);
     const result = await job.done;
     expect(result.outcome).toBe(JobOutcome.JOB_OUTCOME_CANCELLED);
+    expect(texts(job.entries, SYSTEM).filter((text) => text === 'Job cancelled')).toHaveLength(1);
     expect(await survivors([...pidsIn(job.entries), job.execution.pid!])).toEqual([]);
   });
 

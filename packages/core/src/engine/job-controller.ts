@@ -28,6 +28,14 @@ type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
+/**
+ * The result of a run whose exit code `retryOnExitCodes` lists, when a cancel was requested: the job ends
+ * CANCELLED (the user asked for that), keeping the run's exit code, duration and signal, instead of being retried.
+ */
+function cancelledInsteadOfRetried(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
+  const { failureReason: _retryable, ...rest } = patch;
+  return { ...rest, state: 'CANCELLED', errorMessage: `cancelled; the command exited with code ${patch.exitCode} after the cancel was requested (not retried)` };
+}
 /** What a change to `state` is to a job's waiters: `any` when the job may have ended or the state is unknown. */
 function changeOf(state: JobState | undefined): JobChange {
   return state === undefined || isTerminalJobState(state) ? 'any' : 'state';
@@ -111,6 +119,16 @@ export class JobController {
   private readonly workerSlots = new Map<string, number>();
   /** The prefetch each worker connected here was granted at its last registration or reconnection. */
   private readonly workerPrefetch = new Map<string, number>();
+  /**
+   * The heartbeat each worker of this engine had recorded when its stream here closed (until it reconnects here):
+   * a later one means another server hears from it now (see `mayReconnect`).
+   */
+  private readonly disconnectedBeats = new Map<string, { lastHeartbeat: number | undefined }>();
+  /**
+   * For each worker of this engine, the cancels recorded here while its stream was down: each job's lease epoch
+   * then, so that its reconnection cancels that lease only (see `afterReconnect`).
+   */
+  private readonly cancelsAwaitingReconnect = new Map<string, Map<string, number>>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -312,6 +330,11 @@ export class JobController {
       if (!channel && !(await this.mayReconnect(job.workerId))) {
         return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
       }
+      if (job.cancelRequestedAt !== undefined) {
+        // Asked for already: recorded once (its time and event kept); the worker is told again when connected.
+        channel?.cancelJob(id, this.options.config.cancelGraceMs);
+        return job;
+      }
       // Its worker holds the job: recorded, and the worker told now, or when it reconnects (`afterReconnect`);
       // a worker lost meanwhile ends it CANCELLED. The job stays on the worker's record until the worker reports it.
       const updated = await this.store.updateJob(
@@ -325,7 +348,11 @@ export class JobController {
         const now = await this.getJob(id);
         return now.state === 'QUEUED' ? ((await this.finishWith(now, 'CANCELLED', undefined, 'cancelled before it started')) ?? now) : now;
       }
-      channel?.cancelJob(id, this.options.config.cancelGraceMs);
+      if (channel) channel.cancelJob(id, this.options.config.cancelGraceMs);
+      else if (job.workerId !== undefined) {
+        const awaiting = this.cancelsAwaitingReconnect.get(job.workerId) ?? new Map<string, number>();
+        this.cancelsAwaitingReconnect.set(job.workerId, awaiting.set(id, job.epoch));
+      }
       return updated;
     });
   }
@@ -337,7 +364,11 @@ export class JobController {
   private async mayReconnect(workerId: string | undefined): Promise<boolean> {
     if (workerId === undefined || !this.ownWorkers.has(workerId)) return false;
     const worker = await this.store.getWorker(workerId);
-    return worker !== undefined && RECONNECTABLE.includes(worker.state);
+    if (worker === undefined || !RECONNECTABLE.includes(worker.state)) return false;
+    // Its heartbeat moved on since its stream here closed: it reconnected to another server, which will not send
+    // the cancel (its reconnection is over), and this one no longer hears from it.
+    const seen = this.disconnectedBeats.get(workerId);
+    return seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat;
   }
 
   // ---- worker events -----------------------------------------------------------------------------
@@ -412,6 +443,7 @@ export class JobController {
       if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
+      this.disconnectedBeats.delete(workerId);
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
@@ -432,11 +464,15 @@ export class JobController {
   private async afterReconnect(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     const worker = await this.store.getWorker(workerId);
+    // The epochs of the cancels recorded here: a request is for the lease it was made against (one recorded by
+    // another server, not known here, is taken as the store has it).
+    const epochs = this.cancelsAwaitingReconnect.get(workerId);
+    this.cancelsAwaitingReconnect.delete(workerId);
     for (const jobId of worker?.runningJobIds ?? []) {
       const job = await this.store.getJob(jobId);
-      if (job?.cancelRequestedAt !== undefined && job.workerId === workerId && !isTerminalJobState(job.state)) {
-        channel.cancelJob(jobId, this.options.config.cancelGraceMs);
-      }
+      if (job?.cancelRequestedAt === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
+      const requestedAt = epochs?.get(jobId);
+      if (requestedAt === undefined || requestedAt === job.epoch) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
     }
     if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
@@ -563,12 +599,18 @@ export class JobController {
 
   /**
    * A worker gave back a job it had not started (it waited for a slot on a worker that now drains, or came
-   * while it drains): the worker takes no more jobs (DRAINING), and when the report matches the job's current
-   * lease the job goes back to the queue with its attempt unchanged and its place on the worker is freed.
+   * while it drains, or beyond the jobs it holds): the worker takes no more jobs (DRAINING, and asked to drain,
+   * when it was not draining yet), and when the report matches the job's current lease the job goes back to the
+   * queue with its attempt unchanged and its place on the worker is freed.
    * Resolves true once handled (a stale report is ignored): the worker may forget the report.
    */
   async jobReturned(workerId: string, jobId: string, epoch: number): Promise<boolean> {
-    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    const draining = await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    // A worker that was not draining gave back a job it had no room for (its record here counted fewer jobs than
+    // it holds: a job cancelled through another server, which it still holds): it drains, gives back what
+    // waits on it and exits once its running jobs end (TERMINATED), so that a fresh worker with a true record
+    // takes its place. For a worker that drains already, `Drain` changes nothing.
+    if (draining && (this.workerPrefetch.get(workerId) ?? 0) > 0) this.channels.get(workerId)?.drain();
     const job = await this.store.getJob(jobId);
     if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
       if (await this.putBackUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
@@ -619,19 +661,19 @@ export class JobController {
     const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
     if (!read) return { recorded: false };
     const { job: current, logCount } = read;
-    const patch = finalJobPatch(report, this.now());
+    let patch = finalJobPatch(report, this.now());
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
     const startsNow = started && leased && current.state === 'ASSIGNED';
-    if (
-      current &&
-      current.workerId === workerId &&
-      current.epoch === epoch &&
+    const retryable =
+      leased &&
       patch.failureReason === 'EXIT_CODE' &&
       patch.exitCode !== undefined &&
-      current.spec.retryOnExitCodes?.includes(patch.exitCode) &&
-      current.attempt < current.spec.maxAttempts
-    ) {
+      current.spec.retryOnExitCodes?.includes(patch.exitCode) === true &&
+      current.attempt < current.spec.maxAttempts;
+    // A cancel was requested: the run is not retried, the job ends CANCELLED with what the run reported.
+    if (retryable && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfRetried(patch);
+    else if (retryable) {
       if (startsNow) await this.jobStarted(workerId, jobId, epoch);
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
@@ -677,6 +719,9 @@ export class JobController {
   async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     this.channels.delete(workerId);
+    const worker = await this.store.getWorker(workerId);
+    // Unless it reconnected here meanwhile: what its record said when it left (see `mayReconnect`).
+    if (!this.channels.has(workerId)) this.disconnectedBeats.set(workerId, { lastHeartbeat: worker?.lastHeartbeat });
     await this.audit('worker.disconnected', workerId, {});
     this.wake();
   }
@@ -941,6 +986,8 @@ export class JobController {
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
     this.workerPrefetch.delete(workerId);
+    this.disconnectedBeats.delete(workerId);
+    this.cancelsAwaitingReconnect.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
@@ -1207,6 +1254,9 @@ export class JobController {
   /**
    * Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff, whose
    * end is stored with the job (`notBefore`) so that every engine sharing the store, or a restarted one, waits it out.
+   * No attempt starts with a cancel request: one that reached the job before the re-queue ends it CANCELLED
+   * (callers check `job`; a request that landed after that read is seen in the re-queued job). Ending a QUEUED job
+   * does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
    */
   private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
@@ -1224,6 +1274,11 @@ export class JobController {
       }, this.event('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs }))) ??
       (await this.landedInDoubt(job.id, { state: 'QUEUED', workerId: undefined, epoch: job.epoch, attempt: job.attempt + 1, notBefore }, 'notBefore'));
     if (!requeued) return false;
+    // A cancel requested after `job` was read (it keeps the lease's epoch) is not carried to the next attempt: it ends here.
+    if (requeued.cancelRequestedAt !== undefined) {
+      await this.finishWith(requeued, 'CANCELLED', undefined, `cancelled; ${message}`);
+      return true;
+    }
     this.wakeAt(notBefore);
     this.notifier.notify(job.id);
     return true;
