@@ -609,7 +609,9 @@ export class JobController {
     // A worker that was not draining gave back a job it had no room for (its record here counted fewer jobs than
     // it holds: a job cancelled through another server, which it still holds): it drains, gives back what
     // waits on it and exits once its running jobs end (TERMINATED), so that a fresh worker with a true record
-    // takes its place. For a worker that drains already, `Drain` changes nothing.
+    // takes its place. A current worker starts draining itself when it gives such a job back (a `Drain` lost
+    // with a broken stream would leave it DRAINING here but taking jobs there); this `Drain` is for a worker
+    // of an earlier release. For a worker that drains already, `Drain` changes nothing.
     if (draining && (this.workerPrefetch.get(workerId) ?? 0) > 0) this.channels.get(workerId)?.drain();
     const job = await this.store.getJob(jobId);
     if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
