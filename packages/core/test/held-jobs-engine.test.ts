@@ -148,21 +148,40 @@ describe('cancels', () => {
     }
   });
 
-  it('a cancel that lands between a retryable result and its re-queue is not carried to the next attempt: the job ends CANCELLED', async () => {
+  it.each([
+    ['a retryable result', 'the command exited with code 3'],
+    ['its worker being lost', 'was lost'],
+    ['the server stopping', 'the server shut down'],
+  ])('a cancel that lands between %s and its re-queue is not carried to the next attempt: the job ends CANCELLED with the attempt that ran', async (cause, reason) => {
     const store = new InterleavingStore();
-    const { controller, runs } = engine({ prefetch: 0, store });
+    const { controller, runs, exit } = engine({ prefetch: 0, store });
     await controller.start();
+    let stopped = false;
     try {
       const { job, run } = await runningRetryable(controller, runs);
+      const ran = await store.getJob(job.id);
       // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
       store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
-      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
-      const after = await store.getJob(job.id);
-      expect(after).toMatchObject({ state: 'CANCELLED', exitCode: 3 });
+      if (cause === 'a retryable result') await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+      else if (cause === 'the server stopping') {
+        stopped = true;
+        await controller.stop();
+      } else exit(run.workerId);
+      const after = await until(async () => {
+        const now = await store.getJob(job.id);
+        return now?.state === 'CANCELLED' ? now : undefined;
+      });
+      expect(after).toMatchObject({ attempt: 1, workerId: run.workerId, startedAt: ran!.startedAt, assignedAt: ran!.assignedAt });
+      expect(after.startedAt).toBeDefined();
+      expect(after.notBefore).toBeUndefined();
+      expect(after.errorMessage).toMatch(/^cancelled; /);
+      expect(after.errorMessage).toContain(reason);
+      expect(after.errorMessage).not.toContain('retrying');
+      if (cause === 'a retryable result') expect(after.exitCode).toBe(3);
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(runs).toHaveLength(1);
     } finally {
-      await controller.stop();
+      if (!stopped) await controller.stop();
     }
   });
 

@@ -34,7 +34,11 @@ const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
  */
 function cancelledInsteadOfRetried(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
   const { failureReason: _retryable, ...rest } = patch;
-  return { ...rest, state: 'CANCELLED', errorMessage: `cancelled; the command exited with code ${patch.exitCode} after the cancel was requested (not retried)` };
+  return { ...rest, state: 'CANCELLED', errorMessage: cancelledAfterExit(patch.exitCode) };
+}
+/** Why a job whose command exited after its cancel was requested ended CANCELLED. */
+function cancelledAfterExit(exitCode: number | undefined): string {
+  return `cancelled; the command exited with code ${exitCode} after the cancel was requested (not retried)`;
 }
 /** What a change to `state` is to a job's waiters: `any` when the job may have ended or the state is unknown. */
 function changeOf(state: JobState | undefined): JobChange {
@@ -270,7 +274,7 @@ export class JobController {
           continue;
         }
         const message = 'the server shut down while the job was running';
-        if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {});
+        if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {}, 'cancelled; the server shut down before its worker reported it');
         else await this.finishWith(job, 'FAILED', 'SHUTDOWN', message);
       }
       for (const workerId of this.ownWorkers) {
@@ -677,11 +681,13 @@ export class JobController {
     if (retryable && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfRetried(patch);
     else if (retryable) {
       if (startsNow) await this.jobStarted(workerId, jobId, epoch);
+      // The attempt as it ran (with its start, just recorded): what a cancel landing during the re-queue keeps.
+      const ran = startsNow ? ((await this.store.getJob(jobId)) ?? current) : current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
       const requeued = await this.workerRecords.run(workerId, async () => {
-        if (!(await this.requeue(current, message, { exitCode: patch.exitCode }))) return false;
+        if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch.exitCode)))) return false;
         await this.releaseSlotNow(workerId, jobId);
         return true;
       });
@@ -1257,10 +1263,11 @@ export class JobController {
    * Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff, whose
    * end is stored with the job (`notBefore`) so that every engine sharing the store, or a restarted one, waits it out.
    * No attempt starts with a cancel request: one that reached the job before the re-queue ends it CANCELLED
-   * (callers check `job`; a request that landed after that read is seen in the re-queued job). Ending a QUEUED job
-   * does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
+   * (callers check `job`; a request that landed after that read is seen in the re-queued job, which then ends
+   * CANCELLED as the attempt that ran left it: its attempt, worker and times, with `cancelMessage`). Ending a
+   * QUEUED job does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
    */
-  private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
+  private async requeue(job: Job, message: string, extra: Partial<Job>, cancelMessage = `cancelled; ${message}`): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
     const notBefore = this.now() + delayMs;
     const requeued =
@@ -1278,7 +1285,8 @@ export class JobController {
     if (!requeued) return false;
     // A cancel requested after `job` was read (it keeps the lease's epoch) is not carried to the next attempt: it ends here.
     if (requeued.cancelRequestedAt !== undefined) {
-      await this.finishWith(requeued, 'CANCELLED', undefined, `cancelled; ${message}`);
+      const { attempt, workerId, assignedAt, startedAt } = job;
+      await this.finishWith(requeued, 'CANCELLED', undefined, cancelMessage, { attempt, workerId, assignedAt, startedAt, notBefore: undefined });
       return true;
     }
     this.wakeAt(notBefore);
@@ -1319,16 +1327,19 @@ export class JobController {
     state: 'FAILED' | 'CANCELLED',
     failureReason: FailureReason | undefined,
     errorMessage: string,
+    extra: Partial<Job> = {},
   ): Promise<Job | undefined> {
     const completedAt = this.now();
+    const workerId = 'workerId' in extra ? extra.workerId : job.workerId;
     const done =
       (await this.store.updateJob(job.id, { states: [job.state], epoch: job.epoch }, {
+        ...extra,
         state,
         completedAt,
         errorMessage,
         ...(failureReason ? { failureReason } : {}),
       }, this.event(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage }))) ??
-      (await this.landedInDoubt(job.id, { state, workerId: job.workerId, epoch: job.epoch, completedAt }, 'completedAt'));
+      (await this.landedInDoubt(job.id, { state, workerId, epoch: job.epoch, completedAt }, 'completedAt'));
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     this.options.observer?.jobFinished?.(done);
