@@ -254,6 +254,38 @@ describe('cancels', () => {
     }
   });
 
+  it('a cancel kept for a worker that then reconnected to another server is dropped there: back on its first server later, the worker is told of a later lease\'s cancel', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    const b = engine({ prefetch: 2, store: a.store });
+    await b.controller.start();
+    try {
+      await a.queueAndWait(3, 3);
+      const [running, held] = a.runs;
+      const w = running!.workerId;
+      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+      const { sessionToken, channel } = a.connected.get(w)!;
+      await a.controller.workerDisconnected(w, channel);
+      // Kept on the first server for the worker's return, against the running lease.
+      expect((await a.controller.cancel(running!.job.id)).cancelRequestedAt).toBeDefined();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const onB = { ...channel, cancelJob: () => undefined };
+      const grant = await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, onB);
+      // A cancel through the first server sees that the worker moved on: that job ends at once, and the
+      // request kept for the worker's return there is dropped.
+      expect(await a.controller.cancel(held!.job.id)).toMatchObject({ state: 'CANCELLED' });
+      await b.controller.workerDisconnected(w, onB);
+      // Meanwhile the cancelled job was leased to the worker again (other servers' re-queue and claim).
+      await a.store.updateJob(running!.job.id, {}, { epoch: running!.job.epoch + 1 });
+      const told: string[] = [];
+      await a.controller.registerWorker({ workerId: w, sessionToken: grant.sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, cancelJob: (jobId) => told.push(jobId) });
+      expect(await until(() => (told.length > 0 ? told : undefined), 3_000)).toEqual([running!.job.id]);
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
   it('a job sent beyond what the worker holds (a held job was cancelled through another server) is given back uncounted; the worker drains, then ends TERMINATED', async () => {
     const a = engine({ prefetch: 2 });
     await a.controller.start();

@@ -372,7 +372,11 @@ export class JobController {
     // Its heartbeat moved on since its stream here closed: it reconnected to another server, which will not send
     // the cancel (its reconnection is over), and this one no longer hears from it.
     const seen = this.disconnectedBeats.get(workerId);
-    return seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat;
+    if (seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat) return true;
+    // The cancels kept for its return here are over too: were it to come back later, the lease kept with such a
+    // cancel would keep it from being told of a cancel of a later lease of that job (see `afterReconnect`).
+    this.cancelsAwaitingReconnect.delete(workerId);
+    return false;
   }
 
   // ---- worker events -----------------------------------------------------------------------------
