@@ -149,6 +149,32 @@ describe('cancels', () => {
   });
 
   it.each([
+    ['a retryable exit on its last attempt', { retryOnExitCodes: [3], maxAttempts: 1 }, 3, 'CANCELLED'],
+    ['an exit code that is not retried', {}, 1, 'CANCELLED'],
+    ['a success', { retryOnExitCodes: [3], maxAttempts: 3 }, 0, 'SUCCEEDED'],
+  ] as const)('a cancel request met by %s: a failure ends CANCELLED (exit code kept), a success SUCCEEDED', async (_, retry, exitCode, state) => {
+    const { controller, store, runs, cancels } = engine({ prefetch: 0 });
+    await controller.start();
+    try {
+      const job = await controller.queue({ name: 'c', command: `exit ${exitCode}`, ...retry });
+      await until(() => (runs.length >= 1 ? true : undefined));
+      const run = runs[0]!;
+      await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      await controller.cancel(job.id);
+      expect(cancels).toEqual([job.id]);
+      // The command exited before the worker's signal could reach it.
+      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(exitCode));
+      const after = await store.getJob(job.id);
+      expect(after).toMatchObject({ state, attempt: 1, exitCode });
+      expect(after?.failureReason).toBeUndefined();
+      if (state === 'CANCELLED') expect(after?.errorMessage).toBe(`cancelled; the command exited with code ${exitCode} after the cancel was requested`);
+      expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it.each([
     ['a retryable result', 'the command exited with code 3'],
     ['its worker being lost', 'was lost'],
     ['the server stopping', 'the server shut down'],

@@ -32,13 +32,14 @@ const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
  * The result of a run whose exit code `retryOnExitCodes` lists, when a cancel was requested: the job ends
  * CANCELLED (the user asked for that), keeping the run's exit code, duration and signal, instead of being retried.
  */
-function cancelledInsteadOfRetried(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
-  const { failureReason: _retryable, ...rest } = patch;
-  return { ...rest, state: 'CANCELLED', errorMessage: cancelledAfterExit(patch.exitCode) };
+function cancelledInsteadOfFailed(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
+  const { failureReason: _exitCode, ...rest } = patch;
+  return { ...rest, state: 'CANCELLED', errorMessage: cancelledAfterExit(patch) };
 }
-/** Why a job whose command exited after its cancel was requested ended CANCELLED. */
-function cancelledAfterExit(exitCode: number | undefined): string {
-  return `cancelled; the command exited with code ${exitCode} after the cancel was requested (not retried)`;
+/** Why a job whose command failed after its cancel was requested ended CANCELLED. */
+function cancelledAfterExit(patch: Pick<Job, 'exitCode' | 'signal'>): string {
+  const ended = patch.signal ? `was killed by ${patch.signal}` : `exited with code ${patch.exitCode}`;
+  return `cancelled; the command ${ended} after the cancel was requested`;
 }
 /** What a change to `state` is to a job's waiters: `any` when the job may have ended or the state is unknown. */
 function changeOf(state: JobState | undefined): JobChange {
@@ -681,8 +682,10 @@ export class JobController {
       patch.exitCode !== undefined &&
       current.spec.retryOnExitCodes?.includes(patch.exitCode) === true &&
       current.attempt < current.spec.maxAttempts;
-    // A cancel was requested: the run is not retried, the job ends CANCELLED with what the run reported.
-    if (retryable && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfRetried(patch);
+    // A cancel was requested and the command failed (the cancel may have caused it): the job ends CANCELLED with
+    // what the run reported, on any attempt and whether or not the exit code is retried; it is never retried.
+    // A command that succeeded ends SUCCEEDED: its work was done before the cancel could stop it.
+    if (leased && patch.failureReason === 'EXIT_CODE' && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfFailed(patch);
     else if (retryable) {
       if (startsNow) await this.jobStarted(workerId, jobId, epoch);
       // The attempt as it ran (with its start, just recorded): what a cancel landing during the re-queue keeps.
@@ -691,7 +694,7 @@ export class JobController {
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
       const requeued = await this.workerRecords.run(workerId, async () => {
-        if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch.exitCode)))) return false;
+        if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch)))) return false;
         await this.releaseSlotNow(workerId, jobId);
         return true;
       });
