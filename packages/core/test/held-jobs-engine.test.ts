@@ -211,6 +211,23 @@ describe('cancels', () => {
     }
   });
 
+  it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {
+    const store = new InterleavingStore();
+    const { controller, runs } = engine({ prefetch: 0, store });
+    await controller.start();
+    try {
+      const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
+      const run = await until(() => runs[0]);
+      store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
+      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3), 0, true);
+      const after = await store.getJob(job.id);
+      expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
+      expect(after?.startedAt).toBeDefined();
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('a cancel whose job was re-queued between its read and its write (the worker gave it back) cancels it in the queue', async () => {
     const store = new InterleavingStore();
     const { controller, runs, queueAndWait } = engine({ prefetch: 2, store });
