@@ -29,8 +29,8 @@ const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /**
- * The result of a run whose exit code `retryOnExitCodes` lists, when a cancel was requested: the job ends
- * CANCELLED (the user asked for that), keeping the run's exit code, duration and signal, instead of being retried.
+ * The result of a run that failed (exit code or signal) after a cancel was requested: the job ends CANCELLED (the
+ * user asked for that), keeping the run's exit code, duration and signal, instead of FAILED or being retried.
  */
 function cancelledInsteadOfFailed(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
   const { failureReason: _exitCode, ...rest } = patch;
