@@ -148,19 +148,81 @@ describe('cancels', () => {
     }
   });
 
-  it('a cancel that lands between a retryable result and its re-queue is not carried to the next attempt: the job ends CANCELLED', async () => {
+  it.each([
+    ['a retryable exit on its last attempt', { retryOnExitCodes: [3], maxAttempts: 1 }, 3, 'CANCELLED'],
+    ['an exit code that is not retried', {}, 1, 'CANCELLED'],
+    ['a success', { retryOnExitCodes: [3], maxAttempts: 3 }, 0, 'SUCCEEDED'],
+  ] as const)('a cancel request met by %s: a failure ends CANCELLED (exit code kept), a success SUCCEEDED', async (_, retry, exitCode, state) => {
+    const { controller, store, runs, cancels } = engine({ prefetch: 0 });
+    await controller.start();
+    try {
+      const job = await controller.queue({ name: 'c', command: `exit ${exitCode}`, ...retry });
+      await until(() => (runs.length >= 1 ? true : undefined));
+      const run = runs[0]!;
+      await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      await controller.cancel(job.id);
+      expect(cancels).toEqual([job.id]);
+      // The command exited before the worker's signal could reach it.
+      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(exitCode));
+      const after = await store.getJob(job.id);
+      expect(after).toMatchObject({ state, attempt: 1, exitCode });
+      expect(after?.failureReason).toBeUndefined();
+      if (state === 'CANCELLED') expect(after?.errorMessage).toBe(`cancelled; the command exited with code ${exitCode} after the cancel was requested`);
+      expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it.each([
+    ['a retryable result', 'the command exited with code 3'],
+    ['its worker being lost', 'was lost'],
+    ['the server stopping', 'the server shut down'],
+  ])('a cancel that lands between %s and its re-queue is not carried to the next attempt: the job ends CANCELLED with the attempt that ran', async (cause, reason) => {
+    const store = new InterleavingStore();
+    const { controller, runs, exit } = engine({ prefetch: 0, store });
+    await controller.start();
+    let stopped = false;
+    try {
+      const { job, run } = await runningRetryable(controller, runs);
+      const ran = await store.getJob(job.id);
+      // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
+      store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
+      if (cause === 'a retryable result') await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+      else if (cause === 'the server stopping') {
+        stopped = true;
+        await controller.stop();
+      } else exit(run.workerId);
+      const after = await until(async () => {
+        const now = await store.getJob(job.id);
+        return now?.state === 'CANCELLED' ? now : undefined;
+      });
+      expect(after).toMatchObject({ attempt: 1, workerId: run.workerId, startedAt: ran!.startedAt, assignedAt: ran!.assignedAt });
+      expect(after.startedAt).toBeDefined();
+      expect(after.notBefore).toBeUndefined();
+      expect(after.errorMessage).toMatch(/^cancelled; /);
+      expect(after.errorMessage).toContain(reason);
+      expect(after.errorMessage).not.toContain('retrying');
+      if (cause === 'a retryable result') expect(after.exitCode).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(runs).toHaveLength(1);
+    } finally {
+      if (!stopped) await controller.stop();
+    }
+  });
+
+  it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {
     const store = new InterleavingStore();
     const { controller, runs } = engine({ prefetch: 0, store });
     await controller.start();
     try {
-      const { job, run } = await runningRetryable(controller, runs);
-      // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
+      const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
+      const run = await until(() => runs[0]);
       store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
-      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3), 0, true);
       const after = await store.getJob(job.id);
-      expect(after).toMatchObject({ state: 'CANCELLED', exitCode: 3 });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(runs).toHaveLength(1);
+      expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
+      expect(after?.startedAt).toBeDefined();
     } finally {
       await controller.stop();
     }
@@ -229,6 +291,38 @@ describe('cancels', () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
       await b.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
       expect(await a.controller.cancel(id!)).toMatchObject({ state: 'CANCELLED' });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it('a cancel kept for a worker that then reconnected to another server is dropped there: back on its first server later, the worker is told of a later lease\'s cancel', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    const b = engine({ prefetch: 2, store: a.store });
+    await b.controller.start();
+    try {
+      await a.queueAndWait(3, 3);
+      const [running, held] = a.runs;
+      const w = running!.workerId;
+      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+      const { sessionToken, channel } = a.connected.get(w)!;
+      await a.controller.workerDisconnected(w, channel);
+      // Kept on the first server for the worker's return, against the running lease.
+      expect((await a.controller.cancel(running!.job.id)).cancelRequestedAt).toBeDefined();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const onB = { ...channel, cancelJob: () => undefined };
+      const grant = await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, onB);
+      // A cancel through the first server sees that the worker moved on: that job ends at once, and the
+      // request kept for the worker's return there is dropped.
+      expect(await a.controller.cancel(held!.job.id)).toMatchObject({ state: 'CANCELLED' });
+      await b.controller.workerDisconnected(w, onB);
+      // Meanwhile the cancelled job was leased to the worker again (other servers' re-queue and claim).
+      await a.store.updateJob(running!.job.id, {}, { epoch: running!.job.epoch + 1 });
+      const told: string[] = [];
+      await a.controller.registerWorker({ workerId: w, sessionToken: grant.sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, cancelJob: (jobId) => told.push(jobId) });
+      expect(await until(() => (told.length > 0 ? told : undefined), 3_000)).toEqual([running!.job.id]);
     } finally {
       await b.controller.stop();
       await a.controller.stop();

@@ -465,6 +465,39 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
+  it("logs a store failure while a worker's stream ends (its disconnection not recorded) instead of leaving it unhandled", async () => {
+    class FailingStore extends MemoryStore {
+      down = false;
+      override async getWorker(id: string) {
+        if (this.down) throw new Error('database unavailable');
+        return super.getWorker(id);
+      }
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const store = new FailingStore();
+      const warnings: { object: Record<string, unknown>; message: string }[] = [];
+      const logger: Logger = { debug() {}, info() {}, warn: (object, message) => warnings.push({ object, message }), error() {} };
+      const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000, store, logger });
+      await platform.client.queue({ name: 'j', command: 'long' });
+      const { request, first } = await registerAndTakeJob(provider);
+      store.down = true;
+      first.close();
+      const deadline = Date.now() + 3_000;
+      while (!warnings.some((w) => w.object.workerId === request.workerId && /disconnect/.test(w.message)) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(unhandled).toEqual([]);
+      expect(warnings.find((w) => w.object.workerId === request.workerId && /disconnect/.test(w.message))?.message).toContain('database unavailable');
+      store.down = false;
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('numbers a retried run after the lines of the earlier attempt', async () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
     const job = await platform.client.queue({ name: 'j', command: 'flaky', maxAttempts: 2, retryOnExitCodes: [1] });

@@ -279,7 +279,13 @@ class WorkerAgent implements WorkerHandle {
       // it sent beyond the room it gave (its record counted fewer jobs than this worker holds) is not its failure.
       // An older server, which grants none, does not know RETURNED: the job fails to start there, as before.
       const outcome = (draining || full) && this.prefetch > 0 ? JobOutcome.JOB_OUTCOME_RETURNED : JobOutcome.JOB_OUTCOME_FAILED_TO_START;
-      return this.reportNotStarted(run, outcome, refusal);
+      this.reportNotStarted(run, outcome, refusal);
+      // A job given back for want of room: the server's record of this worker counts fewer jobs than it holds,
+      // so the worker drains (gives back what waits, exits once its running jobs end) and a fresh worker with a
+      // true record takes its place. It decides this itself, not on the server's Drain, which a broken stream
+      // can lose (the server marks it DRAINING from the RETURNED report, which is resent until acknowledged).
+      if (full && outcome === JobOutcome.JOB_OUTCOME_RETURNED) this.beginDrain();
+      return;
     }
     if (this.jobs.size < this.config.capacity && this.waiting.size === 0) return this.startJob(run);
     this.waiting.set(jobId, run);

@@ -308,17 +308,13 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
   const finishedAt = (connection: FakeConnection, jobId: string) =>
     connection.messages.findIndex((message) => message.payload?.$case === 'jobFinished' && message.payload.value.jobId === jobId);
 
-  it('says it holds jobs, keeps up to capacity + prefetch, starts waiting ones in order as its slot frees, gives more back', async () => {
+  it('says it holds jobs, keeps up to capacity + prefetch, starts waiting ones in order as its slot frees', async () => {
     const { connection } = await setup(acceptRegistration(50, true, 3));
     expect(connection.all('register')[0]?.holdsPrefetchedJobs).toBe(true);
     runJob(connection, 'job-1', gated('gate'));
     for (const id of ['job-2', 'job-3', 'job-4']) runJob(connection, id, spec({ command: `echo ${id}` }));
     runJob(connection, 'job-3', spec({ command: 'echo duplicate' })); // a duplicate delivery of a waiting job
-    runJob(connection, 'job-5', spec({ command: 'echo too many' }));
-    await connection.until(() => finished(connection, 'job-5') !== undefined, 5_000, 'the refusal');
-    // Beyond what it holds: given back (the server re-queues it uncounted), not failed; the worker does not drain for it.
-    expect(finished(connection, 'job-5')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_RETURNED, started: false });
-    expect(finished(connection, 'job-5')?.errorMessage).toContain('capacity');
+    await connection.until(() => firstReport(connection, 'job-1') >= 0, 5_000, 'the first start');
     // Waiting: not started, nothing reported.
     for (const id of ['job-2', 'job-3', 'job-4']) expect(firstReport(connection, id)).toBe(-1);
     open('gate');
@@ -330,6 +326,26 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     }
     expect(connection.logs('job-3').map((entry) => entry.text)).toContain('job-3');
     expect(connection.all('jobFinished').filter((result) => result.jobId === 'job-3')).toHaveLength(1);
+  });
+
+  it('gives back a job beyond what it holds (RETURNED, not failed) and drains itself, with no Drain from the server: gives back its waiting jobs, finishes the running one and exits 0', async () => {
+    // The server's record counted fewer jobs than the worker holds; its Drain may be lost with a broken stream,
+    // so the worker does not wait for it.
+    const { worker, connection } = await setup(acceptRegistration(50, true, 2));
+    runJob(connection, 'job-1', gated('gate'));
+    runJob(connection, 'job-2', spec({ command: 'echo two' }));
+    runJob(connection, 'job-3', spec({ command: 'echo three' }));
+    runJob(connection, 'job-4', spec({ command: 'echo too many' }));
+    await connection.until(() => finished(connection, 'job-3') !== undefined, 5_000, 'the returns');
+    expect(finished(connection, 'job-4')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_RETURNED, started: false });
+    expect(finished(connection, 'job-4')?.errorMessage).toContain('capacity');
+    for (const id of ['job-2', 'job-3']) expect(finished(connection, id)).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_RETURNED, started: false });
+    runJob(connection, 'job-late', spec({ command: 'echo late' }));
+    await connection.until(() => finished(connection, 'job-late') !== undefined, 5_000, 'the late return');
+    expect(finished(connection, 'job-late')?.errorMessage).toContain('draining');
+    open('gate');
+    expect(await worker.done).toBe(0);
+    expect(finished(connection, 'job-1')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
   });
 
   it('reports a cancelled waiting job CANCELLED and not started, and runs the others', async () => {

@@ -29,12 +29,17 @@ const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
 /**
- * The result of a run whose exit code `retryOnExitCodes` lists, when a cancel was requested: the job ends
- * CANCELLED (the user asked for that), keeping the run's exit code, duration and signal, instead of being retried.
+ * The result of a run that failed (exit code or signal) after a cancel was requested: the job ends CANCELLED (the
+ * user asked for that), keeping the run's exit code, duration and signal, instead of FAILED or being retried.
  */
-function cancelledInsteadOfRetried(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
-  const { failureReason: _retryable, ...rest } = patch;
-  return { ...rest, state: 'CANCELLED', errorMessage: `cancelled; the command exited with code ${patch.exitCode} after the cancel was requested (not retried)` };
+function cancelledInsteadOfFailed(patch: ReturnType<typeof finalJobPatch>): ReturnType<typeof finalJobPatch> {
+  const { failureReason: _exitCode, ...rest } = patch;
+  return { ...rest, state: 'CANCELLED', errorMessage: cancelledAfterExit(patch) };
+}
+/** Why a job whose command failed after its cancel was requested ended CANCELLED. */
+function cancelledAfterExit(patch: Pick<Job, 'exitCode' | 'signal'>): string {
+  const ended = patch.signal ? `was killed by ${patch.signal}` : `exited with code ${patch.exitCode}`;
+  return `cancelled; the command ${ended} after the cancel was requested`;
 }
 /** What a change to `state` is to a job's waiters: `any` when the job may have ended or the state is unknown. */
 function changeOf(state: JobState | undefined): JobChange {
@@ -270,7 +275,7 @@ export class JobController {
           continue;
         }
         const message = 'the server shut down while the job was running';
-        if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {});
+        if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {}, 'cancelled; the server shut down before its worker reported it');
         else await this.finishWith(job, 'FAILED', 'SHUTDOWN', message);
       }
       for (const workerId of this.ownWorkers) {
@@ -368,7 +373,11 @@ export class JobController {
     // Its heartbeat moved on since its stream here closed: it reconnected to another server, which will not send
     // the cancel (its reconnection is over), and this one no longer hears from it.
     const seen = this.disconnectedBeats.get(workerId);
-    return seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat;
+    if (seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat) return true;
+    // The cancels kept for its return here are over too: were it to come back later, the lease kept with such a
+    // cancel would keep it from being told of a cancel of a later lease of that job (see `afterReconnect`).
+    this.cancelsAwaitingReconnect.delete(workerId);
+    return false;
   }
 
   // ---- worker events -----------------------------------------------------------------------------
@@ -609,7 +618,9 @@ export class JobController {
     // A worker that was not draining gave back a job it had no room for (its record here counted fewer jobs than
     // it holds: a job cancelled through another server, which it still holds): it drains, gives back what
     // waits on it and exits once its running jobs end (TERMINATED), so that a fresh worker with a true record
-    // takes its place. For a worker that drains already, `Drain` changes nothing.
+    // takes its place. A current worker starts draining itself when it gives such a job back (a `Drain` lost
+    // with a broken stream would leave it DRAINING here but taking jobs there); this `Drain` is for a worker
+    // of an earlier release. For a worker that drains already, `Drain` changes nothing.
     if (draining && (this.workerPrefetch.get(workerId) ?? 0) > 0) this.channels.get(workerId)?.drain();
     const job = await this.store.getJob(jobId);
     if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
@@ -671,15 +682,19 @@ export class JobController {
       patch.exitCode !== undefined &&
       current.spec.retryOnExitCodes?.includes(patch.exitCode) === true &&
       current.attempt < current.spec.maxAttempts;
-    // A cancel was requested: the run is not retried, the job ends CANCELLED with what the run reported.
-    if (retryable && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfRetried(patch);
+    // A cancel was requested and the command failed (the cancel may have caused it): the job ends CANCELLED with
+    // what the run reported, on any attempt and whether or not the exit code is retried; it is never retried.
+    // A command that succeeded ends SUCCEEDED: its work was done before the cancel could stop it.
+    if (leased && patch.failureReason === 'EXIT_CODE' && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfFailed(patch);
     else if (retryable) {
       if (startsNow) await this.jobStarted(workerId, jobId, epoch);
+      // The attempt as it ran (with its start, just recorded): what a cancel landing during the re-queue keeps.
+      const ran = startsNow ? ((await this.store.getJob(jobId)) ?? current) : current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
       const requeued = await this.workerRecords.run(workerId, async () => {
-        if (!(await this.requeue(current, message, { exitCode: patch.exitCode }))) return false;
+        if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch)))) return false;
         await this.releaseSlotNow(workerId, jobId);
         return true;
       });
@@ -1255,10 +1270,11 @@ export class JobController {
    * Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff, whose
    * end is stored with the job (`notBefore`) so that every engine sharing the store, or a restarted one, waits it out.
    * No attempt starts with a cancel request: one that reached the job before the re-queue ends it CANCELLED
-   * (callers check `job`; a request that landed after that read is seen in the re-queued job). Ending a QUEUED job
-   * does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
+   * (callers check `job`; a request that landed after that read is seen in the re-queued job, which then ends
+   * CANCELLED as the attempt that ran left it: its attempt, worker and times, with `cancelMessage`). Ending a
+   * QUEUED job does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
    */
-  private async requeue(job: Job, message: string, extra: Partial<Job>): Promise<boolean> {
+  private async requeue(job: Job, message: string, extra: Partial<Job>, cancelMessage = `cancelled; ${message}`): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
     const notBefore = this.now() + delayMs;
     const requeued =
@@ -1276,7 +1292,8 @@ export class JobController {
     if (!requeued) return false;
     // A cancel requested after `job` was read (it keeps the lease's epoch) is not carried to the next attempt: it ends here.
     if (requeued.cancelRequestedAt !== undefined) {
-      await this.finishWith(requeued, 'CANCELLED', undefined, `cancelled; ${message}`);
+      const { attempt, workerId, assignedAt, startedAt } = job;
+      await this.finishWith(requeued, 'CANCELLED', undefined, cancelMessage, { attempt, workerId, assignedAt, startedAt, notBefore: undefined });
       return true;
     }
     this.wakeAt(notBefore);
@@ -1317,16 +1334,19 @@ export class JobController {
     state: 'FAILED' | 'CANCELLED',
     failureReason: FailureReason | undefined,
     errorMessage: string,
+    extra: Partial<Job> = {},
   ): Promise<Job | undefined> {
     const completedAt = this.now();
+    const workerId = 'workerId' in extra ? extra.workerId : job.workerId;
     const done =
       (await this.store.updateJob(job.id, { states: [job.state], epoch: job.epoch }, {
+        ...extra,
         state,
         completedAt,
         errorMessage,
         ...(failureReason ? { failureReason } : {}),
       }, this.event(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage }))) ??
-      (await this.landedInDoubt(job.id, { state, workerId: job.workerId, epoch: job.epoch, completedAt }, 'completedAt'));
+      (await this.landedInDoubt(job.id, { state, workerId, epoch: job.epoch, completedAt }, 'completedAt'));
     if (!done) return undefined;
     if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     this.options.observer?.jobFinished?.(done);

@@ -238,9 +238,15 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   });
   const closed = () => {
     takeHeldAcks(); // the worker resends what was not acknowledged
-    tail = tail.then(async () => {
-      if (workerId !== undefined) await controller.workerDisconnected(workerId, channel);
-    });
+    tail = tail
+      .then(async () => {
+        if (workerId !== undefined) await controller.workerDisconnected(workerId, channel);
+      })
+      .catch((error: unknown) => {
+        // The store failed (after its retries): the worker is still offered no job here (its channel is gone),
+        // and the heartbeat timeout finds it if it does not come back.
+        controller.logger.warn({ err: error, workerId }, `could not record the disconnection of worker ${workerId}: ${(error as Error).message}`);
+      });
   };
   call.once('end', () => {
     closed();
