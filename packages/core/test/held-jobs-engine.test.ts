@@ -188,7 +188,7 @@ describe('cancels', () => {
       const ran = await store.getJob(job.id);
       // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
       store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
-      if (cause === 'a retryable result') await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+      if (cause === 'a retryable result') await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3, 1234));
       else if (cause === 'the server stopping') {
         stopped = true;
         await controller.stop();
@@ -203,7 +203,7 @@ describe('cancels', () => {
       expect(after.errorMessage).toMatch(/^cancelled; /);
       expect(after.errorMessage).toContain(reason);
       expect(after.errorMessage).not.toContain('retrying');
-      if (cause === 'a retryable result') expect(after.exitCode).toBe(3);
+      if (cause === 'a retryable result') expect(after).toMatchObject({ exitCode: 3, durationMs: 1234 });
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(runs).toHaveLength(1);
     } finally {
@@ -240,6 +240,29 @@ describe('cancels', () => {
         (id) => store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined }),
       );
       expect(await controller.cancel(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1, errorMessage: 'cancelled before it started' });
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a cancel whose job was re-queued and claimed again (another server) between its read and its write applies to the new lease, not dropped', async () => {
+    const store = new InterleavingStore();
+    const { controller, runs } = engine({ prefetch: 0, store });
+    await controller.start();
+    try {
+      const job = await controller.queue({ name: 'c', command: 'sleep 9' });
+      const run = await until(() => runs[0]);
+      // Another server puts the job back (uncounted, no backoff) and a third claims it, between cancel()'s read and write.
+      store.arm(
+        (patch) => patch.cancelRequestedAt !== undefined,
+        async (id) => {
+          await store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined });
+          await store.updateJob(id, {}, { state: 'ASSIGNED', workerId: 'w-other', epoch: run.job.epoch + 1, assignedAt: Date.now() });
+        },
+      );
+      // The new lease's worker is not this server's: the cancel ends the job at once, as for any such job.
+      expect(await controller.cancel(job.id)).toMatchObject({ state: 'CANCELLED', workerId: 'w-other', epoch: run.job.epoch + 1 });
+      expect(await store.getJob(job.id)).toMatchObject({ state: 'CANCELLED', errorMessage: 'cancelled; its worker was gone' });
     } finally {
       await controller.stop();
     }

@@ -107,9 +107,18 @@ export class JobExecution {
     void this.launch().catch((error: unknown) => this.failToStart(String(error)));
   }
 
-  /** Stops the job: SIGTERM to its group, then SIGKILL after `graceMs` (default the kill grace). */
+  /**
+   * Stops the job: SIGTERM to its group, then SIGKILL after `graceMs` (default the kill grace); it ends CANCELLED.
+   * Once the command itself has exited, its result stands and only what it left running is killed.
+   */
   cancel(graceMs?: number): void {
     if (this.finished) return;
+    if (this.exit) {
+      // The command has exited (a background process still holds its output open): its result stands, an exit 0
+      // stays a success; the cancel only stops what it left running.
+      this.terminate(0);
+      return;
+    }
     // A second cancel (the server may resend CancelJob) adds no second line; its stop is idempotent.
     if (!this.cancelled) this.batcher.add(LogStream.LOG_STREAM_SYSTEM, 'Job cancelled');
     this.cancelled = true;

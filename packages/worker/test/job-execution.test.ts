@@ -117,6 +117,18 @@ describe('job execution', () => {
     expect(await survivors([...pidsIn(job.entries), job.execution.pid!])).toEqual([]);
   });
 
+  it('a cancel after the command exited (a background process holding its output) keeps its result and stops the rest', async () => {
+    const job = startCollected(spec({ command: 'sleep 1000 & echo $!; echo main done' }), { pipeGraceMs: 60_000 });
+    await waitFor(() => texts(job.entries, STDOUT).includes('main done'), 5000, 'the main output');
+    const main = job.execution.pid!;
+    await waitFor(() => !isAlive(main), 5000, 'the main process to exit');
+    job.execution.cancel(200);
+    const result = await job.done;
+    expect(result).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(texts(job.entries, SYSTEM)).not.toContain('Job cancelled');
+    expect(await survivors(pidsIn(job.entries))).toEqual([]);
+  });
+
   it('SIGKILLs a job that ignores SIGTERM after the grace', async () => {
     const job = startCollected(spec({ command: "trap '' TERM; sleep 1000 & echo $!; wait; wait; echo survived TERM; sleep 1000" }), { killGraceMs: 400 });
     await waitFor(() => pidsIn(job.entries).length === 1, 5000, 'the pid');

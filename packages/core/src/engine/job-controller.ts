@@ -45,6 +45,8 @@ function cancelledAfterExit(patch: Pick<Job, 'exitCode' | 'signal'>): string {
 function changeOf(state: JobState | undefined): JobChange {
   return state === undefined || isTerminalJobState(state) ? 'any' : 'state';
 }
+/** How many times `cancel` looks again at a job that moved on between its read and its write. */
+const CANCEL_TRIES = 5;
 /** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
 const CLAIM_SHORTFALL_RETRY_MS = 10;
 /**
@@ -325,41 +327,48 @@ export class JobController {
   async cancel(id: string): Promise<Job> {
     await this.getJob(id);
     return this.serial.run(async () => {
-      const job = await this.getJob(id);
-      if (isTerminalJobState(job.state)) return job;
-      if (job.state === 'QUEUED') {
-        const cancelled = await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started');
-        return cancelled ?? (await this.getJob(id));
+      // A job that moves on between the read and the write (given back, re-queued and claimed again by another
+      // server) is looked at again: the cancel applies to where it is now, never silently dropped.
+      for (let tries = 1; ; tries += 1) {
+        const done = await this.cancelOnce(id);
+        if (done) return done;
+        if (tries >= CANCEL_TRIES) {
+          this.options.logger.warn({ jobId: id }, `cancel of job ${id}: it kept moving on; the cancel was not recorded`);
+          return this.getJob(id);
+        }
       }
-      const channel = job.workerId ? this.channels.get(job.workerId) : undefined;
-      if (!channel && !(await this.mayReconnect(job.workerId))) {
-        return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone')) ?? job;
-      }
-      if (job.cancelRequestedAt !== undefined) {
-        // Asked for already: recorded once (its time and event kept); the worker is told again when connected.
-        channel?.cancelJob(id, this.options.config.cancelGraceMs);
-        return job;
-      }
-      // Its worker holds the job: recorded, and the worker told now, or when it reconnects (`afterReconnect`);
-      // a worker lost meanwhile ends it CANCELLED. The job stays on the worker's record until the worker reports it.
-      const updated = await this.store.updateJob(
-        id,
-        { states: ACTIVE_JOB, epoch: job.epoch },
-        { cancelRequestedAt: this.now() },
-        this.event('job.cancel_requested', id, {}),
-      );
-      if (!updated) {
-        // It moved on meanwhile (a worker gave it back, or was lost): back in the queue, it is cancelled there.
-        const now = await this.getJob(id);
-        return now.state === 'QUEUED' ? ((await this.finishWith(now, 'CANCELLED', undefined, 'cancelled before it started')) ?? now) : now;
-      }
-      if (channel) channel.cancelJob(id, this.options.config.cancelGraceMs);
-      else if (job.workerId !== undefined) {
-        const awaiting = this.cancelsAwaitingReconnect.get(job.workerId) ?? new Map<string, number>();
-        this.cancelsAwaitingReconnect.set(job.workerId, awaiting.set(id, job.epoch));
-      }
-      return updated;
     });
+  }
+
+  /** One try of `cancel`: the job as cancelled (or as it is, when there is nothing to cancel), or undefined when it moved on meanwhile. */
+  private async cancelOnce(id: string): Promise<Job | undefined> {
+    const job = await this.getJob(id);
+    if (isTerminalJobState(job.state)) return job;
+    if (job.state === 'QUEUED') return this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started');
+    const channel = job.workerId ? this.channels.get(job.workerId) : undefined;
+    if (!channel && !(await this.mayReconnect(job.workerId))) {
+      return this.finishWith(job, 'CANCELLED', undefined, 'cancelled; its worker was gone');
+    }
+    if (job.cancelRequestedAt !== undefined) {
+      // Asked for already: recorded once (its time and event kept); the worker is told again when connected.
+      channel?.cancelJob(id, this.options.config.cancelGraceMs);
+      return job;
+    }
+    // Its worker holds the job: recorded, and the worker told now, or when it reconnects (`afterReconnect`);
+    // a worker lost meanwhile ends it CANCELLED. The job stays on the worker's record until the worker reports it.
+    const updated = await this.store.updateJob(
+      id,
+      { states: ACTIVE_JOB, epoch: job.epoch },
+      { cancelRequestedAt: this.now() },
+      this.event('job.cancel_requested', id, {}),
+    );
+    if (!updated) return undefined;
+    if (channel) channel.cancelJob(id, this.options.config.cancelGraceMs);
+    else if (job.workerId !== undefined) {
+      const awaiting = this.cancelsAwaitingReconnect.get(job.workerId) ?? new Map<string, number>();
+      this.cancelsAwaitingReconnect.set(job.workerId, awaiting.set(id, job.epoch));
+    }
+    return updated;
   }
 
   /**
@@ -694,7 +703,8 @@ export class JobController {
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
       const requeued = await this.workerRecords.run(workerId, async () => {
-        if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch)))) return false;
+        const ended = { durationMs: patch.durationMs, signal: patch.signal };
+        if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch), ended))) return false;
         await this.releaseSlotNow(workerId, jobId);
         return true;
       });
@@ -1274,7 +1284,12 @@ export class JobController {
    * CANCELLED as the attempt that ran left it: its attempt, worker and times, with `cancelMessage`). Ending a
    * QUEUED job does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
    */
-  private async requeue(job: Job, message: string, extra: Partial<Job>, cancelMessage = `cancelled; ${message}`): Promise<boolean> {
+  /**
+   * Puts `job` back in the queue for its next attempt, with `extra` (what the run left, e.g. its exit code). When a
+   * cancel lands meanwhile, the job ends CANCELLED instead, as the attempt that ran left it (`cancelMessage`, and
+   * `ended`: what the run reported beyond `extra`).
+   */
+  private async requeue(job: Job, message: string, extra: Partial<Job>, cancelMessage = `cancelled; ${message}`, ended: Partial<Job> = {}): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
     const notBefore = this.now() + delayMs;
     const requeued =
@@ -1293,7 +1308,7 @@ export class JobController {
     // A cancel requested after `job` was read (it keeps the lease's epoch) is not carried to the next attempt: it ends here.
     if (requeued.cancelRequestedAt !== undefined) {
       const { attempt, workerId, assignedAt, startedAt } = job;
-      await this.finishWith(requeued, 'CANCELLED', undefined, cancelMessage, { attempt, workerId, assignedAt, startedAt, notBefore: undefined });
+      await this.finishWith(requeued, 'CANCELLED', undefined, cancelMessage, { attempt, workerId, assignedAt, startedAt, notBefore: undefined, ...ended });
       return true;
     }
     this.wakeAt(notBefore);
