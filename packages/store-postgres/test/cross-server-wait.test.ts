@@ -14,6 +14,12 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** A QUEUED job asking for labels neither server's provider offers: no engine claims it. */
+function unclaimableJob() {
+  const job = makeTestJob();
+  return { ...job, spec: { ...job.spec, labels: { site: 'nowhere' } } };
+}
+
 describe('wait() through one server on a job another server runs (one database)', () => {
   let servers: TwoServers;
   let storeA: PostgresStore;
@@ -91,7 +97,9 @@ describe('wait() through one server on a job another server runs (one database)'
     try {
       // A NOTIFY sent before a LISTEN connection is up is not heard: wait for both.
       await until(() => (storeA.listenerConnections > 0 && servers.storeB.listenerConnections > 0) || undefined, 10_000, 'both LISTEN connections');
-      const own = makeTestJob();
+      // Jobs no worker of either server may run: otherwise an engine may claim one between its insert and its
+      // update, and that claim is a change through the other store, announced once more.
+      const own = unclaimableJob();
       await storeA.insertJob(own);
       await storeA.updateJob(own.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() });
       // Announced as the update returned, before its NOTIFY could be heard.
@@ -101,7 +109,7 @@ describe('wait() through one server on a job another server runs (one database)'
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(heardA.filter((id) => id === own.id)).toHaveLength(1);
 
-      const other = makeTestJob();
+      const other = unclaimableJob();
       await servers.storeB.insertJob(other);
       await servers.storeB.updateJob(other.id, { states: ['QUEUED'] }, { state: 'CANCELLED', completedAt: Date.now() });
       await until(() => heardA.includes(other.id) || undefined, 10_000, "server A's hearing of B's change");
