@@ -34,6 +34,14 @@
 //   H  F + one sealed attempt row per job (narrow and typed, hash index on the job id) written by the
 //      finishing statement: a real, immutable record that outlives the history row; the view derives the
 //      events of finished attempts from it and those of the live attempt from the history row.
+//   P1 product-form F: F's HOT history table and derived events, and instead of F's queue table a narrow
+//      `job_active` table (one row per QUEUED/ASSIGNED/RUNNING job: id, state, worker, assigned_at, queue
+//      order, not_before, labels) with the indexes today's state queries need (pkey; queue order WHERE
+//      QUEUED; worker + assigned_at WHERE ASSIGNED), inserted by the queue statement, updated by the claim,
+//      deleted by the finish (data-modifying CTEs); the claim keeps today's in-doubt retry (`already`).
+//   P2 P1's tables maintained by statement-level triggers on `jobs` (transition tables: one set-based upsert
+//      or delete per statement, whatever writes `jobs`); the claim picks from `job_active` and updates `jobs`.
+//   (bench/experiments/store-designs-queries.mjs: the cost of the state queries on a 200,000-job history.)
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
 // processes from /proc, exited backends included through the postmaster's cutime/cstime; this process's CPU
@@ -437,6 +445,115 @@ const finishSealed = (s) => `WITH updated AS (
 )
 SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
 
+/**
+ * P1/P2: the live jobs' narrow table. Its updates are not HOT (state is in the partial indexes' predicates), but
+ * its rows live only while the job does, so `jobs` (history) keeps only never-changing indexed columns.
+ */
+const ACTIVE_TABLE = (s) => `
+CREATE TABLE ${s}.job_active (
+  id text PRIMARY KEY, state text NOT NULL, worker_id text, assigned_at timestamptz,
+  priority integer NOT NULL, created_at timestamptz NOT NULL, seq bigint NOT NULL, not_before timestamptz, labels jsonb NOT NULL
+);
+CREATE INDEX job_active_queue_idx ON ${s}.job_active (priority DESC, created_at ASC, seq ASC) WHERE state = 'QUEUED';
+CREATE INDEX job_active_assigned_idx ON ${s}.job_active (worker_id, assigned_at) WHERE state = 'ASSIGNED';`;
+
+/** The live states, kept in `job_active`. */
+const LIVE = `('QUEUED', 'ASSIGNED', 'RUNNING')`;
+
+/** P1: F's history table and derived-events view, and `job_active` in place of F's queue table. */
+const SCHEMA_ACTIVE = (s) => SCHEMA_DERIVED(s) + ACTIVE_TABLE(s);
+
+/**
+ * P2: P1 + statement-level triggers keeping `job_active` right for every writer of `jobs` (transition tables
+ * cannot have a column list, so the update trigger runs for every UPDATE of `jobs`).
+ */
+const SCHEMA_ACTIVE_TRIGGER = (s) => `${SCHEMA_ACTIVE(s)}
+CREATE FUNCTION ${s}.hodei_active_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${s}.job_active (id, state, worker_id, assigned_at, priority, created_at, seq, not_before, labels)
+  SELECT n.id, n.state, n.worker_id, n.assigned_at, n.priority, n.created_at, n.insert_seq, n.not_before, n.spec -> 'labels'
+  FROM hodei_new AS n WHERE n.state IN ${LIVE};
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_active_inserted AFTER INSERT ON ${s}.jobs REFERENCING NEW TABLE AS hodei_new
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.hodei_active_inserted();
+CREATE FUNCTION ${s}.hodei_active_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM ${s}.job_active AS a WHERE a.id = ANY(ARRAY(SELECT n.id FROM hodei_new AS n WHERE n.state NOT IN ${LIVE}));
+  INSERT INTO ${s}.job_active AS a (id, state, worker_id, assigned_at, priority, created_at, seq, not_before, labels)
+  SELECT n.id, n.state, n.worker_id, n.assigned_at, n.priority, n.created_at, n.insert_seq, n.not_before, n.spec -> 'labels'
+  FROM hodei_new AS n JOIN hodei_old AS o ON o.id = n.id
+  WHERE n.state IN ${LIVE} AND (o.state, o.worker_id, o.assigned_at, o.not_before) IS DISTINCT FROM (n.state, n.worker_id, n.assigned_at, n.not_before)
+  ON CONFLICT (id) DO UPDATE SET state = excluded.state, worker_id = excluded.worker_id, assigned_at = excluded.assigned_at, not_before = excluded.not_before;
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_active_updated AFTER UPDATE ON ${s}.jobs REFERENCING OLD TABLE AS hodei_old NEW TABLE AS hodei_new
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.hodei_active_updated();`;
+
+/** Queue for P1: the history rows and their `job_active` rows. */
+const queueActive = (s) => `WITH inserted AS (
+  INSERT INTO ${s}.jobs (id, state, spec, priority, attempt, epoch, created_at)
+  SELECT r.id, 'QUEUED', r.spec::jsonb, r.priority, 1, 0, r.created_at
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[]) WITH ORDINALITY AS r(id, spec, priority, created_at, ord)
+  ORDER BY r.ord RETURNING id, priority, created_at, insert_seq, spec -> 'labels' AS labels
+), active AS (
+  INSERT INTO ${s}.job_active (id, state, priority, created_at, seq, labels) SELECT id, 'QUEUED', priority, created_at, insert_seq, labels FROM inserted
+)
+SELECT pg_notify('hodei_job_changed_${s}', '') WHERE EXISTS (SELECT 1 FROM inserted)`;
+
+/** Queue for P2: the history rows only (the trigger writes `job_active`). */
+const queueActiveTrigger = (s) => `WITH inserted AS (
+  INSERT INTO ${s}.jobs (id, state, spec, priority, attempt, epoch, created_at)
+  SELECT r.id, 'QUEUED', r.spec::jsonb, r.priority, 1, 0, r.created_at
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[]) WITH ORDINALITY AS r(id, spec, priority, created_at, ord)
+  ORDER BY r.ord RETURNING id
+)
+SELECT pg_notify('hodei_job_changed_${s}', '') WHERE EXISTS (SELECT 1 FROM inserted)`;
+
+/**
+ * Claim for P1/P2 ($1 worker, $2 labels, $3 limit, $4 now): today's in-doubt retry (`already`: the jobs assigned
+ * to this worker at this claim time, served by job_active_assigned_idx), else the queue head of `job_active`
+ * locked (SKIP LOCKED); P1 marks them ASSIGNED there by ctid, P2 leaves that to the trigger; then the history
+ * rows are assigned (HOT) and returned whole, with the retried ones.
+ */
+const claimActive = (s, { trigger = false } = {}) => `WITH already AS (
+  SELECT a.id FROM ${s}.job_active AS a WHERE a.state = 'ASSIGNED' AND a.worker_id = $1 AND a.assigned_at = $4
+), head AS (
+  SELECT a.ctid AS tid, a.id FROM ${s}.job_active AS a
+  WHERE a.state = 'QUEUED' AND (a.not_before IS NULL OR a.not_before <= $4) AND a.labels <@ $2::jsonb
+  ORDER BY a.priority DESC, a.created_at ASC, a.seq ASC
+  LIMIT CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END
+  FOR UPDATE OF a SKIP LOCKED
+), ${
+  trigger
+    ? `picked AS (SELECT id FROM head), `
+    : `picked AS (
+  UPDATE ${s}.job_active AS a SET state = 'ASSIGNED', worker_id = $1, assigned_at = $4, not_before = NULL
+  WHERE a.ctid = ANY(ARRAY(SELECT tid FROM head)) RETURNING a.id
+), `
+}claimed AS (
+  UPDATE ${s}.jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+  RETURNING ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq
+), retried AS (
+  SELECT ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq FROM ${s}.jobs AS j WHERE j.id = ANY(ARRAY(SELECT id FROM already))
+), result AS (SELECT * FROM retried UNION ALL SELECT * FROM claimed)
+SELECT *, ${notifyChunks(s, 'claimed')} AS hodei_notified FROM result ORDER BY hodei_priority DESC, created_at ASC, hodei_seq ASC`;
+
+/** Finish for P1: F's compare-and-set update, and the matched jobs' `job_active` rows deleted (by id). */
+const finishActive = (s) => `WITH updated AS (
+  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
+    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
+  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
+  RETURNING j.id
+), gone AS (
+  DELETE FROM ${s}.job_active AS a WHERE a.id = ANY(ARRAY(SELECT id FROM updated))
+)
+SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
+
 // ---------------------------------------------------------------------------------------------- parameters
 
 function queueParams(batch, { events }) {
@@ -677,6 +794,24 @@ const DESIGNS = {
 DESIGNS.FL = { ...DESIGNS.F, name: 'FL F, lockstep', run: runLockstep };
 DESIGNS.FU = { ...DESIGNS.F, name: 'FU F, no claim-ahead', run: runUnawaited };
 DESIGNS.H = { ...DESIGNS.F, name: 'H F + sealed attempt row', ddl: SCHEMA_SEALED, finish: (s) => finishSealed(s) };
+DESIGNS.P1 = {
+  ...DESIGNS.F,
+  name: 'P1 F + job_active, CTEs',
+  ddl: SCHEMA_ACTIVE,
+  queue: (s) => queueActive(s),
+  claim: (s) => claimActive(s),
+  finish: (s) => finishActive(s),
+  liveTable: 'job_active',
+};
+DESIGNS.P2 = {
+  ...DESIGNS.F,
+  name: 'P2 F + job_active, trigger',
+  ddl: SCHEMA_ACTIVE_TRIGGER,
+  queue: (s) => queueActiveTrigger(s),
+  claim: (s) => claimActive(s, { trigger: true }),
+  finish: (s) => finishDerived(s),
+  liveTable: 'job_active',
+};
 
 // ---------------------------------------------------------------------------------------------- measuring
 
@@ -839,8 +974,9 @@ async function verify(admin, schema, jobs, jobCount, key) {
       throw new Error(`${key}: job states ${JSON.stringify(states)}`);
     }
     if (key !== 'A' && key !== 'B') {
-      const { rows } = await admin.query('SELECT count(*)::int AS n FROM job_queue');
-      if (rows[0].n !== 0) throw new Error(`${key}: ${rows[0].n} rows left in job_queue`);
+      const live = DESIGNS[key].liveTable ?? 'job_queue';
+      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${live}`);
+      if (rows[0].n !== 0) throw new Error(`${key}: ${rows[0].n} rows left in ${live}`);
     }
     const latest = await admin.query('SELECT id, state, started_at, completed_at, error_message FROM jobs ORDER BY created_at DESC LIMIT 3;');
     if (latest.rows.length !== 3 || latest.rows[0].id !== jobs[jobCount - 1].id) throw new Error(`${key}: seed query 1 returned ${JSON.stringify(latest.rows)}`);
@@ -918,7 +1054,7 @@ function format(row) {
   );
 }
 
-export { DESIGNS, queueParams, finishParams, LOCAL_QUEUE };
+export { DESIGNS, queueParams, finishParams, LOCAL_QUEUE, FINISHED };
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values: args } = parseArgs({
