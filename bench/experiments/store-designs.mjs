@@ -41,6 +41,11 @@
 //      deleted by the finish (data-modifying CTEs); the claim keeps today's in-doubt retry (`already`).
 //   P2 P1's tables maintained by statement-level triggers on `jobs` (transition tables: one set-based upsert
 //      or delete per statement, whatever writes `jobs`); the claim picks from `job_active` and updates `jobs`.
+//   P3 F's queue table unchanged, plus a narrow `job_claims` table (worker_id, assigned_at, id: one row per
+//      claimed, unfinished job) with one index, (worker_id, assigned_at, id), appended by the claim and deleted
+//      by the finish through the history row's own worker_id and assigned_at: no random-key index on the hot
+//      path. The claim keeps the in-doubt retry (that index); ASSIGNED/RUNNING lookups scan `job_claims`
+//      (bounded by the jobs in flight) and read `jobs` by id.
 //   (bench/experiments/store-designs-queries.mjs: the cost of the state queries on a 200,000-job history.)
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
@@ -554,6 +559,47 @@ const finishActive = (s) => `WITH updated AS (
 )
 SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
 
+/** P3: F's tables and a `job_claims` table (one row per claimed, unfinished job; one index). */
+const SCHEMA_CLAIMS = (s) => `${SCHEMA_DERIVED(s)}
+CREATE TABLE ${s}.job_claims (worker_id text NOT NULL, assigned_at timestamptz NOT NULL, id text NOT NULL);
+CREATE INDEX job_claims_idx ON ${s}.job_claims (worker_id, assigned_at, id);`;
+
+/**
+ * Claim for P3: F's claim, the in-doubt retry first (the jobs still ASSIGNED to this worker at this claim time,
+ * found through job_claims_idx), and a `job_claims` row per claimed job.
+ */
+const claimClaims = (s) => `WITH already AS (
+  SELECT ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq FROM ${s}.jobs AS j
+  WHERE j.id = ANY(ARRAY(SELECT c.id FROM ${s}.job_claims AS c WHERE c.worker_id = $1::text AND c.assigned_at = $4::timestamptz))
+    AND j.state = 'ASSIGNED' AND j.worker_id = $1::text AND j.assigned_at = $4::timestamptz
+), picked AS (
+  DELETE FROM ${s}.job_queue AS q WHERE q.ctid = ANY(ARRAY(
+    SELECT q2.ctid FROM ${s}.job_queue AS q2
+    WHERE (q2.not_before IS NULL OR q2.not_before <= $4) AND q2.labels <@ $2::jsonb
+    ORDER BY q2.priority DESC, q2.created_at ASC, q2.seq ASC
+    LIMIT CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END FOR UPDATE SKIP LOCKED
+  )) RETURNING q.id
+), claimed AS (
+  UPDATE ${s}.jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+  RETURNING ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq
+), held AS (
+  INSERT INTO ${s}.job_claims (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
+), result AS (SELECT * FROM already UNION ALL SELECT * FROM claimed)
+SELECT *, ${notifyChunks(s, 'claimed')} AS hodei_notified FROM result ORDER BY hodei_priority DESC, created_at ASC, hodei_seq ASC`;
+
+/** Finish for P3: F's update, and the matched jobs' claim rows deleted through their worker and claim time. */
+const finishClaims = (s) => `WITH updated AS (
+  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
+    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
+  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
+  RETURNING j.id, j.worker_id, j.assigned_at
+), released AS (
+  DELETE FROM ${s}.job_claims AS c USING updated AS u WHERE c.worker_id = u.worker_id AND c.assigned_at = u.assigned_at AND c.id = u.id
+)
+SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
+
 // ---------------------------------------------------------------------------------------------- parameters
 
 function queueParams(batch, { events }) {
@@ -801,7 +847,15 @@ DESIGNS.P1 = {
   queue: (s) => queueActive(s),
   claim: (s) => claimActive(s),
   finish: (s) => finishActive(s),
-  liveTable: 'job_active',
+  liveTables: ['job_active'],
+};
+DESIGNS.P3 = {
+  ...DESIGNS.F,
+  name: 'P3 F + job_claims',
+  ddl: SCHEMA_CLAIMS,
+  claim: (s) => claimClaims(s),
+  finish: (s) => finishClaims(s),
+  liveTables: ['job_queue', 'job_claims'],
 };
 DESIGNS.P2 = {
   ...DESIGNS.F,
@@ -810,7 +864,7 @@ DESIGNS.P2 = {
   queue: (s) => queueActiveTrigger(s),
   claim: (s) => claimActive(s, { trigger: true }),
   finish: (s) => finishDerived(s),
-  liveTable: 'job_active',
+  liveTables: ['job_active'],
 };
 
 // ---------------------------------------------------------------------------------------------- measuring
@@ -974,9 +1028,10 @@ async function verify(admin, schema, jobs, jobCount, key) {
       throw new Error(`${key}: job states ${JSON.stringify(states)}`);
     }
     if (key !== 'A' && key !== 'B') {
-      const live = DESIGNS[key].liveTable ?? 'job_queue';
-      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${live}`);
-      if (rows[0].n !== 0) throw new Error(`${key}: ${rows[0].n} rows left in ${live}`);
+      for (const live of DESIGNS[key].liveTables ?? ['job_queue']) {
+        const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${live}`);
+        if (rows[0].n !== 0) throw new Error(`${key}: ${rows[0].n} rows left in ${live}`);
+      }
     }
     const latest = await admin.query('SELECT id, state, started_at, completed_at, error_message FROM jobs ORDER BY created_at DESC LIMIT 3;');
     if (latest.rows.length !== 3 || latest.rows[0].id !== jobs[jobCount - 1].id) throw new Error(`${key}: seed query 1 returned ${JSON.stringify(latest.rows)}`);
