@@ -46,6 +46,7 @@
 //      by the finish through the history row's own worker_id and assigned_at: no random-key index on the hot
 //      path. The claim keeps the in-doubt retry (that index); ASSIGNED/RUNNING lookups scan `job_claims`
 //      (bounded by the jobs in flight) and read `jobs` by id.
+//   P4 P3 with `job_claims` kept by a statement-level trigger on `jobs` (F's claim and finish statements).
 //   (bench/experiments/store-designs-queries.mjs: the cost of the state queries on a 200,000-job history.)
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
@@ -600,6 +601,31 @@ const finishClaims = (s) => `WITH updated AS (
 )
 SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
 
+/**
+ * P4: P3's tables, `job_claims` kept by a statement-level trigger on `jobs`: a row for every job that became
+ * ASSIGNED, deleted (through the old worker and claim time) for every claimed job that left ASSIGNED/RUNNING.
+ */
+const SCHEMA_CLAIMS_TRIGGER = (s) => `${SCHEMA_CLAIMS(s)}
+CREATE FUNCTION ${s}.hodei_claims_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM ${s}.job_claims AS c USING hodei_old AS o JOIN hodei_new AS n ON n.id = o.id
+  WHERE o.state IN ('ASSIGNED', 'RUNNING') AND (n.state NOT IN ('ASSIGNED', 'RUNNING') OR n.epoch <> o.epoch)
+    AND c.worker_id = o.worker_id AND c.assigned_at = o.assigned_at AND c.id = o.id;
+  INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
+  SELECT n.worker_id, n.assigned_at, n.id FROM hodei_new AS n JOIN hodei_old AS o ON o.id = n.id
+  WHERE n.state = 'ASSIGNED' AND (o.state <> 'ASSIGNED' OR o.epoch <> n.epoch);
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_claims_updated AFTER UPDATE ON ${s}.jobs REFERENCING OLD TABLE AS hodei_old NEW TABLE AS hodei_new
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.hodei_claims_updated();`;
+
+/** Claim for P4: P3's claim without the `held` insert (the trigger writes it). */
+const claimClaimsTrigger = (s) =>
+  claimClaims(s).replace(`), held AS (
+  INSERT INTO ${s}.job_claims (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
+), result`, '), result');
+
 // ---------------------------------------------------------------------------------------------- parameters
 
 function queueParams(batch, { events }) {
@@ -856,6 +882,13 @@ DESIGNS.P3 = {
   claim: (s) => claimClaims(s),
   finish: (s) => finishClaims(s),
   liveTables: ['job_queue', 'job_claims'],
+};
+DESIGNS.P4 = {
+  ...DESIGNS.P3,
+  name: 'P4 P3, trigger',
+  ddl: SCHEMA_CLAIMS_TRIGGER,
+  claim: (s) => claimClaimsTrigger(s),
+  finish: (s) => finishDerived(s),
 };
 DESIGNS.P2 = {
   ...DESIGNS.F,
