@@ -47,6 +47,8 @@
 //      path. The claim keeps the in-doubt retry (that index); ASSIGNED/RUNNING lookups scan `job_claims`
 //      (bounded by the jobs in flight) and read `jobs` by id.
 //   P4 P3 with `job_claims` kept by a statement-level trigger on `jobs` (F's claim and finish statements).
+//   P5 P3 + an insert-only `job_outcomes` row per finished job (id, state, created_at), indexed on (state,
+//      created_at DESC), written by the finish: listJobs by a finished state without scanning the history.
 //   (bench/experiments/store-designs-queries.mjs: the cost of the state queries on a 200,000-job history.)
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
@@ -626,6 +628,23 @@ const claimClaimsTrigger = (s) =>
   INSERT INTO ${s}.job_claims (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
 ), result`, '), result');
 
+/** P5: P3's tables and `job_outcomes` (insert-only: one row per finished job, for listJobs by finished state). */
+const SCHEMA_OUTCOMES = (s) => `${SCHEMA_CLAIMS(s)}
+CREATE TABLE ${s}.job_outcomes (id text NOT NULL, state text NOT NULL, created_at timestamptz NOT NULL, seq bigint NOT NULL);
+CREATE INDEX job_outcomes_state_idx ON ${s}.job_outcomes (state, created_at DESC, seq DESC);`;
+
+/** Finish for P5: P3's finish and the finished jobs' outcome rows. */
+const finishOutcomes = (s) =>
+  finishClaims(s)
+    .replace('RETURNING j.id, j.worker_id, j.assigned_at', 'RETURNING j.id, j.worker_id, j.assigned_at, j.state, j.created_at, j.insert_seq')
+    .replace(
+      `\nSELECT updated.id`,
+      `, outcomes AS (
+  INSERT INTO ${s}.job_outcomes (id, state, created_at, seq) SELECT u.id, u.state, u.created_at, u.insert_seq FROM updated AS u WHERE u.state IN ${FINISHED}
+)
+SELECT updated.id`,
+    );
+
 // ---------------------------------------------------------------------------------------------- parameters
 
 function queueParams(batch, { events }) {
@@ -890,6 +909,7 @@ DESIGNS.P4 = {
   claim: (s) => claimClaimsTrigger(s),
   finish: (s) => finishDerived(s),
 };
+DESIGNS.P5 = { ...DESIGNS.P3, name: 'P5 P3 + outcome rows', ddl: SCHEMA_OUTCOMES, finish: (s) => finishOutcomes(s) };
 DESIGNS.P2 = {
   ...DESIGNS.F,
   name: 'P2 F + job_active, trigger',
