@@ -49,6 +49,7 @@
 //   P4 P3 with `job_claims` kept by a statement-level trigger on `jobs` (F's claim and finish statements).
 //   P5 P3 + an insert-only `job_outcomes` row per finished job (id, state, created_at), indexed on (state,
 //      created_at DESC), written by the finish: listJobs by a finished state without scanning the history.
+//   P6 P4 + P5's outcome rows (the trigger keeps `job_claims`, the finish statement writes `job_outcomes`).
 //   (bench/experiments/store-designs-queries.mjs: the cost of the state queries on a 200,000-job history.)
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
@@ -645,6 +646,17 @@ const finishOutcomes = (s) =>
 SELECT updated.id`,
     );
 
+/** P6: P4's trigger-kept `job_claims` and P5's `job_outcomes`. */
+const SCHEMA_CLAIMS_TRIGGER_OUTCOMES = (s) => `${SCHEMA_CLAIMS_TRIGGER(s)}
+CREATE TABLE ${s}.job_outcomes (id text NOT NULL, state text NOT NULL, created_at timestamptz NOT NULL, seq bigint NOT NULL);
+CREATE INDEX job_outcomes_state_idx ON ${s}.job_outcomes (state, created_at DESC, seq DESC);`;
+
+/** Finish for P6: P5's finish without the `job_claims` delete (the trigger does it). */
+const finishOutcomesTrigger = (s) =>
+  finishOutcomes(s).replace(`), released AS (
+  DELETE FROM ${s}.job_claims AS c USING updated AS u WHERE c.worker_id = u.worker_id AND c.assigned_at = u.assigned_at AND c.id = u.id
+), outcomes`, '), outcomes');
+
 // ---------------------------------------------------------------------------------------------- parameters
 
 function queueParams(batch, { events }) {
@@ -910,6 +922,7 @@ DESIGNS.P4 = {
   finish: (s) => finishDerived(s),
 };
 DESIGNS.P5 = { ...DESIGNS.P3, name: 'P5 P3 + outcome rows', ddl: SCHEMA_OUTCOMES, finish: (s) => finishOutcomes(s) };
+DESIGNS.P6 = { ...DESIGNS.P4, name: 'P6 P4 + outcome rows', ddl: SCHEMA_CLAIMS_TRIGGER_OUTCOMES, finish: (s) => finishOutcomesTrigger(s) };
 DESIGNS.P2 = {
   ...DESIGNS.F,
   name: 'P2 F + job_active, trigger',
