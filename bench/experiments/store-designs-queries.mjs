@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // PROTOTYPE, NOT THE PRODUCT (issue 7, with store-designs.mjs). The state queries a product store needs, timed
 // with EXPLAIN ANALYZE on a long history, for today's schema (A), F (no state index on `jobs`), P1 (F +
-// `job_active`; P2 has the same tables) and P3 (F + `job_claims`): the stranded sweep (every ASSIGNED job), listJobs by state (newest
+// `job_active`; P2 has the same tables), P3 (F + `job_claims`; P4 has the same tables) and P5 (P3 +
+// `job_outcomes`): the stranded sweep (every ASSIGNED job), listJobs by state (newest
 // first, limit 50: live states, a common finished state, a rare one and one no job is in), a retention batch (1,000 finished
 // jobs completed before a cutoff), queuedJobs (the queue head, 100) and the claim's in-doubt retry (the jobs
 // ASSIGNED to worker W at claim time T).
@@ -11,7 +12,7 @@
 // each), 200 RUNNING, newer than the history. VACUUM ANALYZE, then each query 5 times; the best execution time
 // and the plan's scan nodes are printed.
 //
-//   node bench/experiments/store-designs-queries.mjs [--history N] [--design A,F,P1,P3]
+//   node bench/experiments/store-designs-queries.mjs [--history N] [--design A,F,P1,P3,P5]
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../../scripts/throwaway-postgres.mjs';
@@ -48,10 +49,14 @@ FROM generate_series(1, ${QUEUED + WORKERS * PER_WORKER + RUNNING}) AS g;`;
 INSERT INTO ${s}.job_queue (priority, created_at, seq, id, labels)
 SELECT priority, created_at, insert_seq, id, spec -> 'labels' FROM ${s}.jobs WHERE state = 'QUEUED';`;
   if (key === 'F') return rows + queue;
-  if (key === 'P3') {
-    return `${rows}${queue}
+  const claims = `
 INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
 SELECT worker_id, assigned_at, id FROM ${s}.jobs WHERE state IN ('ASSIGNED', 'RUNNING');`;
+  if (key === 'P3') return rows + queue + claims;
+  if (key === 'P5') {
+    return `${rows}${queue}${claims}
+INSERT INTO ${s}.job_outcomes (id, state, created_at, seq)
+SELECT id, state, created_at, insert_seq FROM ${s}.jobs WHERE state IN ${FINISHED};`;
   }
   // P1/P2: in P2 the triggers have filled job_active already.
   return `${rows}
@@ -69,7 +74,7 @@ const CUTOFF = (history) => `now() - make_interval(secs => ${QUEUED + 1000 + Mat
  */
 function queries(s, key, history) {
   const cutoff = CUTOFF(history);
-  if (key === 'P3') return claimsQueries(s, history);
+  if (key === 'P3' || key === 'P5') return claimsQueries(s, history, { outcomes: key === 'P5' });
   const live = key.startsWith('P');
   const listFinished = (state) =>
     `SELECT ${LIST_COLUMNS} FROM ${s}.jobs AS j WHERE j.state = '${state}' ORDER BY j.created_at DESC, j.insert_seq DESC LIMIT 50`;
@@ -119,10 +124,12 @@ function queries(s, key, history) {
   ];
 }
 
-function claimsQueries(s, history) {
+function claimsQueries(s, history, { outcomes }) {
   const cutoff = CUTOFF(history);
   const listFinished = (state) =>
-    `SELECT ${LIST_COLUMNS} FROM ${s}.jobs AS j WHERE j.state = '${state}' ORDER BY j.created_at DESC, j.insert_seq DESC LIMIT 50`;
+    outcomes
+      ? `SELECT ${LIST_COLUMNS} FROM ${s}.jobs AS j WHERE j.id = ANY(ARRAY(SELECT o.id FROM ${s}.job_outcomes AS o WHERE o.state = '${state}' ORDER BY o.created_at DESC, o.seq DESC LIMIT 50)) ORDER BY j.created_at DESC, j.insert_seq DESC`
+      : `SELECT ${LIST_COLUMNS} FROM ${s}.jobs AS j WHERE j.state = '${state}' ORDER BY j.created_at DESC, j.insert_seq DESC LIMIT 50`;
   const claimedIn = (state) =>
     `SELECT ${LIST_COLUMNS} FROM ${s}.jobs AS j WHERE j.id = ANY(ARRAY(SELECT c.id FROM ${s}.job_claims AS c)) AND j.state = '${state}' ORDER BY j.created_at DESC, j.insert_seq DESC LIMIT 50`;
   return [
@@ -157,7 +164,7 @@ function scans(node, out = []) {
   return out;
 }
 
-const { values: args } = parseArgs({ options: { history: { type: 'string', default: '200000' }, design: { type: 'string', default: 'A,F,P1,P3' } } });
+const { values: args } = parseArgs({ options: { history: { type: 'string', default: '200000' }, design: { type: 'string', default: 'A,F,P1,P3,P5' } } });
 const history = Number(args.history);
 const database = await startDatabase();
 const admin = new pg.Client({ connectionString: database.url });
@@ -171,8 +178,9 @@ try {
     await admin.query(fill(s, key, history));
     await admin.query(`VACUUM ANALYZE ${s}.jobs`);
     if (key === 'P1' || key === 'P2') await admin.query(`VACUUM ANALYZE ${s}.job_active`);
-    if (key === 'F' || key === 'P3') await admin.query(`VACUUM ANALYZE ${s}.job_queue`);
-    if (key === 'P3') await admin.query(`VACUUM ANALYZE ${s}.job_claims`);
+    if (key === 'F' || key === 'P3' || key === 'P5') await admin.query(`VACUUM ANALYZE ${s}.job_queue`);
+    if (key === 'P3' || key === 'P5') await admin.query(`VACUUM ANALYZE ${s}.job_claims`);
+    if (key === 'P5') await admin.query(`VACUUM ANALYZE ${s}.job_outcomes`);
     console.log(`${DESIGNS[key].name}`);
     for (const [label, sql] of queries(s, key, history)) {
       let best = Number.POSITIVE_INFINITY;
