@@ -454,6 +454,20 @@ const finishSealed = (s) => `WITH updated AS (
 )
 SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
 
+/** F's finish: the compare-and-set update of the history rows (no RETURNING), shared by the P designs. */
+const FINISH_UPDATE = (s) => `  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
+    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
+  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
+`;
+
+/** F's claim of the picked ids (CTE `picked`) on the history rows, shared by the P designs. */
+const CLAIM_UPDATE = (s) => `
+  UPDATE ${s}.jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+  RETURNING ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq
+`;
+
 /**
  * P1/P2: the live jobs' narrow table. Its updates are not HOT (state is in the partial indexes' predicates), but
  * its rows live only while the job does, so `jobs` (history) keeps only never-changing indexed columns.
@@ -542,22 +556,14 @@ const claimActive = (s, { trigger = false } = {}) => `WITH already AS (
   UPDATE ${s}.job_active AS a SET state = 'ASSIGNED', worker_id = $1, assigned_at = $4, not_before = NULL
   WHERE a.ctid = ANY(ARRAY(SELECT tid FROM head)) RETURNING a.id
 ), `
-}claimed AS (
-  UPDATE ${s}.jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
-  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-  RETURNING ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq
-), retried AS (
+}claimed AS (${CLAIM_UPDATE(s)}), retried AS (
   SELECT ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq FROM ${s}.jobs AS j WHERE j.id = ANY(ARRAY(SELECT id FROM already))
 ), result AS (SELECT * FROM retried UNION ALL SELECT * FROM claimed)
 SELECT *, ${notifyChunks(s, 'claimed')} AS hodei_notified FROM result ORDER BY hodei_priority DESC, created_at ASC, hodei_seq ASC`;
 
 /** Finish for P1: F's compare-and-set update, and the matched jobs' `job_active` rows deleted (by id). */
 const finishActive = (s) => `WITH updated AS (
-  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
-  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
-    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
-  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
-  RETURNING j.id
+${FINISH_UPDATE(s)}  RETURNING j.id
 ), gone AS (
   DELETE FROM ${s}.job_active AS a WHERE a.id = ANY(ARRAY(SELECT id FROM updated))
 )
@@ -583,22 +589,14 @@ const claimClaims = (s) => `WITH already AS (
     ORDER BY q2.priority DESC, q2.created_at ASC, q2.seq ASC
     LIMIT CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END FOR UPDATE SKIP LOCKED
   )) RETURNING q.id
-), claimed AS (
-  UPDATE ${s}.jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
-  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
-  RETURNING ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq
-), held AS (
+), claimed AS (${CLAIM_UPDATE(s)}), held AS (
   INSERT INTO ${s}.job_claims (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
 ), result AS (SELECT * FROM already UNION ALL SELECT * FROM claimed)
 SELECT *, ${notifyChunks(s, 'claimed')} AS hodei_notified FROM result ORDER BY hodei_priority DESC, created_at ASC, hodei_seq ASC`;
 
 /** Finish for P3: F's update, and the matched jobs' claim rows deleted through their worker and claim time. */
 const finishClaims = (s) => `WITH updated AS (
-  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
-  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
-    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
-  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
-  RETURNING j.id, j.worker_id, j.assigned_at
+${FINISH_UPDATE(s)}  RETURNING j.id, j.worker_id, j.assigned_at
 ), released AS (
   DELETE FROM ${s}.job_claims AS c USING updated AS u WHERE c.worker_id = u.worker_id AND c.assigned_at = u.assigned_at AND c.id = u.id
 )
