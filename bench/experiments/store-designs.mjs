@@ -58,7 +58,8 @@
 // then ranges over the rounds: the ratio to graphile tuned (the mean of the graphile runs just before and just
 // after the design: the default list brackets every design, as the shared machine's load drifts), and the CPU
 // ratio (graphile's PostgreSQL + node CPU per job over the design's: its rate where CPU is the limit).
-// Before the first round, each design's claim is checked for exactly-once claims under 4 concurrent claimers;
+// Before the first round, each design's claim is checked for exactly-once claims under 4 concurrent claimers (and,
+// for the P designs, the in-doubt retry: the same claim repeated returns the same jobs);
 // after each run, every job must be SUCCEEDED with epoch 1, the queue empty, and the seed's queries must return
 // the newest job and the 4 events.
 //
@@ -1088,9 +1089,19 @@ async function checkConcurrentClaims(url, admin, key) {
     }),
   );
   await pool.end();
-  await admin.query(`DROP SCHEMA ${schema} CASCADE`);
   const twice = [...seen.values()].filter((count) => count > 1).length;
   if (seen.size !== jobs.length || twice > 0) throw new Error(`${key}: ${seen.size} of ${jobs.length} jobs claimed, ${twice} more than once`);
+  if (key.startsWith('P')) {
+    // The in-doubt retry: a claim repeated with the same worker and time returns the same jobs and claims none.
+    const more = noopJobs(100).map((job, index) => ({ ...job, createdAt: Date.now() - 100 + index }));
+    await admin.query(design.queue, queueParams(more, design));
+    const at = new Date();
+    const first = await admin.query(design.claim, ['w-retry', '{}', 30, at]);
+    const again = await admin.query(design.claim, ['w-retry', '{}', 30, at]);
+    const ids = (result) => result.rows.map((row) => row.id).join(',');
+    if (first.rows.length !== 30 || ids(first) !== ids(again)) throw new Error(`${key}: the repeated claim returned other jobs`);
+  }
+  await admin.query(`DROP SCHEMA ${schema} CASCADE`);
 }
 
 /** Every job SUCCEEDED once, nothing left queued, and the seed's queries work verbatim. */
@@ -1220,7 +1231,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       console.log(`round ${round}`);
       if (round === 1) {
         for (const key of new Set(keys)) if (key !== 'graphile') await checkConcurrentClaims(database.url, admin, key);
-        console.log(`  exactly-once claims with ${CLAIMERS} concurrent claimers: ok (${[...new Set(keys)].filter((key) => key !== 'graphile').join(', ')})`);
+        console.log(`  exactly-once claims with ${CLAIMERS} concurrent claimers (and the P designs' in-doubt retry): ok (${[...new Set(keys)].filter((key) => key !== 'graphile').join(', ')})`);
       }
       const rows = [];
       for (const key of keys) {
