@@ -34,6 +34,23 @@
 //   H  F + one sealed attempt row per job (narrow and typed, hash index on the job id) written by the
 //      finishing statement: a real, immutable record that outlives the history row; the view derives the
 //      events of finished attempts from it and those of the live attempt from the history row.
+//   P1 product-form F: F's HOT history table and derived events, and instead of F's queue table a narrow
+//      `job_active` table (one row per QUEUED/ASSIGNED/RUNNING job: id, state, worker, assigned_at, queue
+//      order, not_before, labels) with the indexes today's state queries need (pkey; queue order WHERE
+//      QUEUED; worker + assigned_at WHERE ASSIGNED), inserted by the queue statement, updated by the claim,
+//      deleted by the finish (data-modifying CTEs); the claim keeps today's in-doubt retry (`already`).
+//   P2 P1's tables maintained by statement-level triggers on `jobs` (transition tables: one set-based upsert
+//      or delete per statement, whatever writes `jobs`); the claim picks from `job_active` and updates `jobs`.
+//   P3 F's queue table unchanged, plus a narrow `job_claims` table (worker_id, assigned_at, id: one row per
+//      claimed, unfinished job) with one index, (worker_id, assigned_at, id), appended by the claim and deleted
+//      by the finish through the history row's own worker_id and assigned_at: no random-key index on the hot
+//      path. The claim keeps the in-doubt retry (that index); ASSIGNED/RUNNING lookups scan `job_claims`
+//      (bounded by the jobs in flight) and read `jobs` by id.
+//   P4 P3 with `job_claims` kept by a statement-level trigger on `jobs` (F's claim and finish statements).
+//   P5 P3 + an insert-only `job_outcomes` row per finished job (id, state, created_at), indexed on (state,
+//      created_at DESC), written by the finish: listJobs by a finished state without scanning the history.
+//   P6 P4 + P5's outcome rows (the trigger keeps `job_claims`, the finish statement writes `job_outcomes`).
+//   (bench/experiments/store-designs-queries.mjs: the cost of the state queries on a 200,000-job history.)
 //
 // Prints each run as it ends (jobs/s end to end, PostgreSQL CPU per job: utime+stime of the postmaster's
 // processes from /proc, exited backends included through the postmaster's cutime/cstime; this process's CPU
@@ -41,7 +58,8 @@
 // then ranges over the rounds: the ratio to graphile tuned (the mean of the graphile runs just before and just
 // after the design: the default list brackets every design, as the shared machine's load drifts), and the CPU
 // ratio (graphile's PostgreSQL + node CPU per job over the design's: its rate where CPU is the limit).
-// Before the first round, each design's claim is checked for exactly-once claims under 4 concurrent claimers;
+// Before the first round, each design's claim is checked for exactly-once claims under 4 concurrent claimers (and,
+// for the P designs, the in-doubt retry: the same claim repeated returns the same jobs);
 // after each run, every job must be SUCCEEDED with epoch 1, the queue empty, and the seed's queries must return
 // the newest job and the 4 events.
 //
@@ -437,6 +455,217 @@ const finishSealed = (s) => `WITH updated AS (
 )
 SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
 
+/** F's finish: the compare-and-set update of the history rows (no RETURNING), shared by the P designs. */
+const FINISH_UPDATE = (s) => `  UPDATE ${s}.jobs AS j SET started_at = u.v_started_at, completed_at = u.v_completed_at, duration_ms = u.v_duration_ms, exit_code = u.v_exit_code, state = u.v_state
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::double precision[], $7::integer[], $8::text[])
+    AS u(v_id, g_states, g_epoch, v_started_at, v_completed_at, v_duration_ms, v_exit_code, v_state)
+  WHERE j.id = u.v_id AND j.state = ANY(u.g_states::text[]) AND j.epoch = u.g_epoch
+`;
+
+/** F's claim of the picked ids (CTE `picked`) on the history rows, shared by the P designs. */
+const CLAIM_UPDATE = (s) => `
+  UPDATE ${s}.jobs AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL
+  WHERE j.id = ANY(ARRAY(SELECT id FROM picked))
+  RETURNING ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq
+`;
+
+/**
+ * P1/P2: the live jobs' narrow table. Its updates are not HOT (state is in the partial indexes' predicates), but
+ * its rows live only while the job does, so `jobs` (history) keeps only never-changing indexed columns.
+ */
+const ACTIVE_TABLE = (s) => `
+CREATE TABLE ${s}.job_active (
+  id text PRIMARY KEY, state text NOT NULL, worker_id text, assigned_at timestamptz,
+  priority integer NOT NULL, created_at timestamptz NOT NULL, seq bigint NOT NULL, not_before timestamptz, labels jsonb NOT NULL
+);
+CREATE INDEX job_active_queue_idx ON ${s}.job_active (priority DESC, created_at ASC, seq ASC) WHERE state = 'QUEUED';
+CREATE INDEX job_active_assigned_idx ON ${s}.job_active (worker_id, assigned_at) WHERE state = 'ASSIGNED';`;
+
+/** The live states, kept in `job_active`. */
+const LIVE = `('QUEUED', 'ASSIGNED', 'RUNNING')`;
+
+/** P1: F's history table and derived-events view, and `job_active` in place of F's queue table. */
+const SCHEMA_ACTIVE = (s) => SCHEMA_DERIVED(s) + ACTIVE_TABLE(s);
+
+/**
+ * P2: P1 + statement-level triggers keeping `job_active` right for every writer of `jobs` (transition tables
+ * cannot have a column list, so the update trigger runs for every UPDATE of `jobs`).
+ */
+const SCHEMA_ACTIVE_TRIGGER = (s) => `${SCHEMA_ACTIVE(s)}
+CREATE FUNCTION ${s}.hodei_active_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ${s}.job_active (id, state, worker_id, assigned_at, priority, created_at, seq, not_before, labels)
+  SELECT n.id, n.state, n.worker_id, n.assigned_at, n.priority, n.created_at, n.insert_seq, n.not_before, n.spec -> 'labels'
+  FROM hodei_new AS n WHERE n.state IN ${LIVE};
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_active_inserted AFTER INSERT ON ${s}.jobs REFERENCING NEW TABLE AS hodei_new
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.hodei_active_inserted();
+CREATE FUNCTION ${s}.hodei_active_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM ${s}.job_active AS a WHERE a.id = ANY(ARRAY(SELECT n.id FROM hodei_new AS n WHERE n.state NOT IN ${LIVE}));
+  INSERT INTO ${s}.job_active AS a (id, state, worker_id, assigned_at, priority, created_at, seq, not_before, labels)
+  SELECT n.id, n.state, n.worker_id, n.assigned_at, n.priority, n.created_at, n.insert_seq, n.not_before, n.spec -> 'labels'
+  FROM hodei_new AS n JOIN hodei_old AS o ON o.id = n.id
+  WHERE n.state IN ${LIVE} AND (o.state, o.worker_id, o.assigned_at, o.not_before) IS DISTINCT FROM (n.state, n.worker_id, n.assigned_at, n.not_before)
+  ON CONFLICT (id) DO UPDATE SET state = excluded.state, worker_id = excluded.worker_id, assigned_at = excluded.assigned_at, not_before = excluded.not_before;
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_active_updated AFTER UPDATE ON ${s}.jobs REFERENCING OLD TABLE AS hodei_old NEW TABLE AS hodei_new
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.hodei_active_updated();`;
+
+/** Queue for P1: the history rows and their `job_active` rows. */
+const queueActive = (s) => `WITH inserted AS (
+  INSERT INTO ${s}.jobs (id, state, spec, priority, attempt, epoch, created_at)
+  SELECT r.id, 'QUEUED', r.spec::jsonb, r.priority, 1, 0, r.created_at
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[]) WITH ORDINALITY AS r(id, spec, priority, created_at, ord)
+  ORDER BY r.ord RETURNING id, priority, created_at, insert_seq, spec -> 'labels' AS labels
+), active AS (
+  INSERT INTO ${s}.job_active (id, state, priority, created_at, seq, labels) SELECT id, 'QUEUED', priority, created_at, insert_seq, labels FROM inserted
+)
+SELECT pg_notify('hodei_job_changed_${s}', '') WHERE EXISTS (SELECT 1 FROM inserted)`;
+
+/** Queue for P2: the history rows only (the trigger writes `job_active`). */
+const queueActiveTrigger = (s) => `WITH inserted AS (
+  INSERT INTO ${s}.jobs (id, state, spec, priority, attempt, epoch, created_at)
+  SELECT r.id, 'QUEUED', r.spec::jsonb, r.priority, 1, 0, r.created_at
+  FROM unnest((SELECT $1::text[]), $2::text[], $3::integer[], $4::timestamptz[]) WITH ORDINALITY AS r(id, spec, priority, created_at, ord)
+  ORDER BY r.ord RETURNING id
+)
+SELECT pg_notify('hodei_job_changed_${s}', '') WHERE EXISTS (SELECT 1 FROM inserted)`;
+
+/**
+ * Claim for P1/P2 ($1 worker, $2 labels, $3 limit, $4 now): today's in-doubt retry (`already`: the jobs assigned
+ * to this worker at this claim time, served by job_active_assigned_idx), else the queue head of `job_active`
+ * locked (SKIP LOCKED); P1 marks them ASSIGNED there by ctid, P2 leaves that to the trigger; then the history
+ * rows are assigned (HOT) and returned whole, with the retried ones.
+ */
+const claimActive = (s, { trigger = false } = {}) => `WITH already AS (
+  SELECT a.id FROM ${s}.job_active AS a WHERE a.state = 'ASSIGNED' AND a.worker_id = $1 AND a.assigned_at = $4
+), head AS (
+  SELECT a.ctid AS tid, a.id FROM ${s}.job_active AS a
+  WHERE a.state = 'QUEUED' AND (a.not_before IS NULL OR a.not_before <= $4) AND a.labels <@ $2::jsonb
+  ORDER BY a.priority DESC, a.created_at ASC, a.seq ASC
+  LIMIT CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END
+  FOR UPDATE OF a SKIP LOCKED
+), ${
+  trigger
+    ? `picked AS (SELECT id FROM head), `
+    : `picked AS (
+  UPDATE ${s}.job_active AS a SET state = 'ASSIGNED', worker_id = $1, assigned_at = $4, not_before = NULL
+  WHERE a.ctid = ANY(ARRAY(SELECT tid FROM head)) RETURNING a.id
+), `
+}claimed AS (${CLAIM_UPDATE(s)}), retried AS (
+  SELECT ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq FROM ${s}.jobs AS j WHERE j.id = ANY(ARRAY(SELECT id FROM already))
+), result AS (SELECT * FROM retried UNION ALL SELECT * FROM claimed)
+SELECT *, ${notifyChunks(s, 'claimed')} AS hodei_notified FROM result ORDER BY hodei_priority DESC, created_at ASC, hodei_seq ASC`;
+
+/** Finish for P1: F's compare-and-set update, and the matched jobs' `job_active` rows deleted (by id). */
+const finishActive = (s) => `WITH updated AS (
+${FINISH_UPDATE(s)}  RETURNING j.id
+), gone AS (
+  DELETE FROM ${s}.job_active AS a WHERE a.id = ANY(ARRAY(SELECT id FROM updated))
+)
+SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
+
+/** P3: F's tables and a `job_claims` table (one row per claimed, unfinished job; one index). */
+const SCHEMA_CLAIMS = (s) => `${SCHEMA_DERIVED(s)}
+CREATE TABLE ${s}.job_claims (worker_id text NOT NULL, assigned_at timestamptz NOT NULL, id text NOT NULL);
+CREATE INDEX job_claims_idx ON ${s}.job_claims (worker_id, assigned_at, id);`;
+
+/**
+ * Claim for P3: F's claim, the in-doubt retry first (the jobs still ASSIGNED to this worker at this claim time,
+ * found through job_claims_idx), and a `job_claims` row per claimed job.
+ */
+const claimClaims = (s) => `WITH already AS (
+  SELECT ${ret('j')}, j.priority AS hodei_priority, j.insert_seq AS hodei_seq FROM ${s}.jobs AS j
+  WHERE j.id = ANY(ARRAY(SELECT c.id FROM ${s}.job_claims AS c WHERE c.worker_id = $1::text AND c.assigned_at = $4::timestamptz))
+    AND j.state = 'ASSIGNED' AND j.worker_id = $1::text AND j.assigned_at = $4::timestamptz
+), picked AS (
+  DELETE FROM ${s}.job_queue AS q WHERE q.ctid = ANY(ARRAY(
+    SELECT q2.ctid FROM ${s}.job_queue AS q2
+    WHERE (q2.not_before IS NULL OR q2.not_before <= $4) AND q2.labels <@ $2::jsonb
+    ORDER BY q2.priority DESC, q2.created_at ASC, q2.seq ASC
+    LIMIT CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END FOR UPDATE SKIP LOCKED
+  )) RETURNING q.id
+), claimed AS (${CLAIM_UPDATE(s)}), held AS (
+  INSERT INTO ${s}.job_claims (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
+), result AS (SELECT * FROM already UNION ALL SELECT * FROM claimed)
+SELECT *, ${notifyChunks(s, 'claimed')} AS hodei_notified FROM result ORDER BY hodei_priority DESC, created_at ASC, hodei_seq ASC`;
+
+/** Finish for P3: F's update, and the matched jobs' claim rows deleted through their worker and claim time. */
+const finishClaims = (s) => `WITH updated AS (
+${FINISH_UPDATE(s)}  RETURNING j.id, j.worker_id, j.assigned_at
+), released AS (
+  DELETE FROM ${s}.job_claims AS c USING updated AS u WHERE c.worker_id = u.worker_id AND c.assigned_at = u.assigned_at AND c.id = u.id
+)
+SELECT updated.id, ${notifyChunks(s, 'updated')} AS hodei_notified FROM updated`;
+
+/**
+ * P4's trigger returns at once from an UPDATE that changed no job's state or epoch (the log-count and cancel
+ * updates): without this guard its DELETE and INSERT cost 200-330 µs per such statement even when they match
+ * nothing (store-designs-trigger.mjs).
+ */
+const CLAIMS_TRIGGER_GUARD = `  IF NOT EXISTS (SELECT 1 FROM hodei_old AS o JOIN hodei_new AS n ON n.id = o.id WHERE n.state IS DISTINCT FROM o.state OR n.epoch <> o.epoch) THEN
+    RETURN NULL;
+  END IF;`;
+
+/**
+ * P4: P3's tables, `job_claims` kept by a statement-level trigger on `jobs`: a row for every job that became
+ * ASSIGNED, deleted (through the old worker and claim time) for every claimed job that left ASSIGNED/RUNNING.
+ */
+const SCHEMA_CLAIMS_TRIGGER = (s) => `${SCHEMA_CLAIMS(s)}
+CREATE FUNCTION ${s}.hodei_claims_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+${CLAIMS_TRIGGER_GUARD}
+  DELETE FROM ${s}.job_claims AS c USING hodei_old AS o JOIN hodei_new AS n ON n.id = o.id
+  WHERE o.state IN ('ASSIGNED', 'RUNNING') AND (n.state NOT IN ('ASSIGNED', 'RUNNING') OR n.epoch <> o.epoch)
+    AND c.worker_id = o.worker_id AND c.assigned_at = o.assigned_at AND c.id = o.id;
+  INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
+  SELECT n.worker_id, n.assigned_at, n.id FROM hodei_new AS n JOIN hodei_old AS o ON o.id = n.id
+  WHERE n.state = 'ASSIGNED' AND (o.state <> 'ASSIGNED' OR o.epoch <> n.epoch);
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER jobs_claims_updated AFTER UPDATE ON ${s}.jobs REFERENCING OLD TABLE AS hodei_old NEW TABLE AS hodei_new
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.hodei_claims_updated();`;
+
+/** Claim for P4: P3's claim without the `held` insert (the trigger writes it). */
+const claimClaimsTrigger = (s) =>
+  claimClaims(s).replace(`), held AS (
+  INSERT INTO ${s}.job_claims (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
+), result`, '), result');
+
+/** P5: P3's tables and `job_outcomes` (insert-only: one row per finished job, for listJobs by finished state). */
+const SCHEMA_OUTCOMES = (s) => `${SCHEMA_CLAIMS(s)}
+CREATE TABLE ${s}.job_outcomes (id text NOT NULL, state text NOT NULL, created_at timestamptz NOT NULL, seq bigint NOT NULL);
+CREATE INDEX job_outcomes_state_idx ON ${s}.job_outcomes (state, created_at DESC, seq DESC);`;
+
+/** Finish for P5: P3's finish and the finished jobs' outcome rows. */
+const finishOutcomes = (s) =>
+  finishClaims(s)
+    .replace('RETURNING j.id, j.worker_id, j.assigned_at', 'RETURNING j.id, j.worker_id, j.assigned_at, j.state, j.created_at, j.insert_seq')
+    .replace(
+      `\nSELECT updated.id`,
+      `, outcomes AS (
+  INSERT INTO ${s}.job_outcomes (id, state, created_at, seq) SELECT u.id, u.state, u.created_at, u.insert_seq FROM updated AS u WHERE u.state IN ${FINISHED}
+)
+SELECT updated.id`,
+    );
+
+/** P6: P4's trigger-kept `job_claims` and P5's `job_outcomes`. */
+const SCHEMA_CLAIMS_TRIGGER_OUTCOMES = (s) => `${SCHEMA_CLAIMS_TRIGGER(s)}
+CREATE TABLE ${s}.job_outcomes (id text NOT NULL, state text NOT NULL, created_at timestamptz NOT NULL, seq bigint NOT NULL);
+CREATE INDEX job_outcomes_state_idx ON ${s}.job_outcomes (state, created_at DESC, seq DESC);`;
+
+/** Finish for P6: P5's finish without the `job_claims` delete (the trigger does it). */
+const finishOutcomesTrigger = (s) =>
+  finishOutcomes(s).replace(`), released AS (
+  DELETE FROM ${s}.job_claims AS c USING updated AS u WHERE c.worker_id = u.worker_id AND c.assigned_at = u.assigned_at AND c.id = u.id
+), outcomes`, '), outcomes');
+
 // ---------------------------------------------------------------------------------------------- parameters
 
 function queueParams(batch, { events }) {
@@ -677,6 +906,41 @@ const DESIGNS = {
 DESIGNS.FL = { ...DESIGNS.F, name: 'FL F, lockstep', run: runLockstep };
 DESIGNS.FU = { ...DESIGNS.F, name: 'FU F, no claim-ahead', run: runUnawaited };
 DESIGNS.H = { ...DESIGNS.F, name: 'H F + sealed attempt row', ddl: SCHEMA_SEALED, finish: (s) => finishSealed(s) };
+DESIGNS.P1 = {
+  ...DESIGNS.F,
+  name: 'P1 F + job_active, CTEs',
+  ddl: SCHEMA_ACTIVE,
+  queue: (s) => queueActive(s),
+  claim: (s) => claimActive(s),
+  finish: (s) => finishActive(s),
+  liveTables: ['job_active'],
+};
+DESIGNS.P3 = {
+  ...DESIGNS.F,
+  name: 'P3 F + job_claims',
+  ddl: SCHEMA_CLAIMS,
+  claim: (s) => claimClaims(s),
+  finish: (s) => finishClaims(s),
+  liveTables: ['job_queue', 'job_claims'],
+};
+DESIGNS.P4 = {
+  ...DESIGNS.P3,
+  name: 'P4 P3, trigger',
+  ddl: SCHEMA_CLAIMS_TRIGGER,
+  claim: (s) => claimClaimsTrigger(s),
+  finish: (s) => finishDerived(s),
+};
+DESIGNS.P5 = { ...DESIGNS.P3, name: 'P5 P3 + outcome rows', ddl: SCHEMA_OUTCOMES, finish: (s) => finishOutcomes(s) };
+DESIGNS.P6 = { ...DESIGNS.P4, name: 'P6 P4 + outcome rows', ddl: SCHEMA_CLAIMS_TRIGGER_OUTCOMES, finish: (s) => finishOutcomesTrigger(s) };
+DESIGNS.P2 = {
+  ...DESIGNS.F,
+  name: 'P2 F + job_active, trigger',
+  ddl: SCHEMA_ACTIVE_TRIGGER,
+  queue: (s) => queueActiveTrigger(s),
+  claim: (s) => claimActive(s, { trigger: true }),
+  finish: (s) => finishDerived(s),
+  liveTables: ['job_active'],
+};
 
 // ---------------------------------------------------------------------------------------------- measuring
 
@@ -825,9 +1089,19 @@ async function checkConcurrentClaims(url, admin, key) {
     }),
   );
   await pool.end();
-  await admin.query(`DROP SCHEMA ${schema} CASCADE`);
   const twice = [...seen.values()].filter((count) => count > 1).length;
   if (seen.size !== jobs.length || twice > 0) throw new Error(`${key}: ${seen.size} of ${jobs.length} jobs claimed, ${twice} more than once`);
+  if (key.startsWith('P')) {
+    // The in-doubt retry: a claim repeated with the same worker and time returns the same jobs and claims none.
+    const more = noopJobs(100).map((job, index) => ({ ...job, createdAt: Date.now() - 100 + index }));
+    await admin.query(design.queue, queueParams(more, design));
+    const at = new Date();
+    const first = await admin.query(design.claim, ['w-retry', '{}', 30, at]);
+    const again = await admin.query(design.claim, ['w-retry', '{}', 30, at]);
+    const ids = (result) => result.rows.map((row) => row.id).join(',');
+    if (first.rows.length !== 30 || ids(first) !== ids(again)) throw new Error(`${key}: the repeated claim returned other jobs`);
+  }
+  await admin.query(`DROP SCHEMA ${schema} CASCADE`);
 }
 
 /** Every job SUCCEEDED once, nothing left queued, and the seed's queries work verbatim. */
@@ -839,8 +1113,10 @@ async function verify(admin, schema, jobs, jobCount, key) {
       throw new Error(`${key}: job states ${JSON.stringify(states)}`);
     }
     if (key !== 'A' && key !== 'B') {
-      const { rows } = await admin.query('SELECT count(*)::int AS n FROM job_queue');
-      if (rows[0].n !== 0) throw new Error(`${key}: ${rows[0].n} rows left in job_queue`);
+      for (const live of DESIGNS[key].liveTables ?? ['job_queue']) {
+        const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${live}`);
+        if (rows[0].n !== 0) throw new Error(`${key}: ${rows[0].n} rows left in ${live}`);
+      }
     }
     const latest = await admin.query('SELECT id, state, started_at, completed_at, error_message FROM jobs ORDER BY created_at DESC LIMIT 3;');
     if (latest.rows.length !== 3 || latest.rows[0].id !== jobs[jobCount - 1].id) throw new Error(`${key}: seed query 1 returned ${JSON.stringify(latest.rows)}`);
@@ -918,7 +1194,7 @@ function format(row) {
   );
 }
 
-export { DESIGNS, queueParams, finishParams, LOCAL_QUEUE };
+export { DESIGNS, queueParams, finishParams, LOCAL_QUEUE, FINISHED, CLAIMS_TRIGGER_GUARD };
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values: args } = parseArgs({
@@ -955,7 +1231,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       console.log(`round ${round}`);
       if (round === 1) {
         for (const key of new Set(keys)) if (key !== 'graphile') await checkConcurrentClaims(database.url, admin, key);
-        console.log(`  exactly-once claims with ${CLAIMERS} concurrent claimers: ok (${[...new Set(keys)].filter((key) => key !== 'graphile').join(', ')})`);
+        console.log(`  exactly-once claims with ${CLAIMERS} concurrent claimers (and the P designs' in-doubt retry): ok (${[...new Set(keys)].filter((key) => key !== 'graphile').join(', ')})`);
       }
       const rows = [];
       for (const key of keys) {
