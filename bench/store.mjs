@@ -24,6 +24,7 @@
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
+import { coalescedPasses } from './lib/coalesced-passes.mjs';
 import { isMainModule } from './lib/script.mjs';
 import { median } from './lib/stats.mjs';
 import { audit, noopJobs } from './store-jobs.mjs';
@@ -103,8 +104,6 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
     return { id: `w-bench-${index}`, free: slots + prefetch, slots, waiting: [] };
   });
   let done = 0;
-  let passing = false;
-  let requested = false;
   let finish;
   const finished = new Promise((resolve, reject) => (finish = { resolve, reject }));
   const runJob = async (worker, job) => {
@@ -155,23 +154,7 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
     );
     return claims.reduce((sum, count) => sum + count, 0);
   };
-  const wake = () => {
-    requested = true;
-    if (passing) return;
-    passing = true;
-    setImmediate(async () => {
-      try {
-        while (requested) {
-          requested = false;
-          await pass();
-        }
-      } catch (error) {
-        finish.reject(error);
-      } finally {
-        passing = false;
-      }
-    });
-  };
+  const wake = coalescedPasses(pass, (error) => finish.reject(error));
   wake();
   return finished;
 }

@@ -74,6 +74,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../../scripts/throwaway-postgres.mjs';
+import { coalescedPasses } from '../lib/coalesced-passes.mjs';
 import { noopJobs } from '../store-jobs.mjs';
 
 const CONCURRENCY = 24;
@@ -718,32 +719,6 @@ function finishParams(jobs, { events }) {
 // ---------------------------------------------------------------------------------------------- drivers
 
 /**
- * A `wake()` that runs `pass` on the next turn, one pass at a time: wake-ups during a pass coalesce into one more
- * pass (as the engine's wake() and bench/store.mjs's runLikeTheEngine).
- */
-function passes(pass, reject) {
-  let passing = false;
-  let requested = false;
-  return () => {
-    requested = true;
-    if (passing) return;
-    passing = true;
-    setImmediate(async () => {
-      try {
-        while (requested) {
-          requested = false;
-          await pass();
-        }
-      } catch (error) {
-        reject(error);
-      } finally {
-        passing = false;
-      }
-    });
-  };
-}
-
-/**
  * Today's engine (bench/store.mjs runLikeTheEngine, one worker of `concurrency` slots): a pass claims the free
  * slots; the claimed jobs' finishes (made in the same tick) share one statement, awaited before the slots are
  * free again; a finish asks for another pass.
@@ -766,7 +741,7 @@ function runLockstep(pool, design, jobCount, concurrency) {
       free -= rows.length;
       if (rows.length > 0) finish(rows).catch(reject);
     };
-    const wake = passes(pass, reject);
+    const wake = coalescedPasses(pass, reject);
     wake();
   });
 }
@@ -855,7 +830,7 @@ function runUnawaited(pool, design, jobCount, concurrency) {
       claimed += rows.length;
       for (const job of rows) runJob(job).catch(reject);
     };
-    const wake = passes(pass, reject);
+    const wake = coalescedPasses(pass, reject);
     wake();
   });
 }
