@@ -21,6 +21,23 @@ async function lockJob(url: string, schema: string, id: string): Promise<{ relea
   };
 }
 
+/**
+ * A store with two updateJob statements in flight, made in two turns, both waiting on a lock another client holds
+ * on a job's row (as many as may be in flight), and `other`, a second job, free.
+ */
+async function twoUpdatesHeldUp(url: string, schema: string) {
+  const store = createPostgresStore({ connectionString: url }, { schema, poolSize: 6 });
+  const [x, other] = [makeTestJob(), makeTestJob()];
+  await store.insertJob(x);
+  await store.insertJob(other);
+  const lock = await lockJob(url, schema, x.id);
+  const held = [store.updateJob(x.id, {}, { signal: 'a' })];
+  await sleep(50);
+  held.push(store.updateJob(x.id, {}, { signal: 'b' }));
+  await sleep(50);
+  return { store, other, lock, held };
+}
+
 // updateJob statements are limited in number in flight (calls made meanwhile share the next statement): what
 // that limit must not cost.
 describe('PostgresStore updateJob batches', () => {
@@ -33,22 +50,13 @@ describe('PostgresStore updateJob batches', () => {
   });
 
   it('an update of one job is not held up by statements waiting on another job’s row lock', async () => {
-    const store = createPostgresStore({ connectionString: db.url }, { schema: 'held_up', poolSize: 6 });
-    const [x, y] = [makeTestJob(), makeTestJob()];
-    await store.insertJob(x);
-    await store.insertJob(y);
-    const lock = await lockJob(db.url, 'held_up', x.id);
+    const { store, other, lock, held } = await twoUpdatesHeldUp(db.url, 'held_up');
     try {
-      // Two statements, in two turns, both waiting on x's lock: as many as may be in flight.
-      const waiting = [store.updateJob(x.id, {}, { signal: 'a' })];
-      await sleep(50);
-      waiting.push(store.updateJob(x.id, {}, { signal: 'b' }));
-      await sleep(50);
-      const other = store.updateJob(y.id, {}, { signal: 'c' });
-      const outcome = await Promise.race([other.then((job) => job?.signal), sleep(5_000).then(() => 'still waiting')]);
+      const update = store.updateJob(other.id, {}, { signal: 'c' });
+      const outcome = await Promise.race([update.then((job) => job?.signal), sleep(5_000).then(() => 'still waiting')]);
       expect(outcome).toBe('c');
       await lock.release();
-      expect((await Promise.all(waiting)).map((job) => job?.signal)).toEqual(['a', 'b']);
+      expect((await Promise.all(held)).map((job) => job?.signal)).toEqual(['a', 'b']);
     } finally {
       await lock.release().catch(() => undefined);
       await store.close();
@@ -56,15 +64,7 @@ describe('PostgresStore updateJob batches', () => {
   });
 
   it('close() lets every update made before it run, repeated updates of one job included', async () => {
-    const store = createPostgresStore({ connectionString: db.url }, { schema: 'closing', poolSize: 6 });
-    const [x, z] = [makeTestJob(), makeTestJob()];
-    await store.insertJob(x);
-    await store.insertJob(z);
-    const lock = await lockJob(db.url, 'closing', x.id);
-    const calls = [store.updateJob(x.id, {}, { signal: 'a' })];
-    await sleep(20);
-    calls.push(store.updateJob(x.id, {}, { signal: 'b' }));
-    await sleep(20);
+    const { store, other: z, lock, held: calls } = await twoUpdatesHeldUp(db.url, 'closing');
     // Queued behind the two statements in flight, z's two updates share one batch: two rounds.
     calls.push(store.updateJob(z.id, { states: ['QUEUED'] }, { signal: 'z1' }));
     await Promise.resolve();
