@@ -13,7 +13,7 @@ import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBa
 import { ChangeNotifier, type JobChange } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, isAvailable, nextBackoffEnd, plan, queueDemandBound, workerRoom, type Decision, type SchedulerSnapshot } from './scheduler';
+import { decide, isAvailable, mayStartWorker, nextBackoffEnd, plan, queueDemandBound, workerRoom, type Decision, type SchedulerSnapshot } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
@@ -124,8 +124,8 @@ export class JobController {
    * fill prefetch room, and a lost worker's jobs that never started are re-queued without counting an attempt.
    */
   private readonly workerSlots = new Map<string, number>();
-  /** The prefetch each worker connected here was granted at its last registration or reconnection. */
-  private readonly workerPrefetch = new Map<string, number>();
+  /** The workers connected here that were granted a prefetch (> 0) at their last registration or reconnection. */
+  private readonly prefetchingWorkers = new Set<string>();
   /**
    * The heartbeat each worker of this engine had recorded when its stream here closed (until it reconnects here):
    * a later one means another server hears from it now (see `mayReconnect`).
@@ -237,9 +237,20 @@ export class JobController {
   }
 
   private async drainIfPrefetching(workerId: string, channel: WorkerChannel): Promise<void> {
-    if (!this.ownWorkers.has(workerId) || (this.workerPrefetch.get(workerId) ?? 0) === 0) return;
-    await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    if (!this.ownWorkers.has(workerId) || !this.prefetchingWorkers.has(workerId)) return;
+    await this.markDraining(workerId);
     channel.drain();
+  }
+
+  /** Records whether `workerId` was granted a prefetch at its (re)registration. */
+  private grantPrefetch(workerId: string, prefetch: number): void {
+    if (prefetch > 0) this.prefetchingWorkers.add(workerId);
+    else this.prefetchingWorkers.delete(workerId);
+  }
+
+  /** Marks a READY or BUSY worker DRAINING (sent nothing more), in its `workerRecords` queue; the worker as updated, if it was. */
+  private markDraining(workerId: string): Promise<Worker | undefined> {
+    return this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
   }
 
   /** Where the engine logs (the `logger` option); the gRPC services log through it too. */
@@ -268,17 +279,11 @@ export class JobController {
       const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
       const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
       for (const job of own) {
-        if (job.cancelRequestedAt !== undefined) {
-          await this.finishWith(job, 'CANCELLED', undefined, 'cancelled; the server shut down before its worker reported it');
-          continue;
-        }
-        if (!mayHaveStarted.has(job.id)) {
-          await this.putBackUnstarted(job, 'the server shut down while the job waited on its worker');
-          continue;
-        }
-        const message = 'the server shut down while the job was running';
-        if (job.attempt < job.spec.maxAttempts) await this.requeue(job, message, {}, 'cancelled; the server shut down before its worker reported it');
-        else await this.finishWith(job, 'FAILED', 'SHUTDOWN', message);
+        await this.settleHeldJob(job, mayHaveStarted.has(job.id), 'SHUTDOWN', {
+          ran: 'the server shut down while the job was running',
+          unstarted: 'the server shut down while the job waited on its worker',
+          cancelled: 'cancelled; the server shut down before its worker reported it',
+        });
       }
       for (const workerId of this.ownWorkers) {
         await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
@@ -426,7 +431,7 @@ export class JobController {
       if (!ready) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was stopped before it registered`);
       this.channels.set(workerId, channel);
       this.workerSlots.set(workerId, slots);
-      this.workerPrefetch.set(workerId, prefetch);
+      this.grantPrefetch(workerId, prefetch);
       this.provisioningFailures.delete(known.provider);
       await this.audit('worker.registered', workerId, prefetch > 0 ? { slots, prefetch } : {});
     });
@@ -465,7 +470,7 @@ export class JobController {
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
-      this.workerPrefetch.set(workerId, prefetch);
+      this.grantPrefetch(workerId, prefetch);
       await this.audit('worker.reconnected', workerId, { state: known.state, ...(prefetch > 0 ? { slots, prefetch } : {}) });
     });
     // After the Registered that the caller sends: a cancel requested while the worker was away (see `cancel`),
@@ -623,14 +628,14 @@ export class JobController {
    * Resolves true once handled (a stale report is ignored): the worker may forget the report.
    */
   async jobReturned(workerId: string, jobId: string, epoch: number): Promise<boolean> {
-    const draining = await this.workerRecords.run(workerId, () => this.store.updateWorker(workerId, { states: ['READY', 'BUSY'] }, { state: 'DRAINING' }));
+    const draining = await this.markDraining(workerId);
     // A worker that was not draining gave back a job it had no room for (its record here counted fewer jobs than
     // it holds: a job cancelled through another server, which it still holds): it drains, gives back what
     // waits on it and exits once its running jobs end (TERMINATED), so that a fresh worker with a true record
     // takes its place. A current worker starts draining itself when it gives such a job back (a `Drain` lost
     // with a broken stream would leave it DRAINING here but taking jobs there); this `Drain` is for a worker
     // of an earlier release. For a worker that drains already, `Drain` changes nothing.
-    if (draining && (this.workerPrefetch.get(workerId) ?? 0) > 0) this.channels.get(workerId)?.drain();
+    if (draining && this.prefetchingWorkers.has(workerId)) this.channels.get(workerId)?.drain();
     const job = await this.store.getJob(jobId);
     if (job?.state === 'ASSIGNED' && job.workerId === workerId && job.epoch === epoch) {
       if (await this.putBackUnstarted(job, `worker ${workerId} gave it back before starting it (the worker drains)`)) {
@@ -744,9 +749,12 @@ export class JobController {
   async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     this.channels.delete(workerId);
-    const worker = await this.store.getWorker(workerId);
-    // Unless it reconnected here meanwhile: what its record said when it left (see `mayReconnect`).
-    if (!this.channels.has(workerId)) this.disconnectedBeats.set(workerId, { lastHeartbeat: worker?.lastHeartbeat });
+    if (this.ownWorkers.has(workerId)) {
+      const worker = await this.store.getWorker(workerId);
+      // Unless it reconnected here meanwhile: what its record said when it left (see `mayReconnect`, which asks
+      // only about this engine's workers).
+      if (!this.channels.has(workerId)) this.disconnectedBeats.set(workerId, { lastHeartbeat: worker?.lastHeartbeat });
+    }
     await this.audit('worker.disconnected', workerId, {});
     this.wake();
   }
@@ -877,9 +885,7 @@ export class JobController {
     decisions: readonly Decision[],
     now: number,
   ): Promise<void> {
-    const starting =
-      workers.some((worker) => worker.state === 'CREATING' || worker.state === 'CONNECTING') ||
-      providers.some((provider) => workers.filter((worker) => worker.provider === provider.name).length < provider.maxWorkers);
+    const starting = mayStartWorker(workers, providers);
     const decided = new Map<string, number>();
     for (const decision of decisions) {
       if (decision.type === 'assign') decided.set(decision.workerId, (decided.get(decision.workerId) ?? 0) + 1);
@@ -984,12 +990,17 @@ export class JobController {
    */
   private async ownJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
     const started = new Set<string>();
-    const workerIds = new Set(active.flatMap((job) => (job.workerId === undefined ? [] : [job.workerId])));
-    for (const workerId of workerIds) {
-      const byId = new Map(active.filter((job) => job.workerId === workerId).map((job) => [job.id, job]));
+    const byWorker = new Map<string, Map<string, Job>>();
+    for (const job of active) {
+      if (job.workerId === undefined) continue;
+      const byId = byWorker.get(job.workerId) ?? new Map<string, Job>();
+      byWorker.set(job.workerId, byId.set(job.id, job));
+    }
+    for (const [workerId, byId] of byWorker) {
       const listed = ((await this.store.getWorker(workerId))?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
       for (const id of heldJobsThatMayHaveStarted(listed, this.workerSlots.get(workerId))) started.add(id);
-      for (const id of byId.keys()) if (!listed.some((job) => job.id === id)) started.add(id);
+      const listedIds = new Set(listed.map((job) => job.id));
+      for (const id of byId.keys()) if (!listedIds.has(id)) started.add(id);
     }
     return started;
   }
@@ -1010,7 +1021,7 @@ export class JobController {
     this.ownWorkers.delete(workerId);
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
-    this.workerPrefetch.delete(workerId);
+    this.prefetchingWorkers.delete(workerId);
     this.disconnectedBeats.delete(workerId);
     this.cancelsAwaitingReconnect.delete(workerId);
   }
@@ -1257,10 +1268,11 @@ export class JobController {
     // Jobs that waited on the worker (prefetch) never started: back to the queue with their attempt unchanged.
     const mayHaveStarted = heldJobsThatMayHaveStarted(held, slots);
     for (const job of held) {
-      // A cancel was requested: it ends here (the worker that would have stopped it is gone).
-      if (job.cancelRequestedAt !== undefined) await this.finishWith(job, 'CANCELLED', undefined, `cancelled; ${message}`);
-      else if (mayHaveStarted.has(job.id)) await this.retryOrFail(job, message);
-      else await this.putBackUnstarted(job, `${message}, before the job started`);
+      await this.settleHeldJob(job, mayHaveStarted.has(job.id), 'WORKER_LOST', {
+        ran: message,
+        unstarted: `${message}, before the job started`,
+        cancelled: `cancelled; ${message}`,
+      });
     }
     const provider = this.providers.get(worker.provider);
     provider?.destroyWorker(workerId).catch((error: unknown) => {
@@ -1268,12 +1280,22 @@ export class JobController {
     });
   }
 
-  private async retryOrFail(job: Job, message: string): Promise<void> {
-    if (job.attempt < job.spec.maxAttempts) {
-      await this.requeue(job, message, {});
-      return;
-    }
-    await this.finishWith(job, 'FAILED', 'WORKER_LOST', message);
+  /**
+   * Ends or re-queues an active job whose worker can no longer report it (lost, or this server stops): with a
+   * cancel requested, CANCELLED (the worker that would have stopped it is gone); never started (held on the
+   * worker, prefetch), back to the queue with its attempt unchanged; else retried while attempts remain, or
+   * FAILED with `failureReason`. `messages`: why, for each of those ends.
+   */
+  private async settleHeldJob(
+    job: Job,
+    mayHaveStarted: boolean,
+    failureReason: FailureReason,
+    messages: { ran: string; unstarted: string; cancelled: string },
+  ): Promise<void> {
+    if (job.cancelRequestedAt !== undefined) await this.finishWith(job, 'CANCELLED', undefined, messages.cancelled);
+    else if (!mayHaveStarted) await this.putBackUnstarted(job, messages.unstarted);
+    else if (job.attempt < job.spec.maxAttempts) await this.requeue(job, messages.ran, {}, messages.cancelled);
+    else await this.finishWith(job, 'FAILED', failureReason, messages.ran);
   }
 
   /**
@@ -1283,11 +1305,8 @@ export class JobController {
    * (callers check `job`; a request that landed after that read is seen in the re-queued job, which then ends
    * CANCELLED as the attempt that ran left it: its attempt, worker and times, with `cancelMessage`). Ending a
    * QUEUED job does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
-   */
-  /**
-   * Puts `job` back in the queue for its next attempt, with `extra` (what the run left, e.g. its exit code). When a
-   * cancel lands meanwhile, the job ends CANCELLED instead, as the attempt that ran left it (`cancelMessage`, and
-   * `ended`: what the run reported beyond `extra`).
+   * `extra`: what the run left on the re-queued job (e.g. its exit code); `ended`: what else the run reported,
+   * kept only when the job ends CANCELLED.
    */
   private async requeue(job: Job, message: string, extra: Partial<Job>, cancelMessage = `cancelled; ${message}`, ended: Partial<Job> = {}): Promise<boolean> {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);

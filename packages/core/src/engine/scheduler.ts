@@ -163,6 +163,16 @@ function workersByProvider(workers: readonly Worker[]): Map<string, number> {
 }
 
 /**
+ * Whether one of `workers` is being started, or one of `providers` may start another: while so, no job goes to a
+ * worker's prefetch room (see {@link SchedulerSnapshot.workerSlots}).
+ */
+export function mayStartWorker(workers: readonly Worker[], providers: readonly { name: string; maxWorkers: number }[]): boolean {
+  if (workers.some((worker) => PENDING.has(worker.state))) return true;
+  const live = workersByProvider(workers);
+  return providers.some((provider) => (live.get(provider.name) ?? 0) < provider.maxWorkers);
+}
+
+/**
  * How many queued jobs, from the head of the queue, a pass can act on at most: one per free slot of the
  * available workers and of the workers being started, plus one per slot of every worker the providers may
  * still start. With jobs that all fit every worker, reading this many is enough; {@link plan}'s
