@@ -70,8 +70,6 @@ export const AUDIT_INSERT_COLUMNS = '(event_type, correlation_id, occurred_at, d
 
 /** Which of a batch's audit rows {@link insertAuditsSql} writes. */
 type AuditRows =
-  /** Every row. */
-  | 'all'
   /** Every row, once the CTE named `after` has run (its rows are counted first). */
   | { after: string }
   /** The rows with an event type (a null type marks a batch row without an event). */
@@ -242,7 +240,6 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
-  const jobColumns = [...JOB_RETURNED_COLUMNS];
   const auditFrom = params.length + 1;
   if (shape.audit) params.push(...auditParams(auditFrom, true));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
@@ -253,7 +250,8 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     names.push('v_ord');
   }
   if (sets.length === 0) sets.push('state = j.state');
-  const arrays = unnestArrays(params.slice(0, shape.audit ? names.length - 1 : names.length));
+  // The unnested arrays: every parameter before the audit ones.
+  const arrays = unnestArrays(params.slice(0, auditFrom - 1));
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
   FROM ${arrays}${shape.audit ? ' WITH ORDINALITY' : ''} AS u(${names.join(', ')})
   WHERE ${where.join(' AND ')}
@@ -269,12 +267,7 @@ ${cteBody(insertUpdateAuditsSql(audit, auditFrom, 'updated'))}
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
   return `WITH updated AS (${update})${audited}
-SELECT ${jobColumns.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
-}
-
-/** A PostgreSQL `text[]` literal of `values` (each quoted), for an array passed inside another array. */
-export function textArrayLiteral(values: readonly string[]): string {
-  return `{${values.map((value) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+SELECT ${JOB_RETURNED_COLUMNS.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
 }
 
 /**

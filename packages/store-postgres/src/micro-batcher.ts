@@ -82,8 +82,9 @@ export class MicroBatcher<I, O> {
       this.inFlight.add(settling);
       void settling.finally(() => {
         this.inFlight.delete(settling);
-        // What queued up while the limit held runs now.
-        this.flush();
+        // What queued up while the limit held runs now (without a limit nothing waits: calls made this turn run
+        // at its end, as one batch).
+        if (this.maxInFlight !== Number.POSITIVE_INFINITY) this.flush();
       });
     }
     if (this.queue.length === 0) {

@@ -36,7 +36,6 @@ import {
   insertJobsSql,
   shapeKey,
   statementName,
-  textArrayLiteral,
   updateJobsSql,
   type JobUpdateShape,
 } from './batch-sql';
@@ -318,7 +317,8 @@ function consecutiveBatches(lines: readonly LogLine[]): LogLineBatch[] {
 interface AuditAppend {
   eventType: string;
   correlationId: string;
-  occurredAt: Date;
+  /** As `timestamptz` text (`timestamptzText`). */
+  occurredAt: string;
   details: string | null;
 }
 
@@ -327,7 +327,7 @@ function encodeAudit(event: AuditEvent): AuditAppend {
   return {
     eventType: event.eventType,
     correlationId: event.correlationId,
-    occurredAt: new Date(event.occurredAt),
+    occurredAt: timestamptzText(event.occurredAt),
     details: event.details === undefined ? null : JSON.stringify(event.details),
   };
 }
@@ -631,7 +631,10 @@ export class PostgresStore implements Store {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
     const events = toAuditEventList(audit);
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: events.map(encodeAudit), elision: proposeElision(id, events) });
+    // Events the statement may derive from the row are not sent (it rebuilds them from the proposal when the row
+    // does not give them back: insertUpdateAuditsSql), so they are not encoded either.
+    const elision = proposeElision(id, events);
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: elision.mask === 0 ? events.map(encodeAudit) : [], elision });
   }
 
   /**
@@ -649,7 +652,7 @@ export class PostgresStore implements Store {
           columns: update.columns,
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
-          audit: update.audit.length > 0,
+          audit: update.audit.length > 0 || update.elision.mask !== 0,
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -669,14 +672,13 @@ export class PostgresStore implements Store {
   /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
   private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | undefined)[]> {
     const params: unknown[] = [arrayLiteral(items.map((item) => item.id))];
-    if (shape.guardStates) params.push(arrayLiteral(items.map((item) => textArrayLiteral([...(item.guard.states ?? [])]))));
+    if (shape.guardStates) params.push(arrayLiteral(items.map((item) => arrayLiteral(item.guard.states ?? []))));
     if (shape.guardEpoch) params.push(arrayLiteral(items.map((item) => item.guard.epoch)));
     shape.columns.forEach((_, column) => params.push(arrayLiteral(items.map((item) => item.values[column]))));
     if (shape.audit) {
       for (const [, , key] of ELISION_ARRAYS) params.push(arrayLiteral(items.map((item) => item.elision[key])));
-      // An update that proposes to derive its events sends none: the statement rebuilds them from the proposal
-      // when the row does not give them back (insertUpdateAuditsSql).
-      const events = items.flatMap((item) => (item.elision.mask === 0 ? item.audit.map((event) => ({ jobId: item.id, event })) : []));
+      // An update that proposes to derive its events has none here (see updateJob).
+      const events = items.flatMap((item) => item.audit.map((event) => ({ jobId: item.id, event })));
       params.push(arrayLiteral(events.map(({ jobId }) => jobId)), ...auditArrays(events.map(({ event }) => event)));
     }
     if (shape.notify) params.push(this.channel);
