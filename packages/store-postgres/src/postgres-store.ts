@@ -34,12 +34,15 @@ import {
   appendLogsSql,
   ELISION_ARRAYS,
   insertJobsSql,
+  liveRowWork,
   shapeKey,
   statementName,
   updateJobsSql,
   type JobUpdateShape,
+  type LiveTables,
 } from './batch-sql';
 import { arrayLiteral, STORE_TYPES, timestamptzText } from './pg-values';
+import { liveIdsSql, pruneLiveRowsSql } from './live-rows-sql';
 import { appendLogBatchesParams, appendLogBatchesSql, encodeLogBatch, logBatchFromRow, readLogBatchSql, type EncodedLogBatch } from './log-batch-sql';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
@@ -224,19 +227,30 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
-/** The order queued jobs run in (the partial index `jobs_queue_idx`): highest priority first, then oldest. */
+/** The order queued jobs run in (the order of `job_queue_order_idx`): highest priority first, then oldest. */
 const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
+
+/**
+ * The first `limit` (an SQL expression) QUEUED jobs in queue order: the head of `job_queue` (migration 8), each
+ * read from `jobs` and rechecked (a queue row that outlived its job's state is skipped).
+ */
+function queueHeadSql(jobs: string, live: LiveTables, limit: string): string {
+  return `SELECT j.* FROM ${live.queue} AS q JOIN ${jobs} AS j ON j.id = q.id AND j.state = 'QUEUED'
+  ORDER BY q.${QUEUE_ORDER.replaceAll(', ', ', q.')} LIMIT ${limit}`;
+}
 
 /**
  * SQL of `listWorkersAndQueue`: the workers in states `$1` (text[]) in insertion order, and the first `$2` QUEUED
  * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
  */
-function workersAndQueueSql(workers: string, jobs: string): string {
+function workersAndQueueSql(workers: string, jobs: string, live: LiveTables): string {
   return `SELECT
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
-  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json)
-   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY ${QUEUE_ORDER} LIMIT $2) AS q) AS queued`;
+  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json) FROM (${queueHeadSql(jobs, live, '$2')}) AS q) AS queued`;
 }
+
+/** The states whose jobs have live rows (migration 8): a listing of only these reads those rows, not the history. */
+const LIVE_STATES: readonly JobState[] = ['QUEUED', 'ASSIGNED', 'RUNNING'];
 
 /**
  * SQL of `addRunningJobs`: appends to worker `$1`'s `running_job_ids` the ids of `$2` (text[]) it does not list
@@ -412,7 +426,7 @@ export class PostgresStore implements Store {
   readonly schema: string;
   private readonly ownsPool: boolean;
   private readonly autoMigrate: boolean;
-  private readonly t: { jobs: string; workers: string; logs: string; audit: string; tokens: string };
+  private readonly t: { jobs: string; workers: string; logs: string; audit: string; tokens: string; live: LiveTables };
   private migrating: Promise<MigrateResult> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -477,15 +491,16 @@ export class PostgresStore implements Store {
         connection && typeof connection === 'object' ? (connection as { connectionString?: unknown }).connectionString : undefined,
       );
       // A server that does not answer (rather than refusing) fails the query after 10 s instead of hanging.
-      // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row trigger
-      // skips the changes of a session with hodei.notify_by_statement on, set here at connection start, after
+      // Every statement of this store that changes a job's state NOTIFYs itself (migration 7) and keeps the job's
+      // live rows (migration 8): the per-row triggers skip the changes of a session with
+      // hodei.notify_by_statement and hodei.live_rows_by_statement on, set here at connection start, after
       // PGOPTIONS (which pg would otherwise apply alone). A URL with its own `options` replaces these and leaves
-      // the flag off: the trigger then notifies too, which is only redundant.
+      // the flags off: the triggers then do the same work again, which is only redundant.
       this.pool = new pg.Pool({
         connectionString,
         max: poolSize,
         connectionTimeoutMillis: 10_000,
-        options: [process.env.PGOPTIONS, '-c hodei.notify_by_statement=on'].filter(Boolean).join(' '),
+        options: [process.env.PGOPTIONS, '-c hodei.notify_by_statement=on -c hodei.live_rows_by_statement=on'].filter(Boolean).join(' '),
       });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);
@@ -511,6 +526,7 @@ export class PostgresStore implements Store {
       logs: `${s}.job_logs`,
       audit: `${s}.audit_log_rows`,
       tokens: `${s}.worker_tokens`,
+      live: { queue: `${s}.job_queue`, claims: `${s}.job_claims` },
     };
   }
 
@@ -563,7 +579,7 @@ export class PostgresStore implements Store {
   private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
     const columns = jobs[0]!.columns;
     const arrays = columns.map((_, column) => arrayLiteral(jobs.map((job) => job.values[column])));
-    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit));
+    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit, this.t.live));
     const audits = auditArrays(jobs.map((job) => job.audit));
     await this.batchQuery('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
     return jobs.map(() => undefined);
@@ -604,13 +620,28 @@ export class PostgresStore implements Store {
     return (await this.query(name, `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]))[0];
   }
 
+  /**
+   * Newest first. A listing of live states only (QUEUED, ASSIGNED, RUNNING: the stranded sweep's, the engine's
+   * at start and stop) reads the live rows of migration 8 and each job by id; any other walks `jobs` by creation
+   * time, newest first, until it has `limit` jobs (a state few recent jobs are in reads far back).
+   */
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
     const limit = limitOf(filter.limit, DEFAULT_LIST_LIMIT);
-    const rows = filter.states
+    const states = filter.states;
+    if (states && states.length > 0 && states.every((state) => LIVE_STATES.includes(state))) {
+      const rows = await this.query(
+        'listJobs',
+        `SELECT * FROM ${this.t.jobs} WHERE id = ANY(${liveIdsSql(this.t.live.queue, this.t.live.claims)}) AND state = ANY($1::text[])
+         ORDER BY created_at DESC, insert_seq DESC LIMIT $2`,
+        [[...states], limit],
+      );
+      return rows.map(toJob);
+    }
+    const rows = states
       ? await this.query(
           'listJobs',
           `SELECT * FROM ${this.t.jobs} WHERE state = ANY($1::text[]) ORDER BY created_at DESC, insert_seq DESC LIMIT $2`,
-          [[...filter.states], limit],
+          [[...states], limit],
         )
       : await this.query('listJobs', `SELECT * FROM ${this.t.jobs} ORDER BY created_at DESC, insert_seq DESC LIMIT $1`, [
           limit,
@@ -619,11 +650,7 @@ export class PostgresStore implements Store {
   }
 
   async queuedJobs(limit: number): Promise<Job[]> {
-    const rows = await this.query(
-      'queuedJobs',
-      `SELECT * FROM ${this.t.jobs} WHERE state = 'QUEUED' ORDER BY ${QUEUE_ORDER} LIMIT $1`,
-      [limitOf(limit, 0)],
-    );
+    const rows = await this.query('queuedJobs', queueHeadSql(this.t.jobs, this.t.live, '$1'), [limitOf(limit, 0)]);
     return rows.map(toJob);
   }
 
@@ -653,6 +680,7 @@ export class PostgresStore implements Store {
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
           audit: update.audit.length > 0 || update.elision.mask !== 0,
+          ...liveRowWork(update.guard.states, update.patch.state, update.columns),
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -683,7 +711,7 @@ export class PostgresStore implements Store {
     }
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
-      updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`),
+      updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`, this.t.live),
     );
     const rows = await this.batchQuery('updateJob', sql, params, true);
     if (shape.columns.includes('state')) this.announceChanged(rows);
@@ -727,7 +755,7 @@ export class PostgresStore implements Store {
 
   /** The workers in `workerStates` and the first `queueLimit` queued jobs, in one statement (JSON rows). */
   async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
-    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(this.t.workers, this.t.jobs));
+    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(this.t.workers, this.t.jobs, this.t.live));
     const [row] = await this.query('listWorkersAndQueue', sql, [[...workerStates], limitOf(queueLimit, 0)], true);
     return { workers: (row!.workers as Row[]).map(toWorker), queuedJobs: (row!.queued as Row[]).map(toJob) };
   }
@@ -940,7 +968,7 @@ export class PostgresStore implements Store {
     const limit = Math.max(0, Math.floor(claim.limit));
     const rows = await this.query(
       'claimJobs',
-      this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit)),
+      this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit, this.t.live.queue, this.t.live.claims)),
       [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
       true,
     );
@@ -991,12 +1019,15 @@ export class PostgresStore implements Store {
   // ---- retention ---------------------------------------------------------------------------------
 
   /**
-   * Deletes up to `limit` finished jobs completed before `completedBefore`, oldest first, with their log
-   * lines; audit events are kept. Concurrent sweeps skip each other's rows. Returns how many it deleted.
+   * Deletes up to `limit` finished jobs completed before `completedBefore`, the earliest created first, with
+   * their log lines; audit events are kept. Concurrent sweeps skip each other's rows. Returns how many it deleted.
    */
   async deleteFinishedJobs(completedBefore: number, limit: number): Promise<number> {
     validateRetentionArguments(completedBefore, limit);
     const rows = await this.query('deleteFinishedJobs', deleteFinishedJobsSql(this.t.jobs), [new Date(completedBefore), limit]);
+    // The end of a sweep (a batch that was not full) also drops the live rows their jobs outlived (see
+    // live-rows-sql.ts): it reads only the live jobs.
+    if (rows.length < limit) await this.query('deleteFinishedJobs', pruneLiveRowsSql(this.t.jobs, this.t.live.queue, this.t.live.claims));
     return rows.length;
   }
 

@@ -246,8 +246,10 @@ export interface Store {
 
   /**
    * Optional retention: deletes at most `limit` jobs in a terminal state (SUCCEEDED, FAILED, CANCELLED,
-   * TIMED_OUT) whose `completedAt` is before `completedBefore` (ms since the epoch), oldest first, with their
-   * log lines. Audit events are kept (they are the record of what happened). Returns how many jobs it deleted.
+   * TIMED_OUT) whose `completedAt` is before `completedBefore` (ms since the epoch), the earliest created first
+   * (a job that finished before the cutoff was created before it, so a store can find them by creation time),
+   * with their log lines. Audit events are kept (they are the record of what happened). Returns how many jobs it
+   * deleted.
    */
   deleteFinishedJobs?(completedBefore: number, limit: number): Promise<number>;
 

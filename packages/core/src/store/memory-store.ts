@@ -322,7 +322,8 @@ export class MemoryStore implements Store {
     for (const job of this.jobs.values()) {
       if (isTerminalJobState(job.state) && job.completedAt !== undefined && job.completedAt < completedBefore) due.push(job);
     }
-    due.sort((a, b) => a.completedAt! - b.completedAt!);
+    // Map order is insertion order: a stable sort keeps it among jobs created in the same millisecond.
+    due.sort((a, b) => a.createdAt - b.createdAt);
     const deleted = due.slice(0, Math.max(0, Math.floor(limit)));
     for (const job of deleted) {
       this.jobs.delete(job.id);
