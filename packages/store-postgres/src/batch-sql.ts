@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ElisionProposal } from './lifecycle-events';
-import { dequeueSql, enqueueSql, holdSql, QUEUE_ROW_RETURNED, releaseSql } from './live-rows-sql';
+import { enqueueSql, holdSql, lockedJobsSql, OLD_ROW_RETURNED, QUEUE_ROW_RETURNED, releaseSql, requeueSqls } from './live-rows-sql';
 
 /** The live-job tables of migration 8 (quoted, schema-qualified names). */
 export interface LiveTables {
@@ -133,7 +133,7 @@ export function insertJobsSql(table: string, columns: readonly string[], audit: 
 ), queued AS (
 ${cteBody(enqueueSql(live.queue, 'inserted'))}
 ), held AS (
-${cteBody(holdSql(live.claims, 'inserted', false))}
+${cteBody(holdSql(live.claims, 'inserted'))}
 ), audited AS (
 ${cteBody(insertAuditsSql(audit, columns.length + 3, 'typed'))}
 )
@@ -293,12 +293,13 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
   const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
   if (shape.queue) returned.push(...QUEUE_ROW_RETURNED('j'));
-  // The claim a job held before the statement: its worker and claim time, as the row was (a sub-select of the
-  // table in RETURNING reads the statement's snapshot, not this update) when the patch sets them, else the row's.
+  // The live-row work that depends on the job as it was (was it QUEUED, which claim did it hold when the patch
+  // moves it) reads it as locked first; a finish or a start needs only the row as updated.
   const movesClaim = shape.columns.includes('worker_id') || shape.columns.includes('assigned_at');
-  if (shape.release && movesClaim) {
-    returned.push(`(SELECT o.worker_id FROM ${table} AS o WHERE o.id = j.id) AS hodei_old_worker`);
-    returned.push(`(SELECT o.assigned_at FROM ${table} AS o WHERE o.id = j.id) AS hodei_old_assigned_at`);
+  const readsOldRow = shape.queue || (shape.release && movesClaim);
+  if (readsOldRow) {
+    returned.push(...OLD_ROW_RETURNED);
+    where.push('l.id = j.id');
   }
   const auditFrom = params.length + 1;
   if (shape.audit) params.push(...auditParams(auditFrom, true));
@@ -313,24 +314,25 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   // The unnested arrays: every parameter before the audit ones.
   const arrays = unnestArrays(params.slice(0, auditFrom - 1));
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
-  FROM ${arrays}${shape.audit ? ' WITH ORDINALITY' : ''} AS u(${names.join(', ')})
+  FROM ${arrays}${shape.audit ? ' WITH ORDINALITY' : ''} AS u(${names.join(', ')})${readsOldRow ? ', locked AS l' : ''}
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
   // A patch that sets the state announces each updated job on the change channel (migration 7).
   const changed = shape.columns.includes('state');
   if (!shape.notify && !shape.audit && !changed && !shape.queue && !shape.release && !shape.hold) return update;
+  const locked = readsOldRow ? `locked AS (${lockedJobsSql(table)}), ` : '';
   const ctes: [string, string][] = [];
   if (shape.audit) ctes.push(['audited', insertUpdateAuditsSql(audit, auditFrom, 'updated')]);
-  if (shape.queue) ctes.push(['queued', enqueueSql(live.queue, 'updated')], ['dequeued', dequeueSql(live.queue, 'updated')]);
+  if (shape.queue) ctes.push(...requeueSqls(live.queue, 'updated'));
   if (shape.release) {
     const [worker, assigned] = movesClaim ? ['hodei_old_worker', 'hodei_old_assigned_at'] : ['worker_id', 'assigned_at'];
     ctes.push(['released', releaseSql(live.claims, 'updated', worker, assigned)]);
   }
-  if (shape.hold) ctes.push(['held', holdSql(live.claims, 'updated', true)]);
+  if (shape.hold) ctes.push(['held', holdSql(live.claims, 'updated')]);
   const written = ctes.map(([name, sql]) => `, ${name} AS (\n${cteBody(sql)}\n)`).join('');
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
-  return `WITH updated AS (${update})${written}
+  return `WITH ${locked}updated AS (${update})${written}
 SELECT ${JOB_RETURNED_COLUMNS.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
 }
 

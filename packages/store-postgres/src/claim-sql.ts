@@ -42,7 +42,7 @@ export function claimJobsSql(schema: string, jobs: string, audit: string, queue:
   WHERE j.id = ANY(ARRAY(SELECT picked.id FROM picked)) AND j.state = 'QUEUED'
   RETURNING ${returned.join(', ')}
 ), held AS (
-  INSERT INTO ${claims} (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c
+  INSERT INTO ${claims} (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c ON CONFLICT DO NOTHING
 ), audited AS (
   INSERT INTO ${audit} ${AUDIT_INSERT_COLUMNS}
   SELECT 'job.assigned', c.id, $4, jsonb_build_object('workerId', $1::text, 'epoch', c.epoch, 'attempt', c.attempt)

@@ -5,9 +5,14 @@
  * - `job_claims`: a row per ASSIGNED or RUNNING job, found through its worker and claim time.
  * A job without a worker or claim time (inserted so, by a test or an import) has its claim row under '' and
  * -infinity, so that every key column is NOT NULL and every match an index lookup ({@link claimKeyMatches}).
- * Each fragment reads a CTE `source` whose rows are jobs as the statement left them. Readers recheck every live
- * row against `jobs`, so a row these leave behind in a race is skipped by readers and deleted by the retention
- * sweep ({@link pruneLiveRowsSql}); a job missing its row is what they must never leave.
+ * Each fragment reads a CTE `source` whose rows are jobs as the statement left them.
+ *
+ * A job missing its row is what they must never leave: every insert checks the unique key as committed (ON
+ * CONFLICT), and a row is deleted only for a job that left its live state. A row left behind is allowed: when two
+ * statements change one job at the same time, the later one (waiting for the first's lock) reads the live rows
+ * as they were when it started and may not see a row the first wrote. Readers recheck every live row against
+ * `jobs` and skip such a row, a claim that picks it deletes it, and the end of a retention sweep deletes the rest
+ * ({@link pruneLiveRowsSql}).
  */
 
 /** The states a job holds a `job_claims` row in. */
@@ -22,6 +27,22 @@ function claimKeyMatches(worker: string, assigned: string): string {
   return `c.worker_id = coalesce(${worker}, '') AND c.assigned_at = coalesce(${assigned}, '-infinity') AND c.id = s.id`;
 }
 
+/**
+ * The job as it was before an update, for the statements whose live-row work depends on it: a CTE `locked` locks
+ * the rows first (`FOR UPDATE`, so its values are the latest committed ones, which a sub-select of the statement's
+ * snapshot would not be when another statement changed the job in between) and the UPDATE joins it as `l`.
+ */
+export function lockedJobsSql(jobs: string): string {
+  return `SELECT l.id, l.state, l.worker_id, l.assigned_at FROM ${jobs} AS l WHERE l.id = ANY((SELECT $1::text[])::text[]) FOR UPDATE`;
+}
+
+/** What the UPDATE returns from `locked` (see lockedJobsSql). */
+export const OLD_ROW_RETURNED = [
+  `l.state = 'QUEUED' AS hodei_was_queued`,
+  'l.worker_id AS hodei_old_worker',
+  'l.assigned_at AS hodei_old_assigned_at',
+];
+
 /** What `source` rows must return for {@link enqueueSql}: the queue row's columns. */
 export const QUEUE_ROW_RETURNED = (alias: string): string[] => [
   `${alias}.priority AS hodei_priority`,
@@ -30,39 +51,56 @@ export const QUEUE_ROW_RETURNED = (alias: string): string[] => [
 ];
 
 /**
- * Adds (or refreshes the `not_before` of) the queue row of each QUEUED job of `source` (which returns
- * `QUEUE_ROW_RETURNED` and `created_at`, `not_before`, `state`, `id`).
+ * The queue row of each QUEUED job of `source` (which returns `QUEUE_ROW_RETURNED` and `created_at`,
+ * `not_before`, `state`, `id`), for jobs just inserted (so none has one).
  */
 export function enqueueSql(queue: string, source: string): string {
   return `INSERT INTO ${queue} (priority, created_at, insert_seq, id, not_before, labels)
-  SELECT s.hodei_priority, s.created_at, s.hodei_insert_seq, s.id, s.not_before, s.hodei_labels FROM ${source} AS s WHERE s.state = 'QUEUED'
-  ON CONFLICT (priority, created_at, insert_seq) DO UPDATE SET not_before = EXCLUDED.not_before`;
+  SELECT s.hodei_priority, s.created_at, s.hodei_insert_seq, s.id, s.not_before, s.hodei_labels FROM ${source} AS s WHERE s.state = 'QUEUED'`;
 }
 
 /**
- * Deletes the queue row of each job of `source` that is no longer QUEUED, through its queue order key. A row a
- * claim holds is skipped (SKIP LOCKED): that claim deletes it and, finding the job no longer QUEUED, leaves the
- * job alone. (Waiting for it instead could deadlock: the claim waits for this statement's lock on the job.)
+ * The queue work of an update whose `source` returns `QUEUE_ROW_RETURNED`, `hodei_was_queued` (the job was QUEUED
+ * before the update, as locked: see OLD_ROW_RETURNED) and the job columns: a job that became QUEUED gets its queue
+ * row; one that stayed QUEUED gets its row's `not_before` refreshed; one that left QUEUED loses its row. None waits
+ * for a queue row a claim holds (SKIP LOCKED, and an insert only where no row should be): that claim deletes the
+ * row, and assigns the job only if it is still QUEUED once this update is done. (Waiting for it could deadlock:
+ * the claim waits for this statement's lock on the job.) The rows are found by their key, not their ctid: a row
+ * another statement updated since this one's snapshot is then still found (its newest version, once locked).
+ * Returns CTE bodies by name.
  */
-export function dequeueSql(queue: string, source: string): string {
-  return `DELETE FROM ${queue} AS q WHERE q.ctid = ANY(ARRAY(
-    SELECT q2.ctid FROM ${queue} AS q2 JOIN ${source} AS s
-      ON q2.priority = s.hodei_priority AND q2.created_at = s.created_at AND q2.insert_seq = s.hodei_insert_seq
-    WHERE s.state <> 'QUEUED'
-    FOR UPDATE OF q2 SKIP LOCKED
-  ))`;
+export function requeueSqls(queue: string, source: string): [string, string][] {
+  const held = (where: string) => `(q.priority, q.created_at, q.insert_seq) IN (
+    SELECT h.priority, h.created_at, h.insert_seq FROM ${queue} AS h
+    JOIN ${source} AS s ON h.priority = s.hodei_priority AND h.created_at = s.created_at AND h.insert_seq = s.hodei_insert_seq
+    WHERE ${where}
+    FOR UPDATE OF h SKIP LOCKED
+  )`;
+  return [
+    [
+      'queued',
+      `INSERT INTO ${queue} (priority, created_at, insert_seq, id, not_before, labels)
+  SELECT s.hodei_priority, s.created_at, s.hodei_insert_seq, s.id, s.not_before, s.hodei_labels FROM ${source} AS s
+  WHERE s.state = 'QUEUED' AND NOT s.hodei_was_queued
+  ON CONFLICT DO NOTHING`,
+    ],
+    [
+      'requeued',
+      `UPDATE ${queue} AS q SET not_before = s.not_before FROM ${source} AS s
+  WHERE q.id = s.id AND ${held("s.state = 'QUEUED' AND s.hodei_was_queued AND h.not_before IS DISTINCT FROM s.not_before")}`,
+    ],
+    ['dequeued', `DELETE FROM ${queue} AS q WHERE ${held("s.state <> 'QUEUED' AND s.hodei_was_queued")}`],
+  ];
 }
 
 /**
- * Adds a claim row for each job of `source` that is ASSIGNED or RUNNING; `unless` true skips one it has already
- * (needed where the job may have held one before the statement: an update, not the claim or an insert).
+ * Adds a claim row for each job of `source` that is ASSIGNED or RUNNING, unless it has it already (the key is
+ * unique: the check sees rows other statements committed since this one started, which a NOT EXISTS would not).
  */
-export function holdSql(claims: string, source: string, unlessHeld: boolean): string {
-  const held = unlessHeld
-    ? `\n    AND NOT EXISTS (SELECT 1 FROM ${claims} AS c WHERE ${claimKeyMatches('s.worker_id', 's.assigned_at')})`
-    : '';
+export function holdSql(claims: string, source: string): string {
   return `INSERT INTO ${claims} (worker_id, assigned_at, id)
-  SELECT coalesce(s.worker_id, ''), coalesce(s.assigned_at, '-infinity'), s.id FROM ${source} AS s WHERE s.state IN ${CLAIMED}${held}`;
+  SELECT coalesce(s.worker_id, ''), coalesce(s.assigned_at, '-infinity'), s.id FROM ${source} AS s WHERE s.state IN ${CLAIMED}
+  ON CONFLICT DO NOTHING`;
 }
 
 /**

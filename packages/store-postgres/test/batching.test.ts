@@ -96,7 +96,8 @@ describe('PostgresStore batched statements', () => {
       { kind: 'WITH batch AS (\n  SE', custom: 5 },
       { kind: 'WITH batch AS (\n  SE', custom: 5 },
       { kind: 'WITH inserted AS (\n ', custom: 5 },
-      { kind: 'WITH updated AS (UPD', custom: 5 },
+      // The assignment by update: it reads the job as locked first (live-rows-sql.ts, lockedJobsSql).
+      { kind: 'WITH locked AS (SELE', custom: 5 },
     ]);
   });
 

@@ -9,28 +9,46 @@ import type { Migration } from './index';
  */
 const keepLiveRows = (s: string): string => `
 CREATE FUNCTION ${s}.hodei_keep_live_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  was_queued boolean := false;
+  is_queued boolean := false;
 BEGIN
-  IF TG_OP = 'UPDATE' THEN
-    IF OLD.state = 'QUEUED' THEN
-      DELETE FROM ${s}.job_queue AS q
-      WHERE q.priority = OLD.priority AND q.created_at = OLD.created_at AND q.insert_seq = OLD.insert_seq;
-    END IF;
+  IF TG_OP <> 'INSERT' THEN
+    was_queued := OLD.state = 'QUEUED';
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    is_queued := NEW.state = 'QUEUED';
+  END IF;
+  -- A queue row a claim holds is left to it (SKIP LOCKED), and a row is inserted only where none should be: that
+  -- claim deletes the row, and assigns the job only if it is still QUEUED once this change is done. Waiting for
+  -- it could deadlock: the claim waits for this job's row lock.
+  IF was_queued AND is_queued THEN
+    UPDATE ${s}.job_queue AS q SET not_before = NEW.not_before WHERE q.ctid = ANY(ARRAY(
+      SELECT h.ctid FROM ${s}.job_queue AS h
+      WHERE h.priority = OLD.priority AND h.created_at = OLD.created_at AND h.insert_seq = OLD.insert_seq
+      FOR UPDATE SKIP LOCKED));
+  ELSIF was_queued THEN
+    DELETE FROM ${s}.job_queue AS q WHERE q.ctid = ANY(ARRAY(
+      SELECT h.ctid FROM ${s}.job_queue AS h
+      WHERE h.priority = OLD.priority AND h.created_at = OLD.created_at AND h.insert_seq = OLD.insert_seq
+      FOR UPDATE SKIP LOCKED));
+  ELSIF is_queued THEN
+    INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, labels)
+    VALUES (NEW.priority, NEW.created_at, NEW.insert_seq, NEW.id, NEW.not_before, coalesce(NEW.spec -> 'labels', '{}'))
+    ON CONFLICT DO NOTHING;
+  END IF;
+  IF TG_OP <> 'INSERT' THEN
     IF OLD.state IN ('ASSIGNED', 'RUNNING') THEN
       DELETE FROM ${s}.job_claims AS c
       WHERE c.worker_id = coalesce(OLD.worker_id, '') AND c.assigned_at = coalesce(OLD.assigned_at, '-infinity') AND c.id = OLD.id;
     END IF;
   END IF;
-  IF NEW.state = 'QUEUED' THEN
-    INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, labels)
-    VALUES (NEW.priority, NEW.created_at, NEW.insert_seq, NEW.id, NEW.not_before, coalesce(NEW.spec -> 'labels', '{}'))
-    ON CONFLICT (priority, created_at, insert_seq) DO UPDATE SET not_before = EXCLUDED.not_before;
-  ELSIF NEW.state IN ('ASSIGNED', 'RUNNING') THEN
-    INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
-    SELECT coalesce(NEW.worker_id, ''), coalesce(NEW.assigned_at, '-infinity'), NEW.id
-    WHERE NOT EXISTS (
-      SELECT 1 FROM ${s}.job_claims AS c
-      WHERE c.worker_id = coalesce(NEW.worker_id, '') AND c.assigned_at = coalesce(NEW.assigned_at, '-infinity') AND c.id = NEW.id
-    );
+  IF TG_OP <> 'DELETE' THEN
+    IF NEW.state IN ('ASSIGNED', 'RUNNING') THEN
+      INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
+      VALUES (coalesce(NEW.worker_id, ''), coalesce(NEW.assigned_at, '-infinity'), NEW.id)
+      ON CONFLICT DO NOTHING;
+    END IF;
   END IF;
   RETURN NULL;
 END;
@@ -38,6 +56,10 @@ $$;
 
 CREATE TRIGGER jobs_live_rows_inserted AFTER INSERT ON ${s}.jobs
   FOR EACH ROW WHEN (current_setting('hodei.live_rows_by_statement', true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION ${s}.hodei_keep_live_rows();
+
+CREATE TRIGGER jobs_live_rows_deleted AFTER DELETE ON ${s}.jobs
+  FOR EACH ROW WHEN (current_setting('hodei.live_rows_by_statement', true) IS DISTINCT FROM 'on' AND OLD.state IN ('QUEUED', 'ASSIGNED', 'RUNNING'))
   EXECUTE FUNCTION ${s}.hodei_keep_live_rows();
 
 CREATE TRIGGER jobs_live_rows_updated AFTER UPDATE OF state, worker_id, assigned_at, not_before ON ${s}.jobs
@@ -53,7 +75,7 @@ CREATE TRIGGER jobs_live_rows_updated AFTER UPDATE OF state, worker_id, assigned
  * - `job_queue`: one row per QUEUED job (its queue order, `not_before` and labels), whose only index is the
  *   queue order. A claim takes its rows with `FOR UPDATE SKIP LOCKED` and deletes them; a job leaving QUEUED
  *   otherwise (a cancel) has its row deleted through the order key its `jobs` row holds.
- * - `job_claims`: one row per claimed job (ASSIGNED or RUNNING): its worker, claim time and id, one index on
+ * - `job_claims`: one row per claimed job (ASSIGNED or RUNNING): its worker, claim time and id, a unique index on
  *   those three. A claim appends them, the statement ending or moving the job deletes them through its `jobs`
  *   row's worker and claim time. The stranded sweep, the live listings and a claim retried after a lost reply
  *   read it (bounded by the jobs in flight) and `jobs` by id.
@@ -88,7 +110,7 @@ CREATE TABLE ${s}.job_claims (
   assigned_at timestamptz NOT NULL,
   id          text NOT NULL
 );
-CREATE INDEX job_claims_worker_idx ON ${s}.job_claims (worker_id, assigned_at, id);
+CREATE UNIQUE INDEX job_claims_key_idx ON ${s}.job_claims (worker_id, assigned_at, id);
 
 LOCK TABLE ${s}.jobs IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, labels)
