@@ -182,7 +182,7 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   if (strip) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   const store = createPostgresStore({ connectionString: url }, { schema, poolSize: concurrency });
   await store.migrate();
-  await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_log_rows CASCADE`);
+  await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_log_rows, ${schema}.job_queue, ${schema}.job_claims CASCADE`);
   if (strip) for (const statement of STRIP_SQL(schema)) await admin.query(statement);
   await admin.end();
   const jobs = noopJobs(jobCount);

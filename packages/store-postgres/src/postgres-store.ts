@@ -33,6 +33,7 @@ import {
   appendAuditsSql,
   appendLogsSql,
   ELISION_ARRAYS,
+  insertedAsJsonArray,
   insertJobsSql,
   liveRowWork,
   shapeKey,
@@ -567,7 +568,8 @@ export class PostgresStore implements Store {
 
   async insertJob(job: Job, audit?: AuditEvent): Promise<void> {
     this.checkOpen();
-    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS));
+    // Only the fields the job has: a new job leaves most unset, and their columns' defaults (NULL) need no array.
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(job));
     // A job.queued event its row gives back is derived from it (bit 1 of derived_events), not written.
     const derived = derivesQueued(job, audit);
     columns.push('derived_events');
@@ -575,14 +577,35 @@ export class PostgresStore implements Store {
     return this.jobInserts.add({ id: job.id, columns, values, audit: audit && !derived ? encodeAudit(audit) : undefined });
   }
 
-  /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
+  /**
+   * Inserts `jobs` in order: one statement per run of consecutive jobs that set the same fields and do or do not
+   * write an audit event (usually one for the whole batch), one run after another, so `insert_seq` follows the
+   * calls' order.
+   */
   private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
-    const columns = jobs[0]!.columns;
-    const arrays = columns.map((_, column) => arrayLiteral(jobs.map((job) => job.values[column])));
-    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit, this.t.live));
-    const audits = auditArrays(jobs.map((job) => job.audit));
-    await this.batchQuery('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
+    const shape = (job: JobInsert) => `${job.audit ? 'a' : ''}:${job.columns.join(',')}`;
+    let start = 0;
+    for (let index = 1; index <= jobs.length; index++) {
+      if (index < jobs.length && shape(jobs[index]!) === shape(jobs[start]!)) continue;
+      await this.insertRun(jobs.slice(start, index));
+      start = index;
+    }
     return jobs.map(() => undefined);
+  }
+
+  /** One statement inserting `jobs` (of one shape) in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
+  private async insertRun(jobs: readonly JobInsert[]): Promise<void> {
+    const columns = jobs[0]!.columns;
+    const audited = jobs[0]!.audit !== undefined;
+    // A jsonb column (the spec) as one JSON array of the JSON texts encodeFields made.
+    const arrays = columns.map((name, column) =>
+      insertedAsJsonArray(name) ? `[${jobs.map((job) => job.values[column] ?? 'null').join(',')}]` : arrayLiteral(jobs.map((job) => job.values[column])),
+    );
+    const sql = this.cachedSql(`insert:${audited ? 'a' : ''}:${columns.join(',')}`, () =>
+      insertJobsSql(this.t.jobs, columns, audited ? this.t.audit : undefined, this.t.live),
+    );
+    const audits = audited ? auditArrays(jobs.map((job) => job.audit)) : [];
+    await this.batchQuery('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
   }
 
   /** `statementName(sql)`, hashed once per statement text. */
