@@ -93,7 +93,7 @@ const DEFAULT_WORKERS = 1;
 /**
  * Runs every queued job through the calls JobController makes: a scheduling pass gives each worker with free
  * slots one `claimJobs` call for that many jobs (the workers' claims at once); each claimed job then reports
- * its start and its result together (one compare-and-set `updateJob` with both audit events, as
+ * its start and its result together (one `compareAndSetJob` with both audit events, as
  * JobController.jobFinished makes it when a short job's start travels with its result); each finished job frees its slot and asks for another
  * pass, and requests made during a pass coalesce into one more, as `wake()` does. With `prefetch`, a worker's
  * claims also cover that many jobs beyond its slots, kept in its own queue (see --prefetch). Resolves with the
@@ -110,7 +110,8 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
   const runJob = async (worker, job) => {
     // A no-op job's start travels with its result: one write records both, with both events.
     const now = Date.now();
-    const ended = await store.updateJob(
+    // As JobController.writeResult: a compare-and-set that sends nothing back, the job being known.
+    const ended = await store.compareAndSetJob(
       job.id,
       { states: ['ASSIGNED'], epoch: job.epoch },
       { startedAt: now, completedAt: now, durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },

@@ -180,7 +180,12 @@ export interface JobUpdateShape {
   release: boolean;
   /** The updates may make claims (set ASSIGNED or RUNNING from another state, or the worker or claim time). */
   hold: boolean;
+  /** The callers need not read the jobs back (`compareAndSetJob`): the statement returns their ids and states only. */
+  narrow: boolean;
 }
+
+/** The job columns a narrow update's CTEs read (its live-row work), all small scalars. */
+const NARROW_RETURNED_COLUMNS = ['id', 'state', 'worker_id', 'assigned_at', 'created_at', 'not_before'];
 
 /** The live-table work an update of `patched` columns with guard `guardStates` (undefined: any state) and new state `state` implies. */
 export function liveRowWork(
@@ -268,6 +273,7 @@ export function shapeKey(shape: JobUpdateShape): string {
     [shape.queue, 'q'],
     [shape.release, 'r'],
     [shape.hold, 'h'],
+    [shape.narrow, 'w'],
   ];
   return `${flags.map(([on, letter]) => (on ? letter : '')).join('')}:${shape.columns.join(',')}`;
 }
@@ -282,7 +288,8 @@ export function shapeKey(shape: JobUpdateShape): string {
  * events are written to table `audit` for the jobs that were updated only (see insertUpdateAuditsSql); then the
  * NOTIFY channel when `notify`. When the patch sets the state, each updated job's id is sent to
  * `changedChannel` (an SQL expression: migration 7's `hodei_job_changed_channel()`). The updated jobs' live rows
- * (`live`, migration 8) follow as `shape.queue`, `shape.release` and `shape.hold` say.
+ * (`live`, migration 8) follow as `shape.queue`, `shape.release` and `shape.hold` say. A `shape.narrow` statement
+ * returns each updated job's id and state only.
  */
 export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string, changedChannel: string, live: LiveTables): string {
   const params: string[] = [];
@@ -304,7 +311,7 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   }
   for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
-  const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
+  const returned = (shape.narrow ? NARROW_RETURNED_COLUMNS : JOB_RETURNED_COLUMNS).map((column) => `j.${column}`);
   if (shape.queue) returned.push(...QUEUE_ROW_RETURNED('j'));
   // The live-row work that depends on the job as it was (was it QUEUED, which claim did it hold when the patch
   // moves it) reads it as locked first; a finish or a start needs only the row as updated.
@@ -332,7 +339,7 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   RETURNING ${returned.join(', ')}`;
   // A patch that sets the state announces each updated job on the change channel (migration 7).
   const changed = shape.columns.includes('state');
-  if (!shape.notify && !shape.audit && !changed && !shape.queue && !shape.release && !shape.hold) return update;
+  if (!shape.notify && !shape.audit && !changed && !shape.queue && !shape.release && !shape.hold && !shape.narrow) return update;
   const locked = readsOldRow ? `locked AS (${lockedJobsSql(table)}), ` : '';
   const ctes: [string, string][] = [];
   if (shape.audit) ctes.push(['audited', insertUpdateAuditsSql(audit, auditFrom, 'updated')]);
@@ -345,8 +352,9 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   const written = ctes.map(([name, sql]) => `, ${name} AS (\n${cteBody(sql)}\n)`).join('');
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
+  const selected = shape.narrow ? ['id', 'state'] : JOB_RETURNED_COLUMNS;
   return `WITH ${locked}updated AS (${update})${written}
-SELECT ${JOB_RETURNED_COLUMNS.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
+SELECT ${selected.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
 }
 
 /**

@@ -306,7 +306,12 @@ interface JobUpdate {
   audit: AuditAppend[];
   /** Which of those events the statement derives from the updated row instead, if it gives them exactly. */
   elision: ElisionProposal;
+  /** The caller need not read the job back (`compareAndSetJob`). */
+  narrow: boolean;
 }
+
+/** What a narrow update (`compareAndSetJob`) settles with when its guard matched. */
+const MATCHED = true;
 
 /** One pending `appendLogs` call, its lines encoded when the call was made. */
 interface LogAppend {
@@ -459,7 +464,7 @@ export class PostgresStore implements Store {
     maxBatch: MAX_BATCH,
     run: (jobs) => settleEach(jobs, (batch) => this.insertJobs(batch), mayBelongToOneRow),
   });
-  private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | undefined>({
+  private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | typeof MATCHED | undefined>({
     maxBatch: MAX_BATCH,
     maxInFlight: JOB_UPDATE_STATEMENTS_IN_FLIGHT,
     maxWaitMs: JOB_UPDATE_MAX_WAIT_MS,
@@ -678,21 +683,37 @@ export class PostgresStore implements Store {
   }
 
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
+    const updated = await this.addJobUpdate(id, guard, patch, audit, false);
+    return updated === MATCHED ? undefined : updated;
+  }
+
+  /** `updateJob` whose statement returns the job's id and state only (see `Store.compareAndSetJob`). */
+  async compareAndSetJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<boolean> {
+    return (await this.addJobUpdate(id, guard, patch, audit, true)) !== undefined;
+  }
+
+  private addJobUpdate(
+    id: string,
+    guard: JobGuard,
+    patch: Partial<Job>,
+    audit: AuditEvent | readonly AuditEvent[] | undefined,
+    narrow: boolean,
+  ): Promise<Job | typeof MATCHED | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
     const events = toAuditEventList(audit);
     // Events the statement may derive from the row are not sent (it rebuilds them from the proposal when the row
     // does not give them back: insertUpdateAuditsSql), so they are not encoded either.
     const elision = proposeElision(id, events);
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: elision.mask === 0 ? events.map(encodeAudit) : [], elision });
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: elision.mask === 0 ? events.map(encodeAudit) : [], elision, narrow });
   }
 
   /**
    * Runs a batch of updates: in rounds where each job appears once (the n-th update of a job in round n,
    * rounds one after another), and within a round one statement per shape (guard kinds and patched columns).
    */
-  private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | undefined>[]> {
-    const outcomes = new Map<JobUpdate, Settled<Job | undefined>>();
+  private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | typeof MATCHED | undefined>[]> {
+    const outcomes = new Map<JobUpdate, Settled<Job | typeof MATCHED | undefined>>();
     for (const round of roundsByKey(updates, (update) => update.id)) {
       const groups = new Map<string, { shape: JobUpdateShape; items: JobUpdate[] }>();
       for (const update of round) {
@@ -704,6 +725,7 @@ export class PostgresStore implements Store {
           notify: update.patch.state === 'QUEUED',
           audit: update.audit.length > 0 || update.elision.mask !== 0,
           ...liveRowWork(update.guard.states, update.patch.state, update.columns),
+          narrow: update.narrow,
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -721,7 +743,7 @@ export class PostgresStore implements Store {
   }
 
   /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
-  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | undefined)[]> {
+  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | typeof MATCHED | undefined)[]> {
     const params: unknown[] = [arrayLiteral(items.map((item) => item.id))];
     if (shape.guardStates) params.push(arrayLiteral(items.map((item) => arrayLiteral(item.guard.states ?? []))));
     if (shape.guardEpoch) params.push(arrayLiteral(items.map((item) => item.guard.epoch)));
@@ -741,7 +763,7 @@ export class PostgresStore implements Store {
     const byId = new Map(rows.map((row) => [row.id as string, row]));
     return items.map((item) => {
       const row = byId.get(item.id);
-      return row && toJob(row);
+      return row && (shape.narrow ? MATCHED : toJob(row));
     });
   }
 

@@ -148,6 +148,10 @@ export class MemoryStore implements Store {
     return copyJob(job);
   }
 
+  async compareAndSetJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<boolean> {
+    return (await this.updateJob(id, guard, patch, audit)) !== undefined;
+  }
+
   /** Applies `patch` to the stored job (an undefined value deletes the field) with its audit events, and announces a state change. */
   private applyPatch(job: Job, patch: Partial<Job>, events: readonly AuditEvent[]): void {
     const stateBefore = job.state;
