@@ -575,3 +575,60 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
     }
   });
 });
+
+describe('a worker that reconnected to another server', () => {
+  it('is left to that server when its first server drains and stops: its jobs (running and held) and its record stay as they are, and their results land through the other server', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    const b = engine({ prefetch: 2, store: a.store });
+    await b.controller.start();
+    try {
+      await a.queueAndWait(3, 3);
+      const [running, held, waiting] = a.runs;
+      const w = running!.workerId;
+      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+      const { sessionToken, channel } = a.connected.get(w)!;
+      await a.controller.workerDisconnected(w, channel);
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      const before = await Promise.all(a.runs.map((run) => a.store.getJob(run.job.id)));
+
+      // None of the first server's jobs is running: the worker's are the other server's now.
+      expect(await a.controller.drain({ graceMs: 0 })).toBe(true);
+      await a.controller.stop();
+      for (const [index, run] of a.runs.entries()) {
+        expect(await a.store.getJob(run.job.id)).toMatchObject({ state: before[index]!.state, epoch: run.job.epoch, attempt: 1, workerId: w });
+      }
+      expect(await a.store.getWorker(w)).toMatchObject({ state: 'BUSY', runningJobIds: a.runs.map((run) => run.job.id) });
+
+      await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, exited(0));
+      await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, exited(0), 0, true);
+      for (const run of [running!, held!]) expect(await a.store.getJob(run.job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+      // The server the worker reports through settles what it still holds when it stops (the jobs before it
+      // ended: it may have started).
+      await b.controller.stop();
+      expect(await a.store.getJob(waiting!.job.id)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it('is still its first server\'s while it has reconnected nowhere, also when a heartbeat is written after its stream closed: a cancel waits for its return, a stop settles its jobs', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    await a.queueAndWait(3, 3);
+    const [running, held, waiting] = a.runs;
+    const w = running!.workerId;
+    await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+    await a.controller.workerDisconnected(w, a.connected.get(w)!.channel);
+    // A heartbeat that was on its way when the stream closed lands afterwards: no other server hears from the worker.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await a.controller.heartbeat(w);
+    expect(await a.controller.cancel(held!.job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: expect.any(Number) });
+    await a.controller.stop();
+    expect(await a.store.getJob(running!.job.id)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
+    expect(await a.store.getJob(held!.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1 });
+    expect(await a.store.getJob(waiting!.job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+    expect(await a.store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
+  });
+});

@@ -14,6 +14,7 @@ import {
   type ServerMessage,
   type WorkerMessage,
 } from '../src/protocol';
+import { WorkerRegistry } from '../src/engine/worker-registry';
 import { createJobService } from '../src/server/job-service';
 import { specToWire } from '../src/server/wire-mapping';
 
@@ -289,14 +290,15 @@ describe('worker protocol over real gRPC', () => {
     const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // Another server sharing the store hears from the worker now (its heartbeat moved on): a cancel here cannot
-    // wait for the worker to come back, and ends the job at once.
-    await platform.store.updateWorker(request.workerId, {}, { lastHeartbeat: Date.now() + 1_000 });
+    // The worker reconnected to another server sharing the store (which issued it a new session token): a cancel
+    // here cannot wait for the worker to come back, and ends the job at once.
+    const otherServer = new WorkerRegistry(platform.store, { now: () => Date.now() }, { otpTtlMs: 60_000 });
+    const tokenThere = await otherServer.authenticate(request.workerId, { sessionToken });
     expect(await platform.client.cancel(job.id)).toMatchObject({ state: 'CANCELLED' });
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'CANCELLED' });
 
     const second = connect(request.serverAddress);
-    second.send(register(request.workerId, { sessionToken }));
+    second.send(register(request.workerId, { sessionToken: tokenThere }));
     expect((await second.next()).payload?.$case).toBe('registered');
     second.send(logBatch(job.id, epoch, 1, ['late']));
     const answer = await second.next();
@@ -468,9 +470,9 @@ describe('worker protocol over real gRPC', () => {
   it("logs a store failure while a worker's stream ends (its disconnection not recorded) instead of leaving it unhandled", async () => {
     class FailingStore extends MemoryStore {
       down = false;
-      override async getWorker(id: string) {
+      override async appendAudit(event: AuditEvent) {
         if (this.down) throw new Error('database unavailable');
-        return super.getWorker(id);
+        return super.appendAudit(event);
       }
     }
     const unhandled: unknown[] = [];

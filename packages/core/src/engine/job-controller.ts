@@ -17,7 +17,7 @@ import { decide, isAvailable, mayStartWorker, nextBackoffEnd, plan, queueDemandB
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
-import { newId } from './tokens';
+import { hashToken, newId } from './tokens';
 import { heldJobsThatMayHaveStarted } from './held-jobs';
 import type { Registration, RegistrationGrant, WorkerChannel } from './worker-channel';
 import { WorkerRegistry } from './worker-registry';
@@ -127,10 +127,11 @@ export class JobController {
   /** The workers connected here that were granted a prefetch (> 0) at their last registration or reconnection. */
   private readonly prefetchingWorkers = new Set<string>();
   /**
-   * The heartbeat each worker of this engine had recorded when its stream here closed (until it reconnects here):
-   * a later one means another server hears from it now (see `mayReconnect`).
+   * The hash of the session token this engine issued each worker at its last registration or reconnection here.
+   * Every authentication issues a new one, so a worker whose record holds another hash was authenticated by
+   * another server since: it reconnected there and reports through it (see `reconnectedElsewhere`).
    */
-  private readonly disconnectedBeats = new Map<string, { lastHeartbeat: number | undefined }>();
+  private readonly issuedTokens = new Map<string, string>();
   /**
    * For each worker of this engine, the cancels recorded here while its stream was down: each job's lease epoch
    * then, so that its reconnection cancels that lease only (see `afterReconnect`).
@@ -210,7 +211,7 @@ export class JobController {
     for (;;) {
       if (this.stopped) return false;
       const running = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
-      if (!running.some((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId))) return true;
+      if (!(await this.anyStillHere(running))) return true;
       const left = deadline - this.now();
       if (left <= 0 || options.signal?.aborted) return false;
       await new Promise<void>((resolve) => {
@@ -242,6 +243,39 @@ export class JobController {
     channel.drain();
   }
 
+  /**
+   * Whether another server authenticated `worker` since this engine last did (or this engine never did, while
+   * another did): its record holds a session token this engine did not issue, so it reconnected (or registered)
+   * there and reports through that server, which answers for it and its jobs now.
+   */
+  private reconnectedElsewhere(worker: Worker): boolean {
+    return worker.sessionTokenHash !== undefined && worker.sessionTokenHash !== this.issuedTokens.get(worker.id);
+  }
+
+  /**
+   * This engine's workers among `workerIds` (see `ownWorkers`), but those that reconnected to another server
+   * (see `reconnectedElsewhere`), each with its record as read now (undefined when the store has none).
+   */
+  private async workersStillHere(workerIds: Iterable<string>): Promise<Map<string, Worker | undefined>> {
+    const here = new Map<string, Worker | undefined>();
+    for (const workerId of new Set(workerIds)) {
+      if (!this.ownWorkers.has(workerId)) continue;
+      const worker = await this.store.getWorker(workerId);
+      if (worker === undefined || !this.reconnectedElsewhere(worker)) here.set(workerId, worker);
+    }
+    return here;
+  }
+
+  /**
+   * Whether any of `jobs` is on a worker this engine still answers for ({@link workersStillHere}); a worker
+   * whose stream is open here is taken as such without reading its record (`drain` asks every 100 ms).
+   */
+  private async anyStillHere(jobs: readonly Job[]): Promise<boolean> {
+    const ids = new Set(jobs.flatMap((job) => (job.workerId !== undefined && this.ownWorkers.has(job.workerId) ? [job.workerId] : [])));
+    for (const workerId of ids) if (this.channels.has(workerId)) return true;
+    return (await this.workersStillHere(ids)).size > 0;
+  }
+
   /** Records whether `workerId` was granted a prefetch at its (re)registration. */
   private grantPrefetch(workerId: string, prefetch: number): void {
     if (prefetch > 0) this.prefetchingWorkers.add(workerId);
@@ -266,7 +300,8 @@ export class JobController {
   /**
    * Stops scheduling and this engine's workers. Their running jobs go back to the queue when attempts remain
    * (a server sharing the store, or this one restarted on a durable store, runs them again); the others fail
-   * with reason SHUTDOWN.
+   * with reason SHUTDOWN. A worker that reconnected to another server (see `reconnectedElsewhere`) is that
+   * server's now: its jobs and its record are left to it (its provider here still stops its process).
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -274,10 +309,12 @@ export class JobController {
     clearInterval(this.tickTimer);
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
+    let workers: ReadonlyMap<string, Worker | undefined> = new Map();
     await this.serial.run(async () => {
+      workers = await this.workersStillHere(this.ownWorkers);
       const active = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
-      const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
-      const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
+      const own = active.filter((job) => job.workerId !== undefined && workers.has(job.workerId));
+      const mayHaveStarted = this.ownJobsThatMayHaveStarted(own, workers);
       for (const job of own) {
         await this.settleHeldJob(job, mayHaveStarted.has(job.id), 'SHUTDOWN', {
           ran: 'the server shut down while the job was running',
@@ -285,14 +322,14 @@ export class JobController {
           cancelled: 'cancelled; the server shut down before its worker reported it',
         });
       }
-      for (const workerId of this.ownWorkers) {
+      for (const workerId of workers.keys()) {
         await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
       }
     });
     for (const channel of this.channels.values()) channel.close();
     this.channels.clear();
     await Promise.allSettled([...this.providers.values()].map((provider) => provider.close()));
-    for (const workerId of this.ownWorkers) {
+    for (const workerId of workers.keys()) {
       await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: 'server shut down' });
     }
     this.notifier.notifyAll();
@@ -384,10 +421,9 @@ export class JobController {
     if (workerId === undefined || !this.ownWorkers.has(workerId)) return false;
     const worker = await this.store.getWorker(workerId);
     if (worker === undefined || !RECONNECTABLE.includes(worker.state)) return false;
-    // Its heartbeat moved on since its stream here closed: it reconnected to another server, which will not send
-    // the cancel (its reconnection is over), and this one no longer hears from it.
-    const seen = this.disconnectedBeats.get(workerId);
-    if (seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat) return true;
+    // Unless it reconnected to another server since: that one will not send the cancel (its reconnection is
+    // over), and this one no longer hears from it.
+    if (!this.reconnectedElsewhere(worker)) return true;
     // The cancels kept for its return here are over too: were it to come back later, the lease kept with such a
     // cancel would keep it from being told of a cancel of a later lease of that job (see `afterReconnect`).
     this.cancelsAwaitingReconnect.delete(workerId);
@@ -417,6 +453,7 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
+    this.issuedTokens.set(workerId, hashToken(sessionToken));
     const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
     const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
@@ -453,6 +490,7 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
+    this.issuedTokens.set(workerId, hashToken(sessionToken));
     // Its slots as it registered them (when known here), plus this engine's grant: another server it reconnects
     // to may grant another prefetch. A worker holding more than the new total is sent nothing until it holds less.
     const slots = this.workerSlots.get(workerId) ?? (registration.capacity && registration.capacity > 0 ? registration.capacity : undefined);
@@ -466,7 +504,6 @@ export class JobController {
       if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
-      this.disconnectedBeats.delete(workerId);
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
@@ -749,12 +786,6 @@ export class JobController {
   async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     this.channels.delete(workerId);
-    if (this.ownWorkers.has(workerId)) {
-      const worker = await this.store.getWorker(workerId);
-      // Unless it reconnected here meanwhile: what its record said when it left (see `mayReconnect`, which asks
-      // only about this engine's workers).
-      if (!this.channels.has(workerId)) this.disconnectedBeats.set(workerId, { lastHeartbeat: worker?.lastHeartbeat });
-    }
     await this.audit('worker.disconnected', workerId, {});
     this.wake();
   }
@@ -984,11 +1015,11 @@ export class JobController {
   }
 
   /**
-   * {@link heldJobsThatMayHaveStarted} for the active jobs of several workers: each worker's jobs in the order its
-   * record lists them (the order they were sent), with its slots when this engine registered it. A job its worker
-   * does not list (a stranded assignment) counts, as it always did.
+   * {@link heldJobsThatMayHaveStarted} for the active jobs of several workers, whose records `workers` holds: each
+   * worker's jobs in the order its record lists them (the order they were sent), with its slots when this engine
+   * registered it. A job its worker does not list (a stranded assignment) counts, as it always did.
    */
-  private async ownJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
+  private ownJobsThatMayHaveStarted(active: readonly Job[], workers: ReadonlyMap<string, Worker | undefined>): Set<string> {
     const started = new Set<string>();
     const byWorker = new Map<string, Map<string, Job>>();
     for (const job of active) {
@@ -997,7 +1028,7 @@ export class JobController {
       byWorker.set(job.workerId, byId.set(job.id, job));
     }
     for (const [workerId, byId] of byWorker) {
-      const listed = ((await this.store.getWorker(workerId))?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
+      const listed = (workers.get(workerId)?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
       for (const id of heldJobsThatMayHaveStarted(listed, this.workerSlots.get(workerId))) started.add(id);
       const listedIds = new Set(listed.map((job) => job.id));
       for (const id of byId.keys()) if (!listedIds.has(id)) started.add(id);
@@ -1022,7 +1053,7 @@ export class JobController {
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
     this.prefetchingWorkers.delete(workerId);
-    this.disconnectedBeats.delete(workerId);
+    this.issuedTokens.delete(workerId);
     this.cancelsAwaitingReconnect.delete(workerId);
   }
 
