@@ -68,3 +68,23 @@ describe('a short job whose start travels with its result (jobFinished with star
     expect((await store.listAudit(queued.id)).map((event) => event.eventType)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.requeued']);
   });
 });
+
+describe('the cost of a retried short job\'s result', () => {
+  it('reads the job once: the start it records first returns the job as written, for the re-queue', async () => {
+    class CountingStore extends MemoryStore {
+      jobReads = 0;
+      override getJob(id: string): Promise<Job | undefined> {
+        this.jobReads += 1;
+        return super.getJob(id);
+      }
+    }
+    const started = await startInProcessEngine({ store: new CountingStore(), config: { retryBackoffMs: 1 } });
+    controller = started.controller;
+    const queued = await controller.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
+    const run = await until(() => started.runs[0]);
+    started.store.jobReads = 0;
+    await controller.jobFinished(run.workerId, queued.id, run.job.epoch, exited(3, 1), 0, true);
+    expect(started.store.jobReads).toBe(1);
+    expect(await started.store.getJob(queued.id)).toMatchObject<Partial<Job>>({ state: 'QUEUED', attempt: 2 });
+  });
+});

@@ -545,9 +545,11 @@ export class JobController {
   /**
    * Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report
    * is refused. `startedAgoMs`: how long before now the process started (the report may come a few ms after
-   * the start), the start being held to `notBefore` (the job's assignment time) when given, else to now.
+   * the start), the start being held to `notBefore` (the job's assignment time) when given, else to now. Resolves with the
+   * job as running under that lease (as the start wrote it, or as a resent report finds it), or undefined when
+   * the report was stale.
    */
-  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<void> {
+  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<Job | undefined> {
     const now = this.now();
     const startedAt = startTime(now, startedAgoMs, notBefore ?? now);
     const job =
@@ -559,11 +561,13 @@ export class JobController {
       )) ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);
-      if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
-      return this.fenced(workerId, jobId, epoch, 'start');
+      if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return current; // a resend
+      await this.fenced(workerId, jobId, epoch, 'start');
+      return undefined;
     }
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.notifier.notify(jobId, 'state');
+    return job;
   }
 
   /**
@@ -738,9 +742,8 @@ export class JobController {
     // A command that succeeded ends SUCCEEDED: its work was done before the cancel could stop it.
     if (leased && patch.failureReason === 'EXIT_CODE' && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfFailed(patch);
     else if (retryable) {
-      if (startsNow) await this.jobStarted(workerId, jobId, epoch);
       // The attempt as it ran (with its start, just recorded): what a cancel landing during the re-queue keeps.
-      const ran = startsNow ? ((await this.store.getJob(jobId)) ?? current) : current;
+      const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch) : undefined) ?? current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
