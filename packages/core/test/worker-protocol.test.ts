@@ -17,6 +17,7 @@ import {
 import { WorkerRegistry } from '../src/engine/worker-registry';
 import { createJobService } from '../src/server/job-service';
 import { specToWire } from '../src/server/wire-mapping';
+import { until } from './in-process-worker';
 
 /** A provider that starts nothing: it hands the test the credentials a real worker would get. */
 class HandOverProvider implements Provider {
@@ -750,10 +751,17 @@ describe('worker protocol over real gRPC', () => {
         return job;
       }
     }
-    const { platform } = await start({ store: new UnreadableStore() });
-    const error = await platform.client.run({ name: 'unreadable', command: 'true' }).catch((caught: unknown) => caught);
-    const [queued] = await platform.client.list();
+    const store = new UnreadableStore();
+    const { platform } = await start({ store });
+    const running = platform.client.run({ name: 'unreadable', command: 'true' }).catch((caught: unknown) => caught);
+    const [queued] = await until(async () => {
+      const jobs = await platform.client.list();
+      return jobs.length > 0 ? jobs : undefined;
+    });
     expect(queued?.spec.name).toBe('unreadable');
+    // Another server ends the job: the store's announcement does not carry the job, which the wait must read.
+    await store.updateJob(queued!.id, {}, { state: 'CANCELLED', completedAt: Date.now() });
+    const error = await running;
     expect(error).toMatchObject({ code: 'INTERNAL', message: `job ${queued!.id} was queued, but waiting for its end failed: memory store: getJob failed` });
   });
 

@@ -337,11 +337,17 @@ export class JobController {
 
   // ---- client operations -------------------------------------------------------------------------
 
-  /** Validates `input` as a {@link JobSpecInput}, stores the job as QUEUED and returns it. Throws `INVALID_ARGUMENT` (with `field`) for a bad spec and `CLOSED` once stopped. */
-  async queue(input: unknown): Promise<Job> {
+  /**
+   * Validates `input` as a {@link JobSpecInput}, stores the job as QUEUED and returns it. Throws `INVALID_ARGUMENT`
+   * (with `field`) for a bad spec and `CLOSED` once stopped. `onId`, when given, is called with the job's id just
+   * before the job is stored: a caller that waits for the job's changes ({@link notifier}) starts waiting then,
+   * so that no change comes unseen and the job returned (not terminal) needs no read.
+   */
+  async queue(input: unknown, onId?: (jobId: string) => void): Promise<Job> {
     this.checkRunning();
     const spec = validateJobSpec(input);
     const job: Job = { id: newId('job'), spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt: this.now() };
+    onId?.(job.id);
     await this.store.insertJob(job, { ...this.event('job.queued', job.id, { name: spec.name }), occurredAt: job.createdAt });
     this.options.observer?.jobQueued?.(job);
     this.wake();
