@@ -673,6 +673,25 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
+  it("holds a start said to be older than its RunJob to the RunJob's sending (timed on the monotonic clock), not merely to the job's assignment", async () => {
+    // The engine's clock steps 10 s forward after the job's assignment and RunJob; by the monotonic clock the
+    // RunJob went out moments before the start is reported, so a start said to be a minute old is held to then.
+    const clock = { offsetMs: 0, now: () => Date.now() + clock.offsetMs };
+    const { platform, provider } = await start({ clock, heartbeatTimeoutMs: 600_000 });
+    const job = await platform.client.queue({ name: 'a', command: 'sleep 1' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    const { assignedAt } = (await platform.store.getJob(job.id))!;
+    clock.offsetMs = 10_000;
+    first.send(logBatch(job.id, epoch, 1, ['a'], true, 60_000));
+    let running = await platform.client.get(job.id);
+    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    // At least the RunJob's sending (which followed the assignment) moved 10 s on; the performance clock and
+    // Date.now() may read one instant 1 ms apart.
+    expect(running.startedAt!).toBeGreaterThanOrEqual(assignedAt! + 10_000 - 1);
+    expect(running.startedAt!).toBeLessThanOrEqual(clock.now());
+    first.close();
+  });
+
   it("holds a start reported as earlier than the job's assignment to its assignment (the engine's clock, not the worker's)", async () => {
     // A stopped clock: the job is created and assigned at T; a start said to be 100 ms old would fall before it.
     const T = 1_800_000_000_000;
