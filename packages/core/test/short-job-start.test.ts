@@ -67,6 +67,17 @@ describe('a short job whose start travels with its result (jobFinished with star
     expect((await store.getJob(queued.id))!).toMatchObject<Partial<Job>>({ state: 'QUEUED', attempt: 2 });
     expect((await store.listAudit(queued.id)).map((event) => event.eventType)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.requeued']);
   });
+
+  it('a result that re-queues dates the start it records as one that ends the job does: the end less the duration', async () => {
+    const clock = { now: 4_000_000 };
+    const { store, runs, controller: engineUnderTest } = await engine(clock);
+    const queued = await engineUnderTest.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
+    const run = await until(() => runs[0]);
+    clock.now += 50;
+    await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(3, 20), 0, true);
+    const started = (await store.listAudit(queued.id)).find((event) => event.eventType === 'job.started');
+    expect(started?.occurredAt).toBe(4_000_030);
+  });
 });
 
 describe('the cost of a retried short job\'s result', () => {

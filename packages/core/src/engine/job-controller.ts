@@ -748,8 +748,10 @@ export class JobController {
     // A command that succeeded ends SUCCEEDED: its work was done before the cancel could stop it.
     if (leased && patch.failureReason === 'EXIT_CODE' && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfFailed(patch);
     else if (retryable) {
-      // The attempt as it ran (with its start, just recorded): what a cancel landing during the re-queue keeps.
-      const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch) : undefined) ?? current;
+      // The attempt as it ran (with its start, just recorded, dated as below: the end less the run's duration):
+      // what a cancel landing during the re-queue keeps.
+      const startedAgoMs = Math.round(report.durationMs);
+      const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch, startedAgoMs, current.assignedAt ?? current.createdAt) : undefined) ?? current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
