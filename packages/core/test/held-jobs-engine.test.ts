@@ -613,6 +613,33 @@ describe('a worker that reconnected to another server', () => {
     }
   });
 
+  it('is still its server\'s while it reconnects to that server as the server stops: the stop, reading its record once the new token is stored, settles its job', async () => {
+    /** Runs `hook` (once) right after a worker's new session token is stored, before the store's reply. */
+    class TokenHookStore extends MemoryStore {
+      hook: (() => Promise<unknown>) | undefined;
+      override async updateWorker(...args: Parameters<MemoryStore['updateWorker']>): ReturnType<MemoryStore['updateWorker']> {
+        const updated = await super.updateWorker(...args);
+        const hook = args[2].sessionTokenHash !== undefined ? this.hook : undefined;
+        this.hook = undefined;
+        await hook?.();
+        return updated;
+      }
+    }
+    const store = new TokenHookStore();
+    const a = engine({ prefetch: 0, store });
+    await a.controller.start();
+    const [id] = await a.queueAndWait(1, 1);
+    const run = a.runs[0]!;
+    await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+    const { sessionToken, channel } = a.connected.get(run.workerId)!;
+    await a.controller.workerDisconnected(run.workerId, channel);
+    store.hook = () => a.controller.stop();
+    const reconnection = a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+    await expect(reconnection).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await store.getJob(id!)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
+    expect(await store.getWorker(run.workerId)).toMatchObject({ state: 'TERMINATED' });
+  });
+
   it('is still its first server\'s while it has reconnected nowhere, also when a heartbeat is written after its stream closed: a cancel waits for its return, a stop settles its jobs', async () => {
     const a = engine({ prefetch: 2 });
     await a.controller.start();

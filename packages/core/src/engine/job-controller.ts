@@ -17,10 +17,10 @@ import { decide, isAvailable, mayStartWorker, nextBackoffEnd, plan, queueDemandB
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
-import { hashToken, newId } from './tokens';
+import { hashToken, newId, newToken } from './tokens';
 import { heldJobsThatMayHaveStarted } from './held-jobs';
 import type { Registration, RegistrationGrant, WorkerChannel } from './worker-channel';
-import { WorkerRegistry } from './worker-registry';
+import { WorkerRegistry, type Credentials } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
 /** The timestamps a job write takes from the clock, by which the engine recognises its own in-doubt write. */
@@ -127,11 +127,12 @@ export class JobController {
   /** The workers connected here that were granted a prefetch (> 0) at their last registration or reconnection. */
   private readonly prefetchingWorkers = new Set<string>();
   /**
-   * The hash of the session token this engine issued each worker at its last registration or reconnection here.
-   * Every authentication issues a new one, so a worker whose record holds another hash was authenticated by
-   * another server since: it reconnected there and reports through it (see `reconnectedElsewhere`).
+   * The hashes of the session tokens this engine issued each worker: the one of its last registration or
+   * reconnection here, and one being issued. Every authentication issues a new one, so a worker whose record
+   * holds another hash was authenticated by another server since: it reconnected there and reports through it
+   * (see `reconnectedElsewhere`).
    */
-  private readonly issuedTokens = new Map<string, string>();
+  private readonly issuedTokens = new Map<string, Set<string>>();
   /**
    * For each worker of this engine, the cancels recorded here while its stream was down: each job's lease epoch
    * then, so that its reconnection cancels that lease only (see `afterReconnect`).
@@ -249,7 +250,27 @@ export class JobController {
    * there and reports through that server, which answers for it and its jobs now.
    */
   private reconnectedElsewhere(worker: Worker): boolean {
-    return worker.sessionTokenHash !== undefined && worker.sessionTokenHash !== this.issuedTokens.get(worker.id);
+    return worker.sessionTokenHash !== undefined && this.issuedTokens.get(worker.id)?.has(worker.sessionTokenHash) !== true;
+  }
+
+  /**
+   * Authenticates a worker (see {@link WorkerRegistry.authenticate}) with a session token whose hash this engine
+   * counts as issued from before the store has it, so that a stop reading the worker's record meanwhile takes it
+   * for this engine's; once it is stored, only that one counts.
+   */
+  private async authenticate(workerId: string, credentials: Credentials): Promise<string> {
+    const sessionToken = newToken();
+    const hash = hashToken(sessionToken);
+    const issued = this.issuedTokens.get(workerId) ?? new Set<string>();
+    this.issuedTokens.set(workerId, issued.add(hash));
+    try {
+      await this.registry.authenticate(workerId, credentials, sessionToken);
+    } catch (error) {
+      issued.delete(hash);
+      throw error;
+    }
+    this.issuedTokens.set(workerId, new Set([hash]));
+    return sessionToken;
   }
 
   /**
@@ -454,12 +475,11 @@ export class JobController {
     }
     let sessionToken: string;
     try {
-      sessionToken = await this.registry.authenticate(workerId, registration);
+      sessionToken = await this.authenticate(workerId, registration);
     } catch (error) {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
-    this.issuedTokens.set(workerId, hashToken(sessionToken));
     const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
     const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
@@ -491,12 +511,11 @@ export class JobController {
     const { workerId } = registration;
     let sessionToken: string;
     try {
-      sessionToken = await this.registry.authenticate(workerId, { sessionToken: registration.sessionToken! });
+      sessionToken = await this.authenticate(workerId, { sessionToken: registration.sessionToken! });
     } catch (error) {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
-    this.issuedTokens.set(workerId, hashToken(sessionToken));
     // Its slots as it registered them (when known here), plus this engine's grant: another server it reconnects
     // to may grant another prefetch. A worker holding more than the new total is sent nothing until it holds less.
     const slots = this.workerSlots.get(workerId) ?? (registration.capacity && registration.capacity > 0 ? registration.capacity : undefined);
