@@ -3,9 +3,11 @@ import type { Job } from '../src/domain/job';
 import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
 import type { WorkerChannel } from '../src/engine/worker-channel';
+import type { Clock } from '../src/ports/clock';
 import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
 import { MemoryStore } from '../src/store/memory-store';
+import { WorkerRegistry } from '../src/engine/worker-registry';
 import { exited, until } from './in-process-worker';
 
 /** A MemoryStore that counts the reads of the queue's head: one (or more) per scheduling pass. */
@@ -28,7 +30,7 @@ interface Connected {
  * An engine with one provider of in-process workers that hold jobs (`holdsPrefetchedJobs`), of `slots` slots
  * each: records what each channel is sent (runs, cancels, drains) and lets the test end a worker's process.
  */
-function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number; heartbeatTimeoutMs?: number }) {
+function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number; heartbeatTimeoutMs?: number; clock?: Clock }) {
   const { prefetch, slots = 1, maxWorkers = 1 } = options;
   const store = options.store ?? new MemoryStore();
   const runs: { workerId: string; job: Job }[] = [];
@@ -64,7 +66,7 @@ function engine(options: { prefetch: number; slots?: number; maxWorkers?: number
   const controller: JobController = new JobController({
     store,
     providers: [provider],
-    clock: { now: () => Date.now() },
+    clock: options.clock ?? { now: () => Date.now() },
     logger: silentLogger,
     config: resolveEngineConfig({
       retryBackoffMs: 10,
@@ -638,6 +640,33 @@ describe('a worker that reconnected to another server', () => {
     await expect(reconnection).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(await store.getJob(id!)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
     expect(await store.getWorker(run.workerId)).toMatchObject({ state: 'TERMINATED' });
+  });
+
+  it("is not swept by its first server: a job another server's claim gave it, not yet on the worker's record, stays assigned", async () => {
+    const offset = { ms: 0 };
+    const a = engine({ prefetch: 0, clock: { now: () => Date.now() + offset.ms } });
+    await a.controller.start();
+    try {
+      const [first] = await a.queueAndWait(1, 1);
+      const run = a.runs[0]!;
+      await a.controller.jobFinished(run.workerId, first!, run.job.epoch, exited(0), 0, true);
+      const { sessionToken, channel } = a.connected.get(run.workerId)!;
+      await a.controller.workerDisconnected(run.workerId, channel);
+      // It reconnects to another server (which issues it a new session token), and that server's claim gives it
+      // a job, caught between the claim's two writes: ASSIGNED to the worker, not yet on its record.
+      await new WorkerRegistry(a.store, { now: () => Date.now() }, { otpTtlMs: 60_000 }).authenticate(run.workerId, { sessionToken });
+      const at = Date.now();
+      const assigned = { state: 'ASSIGNED' as const, attempt: 1, epoch: 1, createdAt: at, assignedAt: at };
+      await a.store.insertJob({ ...assigned, id: 'job-claimed-there', spec: run.job.spec, workerId: run.workerId });
+      // A job of a worker that is gone, which any server's sweep puts back (no worker may take it after): the sweep ran.
+      await a.store.insertJob({ ...assigned, id: 'job-of-a-gone-worker', spec: { ...run.job.spec, labels: { pool: 'none' } }, workerId: 'w-gone' });
+      offset.ms = 6_000; // past the sweep's 5 s period
+      a.controller.wake();
+      await until(async () => ((await a.store.getJob('job-of-a-gone-worker'))?.state === 'QUEUED' ? true : undefined));
+      expect(await a.store.getJob('job-claimed-there')).toMatchObject({ state: 'ASSIGNED', workerId: run.workerId });
+    } finally {
+      await a.controller.stop();
+    }
   });
 
   it('is still its first server\'s while it has reconnected nowhere, also when a heartbeat is written after its stream closed: a cancel waits for its return, a stop settles its jobs', async () => {

@@ -1007,7 +1007,10 @@ export class JobController {
     // Workers read after the jobs: a worker another server started and gave a job after a workers list was
     // read must not pass for unknown.
     const liveWorkers = await this.store.listWorkers({ states: LIVE });
-    for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
+    // Not a worker of this engine's that reconnected to another server: that server's claims for it, between
+    // their two writes (the job ASSIGNED, not yet on the worker's list), are not stranded.
+    const here = new Set(liveWorkers.filter((worker) => this.ownWorkers.has(worker.id) && !this.reconnectedElsewhere(worker)).map((worker) => worker.id));
+    for (const job of strandedAssignments(assigned, liveWorkers, here)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
       if (!(await this.putBackUnstarted(job, reason))) continue;
       this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
