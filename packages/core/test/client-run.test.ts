@@ -1,10 +1,10 @@
 import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, createPlatform, MemoryStore, type HodeiClient, type Job, type Platform } from '../src';
+import { createClient, createPlatform, MemoryStore, type HodeiClient, type Platform } from '../src';
 import { JobServiceService, type Job as WireJob, type JobServiceServer, type RunReply, type RunRequest } from '../src/protocol';
 import { specToWire } from '../src/server/wire-mapping';
 import { idleProvider } from './idle-provider';
-import { until } from './in-process-worker';
+import { JobReadCountingStore, until } from './in-process-worker';
 
 type RunCall = ServerDuplexStream<RunRequest, RunReply>;
 
@@ -135,14 +135,7 @@ describe('client.run against the engine', () => {
   });
 
   it('reads nothing of the job it queued while it waits: the server waits on it from before it is stored, and gets its end from the engine', async () => {
-    class CountingStore extends MemoryStore {
-      jobReads = 0;
-      override getJob(id: string): Promise<Job | undefined> {
-        this.jobReads += 1;
-        return super.getJob(id);
-      }
-    }
-    const store = new CountingStore();
+    const store = new JobReadCountingStore();
     platform = await createPlatform({ store, providers: [idleProvider] });
     const run = platform.client.run({ name: 'waits', command: 'true' });
     const [queued] = await until(async () => {

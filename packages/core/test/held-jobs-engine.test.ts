@@ -132,6 +132,24 @@ async function cancelledWhileAway(controller: JobController, runs: readonly { wo
   return { job, run, reconnect };
 }
 
+/**
+ * Two engines (prefetch 2) on one store: the first's worker was sent three jobs, started the first, and its stream
+ * to the first engine broke (it may reconnect, here or to the other, with `sessionToken`).
+ */
+async function twoServersWorkerAway() {
+  const a = engine({ prefetch: 2 });
+  await a.controller.start();
+  const b = engine({ prefetch: 2, store: a.store });
+  await b.controller.start();
+  await a.queueAndWait(3, 3);
+  const running = a.runs[0]!;
+  const w = running.workerId;
+  await a.controller.jobStarted(w, running.job.id, running.job.epoch);
+  const { sessionToken, channel } = a.connected.get(w)!;
+  await a.controller.workerDisconnected(w, channel);
+  return { a, b, w, sessionToken, channel };
+}
+
 describe('cancels', () => {
   it('a cancel requested while the worker was away, met by a retryable exit, ends the job CANCELLED (exit code kept), not retried', async () => {
     const { controller, store, runs, connected } = engine({ prefetch: 0 });
@@ -323,17 +341,9 @@ describe('cancels', () => {
   });
 
   it('a cancel kept for a worker that then reconnected to another server is dropped there: back on its first server later, the worker is told of a later lease\'s cancel', async () => {
-    const a = engine({ prefetch: 2 });
-    await a.controller.start();
-    const b = engine({ prefetch: 2, store: a.store });
-    await b.controller.start();
+    const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
     try {
-      await a.queueAndWait(3, 3);
       const [running, held] = a.runs;
-      const w = running!.workerId;
-      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
-      const { sessionToken, channel } = a.connected.get(w)!;
-      await a.controller.workerDisconnected(w, channel);
       // Kept on the first server for the worker's return, against the running lease.
       expect((await a.controller.cancel(running!.job.id)).cancelRequestedAt).toBeDefined();
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -580,17 +590,9 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
 
 describe('a worker that reconnected to another server', () => {
   it('is left to that server when its first server drains and stops: its jobs (running and held) and its record stay as they are, and their results land through the other server', async () => {
-    const a = engine({ prefetch: 2 });
-    await a.controller.start();
-    const b = engine({ prefetch: 2, store: a.store });
-    await b.controller.start();
+    const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
     try {
-      await a.queueAndWait(3, 3);
       const [running, held, waiting] = a.runs;
-      const w = running!.workerId;
-      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
-      const { sessionToken, channel } = a.connected.get(w)!;
-      await a.controller.workerDisconnected(w, channel);
       await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
       const before = await Promise.all(a.runs.map((run) => a.store.getJob(run.job.id)));
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
 import type { JobController } from '../src/engine/job-controller';
 import { MemoryStore } from '../src/store/memory-store';
-import { exited, startInProcessEngine, until } from './in-process-worker';
+import { exited, JobReadCountingStore, startInProcessEngine, until } from './in-process-worker';
 
 let controller: JobController | undefined;
 
@@ -82,14 +82,7 @@ describe('a short job whose start travels with its result (jobFinished with star
 
 describe('the cost of a retried short job\'s result', () => {
   it('reads the job once: the start it records first returns the job as written, for the re-queue', async () => {
-    class CountingStore extends MemoryStore {
-      jobReads = 0;
-      override getJob(id: string): Promise<Job | undefined> {
-        this.jobReads += 1;
-        return super.getJob(id);
-      }
-    }
-    const started = await startInProcessEngine({ store: new CountingStore(), config: { retryBackoffMs: 1 } });
+    const started = await startInProcessEngine({ store: new JobReadCountingStore(), config: { retryBackoffMs: 1 } });
     controller = started.controller;
     const queued = await controller.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
     const run = await until(() => started.runs[0]);
