@@ -570,9 +570,9 @@ export class JobController {
   /**
    * Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report
    * is refused. `startedAgoMs`: how long before now the process started (the report may come a few ms after
-   * the start), the start being held to `notBefore` (the job's assignment time) when given, else to now. Resolves with the
-   * job as running under that lease (as the start wrote it, or as a resent report finds it), or undefined when
-   * the report was stale.
+   * the start), the start being held to `notBefore` (the job's assignment time) when given, else to now.
+   * Resolves with the job as running under that lease (as the start wrote it, or as a resent report finds it),
+   * or undefined when the report was stale.
    */
   async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<Job | undefined> {
     const now = this.now();
@@ -1009,7 +1009,8 @@ export class JobController {
     const liveWorkers = await this.store.listWorkers({ states: LIVE });
     // Not a worker of this engine's that reconnected to another server: that server's claims for it, between
     // their two writes (the job ASSIGNED, not yet on the worker's list), are not stranded.
-    const here = new Set(liveWorkers.filter((worker) => this.ownWorkers.has(worker.id) && !this.reconnectedElsewhere(worker)).map((worker) => worker.id));
+    const here = new Set<string>();
+    for (const worker of liveWorkers) if (this.ownWorkers.has(worker.id) && !this.reconnectedElsewhere(worker)) here.add(worker.id);
     for (const job of strandedAssignments(assigned, liveWorkers, here)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
       if (!(await this.putBackUnstarted(job, reason))) continue;
