@@ -30,7 +30,17 @@ interface Connected {
  * An engine with one provider of in-process workers that hold jobs (`holdsPrefetchedJobs`), of `slots` slots
  * each: records what each channel is sent (runs, cancels, drains) and lets the test end a worker's process.
  */
-function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number; heartbeatTimeoutMs?: number; clock?: Clock }) {
+function engine(options: {
+  prefetch: number;
+  slots?: number;
+  maxWorkers?: number;
+  store?: MemoryStore;
+  pollIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  clock?: Clock;
+  /** What the provider's `close()` does besides (the shipped providers end the processes of the workers they started). */
+  onClose?: () => Promise<void>;
+}) {
   const { prefetch, slots = 1, maxWorkers = 1 } = options;
   const store = options.store ?? new MemoryStore();
   const runs: { workerId: string; job: Job }[] = [];
@@ -61,7 +71,9 @@ function engine(options: { prefetch: number; slots?: number; maxWorkers?: number
       exitListeners.push(listener);
       return () => undefined;
     },
-    async close() {},
+    async close() {
+      await options.onClose?.();
+    },
   };
   const controller: JobController = new JobController({
     store,
@@ -589,35 +601,67 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
 });
 
 describe('a worker that reconnected to another server', () => {
-  it('is left to that server when its first server drains and stops: its jobs (running and held) and its record stay as they are, and their results land through the other server', async () => {
+  it("is still its first server's to drain (that server's provider ends its process at stop): drain waits for its jobs, whose results land through the other server", async () => {
     const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
     try {
-      const [running, held, waiting] = a.runs;
       await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      const before = await Promise.all(a.runs.map((run) => a.store.getJob(run.job.id)));
-
-      // None of the first server's jobs is running: the worker's are the other server's now.
-      expect(await a.controller.drain({ graceMs: 0 })).toBe(true);
-      await a.controller.stop();
-      for (const [index, run] of a.runs.entries()) {
-        expect(await a.store.getJob(run.job.id)).toMatchObject({ state: before[index]!.state, epoch: run.job.epoch, attempt: 1, workerId: w });
-      }
-      expect(await a.store.getWorker(w)).toMatchObject({ state: 'BUSY', runningJobIds: a.runs.map((run) => run.job.id) });
-
+      // Its jobs run on (reporting through the other server): the first server has not drained.
+      expect(await a.controller.drain({ graceMs: 0 })).toBe(false);
+      const drained = a.controller.drain({ graceMs: 60_000 });
+      const [running, held, waiting] = a.runs;
       await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, exited(0));
       await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, exited(0), 0, true);
-      for (const run of [running!, held!]) expect(await a.store.getJob(run.job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
-      // The server the worker reports through settles what it still holds when it stops (the jobs before it
-      // ended: it may have started).
-      await b.controller.stop();
-      expect(await a.store.getJob(waiting!.job.id)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
+      await b.controller.jobFinished(w, waiting!.job.id, waiting!.job.epoch, exited(0), 0, true);
+      expect(await drained).toBe(true);
+      await a.controller.stop();
+      for (const run of a.runs) expect(await a.store.getJob(run.job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+      expect(await a.store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
     } finally {
       await b.controller.stop();
       await a.controller.stop();
     }
   });
 
-  it('is still its server\'s while it reconnects to that server as the server stops: the stop, reading its record once the new token is stored, settles its job', async () => {
+  it("has its jobs settled by its first server's stop before that server's provider ends its process: what the killed worker reports through the other server (CANCELLED) is refused, the jobs go back to the queue", async () => {
+    const store = new MemoryStore();
+    /** The worker's process, ended by the first server's provider: it reports every job it holds CANCELLED, through the server it is connected to. */
+    const killed: { report?: () => Promise<void> } = {};
+    const a = engine({ prefetch: 2, store, onClose: () => killed.report?.() ?? Promise.resolve() });
+    await a.controller.start();
+    const b = engine({ prefetch: 0, store });
+    await b.controller.start();
+    try {
+      for (const name of ['running', 'held']) await a.controller.queue({ name, command: 'true', maxAttempts: 3 });
+      await until(() => (a.runs.length >= 2 ? true : undefined));
+      const [running, held] = a.runs;
+      const w = running!.workerId;
+      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+      const { sessionToken, channel } = a.connected.get(w)!;
+      await a.controller.workerDisconnected(w, channel);
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, runJob: () => undefined });
+      killed.report = async () => {
+        const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
+        await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, sigterm).catch(() => undefined);
+        await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, returned).catch(() => undefined);
+      };
+
+      await a.controller.stop();
+      // Back in the queue (the other server may have claimed them again since), never CANCELLED: nobody cancelled them.
+      const ran = (await store.getJob(running!.job.id))!;
+      expect(ran).toMatchObject({ attempt: 2, errorMessage: 'the server shut down while the job was running' });
+      expect(ran.state).not.toBe('CANCELLED');
+      const unstarted = (await store.getJob(held!.job.id))!;
+      expect(unstarted).toMatchObject({ attempt: 1 });
+      expect(['QUEUED', 'ASSIGNED']).toContain(unstarted.state);
+      expect((await store.listAudit(held!.job.id)).map((event) => event.eventType)).toContain('job.requeued');
+      expect(await store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it("is still its server's while it reconnects to that server: a cancel reading its record once the new token is stored waits for the reconnection, which sends it", async () => {
     /** Runs `hook` (once) right after a worker's new session token is stored, before the store's reply. */
     class TokenHookStore extends MemoryStore {
       hook: (() => Promise<unknown>) | undefined;
@@ -632,16 +676,23 @@ describe('a worker that reconnected to another server', () => {
     const store = new TokenHookStore();
     const a = engine({ prefetch: 0, store });
     await a.controller.start();
-    const [id] = await a.queueAndWait(1, 1);
-    const run = a.runs[0]!;
-    await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
-    const { sessionToken, channel } = a.connected.get(run.workerId)!;
-    await a.controller.workerDisconnected(run.workerId, channel);
-    store.hook = () => a.controller.stop();
-    const reconnection = a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-    await expect(reconnection).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
-    expect(await store.getJob(id!)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
-    expect(await store.getWorker(run.workerId)).toMatchObject({ state: 'TERMINATED' });
+    try {
+      const [id] = await a.queueAndWait(1, 1);
+      const run = a.runs[0]!;
+      await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      const { sessionToken, channel } = a.connected.get(run.workerId)!;
+      await a.controller.workerDisconnected(run.workerId, channel);
+      let cancelled: Job | undefined;
+      store.hook = async () => {
+        cancelled = await a.controller.cancel(id!);
+      };
+      await a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      // Recorded for the worker (which is reconnecting here), not ended at once as for a worker gone to another server.
+      expect(cancelled).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
+      expect(await until(() => (a.cancels.length > 0 ? a.cancels : undefined), 3_000)).toEqual([id]);
+    } finally {
+      await a.controller.stop();
+    }
   });
 
   it("is not swept by its first server: a job another server's claim gave it, not yet on the worker's record, stays assigned", async () => {

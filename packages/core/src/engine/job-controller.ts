@@ -212,7 +212,7 @@ export class JobController {
     for (;;) {
       if (this.stopped) return false;
       const running = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
-      if (!(await this.anyStillHere(running))) return true;
+      if (!running.some((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId))) return true;
       const left = deadline - this.now();
       if (left <= 0 || options.signal?.aborted) return false;
       await new Promise<void>((resolve) => {
@@ -255,8 +255,8 @@ export class JobController {
 
   /**
    * Authenticates a worker (see {@link WorkerRegistry.authenticate}) with a session token whose hash this engine
-   * counts as issued from before the store has it, so that a stop reading the worker's record meanwhile takes it
-   * for this engine's; once it is stored, only that one counts.
+   * counts as issued from before the store has it, so that a cancel (or the stranded sweep) reading the worker's
+   * record meanwhile takes it for this engine's; once it is stored, only that one counts.
    */
   private async authenticate(workerId: string, credentials: Credentials): Promise<string> {
     const sessionToken = newToken();
@@ -271,30 +271,6 @@ export class JobController {
     }
     this.issuedTokens.set(workerId, new Set([hash]));
     return sessionToken;
-  }
-
-  /**
-   * This engine's workers among `workerIds` (see `ownWorkers`), but those that reconnected to another server
-   * (see `reconnectedElsewhere`), each with its record as read now (undefined when the store has none).
-   */
-  private async workersStillHere(workerIds: Iterable<string>): Promise<Map<string, Worker | undefined>> {
-    const here = new Map<string, Worker | undefined>();
-    for (const workerId of new Set(workerIds)) {
-      if (!this.ownWorkers.has(workerId)) continue;
-      const worker = await this.store.getWorker(workerId);
-      if (worker === undefined || !this.reconnectedElsewhere(worker)) here.set(workerId, worker);
-    }
-    return here;
-  }
-
-  /**
-   * Whether any of `jobs` is on a worker this engine still answers for ({@link workersStillHere}); a worker
-   * whose stream is open here is taken as such without reading its record (`drain` asks every 100 ms).
-   */
-  private async anyStillHere(jobs: readonly Job[]): Promise<boolean> {
-    const ids = new Set(jobs.flatMap((job) => (job.workerId !== undefined && this.ownWorkers.has(job.workerId) ? [job.workerId] : [])));
-    for (const workerId of ids) if (this.channels.has(workerId)) return true;
-    return (await this.workersStillHere(ids)).size > 0;
   }
 
   /** Records whether `workerId` was granted a prefetch at its (re)registration. */
@@ -321,8 +297,9 @@ export class JobController {
   /**
    * Stops scheduling and this engine's workers. Their running jobs go back to the queue when attempts remain
    * (a server sharing the store, or this one restarted on a durable store, runs them again); the others fail
-   * with reason SHUTDOWN. A worker that reconnected to another server (see `reconnectedElsewhere`) is that
-   * server's now: its jobs and its record are left to it (its provider here still stops its process).
+   * with reason SHUTDOWN. That includes a worker of this engine that reconnected to another server since: this
+   * engine's provider ends its process (the worker then reports its running jobs CANCELLED, through that other
+   * server), so its jobs are settled here first, and that report finds their lease gone.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -330,12 +307,10 @@ export class JobController {
     clearInterval(this.tickTimer);
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
-    let workers: ReadonlyMap<string, Worker | undefined> = new Map();
     await this.serial.run(async () => {
-      workers = await this.workersStillHere(this.ownWorkers);
       const active = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
-      const own = active.filter((job) => job.workerId !== undefined && workers.has(job.workerId));
-      const mayHaveStarted = this.ownJobsThatMayHaveStarted(own, workers);
+      const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
+      const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
       for (const job of own) {
         await this.settleHeldJob(job, mayHaveStarted.has(job.id), 'SHUTDOWN', {
           ran: 'the server shut down while the job was running',
@@ -343,14 +318,14 @@ export class JobController {
           cancelled: 'cancelled; the server shut down before its worker reported it',
         });
       }
-      for (const workerId of workers.keys()) {
+      for (const workerId of this.ownWorkers) {
         await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
       }
     });
     for (const channel of this.channels.values()) channel.close();
     this.channels.clear();
     await Promise.allSettled([...this.providers.values()].map((provider) => provider.close()));
-    for (const workerId of workers.keys()) {
+    for (const workerId of this.ownWorkers) {
       await this.store.updateWorker(workerId, { states: ['TERMINATING'] }, { state: 'TERMINATED', endedReason: 'server shut down' });
     }
     this.notifier.notifyAll();
@@ -1049,11 +1024,11 @@ export class JobController {
   }
 
   /**
-   * {@link heldJobsThatMayHaveStarted} for the active jobs of several workers, whose records `workers` holds: each
-   * worker's jobs in the order its record lists them (the order they were sent), with its slots when this engine
-   * registered it. A job its worker does not list (a stranded assignment) counts, as it always did.
+   * {@link heldJobsThatMayHaveStarted} for the active jobs of several workers: each worker's jobs in the order its
+   * record lists them (the order they were sent), with its slots when this engine registered it. A job its worker
+   * does not list (a stranded assignment) counts, as it always did.
    */
-  private ownJobsThatMayHaveStarted(active: readonly Job[], workers: ReadonlyMap<string, Worker | undefined>): Set<string> {
+  private async ownJobsThatMayHaveStarted(active: readonly Job[]): Promise<Set<string>> {
     const started = new Set<string>();
     const byWorker = new Map<string, Map<string, Job>>();
     for (const job of active) {
@@ -1062,7 +1037,7 @@ export class JobController {
       byWorker.set(job.workerId, byId.set(job.id, job));
     }
     for (const [workerId, byId] of byWorker) {
-      const listed = (workers.get(workerId)?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
+      const listed = ((await this.store.getWorker(workerId))?.runningJobIds ?? []).flatMap((id) => byId.get(id) ?? []);
       for (const id of heldJobsThatMayHaveStarted(listed, this.workerSlots.get(workerId))) started.add(id);
       const listedIds = new Set(listed.map((job) => job.id));
       for (const id of byId.keys()) if (!listedIds.has(id)) started.add(id);
