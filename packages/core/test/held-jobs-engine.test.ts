@@ -695,6 +695,38 @@ describe('a worker that reconnected to another server', () => {
     }
   });
 
+  it("is still its server's after a reconnection whose token write failed once stored (a lost reply): a cancel waits for it, as for any worker of the server's that may come back", async () => {
+    /** Stores the next session token given, then fails the call (its reply lost, the retries exhausted). */
+    class LostReplyStore extends MemoryStore {
+      failNextToken = false;
+      override async updateWorker(...args: Parameters<MemoryStore['updateWorker']>): ReturnType<MemoryStore['updateWorker']> {
+        const updated = await super.updateWorker(...args);
+        if (this.failNextToken && args[2].sessionTokenHash !== undefined) {
+          this.failNextToken = false;
+          throw new Error('connection lost after the write');
+        }
+        return updated;
+      }
+    }
+    const store = new LostReplyStore();
+    const a = engine({ prefetch: 0, store });
+    await a.controller.start();
+    try {
+      const [id] = await a.queueAndWait(1, 1);
+      const run = a.runs[0]!;
+      await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+      const { sessionToken, channel } = a.connected.get(run.workerId)!;
+      await a.controller.workerDisconnected(run.workerId, channel);
+      store.failNextToken = true;
+      const reconnection = a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await expect(reconnection).rejects.toThrow('connection lost after the write');
+      // The record holds the hash this server drew: no other server has the worker.
+      expect(await a.controller.cancel(id!)).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
+    } finally {
+      await a.controller.stop();
+    }
+  });
+
   it("is not swept by its first server: a job another server's claim gave it, not yet on the worker's record, stays assigned", async () => {
     const offset = { ms: 0 };
     const a = engine({ prefetch: 0, clock: { now: () => Date.now() + offset.ms } });

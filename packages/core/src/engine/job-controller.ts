@@ -23,6 +23,11 @@ import type { Registration, RegistrationGrant, WorkerChannel } from './worker-ch
 import { WorkerRegistry, type Credentials } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
+/**
+ * How many of the session-token hashes it issued a worker an engine keeps (see `issuedTokens`): more than one, as
+ * two authentications of a worker may overlap and the store keep either's hash, or a failed write have landed.
+ */
+const KEPT_TOKEN_HASHES = 4;
 /** The timestamps a job write takes from the clock, by which the engine recognises its own in-doubt write. */
 type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
@@ -127,10 +132,12 @@ export class JobController {
   /** The workers connected here that were granted a prefetch (> 0) at their last registration or reconnection. */
   private readonly prefetchingWorkers = new Set<string>();
   /**
-   * The hashes of the session tokens this engine issued each worker: the one of its last registration or
-   * reconnection here, and one being issued. Every authentication issues a new one, so a worker whose record
-   * holds another hash was authenticated by another server since: it reconnected there and reports through it
-   * (see `reconnectedElsewhere`).
+   * The hashes of the session tokens this engine issued each worker, oldest first: the last few it issued
+   * ({@link KEPT_TOKEN_HASHES}), those being issued included. Every authentication issues a new one, so a worker
+   * whose record holds another hash was authenticated by another server since: it reconnected there and reports
+   * through it (see `reconnectedElsewhere`). A hash this engine drew can only be this engine's (256 random bits),
+   * so keeping one too many is never wrong, while dropping the one the record holds makes this engine's worker
+   * look like another server's.
    */
   private readonly issuedTokens = new Map<string, Set<string>>();
   /**
@@ -256,20 +263,22 @@ export class JobController {
   /**
    * Authenticates a worker (see {@link WorkerRegistry.authenticate}) with a session token whose hash this engine
    * counts as issued from before the store has it, so that a cancel (or the stranded sweep) reading the worker's
-   * record meanwhile takes it for this engine's; once it is stored, only that one counts.
+   * record meanwhile takes it for this engine's. A refusal (`UNAUTHENTICATED`: bad credentials, unknown worker)
+   * wrote nothing, and drops it; any other failure may have come after the write landed (a lost reply), and keeps
+   * it. Only the last {@link KEPT_TOKEN_HASHES} are kept.
    */
   private async authenticate(workerId: string, credentials: Credentials): Promise<string> {
     const sessionToken = newToken();
     const hash = hashToken(sessionToken);
     const issued = this.issuedTokens.get(workerId) ?? new Set<string>();
     this.issuedTokens.set(workerId, issued.add(hash));
+    for (const old of issued) if (issued.size > KEPT_TOKEN_HASHES) issued.delete(old);
     try {
       await this.registry.authenticate(workerId, credentials, sessionToken);
     } catch (error) {
-      issued.delete(hash);
+      if (HodeiError.isInstance(error) && error.code === 'UNAUTHENTICATED') issued.delete(hash);
       throw error;
     }
-    this.issuedTokens.set(workerId, new Set([hash]));
     return sessionToken;
   }
 
