@@ -727,6 +727,32 @@ describe('a worker that reconnected to another server', () => {
     }
   });
 
+  it('leaves no session-token hash behind for a worker a server does not answer for: one refused there, one of another server registered there, one another server ended', async () => {
+    const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
+    /** The hashes a server keeps of the session tokens it issued, by worker (private; its size is what grows). */
+    const tokensOf = (server: { controller: JobController }) => (server.controller as unknown as { issuedTokens: Map<string, unknown> }).issuedTokens;
+    try {
+      await expect(b.controller.registerWorker({ workerId: w, sessionToken: 'a-stale-token', capacity: 1 }, channel)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(tokensOf(b).has(w)).toBe(false);
+
+      // A worker the first server provisioned registers with the other one (a shared address).
+      await a.store.insertWorker({ id: 'w-first', provider: 'inproc', state: 'CREATING', capacity: 1, runningJobIds: [], labels: {}, createdAt: Date.now() });
+      const otp = await new WorkerRegistry(a.store, { now: () => Date.now() }, { otpTtlMs: 60_000 }).issueOtp('w-first');
+      await b.controller.registerWorker({ workerId: 'w-first', otp, capacity: 1 }, channel);
+      expect(tokensOf(b).has('w-first')).toBe(false);
+
+      // The first server's worker reconnects to the other one, which ends it; its process's exit reaches the first.
+      expect(tokensOf(a).has(w)).toBe(true);
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await a.store.updateWorker(w, {}, { state: 'TERMINATED', endedReason: 'server shut down' });
+      a.exit(w);
+      await until(() => (tokensOf(a).has(w) ? undefined : true), 3_000);
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
   it("is not swept by its first server: a job another server's claim gave it, not yet on the worker's record, stays assigned", async () => {
     const offset = { ms: 0 };
     const a = engine({ prefetch: 0, clock: { now: () => Date.now() + offset.ms } });

@@ -276,10 +276,22 @@ export class JobController {
     try {
       await this.registry.authenticate(workerId, credentials, sessionToken);
     } catch (error) {
-      if (HodeiError.isInstance(error) && error.code === 'UNAUTHENTICATED') issued.delete(hash);
+      if (HodeiError.isInstance(error) && error.code === 'UNAUTHENTICATED') {
+        issued.delete(hash);
+        if (issued.size === 0 && this.issuedTokens.get(workerId) === issued) this.issuedTokens.delete(workerId);
+      }
       throw error;
     }
     return sessionToken;
+  }
+
+  /**
+   * Drops the session-token hashes kept for `workerId` unless it is one of this engine's workers: only those are
+   * asked about (see `reconnectedElsewhere`), and only those are forgotten when they end (see `forget`). A worker
+   * of another server that registered here, or one that was lost while it reconnected, would keep them for good.
+   */
+  private keepTokensOnlyForOwn(workerId: string): void {
+    if (!this.ownWorkers.has(workerId)) this.issuedTokens.delete(workerId);
   }
 
   /** Records whether `workerId` was granted a prefetch at its (re)registration. */
@@ -467,6 +479,7 @@ export class JobController {
     const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
     const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
+      this.keepTokensOnlyForOwn(workerId);
       const now = this.now();
       const ready = await this.store.updateWorker(workerId, { states: ['CREATING', 'CONNECTING'] }, {
         state: 'READY',
@@ -510,7 +523,10 @@ export class JobController {
         lastHeartbeat: this.now(),
         ...(slots === undefined ? {} : { capacity: slots + prefetch }),
       });
-      if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
+      if (!back) {
+        this.keepTokensOnlyForOwn(workerId); // forgotten when it was lost, unless that came before the authentication
+        throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
+      }
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
       if (previous && previous !== channel) previous.close();
@@ -807,7 +823,8 @@ export class JobController {
   private async workerExited(workerId: string, reason: string): Promise<void> {
     await this.serial.run(async () => {
       const worker = await this.store.getWorker(workerId);
-      if (!worker) return;
+      // Ended already (another server terminated it, or marked it LOST): nothing to settle, only to forget.
+      if (!worker || !LIVE_WORKER_STATES.has(worker.state)) return this.forget(workerId);
       const provider = this.providers.get(worker.provider);
       if (worker.state === 'TERMINATING' || (worker.state === 'DRAINING' && worker.runningJobIds.length === 0)) {
         // A drained worker (it gave back its waiting jobs, its running ones ended) that exits is done, not lost.
