@@ -692,6 +692,23 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
+  it("holds a start that travels with the result to the RunJob's sending too (a short job), not merely to the job's assignment", async () => {
+    // As above, for a start reported with the result: a run said to have lasted a minute started no earlier than
+    // the RunJob went out, 10 s after the assignment by the engine's stepped clock.
+    const clock = { offsetMs: 0, now: () => Date.now() + clock.offsetMs };
+    const { platform, provider } = await start({ clock, heartbeatTimeoutMs: 600_000 });
+    const job = await platform.client.queue({ name: 'a', command: 'true' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    const { assignedAt } = (await platform.store.getJob(job.id))!;
+    clock.offsetMs = 10_000;
+    first.send(jobFinished(job.id, epoch, 0, 0, 60_000, { started: true }));
+    const ended = await platform.client.wait(job.id);
+    expect(ended.state).toBe('SUCCEEDED');
+    expect(ended.startedAt!).toBeGreaterThanOrEqual(assignedAt! + 10_000 - 1);
+    expect(ended.startedAt!).toBeLessThanOrEqual(ended.completedAt!);
+    first.close();
+  });
+
   it("holds a start reported as earlier than the job's assignment to its assignment (the engine's clock, not the worker's)", async () => {
     // A stopped clock: the job is created and assigned at T; a start said to be 100 ms old would fall before it.
     const T = 1_800_000_000_000;

@@ -769,7 +769,7 @@ export class JobController {
     else if (retryable) {
       // The attempt as it ran (with its start, just recorded, dated as below: the end less the run's duration):
       // what a cancel landing during the re-queue keeps.
-      const startedAgoMs = Math.round(report.durationMs);
+      const startedAgoMs = Math.round(report.startedAgoMs ?? report.durationMs);
       const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch, startedAgoMs, current.assignedAt ?? current.createdAt) : undefined) ?? current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
@@ -783,7 +783,7 @@ export class JobController {
       if (requeued) return { recorded: true };
     }
     // The run's start: its end less the duration the worker measured.
-    const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.durationMs), current.assignedAt ?? current.createdAt) : 0;
+    const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.startedAgoMs ?? report.durationMs), current.assignedAt ?? current.createdAt) : 0;
     const job =
       (await this.store.updateJob(
         jobId,
