@@ -150,6 +150,9 @@ describe('client.run against the engine', () => {
   });
 
   it('answers a run whose job ended before its queue call returned (another server took and ended it first)', async () => {
+    // This also held before the server waited from before the insert (its first read after `queue` saw the end).
+    // It guards that wait now that the run reads nothing: armed only after `queue` returned, it would miss the end
+    // and the run would hang.
     class SlowInsertStore extends MemoryStore {
       override async insertJob(...args: Parameters<MemoryStore['insertJob']>): Promise<void> {
         await super.insertJob(...args);

@@ -87,6 +87,14 @@ function jobFinished(
   };
 }
 
+/** The job once `client` sees it RUNNING (polled every few ms, up to `until`'s deadline). */
+function runningJob(client: { get(id: string): Promise<Job> }, id: string): Promise<Job> {
+  return until(async () => {
+    const job = await client.get(id);
+    return job.state === 'RUNNING' ? job : undefined;
+  });
+}
+
 /** A worker speaking the protocol by hand. */
 function connect(address: string) {
   const client = new WorkerServiceClient(address, credentials.createInsecure());
@@ -648,8 +656,7 @@ describe('worker protocol over real gRPC', () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     const sent = Date.now();
     first.send(logBatch(job.id, epoch, 1, ['a'], true, 100));
-    let running = await platform.client.get(job.id);
-    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    const running = await runningJob(platform.client, job.id);
     const seen = Date.now();
     expect(running.startedAt!).toBeGreaterThanOrEqual(sent - 100 - 2);
     expect(running.startedAt!).toBeLessThanOrEqual(seen - 100);
@@ -664,8 +671,7 @@ describe('worker protocol over real gRPC', () => {
     if (next?.$case !== 'runJob') throw new Error(`expected runJob, got ${next?.$case}`);
     const secondReceived = Date.now();
     first.send(logBatch(second.id, next.value.epoch, 1, ['b'], true, 60_000));
-    let secondRunning = await platform.client.get(second.id);
-    while (secondRunning.state !== 'RUNNING') secondRunning = await platform.client.get(second.id);
+    const secondRunning = await runningJob(platform.client, second.id);
     expect(secondRunning.startedAt!).toBeGreaterThanOrEqual(second.createdAt);
     // The send time is measured on the performance clock and rounded to the millisecond, the test's on Date.now():
     // the two whole-millisecond readings of one instant may be 1 ms apart.
@@ -683,8 +689,7 @@ describe('worker protocol over real gRPC', () => {
     const { assignedAt } = (await platform.store.getJob(job.id))!;
     clock.offsetMs = 10_000;
     first.send(logBatch(job.id, epoch, 1, ['a'], true, 60_000));
-    let running = await platform.client.get(job.id);
-    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    const running = await runningJob(platform.client, job.id);
     // At least the RunJob's sending (which followed the assignment) moved 10 s on; the performance clock and
     // Date.now() may read one instant 1 ms apart.
     expect(running.startedAt!).toBeGreaterThanOrEqual(assignedAt! + 10_000 - 1);
@@ -717,8 +722,7 @@ describe('worker protocol over real gRPC', () => {
     const { first, epoch } = await registerAndTakeJob(provider);
     await new Promise((resolve) => setTimeout(resolve, 120));
     first.send(logBatch(job.id, epoch, 1, ['a'], true, 100));
-    let running = await platform.client.get(job.id);
-    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    const running = await runningJob(platform.client, job.id);
     expect(running.startedAt).toBe(T);
     first.close();
   });
