@@ -600,6 +600,32 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   });
 });
 
+/** A MemoryStore that runs `afterTokenWrite` (once) right after a worker's new session token is stored, before the store's reply. */
+class TokenWriteHookStore extends MemoryStore {
+  afterTokenWrite: (() => Promise<unknown>) | undefined;
+  override async updateWorker(...args: Parameters<MemoryStore['updateWorker']>): ReturnType<MemoryStore['updateWorker']> {
+    const updated = await super.updateWorker(...args);
+    const hook = args[2].sessionTokenHash !== undefined ? this.afterTokenWrite : undefined;
+    if (hook) this.afterTokenWrite = undefined;
+    await hook?.();
+    return updated;
+  }
+}
+
+/** One engine on a {@link TokenWriteHookStore}: its worker started a job, then its stream broke; `reconnect` brings it back here. */
+async function runningThenAway() {
+  const store = new TokenWriteHookStore();
+  const a = engine({ prefetch: 0, store });
+  await a.controller.start();
+  const [id] = await a.queueAndWait(1, 1);
+  const run = a.runs[0]!;
+  await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+  const { sessionToken, channel } = a.connected.get(run.workerId)!;
+  await a.controller.workerDisconnected(run.workerId, channel);
+  const reconnect = () => a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+  return { a, store, id: id!, reconnect };
+}
+
 describe('a worker that reconnected to another server', () => {
   it("is still its first server's to drain (that server's provider ends its process at stop): drain waits for its jobs, whose results land through the other server", async () => {
     const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
@@ -662,31 +688,13 @@ describe('a worker that reconnected to another server', () => {
   });
 
   it("is still its server's while it reconnects to that server: a cancel reading its record once the new token is stored waits for the reconnection, which sends it", async () => {
-    /** Runs `hook` (once) right after a worker's new session token is stored, before the store's reply. */
-    class TokenHookStore extends MemoryStore {
-      hook: (() => Promise<unknown>) | undefined;
-      override async updateWorker(...args: Parameters<MemoryStore['updateWorker']>): ReturnType<MemoryStore['updateWorker']> {
-        const updated = await super.updateWorker(...args);
-        const hook = args[2].sessionTokenHash !== undefined ? this.hook : undefined;
-        this.hook = undefined;
-        await hook?.();
-        return updated;
-      }
-    }
-    const store = new TokenHookStore();
-    const a = engine({ prefetch: 0, store });
-    await a.controller.start();
+    const { a, store, id, reconnect } = await runningThenAway();
     try {
-      const [id] = await a.queueAndWait(1, 1);
-      const run = a.runs[0]!;
-      await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
-      const { sessionToken, channel } = a.connected.get(run.workerId)!;
-      await a.controller.workerDisconnected(run.workerId, channel);
       let cancelled: Job | undefined;
-      store.hook = async () => {
-        cancelled = await a.controller.cancel(id!);
+      store.afterTokenWrite = async () => {
+        cancelled = await a.controller.cancel(id);
       };
-      await a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await reconnect();
       // Recorded for the worker (which is reconnecting here), not ended at once as for a worker gone to another server.
       expect(cancelled).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
       expect(await until(() => (a.cancels.length > 0 ? a.cancels : undefined), 3_000)).toEqual([id]);
@@ -696,32 +704,12 @@ describe('a worker that reconnected to another server', () => {
   });
 
   it("is still its server's after a reconnection whose token write failed once stored (a lost reply): a cancel waits for it, as for any worker of the server's that may come back", async () => {
-    /** Stores the next session token given, then fails the call (its reply lost, the retries exhausted). */
-    class LostReplyStore extends MemoryStore {
-      failNextToken = false;
-      override async updateWorker(...args: Parameters<MemoryStore['updateWorker']>): ReturnType<MemoryStore['updateWorker']> {
-        const updated = await super.updateWorker(...args);
-        if (this.failNextToken && args[2].sessionTokenHash !== undefined) {
-          this.failNextToken = false;
-          throw new Error('connection lost after the write');
-        }
-        return updated;
-      }
-    }
-    const store = new LostReplyStore();
-    const a = engine({ prefetch: 0, store });
-    await a.controller.start();
+    const { a, store, id, reconnect } = await runningThenAway();
     try {
-      const [id] = await a.queueAndWait(1, 1);
-      const run = a.runs[0]!;
-      await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
-      const { sessionToken, channel } = a.connected.get(run.workerId)!;
-      await a.controller.workerDisconnected(run.workerId, channel);
-      store.failNextToken = true;
-      const reconnection = a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      await expect(reconnection).rejects.toThrow('connection lost after the write');
+      store.afterTokenWrite = () => Promise.reject(new Error('connection lost after the write'));
+      await expect(reconnect()).rejects.toThrow('connection lost after the write');
       // The record holds the hash this server drew: no other server has the worker.
-      expect(await a.controller.cancel(id!)).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
+      expect(await a.controller.cancel(id)).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
     } finally {
       await a.controller.stop();
     }
