@@ -524,7 +524,8 @@ export class JobController {
         ...(slots === undefined ? {} : { capacity: slots + prefetch }),
       });
       if (!back) {
-        this.keepTokensOnlyForOwn(workerId); // forgotten when it was lost, unless that came before the authentication
+        // Lost meanwhile: this engine forgot it then, and the hash issued since would stay.
+        this.keepTokensOnlyForOwn(workerId);
         throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
       }
       const previous = this.channels.get(workerId);
