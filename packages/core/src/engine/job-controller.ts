@@ -856,7 +856,11 @@ export class JobController {
     this.reconcileRequested = true;
     if (this.reconciling) return;
     this.reconciling = true;
-    setImmediate(() => void this.reconcileLoop());
+    // In this turn of the event loop, once the microtasks of the callback that asked have run (requests they make
+    // meanwhile coalesce into this pass). gRPC sends what is written in a turn at its check phase: a pass started
+    // with setImmediate ran in the check phase, so the jobs it sent waited a whole turn, behind whatever I/O the
+    // next poll handled (another client's call, a worker's report), before they left.
+    process.nextTick(() => void this.reconcileLoop());
   }
 
   private async reconcileLoop(): Promise<void> {
