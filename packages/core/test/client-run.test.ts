@@ -1,9 +1,10 @@
 import { Server, ServerCredentials, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, type HodeiClient } from '../src';
+import { createClient, createPlatform, MemoryStore, type HodeiClient, type Platform } from '../src';
 import { JobServiceService, type Job as WireJob, type JobServiceServer, type RunReply, type RunRequest } from '../src/protocol';
 import { specToWire } from '../src/server/wire-mapping';
-import { until } from './in-process-worker';
+import { idleProvider } from './idle-provider';
+import { JobReadCountingStore, until } from './in-process-worker';
 
 type RunCall = ServerDuplexStream<RunRequest, RunReply>;
 
@@ -124,5 +125,43 @@ describe('client.run over the Run stream', () => {
     await until(() => calls.length === 1 || undefined);
     client.close();
     await expect(run).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('may have been queued') });
+  });
+});
+
+describe('client.run against the engine', () => {
+  let platform: Platform | undefined;
+  afterEach(async () => {
+    await platform?.close();
+  });
+
+  it('reads nothing of the job it queued while it waits: the server waits on it from before it is stored, and gets its end from the engine', async () => {
+    const store = new JobReadCountingStore();
+    platform = await createPlatform({ store, providers: [idleProvider] });
+    const run = platform.client.run({ name: 'waits', command: 'true' });
+    const [queued] = await until(async () => {
+      const jobs = await store.listJobs();
+      return jobs.length > 0 ? jobs : undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(store.jobReads).toBe(0);
+    // Ended elsewhere (a cancel, here through the controller): the run answers with the end it was handed.
+    await platform.controller.cancel(queued!.id);
+    expect(await run).toMatchObject({ id: queued!.id, state: 'CANCELLED' });
+  });
+
+  it('answers a run whose job ended before its queue call returned (another server took and ended it first)', async () => {
+    // This also held before the server waited from before the insert (its first read after `queue` saw the end).
+    // It guards that wait now that the run reads nothing: armed only after `queue` returned, it would miss the end
+    // and the run would hang.
+    class SlowInsertStore extends MemoryStore {
+      override async insertJob(...args: Parameters<MemoryStore['insertJob']>): Promise<void> {
+        await super.insertJob(...args);
+        // The store announces the job's end (another server's write) before the insert's reply comes back.
+        await super.updateJob(args[0].id, {}, { state: 'CANCELLED', completedAt: Date.now(), errorMessage: 'ended elsewhere' });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+    platform = await createPlatform({ store: new SlowInsertStore(), providers: [idleProvider] });
+    expect(await platform.client.run({ name: 'quick', command: 'true' }, { signal: AbortSignal.timeout(3_000) })).toMatchObject({ state: 'CANCELLED', errorMessage: 'ended elsewhere' });
   });
 });

@@ -3,9 +3,11 @@ import type { Job } from '../src/domain/job';
 import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
 import type { WorkerChannel } from '../src/engine/worker-channel';
+import type { Clock } from '../src/ports/clock';
 import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
 import { MemoryStore } from '../src/store/memory-store';
+import { WorkerRegistry } from '../src/engine/worker-registry';
 import { exited, until } from './in-process-worker';
 
 /** A MemoryStore that counts the reads of the queue's head: one (or more) per scheduling pass. */
@@ -28,7 +30,17 @@ interface Connected {
  * An engine with one provider of in-process workers that hold jobs (`holdsPrefetchedJobs`), of `slots` slots
  * each: records what each channel is sent (runs, cancels, drains) and lets the test end a worker's process.
  */
-function engine(options: { prefetch: number; slots?: number; maxWorkers?: number; store?: MemoryStore; pollIntervalMs?: number; heartbeatTimeoutMs?: number }) {
+function engine(options: {
+  prefetch: number;
+  slots?: number;
+  maxWorkers?: number;
+  store?: MemoryStore;
+  pollIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  clock?: Clock;
+  /** What the provider's `close()` does besides (the shipped providers end the processes of the workers they started). */
+  onClose?: () => Promise<void>;
+}) {
   const { prefetch, slots = 1, maxWorkers = 1 } = options;
   const store = options.store ?? new MemoryStore();
   const runs: { workerId: string; job: Job }[] = [];
@@ -59,12 +71,14 @@ function engine(options: { prefetch: number; slots?: number; maxWorkers?: number
       exitListeners.push(listener);
       return () => undefined;
     },
-    async close() {},
+    async close() {
+      await options.onClose?.();
+    },
   };
   const controller: JobController = new JobController({
     store,
     providers: [provider],
-    clock: { now: () => Date.now() },
+    clock: options.clock ?? { now: () => Date.now() },
     logger: silentLogger,
     config: resolveEngineConfig({
       retryBackoffMs: 10,
@@ -128,6 +142,24 @@ async function cancelledWhileAway(controller: JobController, runs: readonly { wo
   expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
   const reconnect = () => controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
   return { job, run, reconnect };
+}
+
+/**
+ * Two engines (prefetch 2) on one store: the first's worker was sent three jobs, started the first, and its stream
+ * to the first engine broke (it may reconnect, here or to the other, with `sessionToken`).
+ */
+async function twoServersWorkerAway() {
+  const a = engine({ prefetch: 2 });
+  await a.controller.start();
+  const b = engine({ prefetch: 2, store: a.store });
+  await b.controller.start();
+  await a.queueAndWait(3, 3);
+  const running = a.runs[0]!;
+  const w = running.workerId;
+  await a.controller.jobStarted(w, running.job.id, running.job.epoch);
+  const { sessionToken, channel } = a.connected.get(w)!;
+  await a.controller.workerDisconnected(w, channel);
+  return { a, b, w, sessionToken, channel };
 }
 
 describe('cancels', () => {
@@ -321,17 +353,9 @@ describe('cancels', () => {
   });
 
   it('a cancel kept for a worker that then reconnected to another server is dropped there: back on its first server later, the worker is told of a later lease\'s cancel', async () => {
-    const a = engine({ prefetch: 2 });
-    await a.controller.start();
-    const b = engine({ prefetch: 2, store: a.store });
-    await b.controller.start();
+    const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
     try {
-      await a.queueAndWait(3, 3);
       const [running, held] = a.runs;
-      const w = running!.workerId;
-      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
-      const { sessionToken, channel } = a.connected.get(w)!;
-      await a.controller.workerDisconnected(w, channel);
       // Kept on the first server for the worker's return, against the running lease.
       expect((await a.controller.cancel(running!.job.id)).cancelRequestedAt).toBeDefined();
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -573,5 +597,193 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
     } finally {
       await a.controller.stop();
     }
+  });
+});
+
+/** A MemoryStore that runs `afterTokenWrite` (once) right after a worker's new session token is stored, before the store's reply. */
+class TokenWriteHookStore extends MemoryStore {
+  afterTokenWrite: (() => Promise<unknown>) | undefined;
+  override async updateWorker(...args: Parameters<MemoryStore['updateWorker']>): ReturnType<MemoryStore['updateWorker']> {
+    const updated = await super.updateWorker(...args);
+    const hook = args[2].sessionTokenHash !== undefined ? this.afterTokenWrite : undefined;
+    if (hook) this.afterTokenWrite = undefined;
+    await hook?.();
+    return updated;
+  }
+}
+
+/** One engine on a {@link TokenWriteHookStore}: its worker started a job, then its stream broke; `reconnect` brings it back here. */
+async function runningThenAway() {
+  const store = new TokenWriteHookStore();
+  const a = engine({ prefetch: 0, store });
+  await a.controller.start();
+  const [id] = await a.queueAndWait(1, 1);
+  const run = a.runs[0]!;
+  await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+  const { sessionToken, channel } = a.connected.get(run.workerId)!;
+  await a.controller.workerDisconnected(run.workerId, channel);
+  const reconnect = () => a.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+  return { a, store, id: id!, reconnect };
+}
+
+describe('a worker that reconnected to another server', () => {
+  it("is still its first server's to drain (that server's provider ends its process at stop): drain waits for its jobs, whose results land through the other server", async () => {
+    const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
+    try {
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      // Its jobs run on (reporting through the other server): the first server has not drained.
+      expect(await a.controller.drain({ graceMs: 0 })).toBe(false);
+      const drained = a.controller.drain({ graceMs: 60_000 });
+      const [running, held, waiting] = a.runs;
+      await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, exited(0));
+      await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, exited(0), 0, true);
+      await b.controller.jobFinished(w, waiting!.job.id, waiting!.job.epoch, exited(0), 0, true);
+      expect(await drained).toBe(true);
+      await a.controller.stop();
+      for (const run of a.runs) expect(await a.store.getJob(run.job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+      expect(await a.store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it("has its jobs settled by its first server's stop before that server's provider ends its process: what the killed worker reports through the other server (CANCELLED) is refused, the jobs go back to the queue", async () => {
+    const store = new MemoryStore();
+    /** The worker's process, ended by the first server's provider: it reports every job it holds CANCELLED, through the server it is connected to. */
+    const killed: { report?: () => Promise<void> } = {};
+    const a = engine({ prefetch: 2, store, onClose: () => killed.report?.() ?? Promise.resolve() });
+    await a.controller.start();
+    const b = engine({ prefetch: 0, store });
+    await b.controller.start();
+    try {
+      for (const name of ['running', 'held']) await a.controller.queue({ name, command: 'true', maxAttempts: 3 });
+      await until(() => (a.runs.length >= 2 ? true : undefined));
+      const [running, held] = a.runs;
+      const w = running!.workerId;
+      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+      const { sessionToken, channel } = a.connected.get(w)!;
+      await a.controller.workerDisconnected(w, channel);
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, runJob: () => undefined });
+      killed.report = async () => {
+        const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
+        await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, sigterm).catch(() => undefined);
+        await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, returned).catch(() => undefined);
+      };
+
+      await a.controller.stop();
+      // Back in the queue (the other server may have claimed them again since), never CANCELLED: nobody cancelled them.
+      const ran = (await store.getJob(running!.job.id))!;
+      expect(ran).toMatchObject({ attempt: 2, errorMessage: 'the server shut down while the job was running' });
+      expect(ran.state).not.toBe('CANCELLED');
+      const unstarted = (await store.getJob(held!.job.id))!;
+      expect(unstarted).toMatchObject({ attempt: 1 });
+      expect(['QUEUED', 'ASSIGNED']).toContain(unstarted.state);
+      expect((await store.listAudit(held!.job.id)).map((event) => event.eventType)).toContain('job.requeued');
+      expect(await store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it("is still its server's while it reconnects to that server: a cancel reading its record once the new token is stored waits for the reconnection, which sends it", async () => {
+    const { a, store, id, reconnect } = await runningThenAway();
+    try {
+      let cancelled: Job | undefined;
+      store.afterTokenWrite = async () => {
+        cancelled = await a.controller.cancel(id);
+      };
+      await reconnect();
+      // Recorded for the worker (which is reconnecting here), not ended at once as for a worker gone to another server.
+      expect(cancelled).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
+      expect(await until(() => (a.cancels.length > 0 ? a.cancels : undefined), 3_000)).toEqual([id]);
+    } finally {
+      await a.controller.stop();
+    }
+  });
+
+  it("is still its server's after a reconnection whose token write failed once stored (a lost reply): a cancel waits for it, as for any worker of the server's that may come back", async () => {
+    const { a, store, id, reconnect } = await runningThenAway();
+    try {
+      store.afterTokenWrite = () => Promise.reject(new Error('connection lost after the write'));
+      await expect(reconnect()).rejects.toThrow('connection lost after the write');
+      // The record holds the hash this server drew: no other server has the worker.
+      expect(await a.controller.cancel(id)).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
+    } finally {
+      await a.controller.stop();
+    }
+  });
+
+  it('leaves no session-token hash behind for a worker a server does not answer for: one refused there, one of another server registered there, one another server ended', async () => {
+    const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
+    /** The hashes a server keeps of the session tokens it issued, by worker (private; its size is what grows). */
+    const tokensOf = (server: { controller: JobController }) => (server.controller as unknown as { issuedTokens: Map<string, unknown> }).issuedTokens;
+    try {
+      await expect(b.controller.registerWorker({ workerId: w, sessionToken: 'a-stale-token', capacity: 1 }, channel)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(tokensOf(b).has(w)).toBe(false);
+
+      // A worker the first server provisioned registers with the other one (a shared address).
+      await a.store.insertWorker({ id: 'w-first', provider: 'inproc', state: 'CREATING', capacity: 1, runningJobIds: [], labels: {}, createdAt: Date.now() });
+      const otp = await new WorkerRegistry(a.store, { now: () => Date.now() }, { otpTtlMs: 60_000 }).issueOtp('w-first');
+      await b.controller.registerWorker({ workerId: 'w-first', otp, capacity: 1 }, channel);
+      expect(tokensOf(b).has('w-first')).toBe(false);
+
+      // The first server's worker reconnects to the other one, which ends it; its process's exit reaches the first.
+      expect(tokensOf(a).has(w)).toBe(true);
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+      await a.store.updateWorker(w, {}, { state: 'TERMINATED', endedReason: 'server shut down' });
+      a.exit(w);
+      await until(() => (tokensOf(a).has(w) ? undefined : true), 3_000);
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
+  it("is not swept by its first server: a job another server's claim gave it, not yet on the worker's record, stays assigned", async () => {
+    const offset = { ms: 0 };
+    const a = engine({ prefetch: 0, clock: { now: () => Date.now() + offset.ms } });
+    await a.controller.start();
+    try {
+      const [first] = await a.queueAndWait(1, 1);
+      const run = a.runs[0]!;
+      await a.controller.jobFinished(run.workerId, first!, run.job.epoch, exited(0), 0, true);
+      const { sessionToken, channel } = a.connected.get(run.workerId)!;
+      await a.controller.workerDisconnected(run.workerId, channel);
+      // It reconnects to another server (which issues it a new session token), and that server's claim gives it
+      // a job, caught between the claim's two writes: ASSIGNED to the worker, not yet on its record.
+      await new WorkerRegistry(a.store, { now: () => Date.now() }, { otpTtlMs: 60_000 }).authenticate(run.workerId, { sessionToken });
+      const at = Date.now();
+      const assigned = { state: 'ASSIGNED' as const, attempt: 1, epoch: 1, createdAt: at, assignedAt: at };
+      await a.store.insertJob({ ...assigned, id: 'job-claimed-there', spec: run.job.spec, workerId: run.workerId });
+      // A job of a worker that is gone, which any server's sweep puts back (no worker may take it after): the sweep ran.
+      await a.store.insertJob({ ...assigned, id: 'job-of-a-gone-worker', spec: { ...run.job.spec, labels: { pool: 'none' } }, workerId: 'w-gone' });
+      offset.ms = 6_000; // past the sweep's 5 s period
+      a.controller.wake();
+      await until(async () => ((await a.store.getJob('job-of-a-gone-worker'))?.state === 'QUEUED' ? true : undefined));
+      expect(await a.store.getJob('job-claimed-there')).toMatchObject({ state: 'ASSIGNED', workerId: run.workerId });
+    } finally {
+      await a.controller.stop();
+    }
+  });
+
+  it('is still its first server\'s while it has reconnected nowhere, also when a heartbeat is written after its stream closed: a cancel waits for its return, a stop settles its jobs', async () => {
+    const a = engine({ prefetch: 2 });
+    await a.controller.start();
+    await a.queueAndWait(3, 3);
+    const [running, held, waiting] = a.runs;
+    const w = running!.workerId;
+    await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+    await a.controller.workerDisconnected(w, a.connected.get(w)!.channel);
+    // A heartbeat that was on its way when the stream closed lands afterwards: no other server hears from the worker.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await a.controller.heartbeat(w);
+    expect(await a.controller.cancel(held!.job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: expect.any(Number) });
+    await a.controller.stop();
+    expect(await a.store.getJob(running!.job.id)).toMatchObject({ state: 'FAILED', failureReason: 'SHUTDOWN' });
+    expect(await a.store.getJob(held!.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1 });
+    expect(await a.store.getJob(waiting!.job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+    expect(await a.store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
   });
 });

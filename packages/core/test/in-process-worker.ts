@@ -7,6 +7,7 @@ import { silentLogger } from '../src/ports/logger';
 import type { EngineObserver } from '../src/ports/observer';
 import type { CreateWorkerRequest, Provider } from '../src/ports/provider';
 import type { Store } from '../src/ports/store';
+import { MemoryStore } from '../src/store/memory-store';
 
 /** What an in-process worker was asked to run. */
 export interface InProcessRun {
@@ -99,4 +100,13 @@ export function exited(exitCode: number, durationMs = 1) {
 export async function reportRun(controller: JobController, run: InProcessRun, exitCode = 0): Promise<void> {
   await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
   await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(exitCode));
+}
+
+/** A MemoryStore that counts the reads of a job (`getJob`), for tests of what an operation costs. */
+export class JobReadCountingStore extends MemoryStore {
+  jobReads = 0;
+  override getJob(id: string): Promise<Job | undefined> {
+    this.jobReads += 1;
+    return super.getJob(id);
+  }
 }

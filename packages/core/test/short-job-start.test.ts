@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
 import type { JobController } from '../src/engine/job-controller';
 import { MemoryStore } from '../src/store/memory-store';
-import { exited, startInProcessEngine, until } from './in-process-worker';
+import { exited, JobReadCountingStore, startInProcessEngine, until } from './in-process-worker';
 
 let controller: JobController | undefined;
 
@@ -66,5 +66,29 @@ describe('a short job whose start travels with its result (jobFinished with star
     await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(3, 1), 0, true);
     expect((await store.getJob(queued.id))!).toMatchObject<Partial<Job>>({ state: 'QUEUED', attempt: 2 });
     expect((await store.listAudit(queued.id)).map((event) => event.eventType)).toEqual(['job.queued', 'job.assigned', 'job.started', 'job.requeued']);
+  });
+
+  it('a result that re-queues dates the start it records as one that ends the job does: the end less the duration', async () => {
+    const clock = { now: 4_000_000 };
+    const { store, runs, controller: engineUnderTest } = await engine(clock);
+    const queued = await engineUnderTest.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
+    const run = await until(() => runs[0]);
+    clock.now += 50;
+    await engineUnderTest.jobFinished(run.workerId, queued.id, run.job.epoch, exited(3, 20), 0, true);
+    const started = (await store.listAudit(queued.id)).find((event) => event.eventType === 'job.started');
+    expect(started?.occurredAt).toBe(4_000_030);
+  });
+});
+
+describe('the cost of a retried short job\'s result', () => {
+  it('reads the job once: the start it records first returns the job as written, for the re-queue', async () => {
+    const started = await startInProcessEngine({ store: new JobReadCountingStore(), config: { retryBackoffMs: 1 } });
+    controller = started.controller;
+    const queued = await controller.queue({ name: 'retried', command: 'true', maxAttempts: 2, retryOnExitCodes: [3] });
+    const run = await until(() => started.runs[0]);
+    started.store.jobReads = 0;
+    await controller.jobFinished(run.workerId, queued.id, run.job.epoch, exited(3, 1), 0, true);
+    expect(started.store.jobReads).toBe(1);
+    expect(await started.store.getJob(queued.id)).toMatchObject<Partial<Job>>({ state: 'QUEUED', attempt: 2 });
   });
 });

@@ -14,8 +14,10 @@ import {
   type ServerMessage,
   type WorkerMessage,
 } from '../src/protocol';
+import { WorkerRegistry } from '../src/engine/worker-registry';
 import { createJobService } from '../src/server/job-service';
 import { specToWire } from '../src/server/wire-mapping';
+import { until } from './in-process-worker';
 
 /** A provider that starts nothing: it hands the test the credentials a real worker would get. */
 class HandOverProvider implements Provider {
@@ -83,6 +85,14 @@ function jobFinished(
     $case: 'jobFinished',
     value: { jobId, epoch, outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode, signal: '', durationMs, errorMessage: '', lastLogSeq, started: carried.started ?? false, lines },
   };
+}
+
+/** The job once `client` sees it RUNNING (polled every few ms, up to `until`'s deadline). */
+function runningJob(client: { get(id: string): Promise<Job> }, id: string): Promise<Job> {
+  return until(async () => {
+    const job = await client.get(id);
+    return job.state === 'RUNNING' ? job : undefined;
+  });
 }
 
 /** A worker speaking the protocol by hand. */
@@ -289,14 +299,15 @@ describe('worker protocol over real gRPC', () => {
     const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
     first.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // Another server sharing the store hears from the worker now (its heartbeat moved on): a cancel here cannot
-    // wait for the worker to come back, and ends the job at once.
-    await platform.store.updateWorker(request.workerId, {}, { lastHeartbeat: Date.now() + 1_000 });
+    // The worker reconnected to another server sharing the store (which issued it a new session token): a cancel
+    // here cannot wait for the worker to come back, and ends the job at once.
+    const otherServer = new WorkerRegistry(platform.store, { now: () => Date.now() }, { otpTtlMs: 60_000 });
+    const tokenThere = await otherServer.authenticate(request.workerId, { sessionToken });
     expect(await platform.client.cancel(job.id)).toMatchObject({ state: 'CANCELLED' });
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'CANCELLED' });
 
     const second = connect(request.serverAddress);
-    second.send(register(request.workerId, { sessionToken }));
+    second.send(register(request.workerId, { sessionToken: tokenThere }));
     expect((await second.next()).payload?.$case).toBe('registered');
     second.send(logBatch(job.id, epoch, 1, ['late']));
     const answer = await second.next();
@@ -468,9 +479,9 @@ describe('worker protocol over real gRPC', () => {
   it("logs a store failure while a worker's stream ends (its disconnection not recorded) instead of leaving it unhandled", async () => {
     class FailingStore extends MemoryStore {
       down = false;
-      override async getWorker(id: string) {
+      override async appendAudit(event: AuditEvent) {
         if (this.down) throw new Error('database unavailable');
-        return super.getWorker(id);
+        return super.appendAudit(event);
       }
     }
     const unhandled: unknown[] = [];
@@ -645,8 +656,7 @@ describe('worker protocol over real gRPC', () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     const sent = Date.now();
     first.send(logBatch(job.id, epoch, 1, ['a'], true, 100));
-    let running = await platform.client.get(job.id);
-    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    const running = await runningJob(platform.client, job.id);
     const seen = Date.now();
     expect(running.startedAt!).toBeGreaterThanOrEqual(sent - 100 - 2);
     expect(running.startedAt!).toBeLessThanOrEqual(seen - 100);
@@ -661,12 +671,46 @@ describe('worker protocol over real gRPC', () => {
     if (next?.$case !== 'runJob') throw new Error(`expected runJob, got ${next?.$case}`);
     const secondReceived = Date.now();
     first.send(logBatch(second.id, next.value.epoch, 1, ['b'], true, 60_000));
-    let secondRunning = await platform.client.get(second.id);
-    while (secondRunning.state !== 'RUNNING') secondRunning = await platform.client.get(second.id);
+    const secondRunning = await runningJob(platform.client, second.id);
     expect(secondRunning.startedAt!).toBeGreaterThanOrEqual(second.createdAt);
     // The send time is measured on the performance clock and rounded to the millisecond, the test's on Date.now():
     // the two whole-millisecond readings of one instant may be 1 ms apart.
     expect(secondRunning.startedAt!).toBeLessThanOrEqual(secondReceived + 1);
+    first.close();
+  });
+
+  /**
+   * A job assigned and sent to a worker (its RunJob), after which the engine's clock steps 10 s forward: by the
+   * monotonic clock the RunJob went out moments before what the worker reports next.
+   */
+  async function clockSteppedAfterRunJob() {
+    const clock = { offsetMs: 0, now: () => Date.now() + clock.offsetMs };
+    const { platform, provider } = await start({ clock, heartbeatTimeoutMs: 600_000 });
+    const job = await platform.client.queue({ name: 'a', command: 'sleep 1' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    const { assignedAt } = (await platform.store.getJob(job.id))!;
+    clock.offsetMs = 10_000;
+    // At least the RunJob's sending (which followed the assignment) moved 10 s on; the performance clock and
+    // Date.now() may read one instant 1 ms apart.
+    return { platform, clock, job, first, epoch, heldTo: assignedAt! + 10_000 - 1 };
+  }
+
+  it("holds a start said to be older than its RunJob to the RunJob's sending (timed on the monotonic clock), not merely to the job's assignment", async () => {
+    const { platform, clock, job, first, epoch, heldTo } = await clockSteppedAfterRunJob();
+    first.send(logBatch(job.id, epoch, 1, ['a'], true, 60_000)); // a start said to be a minute old
+    const running = await runningJob(platform.client, job.id);
+    expect(running.startedAt!).toBeGreaterThanOrEqual(heldTo);
+    expect(running.startedAt!).toBeLessThanOrEqual(clock.now());
+    first.close();
+  });
+
+  it("holds a start that travels with the result to the RunJob's sending too (a short job), not merely to the job's assignment", async () => {
+    const { platform, job, first, epoch, heldTo } = await clockSteppedAfterRunJob();
+    first.send(jobFinished(job.id, epoch, 0, 0, 60_000, { started: true })); // a run said to have lasted a minute
+    const ended = await platform.client.wait(job.id);
+    expect(ended.state).toBe('SUCCEEDED');
+    expect(ended.startedAt!).toBeGreaterThanOrEqual(heldTo);
+    expect(ended.startedAt!).toBeLessThanOrEqual(ended.completedAt!);
     first.close();
   });
 
@@ -678,8 +722,7 @@ describe('worker protocol over real gRPC', () => {
     const { first, epoch } = await registerAndTakeJob(provider);
     await new Promise((resolve) => setTimeout(resolve, 120));
     first.send(logBatch(job.id, epoch, 1, ['a'], true, 100));
-    let running = await platform.client.get(job.id);
-    while (running.state !== 'RUNNING') running = await platform.client.get(job.id);
+    const running = await runningJob(platform.client, job.id);
     expect(running.startedAt).toBe(T);
     first.close();
   });
@@ -748,10 +791,17 @@ describe('worker protocol over real gRPC', () => {
         return job;
       }
     }
-    const { platform } = await start({ store: new UnreadableStore() });
-    const error = await platform.client.run({ name: 'unreadable', command: 'true' }).catch((caught: unknown) => caught);
-    const [queued] = await platform.client.list();
+    const store = new UnreadableStore();
+    const { platform } = await start({ store });
+    const running = platform.client.run({ name: 'unreadable', command: 'true' }).catch((caught: unknown) => caught);
+    const [queued] = await until(async () => {
+      const jobs = await platform.client.list();
+      return jobs.length > 0 ? jobs : undefined;
+    });
     expect(queued?.spec.name).toBe('unreadable');
+    // Another server ends the job: the store's announcement does not carry the job, which the wait must read.
+    await store.updateJob(queued!.id, {}, { state: 'CANCELLED', completedAt: Date.now() });
+    const error = await running;
     expect(error).toMatchObject({ code: 'INTERNAL', message: `job ${queued!.id} was queued, but waiting for its end failed: memory store: getJob failed` });
   });
 

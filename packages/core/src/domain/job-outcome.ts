@@ -13,6 +13,12 @@ export interface FinishedReport {
   signal: string;
   /** Run time on the worker, in milliseconds. */
   durationMs: number;
+  /**
+   * For a start reported with the result: how long before the result's handling the run started, when the server
+   * knows a tighter bound than `durationMs` (never before it sent the job's RunJob, on the monotonic clock).
+   * Defaults to `durationMs`.
+   */
+  startedAgoMs?: number;
   /** Why it failed to start or was stopped, or an empty string. */
   errorMessage: string;
 }

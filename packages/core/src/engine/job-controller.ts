@@ -17,12 +17,17 @@ import { decide, isAvailable, mayStartWorker, nextBackoffEnd, plan, queueDemandB
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
-import { newId } from './tokens';
+import { hashToken, newId, newToken } from './tokens';
 import { heldJobsThatMayHaveStarted } from './held-jobs';
 import type { Registration, RegistrationGrant, WorkerChannel } from './worker-channel';
-import { WorkerRegistry } from './worker-registry';
+import { WorkerRegistry, type Credentials } from './worker-registry';
 
 const LIVE = [...LIVE_WORKER_STATES];
+/**
+ * How many of the session-token hashes it issued a worker an engine keeps (see `issuedTokens`): more than one, as
+ * two authentications of a worker may overlap and the store keep either's hash, or a failed write have landed.
+ */
+const KEPT_TOKEN_HASHES = 4;
 /** The timestamps a job write takes from the clock, by which the engine recognises its own in-doubt write. */
 type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
@@ -127,10 +132,14 @@ export class JobController {
   /** The workers connected here that were granted a prefetch (> 0) at their last registration or reconnection. */
   private readonly prefetchingWorkers = new Set<string>();
   /**
-   * The heartbeat each worker of this engine had recorded when its stream here closed (until it reconnects here):
-   * a later one means another server hears from it now (see `mayReconnect`).
+   * The hashes of the session tokens this engine issued each worker, oldest first: the last few it issued
+   * ({@link KEPT_TOKEN_HASHES}), those being issued included. Every authentication issues a new one, so a worker
+   * whose record holds another hash was authenticated by another server since: it reconnected there and reports
+   * through it (see `reconnectedElsewhere`). A hash this engine drew can only be this engine's (256 random bits),
+   * so keeping one too many is never wrong, while dropping the one the record holds makes this engine's worker
+   * look like another server's.
    */
-  private readonly disconnectedBeats = new Map<string, { lastHeartbeat: number | undefined }>();
+  private readonly issuedTokens = new Map<string, Set<string>>();
   /**
    * For each worker of this engine, the cancels recorded here while its stream was down: each job's lease epoch
    * then, so that its reconnection cancels that lease only (see `afterReconnect`).
@@ -242,6 +251,49 @@ export class JobController {
     channel.drain();
   }
 
+  /**
+   * Whether another server authenticated `worker` since this engine last did (or this engine never did, while
+   * another did): its record holds a session token this engine did not issue, so it reconnected (or registered)
+   * there and reports through that server, which answers for it and its jobs now.
+   */
+  private reconnectedElsewhere(worker: Worker): boolean {
+    return worker.sessionTokenHash !== undefined && this.issuedTokens.get(worker.id)?.has(worker.sessionTokenHash) !== true;
+  }
+
+  /**
+   * Authenticates a worker (see {@link WorkerRegistry.authenticate}) with a session token whose hash this engine
+   * counts as issued from before the store has it, so that a cancel (or the stranded sweep) reading the worker's
+   * record meanwhile takes it for this engine's. A refusal (`UNAUTHENTICATED`: bad credentials, unknown worker)
+   * wrote nothing, and drops it; any other failure may have come after the write landed (a lost reply), and keeps
+   * it. Only the last {@link KEPT_TOKEN_HASHES} are kept.
+   */
+  private async authenticate(workerId: string, credentials: Credentials): Promise<string> {
+    const sessionToken = newToken();
+    const hash = hashToken(sessionToken);
+    const issued = this.issuedTokens.get(workerId) ?? new Set<string>();
+    this.issuedTokens.set(workerId, issued.add(hash));
+    for (const old of issued) if (issued.size > KEPT_TOKEN_HASHES) issued.delete(old);
+    try {
+      await this.registry.authenticate(workerId, credentials, sessionToken);
+    } catch (error) {
+      if (HodeiError.isInstance(error) && error.code === 'UNAUTHENTICATED') {
+        issued.delete(hash);
+        if (issued.size === 0 && this.issuedTokens.get(workerId) === issued) this.issuedTokens.delete(workerId);
+      }
+      throw error;
+    }
+    return sessionToken;
+  }
+
+  /**
+   * Drops the session-token hashes kept for `workerId` unless it is one of this engine's workers: only those are
+   * asked about (see `reconnectedElsewhere`), and only those are forgotten when they end (see `forget`). A worker
+   * of another server that registered here, or one that was lost while it reconnected, would keep them for good.
+   */
+  private keepTokensOnlyForOwn(workerId: string): void {
+    if (!this.ownWorkers.has(workerId)) this.issuedTokens.delete(workerId);
+  }
+
   /** Records whether `workerId` was granted a prefetch at its (re)registration. */
   private grantPrefetch(workerId: string, prefetch: number): void {
     if (prefetch > 0) this.prefetchingWorkers.add(workerId);
@@ -266,7 +318,9 @@ export class JobController {
   /**
    * Stops scheduling and this engine's workers. Their running jobs go back to the queue when attempts remain
    * (a server sharing the store, or this one restarted on a durable store, runs them again); the others fail
-   * with reason SHUTDOWN.
+   * with reason SHUTDOWN. That includes a worker of this engine that reconnected to another server since: this
+   * engine's provider ends its process (the worker then reports its running jobs CANCELLED, through that other
+   * server), so its jobs are settled here first, and that report finds their lease gone.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -300,11 +354,17 @@ export class JobController {
 
   // ---- client operations -------------------------------------------------------------------------
 
-  /** Validates `input` as a {@link JobSpecInput}, stores the job as QUEUED and returns it. Throws `INVALID_ARGUMENT` (with `field`) for a bad spec and `CLOSED` once stopped. */
-  async queue(input: unknown): Promise<Job> {
+  /**
+   * Validates `input` as a {@link JobSpecInput}, stores the job as QUEUED and returns it. Throws `INVALID_ARGUMENT`
+   * (with `field`) for a bad spec and `CLOSED` once stopped. `onId`, when given, is called with the job's id just
+   * before the job is stored: a caller that waits for the job's changes ({@link notifier}) starts waiting then,
+   * so that no change comes unseen and the job returned (not terminal) needs no read.
+   */
+  async queue(input: unknown, onId?: (jobId: string) => void): Promise<Job> {
     this.checkRunning();
     const spec = validateJobSpec(input);
     const job: Job = { id: newId('job'), spec, state: 'QUEUED', attempt: 1, epoch: 0, createdAt: this.now() };
+    onId?.(job.id);
     await this.store.insertJob(job, { ...this.event('job.queued', job.id, { name: spec.name }), occurredAt: job.createdAt });
     this.options.observer?.jobQueued?.(job);
     this.wake();
@@ -384,10 +444,9 @@ export class JobController {
     if (workerId === undefined || !this.ownWorkers.has(workerId)) return false;
     const worker = await this.store.getWorker(workerId);
     if (worker === undefined || !RECONNECTABLE.includes(worker.state)) return false;
-    // Its heartbeat moved on since its stream here closed: it reconnected to another server, which will not send
-    // the cancel (its reconnection is over), and this one no longer hears from it.
-    const seen = this.disconnectedBeats.get(workerId);
-    if (seen === undefined || worker.lastHeartbeat === seen.lastHeartbeat) return true;
+    // Unless it reconnected to another server since: that one will not send the cancel (its reconnection is
+    // over), and this one no longer hears from it.
+    if (!this.reconnectedElsewhere(worker)) return true;
     // The cancels kept for its return here are over too: were it to come back later, the lease kept with such a
     // cancel would keep it from being told of a cancel of a later lease of that job (see `afterReconnect`).
     this.cancelsAwaitingReconnect.delete(workerId);
@@ -412,7 +471,7 @@ export class JobController {
     }
     let sessionToken: string;
     try {
-      sessionToken = await this.registry.authenticate(workerId, registration);
+      sessionToken = await this.authenticate(workerId, registration);
     } catch (error) {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
@@ -420,6 +479,7 @@ export class JobController {
     const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
     const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
+      this.keepTokensOnlyForOwn(workerId);
       const now = this.now();
       const ready = await this.store.updateWorker(workerId, { states: ['CREATING', 'CONNECTING'] }, {
         state: 'READY',
@@ -448,7 +508,7 @@ export class JobController {
     const { workerId } = registration;
     let sessionToken: string;
     try {
-      sessionToken = await this.registry.authenticate(workerId, { sessionToken: registration.sessionToken! });
+      sessionToken = await this.authenticate(workerId, { sessionToken: registration.sessionToken! });
     } catch (error) {
       await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
@@ -463,10 +523,13 @@ export class JobController {
         lastHeartbeat: this.now(),
         ...(slots === undefined ? {} : { capacity: slots + prefetch }),
       });
-      if (!back) throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
+      if (!back) {
+        // Lost meanwhile: this engine forgot it then, and the hash issued since would stay.
+        this.keepTokensOnlyForOwn(workerId);
+        throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} was lost before it reconnected`);
+      }
       const previous = this.channels.get(workerId);
       this.channels.set(workerId, channel);
-      this.disconnectedBeats.delete(workerId);
       if (previous && previous !== channel) previous.close();
       this.ownWorkers.add(workerId);
       if (slots !== undefined) this.workerSlots.set(workerId, slots);
@@ -509,8 +572,10 @@ export class JobController {
    * Marks an ASSIGNED job RUNNING when the report matches its current lease (worker and epoch); a stale report
    * is refused. `startedAgoMs`: how long before now the process started (the report may come a few ms after
    * the start), the start being held to `notBefore` (the job's assignment time) when given, else to now.
+   * Resolves with the job as running under that lease (as the start wrote it, or as a resent report finds it),
+   * or undefined when the report was stale.
    */
-  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<void> {
+  async jobStarted(workerId: string, jobId: string, epoch: number, startedAgoMs = 0, notBefore?: number): Promise<Job | undefined> {
     const now = this.now();
     const startedAt = startTime(now, startedAgoMs, notBefore ?? now);
     const job =
@@ -522,11 +587,13 @@ export class JobController {
       )) ?? (await this.landedInDoubt(jobId, { state: 'RUNNING', workerId, epoch, startedAt }, 'startedAt'));
     if (!job || job.workerId !== workerId) {
       const current = await this.store.getJob(jobId);
-      if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return; // a resend
-      return this.fenced(workerId, jobId, epoch, 'start');
+      if (current?.state === 'RUNNING' && current.epoch === epoch && current.workerId === workerId) return current; // a resend
+      await this.fenced(workerId, jobId, epoch, 'start');
+      return undefined;
     }
     this.options.observer?.jobStarted?.(job, (job.startedAt ?? job.createdAt) - job.createdAt);
     this.notifier.notify(jobId, 'state');
+    return job;
   }
 
   /**
@@ -701,9 +768,10 @@ export class JobController {
     // A command that succeeded ends SUCCEEDED: its work was done before the cancel could stop it.
     if (leased && patch.failureReason === 'EXIT_CODE' && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfFailed(patch);
     else if (retryable) {
-      if (startsNow) await this.jobStarted(workerId, jobId, epoch);
-      // The attempt as it ran (with its start, just recorded): what a cancel landing during the re-queue keeps.
-      const ran = startsNow ? ((await this.store.getJob(jobId)) ?? current) : current;
+      // The attempt as it ran (with its start, just recorded, dated as below: the end less the run's duration):
+      // what a cancel landing during the re-queue keeps.
+      const startedAgoMs = Math.round(report.startedAgoMs ?? report.durationMs);
+      const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch, startedAgoMs, current.assignedAt ?? current.createdAt) : undefined) ?? current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
@@ -716,7 +784,7 @@ export class JobController {
       if (requeued) return { recorded: true };
     }
     // The run's start: its end less the duration the worker measured.
-    const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.durationMs), current.assignedAt ?? current.createdAt) : 0;
+    const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.startedAgoMs ?? report.durationMs), current.assignedAt ?? current.createdAt) : 0;
     const job =
       (await this.writeResult(
         jobId,
@@ -769,12 +837,6 @@ export class JobController {
   async workerDisconnected(workerId: string, channel: WorkerChannel): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     this.channels.delete(workerId);
-    if (this.ownWorkers.has(workerId)) {
-      const worker = await this.store.getWorker(workerId);
-      // Unless it reconnected here meanwhile: what its record said when it left (see `mayReconnect`, which asks
-      // only about this engine's workers).
-      if (!this.channels.has(workerId)) this.disconnectedBeats.set(workerId, { lastHeartbeat: worker?.lastHeartbeat });
-    }
     await this.audit('worker.disconnected', workerId, {});
     this.wake();
   }
@@ -782,7 +844,8 @@ export class JobController {
   private async workerExited(workerId: string, reason: string): Promise<void> {
     await this.serial.run(async () => {
       const worker = await this.store.getWorker(workerId);
-      if (!worker) return;
+      // Ended already (another server terminated it, or marked it LOST): nothing to settle, only to forget.
+      if (!worker || !LIVE_WORKER_STATES.has(worker.state)) return this.forget(workerId);
       const provider = this.providers.get(worker.provider);
       if (worker.state === 'TERMINATING' || (worker.state === 'DRAINING' && worker.runningJobIds.length === 0)) {
         // A drained worker (it gave back its waiting jobs, its running ones ended) that exits is done, not lost.
@@ -813,7 +876,11 @@ export class JobController {
     this.reconcileRequested = true;
     if (this.reconciling) return;
     this.reconciling = true;
-    setImmediate(() => void this.reconcileLoop());
+    // In this turn of the event loop, once the microtasks of the callback that asked have run (requests they make
+    // meanwhile coalesce into this pass). gRPC sends what is written in a turn at its check phase: a pass started
+    // with setImmediate ran in the check phase, so the jobs it sent waited a whole turn, behind whatever I/O the
+    // next poll handled (another client's call, a worker's report), before they left.
+    process.nextTick(() => void this.reconcileLoop());
   }
 
   private async reconcileLoop(): Promise<void> {
@@ -966,7 +1033,11 @@ export class JobController {
     // Workers read after the jobs: a worker another server started and gave a job after a workers list was
     // read must not pass for unknown.
     const liveWorkers = await this.store.listWorkers({ states: LIVE });
-    for (const job of strandedAssignments(assigned, liveWorkers, this.ownWorkers)) {
+    // Not a worker of this engine's that reconnected to another server: that server's claims for it, between
+    // their two writes (the job ASSIGNED, not yet on the worker's list), are not stranded.
+    const here = new Set<string>();
+    for (const worker of liveWorkers) if (this.ownWorkers.has(worker.id) && !this.reconnectedElsewhere(worker)) here.add(worker.id);
+    for (const job of strandedAssignments(assigned, liveWorkers, here)) {
       const reason = `its assignment to worker ${job.workerId} was never delivered`;
       if (!(await this.putBackUnstarted(job, reason))) continue;
       this.options.logger.warn({ jobId: job.id, workerId: job.workerId }, `job ${job.id} re-queued: ${reason}`);
@@ -1042,7 +1113,7 @@ export class JobController {
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
     this.prefetchingWorkers.delete(workerId);
-    this.disconnectedBeats.delete(workerId);
+    this.issuedTokens.delete(workerId);
     this.cancelsAwaitingReconnect.delete(workerId);
   }
 

@@ -36,10 +36,11 @@ export class WorkerRegistry {
   }
 
   /**
-   * Checks a worker's credentials and returns a fresh session token (its hash is saved on the worker).
+   * Checks a worker's credentials and returns a fresh session token (its hash is saved on the worker): `sessionToken`
+   * when given (a caller that must know the token before the store has it draws it with `newToken`), else a new one.
    * Throws `UNAUTHENTICATED` for an unknown, reused, expired or misbound token.
    */
-  async authenticate(workerId: string, credentials: Credentials): Promise<string> {
+  async authenticate(workerId: string, credentials: Credentials, sessionToken = newToken()): Promise<string> {
     if (credentials.otp) {
       const token = await this.store.consumeToken(hashToken(credentials.otp));
       if (!token) throw refused(workerId, 'the one-time token is unknown or was already used');
@@ -54,7 +55,6 @@ export class WorkerRegistry {
     } else {
       throw refused(workerId, 'no one-time token or session token was presented');
     }
-    const sessionToken = newToken();
     const updated = await this.store.updateWorker(workerId, {}, { sessionTokenHash: hashToken(sessionToken) });
     if (!updated) throw refused(workerId, 'the worker is unknown');
     return sessionToken;

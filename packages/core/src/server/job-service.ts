@@ -66,12 +66,13 @@ function whenClosed(call: ServerWritableStream<unknown, unknown> | ServerUnaryCa
  * Resolves with the job `waiter` is for once it is terminal, or with undefined once `gone()` says the client
  * went away (whoever sees it go calls `waiter.wake()`). Reads the job only after a change that may be its end
  * (not for new lines, nor for a state that is not terminal), and not when the wake-up handed over the ended job
- * (the engine recorded the end). It waits on nothing else than the notifier, so a long wait keeps nothing per
- * wake-up, and releases the waiter when it returns.
+ * (the engine recorded the end); `known` is what is known of the job before any wake-up: `state` when it is not
+ * terminal and the waiter was armed before it could change (no first read), `any` to read it first. It waits on
+ * nothing else than the notifier, so a long wait keeps nothing per wake-up, and releases the waiter when it returns.
  */
-async function untilTerminal(controller: JobController, waiter: KeyWaiter, gone: () => boolean): Promise<Job | undefined> {
+async function untilTerminal(controller: JobController, waiter: KeyWaiter, gone: () => boolean, known: JobChange = 'any'): Promise<Job | undefined> {
   try {
-    let change: JobChange = 'any';
+    let change = known;
     while (!gone()) {
       waiter.arm();
       if (change === 'any') {
@@ -125,20 +126,25 @@ function runStream(controller: JobController, call: ServerDuplexStream<wire.RunR
     void (async () => {
       const { tag } = request;
       let jobId = '';
+      let waiter: KeyWaiter | undefined;
       try {
-        const job = await controller.queue(specInputFromWire(request.spec));
+        // Waiting starts before the job is stored: no change to it comes unseen, and the job as queued needs no read.
+        const job = await controller.queue(specInputFromWire(request.spec), (id) => {
+          waiter = new KeyWaiter(controller.notifier, id);
+          waiter.arm();
+          waiters.add(waiter);
+        });
         jobId = job.id;
-        const waiter = new KeyWaiter(controller.notifier, jobId);
-        waiters.add(waiter);
-        try {
-          const done = await untilTerminal(controller, waiter, () => over || call.cancelled);
-          if (done) reply({ tag, job: jobToWire(done), error: undefined, jobId: '' });
-        } finally {
-          waiters.delete(waiter);
-        }
+        const done = await untilTerminal(controller, waiter!, () => over || call.cancelled, 'state');
+        if (done) reply({ tag, job: jobToWire(done), error: undefined, jobId: '' });
       } catch (error) {
         // After the job was queued (the store failed while waiting): its id, so the client need not queue it again.
         reply({ tag, job: undefined, error: runError(error), jobId });
+      } finally {
+        if (waiter) {
+          waiter.release();
+          waiters.delete(waiter);
+        }
       }
     })();
   });

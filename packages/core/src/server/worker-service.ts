@@ -179,7 +179,12 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       }
       case 'jobFinished': {
         const finished = payload.value;
-        runJobsSent.delete(runKey(finished.jobId, finished.epoch));
+        const key = runKey(finished.jobId, finished.epoch);
+        // A start that travels with the result: the run's duration before the result (plus the time it waited
+        // here), held like a LogBatch's to this connection's sending of the RunJob (when this connection sent it;
+        // else the engine takes the duration).
+        const startedAgoMs = finished.started && runJobsSent.has(key) ? startedAgo(finished.jobId, finished.epoch, finished.durationMs, arrived).agoMs : undefined;
+        runJobsSent.delete(key);
         // The run's last lines, when they travel with its result: stored first, like a LogBatch (the job read for
         // their append serves the result). A short job's start travels with its result: recorded together, in one write.
         if (finished.outcome === wire.JobOutcome.JOB_OUTCOME_RETURNED) {
@@ -197,6 +202,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
             signal: finished.signal,
             durationMs: finished.durationMs,
             errorMessage: finished.errorMessage,
+            ...(startedAgoMs === undefined ? {} : { startedAgoMs }),
           },
           finished.lastLogSeq,
           finished.started,
