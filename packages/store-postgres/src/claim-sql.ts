@@ -9,12 +9,10 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
 /**
  * One statement that claims up to `$3` jobs for worker `$1` whose labels `$2` (jsonb) contains, at time `$4`
  * (timestamptz): the head of `job_queue` (migration 8: queue order, not backing off at `$4`, labels), locked
- * `FOR UPDATE SKIP LOCKED` and deleted. Each of those jobs still QUEUED (a queue row that outlived its job's state
- * is dropped and its job left alone) becomes ASSIGNED to the worker with epoch + 1, `assigned_at = $4` and no
- * `not_before`, gets its `job_claims` row (a plain insert: its key holds this claim's worker and time, so only a
- * row left behind by this very worker claiming the same job at the same millisecond could collide, and the claim
- * then fails with CONFLICT and is made again at the next pass; ON CONFLICT would cost every claimed job a second
- * index probe), and a `job.assigned` audit event: derived from its row (bit 2 of
+ * `FOR UPDATE SKIP LOCKED` and deleted. Each of those jobs still QUEUED and not backing off by its own row (a
+ * queue row that outlived its job's state, or its stint in the queue, is dropped and its job left alone) becomes
+ * ASSIGNED to the worker with epoch + 1, `assigned_at = $4` and no `not_before`, gets its `job_claims` row, and
+ * a `job.assigned` audit event: derived from its row (bit 2 of
  * `derived_events`, migration 6) unless a later lifecycle event of the job already is, and only then written as
  * a row. Each claimed job's id is NOTIFYed on the change channel by the statement (migration 7). When jobs are
  * already ASSIGNED to `$1` at exactly `$4` (this claim committed, its reply was lost, and it is retried), those
@@ -42,7 +40,7 @@ export function claimJobsSql(schema: string, jobs: string, audit: string, queue:
 ), claimed AS (
   UPDATE ${jobs} AS j SET state = 'ASSIGNED', worker_id = $1, epoch = j.epoch + 1, assigned_at = $4, not_before = NULL,
     derived_events = CASE WHEN j.derived_events < 2 THEN j.derived_events | 2 ELSE 0 END
-  WHERE j.id = ANY(ARRAY(SELECT picked.id FROM picked)) AND j.state = 'QUEUED'
+  WHERE j.id = ANY(ARRAY(SELECT picked.id FROM picked)) AND j.state = 'QUEUED' AND (j.not_before IS NULL OR j.not_before <= $4::timestamptz)
   RETURNING ${returned.join(', ')}
 ), held AS (
   INSERT INTO ${claims} (worker_id, assigned_at, id) SELECT $1, $4, c.id FROM claimed AS c

@@ -233,11 +233,14 @@ const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
 
 /**
  * The first `limit` (an SQL expression) QUEUED jobs in queue order: the head of `job_queue` (migration 8), each
- * read from `jobs` and rechecked (a queue row that outlived its job's state is skipped).
+ * read from `jobs` and rechecked (a queue row that outlived its job's state is skipped, so the head may hold fewer).
  */
 function queueHeadSql(jobs: string, live: LiveTables, limit: string): string {
-  return `SELECT j.* FROM ${live.queue} AS q JOIN ${jobs} AS j ON j.id = q.id AND j.state = 'QUEUED'
-  ORDER BY q.${QUEUE_ORDER.replaceAll(', ', ', q.')} LIMIT ${limit}`;
+  // Through the ids (= ANY dedupes): a job may have a second queue row, one a race left behind (live-rows-sql.ts).
+  return `SELECT j.* FROM ${jobs} AS j
+  WHERE j.id = ANY(ARRAY(SELECT q.id FROM ${live.queue} AS q ORDER BY q.${QUEUE_ORDER.replaceAll(', ', ', q.')} LIMIT ${limit}))
+    AND j.state = 'QUEUED'
+  ORDER BY j.${QUEUE_ORDER.replaceAll(', ', ', j.')}`;
 }
 
 /**
@@ -462,7 +465,7 @@ export class PostgresStore implements Store {
   /** Batched statements: concurrent calls share one statement (see the class comment). */
   private readonly jobInserts = new MicroBatcher<JobInsert, void>({
     maxBatch: MAX_BATCH,
-    run: (jobs) => settleEach(jobs, (batch) => this.insertJobs(batch), mayBelongToOneRow),
+    run: (jobs) => this.insertJobs(jobs),
   });
   private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | typeof MATCHED | undefined>({
     maxBatch: MAX_BATCH,
@@ -587,15 +590,19 @@ export class PostgresStore implements Store {
    * write an audit event (usually one for the whole batch), one run after another, so `insert_seq` follows the
    * calls' order.
    */
-  private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
+  private async insertJobs(jobs: readonly JobInsert[]): Promise<Settled<void>[]> {
     const shape = (job: JobInsert) => `${job.audit ? 'a' : ''}:${job.columns.join(',')}`;
+    const outcomes: Settled<void>[] = [];
     let start = 0;
     for (let index = 1; index <= jobs.length; index++) {
       if (index < jobs.length && shape(jobs[index]!) === shape(jobs[start]!)) continue;
-      await this.insertRun(jobs.slice(start, index));
+      // Each run commits on its own: a run that fails on one job's data is retried job by job, and only its own
+      // (the runs before it are in, and a retry of theirs would report their own ids as taken).
+      const run = jobs.slice(start, index);
+      outcomes.push(...(await settleEach(run, async (batch) => (await this.insertRun(batch), batch.map(() => undefined)), mayBelongToOneRow)));
       start = index;
     }
-    return jobs.map(() => undefined);
+    return outcomes;
   }
 
   /** One statement inserting `jobs` (of one shape) in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
@@ -650,13 +657,16 @@ export class PostgresStore implements Store {
 
   /**
    * Newest first. A listing of live states only (QUEUED, ASSIGNED, RUNNING: the stranded sweep's, the engine's
-   * at start and stop) reads the live rows of migration 8 and each job by id; any other walks `jobs` by creation
-   * time, newest first, until it has `limit` jobs (a state few recent jobs are in reads far back).
+   * at start and stop) reads the live rows of migration 8 and each job by id. Any other walks `jobs` by creation
+   * time, newest first, until it has `limit` jobs: `jobs` has no index on its state (so that a job's updates are
+   * HOT), and listing a state few recent jobs are in reads far back (74 ms at 300,000 jobs for a state none is
+   * in). An empty state list reads nothing.
    */
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
     const limit = limitOf(filter.limit, DEFAULT_LIST_LIMIT);
     const states = filter.states;
-    if (states && states.length > 0 && states.every((state) => LIVE_STATES.includes(state))) {
+    if (states && states.length === 0) return [];
+    if (states && states.every((state) => LIVE_STATES.includes(state))) {
       const rows = await this.query(
         'listJobs',
         `SELECT * FROM ${this.t.jobs} WHERE id = ANY(${liveIdsSql(this.t.live.queue, this.t.live.claims)}) AND state = ANY($1::text[])

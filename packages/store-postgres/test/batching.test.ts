@@ -55,6 +55,16 @@ describe('PostgresStore batched statements', () => {
     expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
     expect(outcomes[1]).toMatchObject({ status: 'fulfilled' });
     expect(await s.getJob(fine.id)).toEqual(fine);
+    // A duplicate id in a later run of the batch (another shape) fails that call alone: the jobs of the runs
+    // before it are in, and their callers told so (not CONFLICT, as a retry of their ids would say).
+    const first = makeTestJob();
+    const second = makeTestJob({ notBefore: 7 });
+    const again = { ...fine, notBefore: 8 };
+    const batch = await Promise.allSettled([s.insertJob(first), s.insertJob(second), s.insertJob(again)]);
+    expect(batch.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(batch[2]).toMatchObject({ reason: { code: 'CONFLICT' } });
+    expect(await s.getJob(first.id)).toEqual(first);
+    expect(await s.getJob(second.id)).toEqual(second);
   });
 
   it('compares guard states as whole strings, whatever characters they hold', async () => {

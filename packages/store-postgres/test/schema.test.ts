@@ -59,8 +59,8 @@ describe('schema', () => {
       `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'`,
     );
     const byName = new Map(indexes.rows.map((row) => [row.indexname, row.indexdef]));
-    expect(byName.get('job_queue_order_idx')).toMatch(/UNIQUE INDEX .* ON public\.job_queue USING btree \(priority DESC, created_at, insert_seq\)$/);
-    expect(byName.get('job_claims_key_idx')).toMatch(/UNIQUE INDEX .* ON public\.job_claims USING btree \(worker_id, assigned_at, id\)$/);
+    expect(byName.get('job_queue_order_idx')).toMatch(/^CREATE INDEX .* ON public\.job_queue USING btree \(priority DESC, created_at, insert_seq\)$/);
+    expect(byName.get('job_claims_key_idx')).toMatch(/^CREATE INDEX .* ON public\.job_claims USING btree \(worker_id, assigned_at, id\)$/);
     expect(byName.get('job_logs_pkey')).toMatch(/\(job_id, seq\)/);
   });
 

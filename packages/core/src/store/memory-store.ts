@@ -319,7 +319,7 @@ export class MemoryStore implements Store {
     return (this.audit.get(correlationId) ?? []).map((event) => ({ ...event }));
   }
 
-  /** Deletes finished jobs completed before `completedBefore`, oldest first, at most `limit`, with their lines. */
+  /** Deletes finished jobs completed before `completedBefore`, the earliest created first, at most `limit`, with their lines. */
   async deleteFinishedJobs(completedBefore: number, limit: number): Promise<number> {
     this.checkOpen();
     const due: Job[] = [];

@@ -1112,7 +1112,7 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
     describe('retention (deleteFinishedJobs)', () => {
       const FINISHED = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
 
-      it('deletes finished jobs completed before the cutoff, oldest first, at most `limit`, with their lines', async () => {
+      it('deletes finished jobs completed before the cutoff, the earliest created first, at most `limit`, with their lines', async () => {
         if (current?.lacks?.includes('deleteFinishedJobs')) return expect(store.deleteFinishedJobs).toBeUndefined();
         expect(typeof store.deleteFinishedJobs).toBe('function');
         const old = FINISHED.map((state, index) =>

@@ -19,24 +19,28 @@ BEGIN
   IF TG_OP <> 'DELETE' THEN
     is_queued := NEW.state = 'QUEUED';
   END IF;
-  -- A queue row a claim holds is left to it (SKIP LOCKED), and a row is inserted only where none should be: that
-  -- claim deletes the row, and assigns the job only if it is still QUEUED once this change is done. Waiting for
-  -- it could deadlock: the claim waits for this job's row lock.
+  -- A queue row a claim holds is left to it (SKIP LOCKED): that claim deletes it, and assigns the job only if it is
+  -- still QUEUED once this change is done. Waiting for it could deadlock: the claim waits for this job's row lock.
+  -- A job that enters the queue gets a row of its own, never one left behind (which a sweep or a claim that
+  -- judged it stale may still delete): the rows with its key go first. On a pool passed to the store, whose
+  -- statements wrote the row already, that leaves one.
   IF was_queued AND is_queued THEN
     UPDATE ${s}.job_queue AS q SET not_before = NEW.not_before WHERE q.ctid = ANY(ARRAY(
       SELECT h.ctid FROM ${s}.job_queue AS h
       WHERE h.priority = OLD.priority AND h.created_at = OLD.created_at AND h.insert_seq = OLD.insert_seq
       FOR UPDATE SKIP LOCKED));
-  ELSIF was_queued THEN
+  ELSIF was_queued OR is_queued THEN
     DELETE FROM ${s}.job_queue AS q WHERE q.ctid = ANY(ARRAY(
       SELECT h.ctid FROM ${s}.job_queue AS h
-      WHERE h.priority = OLD.priority AND h.created_at = OLD.created_at AND h.insert_seq = OLD.insert_seq
+      WHERE h.priority = coalesce(OLD.priority, NEW.priority) AND h.created_at = coalesce(OLD.created_at, NEW.created_at)
+        AND h.insert_seq = coalesce(OLD.insert_seq, NEW.insert_seq)
       FOR UPDATE SKIP LOCKED));
-  ELSIF is_queued THEN
-    INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, labels)
-    VALUES (NEW.priority, NEW.created_at, NEW.insert_seq, NEW.id, NEW.not_before, coalesce(NEW.spec -> 'labels', '{}'))
-    ON CONFLICT DO NOTHING;
+    IF is_queued THEN
+      INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, labels)
+      VALUES (NEW.priority, NEW.created_at, NEW.insert_seq, NEW.id, NEW.not_before, coalesce(NEW.spec -> 'labels', '{}'));
+    END IF;
   END IF;
+  -- Claim rows likewise: the old key's go, and a claimed job gets a row of its own.
   IF TG_OP <> 'INSERT' THEN
     IF OLD.state IN ('ASSIGNED', 'RUNNING') THEN
       DELETE FROM ${s}.job_claims AS c
@@ -45,9 +49,10 @@ BEGIN
   END IF;
   IF TG_OP <> 'DELETE' THEN
     IF NEW.state IN ('ASSIGNED', 'RUNNING') THEN
+      DELETE FROM ${s}.job_claims AS c
+      WHERE c.worker_id = coalesce(NEW.worker_id, '') AND c.assigned_at = coalesce(NEW.assigned_at, '-infinity') AND c.id = NEW.id;
       INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
-      VALUES (coalesce(NEW.worker_id, ''), coalesce(NEW.assigned_at, '-infinity'), NEW.id)
-      ON CONFLICT DO NOTHING;
+      VALUES (coalesce(NEW.worker_id, ''), coalesce(NEW.assigned_at, '-infinity'), NEW.id);
     END IF;
   END IF;
   RETURN NULL;
@@ -75,7 +80,7 @@ CREATE TRIGGER jobs_live_rows_updated AFTER UPDATE OF state, worker_id, assigned
  * - `job_queue`: one row per QUEUED job (its queue order, `not_before` and labels), whose only index is the
  *   queue order. A claim takes its rows with `FOR UPDATE SKIP LOCKED` and deletes them; a job leaving QUEUED
  *   otherwise (a cancel) has its row deleted through the order key its `jobs` row holds.
- * - `job_claims`: one row per claimed job (ASSIGNED or RUNNING): its worker, claim time and id, a unique index on
+ * - `job_claims`: one row per claimed job (ASSIGNED or RUNNING): its worker, claim time and id, one index on
  *   those three. A claim appends them, the statement ending or moving the job deletes them through its `jobs`
  *   row's worker and claim time. The stranded sweep, the live listings and a claim retried after a lost reply
  *   read it (bounded by the jobs in flight) and `jobs` by id.
@@ -102,7 +107,8 @@ CREATE TABLE ${s}.job_queue (
   not_before timestamptz,
   labels     jsonb NOT NULL
 );
-CREATE UNIQUE INDEX job_queue_order_idx ON ${s}.job_queue (priority DESC, created_at ASC, insert_seq ASC);
+-- Not unique: a job re-queued gets a new row even while one left behind by a race is still there.
+CREATE INDEX job_queue_order_idx ON ${s}.job_queue (priority DESC, created_at ASC, insert_seq ASC);
 
 -- A job claimed without a worker or claim time (inserted so) is keyed '' and -infinity: no NULL in the key.
 CREATE TABLE ${s}.job_claims (
@@ -110,9 +116,11 @@ CREATE TABLE ${s}.job_claims (
   assigned_at timestamptz NOT NULL,
   id          text NOT NULL
 );
-CREATE UNIQUE INDEX job_claims_key_idx ON ${s}.job_claims (worker_id, assigned_at, id);
+CREATE INDEX job_claims_key_idx ON ${s}.job_claims (worker_id, assigned_at, id);
 
-LOCK TABLE ${s}.jobs IN SHARE ROW EXCLUSIVE MODE;
+-- Every lock this migration needs, first: the DROP INDEX below needs ACCESS EXCLUSIVE, and a weaker lock taken
+-- first deadlocks with a server of the previous release reading jobs in between.
+LOCK TABLE ${s}.jobs IN ACCESS EXCLUSIVE MODE;
 INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, labels)
   SELECT priority, created_at, insert_seq, id, not_before, coalesce(spec -> 'labels', '{}') FROM ${s}.jobs WHERE state = 'QUEUED';
 INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
