@@ -63,34 +63,32 @@ export function enqueueSql(queue: string, source: string): string {
 
 /**
  * The queue work of an update whose `source` returns `QUEUE_ROW_RETURNED`, `hodei_was_queued` (the job was QUEUED
- * before the update, as locked: see OLD_ROW_RETURNED) and the job columns: a job that became QUEUED gets its queue
- * row; one that stayed QUEUED gets its row's `not_before` refreshed; one that left QUEUED loses its row. None waits
- * for a queue row a claim holds (SKIP LOCKED; an insert into the index, not unique, waits for nothing): that claim
- * deletes the row, and assigns the job only if it is still QUEUED once this update is done. (Waiting for it could deadlock:
- * the claim waits for this statement's lock on the job.) The rows are found by their key, not their ctid: a row
- * another statement updated since this one's snapshot is then still found (its newest version, once locked).
- * Returns CTE bodies by name.
+ * before the update, as locked: see OLD_ROW_RETURNED) and the job columns: the rows of every job that was or is
+ * QUEUED go, and a job that is QUEUED gets a new row (also one that stayed QUEUED: its `not_before` may have
+ * changed). Neither waits for a queue row a claim holds (SKIP LOCKED; the index is not unique): that claim deletes
+ * the row, and assigns the job only if it is still QUEUED and due once this update is done, which the new row
+ * then stands for. (Waiting for it could deadlock: the claim waits for this statement's lock on the job. Changing
+ * the held row in place instead would leave a job the claim does not take without a row.) The rows are found by
+ * their key, not their ctid: a row another statement updated since this one's snapshot is still found, its newest
+ * version once locked. Returns CTE bodies by name.
  */
 export function requeueSqls(queue: string, source: string): [string, string][] {
-  const held = (where: string) => `(q.priority, q.created_at, q.insert_seq) IN (
-    SELECT h.priority, h.created_at, h.insert_seq FROM ${queue} AS h
-    JOIN ${source} AS s ON h.priority = s.hodei_priority AND h.created_at = s.created_at AND h.insert_seq = s.hodei_insert_seq
-    WHERE ${where}
-    FOR UPDATE OF h SKIP LOCKED
-  )`;
   return [
     [
       'queued',
       `INSERT INTO ${queue} (priority, created_at, insert_seq, id, not_before, labels)
   SELECT s.hodei_priority, s.created_at, s.hodei_insert_seq, s.id, s.not_before, s.hodei_labels FROM ${source} AS s
-  WHERE s.state = 'QUEUED' AND NOT s.hodei_was_queued`,
+  WHERE s.state = 'QUEUED'`,
     ],
     [
-      'requeued',
-      `UPDATE ${queue} AS q SET not_before = s.not_before FROM ${source} AS s
-  WHERE q.id = s.id AND ${held("s.state = 'QUEUED' AND s.hodei_was_queued AND h.not_before IS DISTINCT FROM s.not_before")}`,
+      'dequeued',
+      `DELETE FROM ${queue} AS q WHERE (q.priority, q.created_at, q.insert_seq) IN (
+    SELECT h.priority, h.created_at, h.insert_seq FROM ${queue} AS h
+    JOIN ${source} AS s ON h.priority = s.hodei_priority AND h.created_at = s.created_at AND h.insert_seq = s.hodei_insert_seq
+    WHERE s.hodei_was_queued OR s.state = 'QUEUED'
+    FOR UPDATE OF h SKIP LOCKED
+  )`,
     ],
-    ['dequeued', `DELETE FROM ${queue} AS q WHERE ${held("s.state <> 'QUEUED' AND s.hodei_was_queued")}`],
   ];
 }
 

@@ -232,14 +232,12 @@ function encodeFields<T extends object>(
 const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
 
 /**
- * The first `limit` (an SQL expression) QUEUED jobs in queue order: the head of `job_queue` (migration 8), each
- * read from `jobs` and rechecked (a queue row that outlived its job's state is skipped, so the head may hold fewer).
+ * The first `limit` (an SQL expression) QUEUED jobs in queue order: their ids from `hodei_queue_head` (migration 8:
+ * the queue rows, rechecked against `jobs` before the limit), each job read by id (`= ANY` also drops a job's
+ * second queue row, which it has while a claim that holds its first is settling).
  */
-function queueHeadSql(jobs: string, live: LiveTables, limit: string): string {
-  // Through the ids (= ANY dedupes): a job may have a second queue row, one a race left behind (live-rows-sql.ts).
-  return `SELECT j.* FROM ${jobs} AS j
-  WHERE j.id = ANY(ARRAY(SELECT q.id FROM ${live.queue} AS q ORDER BY q.${QUEUE_ORDER.replaceAll(', ', ', q.')} LIMIT ${limit}))
-    AND j.state = 'QUEUED'
+function queueHeadSql(schema: string, jobs: string, limit: string): string {
+  return `SELECT j.* FROM ${jobs} AS j WHERE j.id = ANY(ARRAY(SELECT ${schema}.hodei_queue_head(${limit}))) AND j.state = 'QUEUED'
   ORDER BY j.${QUEUE_ORDER.replaceAll(', ', ', j.')}`;
 }
 
@@ -247,10 +245,10 @@ function queueHeadSql(jobs: string, live: LiveTables, limit: string): string {
  * SQL of `listWorkersAndQueue`: the workers in states `$1` (text[]) in insertion order, and the first `$2` QUEUED
  * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
  */
-function workersAndQueueSql(workers: string, jobs: string, live: LiveTables): string {
+function workersAndQueueSql(schema: string, workers: string, jobs: string): string {
   return `SELECT
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
-  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json) FROM (${queueHeadSql(jobs, live, '$2')}) AS q) AS queued`;
+  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json) FROM (${queueHeadSql(schema, jobs, '$2')}) AS q) AS queued`;
 }
 
 /** The states whose jobs have live rows (migration 8): a listing of only these reads those rows, not the history. */
@@ -688,7 +686,7 @@ export class PostgresStore implements Store {
   }
 
   async queuedJobs(limit: number): Promise<Job[]> {
-    const rows = await this.query('queuedJobs', queueHeadSql(this.t.jobs, this.t.live, '$1'), [limitOf(limit, 0)]);
+    const rows = await this.query('queuedJobs', queueHeadSql(quoteIdentifier(this.schema), this.t.jobs, '$1'), [limitOf(limit, 0)]);
     return rows.map(toJob);
   }
 
@@ -810,7 +808,7 @@ export class PostgresStore implements Store {
 
   /** The workers in `workerStates` and the first `queueLimit` queued jobs, in one statement (JSON rows). */
   async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
-    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(this.t.workers, this.t.jobs, this.t.live));
+    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(quoteIdentifier(this.schema), this.t.workers, this.t.jobs));
     const [row] = await this.query('listWorkersAndQueue', sql, [[...workerStates], limitOf(queueLimit, 0)], true);
     return { workers: (row!.workers as Row[]).map(toWorker), queuedJobs: (row!.queued as Row[]).map(toJob) };
   }

@@ -65,7 +65,8 @@ const STEPS: Record<string, Step> = {
       : undefined,
   move: (job) =>
     job.state === 'ASSIGNED' ? { guard: { states: ['ASSIGNED'] }, patch: { workerId: 'w_moved', assignedAt: T0 + 9 } } : undefined,
-  backoff: (job) => (job.state === 'QUEUED' ? { guard: { states: ['QUEUED'] }, patch: { notBefore: T0 + 99 } } : undefined),
+  // Due or not, by round: the claims' now runs from T0 + 100 to T0 + 139.
+  backoff: (job) => (job.state === 'QUEUED' ? { guard: { states: ['QUEUED'] }, patch: { notBefore: T0 + 120 } } : undefined),
   timeOut: (job) => (job.state !== 'QUEUED' ? { guard: {}, patch: { state: 'TIMED_OUT', completedAt: T0 + 4 } } : undefined),
   revive: (job) => ({ guard: {}, patch: { state: 'QUEUED', workerId: undefined, assignedAt: undefined } }),
   unguardedRun: (job) => ({ guard: {}, patch: { state: 'RUNNING', workerId: `w_${job.epoch}`, assignedAt: T0 + job.epoch, epoch: job.epoch + 1 } }),
@@ -238,6 +239,39 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
     expect(missing(await disagreements(pool))).toEqual([]);
     expect((await store.claimJobs({ workerId: 'w_late', labels: {}, limit: 5, now: backoffEnd })).map((claimed) => claimed.id)).toContain(job.id);
     expect(await disagreements(pool)).toEqual([]);
+    await store.close();
+  });
+
+  it('a queued job whose backoff changes while a claim holds its queue row keeps a row (the review\'s race)', async () => {
+    const store = createPostgresStore({ pool });
+    const job = makeTestJob({ spec: { ...makeTestJob().spec, priority: 3_000_000 } });
+    await store.insertJob(job);
+    const lockWaits = async () =>
+      (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0]!.n;
+    const waitingFor = async (count: number) => {
+      for (let tries = 0; tries < 400 && (await lockWaits()) < count; tries++) await new Promise((resolve) => setTimeout(resolve, 25));
+      expect(await lockWaits()).toBeGreaterThanOrEqual(count);
+    };
+    // Another session holds the job's row: the backoff update waits for it, then a claim takes the job's queue
+    // row and waits for the job too. When the session lets go, the update runs while the claim holds the row.
+    const holder = await pool.connect();
+    const backoffEnd = T0 + 3_600_000;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [job.id]);
+      const postponed = store.updateJob(job.id, { states: ['QUEUED'] }, { notBefore: backoffEnd });
+      await waitingFor(1);
+      const claim = store.claimJobs({ workerId: 'w_racing', labels: {}, limit: 1, now: T0 + 1 });
+      await waitingFor(2);
+      await holder.query('COMMIT');
+      expect(await postponed).toMatchObject({ state: 'QUEUED', notBefore: backoffEnd });
+      expect((await claim).map((claimed) => claimed.id)).not.toContain(job.id);
+    } finally {
+      holder.release();
+    }
+    expect(missing(await disagreements(pool))).toEqual([]);
+    expect((await store.queuedJobs(1_000)).map((queued) => queued.id)).toContain(job.id);
+    expect((await store.claimJobs({ workerId: 'w_after', labels: {}, limit: 1, now: backoffEnd })).map((claimed) => claimed.id)).toEqual([job.id]);
     await store.close();
   });
 

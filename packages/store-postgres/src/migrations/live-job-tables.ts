@@ -19,17 +19,12 @@ BEGIN
   IF TG_OP <> 'DELETE' THEN
     is_queued := NEW.state = 'QUEUED';
   END IF;
-  -- A queue row a claim holds is left to it (SKIP LOCKED): that claim deletes it, and assigns the job only if it is
-  -- still QUEUED once this change is done. Waiting for it could deadlock: the claim waits for this job's row lock.
-  -- A job that enters the queue gets a row of its own, never one left behind (which a sweep or a claim that
-  -- judged it stale may still delete): the rows with its key go first. On a pool passed to the store, whose
-  -- statements wrote the row already, that leaves one.
-  IF was_queued AND is_queued THEN
-    UPDATE ${s}.job_queue AS q SET not_before = NEW.not_before WHERE q.ctid = ANY(ARRAY(
-      SELECT h.ctid FROM ${s}.job_queue AS h
-      WHERE h.priority = OLD.priority AND h.created_at = OLD.created_at AND h.insert_seq = OLD.insert_seq
-      FOR UPDATE SKIP LOCKED));
-  ELSIF was_queued OR is_queued THEN
+  -- The rows of a job that was or is QUEUED go, and a QUEUED job gets a new row: never one left behind (which a
+  -- sweep or a claim that judged it stale may still delete), nor one changed in place. A queue row a claim holds
+  -- is left to it (SKIP LOCKED): that claim deletes it, and assigns the job only if it is still QUEUED and due once
+  -- this change is done, which the new row then stands for. Waiting for it could deadlock: the claim waits for
+  -- this job's row lock. On a pool passed to the store, whose statements wrote the row already, one is left.
+  IF was_queued OR is_queued THEN
     DELETE FROM ${s}.job_queue AS q WHERE q.ctid = ANY(ARRAY(
       SELECT h.ctid FROM ${s}.job_queue AS h
       WHERE h.priority = coalesce(OLD.priority, NEW.priority) AND h.created_at = coalesce(OLD.created_at, NEW.created_at)
@@ -126,6 +121,22 @@ INSERT INTO ${s}.job_queue (priority, created_at, insert_seq, id, not_before, la
 INSERT INTO ${s}.job_claims (worker_id, assigned_at, id)
   SELECT coalesce(worker_id, ''), coalesce(assigned_at, '-infinity'), id FROM ${s}.jobs WHERE state IN ('ASSIGNED', 'RUNNING');
 ${keepLiveRows(s)}
+-- The ids of the first p_limit QUEUED jobs in queue order: the queue rows in the order of their index, each
+-- rechecked against its job (one primary-key lookup per row, a sub-select run as the rows come) before the limit,
+-- so a row left behind by a race does not take a queued job's place. Written so on purpose: as a join, the
+-- planner, misled by statistics from before a burst of inserts (few QUEUED jobs), scanned the history and
+-- hash-joined it with the whole queue (20 ms at 20,000 jobs), or nested-looped the other way round (seconds);
+-- and with sorts off (as migration 4's function), it walks the queue index instead of sorting the queue.
+CREATE FUNCTION ${s}.hodei_queue_head(p_limit integer) RETURNS SETOF text
+LANGUAGE sql STABLE
+ROWS 100
+SET enable_sort = off
+AS $body$
+  SELECT h.id FROM (SELECT q.id FROM ${s}.job_queue AS q ORDER BY q.priority DESC, q.created_at ASC, q.insert_seq ASC OFFSET 0) AS h
+  WHERE (SELECT j.state FROM ${s}.jobs AS j WHERE j.id = h.id) = 'QUEUED'
+  LIMIT p_limit
+$body$;
+
 DROP INDEX ${s}.jobs_queue_idx;
 DROP INDEX ${s}.jobs_state_created_idx;
 DROP INDEX ${s}.jobs_finished_idx;
