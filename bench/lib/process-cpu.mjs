@@ -1,5 +1,5 @@
 // CPU time of other processes, read from /proc (Linux only): a benchmark's workers, reapers or database server.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Milliseconds per clock tick of the times in /proc/PID/stat (USER_HZ = 100). */
 const TICK_MS = 10;
@@ -24,4 +24,47 @@ export function processCpuMs(pid) {
     own: (Number(fields[11]) + Number(fields[12])) * TICK_MS,
     children: (Number(fields[13]) + Number(fields[14])) * TICK_MS,
   };
+}
+
+/**
+ * CPU time used so far by the PostgreSQL server listening on `port`, in ms: the postmaster and its live
+ * processes (backends, WAL writer, autovacuum...), plus the exited ones through the postmaster's reaped-children
+ * times. NaN when no such server runs here (a remote HODEI_BENCH_DATABASE_URL).
+ */
+export function postgresServerCpuMs(port) {
+  let postmaster;
+  const stats = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = procStatFields(entry);
+      stats.set(Number(entry), { ppid: Number(fields[1]), own: Number(fields[11]) + Number(fields[12]), children: Number(fields[13]) + Number(fields[14]) });
+      if (!postmaster) {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+        const flag = cmdline.indexOf('-p');
+        if (cmdline[0].endsWith('postgres') && flag >= 0 && cmdline[flag + 1] === String(port)) postmaster = Number(entry);
+      }
+    } catch {
+      // a process that ended meanwhile
+    }
+  }
+  if (!postmaster) return Number.NaN;
+  const root = stats.get(postmaster);
+  let ticks = root.own + root.children;
+  for (const stat of stats.values()) if (stat.ppid === postmaster) ticks += stat.own;
+  return ticks * TICK_MS;
+}
+
+/**
+ * Runs `body` and adds to what it resolves with the CPU it took, in µs per job over `jobs`: `pgUsPerJob` (the
+ * PostgreSQL server of `url`, see postgresServerCpuMs) and `nodeUsPerJob` (this process: the client side).
+ */
+export async function withCpuPerJob(url, jobs, body) {
+  const port = Number(new URL(url).port || 5432);
+  const pg0 = postgresServerCpuMs(port);
+  const node0 = process.cpuUsage();
+  const result = await body();
+  const node = process.cpuUsage(node0);
+  const pgMs = postgresServerCpuMs(port) - pg0;
+  return { ...result, pgUsPerJob: (pgMs * 1000) / jobs, nodeUsPerJob: (node.user + node.system) / jobs };
 }

@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { ElisionProposal } from './lifecycle-events';
+import { enqueueSql, holdSql, lockedJobsSql, OLD_ROW_RETURNED, QUEUE_ROW_RETURNED, releaseSql, requeueSqls } from './live-rows-sql';
+
+/** The live-job tables of migration 8 (quoted, schema-qualified names). */
+export interface LiveTables {
+  queue: string;
+  claims: string;
+}
 
 /*
  * SQL for the batched statements of PostgresStore: many jobs inserted, many compare-and-set job updates or
@@ -106,23 +113,43 @@ function cteBody(sql: string): string {
 }
 
 /**
- * Inserts one row per array index. Parameters: `$1` ids, then one array per column of `columns` (in that
- * order), then the NOTIFY channel, signalled once when any inserted job is QUEUED, then the four audit arrays
- * (a row whose event type is null records no event). Rows are inserted in array order, so `insert_seq`
+ * True for a column {@link insertJobsSql} takes as one JSON array of the rows' values (JSON texts joined with
+ * commas, `null` for none; the n-th row's value is its n-th element): the jsonb columns. An array literal of JSON
+ * texts would escape every quote of every value in node, and PostgreSQL would unescape the literal and then parse
+ * each text: for a job's spec, the largest value of a new job, the escaping alone was a tenth of the memory the
+ * store allocated per job in bench/store.mjs.
+ */
+export function insertedAsJsonArray(column: string): boolean {
+  return columnType(column) === 'jsonb';
+}
+
+/**
+ * Inserts one row per array index. Parameters: `$1` ids, then one per column of `columns` (in that order): an
+ * array, or a JSON array for a column `insertedAsJsonArray`, then the NOTIFY channel, signalled once when any inserted job is QUEUED, then, with an `audit` table, the
+ * four audit arrays (a row whose event type is null records no event). Each job gets its live row (`live`): a queue row when
+ * QUEUED, a claim row when ASSIGNED or RUNNING. Rows are inserted in array order, so `insert_seq`
  * follows the callers' order; the audit events are written by the same statement, so with their jobs or not at all.
  */
-export function insertJobsSql(table: string, columns: readonly string[], audit: string): string {
-  const params = [arrayParam(1, 'text'), ...columns.map((column, index) => arrayParam(index + 2, columnType(column)))];
-  const names = ['v_id', ...columns.map((column) => `v_${column}`), 'v_ord'];
+export function insertJobsSql(table: string, columns: readonly string[], audit: string | undefined, live: LiveTables): string {
+  const arrays = columns.flatMap((column, index) => (insertedAsJsonArray(column) ? [] : [{ column, param: arrayParam(index + 2, columnType(column)) }]));
+  const params = [arrayParam(1, 'text'), ...arrays.map(({ param }) => param)];
+  const names = ['v_id', ...arrays.map(({ column }) => `v_${column}`), 'v_ord'];
+  const values = columns.map((column, index) =>
+    insertedAsJsonArray(column) ? `nullif((SELECT $${index + 2}::jsonb) -> (r.v_ord - 1)::integer, 'null')` : unnested('r', column),
+  );
+  const returned = ['id', 'state', 'created_at', 'not_before', 'worker_id', 'assigned_at'].map((column) => `j.${column}`);
+  returned.push(...QUEUE_ROW_RETURNED('j'));
   return `WITH inserted AS (
-  INSERT INTO ${table} (id, ${columns.join(', ')})
-  SELECT r.v_id, ${columns.map((column) => unnested('r', column)).join(', ')}
+  INSERT INTO ${table} AS j (id, ${columns.join(', ')})
+  SELECT r.v_id, ${values.join(', ')}
   FROM ${unnestArrays(params)} WITH ORDINALITY AS r(${names.join(', ')})
   ORDER BY r.v_ord
-  RETURNING state
-), audited AS (
-${cteBody(insertAuditsSql(audit, columns.length + 3, 'typed'))}
-)
+  RETURNING ${returned.join(', ')}
+), queued AS (
+${cteBody(enqueueSql(live.queue, 'inserted'))}
+), held AS (
+${cteBody(holdSql(live.claims, 'inserted'))}
+)${audit ? `, audited AS (\n${cteBody(insertAuditsSql(audit, columns.length + 3, 'typed'))}\n)` : ''}
 SELECT pg_notify($${columns.length + 2}, '') WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'QUEUED')`;
 }
 
@@ -141,6 +168,39 @@ export interface JobUpdateShape {
    * whose guard matched.
    */
   audit: boolean;
+  /**
+   * The updates may move jobs into, out of or within the queue (set the state from or to QUEUED, or
+   * `not_before`): their `job_queue` rows follow (migration 8).
+   */
+  queue: boolean;
+  /**
+   * The updates may end or move claims (set the state from ASSIGNED or RUNNING, or the worker or claim time):
+   * the claim rows the jobs held are deleted when they no longer match.
+   */
+  release: boolean;
+  /** The updates may make claims (set ASSIGNED or RUNNING from another state, or the worker or claim time). */
+  hold: boolean;
+  /** The callers need not read the jobs back (`compareAndSetJob`): the statement returns their ids and states only. */
+  narrow: boolean;
+}
+
+/** The job columns a narrow update's CTEs read (its live-row work), all small scalars. */
+const NARROW_RETURNED_COLUMNS = ['id', 'state', 'worker_id', 'assigned_at', 'created_at', 'not_before'];
+
+/** The live-table work an update of `patched` columns with guard `guardStates` (undefined: any state) and new state `state` implies. */
+export function liveRowWork(
+  guardStates: readonly string[] | undefined,
+  state: string | undefined,
+  patched: readonly string[],
+): Pick<JobUpdateShape, 'queue' | 'release' | 'hold'> {
+  const claimed = (value: string) => value === 'ASSIGNED' || value === 'RUNNING';
+  const mayBe = (test: (value: string) => boolean) => guardStates === undefined || guardStates.some(test);
+  const movesClaim = patched.includes('worker_id') || patched.includes('assigned_at');
+  return {
+    queue: state === 'QUEUED' || patched.includes('not_before') || (state !== undefined && mayBe((value) => value === 'QUEUED')),
+    release: movesClaim || (state !== undefined && !claimed(state) && mayBe(claimed)),
+    hold: movesClaim || (state !== undefined && claimed(state) && mayBe((value) => !claimed(value))),
+  };
 }
 
 /**
@@ -205,7 +265,17 @@ function insertUpdateAuditsSql(table: string, first: number, updated: string): s
 
 /** A key equal for equal shapes. */
 export function shapeKey(shape: JobUpdateShape): string {
-  return `${shape.guardStates ? 's' : ''}${shape.guardEpoch ? 'e' : ''}${shape.notify ? 'n' : ''}${shape.audit ? 'a' : ''}:${shape.columns.join(',')}`;
+  const flags: [boolean, string][] = [
+    [shape.guardStates, 's'],
+    [shape.guardEpoch, 'e'],
+    [shape.notify, 'n'],
+    [shape.audit, 'a'],
+    [shape.queue, 'q'],
+    [shape.release, 'r'],
+    [shape.hold, 'h'],
+    [shape.narrow, 'w'],
+  ];
+  return `${flags.map(([on, letter]) => (on ? letter : '')).join('')}:${shape.columns.join(',')}`;
 }
 
 /**
@@ -217,9 +287,11 @@ export function shapeKey(shape: JobUpdateShape): string {
  * that propose no elision (the id of the job whose update it goes with, then the four audit fields); the
  * events are written to table `audit` for the jobs that were updated only (see insertUpdateAuditsSql); then the
  * NOTIFY channel when `notify`. When the patch sets the state, each updated job's id is sent to
- * `changedChannel` (an SQL expression: migration 7's `hodei_job_changed_channel()`).
+ * `changedChannel` (an SQL expression: migration 7's `hodei_job_changed_channel()`). The updated jobs' live rows
+ * (`live`, migration 8) follow as `shape.queue`, `shape.release` and `shape.hold` say. A `shape.narrow` statement
+ * returns each updated job's id and state only.
  */
-export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string, changedChannel: string): string {
+export function updateJobsSql(table: string, shape: JobUpdateShape, audit: string, changedChannel: string, live: LiveTables): string {
   const params: string[] = [];
   const names: string[] = [];
   /** Adds an array to the unnested rows `u`: the next parameter, of `type`, as column `name`. */
@@ -239,7 +311,16 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   }
   for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
-  const returned = JOB_RETURNED_COLUMNS.map((column) => `j.${column}`);
+  const returned = (shape.narrow ? NARROW_RETURNED_COLUMNS : JOB_RETURNED_COLUMNS).map((column) => `j.${column}`);
+  if (shape.queue) returned.push(...QUEUE_ROW_RETURNED('j'));
+  // The live-row work that depends on the job as it was (was it QUEUED, which claim did it hold when the patch
+  // moves it) reads it as locked first; a finish or a start needs only the row as updated.
+  const movesClaim = shape.columns.includes('worker_id') || shape.columns.includes('assigned_at');
+  const readsOldRow = shape.queue || (shape.release && movesClaim);
+  if (readsOldRow) {
+    returned.push(...OLD_ROW_RETURNED);
+    where.push('l.id = j.id');
+  }
   const auditFrom = params.length + 1;
   if (shape.audit) params.push(...auditParams(auditFrom, true));
   const sets = shape.columns.map((column) => `${column} = ${unnested('u', column)}`);
@@ -253,21 +334,27 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   // The unnested arrays: every parameter before the audit ones.
   const arrays = unnestArrays(params.slice(0, auditFrom - 1));
   const update = `UPDATE ${table} AS j SET ${sets.join(', ')}
-  FROM ${arrays}${shape.audit ? ' WITH ORDINALITY' : ''} AS u(${names.join(', ')})
+  FROM ${arrays}${shape.audit ? ' WITH ORDINALITY' : ''} AS u(${names.join(', ')})${readsOldRow ? ', locked AS l' : ''}
   WHERE ${where.join(' AND ')}
   RETURNING ${returned.join(', ')}`;
   // A patch that sets the state announces each updated job on the change channel (migration 7).
   const changed = shape.columns.includes('state');
-  if (!shape.notify && !shape.audit && !changed) return update;
-  const audited = shape.audit
-    ? `, audited AS (
-${cteBody(insertUpdateAuditsSql(audit, auditFrom, 'updated'))}
-)`
-    : '';
+  if (!shape.notify && !shape.audit && !changed && !shape.queue && !shape.release && !shape.hold && !shape.narrow) return update;
+  const locked = readsOldRow ? `locked AS (${lockedJobsSql(table)}), ` : '';
+  const ctes: [string, string][] = [];
+  if (shape.audit) ctes.push(['audited', insertUpdateAuditsSql(audit, auditFrom, 'updated')]);
+  if (shape.queue) ctes.push(...requeueSqls(live.queue, 'updated'));
+  if (shape.release) {
+    const [worker, assigned] = movesClaim ? ['hodei_old_worker', 'hodei_old_assigned_at'] : ['worker_id', 'assigned_at'];
+    ctes.push(['released', releaseSql(live.claims, 'updated', worker, assigned)]);
+  }
+  if (shape.hold) ctes.push(['held', holdSql(live.claims, 'updated')]);
+  const written = ctes.map(([name, sql]) => `, ${name} AS (\n${cteBody(sql)}\n)`).join('');
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';
-  return `WITH updated AS (${update})${audited}
-SELECT ${JOB_RETURNED_COLUMNS.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
+  const selected = shape.narrow ? ['id', 'state'] : JOB_RETURNED_COLUMNS;
+  return `WITH ${locked}updated AS (${update})${written}
+SELECT ${selected.map((column) => `updated.${column}`).join(', ')}${notified}${announced} FROM updated`;
 }
 
 /**

@@ -13,20 +13,22 @@ export function changedChannel(schema: string): string {
     : `hodei_job_changed_${createHash('sha256').update(schema, 'utf8').digest('hex').slice(0, 32)}`;
 }
 
-/** Terminal states the retention sweep deletes (written out: the partial index of migration 2 lists the same). */
+/** Terminal states the retention sweep deletes. */
 const FINISHED_STATES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
 
 /**
- * The retention statement: deletes up to `$2` finished jobs completed before `$1`, oldest first (through
- * the `jobs_finished_idx` partial index); their log lines go with them (`ON DELETE CASCADE`). Rows another
- * sweeper holds are skipped, so concurrent sweeps by several engines do not wait on each other.
+ * The retention statement: deletes up to `$2` finished jobs completed before `$1`, the earliest created first,
+ * found through the creation-time index of `jobs` (migration 8 took the state indexes off it): a job that
+ * finished before `$1` was created before it, so the walk stops at `$1` and reads only jobs older than the
+ * cutoff. Their log lines go with them (`ON DELETE CASCADE`). Rows another sweeper holds are skipped, so
+ * concurrent sweeps by several engines do not wait on each other.
  */
 export function deleteFinishedJobsSql(jobsTable: string): string {
   const states = FINISHED_STATES.map((state) => `'${state}'`).join(', ');
   return `WITH due AS (
       SELECT id FROM ${jobsTable}
-      WHERE state IN (${states}) AND completed_at < $1
-      ORDER BY completed_at LIMIT $2
+      WHERE created_at < $1 AND state IN (${states}) AND completed_at < $1
+      ORDER BY created_at, insert_seq LIMIT $2
       FOR UPDATE SKIP LOCKED
     )
     DELETE FROM ${jobsTable} WHERE id IN (SELECT id FROM due) RETURNING id`;

@@ -33,13 +33,17 @@ import {
   appendAuditsSql,
   appendLogsSql,
   ELISION_ARRAYS,
+  insertedAsJsonArray,
   insertJobsSql,
+  liveRowWork,
   shapeKey,
   statementName,
   updateJobsSql,
   type JobUpdateShape,
+  type LiveTables,
 } from './batch-sql';
 import { arrayLiteral, STORE_TYPES, timestamptzText } from './pg-values';
+import { liveIdsSql, pruneLiveRowsSql } from './live-rows-sql';
 import { appendLogBatchesParams, appendLogBatchesSql, encodeLogBatch, logBatchFromRow, readLogBatchSql, type EncodedLogBatch } from './log-batch-sql';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
@@ -224,19 +228,31 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
-/** The order queued jobs run in (the partial index `jobs_queue_idx`): highest priority first, then oldest. */
+/** The order queued jobs run in (the order of `job_queue_order_idx`): highest priority first, then oldest. */
 const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
+
+/**
+ * The first `limit` (an SQL expression) QUEUED jobs in queue order: their ids from `hodei_queue_head` (migration 8:
+ * the queue rows, rechecked against `jobs` before the limit), each job read by id (`= ANY` also drops a job's
+ * second queue row, which it has while a claim that holds its first is settling).
+ */
+function queueHeadSql(schema: string, jobs: string, limit: string): string {
+  return `SELECT j.* FROM ${jobs} AS j WHERE j.id = ANY(ARRAY(SELECT ${schema}.hodei_queue_head(${limit}))) AND j.state = 'QUEUED'
+  ORDER BY j.${QUEUE_ORDER.replaceAll(', ', ', j.')}`;
+}
 
 /**
  * SQL of `listWorkersAndQueue`: the workers in states `$1` (text[]) in insertion order, and the first `$2` QUEUED
  * jobs in queue order (the same read as `queuedJobs`), each as one JSON array of rows, in one statement.
  */
-function workersAndQueueSql(workers: string, jobs: string): string {
+function workersAndQueueSql(schema: string, workers: string, jobs: string): string {
   return `SELECT
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
-  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json)
-   FROM (SELECT * FROM ${jobs} WHERE state = 'QUEUED' ORDER BY ${QUEUE_ORDER} LIMIT $2) AS q) AS queued`;
+  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json) FROM (${queueHeadSql(schema, jobs, '$2')}) AS q) AS queued`;
 }
+
+/** The states whose jobs have live rows (migration 8): a listing of only these reads those rows, not the history. */
+const LIVE_STATES: readonly JobState[] = ['QUEUED', 'ASSIGNED', 'RUNNING'];
 
 /**
  * SQL of `addRunningJobs`: appends to worker `$1`'s `running_job_ids` the ids of `$2` (text[]) it does not list
@@ -291,7 +307,12 @@ interface JobUpdate {
   audit: AuditAppend[];
   /** Which of those events the statement derives from the updated row instead, if it gives them exactly. */
   elision: ElisionProposal;
+  /** The caller need not read the job back (`compareAndSetJob`). */
+  narrow: boolean;
 }
+
+/** What a narrow update (`compareAndSetJob`) settles with when its guard matched. */
+const MATCHED = true;
 
 /** One pending `appendLogs` call, its lines encoded when the call was made. */
 interface LogAppend {
@@ -412,7 +433,7 @@ export class PostgresStore implements Store {
   readonly schema: string;
   private readonly ownsPool: boolean;
   private readonly autoMigrate: boolean;
-  private readonly t: { jobs: string; workers: string; logs: string; audit: string; tokens: string };
+  private readonly t: { jobs: string; workers: string; logs: string; audit: string; tokens: string; live: LiveTables };
   private migrating: Promise<MigrateResult> | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -442,9 +463,9 @@ export class PostgresStore implements Store {
   /** Batched statements: concurrent calls share one statement (see the class comment). */
   private readonly jobInserts = new MicroBatcher<JobInsert, void>({
     maxBatch: MAX_BATCH,
-    run: (jobs) => settleEach(jobs, (batch) => this.insertJobs(batch), mayBelongToOneRow),
+    run: (jobs) => this.insertJobs(jobs),
   });
-  private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | undefined>({
+  private readonly jobUpdates = new MicroBatcher<JobUpdate, Job | typeof MATCHED | undefined>({
     maxBatch: MAX_BATCH,
     maxInFlight: JOB_UPDATE_STATEMENTS_IN_FLIGHT,
     maxWaitMs: JOB_UPDATE_MAX_WAIT_MS,
@@ -477,15 +498,16 @@ export class PostgresStore implements Store {
         connection && typeof connection === 'object' ? (connection as { connectionString?: unknown }).connectionString : undefined,
       );
       // A server that does not answer (rather than refusing) fails the query after 10 s instead of hanging.
-      // Every statement of this store that changes a job's state NOTIFYs itself (migration 7): the per-row trigger
-      // skips the changes of a session with hodei.notify_by_statement on, set here at connection start, after
+      // Every statement of this store that changes a job's state NOTIFYs itself (migration 7) and keeps the job's
+      // live rows (migration 8): the per-row triggers skip the changes of a session with
+      // hodei.notify_by_statement and hodei.live_rows_by_statement on, set here at connection start, after
       // PGOPTIONS (which pg would otherwise apply alone). A URL with its own `options` replaces these and leaves
-      // the flag off: the trigger then notifies too, which is only redundant.
+      // the flags off: the triggers then do the same work again, which is only redundant.
       this.pool = new pg.Pool({
         connectionString,
         max: poolSize,
         connectionTimeoutMillis: 10_000,
-        options: [process.env.PGOPTIONS, '-c hodei.notify_by_statement=on'].filter(Boolean).join(' '),
+        options: [process.env.PGOPTIONS, '-c hodei.notify_by_statement=on -c hodei.live_rows_by_statement=on'].filter(Boolean).join(' '),
       });
       // An idle connection that breaks is dropped by the pool; the next query reports UNAVAILABLE.
       this.pool.on('error', () => undefined);
@@ -511,6 +533,7 @@ export class PostgresStore implements Store {
       logs: `${s}.job_logs`,
       audit: `${s}.audit_log_rows`,
       tokens: `${s}.worker_tokens`,
+      live: { queue: `${s}.job_queue`, claims: `${s}.job_claims` },
     };
   }
 
@@ -551,7 +574,8 @@ export class PostgresStore implements Store {
 
   async insertJob(job: Job, audit?: AuditEvent): Promise<void> {
     this.checkOpen();
-    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS));
+    // Only the fields the job has: a new job leaves most unset, and their columns' defaults (NULL) need no array.
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(job));
     // A job.queued event its row gives back is derived from it (bit 1 of derived_events), not written.
     const derived = derivesQueued(job, audit);
     columns.push('derived_events');
@@ -559,14 +583,39 @@ export class PostgresStore implements Store {
     return this.jobInserts.add({ id: job.id, columns, values, audit: audit && !derived ? encodeAudit(audit) : undefined });
   }
 
-  /** One statement inserting `jobs` in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
-  private async insertJobs(jobs: readonly JobInsert[]): Promise<void[]> {
+  /**
+   * Inserts `jobs` in order: one statement per run of consecutive jobs that set the same fields and do or do not
+   * write an audit event (usually one for the whole batch), one run after another, so `insert_seq` follows the
+   * calls' order.
+   */
+  private async insertJobs(jobs: readonly JobInsert[]): Promise<Settled<void>[]> {
+    const shape = (job: JobInsert) => `${job.audit ? 'a' : ''}:${job.columns.join(',')}`;
+    const outcomes: Settled<void>[] = [];
+    let start = 0;
+    for (let index = 1; index <= jobs.length; index++) {
+      if (index < jobs.length && shape(jobs[index]!) === shape(jobs[start]!)) continue;
+      // Each run commits on its own: a run that fails on one job's data is retried job by job, and only its own
+      // (the runs before it are in, and a retry of theirs would report their own ids as taken).
+      const run = jobs.slice(start, index);
+      outcomes.push(...(await settleEach(run, async (batch) => (await this.insertRun(batch), batch.map(() => undefined)), mayBelongToOneRow)));
+      start = index;
+    }
+    return outcomes;
+  }
+
+  /** One statement inserting `jobs` (of one shape) in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
+  private async insertRun(jobs: readonly JobInsert[]): Promise<void> {
     const columns = jobs[0]!.columns;
-    const arrays = columns.map((_, column) => arrayLiteral(jobs.map((job) => job.values[column])));
-    const sql = this.cachedSql('insert', () => insertJobsSql(this.t.jobs, columns, this.t.audit));
-    const audits = auditArrays(jobs.map((job) => job.audit));
+    const audited = jobs[0]!.audit !== undefined;
+    // A jsonb column (the spec) as one JSON array of the JSON texts encodeFields made.
+    const arrays = columns.map((name, column) =>
+      insertedAsJsonArray(name) ? `[${jobs.map((job) => job.values[column] ?? 'null').join(',')}]` : arrayLiteral(jobs.map((job) => job.values[column])),
+    );
+    const sql = this.cachedSql(`insert:${audited ? 'a' : ''}:${columns.join(',')}`, () =>
+      insertJobsSql(this.t.jobs, columns, audited ? this.t.audit : undefined, this.t.live),
+    );
+    const audits = audited ? auditArrays(jobs.map((job) => job.audit)) : [];
     await this.batchQuery('insertJob', sql, [arrayLiteral(jobs.map((job) => job.id)), ...arrays, this.channel, ...audits], true);
-    return jobs.map(() => undefined);
   }
 
   /** `statementName(sql)`, hashed once per statement text. */
@@ -604,13 +653,31 @@ export class PostgresStore implements Store {
     return (await this.query(name, `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]))[0];
   }
 
+  /**
+   * Newest first. A listing of live states only (QUEUED, ASSIGNED, RUNNING: the stranded sweep's, the engine's
+   * at start and stop) reads the live rows of migration 8 and each job by id. Any other walks `jobs` by creation
+   * time, newest first, until it has `limit` jobs: `jobs` has no index on its state (so that a job's updates are
+   * HOT), and listing a state few recent jobs are in reads far back (74 ms at 300,000 jobs for a state none is
+   * in). An empty state list reads nothing.
+   */
   async listJobs(filter: JobFilter = {}): Promise<Job[]> {
     const limit = limitOf(filter.limit, DEFAULT_LIST_LIMIT);
-    const rows = filter.states
+    const states = filter.states;
+    if (states && states.length === 0) return [];
+    if (states && states.every((state) => LIVE_STATES.includes(state))) {
+      const rows = await this.query(
+        'listJobs',
+        `SELECT * FROM ${this.t.jobs} WHERE id = ANY(${liveIdsSql(this.t.live.queue, this.t.live.claims)}) AND state = ANY($1::text[])
+         ORDER BY created_at DESC, insert_seq DESC LIMIT $2`,
+        [[...states], limit],
+      );
+      return rows.map(toJob);
+    }
+    const rows = states
       ? await this.query(
           'listJobs',
           `SELECT * FROM ${this.t.jobs} WHERE state = ANY($1::text[]) ORDER BY created_at DESC, insert_seq DESC LIMIT $2`,
-          [[...filter.states], limit],
+          [[...states], limit],
         )
       : await this.query('listJobs', `SELECT * FROM ${this.t.jobs} ORDER BY created_at DESC, insert_seq DESC LIMIT $1`, [
           limit,
@@ -619,30 +686,42 @@ export class PostgresStore implements Store {
   }
 
   async queuedJobs(limit: number): Promise<Job[]> {
-    const rows = await this.query(
-      'queuedJobs',
-      `SELECT * FROM ${this.t.jobs} WHERE state = 'QUEUED' ORDER BY ${QUEUE_ORDER} LIMIT $1`,
-      [limitOf(limit, 0)],
-    );
+    const rows = await this.query('queuedJobs', queueHeadSql(quoteIdentifier(this.schema), this.t.jobs, '$1'), [limitOf(limit, 0)]);
     return rows.map(toJob);
   }
 
   async updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined> {
+    const updated = await this.addJobUpdate(id, guard, patch, audit, false);
+    return updated === MATCHED ? undefined : updated;
+  }
+
+  /** `updateJob` whose statement returns the job's id and state only (see `Store.compareAndSetJob`). */
+  async compareAndSetJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<boolean> {
+    return (await this.addJobUpdate(id, guard, patch, audit, true)) !== undefined;
+  }
+
+  private addJobUpdate(
+    id: string,
+    guard: JobGuard,
+    patch: Partial<Job>,
+    audit: AuditEvent | readonly AuditEvent[] | undefined,
+    narrow: boolean,
+  ): Promise<Job | typeof MATCHED | undefined> {
     this.checkOpen();
     const { columns, values } = encodeFields<Job>(JOB_FIELDS, patch, Object.keys(patch));
     const events = toAuditEventList(audit);
     // Events the statement may derive from the row are not sent (it rebuilds them from the proposal when the row
     // does not give them back: insertUpdateAuditsSql), so they are not encoded either.
     const elision = proposeElision(id, events);
-    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: elision.mask === 0 ? events.map(encodeAudit) : [], elision });
+    return this.jobUpdates.add({ id, guard, patch, columns, values, audit: elision.mask === 0 ? events.map(encodeAudit) : [], elision, narrow });
   }
 
   /**
    * Runs a batch of updates: in rounds where each job appears once (the n-th update of a job in round n,
    * rounds one after another), and within a round one statement per shape (guard kinds and patched columns).
    */
-  private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | undefined>[]> {
-    const outcomes = new Map<JobUpdate, Settled<Job | undefined>>();
+  private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | typeof MATCHED | undefined>[]> {
+    const outcomes = new Map<JobUpdate, Settled<Job | typeof MATCHED | undefined>>();
     for (const round of roundsByKey(updates, (update) => update.id)) {
       const groups = new Map<string, { shape: JobUpdateShape; items: JobUpdate[] }>();
       for (const update of round) {
@@ -653,6 +732,8 @@ export class PostgresStore implements Store {
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',
           audit: update.audit.length > 0 || update.elision.mask !== 0,
+          ...liveRowWork(update.guard.states, update.patch.state, update.columns),
+          narrow: update.narrow,
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
@@ -670,7 +751,7 @@ export class PostgresStore implements Store {
   }
 
   /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
-  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | undefined)[]> {
+  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | typeof MATCHED | undefined)[]> {
     const params: unknown[] = [arrayLiteral(items.map((item) => item.id))];
     if (shape.guardStates) params.push(arrayLiteral(items.map((item) => arrayLiteral(item.guard.states ?? []))));
     if (shape.guardEpoch) params.push(arrayLiteral(items.map((item) => item.guard.epoch)));
@@ -683,14 +764,14 @@ export class PostgresStore implements Store {
     }
     if (shape.notify) params.push(this.channel);
     const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
-      updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`),
+      updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`, this.t.live),
     );
     const rows = await this.batchQuery('updateJob', sql, params, true);
     if (shape.columns.includes('state')) this.announceChanged(rows);
     const byId = new Map(rows.map((row) => [row.id as string, row]));
     return items.map((item) => {
       const row = byId.get(item.id);
-      return row && toJob(row);
+      return row && (shape.narrow ? MATCHED : toJob(row));
     });
   }
 
@@ -727,7 +808,7 @@ export class PostgresStore implements Store {
 
   /** The workers in `workerStates` and the first `queueLimit` queued jobs, in one statement (JSON rows). */
   async listWorkersAndQueue(workerStates: readonly WorkerState[], queueLimit: number): Promise<WorkersAndQueue> {
-    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(this.t.workers, this.t.jobs));
+    const sql = this.cachedSql('workersAndQueue', () => workersAndQueueSql(quoteIdentifier(this.schema), this.t.workers, this.t.jobs));
     const [row] = await this.query('listWorkersAndQueue', sql, [[...workerStates], limitOf(queueLimit, 0)], true);
     return { workers: (row!.workers as Row[]).map(toWorker), queuedJobs: (row!.queued as Row[]).map(toJob) };
   }
@@ -940,7 +1021,7 @@ export class PostgresStore implements Store {
     const limit = Math.max(0, Math.floor(claim.limit));
     const rows = await this.query(
       'claimJobs',
-      this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit)),
+      this.cachedSql('claim', () => claimJobsSql(quoteIdentifier(this.schema), this.t.jobs, this.t.audit, this.t.live.queue, this.t.live.claims)),
       [claim.workerId, JSON.stringify(claim.labels ?? {}), limit, new Date(claim.now)],
       true,
     );
@@ -991,12 +1072,15 @@ export class PostgresStore implements Store {
   // ---- retention ---------------------------------------------------------------------------------
 
   /**
-   * Deletes up to `limit` finished jobs completed before `completedBefore`, oldest first, with their log
-   * lines; audit events are kept. Concurrent sweeps skip each other's rows. Returns how many it deleted.
+   * Deletes up to `limit` finished jobs completed before `completedBefore`, the earliest created first, with
+   * their log lines; audit events are kept. Concurrent sweeps skip each other's rows. Returns how many it deleted.
    */
   async deleteFinishedJobs(completedBefore: number, limit: number): Promise<number> {
     validateRetentionArguments(completedBefore, limit);
     const rows = await this.query('deleteFinishedJobs', deleteFinishedJobsSql(this.t.jobs), [new Date(completedBefore), limit]);
+    // The end of a sweep (a batch that was not full) also drops the live rows their jobs outlived (see
+    // live-rows-sql.ts): it reads only the live jobs.
+    if (rows.length < limit) await this.query('deleteFinishedJobs', pruneLiveRowsSql(this.t.jobs, this.t.live.queue, this.t.live.claims));
     return rows.length;
   }
 

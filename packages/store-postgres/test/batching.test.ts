@@ -34,6 +34,39 @@ describe('PostgresStore batched statements', () => {
     return store;
   }
 
+  it('inserts the jobs of one turn in call order, whatever fields they set, with their specs as given', async () => {
+    const s = newStore();
+    const base = makeTestJob();
+    const odd = { ...base.spec, name: 'quotes " and \\ backslashes, commas, {braces}, ]brackets[ and ünïcödé', env: { A: 'null', B: '' } };
+    const jobs = [
+      makeTestJob({ createdAt: 5 }),
+      makeTestJob({ createdAt: 5, spec: odd, notBefore: 1 }),
+      makeTestJob({ createdAt: 5 }),
+      makeTestJob({ createdAt: 5, spec: odd }),
+    ];
+    const audit = { eventType: 'job.queued', correlationId: jobs[2]!.id, occurredAt: 9, details: { note: 'not derived' } };
+    await Promise.all(jobs.map((job, index) => s.insertJob(job, index === 2 ? audit : undefined)));
+    expect(await s.queuedJobs(10)).toEqual(jobs);
+    expect(await s.listAudit(jobs[2]!.id)).toEqual([audit]);
+    // A spec PostgreSQL refuses (jsonb holds no NUL) fails its own call only.
+    const refused = makeTestJob({ spec: { ...base.spec, name: 'nul \u0000 here' } });
+    const fine = makeTestJob();
+    const outcomes = await Promise.allSettled([s.insertJob(refused), s.insertJob(fine)]);
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
+    expect(outcomes[1]).toMatchObject({ status: 'fulfilled' });
+    expect(await s.getJob(fine.id)).toEqual(fine);
+    // A duplicate id in a later run of the batch (another shape) fails that call alone: the jobs of the runs
+    // before it are in, and their callers told so (not CONFLICT, as a retry of their ids would say).
+    const first = makeTestJob();
+    const second = makeTestJob({ notBefore: 7 });
+    const again = { ...fine, notBefore: 8 };
+    const batch = await Promise.allSettled([s.insertJob(first), s.insertJob(second), s.insertJob(again)]);
+    expect(batch.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(batch[2]).toMatchObject({ reason: { code: 'CONFLICT' } });
+    expect(await s.getJob(first.id)).toEqual(first);
+    expect(await s.getJob(second.id)).toEqual(second);
+  });
+
   it('compares guard states as whole strings, whatever characters they hold', async () => {
     const s = newStore();
     const job = makeTestJob();
@@ -88,7 +121,9 @@ describe('PostgresStore batched statements', () => {
       await s.appendLogBatch(job.id, packLogLineBatch([{ timestamp: 4, stream: 'stderr', text: 'a batch line' }]));
     }
     const { rows } = await s.pool.query<{ kind: string; custom_plans: string }>(
-      `SELECT left(statement, 20) AS kind, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%unnest(%' ORDER BY 1`,
+      // The statements run at least 6 times (the 2,000 jobs above are inserted by a statement of their own shape, 4 times).
+      `SELECT left(statement, 20) AS kind, custom_plans FROM pg_prepared_statements
+       WHERE statement LIKE '%unnest(%' AND custom_plans + generic_plans >= 6 ORDER BY 1`,
     );
     // PostgreSQL tries five custom plans, then keeps the generic plan unless a custom one looked cheaper (a
     // one-row batch would, and would be planned again on every execution: about as costly as running it).
@@ -96,7 +131,8 @@ describe('PostgresStore batched statements', () => {
       { kind: 'WITH batch AS (\n  SE', custom: 5 },
       { kind: 'WITH batch AS (\n  SE', custom: 5 },
       { kind: 'WITH inserted AS (\n ', custom: 5 },
-      { kind: 'WITH updated AS (UPD', custom: 5 },
+      // The assignment by update: it reads the job as locked first (live-rows-sql.ts, lockedJobsSql).
+      { kind: 'WITH locked AS (SELE', custom: 5 },
     ]);
   });
 

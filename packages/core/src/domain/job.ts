@@ -134,3 +134,10 @@ export interface Job {
    */
   notBefore?: number;
 }
+
+/** `job` with `patch` applied as a store writes it: a field the patch sets to undefined is removed. */
+export function withJobPatch(job: Job, patch: Partial<Job>): Job {
+  const next: Record<string, unknown> = { ...job, ...patch };
+  for (const [key, value] of Object.entries(patch)) if (value === undefined) delete next[key];
+  return next as unknown as Job;
+}

@@ -1,6 +1,6 @@
 import { HodeiError } from '../domain/errors';
 import { finalJobPatch, startTime, type FinishedReport } from '../domain/job-outcome';
-import { isTerminalJobState, type FailureReason, type Job, type JobState } from '../domain/job';
+import { isTerminalJobState, withJobPatch, type FailureReason, type Job, type JobState } from '../domain/job';
 import { validateJobSpec } from '../domain/job-spec';
 import { assertTransition } from '../domain/state-machine';
 import { LIVE_WORKER_STATES, WORKER_TRANSITIONS, type Worker } from '../domain/worker';
@@ -8,7 +8,7 @@ import type { Clock } from '../ports/clock';
 import type { Logger } from '../ports/logger';
 import type { EngineObserver } from '../ports/observer';
 import type { Provider } from '../ports/provider';
-import type { AuditEvent, JobFilter, LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
+import type { AuditEvent, JobFilter, JobGuard, LogLineBatch, NewLogLine, NewLogLineBatch, Store } from '../ports/store';
 import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBatch } from '../store/log-line-batch';
 import { ChangeNotifier, type JobChange } from './change-notifier';
 import type { EngineConfig } from './engine-config';
@@ -786,7 +786,7 @@ export class JobController {
     // The run's start: its end less the duration the worker measured.
     const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.startedAgoMs ?? report.durationMs), current.assignedAt ?? current.createdAt) : 0;
     const job =
-      (await this.store.updateJob(
+      (await this.writeResult(
         jobId,
         { states: startsNow ? ['ASSIGNED'] : ACTIVE_JOB, epoch },
         startsNow ? { ...patch, startedAt } : patch,
@@ -794,6 +794,7 @@ export class JobController {
           ...(startsNow ? [{ ...this.event('job.started', jobId, { workerId, epoch }), occurredAt: startedAt }] : []),
           { ...this.event('job.finished', jobId, { state: patch.state, exitCode: patch.exitCode ?? null }), occurredAt: patch.completedAt },
         ],
+        leased ? current : undefined,
       )) ??
       (await this.landedInDoubt(jobId, { state: patch.state, workerId, epoch, completedAt: patch.completedAt }, 'completedAt'));
     if (!job || job.workerId !== workerId) {
@@ -807,6 +808,25 @@ export class JobController {
     this.notifier.notify(jobId, changeOf(job.state), job);
     const freed = await this.releaseSlot(workerId, jobId);
     return { recorded: true, ...(freed ? { freed } : {}) };
+  }
+
+  /**
+   * Writes a result's `patch` under `guard`. With the job as just read (`current`) and a store that has
+   * `compareAndSetJob`, the store does not send the job back: the compare-and-set also requires the state read,
+   * so the job written is `current` with the patch (a cancel request recorded in between is in the store, not in
+   * the job returned); if the state moved on meanwhile (the start recorded), `updateJob` writes it and reads it.
+   */
+  private async writeResult(
+    jobId: string,
+    guard: JobGuard,
+    patch: Partial<Job>,
+    events: readonly AuditEvent[],
+    current: Job | undefined,
+  ): Promise<Job | undefined> {
+    if (current && this.store.compareAndSetJob && guard.states?.includes(current.state)) {
+      if (await this.store.compareAndSetJob(jobId, { states: [current.state], epoch: guard.epoch }, patch, events)) return withJobPatch(current, patch);
+    }
+    return this.store.updateJob(jobId, guard, patch, events);
   }
 
   /**

@@ -22,6 +22,7 @@ const RETRIED = new Set<string>([
   'listJobs',
   'queuedJobs',
   'updateJob',
+  'compareAndSetJob',
   'claimJobs',
   'insertWorker',
   'getWorker',
@@ -60,7 +61,7 @@ function isAborted(error: unknown): boolean {
  *
  * A call whose connection broke after the database committed it is in doubt: its retry may find the work
  * done. `insertJob` handles that (a `CONFLICT` on a retry means the first attempt landed). A compare-and-set
- * `updateJob` does not match again: the engine then re-reads the job and recognises its own assignment,
+ * `updateJob` (or `compareAndSetJob`) does not match again: the engine then re-reads the job and recognises its own assignment,
  * start, re-queue and result (or failure/cancellation) by the state, worker, lease epoch and the timestamp
  * that write set (`assignedAt`, `startedAt`, `notBefore`, `completedAt`), and carries on as if it had
  * matched; a retried `claimJobs` returns the jobs its first attempt took (it is idempotent per worker and claim

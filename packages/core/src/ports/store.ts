@@ -153,6 +153,15 @@ export interface Store {
   updateJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<Job | undefined>;
 
   /**
+   * Optional `updateJob` for a caller that knows the job already and need not read it back: resolves true when
+   * the job matched `guard` and the patch (with its events) was written, false when it did not match. A store
+   * whose write reads the row back anyway need not offer it; PostgresStore's statement then returns no column
+   * but the id (a finished job's whole row was a sixth of the cost of its finish). The engine records a job's
+   * result with it when the store has it.
+   */
+  compareAndSetJob?(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<boolean>;
+
+  /**
    * Optional multi-job claim: atomically takes up to `claim.limit` QUEUED jobs that are not backing off at
    * `claim.now` and whose labels the worker carries, in queue order (priority descending, then oldest first),
    * skipping jobs a concurrent claim holds (in SQL, `FOR UPDATE SKIP LOCKED`), and assigns each to the worker:
@@ -246,8 +255,10 @@ export interface Store {
 
   /**
    * Optional retention: deletes at most `limit` jobs in a terminal state (SUCCEEDED, FAILED, CANCELLED,
-   * TIMED_OUT) whose `completedAt` is before `completedBefore` (ms since the epoch), oldest first, with their
-   * log lines. Audit events are kept (they are the record of what happened). Returns how many jobs it deleted.
+   * TIMED_OUT) whose `completedAt` is before `completedBefore` (ms since the epoch), the earliest created first
+   * (a job that finished before the cutoff was created before it, so a store can find them by creation time),
+   * with their log lines. Audit events are kept (they are the record of what happened). Returns how many jobs it
+   * deleted.
    */
   deleteFinishedJobs?(completedBefore: number, limit: number): Promise<number>;
 

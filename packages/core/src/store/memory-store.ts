@@ -148,6 +148,10 @@ export class MemoryStore implements Store {
     return copyJob(job);
   }
 
+  async compareAndSetJob(id: string, guard: JobGuard, patch: Partial<Job>, audit?: AuditEvent | readonly AuditEvent[]): Promise<boolean> {
+    return (await this.updateJob(id, guard, patch, audit)) !== undefined;
+  }
+
   /** Applies `patch` to the stored job (an undefined value deletes the field) with its audit events, and announces a state change. */
   private applyPatch(job: Job, patch: Partial<Job>, events: readonly AuditEvent[]): void {
     const stateBefore = job.state;
@@ -315,14 +319,15 @@ export class MemoryStore implements Store {
     return (this.audit.get(correlationId) ?? []).map((event) => ({ ...event }));
   }
 
-  /** Deletes finished jobs completed before `completedBefore`, oldest first, at most `limit`, with their lines. */
+  /** Deletes finished jobs completed before `completedBefore`, the earliest created first, at most `limit`, with their lines. */
   async deleteFinishedJobs(completedBefore: number, limit: number): Promise<number> {
     this.checkOpen();
     const due: Job[] = [];
     for (const job of this.jobs.values()) {
       if (isTerminalJobState(job.state) && job.completedAt !== undefined && job.completedAt < completedBefore) due.push(job);
     }
-    due.sort((a, b) => a.completedAt! - b.completedAt!);
+    // Map order is insertion order: a stable sort keeps it among jobs created in the same millisecond.
+    due.sort((a, b) => a.createdAt - b.createdAt);
     const deleted = due.slice(0, Math.max(0, Math.floor(limit)));
     for (const job of deleted) {
       this.jobs.delete(job.id);

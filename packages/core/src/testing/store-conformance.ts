@@ -14,7 +14,16 @@ export interface StoreUnderTest {
    * Optional `Store` methods this store does not implement; their cases then check only that they are
    * absent. A store that implements one is always held to its cases.
    */
-  lacks?: readonly ('deleteFinishedJobs' | 'onJobChanged' | 'claimJobs' | 'getJobAndLogCount' | 'addRunningJobs' | 'removeRunningJobs' | 'listWorkersAndQueue')[];
+  lacks?: readonly (
+    | 'deleteFinishedJobs'
+    | 'onJobChanged'
+    | 'claimJobs'
+    | 'getJobAndLogCount'
+    | 'addRunningJobs'
+    | 'removeRunningJobs'
+    | 'listWorkersAndQueue'
+    | 'compareAndSetJob'
+  )[];
 }
 
 const BASE_TIME = 1_700_000_000_000;
@@ -326,6 +335,42 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
 
       it('returns undefined when updating an unknown job', async () => {
         expect(await store.updateJob('job_missing', {}, { state: 'CANCELLED' })).toBeUndefined();
+      });
+
+      it('compareAndSetJob writes a patch and its events when the guard matches, and says whether it did', async () => {
+        if (current?.lacks?.includes('compareAndSetJob')) return expect(store.compareAndSetJob).toBeUndefined();
+        expect(typeof store.compareAndSetJob).toBe('function');
+        const job = makeTestJob({ state: 'ASSIGNED', epoch: 2, workerId: 'w_1', assignedAt: BASE_TIME + 1 });
+        await store.insertJob(job);
+        const started = { eventType: 'job.started', correlationId: job.id, occurredAt: BASE_TIME + 2, details: { workerId: 'w_1', epoch: 2 } };
+        const finished = { eventType: 'job.finished', correlationId: job.id, occurredAt: BASE_TIME + 3, details: { state: 'SUCCEEDED', exitCode: 0 } };
+        const patch = { state: 'SUCCEEDED', startedAt: BASE_TIME + 2, completedAt: BASE_TIME + 3, exitCode: 0, durationMs: 1 } as const;
+        // Not matched: nothing written, no event.
+        expect(await store.compareAndSetJob!(job.id, { states: ['ASSIGNED'], epoch: 1 }, patch, [started, finished])).toBe(false);
+        expect(await store.compareAndSetJob!(job.id, { states: ['RUNNING'], epoch: 2 }, patch, [started, finished])).toBe(false);
+        expect(await store.compareAndSetJob!('job_missing', {}, patch)).toBe(false);
+        expect(await store.getJob(job.id)).toEqual(job);
+        expect(await store.listAudit(job.id)).toEqual([]);
+        // Matched: written, with its events in order.
+        expect(await store.compareAndSetJob!(job.id, { states: ['ASSIGNED'], epoch: 2 }, patch, [started, finished])).toBe(true);
+        expect(await store.getJob(job.id)).toEqual({ ...job, ...patch });
+        expect(await store.listAudit(job.id)).toEqual([started, finished]);
+        expect(await store.compareAndSetJob!(job.id, { states: ['ASSIGNED'], epoch: 2 }, patch)).toBe(false);
+      });
+
+      it('compareAndSetJob calls made together each get their own outcome, as updateJob calls do', async () => {
+        if (current?.lacks?.includes('compareAndSetJob')) return;
+        const jobs = [0, 1, 2].map(() => makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w_1' }));
+        for (const job of jobs) await store.insertJob(job);
+        const outcomes = await Promise.all([
+          store.compareAndSetJob!(jobs[0]!.id, { states: ['RUNNING'], epoch: 1 }, { state: 'SUCCEEDED', completedAt: BASE_TIME }),
+          store.compareAndSetJob!(jobs[1]!.id, { states: ['RUNNING'], epoch: 9 }, { state: 'SUCCEEDED', completedAt: BASE_TIME }),
+          store.updateJob(jobs[2]!.id, { states: ['RUNNING'], epoch: 1 }, { state: 'FAILED', completedAt: BASE_TIME }),
+          store.compareAndSetJob!(jobs[0]!.id, { states: ['RUNNING'], epoch: 1 }, { state: 'FAILED', completedAt: BASE_TIME }),
+        ]);
+        expect(outcomes).toEqual([true, false, { ...jobs[2], state: 'FAILED', completedAt: BASE_TIME }, false]);
+        expect((await store.getJob(jobs[0]!.id))?.state).toBe('SUCCEEDED');
+        expect((await store.getJob(jobs[1]!.id))?.state).toBe('RUNNING');
       });
 
       it('clears fields set to undefined in the patch', async () => {
@@ -1067,7 +1112,7 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
     describe('retention (deleteFinishedJobs)', () => {
       const FINISHED = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'] as const;
 
-      it('deletes finished jobs completed before the cutoff, oldest first, at most `limit`, with their lines', async () => {
+      it('deletes finished jobs completed before the cutoff, the earliest created first, at most `limit`, with their lines', async () => {
         if (current?.lacks?.includes('deleteFinishedJobs')) return expect(store.deleteFinishedJobs).toBeUndefined();
         expect(typeof store.deleteFinishedJobs).toBe('function');
         const old = FINISHED.map((state, index) =>

@@ -3,6 +3,7 @@ import { derivedAuditEventsMigration } from './derived-audit-events';
 import { jobChangesMigration } from './job-changes';
 import { jobClaimsMigration } from './job-claims';
 import { jobNotBeforeMigration } from './job-not-before';
+import { liveJobTablesMigration } from './live-job-tables';
 import { statementNotifyMigration } from './statement-notify';
 
 /**
@@ -109,4 +110,5 @@ export const MIGRATIONS: readonly Migration[] = [
   auditCorrelationHashMigration,
   derivedAuditEventsMigration,
   statementNotifyMigration,
+  liveJobTablesMigration,
 ];
