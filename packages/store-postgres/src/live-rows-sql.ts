@@ -17,8 +17,7 @@
  * that picks such a row deletes it, and the end of a retention sweep deletes the rest ({@link pruneLiveRowsSql}).
  */
 
-/** The states a job holds a `job_claims` row in. */
-export const CLAIMED_STATES = ['ASSIGNED', 'RUNNING'] as const;
+/** The states a job holds a `job_claims` row in, as an SQL list. */
 const CLAIMED = `('ASSIGNED', 'RUNNING')`;
 
 /**
@@ -53,8 +52,8 @@ export const QUEUE_ROW_RETURNED = (alias: string): string[] => [
 ];
 
 /**
- * The queue row of each QUEUED job of `source` (which returns `QUEUE_ROW_RETURNED` and `created_at`,
- * `not_before`, `state`, `id`), for jobs just inserted (so none has one).
+ * A new queue row for each QUEUED job of `source` (which returns `QUEUE_ROW_RETURNED` and `created_at`,
+ * `not_before`, `state`, `id`).
  */
 export function enqueueSql(queue: string, source: string): string {
   return `INSERT INTO ${queue} (priority, created_at, insert_seq, id, not_before, labels)
@@ -74,12 +73,7 @@ export function enqueueSql(queue: string, source: string): string {
  */
 export function requeueSqls(queue: string, source: string): [string, string][] {
   return [
-    [
-      'queued',
-      `INSERT INTO ${queue} (priority, created_at, insert_seq, id, not_before, labels)
-  SELECT s.hodei_priority, s.created_at, s.hodei_insert_seq, s.id, s.not_before, s.hodei_labels FROM ${source} AS s
-  WHERE s.state = 'QUEUED'`,
-    ],
+    ['queued', enqueueSql(queue, source)],
     [
       'dequeued',
       `DELETE FROM ${queue} AS q WHERE (q.priority, q.created_at, q.insert_seq) IN (

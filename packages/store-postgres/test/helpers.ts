@@ -72,3 +72,25 @@ export function useTestClient(): () => pg.Client {
     return client;
   };
 }
+
+/**
+ * A pool of `max` connections to a fresh test database for the tests of the enclosing `describe` (made in
+ * `beforeAll`, ended and the database dropped in `afterAll`): call the returned function in a test to get the
+ * pool and the database.
+ */
+export function useTestPool(max: number): () => { pool: pg.Pool; database: TestDatabase } {
+  let database: TestDatabase | undefined;
+  let pool: pg.Pool | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: database.url, max });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await database?.drop();
+  });
+  return () => {
+    if (!pool || !database) throw new Error('useTestPool: no pool before beforeAll ran');
+    return { pool, database };
+  };
+}

@@ -1,10 +1,10 @@
 import type { Job, JobGuard } from '@hodei/core';
 import { makeTestJob } from '@hodei/core/testing';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS, createPostgresStore, type PostgresStore } from '../src';
 import { migrateWith } from '../src/migrate';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { useTestPool, type TestDatabase } from './helpers';
 
 const T0 = 1_700_000_000_000;
 
@@ -68,7 +68,7 @@ const STEPS: Record<string, Step> = {
   // Due or not, by round: the claims' now runs from T0 + 100 to T0 + 139.
   backoff: (job) => (job.state === 'QUEUED' ? { guard: { states: ['QUEUED'] }, patch: { notBefore: T0 + 120 } } : undefined),
   timeOut: (job) => (job.state !== 'QUEUED' ? { guard: {}, patch: { state: 'TIMED_OUT', completedAt: T0 + 4 } } : undefined),
-  revive: (job) => ({ guard: {}, patch: { state: 'QUEUED', workerId: undefined, assignedAt: undefined } }),
+  revive: () => ({ guard: {}, patch: { state: 'QUEUED', workerId: undefined, assignedAt: undefined } }),
   unguardedRun: (job) => ({ guard: {}, patch: { state: 'RUNNING', workerId: `w_${job.epoch}`, assignedAt: T0 + job.epoch, epoch: job.epoch + 1 } }),
 };
 
@@ -121,17 +121,11 @@ async function exercise(store: PostgresStore, pool: pg.Pool, seed: number, toget
 }
 
 describe('the live rows of migration 8 (job_queue, job_claims)', () => {
-  let db: TestDatabase;
+  const testPool = useTestPool(4);
   let pool: pg.Pool;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  });
-
-  afterAll(async () => {
-    await pool?.end();
-    await db?.drop();
+  let db: TestDatabase;
+  beforeAll(() => {
+    ({ pool, database: db } = testPool());
   });
 
   it('follow every store call exactly, on the store\'s own pool (its statements keep them, the trigger is skipped)', async () => {
@@ -296,17 +290,10 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
 });
 
 describe('migration 8 on a database with live jobs', () => {
-  let db: TestDatabase;
+  const testPool = useTestPool(2);
   let pool: pg.Pool;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
-  });
-
-  afterAll(async () => {
-    await pool?.end();
-    await db?.drop();
+  beforeAll(() => {
+    ({ pool } = testPool());
   });
 
   it('builds the live rows of the jobs it finds, and the store then claims and lists them', async () => {
