@@ -148,7 +148,7 @@ export function insertJobsSql(table: string, columns: readonly string[], audit: 
 ), queued AS (
 ${cteBody(enqueueSql(live.queue, 'inserted'))}
 ), held AS (
-${cteBody(holdSql(live.claims, 'inserted'))}
+${cteBody(holdSql(live.claims, 'inserted', false))}
 )${audit ? `, audited AS (\n${cteBody(insertAuditsSql(audit, columns.length + 3, 'typed'))}\n)` : ''}
 SELECT pg_notify($${columns.length + 2}, '') WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'QUEUED')`;
 }
@@ -313,10 +313,10 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
   const returned = (shape.narrow ? NARROW_RETURNED_COLUMNS : JOB_RETURNED_COLUMNS).map((column) => `j.${column}`);
   if (shape.queue) returned.push(...QUEUE_ROW_RETURNED('j'));
-  // The live-row work that depends on the job as it was (was it QUEUED, which claim did it hold when the patch
-  // moves it) reads it as locked first; a finish or a start needs only the row as updated.
+  // The live-row work that depends on the job as it was (was it QUEUED, which claim did it hold) reads it as
+  // locked first; a finish or a start needs only the row as updated.
   const movesClaim = shape.columns.includes('worker_id') || shape.columns.includes('assigned_at');
-  const readsOldRow = shape.queue || (shape.release && movesClaim);
+  const readsOldRow = shape.queue || shape.hold || (shape.release && movesClaim);
   if (readsOldRow) {
     returned.push(...OLD_ROW_RETURNED);
     where.push('l.id = j.id');
@@ -348,7 +348,7 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     const [worker, assigned] = movesClaim ? ['hodei_old_worker', 'hodei_old_assigned_at'] : ['worker_id', 'assigned_at'];
     ctes.push(['released', releaseSql(live.claims, 'updated', worker, assigned)]);
   }
-  if (shape.hold) ctes.push(['held', holdSql(live.claims, 'updated')]);
+  if (shape.hold) ctes.push(['held', holdSql(live.claims, 'updated', true)]);
   const written = ctes.map(([name, sql]) => `, ${name} AS (\n${cteBody(sql)}\n)`).join('');
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';

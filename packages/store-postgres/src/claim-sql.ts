@@ -19,6 +19,9 @@ import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
  * are returned (found through `job_claims`) and nothing more is claimed. Returns the job columns plus
  * `hodei_priority` and `hodei_insert_seq`.
  *
+ * The limit counts queue rows: a row left behind by a race (see live-rows-sql.ts) is taken and dropped, so that
+ * claim comes back short by one, and the next takes the job's own row.
+ *
  * The ids travel as `= ANY(ARRAY(...))`: with `IN (...)` or a join, the planner hash-joins a claim of hundreds of
  * jobs against a scan of the whole queue and history (8 of 14 ms at 20,000 jobs, bench/experiments).
  */

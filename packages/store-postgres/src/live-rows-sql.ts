@@ -40,6 +40,7 @@ export function lockedJobsSql(jobs: string): string {
 /** What the UPDATE returns from `locked` (see lockedJobsSql). */
 export const OLD_ROW_RETURNED = [
   `l.state = 'QUEUED' AS hodei_was_queued`,
+  `l.state IN ${CLAIMED} AS hodei_was_claimed`,
   'l.worker_id AS hodei_old_worker',
   'l.assigned_at AS hodei_old_assigned_at',
 ];
@@ -87,12 +88,15 @@ export function requeueSqls(queue: string, source: string): [string, string][] {
 }
 
 /**
- * Adds a claim row for each job of `source` that is ASSIGNED or RUNNING (a second row of one key, where the job
- * had it already, is harmless: readers dedupe and a release deletes every row of its key).
+ * Adds a claim row for each job of `source` that is ASSIGNED or RUNNING. With `afterUpdate`, `source` also returns
+ * OLD_ROW_RETURNED, and a job that held that very claim before the update gets none (it has it).
  */
-export function holdSql(claims: string, source: string): string {
+export function holdSql(claims: string, source: string, afterUpdate: boolean): string {
+  const unless = afterUpdate
+    ? `\n    AND NOT (s.hodei_was_claimed AND s.worker_id IS NOT DISTINCT FROM s.hodei_old_worker AND s.assigned_at IS NOT DISTINCT FROM s.hodei_old_assigned_at)`
+    : '';
   return `INSERT INTO ${claims} (worker_id, assigned_at, id)
-  SELECT coalesce(s.worker_id, ''), coalesce(s.assigned_at, '-infinity'), s.id FROM ${source} AS s WHERE s.state IN ${CLAIMED}`;
+  SELECT coalesce(s.worker_id, ''), coalesce(s.assigned_at, '-infinity'), s.id FROM ${source} AS s WHERE s.state IN ${CLAIMED}${unless}`;
 }
 
 /**
