@@ -33,4 +33,36 @@ describe('a job queued while a worker is idle', () => {
     expect(await sentWithinTheTurn).toBe(2);
     expect(engine.runs[1]!.job.id).toBe(next.id);
   });
+
+  it('shares one pass among the calls of one turn after the first (a burst does not run a pass per call)', async () => {
+    let passes = 0;
+    const store = new (class extends MemoryStore {
+      override async listWorkersAndQueue(...args: Parameters<MemoryStore['listWorkersAndQueue']>) {
+        passes += 1;
+        return super.listWorkersAndQueue(...args);
+      }
+    })();
+    const engine = await startInProcessEngine({ store, capacity: 100 });
+    controller = engine.controller;
+    const engineUnderTest = controller;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    passes = 0;
+    // Fifty calls in one timers phase: each its own callback, as the calls of one poll's I/O are.
+    await new Promise<void>((resolve) => {
+      let left = 50;
+      for (let index = 0; index < 50; index++) {
+        setTimeout(() => {
+          void engineUnderTest.queue({ name: `burst-${index}`, command: 'true' }).then(() => {
+            left -= 1;
+            if (left === 0) resolve();
+          });
+        }, 0);
+      }
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    await until(() => (engine.runs.length >= 50 ? true : undefined));
+    // The first call's pass in its turn, one shared by the other 49 at the check phase; then the passes the runs'
+    // starts ask for, far fewer than one per call.
+    expect(passes).toBeLessThan(10);
+  });
 });

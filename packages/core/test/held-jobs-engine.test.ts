@@ -627,6 +627,53 @@ async function runningThenAway() {
 }
 
 describe('a worker that reconnected to another server', () => {
+  it('is given no new job by the other server once its first server started stopping: none ends CANCELLED when that server ends its process', async () => {
+    // The other server's pass could give the worker a job between the stopping server's read of its jobs and its
+    // marking of the worker: the process the stopping server's provider then ends reports it CANCELLED.
+    class ListHookStore extends MemoryStore {
+      hook: (() => Promise<void>) | undefined;
+      override async listJobs(...args: Parameters<MemoryStore['listJobs']>) {
+        const hook = this.hook;
+        this.hook = undefined;
+        await hook?.();
+        return super.listJobs(...args);
+      }
+    }
+    const store = new ListHookStore();
+    const killed: { report?: () => Promise<void> } = {};
+    const a = engine({ prefetch: 0, slots: 2, store, onClose: () => killed.report?.() ?? Promise.resolve() });
+    await a.controller.start();
+    const b = engine({ prefetch: 0, store, maxWorkers: 0 });
+    await b.controller.start();
+    try {
+      await a.controller.queue({ name: 'j', command: 'true', maxAttempts: 3 });
+      const running = await until(() => a.runs[0]);
+      const w = running.workerId;
+      await a.controller.jobStarted(w, running.job.id, running.job.epoch);
+      const { sessionToken, channel } = a.connected.get(w)!;
+      await a.controller.workerDisconnected(w, channel);
+      const sentByB: Job[] = [];
+      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 2, holdsPrefetchedJobs: true }, { ...channel, runJob: (job: Job) => void sentByB.push(job) });
+      let k: Job | undefined;
+      store.hook = async () => {
+        k = await b.controller.queue({ name: 'k', command: 'sleep 100', maxAttempts: 3 });
+        // The other server's passes run meanwhile (it has a free slot on the worker).
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      };
+      killed.report = async () => {
+        const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
+        for (const job of [running.job, ...sentByB]) await b.controller.jobFinished(w, job.id, job.epoch, sigterm).catch(() => undefined);
+      };
+      await a.controller.stop();
+      expect(sentByB.map((job) => job.id)).not.toContain(k!.id);
+      expect((await store.getJob(k!.id))?.state).not.toBe('CANCELLED');
+      expect(await store.getJob(running.job.id)).toMatchObject({ state: 'QUEUED', attempt: 2 });
+    } finally {
+      await b.controller.stop();
+      await a.controller.stop();
+    }
+  });
+
   it("is still its first server's to drain (that server's provider ends its process at stop): drain waits for its jobs, whose results land through the other server", async () => {
     const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
     try {

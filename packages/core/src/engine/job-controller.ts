@@ -329,6 +329,12 @@ export class JobController {
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
+      // The workers first: once TERMINATING, no server gives them another job (a claim needs a READY worker), so
+      // the jobs read next are all they will hold when the provider ends their processes (a worker that reports
+      // through another server now would report a job that server gave it in between as CANCELLED).
+      for (const workerId of this.ownWorkers) {
+        await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
+      }
       const active = await this.store.listJobs({ states: ACTIVE_JOB, limit: Number.MAX_SAFE_INTEGER });
       const own = active.filter((job) => job.workerId !== undefined && this.ownWorkers.has(job.workerId));
       const mayHaveStarted = await this.ownJobsThatMayHaveStarted(own);
@@ -338,9 +344,6 @@ export class JobController {
           unstarted: 'the server shut down while the job waited on its worker',
           cancelled: 'cancelled; the server shut down before its worker reported it',
         });
-      }
-      for (const workerId of this.ownWorkers) {
-        await this.store.updateWorker(workerId, { states: LIVE }, { state: 'TERMINATING' });
       }
     });
     for (const channel of this.channels.values()) channel.close();
@@ -870,16 +873,27 @@ export class JobController {
 
   // ---- scheduling --------------------------------------------------------------------------------
 
+  /** A scheduling pass started in this turn of the event loop (see `wake`); cleared at its check phase. */
+  private passStartedThisTurn = false;
+
   /** Asks for a scheduling pass soon; passes never overlap and requests made during one coalesce. */
   wake(): void {
     if (this.stopped) return;
     this.reconcileRequested = true;
     if (this.reconciling) return;
     this.reconciling = true;
-    // In this turn of the event loop, once the microtasks of the callback that asked have run (requests they make
-    // meanwhile coalesce into this pass). gRPC sends what is written in a turn at its check phase: a pass started
-    // with setImmediate ran in the check phase, so the jobs it sent waited a whole turn, behind whatever I/O the
-    // next poll handled (another client's call, a worker's report), before they left.
+    // The first pass of a turn of the event loop starts in that turn, once the callback that asked has run
+    // (requests made meanwhile coalesce into it): gRPC sends what is written in a turn at its check phase, and a
+    // pass started with setImmediate ran in the check phase, so the jobs it sent waited a whole turn, behind
+    // whatever I/O the next poll handled (another client's call, a worker's report), before they left. A later
+    // pass asked for in the same turn (by another callback of its I/O: on the memory store the first pass is over
+    // by then) waits for the check phase, so a burst of calls in one turn shares one pass, not one each.
+    if (this.passStartedThisTurn) {
+      setImmediate(() => void this.reconcileLoop());
+      return;
+    }
+    this.passStartedThisTurn = true;
+    setImmediate(() => (this.passStartedThisTurn = false));
     process.nextTick(() => void this.reconcileLoop());
   }
 
