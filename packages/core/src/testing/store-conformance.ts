@@ -635,9 +635,11 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(await store.getWorker(worker.id)).toEqual(expected);
       });
 
-      it('lists all workers or those in the given states', async () => {
-        const ready = makeTestWorker({ state: 'READY', createdAt: BASE_TIME + 1 });
-        const busy = makeTestWorker({ state: 'BUSY', createdAt: BASE_TIME + 2 });
+      it('lists all workers or those in the given states, each whole (its session token hash included)', async () => {
+        // The engine tells its own workers from those that reconnected to another server by the session token hash
+        // a listed worker holds.
+        const ready = makeTestWorker({ state: 'READY', createdAt: BASE_TIME + 1, sessionTokenHash: 'ef'.repeat(32), lastHeartbeat: BASE_TIME + 4 });
+        const busy = makeTestWorker({ state: 'BUSY', createdAt: BASE_TIME + 2, runningJobIds: ['job_x'], labels: { os: 'linux' } });
         const lost = makeTestWorker({ state: 'LOST', createdAt: BASE_TIME + 3 });
         for (const worker of [ready, busy, lost]) await store.insertWorker(worker);
         const byId = (workers: Worker[]) => [...workers].sort((a, b) => a.id.localeCompare(b.id));
