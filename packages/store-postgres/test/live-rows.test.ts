@@ -88,6 +88,23 @@ async function duplicates(pool: pg.Pool, ids: readonly string[]): Promise<string
   return rows.map((row) => row.problem);
 }
 
+/** Runs `sql` as a writer that keeps no live rows (the trigger disabled, as by a bulk load): it leaves rows behind. */
+async function withoutLiveRows(pool: pg.Pool, sql: string, params: unknown[]): Promise<void> {
+  await pool.query('ALTER TABLE jobs DISABLE TRIGGER jobs_live_rows_updated');
+  try {
+    await pool.query(sql, params);
+  } finally {
+    await pool.query('ALTER TABLE jobs ENABLE TRIGGER jobs_live_rows_updated');
+  }
+}
+
+/** A job queued through `store` with `priority`, high enough to put it at the head of the queue for its test. */
+async function queuedAtTheHead(store: PostgresStore, priority: number): Promise<Job> {
+  const job = makeTestJob({ spec: { ...makeTestJob().spec, priority } });
+  await store.insertJob(job);
+  return job;
+}
+
 /** The disagreements a job can never be left with: a live job without its row. */
 const missing = (problems: string[]) => problems.filter((problem) => problem.startsWith('no '));
 
@@ -199,8 +216,7 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
 
   it('a cancel does not wait for a claim holding the job\'s queue row, and readers skip the row it leaves', async () => {
     const store = createPostgresStore({ pool });
-    const job = makeTestJob({ spec: { ...makeTestJob().spec, priority: 1_000_000 } });
-    await store.insertJob(job);
+    const job = await queuedAtTheHead(store, 1_000_000);
     // A claim in progress: it holds the queue row (and would next update the job, which the cancel locks).
     const claim = await pool.connect();
     try {
@@ -226,14 +242,8 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
     // The review's case: a row left behind (here by a writer that keeps no live rows), the job re-queued with a
     // backoff, then the end of a retention sweep. The job must stay claimable, and not before its backoff ends.
     const store = createPostgresStore({ pool });
-    const job = makeTestJob({ spec: { ...makeTestJob().spec, priority: 2_000_000 } });
-    await store.insertJob(job);
-    await pool.query('ALTER TABLE jobs DISABLE TRIGGER jobs_live_rows_updated');
-    try {
-      await pool.query(`UPDATE jobs SET state = 'ASSIGNED', worker_id = 'w_gone', epoch = 1, assigned_at = $2 WHERE id = $1`, [job.id, new Date(T0)]);
-    } finally {
-      await pool.query('ALTER TABLE jobs ENABLE TRIGGER jobs_live_rows_updated');
-    }
+    const job = await queuedAtTheHead(store, 2_000_000);
+    await withoutLiveRows(pool, `UPDATE jobs SET state = 'ASSIGNED', worker_id = 'w_gone', epoch = 1, assigned_at = $2 WHERE id = $1`, [job.id, new Date(T0)]);
     await pool.query(`INSERT INTO job_claims (worker_id, assigned_at, id) VALUES ('w_gone', $2, $1)`, [job.id, new Date(T0)]);
     expect(await disagreements(pool)).toEqual([`stale queue row: ${job.id}`]);
     // The stranded sweep's re-queue, with a backoff an hour long.
@@ -254,8 +264,7 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
 
   it('a queued job whose backoff changes while a claim holds its queue row keeps a row (the review\'s race)', async () => {
     const store = createPostgresStore({ pool });
-    const job = makeTestJob({ spec: { ...makeTestJob().spec, priority: 3_000_000 } });
-    await store.insertJob(job);
+    const job = await queuedAtTheHead(store, 3_000_000);
     const lockWaits = async () =>
       (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0]!.n;
     const waitingFor = async (count: number) => {
@@ -291,13 +300,7 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
     const running = makeTestJob({ state: 'RUNNING', workerId: 'w_1', assignedAt: T0, epoch: 1 });
     await store.insertJob(queued);
     await store.insertJob(running);
-    // Rows a writer that keeps neither table leaves behind (the trigger disabled, as by a bulk load).
-    await pool.query('ALTER TABLE jobs DISABLE TRIGGER jobs_live_rows_updated');
-    try {
-      await pool.query(`UPDATE jobs SET state = 'FAILED' WHERE id = ANY($1)`, [[queued.id, running.id]]);
-    } finally {
-      await pool.query('ALTER TABLE jobs ENABLE TRIGGER jobs_live_rows_updated');
-    }
+    await withoutLiveRows(pool, `UPDATE jobs SET state = 'FAILED' WHERE id = ANY($1)`, [[queued.id, running.id]]);
     expect(await disagreements(pool)).toEqual([`stale claim row: ${running.id}`, `stale queue row: ${queued.id}`]);
     expect(await store.deleteFinishedJobs(T0 - 1, 10)).toBe(0);
     expect(await disagreements(pool)).toEqual([]);
