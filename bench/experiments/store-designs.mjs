@@ -74,7 +74,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startDatabase } from '../../scripts/throwaway-postgres.mjs';
 import { coalescedPasses } from '../lib/coalesced-passes.mjs';
-import { postgresServerCpuMs } from '../lib/process-cpu.mjs';
+import { withCpuPerJob } from '../lib/process-cpu.mjs';
 import { noopJobs } from '../store-jobs.mjs';
 
 const CONCURRENCY = 24;
@@ -943,27 +943,17 @@ async function printStatements(admin, jobCount) {
   }
 }
 
-async function measured(admin, port, jobCount, body) {
+async function measured(admin, url, jobCount, body) {
   if (statements) await admin.query('SELECT pg_stat_statements_reset()');
   const wal0 = await walLsn(admin);
-  const pg0 = postgresServerCpuMs(port);
-  const node0 = process.cpuUsage();
-  const times = await body();
-  const node = process.cpuUsage(node0);
-  const pgMs = postgresServerCpuMs(port) - pg0;
+  const times = await withCpuPerJob(url, jobCount, body);
   const wal = await walBytes(admin, wal0, await walLsn(admin));
-  return {
-    ...times,
-    jobsPerSec: jobCount / (times.totalMs / 1000),
-    pgUsPerJob: (pgMs * 1000) / jobCount,
-    nodeUsPerJob: (node.user + node.system) / jobCount,
-    walPerJob: wal / jobCount,
-  };
+  return { ...times, jobsPerSec: jobCount / (times.totalMs / 1000), walPerJob: wal / jobCount };
 }
 
 // ---------------------------------------------------------------------------------------------- runs
 
-async function benchDesign(url, admin, port, key, jobCount) {
+async function benchDesign(url, admin, key, jobCount) {
   const spec = DESIGNS[key];
   const schema = `design_${key.toLowerCase()}`;
   const design = { ...spec, schema, queue: spec.queue(schema), claim: spec.claim(schema), finish: spec.finish(schema) };
@@ -978,7 +968,7 @@ async function benchDesign(url, admin, port, key, jobCount) {
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   // Connections opened before the clock starts, as graphile's pool is warm from its migrate().
   await Promise.all(Array.from({ length: 8 }, async () => (await pool.connect()).release()));
-  const result = await measured(admin, port, jobCount, async () => {
+  const result = await measured(admin, url, jobCount, async () => {
     const started = performance.now();
     for (let offset = 0; offset < jobCount; offset += QUEUE_BATCH) {
       const batch = jobs.slice(offset, offset + QUEUE_BATCH);
@@ -1078,7 +1068,7 @@ async function verify(admin, schema, jobs, jobCount, key) {
   }
 }
 
-async function benchGraphile(url, admin, port, jobCount) {
+async function benchGraphile(url, admin, jobCount) {
   const { makeWorkerUtils, run, Logger } = await import('graphile-worker');
   const pgPool = new pg.Pool({ connectionString: url, max: CONCURRENCY + 2 });
   pgPool.on('error', () => {});
@@ -1088,7 +1078,7 @@ async function benchGraphile(url, admin, port, jobCount) {
   await utils.withPgClient((client) => client.query('DELETE FROM graphile_worker._private_jobs'));
   await admin.query('CHECKPOINT');
   let runner;
-  const result = await measured(admin, port, jobCount, async () => {
+  const result = await measured(admin, url, jobCount, async () => {
     const started = performance.now();
     for (let offset = 0; offset < jobCount; offset += QUEUE_BATCH) {
       const specs = [];
@@ -1160,7 +1150,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const keys = args.design.split(',').map((key) => key.trim());
   for (const key of keys) if (key !== 'graphile' && !DESIGNS[key]) throw new Error(`unknown design ${key} (graphile, ${Object.keys(DESIGNS).join(', ')})`);
   const database = await startDatabase();
-  const port = Number(new URL(database.url).port);
   const admin = new pg.Client({ connectionString: database.url });
   await admin.connect();
   try {
@@ -1182,7 +1171,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       }
       const rows = [];
       for (const key of keys) {
-        const row = key === 'graphile' ? await benchGraphile(database.url, admin, port, jobCount) : await benchDesign(database.url, admin, port, key, jobCount);
+        const row = key === 'graphile' ? await benchGraphile(database.url, admin, jobCount) : await benchDesign(database.url, admin, key, jobCount);
         row.key = key;
         row.round = round;
         rows.push(row);

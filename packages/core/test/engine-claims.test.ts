@@ -5,7 +5,7 @@ import type { WorkersAndQueue } from '../src/ports/store';
 import type { JobController } from '../src/engine/job-controller';
 import { systemClock, type Clock } from '../src/ports/clock';
 import { MemoryStore } from '../src/store/memory-store';
-import { reportRun, startInProcessEngine, until, type InProcessRun } from './in-process-worker';
+import { QueueReadsRecorder, reportRun, startInProcessEngine, until, type InProcessRun } from './in-process-worker';
 
 let controller: JobController | undefined;
 
@@ -165,12 +165,3 @@ class PassReadsRecorder extends MemoryStore {
   }
 }
 
-/** A MemoryStore that records the `limit` of every `queuedJobs` call (what a scheduling pass reads). */
-class QueueReadsRecorder extends MemoryStore {
-  readonly limits: number[] = [];
-
-  override async queuedJobs(limit: number): Promise<Job[]> {
-    this.limits.push(limit);
-    return super.queuedJobs(limit);
-  }
-}

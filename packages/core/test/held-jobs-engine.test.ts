@@ -8,16 +8,8 @@ import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
 import { MemoryStore } from '../src/store/memory-store';
 import { WorkerRegistry } from '../src/engine/worker-registry';
-import { exited, until } from './in-process-worker';
+import { exited, QueueReadsRecorder, until } from './in-process-worker';
 
-/** A MemoryStore that counts the reads of the queue's head: one (or more) per scheduling pass. */
-class CountingStore extends MemoryStore {
-  queueReads = 0;
-  override queuedJobs(limit: number): Promise<Job[]> {
-    this.queueReads += 1;
-    return super.queuedJobs(limit);
-  }
-}
 
 /** What a worker registered over the in-process channel: its id, session token and channel. */
 interface Connected {
@@ -530,21 +522,21 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   });
 
   it('a result that frees no refill (half the prefetch room is not free yet) starts no scheduling pass; one that does, starts one', async () => {
-    const store = new CountingStore();
+    const store = new QueueReadsRecorder();
     const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
     await controller.start();
     try {
       await queueAndWait(10, 4);
       const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
       await settle();
-      const before = store.queueReads;
+      const before = store.limits.length;
       const [first, second] = runs;
       await controller.jobFinished(first!.workerId, first!.job.id, first!.job.epoch, exited(0), 0, true);
       await settle();
-      expect(store.queueReads).toBe(before);
+      expect(store.limits.length).toBe(before);
       await controller.jobFinished(second!.workerId, second!.job.id, second!.job.epoch, exited(0), 0, true);
       await until(() => (runs.length === 6 ? true : undefined));
-      expect(store.queueReads).toBeGreaterThan(before);
+      expect(store.limits.length).toBeGreaterThan(before);
     } finally {
       await controller.stop();
     }

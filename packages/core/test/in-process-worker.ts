@@ -110,3 +110,13 @@ export class JobReadCountingStore extends MemoryStore {
     return super.getJob(id);
   }
 }
+
+/** A MemoryStore that records the `limit` of every `queuedJobs` call (what a scheduling pass reads). */
+export class QueueReadsRecorder extends MemoryStore {
+  readonly limits: number[] = [];
+
+  override async queuedJobs(limit: number): Promise<Job[]> {
+    this.limits.push(limit);
+    return super.queuedJobs(limit);
+  }
+}

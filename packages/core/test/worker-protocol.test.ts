@@ -496,13 +496,10 @@ describe('worker protocol over real gRPC', () => {
       const { request, first } = await registerAndTakeJob(provider);
       store.down = true;
       first.close();
-      const deadline = Date.now() + 3_000;
-      while (!warnings.some((w) => w.object.workerId === request.workerId && /disconnect/.test(w.message)) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      const warning = await until(() => warnings.find((w) => w.object.workerId === request.workerId && /disconnect/.test(w.message)), 3_000);
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(unhandled).toEqual([]);
-      expect(warnings.find((w) => w.object.workerId === request.workerId && /disconnect/.test(w.message))?.message).toContain('database unavailable');
+      expect(warning.message).toContain('database unavailable');
       store.down = false;
     } finally {
       process.off('unhandledRejection', onUnhandled);

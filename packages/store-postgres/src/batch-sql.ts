@@ -265,17 +265,8 @@ function insertUpdateAuditsSql(table: string, first: number, updated: string): s
 
 /** A key equal for equal shapes. */
 export function shapeKey(shape: JobUpdateShape): string {
-  const flags: [boolean, string][] = [
-    [shape.guardStates, 's'],
-    [shape.guardEpoch, 'e'],
-    [shape.notify, 'n'],
-    [shape.audit, 'a'],
-    [shape.queue, 'q'],
-    [shape.release, 'r'],
-    [shape.hold, 'h'],
-    [shape.narrow, 'w'],
-  ];
-  return `${flags.map(([on, letter]) => (on ? letter : '')).join('')}:${shape.columns.join(',')}`;
+  const flag = (on: boolean, letter: string) => (on ? letter : '');
+  return `${flag(shape.guardStates, 's')}${flag(shape.guardEpoch, 'e')}${flag(shape.notify, 'n')}${flag(shape.audit, 'a')}${flag(shape.queue, 'q')}${flag(shape.release, 'r')}${flag(shape.hold, 'h')}${flag(shape.narrow, 'w')}:${shape.columns.join(',')}`;
 }
 
 /**
@@ -315,8 +306,9 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   if (shape.queue) returned.push(...QUEUE_ROW_RETURNED('j'));
   // The live-row work that depends on the job as it was (was it QUEUED, which claim did it hold) reads it as
   // locked first; a finish or a start needs only the row as updated.
+  // A patch that moves a claim also holds one (liveRowWork), so `hold` covers the release that needs the old claim.
   const movesClaim = shape.columns.includes('worker_id') || shape.columns.includes('assigned_at');
-  const readsOldRow = shape.queue || shape.hold || (shape.release && movesClaim);
+  const readsOldRow = shape.queue || shape.hold;
   if (readsOldRow) {
     returned.push(...OLD_ROW_RETURNED);
     where.push('l.id = j.id');
@@ -339,8 +331,6 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
   RETURNING ${returned.join(', ')}`;
   // A patch that sets the state announces each updated job on the change channel (migration 7).
   const changed = shape.columns.includes('state');
-  if (!shape.notify && !shape.audit && !changed && !shape.queue && !shape.release && !shape.hold && !shape.narrow) return update;
-  const locked = readsOldRow ? `locked AS (${lockedJobsSql(table)}), ` : '';
   const ctes: [string, string][] = [];
   if (shape.audit) ctes.push(['audited', insertUpdateAuditsSql(audit, auditFrom, 'updated')]);
   if (shape.queue) ctes.push(...requeueSqls(live.queue, 'updated'));
@@ -349,6 +339,9 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     ctes.push(['released', releaseSql(live.claims, 'updated', worker, assigned)]);
   }
   if (shape.hold) ctes.push(['held', holdSql(live.claims, 'updated', true)]);
+  // Nothing to do beside the update (the old row is read only for live-row work, which is a CTE): the UPDATE alone.
+  if (ctes.length === 0 && !shape.notify && !changed) return update;
+  const locked = readsOldRow ? `locked AS (${lockedJobsSql(table)}), ` : '';
   const written = ctes.map(([name, sql]) => `, ${name} AS (\n${cteBody(sql)}\n)`).join('');
   const notified = shape.notify ? `, pg_notify($${params.length + 1}, '') AS hodei_notified` : '';
   const announced = changed ? `, pg_notify(${changedChannel}, updated.id) AS hodei_changed` : '';

@@ -1,4 +1,5 @@
 import { AUDIT_INSERT_COLUMNS, JOB_RETURNED_COLUMNS } from './batch-sql';
+import { queueOrder } from './live-rows-sql';
 
 /*
  * SQL of PostgresStore.claimJobs: the next queued jobs one worker can run, locked with FOR UPDATE SKIP LOCKED
@@ -35,7 +36,7 @@ export function claimJobsSql(schema: string, jobs: string, audit: string, queue:
   DELETE FROM ${queue} AS q WHERE q.ctid = ANY(ARRAY(
     SELECT h.ctid FROM ${queue} AS h
     WHERE (h.not_before IS NULL OR h.not_before <= $4::timestamptz) AND h.labels <@ $2::jsonb
-    ORDER BY h.priority DESC, h.created_at ASC, h.insert_seq ASC
+    ORDER BY ${queueOrder('h')}
     LIMIT CASE WHEN EXISTS (SELECT 1 FROM already) THEN 0 ELSE $3::integer END
     FOR UPDATE SKIP LOCKED
   ))

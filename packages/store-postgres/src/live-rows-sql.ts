@@ -17,6 +17,11 @@
  * that picks such a row deletes it, and the end of a retention sweep deletes the rest ({@link pruneLiveRowsSql}).
  */
 
+/** The order queued jobs run in, over the columns of `alias` (a job or its queue row): highest priority first, then oldest. */
+export function queueOrder(alias: string): string {
+  return `${alias}.priority DESC, ${alias}.created_at ASC, ${alias}.insert_seq ASC`;
+}
+
 /** The states a job holds a `job_claims` row in, as an SQL list. */
 const CLAIMED = `('ASSIGNED', 'RUNNING')`;
 

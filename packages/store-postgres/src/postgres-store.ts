@@ -43,7 +43,7 @@ import {
   type LiveTables,
 } from './batch-sql';
 import { arrayLiteral, STORE_TYPES, timestamptzText } from './pg-values';
-import { liveIdsSql, pruneLiveRowsSql } from './live-rows-sql';
+import { liveIdsSql, pruneLiveRowsSql, queueOrder } from './live-rows-sql';
 import { appendLogBatchesParams, appendLogBatchesSql, encodeLogBatch, logBatchFromRow, readLogBatchSql, type EncodedLogBatch } from './log-batch-sql';
 
 /** Where the store connects: a URL (the store owns its pool) or a pool you own (the store never ends it). */
@@ -228,8 +228,6 @@ function encodeFields<T extends object>(
   return { columns, values, casts };
 }
 
-/** The order queued jobs run in (the order of `job_queue_order_idx`): highest priority first, then oldest. */
-const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
 
 /**
  * The first `limit` (an SQL expression) QUEUED jobs in queue order: their ids from `hodei_queue_head` (migration 8:
@@ -238,7 +236,7 @@ const QUEUE_ORDER = 'priority DESC, created_at ASC, insert_seq ASC';
  */
 function queueHeadSql(schema: string, jobs: string, limit: string): string {
   return `SELECT j.* FROM ${jobs} AS j WHERE j.id = ANY(ARRAY(SELECT ${schema}.hodei_queue_head(${limit}))) AND j.state = 'QUEUED'
-  ORDER BY j.${QUEUE_ORDER.replaceAll(', ', ', j.')}`;
+  ORDER BY ${queueOrder('j')}`;
 }
 
 /**
@@ -248,7 +246,7 @@ function queueHeadSql(schema: string, jobs: string, limit: string): string {
 function workersAndQueueSql(schema: string, workers: string, jobs: string): string {
   return `SELECT
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
-  (SELECT coalesce(json_agg(q ORDER BY ${QUEUE_ORDER}), '[]'::json) FROM (${queueHeadSql(schema, jobs, '$2')}) AS q) AS queued`;
+  (SELECT coalesce(json_agg(q ORDER BY ${queueOrder('q')}), '[]'::json) FROM (${queueHeadSql(schema, jobs, '$2')}) AS q) AS queued`;
 }
 
 /** The states whose jobs have live rows (migration 8): a listing of only these reads those rows, not the history. */
@@ -589,29 +587,32 @@ export class PostgresStore implements Store {
    * calls' order.
    */
   private async insertJobs(jobs: readonly JobInsert[]): Promise<Settled<void>[]> {
-    const shape = (job: JobInsert) => `${job.audit ? 'a' : ''}:${job.columns.join(',')}`;
+    const shapes = jobs.map((job) => `${job.audit ? 'a' : ''}:${job.columns.join(',')}`);
     const outcomes: Settled<void>[] = [];
     let start = 0;
     for (let index = 1; index <= jobs.length; index++) {
-      if (index < jobs.length && shape(jobs[index]!) === shape(jobs[start]!)) continue;
+      if (index < jobs.length && shapes[index] === shapes[start]) continue;
       // Each run commits on its own: a run that fails on one job's data is retried job by job, and only its own
       // (the runs before it are in, and a retry of theirs would report their own ids as taken).
-      const run = jobs.slice(start, index);
-      outcomes.push(...(await settleEach(run, async (batch) => (await this.insertRun(batch), batch.map(() => undefined)), mayBelongToOneRow)));
+      const [run, shape] = [jobs.slice(start, index), shapes[start]!];
+      outcomes.push(...(await settleEach(run, async (batch) => (await this.insertRun(batch, shape), batch.map(() => undefined)), mayBelongToOneRow)));
       start = index;
     }
     return outcomes;
   }
 
-  /** One statement inserting `jobs` (of one shape) in order; the NOTIFY is part of it, so listeners hear of committed jobs only. */
-  private async insertRun(jobs: readonly JobInsert[]): Promise<void> {
+  /**
+   * One statement inserting `jobs` (all of `shape`: see insertJobs) in order; the NOTIFY is part of it, so listeners
+   * hear of committed jobs only.
+   */
+  private async insertRun(jobs: readonly JobInsert[], shape: string): Promise<void> {
     const columns = jobs[0]!.columns;
     const audited = jobs[0]!.audit !== undefined;
     // A jsonb column (the spec) as one JSON array of the JSON texts encodeFields made.
     const arrays = columns.map((name, column) =>
       insertedAsJsonArray(name) ? `[${jobs.map((job) => job.values[column] ?? 'null').join(',')}]` : arrayLiteral(jobs.map((job) => job.values[column])),
     );
-    const sql = this.cachedSql(`insert:${audited ? 'a' : ''}:${columns.join(',')}`, () =>
+    const sql = this.cachedSql(`insert:${shape}`, () =>
       insertJobsSql(this.t.jobs, columns, audited ? this.t.audit : undefined, this.t.live),
     );
     const audits = audited ? auditArrays(jobs.map((job) => job.audit)) : [];
@@ -723,7 +724,7 @@ export class PostgresStore implements Store {
   private async updateJobs(updates: JobUpdate[]): Promise<Settled<Job | typeof MATCHED | undefined>[]> {
     const outcomes = new Map<JobUpdate, Settled<Job | typeof MATCHED | undefined>>();
     for (const round of roundsByKey(updates, (update) => update.id)) {
-      const groups = new Map<string, { shape: JobUpdateShape; items: JobUpdate[] }>();
+      const groups = new Map<string, { shape: JobUpdateShape; key: string; items: JobUpdate[] }>();
       for (const update of round) {
         const shape: JobUpdateShape = {
           guardStates: update.guard.states !== undefined,
@@ -737,12 +738,12 @@ export class PostgresStore implements Store {
         };
         const key = shapeKey(shape);
         let group = groups.get(key);
-        if (!group) groups.set(key, (group = { shape, items: [] }));
+        if (!group) groups.set(key, (group = { shape, key, items: [] }));
         group.items.push(update);
       }
       await Promise.all(
-        [...groups.values()].map(async ({ shape, items }) => {
-          const settled = await settleEach(items, (batch) => this.updateJobGroup(shape, batch), mayBelongToOneRow);
+        [...groups.values()].map(async ({ shape, key, items }) => {
+          const settled = await settleEach(items, (batch) => this.updateJobGroup(shape, key, batch), mayBelongToOneRow);
           items.forEach((item, index) => outcomes.set(item, settled[index]!));
         }),
       );
@@ -750,8 +751,8 @@ export class PostgresStore implements Store {
     return updates.map((update) => outcomes.get(update)!);
   }
 
-  /** One compare-and-set statement for updates of distinct jobs sharing `shape`. */
-  private async updateJobGroup(shape: JobUpdateShape, items: readonly JobUpdate[]): Promise<(Job | typeof MATCHED | undefined)[]> {
+  /** One compare-and-set statement for updates of distinct jobs sharing `shape` (whose `shapeKey` is `key`). */
+  private async updateJobGroup(shape: JobUpdateShape, key: string, items: readonly JobUpdate[]): Promise<(Job | typeof MATCHED | undefined)[]> {
     const params: unknown[] = [arrayLiteral(items.map((item) => item.id))];
     if (shape.guardStates) params.push(arrayLiteral(items.map((item) => arrayLiteral(item.guard.states ?? []))));
     if (shape.guardEpoch) params.push(arrayLiteral(items.map((item) => item.guard.epoch)));
@@ -763,7 +764,7 @@ export class PostgresStore implements Store {
       params.push(arrayLiteral(events.map(({ jobId }) => jobId)), ...auditArrays(events.map(({ event }) => event)));
     }
     if (shape.notify) params.push(this.channel);
-    const sql = this.cachedSql(`update:${shapeKey(shape)}`, () =>
+    const sql = this.cachedSql(`update:${key}`, () =>
       updateJobsSql(this.t.jobs, shape, this.t.audit, `${quoteIdentifier(this.schema)}.hodei_job_changed_channel()`, this.t.live),
     );
     const rows = await this.batchQuery('updateJob', sql, params, true);

@@ -165,6 +165,8 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
     const store = createPostgresStore({ connectionString: db.url }, { poolSize: 4 });
     try {
       await store.migrate();
+      const { rows } = await store.pool.query<{ flag: string }>(`SELECT current_setting('hodei.live_rows_by_statement', true) AS flag`);
+      expect(rows).toEqual([{ flag: 'on' }]);
       for (const seed of [1, 2, 3]) await exercise(store, pool, seed, false);
       for (const seed of [4, 5, 6]) await exercise(store, pool, seed, true);
     } finally {

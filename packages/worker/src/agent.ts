@@ -115,6 +115,10 @@ class WorkerAgent implements WorkerHandle {
    * running. They start in the order they came (a Map keeps insertion order) as slots free.
    */
   private readonly waiting = new Map<string, RunJob>();
+  /** No job running and none waiting: what every idle and drained check asks. */
+  private get holdsNoJob(): boolean {
+    return this.jobs.size === 0 && this.waiting.size === 0;
+  }
   /** From the last Registered: how many jobs beyond its capacity the server may send (0: no more than its capacity). */
   private prefetch = 0;
   /**
@@ -311,7 +315,7 @@ class WorkerAgent implements WorkerHandle {
     if (!run) return;
     this.waiting.delete(jobId);
     this.reportNotStarted(run, outcome, reason);
-    if (this.jobs.size === 0 && this.waiting.size === 0) this.onIdle();
+    if (this.holdsNoJob) this.onIdle();
   }
 
   /** Reports a job that was not started: no lines, no duration. */
@@ -369,7 +373,7 @@ class WorkerAgent implements WorkerHandle {
       this.report({ $case: 'jobFinished', value: { jobId, epoch, ...result, lastLogSeq, started, lines } });
       this.jobs.delete(jobId);
       this.startWaiting();
-      if (this.jobs.size === 0 && this.waiting.size === 0) this.onIdle();
+      if (this.holdsNoJob) this.onIdle();
     });
   }
 
@@ -386,7 +390,7 @@ class WorkerAgent implements WorkerHandle {
     if (this.state !== 'connecting' && this.state !== 'ready') return;
     this.state = 'draining';
     this.returnWaiting();
-    if (this.jobs.size === 0 && this.waiting.size === 0) this.closeWhenAcked();
+    if (this.holdsNoJob) this.closeWhenAcked();
     else this.log(`draining: waiting for ${this.jobs.size} running job(s) and ${this.waiting.size} waiting`);
   }
 
@@ -517,7 +521,7 @@ class WorkerAgent implements WorkerHandle {
       else this.recovering.delete(run);
     }
     if (this.unackedBytes < (this.options.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES)) this.releaseDrainWaiters();
-    if (this.state === 'draining' && this.jobs.size === 0 && this.waiting.size === 0) this.closeWhenAcked();
+    if (this.state === 'draining' && this.holdsNoJob) this.closeWhenAcked();
   }
 
   /**

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startWorker, type StartWorkerOptions, type WorkerHandle } from '../src/agent';
 import type { WorkerConfig } from '../src/config';
 import { acceptRegistration, FakeServer, type FakeConnection } from './fake-server';
-import { spec, survivors } from './helpers';
+import { spec, survivors, waitFor } from './helpers';
 
 const servers: FakeServer[] = [];
 const workers: WorkerHandle[] = [];
@@ -400,10 +400,7 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     connection.call.end();
     await next;
     open('gate');
-    for (const deadline = Date.now() + 10_000; !existsSync(join(dir, 'first-done')); ) {
-      if (Date.now() > deadline) throw new Error('the first job did not end');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(() => existsSync(join(dir, 'first-done')), 10_000, 'the first job to end');
     await new Promise((resolve) => setTimeout(resolve, 300)); // time the waiting job would have had to start
     expect(existsSync(join(dir, 'second-ran'))).toBe(false);
     held!.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: true, prefetch: 1 } });

@@ -33,6 +33,12 @@ type InDoubtStamp = 'assignedAt' | 'startedAt' | 'notBefore' | 'completedAt';
 const ACTIVE_JOB = ['ASSIGNED', 'RUNNING'] as const;
 /** States a worker may reconnect in (with its session token) after its stream broke. */
 const RECONNECTABLE: Worker['state'][] = ['READY', 'BUSY', 'DRAINING'];
+
+/** The slots a registration names: its capacity, when positive. */
+function registeredSlots(registration: Registration): number | undefined {
+  return registration.capacity && registration.capacity > 0 ? registration.capacity : undefined;
+}
+
 /**
  * The result of a run that failed (exit code or signal) after a cancel was requested: the job ends CANCELLED (the
  * user asked for that), keeping the run's exit code, duration and signal, instead of FAILED or being retried.
@@ -265,7 +271,7 @@ export class JobController {
    * counts as issued from before the store has it, so that a cancel (or the stranded sweep) reading the worker's
    * record meanwhile takes it for this engine's. A refusal (`UNAUTHENTICATED`: bad credentials, unknown worker)
    * wrote nothing, and drops it; any other failure may have come after the write landed (a lost reply), and keeps
-   * it. Only the last {@link KEPT_TOKEN_HASHES} are kept.
+   * it. Only the last {@link KEPT_TOKEN_HASHES} are kept. A failure is audited (`worker.refused`).
    */
   private async authenticate(workerId: string, credentials: Credentials): Promise<string> {
     const sessionToken = newToken();
@@ -280,6 +286,7 @@ export class JobController {
         issued.delete(hash);
         if (issued.size === 0 && this.issuedTokens.get(workerId) === issued) this.issuedTokens.delete(workerId);
       }
+      await this.audit('worker.refused', workerId, { reason: (error as Error).message });
       throw error;
     }
     return sessionToken;
@@ -472,14 +479,8 @@ export class JobController {
       await this.audit('worker.refused', workerId, { reason: known ? `state ${known.state}` : 'unknown worker' });
       throw new HodeiError('UNAUTHENTICATED', `worker ${workerId} is not expected to register`);
     }
-    let sessionToken: string;
-    try {
-      sessionToken = await this.authenticate(workerId, registration);
-    } catch (error) {
-      await this.audit('worker.refused', workerId, { reason: (error as Error).message });
-      throw error;
-    }
-    const slots = registration.capacity && registration.capacity > 0 ? registration.capacity : known.capacity;
+    const sessionToken = await this.authenticate(workerId, registration);
+    const slots = registeredSlots(registration) ?? known.capacity;
     const prefetch = this.prefetchFor(registration);
     await this.serial.run(async () => {
       this.keepTokensOnlyForOwn(workerId);
@@ -509,16 +510,10 @@ export class JobController {
 
   private async reconnectWorker(registration: Registration, known: Worker, channel: WorkerChannel): Promise<RegistrationGrant> {
     const { workerId } = registration;
-    let sessionToken: string;
-    try {
-      sessionToken = await this.authenticate(workerId, { sessionToken: registration.sessionToken! });
-    } catch (error) {
-      await this.audit('worker.refused', workerId, { reason: (error as Error).message });
-      throw error;
-    }
+    const sessionToken = await this.authenticate(workerId, { sessionToken: registration.sessionToken! });
     // Its slots as it registered them (when known here), plus this engine's grant: another server it reconnects
     // to may grant another prefetch. A worker holding more than the new total is sent nothing until it holds less.
-    const slots = this.workerSlots.get(workerId) ?? (registration.capacity && registration.capacity > 0 ? registration.capacity : undefined);
+    const slots = this.workerSlots.get(workerId) ?? registeredSlots(registration);
     const prefetch = slots === undefined ? 0 : this.prefetchFor(registration);
     await this.serial.run(async () => {
       // Compare-and-set: a worker marked LOST meanwhile (heartbeat timeout) stays lost; its jobs moved on.
