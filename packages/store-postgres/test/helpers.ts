@@ -94,3 +94,17 @@ export function useTestPool(max: number): () => { pool: pg.Pool; database: TestD
     return { pool, database };
   };
 }
+
+/** A client holding the row lock of job `id` in schema `schema` until `release()`. */
+export async function lockJob(url: string, schema: string, id: string): Promise<{ release(): Promise<void> }> {
+  const locker = new pg.Client({ connectionString: url });
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [id]);
+  return {
+    release: async () => {
+      await locker.query('COMMIT');
+      await locker.end();
+    },
+  };
+}

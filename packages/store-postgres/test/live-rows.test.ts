@@ -4,7 +4,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS, createPostgresStore, type PostgresStore } from '../src';
 import { migrateWith } from '../src/migrate';
-import { useTestPool, type TestDatabase } from './helpers';
+import { lockJob, useTestPool, type TestDatabase } from './helpers';
 
 const T0 = 1_700_000_000_000;
 
@@ -243,7 +243,8 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
   it('a job re-queued while a row of its earlier stint is left behind gets a row of its own, which a sweep keeps', async () => {
     // The review's case: a row left behind (here by a writer that keeps no live rows), the job re-queued with a
     // backoff, then the end of a retention sweep. The job must stay claimable, and not before its backoff ends.
-    const store = createPostgresStore({ pool });
+    // The store's own pool: its statements alone move the live rows (on a pool passed in, the trigger would too).
+    const store = createPostgresStore({ connectionString: db.url }, { poolSize: 2 });
     const job = await queuedAtTheHead(store, 2_000_000);
     await withoutLiveRows(pool, `UPDATE jobs SET state = 'ASSIGNED', worker_id = 'w_gone', epoch = 1, assigned_at = $2 WHERE id = $1`, [job.id, new Date(T0)]);
     await pool.query(`INSERT INTO job_claims (worker_id, assigned_at, id) VALUES ('w_gone', $2, $1)`, [job.id, new Date(T0)]);
@@ -265,35 +266,34 @@ describe('the live rows of migration 8 (job_queue, job_claims)', () => {
   });
 
   it('a queued job whose backoff changes while a claim holds its queue row keeps a row (the review\'s race)', async () => {
-    const store = createPostgresStore({ pool });
-    const job = await queuedAtTheHead(store, 3_000_000);
     const lockWaits = async () =>
       (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0]!.n;
     const waitingFor = async (count: number) => {
       for (let tries = 0; tries < 400 && (await lockWaits()) < count; tries++) await new Promise((resolve) => setTimeout(resolve, 25));
       expect(await lockWaits()).toBeGreaterThanOrEqual(count);
     };
-    // Another session holds the job's row: the backoff update waits for it, then a claim takes the job's queue
-    // row and waits for the job too. When the session lets go, the update runs while the claim holds the row.
-    const holder = await pool.connect();
-    const backoffEnd = T0 + 3_600_000;
-    try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [job.id]);
+    // Through the store's own pool (its statements alone move the live rows), then a pool passed in (the trigger too).
+    for (const [store, priority] of [
+      [createPostgresStore({ connectionString: db.url }, { poolSize: 4 }), 3_000_001],
+      [createPostgresStore({ pool }), 3_000_000],
+    ] as const) {
+      const job = await queuedAtTheHead(store, priority);
+      // Another session holds the job's row: the backoff update waits for it, then a claim takes the job's queue
+      // row and waits for the job too. When the session lets go, the update runs while the claim holds the row.
+      const holder = await lockJob(db.url, 'public', job.id);
+      const backoffEnd = T0 + 3_600_000;
       const postponed = store.updateJob(job.id, { states: ['QUEUED'] }, { notBefore: backoffEnd });
       await waitingFor(1);
-      const claim = store.claimJobs({ workerId: 'w_racing', labels: {}, limit: 1, now: T0 + 1 });
+      const claim = store.claimJobs({ workerId: `w_racing_${priority}`, labels: {}, limit: 1, now: T0 + 1 });
       await waitingFor(2);
-      await holder.query('COMMIT');
+      await holder.release();
       expect(await postponed).toMatchObject({ state: 'QUEUED', notBefore: backoffEnd });
       expect((await claim).map((claimed) => claimed.id)).not.toContain(job.id);
-    } finally {
-      holder.release();
+      expect(missing(await disagreements(pool))).toEqual([]);
+      expect((await store.queuedJobs(1_000)).map((queued) => queued.id)).toContain(job.id);
+      expect((await store.claimJobs({ workerId: `w_after_${priority}`, labels: {}, limit: 1, now: backoffEnd })).map((claimed) => claimed.id)).toEqual([job.id]);
+      await store.close();
     }
-    expect(missing(await disagreements(pool))).toEqual([]);
-    expect((await store.queuedJobs(1_000)).map((queued) => queued.id)).toContain(job.id);
-    expect((await store.claimJobs({ workerId: 'w_after', labels: {}, limit: 1, now: backoffEnd })).map((claimed) => claimed.id)).toEqual([job.id]);
-    await store.close();
   });
 
   it('the end of a retention sweep deletes the live rows their jobs outlived', async () => {

@@ -1,25 +1,11 @@
 import { HodeiError } from '@hodei/core';
 import { makeTestJob } from '@hodei/core/testing';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore } from '../src';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, lockJob, type TestDatabase } from './helpers';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A client holding the row lock of job `id` in schema `schema` until `release()`. */
-async function lockJob(url: string, schema: string, id: string): Promise<{ release(): Promise<void> }> {
-  const locker = new pg.Client({ connectionString: url });
-  await locker.connect();
-  await locker.query('BEGIN');
-  await locker.query(`SELECT 1 FROM ${schema}.jobs WHERE id = $1 FOR UPDATE`, [id]);
-  return {
-    release: async () => {
-      await locker.query('COMMIT');
-      await locker.end();
-    },
-  };
-}
 
 /**
  * A store with two updateJob statements in flight, made in two turns, both waiting on a lock another client holds
