@@ -14,7 +14,8 @@
 // graphile-worker default; and with the engine's opt-in `prefetch` (default 500), against graphile-worker tuned.
 // --prefetch P: each worker is given up to P claimed jobs beyond its slots, which it starts as slots free
 // without waiting for the previous job's finish to be written (graphile-worker's `localQueue` does the same
-// per runner); a worker's claims cover its free slots plus P.
+// per runner); a worker's claims cover its free slots plus P, and a job's place frees when the worker reports its
+// result, not when the result's write lands (graphile-worker's completions are not awaited either).
 //   HODEI_BENCH_DATABASE_URL=postgres://... node bench/store.mjs   (else a throwaway embedded PostgreSQL)
 //
 // Also a module: `runStoreBench({ jobs, concurrency })` runs the same and returns the rates (bench/run.mjs).
@@ -92,17 +93,20 @@ const DEFAULT_WORKERS = 1;
 
 /**
  * Runs every queued job through the calls JobController makes: a scheduling pass gives each worker with free
- * slots one `claimJobs` call for that many jobs (the workers' claims at once); each claimed job then reports
- * its start and its result together (one `compareAndSetJob` with both audit events, as
- * JobController.jobFinished makes it when a short job's start travels with its result); each finished job frees its slot and asks for another
- * pass, and requests made during a pass coalesce into one more, as `wake()` does. With `prefetch`, a worker's
- * claims also cover that many jobs beyond its slots, kept in its own queue (see --prefetch). Resolves with the
- * number of jobs that finished.
+ * slots one `claimJobs` call for that many jobs (the workers' claims at once, each at a later millisecond than
+ * the worker's claim before, as the engine's `lastClaimAt`); each claimed job then reports its start and its
+ * result together (one `compareAndSetJob` with both audit events, as JobController.jobFinished makes it when a
+ * short job's start travels with its result). A job that ends frees its slot: without prefetch once its result
+ * is recorded, then it asks for another pass; with `prefetch`, as soon as the worker reports it (the engine
+ * counts a reported result's slot free while it records it, and asks for a pass when that frees room enough),
+ * and the worker's claims also cover that many jobs beyond its slots, kept in its own queue (see --prefetch).
+ * Requests made during a pass coalesce into one more, as `wake()` does. Resolves with the number of jobs that
+ * finished.
  */
 async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefetch = 0) {
   const workers = Array.from({ length: workerCount }, (_, index) => {
     const slots = Math.floor(concurrency / workerCount) + (index < concurrency % workerCount ? 1 : 0);
-    return { id: `w-bench-${index}`, free: slots + prefetch, slots, waiting: [] };
+    return { id: `w-bench-${index}`, free: slots + prefetch, slots, waiting: [], lastClaimAt: 0 };
   });
   let done = 0;
   let finish;
@@ -110,6 +114,10 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
   const runJob = async (worker, job) => {
     // A no-op job's start travels with its result: one write records both, with both events.
     const now = Date.now();
+    if (prefetch > 0) {
+      worker.free += 1;
+      wake();
+    }
     // As JobController.writeResult: a compare-and-set that sends nothing back, the job being known.
     const ended = await store.compareAndSetJob(
       job.id,
@@ -118,7 +126,7 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
       [audit('job.started', job.id, { workerId: worker.id, epoch: job.epoch }, now), audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 }, now)],
     );
     if (!ended) throw new Error(`hodei: job ${job.id} could not finish`);
-    worker.free += 1;
+    if (prefetch === 0) worker.free += 1;
     done += 1;
     if (done === jobCount) finish.resolve(done);
     else wake();
@@ -144,7 +152,9 @@ async function runLikeTheEngine(store, jobCount, concurrency, workerCount, prefe
         // its prefetch room is free.
         .filter((worker) => worker.free > 0 && (worker.free > prefetch || worker.free * 2 >= prefetch))
         .map(async (worker) => {
-          const claimed = await store.claimJobs({ workerId: worker.id, labels: {}, limit: worker.free, now: Date.now() });
+          // A claim's time identifies it (a claim retried with the same time gets the same jobs back).
+          worker.lastClaimAt = Math.max(Date.now(), worker.lastClaimAt + 1);
+          const claimed = await store.claimJobs({ workerId: worker.id, labels: {}, limit: worker.free, now: worker.lastClaimAt });
           worker.free -= claimed.length;
           if (prefetch === 0) for (const job of claimed) runJob(worker, job).catch(finish.reject);
           else {

@@ -114,6 +114,30 @@ class InterleavingStore extends MemoryStore {
   }
 }
 
+/** A MemoryStore whose writes of a job's success wait until `release()` (results being recorded). */
+class ResultWritesHeld extends MemoryStore {
+  heldWrites = 0;
+  private released = false;
+  private readonly waiting: (() => void)[] = [];
+  release(): void {
+    this.released = true;
+    for (const resume of this.waiting.splice(0)) resume();
+  }
+  private async held(patch: Partial<Job>): Promise<void> {
+    if (this.released || patch.state !== 'SUCCEEDED') return;
+    this.heldWrites += 1;
+    await new Promise<void>((resume) => this.waiting.push(resume));
+  }
+  override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>): ReturnType<MemoryStore['compareAndSetJob']> {
+    await this.held(args[2]);
+    return super.compareAndSetJob(...args);
+  }
+  override async updateJob(...args: Parameters<MemoryStore['updateJob']>): ReturnType<MemoryStore['updateJob']> {
+    await this.held(args[2]);
+    return super.updateJob(...args);
+  }
+}
+
 /** Queues a job whose exit 3 is retried, and waits until its run was sent and reported started. */
 async function runningRetryable(controller: JobController, runs: readonly { workerId: string; job: Job }[]) {
   const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
@@ -538,6 +562,31 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       await until(() => (runs.length === 6 ? true : undefined));
       expect(store.limits.length).toBeGreaterThan(before);
     } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a worker is refilled as its results arrive, before they are recorded: the slots they free count at once, and it is never sent more than it holds room for', async () => {
+    const store = new ResultWritesHeld();
+    const { controller, runs, queueAndWait } = engine({ prefetch: 2, store, pollIntervalMs: 15_000 });
+    await controller.start();
+    try {
+      // One slot and two held: the worker holds three jobs.
+      await queueAndWait(6, 3);
+      const [first, second] = runs;
+      // Its first two jobs end: the worker reports them, and their results' writes wait.
+      const recorded = [first!, second!].map((run) => controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(0), 0, true));
+      // Their slots are free on the worker: it is sent two more jobs while their results are still being written.
+      await until(() => (runs.length === 5 ? true : undefined), 5_000);
+      expect(store.heldWrites).toBe(2);
+      store.release();
+      expect(await Promise.all(recorded)).toEqual([true, true]);
+      const worker = await store.getWorker(first!.workerId);
+      expect(worker).toMatchObject({ state: 'BUSY', runningJobIds: runs.slice(2).map((run) => run.job.id) });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(runs).toHaveLength(5);
+    } finally {
+      store.release();
       await controller.stop();
     }
   });

@@ -254,7 +254,7 @@ const LIVE_STATES: readonly JobState[] = ['QUEUED', 'ASSIGNED', 'RUNNING'];
 
 /**
  * SQL of `addRunningJobs`: appends to worker `$1`'s `running_job_ids` the ids of `$2` (text[]) it does not list
- * yet, in their order, while it is READY, and sets its state by the new count (BUSY at capacity) and clears
+ * yet, in their order, while it is READY or BUSY, and sets its state by the new count (BUSY at capacity) and clears
  * `idle_since`. A worker that lists them all already matches whatever its state and is left as it is (a retried
  * call). The SET expressions read the row as locked, so concurrent changes of the worker are not lost.
  */
@@ -262,10 +262,10 @@ function addRunningJobsSql(workers: string): string {
   const added = `ARRAY(SELECT a.id FROM unnest($2::text[]) WITH ORDINALITY AS a(id, n) WHERE a.id <> ALL(w.running_job_ids) ORDER BY a.n)`;
   return `UPDATE ${workers} AS w SET
   running_job_ids = w.running_job_ids || ${added},
-  state = CASE WHEN w.state <> 'READY' OR cardinality(${added}) = 0 THEN w.state
+  state = CASE WHEN w.state NOT IN ('READY', 'BUSY') OR cardinality(${added}) = 0 THEN w.state
     WHEN cardinality(w.running_job_ids) + cardinality(${added}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
-  idle_since = CASE WHEN w.state = 'READY' AND cardinality(${added}) > 0 THEN NULL ELSE w.idle_since END
-WHERE w.id = $1 AND (w.state = 'READY' OR $2::text[] <@ w.running_job_ids)
+  idle_since = CASE WHEN w.state IN ('READY', 'BUSY') AND cardinality(${added}) > 0 THEN NULL ELSE w.idle_since END
+WHERE w.id = $1 AND (w.state IN ('READY', 'BUSY') OR $2::text[] <@ w.running_job_ids)
 RETURNING w.*`;
 }
 

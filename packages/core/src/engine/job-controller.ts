@@ -13,7 +13,18 @@ import { logLineBatchCount, packLogLineBatch, sliceLogLineBatch, unpackLogLineBa
 import { ChangeNotifier, type JobChange } from './change-notifier';
 import type { EngineConfig } from './engine-config';
 import { retryBackoffMs } from './retry-backoff';
-import { decide, isAvailable, mayStartWorker, nextBackoffEnd, plan, queueDemandBound, workerRoom, type Decision, type SchedulerSnapshot } from './scheduler';
+import {
+  decide,
+  isAvailable,
+  mayStartWorker,
+  nextBackoffEnd,
+  plan,
+  queueDemandBound,
+  withReportedResultsFreed,
+  workerRoom,
+  type Decision,
+  type SchedulerSnapshot,
+} from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
 import { withStoreRetry } from './store-retry';
@@ -137,6 +148,16 @@ export class JobController {
   private readonly workerSlots = new Map<string, number>();
   /** The workers connected here that were granted a prefetch (> 0) at their last registration or reconnection. */
   private readonly prefetchingWorkers = new Set<string>();
+  /**
+   * Per worker, the jobs whose results it reported and this engine is recording: their slots are free on the
+   * worker, so the scheduler counts them free already (see `withReportedResultsFreed`).
+   */
+  private readonly reportedResults = new Map<string, Set<string>>();
+  /**
+   * The record of each worker as this engine last wrote it (its claims and releases, in its `workerRecords`
+   * queue): whether a reported result frees room enough to refill it, without a read (a hint: a pass reads it).
+   */
+  private readonly lastWorkerRecord = new Map<string, Worker>();
   /**
    * The hashes of the session tokens this engine issued each worker, oldest first: the last few it issued
    * ({@link KEPT_TOKEN_HASHES}), those being issued included. Every authentication issues a new one, so a worker
@@ -677,10 +698,23 @@ export class JobController {
     started = false,
     lines?: LogLineBatch,
   ): Promise<boolean> {
-    const { recorded, freed } = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
+    // The worker freed the job's slot when the job ended: the scheduler counts it free from now on, while the
+    // result is recorded, and a worker holding jobs beyond its slots is refilled now when that frees room enough.
+    const reported = this.reportedResults.get(workerId) ?? new Set<string>();
+    this.reportedResults.set(workerId, reported.add(jobId));
+    const seen = this.lastWorkerRecord.get(workerId);
+    if (this.prefetchingWorkers.has(workerId) && (!seen || this.roomOf(seen) > 0)) this.wake();
+    let outcome: { recorded: boolean; freed?: Worker };
+    try {
+      outcome = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
+    } finally {
+      reported.delete(jobId);
+      if (reported.size === 0 && this.reportedResults.get(workerId) === reported) this.reportedResults.delete(workerId);
+    }
+    const { recorded, freed } = outcome;
     // A pass follows, unless the only change is a place freed on a worker that is sent no more jobs until more
     // of them free (it holds jobs beyond its slots: see `workerRoom`); the periodic pass still runs.
-    const quiet = freed !== undefined && (freed.state === 'READY' || freed.state === 'BUSY') && workerRoom(freed, this.workerSlots).room === 0;
+    const quiet = freed !== undefined && (freed.state === 'READY' || freed.state === 'BUSY') && this.roomOf(freed) === 0;
     if (recorded && !quiet) this.wake();
     return recorded;
   }
@@ -916,7 +950,7 @@ export class JobController {
     const fusedLimit = Math.min(this.lastFirstRead, FUSED_QUEUE_READ_MAX);
     const head = this.store.listWorkersAndQueue && !this.draining ? await this.store.listWorkersAndQueue(LIVE, fusedLimit) : undefined;
     const liveWorkers = head?.workers ?? (await this.store.listWorkers({ states: LIVE }));
-    const workers = this.schedulable(liveWorkers);
+    const workers = this.schedulable(liveWorkers).map((worker) => this.schedulingView(worker));
     const providers = [...this.providers.values()]
       .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
       .map((provider) => ({ name: provider.name, ...provider.capabilities }));
@@ -1122,6 +1156,7 @@ export class JobController {
     this.lastClaimAt.delete(workerId);
     this.workerSlots.delete(workerId);
     this.prefetchingWorkers.delete(workerId);
+    this.lastWorkerRecord.delete(workerId);
     this.issuedTokens.delete(workerId);
     this.cancelsAwaitingReconnect.delete(workerId);
   }
@@ -1198,7 +1233,8 @@ export class JobController {
   private async claimNow(workerId: string, count: number, seen: Worker | undefined): Promise<number> {
     const channel = this.channels.get(workerId);
     const worker = seen && this.store.addRunningJobs ? seen : await this.store.getWorker(workerId);
-    if (!worker || !channel || worker.state !== 'READY') return count;
+    // BUSY: its record still lists jobs whose results it reported (see `reportedResults`); the pass gave it room.
+    if (!worker || !channel || (worker.state !== 'READY' && worker.state !== 'BUSY')) return count;
     // The claim time identifies the claim (a retry with the same time gets the same jobs back): one worker's
     // claims, one after another in this queue, each get a later millisecond than the one before.
     const now = Math.max(this.now(), (this.lastClaimAt.get(workerId) ?? 0) + 1);
@@ -1248,20 +1284,20 @@ export class JobController {
   }
 
   /**
-   * Adds jobs just assigned to a worker to its list of running jobs, only while it is still READY (another
-   * server may have marked it LOST meanwhile): in one atomic step with `Store.addRunningJobs`, else as a
-   * compare-and-set of the list `worker` holds plus them. When it is not READY, the jobs are not sent: the
-   * stranded sweep puts them back in the queue.
+   * Adds jobs just assigned to a worker to its list of running jobs, only while it is still READY or BUSY
+   * (another server may have marked it LOST meanwhile; BUSY while its list still holds jobs whose results it
+   * reported): in one atomic step with `Store.addRunningJobs`, else as a compare-and-set of the list `worker`
+   * holds plus them. When it is neither, the jobs are not sent: the stranded sweep puts them back in the queue.
    */
   private async recordRunning(worker: Worker, added: string[]): Promise<boolean> {
-    if (this.store.addRunningJobs) return (await this.store.addRunningJobs(worker.id, added)) !== undefined;
+    if (this.store.addRunningJobs) return this.seenRecord(await this.store.addRunningJobs(worker.id, added)) !== undefined;
     const running = [...worker.runningJobIds, ...added];
-    const updated = await this.store.updateWorker(worker.id, { states: ['READY'] }, {
+    const updated = await this.store.updateWorker(worker.id, { states: ['READY', 'BUSY'] }, {
       runningJobIds: running,
       state: running.length >= worker.capacity ? 'BUSY' : 'READY',
       idleSince: undefined,
     });
-    return updated !== undefined;
+    return this.seenRecord(updated) !== undefined;
   }
 
   private async provision(providerName: string): Promise<void> {
@@ -1435,6 +1471,22 @@ export class JobController {
     return true;
   }
 
+  /** The worker as the scheduler counts it here: its reported results' slots free (see `reportedResults`). */
+  private schedulingView(worker: Worker): Worker {
+    return withReportedResultsFreed(worker, this.reportedResults.get(worker.id));
+  }
+
+  /** The jobs `worker` (a record) may be sent now, counted as the scheduler does (see `workerRoom`). */
+  private roomOf(worker: Worker): number {
+    return workerRoom(this.schedulingView(worker), this.workerSlots).room;
+  }
+
+  /** Keeps `worker`, as just written in its `workerRecords` queue, as the engine's latest view of it. */
+  private seenRecord(worker: Worker | undefined): Worker | undefined {
+    if (worker && this.ownWorkers.has(worker.id)) this.lastWorkerRecord.set(worker.id, worker);
+    return worker;
+  }
+
   private releaseSlot(workerId: string, jobId: string): Promise<Worker | undefined> {
     return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
   }
@@ -1445,7 +1497,7 @@ export class JobController {
    * the update matched.
    */
   private async releaseSlotNow(workerId: string, jobId: string): Promise<Worker | undefined> {
-    if (this.store.removeRunningJobs) return this.store.removeRunningJobs(workerId, [jobId], this.now());
+    if (this.store.removeRunningJobs) return this.seenRecord(await this.store.removeRunningJobs(workerId, [jobId], this.now()));
     // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const worker = await this.store.getWorker(workerId);
@@ -1457,7 +1509,7 @@ export class JobController {
         ...(busy ? { state: running.length >= worker.capacity ? 'BUSY' : 'READY' } : {}),
         ...(running.length === 0 ? { idleSince: this.now() } : {}),
       });
-      if (updated) return updated;
+      if (updated) return this.seenRecord(updated);
     }
     return undefined;
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from '../domain/job';
 import type { Worker } from '../domain/worker';
-import { decide, nextBackoffEnd, plan, queueDemandBound, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
+import { decide, nextBackoffEnd, plan, queueDemandBound, withReportedResultsFreed, type ProviderSlot, type SchedulerSnapshot } from './scheduler';
 
 const NOW = 1_000_000;
 
@@ -275,3 +275,26 @@ describe('decide, with workers that hold jobs beyond their slots (prefetch)', ()
   });
 });
 
+
+describe('withReportedResultsFreed: a worker whose reported results are being recorded', () => {
+  it('counts their slots free: a worker BUSY for them alone is offered jobs, up to its room', () => {
+    const busy = worker('w1', { state: 'BUSY', capacity: 3, runningJobIds: ['r1', 'r2', 'r3'], idleSince: undefined });
+    const freed = withReportedResultsFreed(busy, new Set(['r1', 'r2', 'x9']));
+    expect(freed).toEqual({ ...busy, state: 'READY', runningJobIds: ['r3'] });
+    expect(busy.runningJobIds).toEqual(['r1', 'r2', 'r3']);
+    const decisions = decide(snapshot({ queuedJobs: [job('j1'), job('j2'), job('j3')], workers: [freed], workerSlots: new Map([['w1', 1]]), providers: [] }));
+    expect(ofType('assign', decisions)).toEqual([
+      { type: 'assign', jobId: 'j1', workerId: 'w1' },
+      { type: 'assign', jobId: 'j2', workerId: 'w1' },
+    ]);
+  });
+
+  it('leaves the worker as it is without reported results of its own, and keeps BUSY while the jobs left fill it', () => {
+    const busy = worker('w1', { state: 'BUSY', capacity: 2, runningJobIds: ['r1', 'r2', 'r3'] });
+    expect(withReportedResultsFreed(busy, undefined)).toBe(busy);
+    expect(withReportedResultsFreed(busy, new Set(['x1']))).toBe(busy);
+    expect(withReportedResultsFreed(busy, new Set(['r1']))).toEqual({ ...busy, runningJobIds: ['r2', 'r3'] });
+    const draining = worker('w2', { state: 'DRAINING', capacity: 2, runningJobIds: ['r1'] });
+    expect(withReportedResultsFreed(draining, new Set(['r1']))).toEqual({ ...draining, runningJobIds: [] });
+  });
+});

@@ -116,6 +116,22 @@ export function workerRoom(worker: Worker, workerSlots: SchedulerSnapshot['worke
   return { free, room: free > 0 || room * 2 >= prefetch ? room : 0 };
 }
 
+/**
+ * The worker as the scheduler counts it while results it reported are being recorded: `reported` names jobs whose
+ * result the worker has sent (it freed their slots when they ended, and starts its next jobs or waits for more)
+ * while the store's record still lists them (the results' writes have not landed). Those jobs are left out of its
+ * running jobs, and a worker BUSY for them alone is READY, so that it is sent more jobs as soon as it has room,
+ * not one store write later. The record itself is not changed: the store drops each job from it once its result
+ * is recorded.
+ */
+export function withReportedResultsFreed(worker: Worker, reported: ReadonlySet<string> | undefined): Worker {
+  if (!reported || reported.size === 0) return worker;
+  const runningJobIds = worker.runningJobIds.filter((id) => !reported.has(id));
+  if (runningJobIds.length === worker.runningJobIds.length) return worker;
+  const state = worker.state === 'BUSY' && runningJobIds.length < worker.capacity ? 'READY' : worker.state;
+  return { ...worker, runningJobIds, state };
+}
+
 /** Takes a free slot of a worker for `job`: one it would start at once, else none. */
 function takeWorkerSlot(rooms: WorkerRoom[], job: Job): WorkerRoom | undefined {
   const slot = takeSlot(rooms, job);

@@ -191,11 +191,13 @@ export interface Store {
   updateWorker(id: string, guard: WorkerGuard, patch: Partial<Worker>): Promise<Worker | undefined>;
   /**
    * Optional: adds `jobIds` to the worker's running jobs in one atomic step (after those it lists, in the order
-   * given: the engine relies on the order, see `Worker.runningJobIds`), only while it is READY: it
-   * becomes BUSY when its running jobs then fill its capacity (else stays READY), and its `idleSince` is
-   * cleared. Ids it already lists are not added again, and when it lists them all it is returned unchanged
-   * whatever its state, so a call retried after its reply was lost is recognised. Returns the updated worker;
-   * undefined when the worker is unknown, or not READY while some id is not listed yet. With no ids, the
+   * given: the engine relies on the order, see `Worker.runningJobIds`), only while it is READY or BUSY (a
+   * BUSY worker may still list jobs whose results it reported, not yet recorded, while it already has room:
+   * its list then holds more jobs than its capacity for a while): it becomes BUSY when its running jobs then
+   * fill its capacity (else READY), and its `idleSince` is cleared. Ids it already lists are not added again,
+   * and when it lists them all it is returned unchanged whatever its state, so a call retried after its reply
+   * was lost is recognised. Returns the updated worker; undefined when the worker is unknown, or neither READY
+   * nor BUSY while some id is not listed yet. With no ids, the
    * worker as it is. The engine records a claim's jobs with it when a store has it, and with a read and a
    * compare-and-set `updateWorker` otherwise.
    */

@@ -242,18 +242,18 @@ export class MemoryStore implements Store {
     return copyWorker(worker);
   }
 
-  /** Adds job ids to a READY worker's running jobs; see {@link Store.addRunningJobs}. */
+  /** Adds job ids to a READY or BUSY worker's running jobs; see {@link Store.addRunningJobs}. */
   async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
     this.checkOpen();
     const worker = this.workers.get(workerId);
     return worker && this.addRunning(worker, jobIds) ? copyWorker(worker) : undefined;
   }
 
-  /** `addRunningJobs` on a stored worker: false when it is not READY and some id is not listed yet. */
+  /** `addRunningJobs` on a stored worker: false when it is neither READY nor BUSY and some id is not listed yet. */
   private addRunning(worker: Worker, jobIds: readonly string[]): boolean {
     const added = jobIds.filter((id, index) => !worker.runningJobIds.includes(id) && jobIds.indexOf(id) === index);
     if (added.length === 0) return true;
-    if (worker.state !== 'READY') return false;
+    if (worker.state !== 'READY' && worker.state !== 'BUSY') return false;
     worker.runningJobIds = [...worker.runningJobIds, ...added];
     worker.state = worker.runningJobIds.length >= worker.capacity ? 'BUSY' : 'READY';
     delete worker.idleSince;

@@ -703,12 +703,23 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(await store.addRunningJobs!('w_missing', ['job_a'])).toBeUndefined();
       });
 
-      it('addRunningJobs: adds nothing to a worker that is not READY, unless it lists every id already (a retried call)', async () => {
+      it('addRunningJobs: adds to a BUSY worker (its list may still hold jobs whose results are being recorded), past its capacity too', async () => {
+        if (lacks('addRunningJobs')) return expect(store.addRunningJobs).toBeUndefined();
+        const worker = makeTestWorker({ state: 'BUSY', capacity: 2, runningJobIds: ['job_a', 'job_b'], lastHeartbeat: BASE_TIME });
+        await store.insertWorker(worker);
+        const more = await store.addRunningJobs!(worker.id, ['job_c']);
+        expect(more).toEqual({ ...worker, state: 'BUSY', runningJobIds: ['job_a', 'job_b', 'job_c'] });
+        expect(await store.getWorker(worker.id)).toEqual(more);
+        // Its results recorded, the jobs left are below its capacity again: READY.
+        expect(await store.removeRunningJobs?.(worker.id, ['job_a', 'job_b'], BASE_TIME + 1)).toMatchObject({ state: 'READY', runningJobIds: ['job_c'] });
+      });
+
+      it('addRunningJobs: adds nothing to a worker neither READY nor BUSY, unless it lists every id already (a retried call)', async () => {
         if (lacks('addRunningJobs')) return expect(store.addRunningJobs).toBeUndefined();
         const ready = makeTestWorker({ state: 'READY', capacity: 4, runningJobIds: ['job_a'] });
         await store.insertWorker(ready);
         expect(await store.addRunningJobs!(ready.id, ['job_a', 'job_b', 'job_b'])).toMatchObject({ state: 'READY', runningJobIds: ['job_a', 'job_b'] });
-        for (const state of ['BUSY', 'DRAINING', 'LOST', 'CONNECTING'] as const) {
+        for (const state of ['DRAINING', 'TERMINATING', 'LOST', 'CONNECTING'] as const) {
           const worker = makeTestWorker({ state, capacity: 4, runningJobIds: ['job_a', 'job_b'], idleSince: BASE_TIME });
           await store.insertWorker(worker);
           expect(await store.addRunningJobs!(worker.id, ['job_b', 'job_c'])).toBeUndefined();
