@@ -138,6 +138,23 @@ class ResultWritesHeld extends MemoryStore {
   }
 }
 
+/** A MemoryStore whose reads of one job wait until `release()` once armed with `holdReadsOf`. */
+class JobReadsHeld extends MemoryStore {
+  private held: string | undefined;
+  private readonly waiting: (() => void)[] = [];
+  holdReadsOf(jobId: string): void {
+    this.held = jobId;
+  }
+  release(): void {
+    this.held = undefined;
+    for (const resume of this.waiting.splice(0)) resume();
+  }
+  override async getJob(id: string): ReturnType<MemoryStore['getJob']> {
+    if (id === this.held) await new Promise<void>((resume) => this.waiting.push(resume));
+    return super.getJob(id);
+  }
+}
+
 /** Queues a job whose exit 3 is retried, and waits until its run was sent and reported started. */
 async function runningRetryable(controller: JobController, runs: readonly { workerId: string; job: Job }[]) {
   const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
@@ -585,6 +602,57 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       expect(worker).toMatchObject({ state: 'BUSY', runningJobIds: runs.slice(2).map((run) => run.job.id) });
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(runs).toHaveLength(5);
+    } finally {
+      store.release();
+      await controller.stop();
+    }
+  });
+
+  for (const prefetch of [0, 2]) {
+    it(`a result resent for an earlier run of a job the worker runs again frees no place (prefetch ${prefetch}): the worker is sent nothing beyond its room`, async () => {
+      const store = new JobReadsHeld();
+      const { controller, runs } = engine({ prefetch, store, pollIntervalMs: 15_000 });
+      await controller.start();
+      try {
+        const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
+        await until(() => (runs.length === 1 ? true : undefined), 5_000);
+        const first = runs[0]!;
+        expect(await controller.jobFinished(first.workerId, job.id, first.job.epoch, exited(3), 0, true)).toBe(true);
+        // Retried after its backoff, on the same worker, which then holds as many jobs as it may.
+        await until(() => (runs.length === 2 ? true : undefined), 5_000);
+        expect(runs[1]!.job).toMatchObject({ id: job.id, epoch: first.job.epoch + 1 });
+        for (let index = 0; index < prefetch + 1; index += 1) await controller.queue({ name: `q${index}`, command: 'true' });
+        await until(() => (runs.length === 2 + prefetch ? true : undefined), 5_000);
+        // The worker resends the first run's result (its ack was lost with a broken stream), read slowly; a pass meanwhile.
+        store.holdReadsOf(job.id);
+        const stale = controller.jobFinished(first.workerId, job.id, first.job.epoch, exited(3), 0, true);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await controller.queue({ name: 'later', command: 'true' });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(runs).toHaveLength(2 + prefetch);
+        store.release();
+        expect(await stale).toBe(true);
+      } finally {
+        store.release();
+        await controller.stop();
+      }
+    });
+  }
+
+  it('a worker whose stream closed is offered nothing while one of its results is being recorded: another worker is started', async () => {
+    const store = new ResultWritesHeld();
+    const { controller, runs, connected } = engine({ prefetch: 2, maxWorkers: 2, store, pollIntervalMs: 15_000 });
+    await controller.start();
+    try {
+      await controller.queue({ name: 'j', command: 'true' });
+      await until(() => (runs.length === 1 && connected.size === 1 ? true : undefined), 5_000);
+      const run = runs[0]!;
+      const recorded = controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(0), 0, true);
+      await controller.workerDisconnected(run.workerId, connected.get(run.workerId)!.channel);
+      await controller.queue({ name: 'k', command: 'true' });
+      await until(async () => ((await store.listWorkers()).length === 2 ? true : undefined), 5_000);
+      store.release();
+      expect(await recorded).toBe(true);
     } finally {
       store.release();
       await controller.stop();

@@ -836,7 +836,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Adds job ids to a READY worker's running jobs and sets its state by the new count, in one statement (see
+   * Adds job ids to a READY or BUSY worker's running jobs and sets its state by the new count, in one statement (see
    * `Store.addRunningJobs`).
    */
   async addRunningJobs(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {

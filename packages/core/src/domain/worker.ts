@@ -49,7 +49,11 @@ export interface Worker {
    * registration (jobs it holds beyond its slots and starts as they free; 0 without prefetch).
    */
   capacity: number;
-  /** Jobs assigned to it and not yet finished, in the order they were assigned (the order it was sent them). */
+  /**
+   * Jobs assigned to it and not yet finished, in the order they were assigned (the order it was sent them). It
+   * may list more than `capacity` for a while: a job stays listed until its result is recorded, and the engine
+   * sends the worker more jobs as soon as it reports results (it freed their places when they ended).
+   */
   runningJobIds: string[];
   /** Labels it carries (its provider's plus its own); jobs select workers by them. */
   labels: Record<string, string>;

@@ -357,7 +357,7 @@ export class JobController {
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
-      // The workers first: once TERMINATING, no server gives them another job (a claim needs a READY worker), so
+      // The workers first: once TERMINATING, no server gives them another job (a claim needs a READY or BUSY worker), so
       // the jobs read next are all they will hold when the provider ends their processes (a worker that reports
       // through another server now would report a job that server gave it in between as CANCELLED).
       for (const workerId of this.ownWorkers) {
@@ -700,16 +700,21 @@ export class JobController {
   ): Promise<boolean> {
     // The worker freed the job's slot when the job ended: the scheduler counts it free from now on, while the
     // result is recorded, and a worker holding jobs beyond its slots is refilled now when that frees room enough.
-    const reported = this.reportedResults.get(workerId) ?? new Set<string>();
-    this.reportedResults.set(workerId, reported.add(jobId));
-    const seen = this.lastWorkerRecord.get(workerId);
-    if (this.prefetchingWorkers.has(workerId) && (!seen || this.roomOf(seen) > 0)) this.wake();
+    let reported: Set<string> | undefined;
+    const markReported = () => {
+      reported = this.reportedResults.get(workerId) ?? new Set<string>();
+      this.reportedResults.set(workerId, reported.add(jobId));
+      const seen = this.lastWorkerRecord.get(workerId);
+      if (this.prefetchingWorkers.has(workerId) && (!seen || (workerRoom(seen, this.workerSlots).room === 0 && this.roomOf(seen) > 0))) this.wake();
+    };
     let outcome: { recorded: boolean; freed?: Worker };
     try {
-      outcome = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines);
+      outcome = await this.recordResult(workerId, jobId, epoch, report, lastLogSeq, started, lines, markReported);
     } finally {
-      reported.delete(jobId);
-      if (reported.size === 0 && this.reportedResults.get(workerId) === reported) this.reportedResults.delete(workerId);
+      if (reported) {
+        reported.delete(jobId);
+        if (reported.size === 0 && this.reportedResults.get(workerId) === reported) this.reportedResults.delete(workerId);
+      }
     }
     const { recorded, freed } = outcome;
     // A pass follows, unless the only change is a place freed on a worker that is sent no more jobs until more
@@ -779,6 +784,7 @@ export class JobController {
     lastLogSeq: number,
     started: boolean,
     lines: LogLineBatch | undefined,
+    onLeased: () => void = () => undefined,
   ): Promise<{ recorded: boolean; freed?: Worker }> {
     // With lines to check, the job and its stored line count in one read (when the store can); with lines to
     // store, the read their append made.
@@ -788,6 +794,7 @@ export class JobController {
     let patch = finalJobPatch(report, this.now());
     const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
+    if (leased) onLeased();
     const startsNow = started && leased && current.state === 'ASSIGNED';
     const retryable =
       leased &&
@@ -950,7 +957,7 @@ export class JobController {
     const fusedLimit = Math.min(this.lastFirstRead, FUSED_QUEUE_READ_MAX);
     const head = this.store.listWorkersAndQueue && !this.draining ? await this.store.listWorkersAndQueue(LIVE, fusedLimit) : undefined;
     const liveWorkers = head?.workers ?? (await this.store.listWorkers({ states: LIVE }));
-    const workers = this.schedulable(liveWorkers).map((worker) => this.schedulingView(worker));
+    const workers = this.schedulable(liveWorkers.map((worker) => this.schedulingView(worker)));
     const providers = [...this.providers.values()]
       .filter((provider) => (this.provisioningFailures.get(provider.name)?.retryAt ?? 0) <= this.now())
       .map((provider) => ({ name: provider.name, ...provider.capabilities }));
@@ -1226,7 +1233,7 @@ export class JobController {
 
   /**
    * `claim` in the worker's `workerRecords` queue. `seen` is the worker as the pass read it: when the store adds
-   * to a worker's list atomically (`Store.addRunningJobs`, guarded on READY), that view will do (a worker's
+   * to a worker's list atomically (`Store.addRunningJobs`, guarded on READY or BUSY), that view will do (a worker's
    * labels are fixed at registration, and only this queue adds to its list); otherwise the worker is read
    * again, since its list is rewritten whole.
    */

@@ -711,7 +711,9 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         expect(more).toEqual({ ...worker, state: 'BUSY', runningJobIds: ['job_a', 'job_b', 'job_c'] });
         expect(await store.getWorker(worker.id)).toEqual(more);
         // Its results recorded, the jobs left are below its capacity again: READY.
-        expect(await store.removeRunningJobs?.(worker.id, ['job_a', 'job_b'], BASE_TIME + 1)).toMatchObject({ state: 'READY', runningJobIds: ['job_c'] });
+        if (!lacks('removeRunningJobs')) {
+          expect(await store.removeRunningJobs!(worker.id, ['job_a', 'job_b'], BASE_TIME + 1)).toMatchObject({ state: 'READY', runningJobIds: ['job_c'] });
+        }
       });
 
       it('addRunningJobs: adds nothing to a worker neither READY nor BUSY, unless it lists every id already (a retried call)', async () => {
