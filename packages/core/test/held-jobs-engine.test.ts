@@ -608,6 +608,46 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
     }
   });
 
+  it("frees the slots of a worker's results recorded meanwhile in one release, while its record is being written", async () => {
+    class ReleasesHeld extends MemoryStore {
+      readonly releases: string[][] = [];
+      private gate: Promise<void> | undefined;
+      private open: (() => void) | undefined;
+      holdNextRelease(): void {
+        this.gate = new Promise<void>((resolve) => (this.open = resolve));
+      }
+      release(): void {
+        this.open?.();
+      }
+      override async removeRunningJobs(...args: Parameters<MemoryStore['removeRunningJobs']>): ReturnType<MemoryStore['removeRunningJobs']> {
+        this.releases.push([...args[1]]);
+        const gate = this.gate;
+        this.gate = undefined;
+        await gate;
+        return super.removeRunningJobs(...args);
+      }
+    }
+    const store = new ReleasesHeld();
+    const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
+    await controller.start();
+    try {
+      await queueAndWait(4, 4);
+      const finish = (index: number) => controller.jobFinished(runs[index]!.workerId, runs[index]!.job.id, runs[index]!.job.epoch, exited(0), 0, true);
+      store.holdNextRelease();
+      const first = finish(0);
+      await until(() => (store.releases.length === 1 ? true : undefined));
+      const others = [finish(1), finish(2), finish(3)];
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      store.release();
+      expect(await Promise.all([first, ...others])).toEqual([true, true, true, true]);
+      expect(store.releases).toEqual([[runs[0]!.job.id], runs.slice(1, 4).map((run) => run.job.id)]);
+      expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [] });
+    } finally {
+      store.release();
+      await controller.stop();
+    }
+  });
+
   for (const prefetch of [0, 2]) {
     it(`a result resent for an earlier run of a job the worker runs again frees no place (prefetch ${prefetch}): the worker is sent nothing beyond its room`, async () => {
       const store = new JobReadsHeld();

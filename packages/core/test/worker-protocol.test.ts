@@ -411,6 +411,45 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
+  it("records a worker's results side by side: one whose write is slow holds up neither another job's result nor its ack", async () => {
+    class SlowFirstResult extends MemoryStore {
+      slowJob: string | undefined;
+      private resume: (() => void) | undefined;
+      release(): void {
+        this.slowJob = undefined;
+        this.resume?.();
+      }
+      override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>) {
+        if (args[0] === this.slowJob) await new Promise<void>((resolve) => (this.resume = resolve));
+        return super.compareAndSetJob(...args);
+      }
+      override async updateJob(...args: Parameters<MemoryStore['updateJob']>) {
+        if (args[0] === this.slowJob) await new Promise<void>((resolve) => (this.resume = resolve));
+        return super.updateJob(...args);
+      }
+    }
+    const store = new SlowFirstResult();
+    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1 });
+    const a = await platform.client.queue({ name: 'a', command: 'true' });
+    const b = await platform.client.queue({ name: 'b', command: 'true' });
+    const request = await provider.nextRequest();
+    const worker = connect(request.serverAddress);
+    worker.send(register(request.workerId, { otp: request.otp }, false, true));
+    expect((await worker.next()).payload?.$case).toBe('registered');
+    const runs = [await nextRun(worker), await nextRun(worker)];
+    expect(runs.map((run) => run.id)).toEqual([a.id, b.id]);
+    store.slowJob = a.id;
+    worker.send(jobFinished(a.id, runs[0]!.epoch, 0, 0, 1, { started: true }));
+    worker.send(jobFinished(b.id, runs[1]!.epoch, 0, 0, 1, { started: true }));
+    expect(await worker.ack((ack) => ack.finished && ack.jobId === b.id)).toMatchObject({ jobId: b.id });
+    expect(await platform.client.get(b.id)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(worker.acked().filter((ack) => ack.jobId === a.id && ack.finished)).toEqual([]);
+    store.release();
+    expect(await worker.ack((ack) => ack.finished && ack.jobId === a.id)).toMatchObject({ jobId: a.id });
+    expect(await platform.client.get(a.id)).toMatchObject({ state: 'SUCCEEDED' });
+    worker.close();
+  });
+
   it('acknowledges nothing while the store refuses lines, and stores each line once when the worker resends', async () => {
     class FlakyStore extends MemoryStore {
       down = true;

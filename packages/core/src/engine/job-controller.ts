@@ -158,6 +158,8 @@ export class JobController {
    * queue): whether a reported result frees room enough to refill it, without a read (a hint: a pass reads it).
    */
   private readonly lastWorkerRecord = new Map<string, Worker>();
+  /** Per worker, the finished jobs whose slots its next release in `workerRecords` frees, and that release. */
+  private readonly pendingReleases = new Map<string, { jobIds: string[]; released: Promise<Worker | undefined> }>();
   /**
    * The hashes of the session tokens this engine issued each worker, oldest first: the last few it issued
    * ({@link KEPT_TOKEN_HASHES}), those being issued included. Every authentication issues a new one, so a worker
@@ -817,7 +819,7 @@ export class JobController {
       const requeued = await this.workerRecords.run(workerId, async () => {
         const ended = { durationMs: patch.durationMs, signal: patch.signal };
         if (!(await this.requeue(ran, message, { exitCode: patch.exitCode }, cancelledAfterExit(patch), ended))) return false;
-        await this.releaseSlotNow(workerId, jobId);
+        await this.releaseSlotNow(workerId, [jobId]);
         return true;
       });
       if (requeued) return { recorded: true };
@@ -1494,22 +1496,38 @@ export class JobController {
     return worker;
   }
 
+  /**
+   * Frees a finished job's slot on its worker's record, in the worker's `workerRecords` queue. The jobs of one
+   * worker whose releases wait there together (results recorded side by side) are released in one store call.
+   * Resolves with the worker as updated, when the update matched.
+   */
   private releaseSlot(workerId: string, jobId: string): Promise<Worker | undefined> {
-    return this.workerRecords.run(workerId, () => this.releaseSlotNow(workerId, jobId));
+    const waiting = this.pendingReleases.get(workerId);
+    if (waiting) {
+      waiting.jobIds.push(jobId);
+      return waiting.released;
+    }
+    const jobIds = [jobId];
+    const released = this.workerRecords.run(workerId, () => {
+      if (this.pendingReleases.get(workerId)?.jobIds === jobIds) this.pendingReleases.delete(workerId);
+      return this.releaseSlotNow(workerId, jobIds);
+    });
+    this.pendingReleases.set(workerId, { jobIds, released });
+    return released;
   }
 
   /**
-   * `releaseSlot` for a caller already in the worker's `workerRecords` queue: one atomic step with
+   * `releaseSlot` of `jobIds` for a caller already in the worker's `workerRecords` queue: one atomic step with
    * `Store.removeRunningJobs`, else a read and a compare-and-set. Resolves with the worker as updated, when
    * the update matched.
    */
-  private async releaseSlotNow(workerId: string, jobId: string): Promise<Worker | undefined> {
-    if (this.store.removeRunningJobs) return this.seenRecord(await this.store.removeRunningJobs(workerId, [jobId], this.now()));
+  private async releaseSlotNow(workerId: string, jobIds: readonly string[]): Promise<Worker | undefined> {
+    if (this.store.removeRunningJobs) return this.seenRecord(await this.store.removeRunningJobs(workerId, jobIds, this.now()));
     // Compare-and-set on the state read: a write outside this queue (a termination) is not overwritten.
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const worker = await this.store.getWorker(workerId);
       if (!worker) return;
-      const running = worker.runningJobIds.filter((id) => id !== jobId);
+      const running = worker.runningJobIds.filter((id) => !jobIds.includes(id));
       const busy = worker.state === 'BUSY' || worker.state === 'READY';
       const updated = await this.store.updateWorker(workerId, { states: [worker.state] }, {
         runningJobIds: running,

@@ -2,16 +2,26 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { HodeiError } from '../domain/errors';
 import type { Outcome } from '../domain/job-outcome';
 import type { JobController } from '../engine/job-controller';
+import { KeyedSerialQueue } from '../engine/serial-queue';
 import type { WorkerChannel } from '../engine/worker-channel';
 import * as wire from '../protocol';
 import { logLineBatchFromWire, specToWire } from './wire-mapping';
 
 type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
 
-/** Messages of one worker waiting to be handled; past this the stream is paused (back-pressure). */
+/**
+ * Messages of one worker being handled or waiting to be; past this the stream is paused (back-pressure). Reports
+ * about different jobs are handled side by side (see `handleInOrder`), so this also bounds how many of a worker's
+ * results are being recorded at once.
+ */
 const MAX_PENDING_MESSAGES = 32;
 /** Acks are sent once no message waits, or after this many handled messages (one ack per job covers them). */
 const ACK_EVERY_MESSAGES = 8;
+/**
+ * How long due acks may wait for the messages still being handled (other jobs' reports, handled side by side):
+ * a report whose store write is slow does not hold up the acks of the others.
+ */
+const ACK_DELAY_MS = 5;
 /**
  * How long the ack of a run's result may wait for the worker's next RunJob to ride on (a worker that reads RunJob
  * acks), before it goes in a message of its own. Far below the worker's resend timeout (2 s by default).
@@ -22,6 +32,12 @@ const RESULT_ACK_HOLD_MS = 50;
 interface SentRun {
   at: number;
   assignedAt: number | undefined;
+}
+
+/** The job a worker's message reports on (a log batch or a result), undefined for the others. */
+function reportedJobId(message: wire.WorkerMessage): string | undefined {
+  const payload = message.payload;
+  return payload?.$case === 'logBatch' || payload?.$case === 'jobFinished' ? payload.value.jobId : undefined;
 }
 
 /** A run's key: its job and lease epoch. */
@@ -109,7 +125,12 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   let readsRunJobAcks = false;
   let workerId: string | undefined;
   let pending = 0;
+  /** The messages about no job (Register first, then heartbeats), one after another. */
   let tail = Promise.resolve();
+  /** A job's reports (its log batches, then its result), one after another; other jobs' reports meanwhile. */
+  const jobReports = new KeyedSerialQueue();
+  /** Every message being handled or waiting to be: the disconnection is recorded once they are done. */
+  const inFlight = new Set<Promise<void>>();
 
   const refuse = (error: unknown) => {
     const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', String(error));
@@ -124,8 +145,11 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     const due = dueAcks.get(key);
     dueAcks.set(key, { jobId, epoch, logSeq: Math.max(logSeq, due?.logSeq ?? 0), finished: finished || (due?.finished ?? false) });
   };
+  let ackTimer: NodeJS.Timeout | undefined;
   const sendAcks = () => {
     handledSinceAck = 0;
+    clearTimeout(ackTimer);
+    ackTimer = undefined;
     if (call.writableEnded || call.destroyed) return dueAcks.clear();
     for (const value of dueAcks.values()) {
       if (value.finished && readsRunJobAcks) heldAcks.push(value);
@@ -220,31 +244,46 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   // and logged so that an operator sees the job it concerns.
   const unhandled = (message: wire.WorkerMessage, error: unknown) => {
     const payload = message.payload;
-    const jobId =
-      payload?.$case === 'logBatch' ? payload.value.jobId : payload?.$case === 'jobFinished' ? payload.value.jobId : undefined;
+    const jobId = reportedJobId(message);
     if (jobId === undefined) return;
     controller.logger.warn(
       { err: error, workerId, jobId, report: payload!.$case },
       `could not record the ${payload!.$case} report of job ${jobId}: ${(error as Error).message}`,
     );
   };
+  /**
+   * Handles `message` after the messages about no job that came before it (its Register first), and after the
+   * earlier reports of its job, if it is about one: a job's lines are stored in order and its result after them,
+   * while the reports of other jobs are handled meanwhile, so that the results of a worker's jobs are recorded
+   * side by side (on PostgreSQL, in shared statements) rather than one store round trip after another.
+   */
+  const handleInOrder = (message: wire.WorkerMessage, arrived: number): Promise<void> => {
+    const jobId = reportedJobId(message);
+    const before = tail;
+    const handled = jobId === undefined ? before.then(() => handle(message, arrived)) : jobReports.run(jobId, () => before.then(() => handle(message, arrived)));
+    return handled.catch((error: unknown) => unhandled(message, error));
+  };
   call.on('data', (message: wire.WorkerMessage) => {
     const arrived = performance.now();
     pending += 1;
     if (pending > MAX_PENDING_MESSAGES) call.pause();
-    tail = tail
-      .then(() => handle(message, arrived))
-      .catch((error: unknown) => unhandled(message, error))
-      .finally(() => {
-        pending -= 1;
-        handledSinceAck += 1;
-        if (dueAcks.size > 0 && (pending === 0 || handledSinceAck >= ACK_EVERY_MESSAGES)) sendAcks();
-        if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
-      });
+    const handled = handleInOrder(message, arrived).finally(() => {
+      inFlight.delete(handled);
+      pending -= 1;
+      handledSinceAck += 1;
+      if (dueAcks.size > 0 && (pending === 0 || handledSinceAck >= ACK_EVERY_MESSAGES)) sendAcks();
+      else if (dueAcks.size > 0 && ackTimer === undefined) {
+        ackTimer = setTimeout(sendAcks, ACK_DELAY_MS);
+        ackTimer.unref();
+      }
+      if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
+    });
+    inFlight.add(handled);
+    if (reportedJobId(message) === undefined) tail = handled;
   });
   const closed = () => {
     takeHeldAcks(); // the worker resends what was not acknowledged
-    tail = tail
+    tail = Promise.all([tail, ...inFlight])
       .then(async () => {
         if (workerId !== undefined) await controller.workerDisconnected(workerId, channel);
       })
