@@ -637,13 +637,44 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       const first = finish(0);
       await until(() => (store.releases.length === 1 ? true : undefined));
       const others = [finish(1), finish(2), finish(3)];
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Their results written, their releases wait behind the held one (a result is written before its release).
+      const written = async () => (await Promise.all(runs.slice(1, 4).map((run) => store.getJob(run.job.id)))).every((job) => job?.state === 'SUCCEEDED');
+      await until(async () => ((await written()) ? true : undefined));
       store.release();
       expect(await Promise.all([first, ...others])).toEqual([true, true, true, true]);
       expect(store.releases).toEqual([[runs[0]!.job.id], runs.slice(1, 4).map((run) => run.job.id)]);
       expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [] });
     } finally {
       store.release();
+      await controller.stop();
+    }
+  });
+
+  it('a result whose release failed frees its place when the worker sends it again (the results released with it too)', async () => {
+    class ReleaseFailsOnce extends MemoryStore {
+      fail = 0;
+      override async removeRunningJobs(...args: Parameters<MemoryStore['removeRunningJobs']>): ReturnType<MemoryStore['removeRunningJobs']> {
+        if (this.fail > 0) {
+          this.fail -= 1;
+          throw new Error('the statement failed');
+        }
+        return super.removeRunningJobs(...args);
+      }
+    }
+    const store = new ReleaseFailsOnce();
+    const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
+    await controller.start();
+    try {
+      await queueAndWait(3, 3);
+      const finish = (index: number) => controller.jobFinished(runs[index]!.workerId, runs[index]!.job.id, runs[index]!.job.epoch, exited(0), 0, true);
+      store.fail = 1;
+      // Two results recorded side by side share the release that fails: neither is acknowledged...
+      expect((await Promise.allSettled([finish(0), finish(1)])).map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+      // ...so the worker sends both again, and their places are freed then.
+      expect(await finish(0)).toBe(true);
+      expect(await finish(1)).toBe(true);
+      expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [runs[2]!.job.id] });
+    } finally {
       await controller.stop();
     }
   });

@@ -450,6 +450,94 @@ describe('worker protocol over real gRPC', () => {
     worker.close();
   });
 
+  it("keeps a job's reports in order while another job's result is recorded: its result needs no resend", async () => {
+    class SlowFirstBatch extends MemoryStore {
+      slowJob: string | undefined;
+      held = false;
+      private resume: (() => void) | undefined;
+      release(): void {
+        this.slowJob = undefined;
+        this.resume?.();
+      }
+      override async appendLogBatch(...args: Parameters<MemoryStore['appendLogBatch']>) {
+        if (args[0] === this.slowJob) {
+          this.held = true;
+          await new Promise<void>((resolve) => (this.resume = resolve));
+        }
+        return super.appendLogBatch(...args);
+      }
+    }
+    const store = new SlowFirstBatch();
+    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1 });
+    const a = await platform.client.queue({ name: 'a', command: 'true' });
+    const b = await platform.client.queue({ name: 'b', command: 'true' });
+    const request = await provider.nextRequest();
+    const worker = connect(request.serverAddress);
+    worker.send(register(request.workerId, { otp: request.otp }, false, true));
+    expect((await worker.next()).payload?.$case).toBe('registered');
+    const runs = [await nextRun(worker), await nextRun(worker)];
+    store.slowJob = a.id;
+    worker.send(logBatch(a.id, runs[0]!.epoch, 1, ['one'], true));
+    await until(() => (store.held ? true : undefined));
+    worker.send(logBatch(a.id, runs[0]!.epoch, 2, ['two']));
+    worker.send(logBatch(a.id, runs[0]!.epoch, 3, ['three']));
+    worker.send(jobFinished(a.id, runs[0]!.epoch, 0, 3));
+    worker.send(jobFinished(b.id, runs[1]!.epoch, 0, 0, 1, { started: true }));
+    expect(await worker.ack((ack) => ack.finished && ack.jobId === b.id)).toMatchObject({ jobId: b.id });
+    store.release();
+    // Nothing is sent again: each of a's reports is handled once the one before it is stored.
+    expect(await worker.ack((ack) => ack.finished && ack.jobId === a.id)).toMatchObject({ jobId: a.id, logSeq: 3 });
+    const texts = [];
+    for await (const line of platform.client.logs(a.id)) texts.push(line.text);
+    expect(texts).toEqual(['one', 'two', 'three']);
+    worker.close();
+  });
+
+  it("sends no job into a stream that ended while a report was being recorded: the worker gets it once it reconnects", async () => {
+    class SlowResult extends MemoryStore {
+      slowJob: string | undefined;
+      held = false;
+      private resume: (() => void) | undefined;
+      release(): void {
+        this.slowJob = undefined;
+        this.resume?.();
+      }
+      override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>) {
+        if (args[0] === this.slowJob) {
+          this.held = true;
+          await new Promise<void>((resolve) => (this.resume = resolve));
+        }
+        return super.compareAndSetJob(...args);
+      }
+    }
+    const store = new SlowResult();
+    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1, heartbeatTimeoutMs: 30_000 });
+    const a = await platform.client.queue({ name: 'a', command: 'true' });
+    const b = await platform.client.queue({ name: 'b', command: 'true' });
+    const request = await provider.nextRequest();
+    const first = connect(request.serverAddress);
+    first.send(register(request.workerId, { otp: request.otp }, true, true));
+    const registered = (await first.next()).payload;
+    if (registered?.$case !== 'registered') throw new Error(`expected registered, got ${registered?.$case}`);
+    const runs = [await nextRun(first), await nextRun(first)];
+    expect(runs.map((run) => run.id)).toEqual([a.id, b.id]);
+    // a ends and its result's write is slow; the stream ends meanwhile (the worker still runs b).
+    store.slowJob = a.id;
+    first.send(jobFinished(a.id, runs[0]!.epoch, 0, 0, 1, { started: true }));
+    await until(() => (store.held ? true : undefined));
+    first.close();
+    await until(async () => ((await platform.store.listAudit(request.workerId)).some((event) => event.eventType === 'worker.disconnected') ? true : undefined));
+    // A job queued now, while the worker has room (a's place) but no stream: not sent into the ended one.
+    const c = await platform.client.queue({ name: 'c', command: 'true' });
+    store.release();
+    await until(async () => ((await platform.client.get(a.id)).state === 'SUCCEEDED' ? true : undefined));
+    const second = connect(request.serverAddress);
+    second.send(register(request.workerId, { sessionToken: registered.value.sessionToken }, true, true));
+    expect((await second.next()).payload?.$case).toBe('registered');
+    expect(await nextRun(second)).toMatchObject({ id: c.id });
+    second.close();
+  });
+
   it('acknowledges nothing while the store refuses lines, and stores each line once when the worker resends', async () => {
     class FlakyStore extends MemoryStore {
       down = true;

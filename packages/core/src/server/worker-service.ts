@@ -15,6 +15,12 @@ type Connection = ServerDuplexStream<wire.WorkerMessage, wire.ServerMessage>;
  * results are being recorded at once.
  */
 const MAX_PENDING_MESSAGES = 32;
+/**
+ * How many of one worker's job reports are handled at once, the others waiting their turn: enough for its results
+ * to share the store's batched statements, few enough that one worker's reports do not fill the store's pool
+ * ahead of the scheduling passes and the other workers.
+ */
+const CONCURRENT_REPORTS = 8;
 /** Acks are sent once no message waits, or after this many handled messages (one ack per job covers them). */
 const ACK_EVERY_MESSAGES = 8;
 /**
@@ -32,6 +38,25 @@ const RESULT_ACK_HOLD_MS = 50;
 interface SentRun {
   at: number;
   assignedAt: number | undefined;
+}
+
+/** At most `limit` holders at once: `take()` resolves when a turn is free (first come, first served), `give()` frees it. */
+class Turns {
+  private taken = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async take(): Promise<void> {
+    if (this.taken < this.limit) {
+      this.taken += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.taken -= 1;
+  }
 }
 
 /** The job a worker's message reports on (a log batch or a result), undefined for the others. */
@@ -79,8 +104,9 @@ function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[], sent: Map<
 }
 
 /**
- * One worker's bidirectional stream. The first message must be Register; after that messages are handled
- * strictly in order (a job's logs land before its result), and a slow store pauses the stream. Log batches
+ * One worker's bidirectional stream. The first message must be Register; after it, the reports about one job are
+ * handled in order (its logs land before its result), those about other jobs meanwhile, and a slow store pauses
+ * the stream. Log batches
  * and results are acknowledged once the store accepted them; one the store refused (or that follows a
  * missing batch) is not, and the worker sends it again. A worker that reads RunJob acks gets the ack of a
  * result with its next job when that comes within {@link RESULT_ACK_HOLD_MS}, else alone.
@@ -127,10 +153,12 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   let pending = 0;
   /** The messages about no job (Register first, then heartbeats), one after another. */
   let tail = Promise.resolve();
+  /** The handling of the stream's first message (its Register): the disconnection is recorded after it. */
+  let registration: Promise<void> | undefined;
   /** A job's reports (its log batches, then its result), one after another; other jobs' reports meanwhile. */
   const jobReports = new KeyedSerialQueue();
-  /** Every message being handled or waiting to be: the disconnection is recorded once they are done. */
-  const inFlight = new Set<Promise<void>>();
+  /** Turns to handle a job report: {@link CONCURRENT_REPORTS} at once. */
+  const reportTurns = new Turns(CONCURRENT_REPORTS);
 
   const refuse = (error: unknown) => {
     const hodei = HodeiError.isInstance(error) ? error : new HodeiError('INTERNAL', String(error));
@@ -260,7 +288,18 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   const handleInOrder = (message: wire.WorkerMessage, arrived: number): Promise<void> => {
     const jobId = reportedJobId(message);
     const before = tail;
-    const handled = jobId === undefined ? before.then(() => handle(message, arrived)) : jobReports.run(jobId, () => before.then(() => handle(message, arrived)));
+    const handled =
+      jobId === undefined
+        ? before.then(() => handle(message, arrived))
+        : jobReports.run(jobId, async () => {
+            await before;
+            await reportTurns.take();
+            try {
+              await handle(message, arrived);
+            } finally {
+              reportTurns.give();
+            }
+          });
     return handled.catch((error: unknown) => unhandled(message, error));
   };
   call.on('data', (message: wire.WorkerMessage) => {
@@ -268,7 +307,6 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     pending += 1;
     if (pending > MAX_PENDING_MESSAGES) call.pause();
     const handled = handleInOrder(message, arrived).finally(() => {
-      inFlight.delete(handled);
       pending -= 1;
       handledSinceAck += 1;
       if (dueAcks.size > 0 && (pending === 0 || handledSinceAck >= ACK_EVERY_MESSAGES)) sendAcks();
@@ -278,12 +316,14 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       }
       if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
     });
-    inFlight.add(handled);
     if (reportedJobId(message) === undefined) tail = handled;
+    registration ??= handled;
   });
   const closed = () => {
     takeHeldAcks(); // the worker resends what was not acknowledged
-    tail = Promise.all([tail, ...inFlight])
+    // After its Register (it may still be in flight), not after the reports still being recorded: until the
+    // engine hears of it, it counts the channel live and may claim jobs for the worker that go nowhere.
+    void (registration ?? Promise.resolve())
       .then(async () => {
         if (workerId !== undefined) await controller.workerDisconnected(workerId, channel);
       })
