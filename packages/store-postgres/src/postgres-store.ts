@@ -469,6 +469,10 @@ export class PostgresStore implements Store {
     maxWaitMs: JOB_UPDATE_MAX_WAIT_MS,
     run: (updates) => this.updateJobs(updates),
   });
+  private readonly jobReads = new MicroBatcher<string, Row | undefined>({
+    maxBatch: MAX_BATCH,
+    run: async (ids) => (await this.readJobRows(ids)).map((value) => ({ value })),
+  });
   private readonly logAppends = new MicroBatcher<LogAppend, number>({
     maxBatch: MAX_BATCH,
     run: (appends) => this.appendLogsBatch(appends),
@@ -639,19 +643,35 @@ export class PostgresStore implements Store {
   }
 
   async getJob(id: string): Promise<Job | undefined> {
-    const row = await this.jobRow('getJob', id);
+    const row = await this.jobRow(id);
     return row && toJob(row);
   }
 
   /** The job and its `log_count` column (its last line's seq), from one row. */
   async getJobAndLogCount(id: string): Promise<JobAndLogCount | undefined> {
-    const row = await this.jobRow('getJobAndLogCount', id);
+    const row = await this.jobRow(id);
     return row && { job: toJob(row), logCount: Number(row.log_count) };
   }
 
-  /** The `jobs` row with this id, or undefined; `name` names the calling method in errors. */
-  private async jobRow(name: string, id: string): Promise<Row | undefined> {
-    return (await this.query(name, `SELECT * FROM ${this.t.jobs} WHERE id = $1`, [id]))[0];
+  /**
+   * The `jobs` row with this id, or undefined. The reads of one turn share one statement (`readJobRows`): the
+   * engine reads each result's job, and a worker's results are recorded side by side.
+   */
+  private jobRow(id: string): Promise<Row | undefined> {
+    this.checkOpen();
+    return this.jobReads.add(id);
+  }
+
+  /** The `jobs` rows of `ids`, in their order (undefined for an unknown id), in one statement. */
+  private async readJobRows(ids: readonly string[]): Promise<(Row | undefined)[]> {
+    const rows = await this.batchQuery(
+      'getJob',
+      this.cachedSql('jobRows', () => `SELECT * FROM ${this.t.jobs} WHERE id = ANY($1::text[])`),
+      [arrayLiteral(ids)],
+      true,
+    );
+    const byId = new Map(rows.map((row) => [row.id as string, row]));
+    return ids.map((id) => byId.get(id));
   }
 
   /**
@@ -1256,7 +1276,7 @@ export class PostgresStore implements Store {
   /** Ends the store's own pool (a pool you passed in is left open). Idempotent. */
   async close(): Promise<void> {
     // Calls made before close() still run: their batches start now, while the store is open.
-    const batchers = [this.jobInserts, this.jobUpdates, this.logAppends, this.logBatchAppends, this.auditAppends];
+    const batchers = [this.jobReads, this.jobInserts, this.jobUpdates, this.logAppends, this.logBatchAppends, this.auditAppends];
     for (const batcher of batchers) batcher.flush(true);
     this.closed = true;
     this.queuedListeners.clear();

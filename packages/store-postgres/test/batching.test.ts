@@ -34,6 +34,29 @@ describe('PostgresStore batched statements', () => {
     return store;
   }
 
+  it("reads the jobs asked for in one turn in one statement, each caller getting its own (or undefined)", async () => {
+    const s = newStore();
+    const jobs = [makeTestJob(), makeTestJob(), makeTestJob()];
+    await Promise.all(jobs.map((job) => s.insertJob(job)));
+    await s.appendLogs(jobs[1]!.id, [{ timestamp: 1, stream: 'stdout', text: 'a' }, { timestamp: 2, stream: 'stdout', text: 'b' }]);
+    const statements: string[] = [];
+    const query = s.pool.query.bind(s.pool);
+    s.pool.query = ((config: { text?: string }, ...rest: unknown[]) => {
+      statements.push(typeof config === 'string' ? config : (config.text ?? ''));
+      return (query as (...args: unknown[]) => unknown)(config, ...rest);
+    }) as typeof s.pool.query;
+    const [a, b, missing, c, again] = await Promise.all([
+      s.getJob(jobs[0]!.id),
+      s.getJobAndLogCount(jobs[1]!.id),
+      s.getJob('job_missing'),
+      s.getJob(jobs[2]!.id),
+      s.getJob(jobs[0]!.id),
+    ]);
+    expect([a, missing, c, again]).toEqual([jobs[0], undefined, jobs[2], jobs[0]]);
+    expect(b).toEqual({ job: jobs[1], logCount: 2 });
+    expect(statements).toHaveLength(1);
+  });
+
   it('inserts the jobs of one turn in call order, whatever fields they set, with their specs as given', async () => {
     const s = newStore();
     const base = makeTestJob();
