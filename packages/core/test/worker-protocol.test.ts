@@ -141,6 +141,40 @@ function connect(address: string) {
   };
 }
 
+/**
+ * A MemoryStore whose writes of one job, once armed with `hold`, wait until `release()`: its result (`result`:
+ * compareAndSetJob, updateJob) or its lines (`lines`: appendLogBatch). `holding` says a write waits.
+ */
+class JobWritesHeld extends MemoryStore {
+  holding = false;
+  private held: { jobId: string; writes: 'result' | 'lines' } | undefined;
+  private resume: (() => void) | undefined;
+  hold(jobId: string, writes: 'result' | 'lines'): void {
+    this.held = { jobId, writes };
+  }
+  release(): void {
+    this.held = undefined;
+    this.resume?.();
+  }
+  private async wait(jobId: string, writes: 'result' | 'lines'): Promise<void> {
+    if (this.held?.jobId !== jobId || this.held.writes !== writes) return;
+    this.holding = true;
+    await new Promise<void>((resolve) => (this.resume = resolve));
+  }
+  override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>) {
+    await this.wait(args[0], 'result');
+    return super.compareAndSetJob(...args);
+  }
+  override async updateJob(...args: Parameters<MemoryStore['updateJob']>) {
+    await this.wait(args[0], 'result');
+    return super.updateJob(...args);
+  }
+  override async appendLogBatch(...args: Parameters<MemoryStore['appendLogBatch']>) {
+    await this.wait(args[0], 'lines');
+    return super.appendLogBatch(...args);
+  }
+}
+
 /** A MemoryStore that counts the reads of a job (getJob and getJobAndLogCount). */
 class ReadCountingStore extends MemoryStore {
   reads = 0;
@@ -411,34 +445,28 @@ describe('worker protocol over real gRPC', () => {
     first.close();
   });
 
-  it("records a worker's results side by side: one whose write is slow holds up neither another job's result nor its ack", async () => {
-    class SlowFirstResult extends MemoryStore {
-      slowJob: string | undefined;
-      private resume: (() => void) | undefined;
-      release(): void {
-        this.slowJob = undefined;
-        this.resume?.();
-      }
-      override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>) {
-        if (args[0] === this.slowJob) await new Promise<void>((resolve) => (this.resume = resolve));
-        return super.compareAndSetJob(...args);
-      }
-      override async updateJob(...args: Parameters<MemoryStore['updateJob']>) {
-        if (args[0] === this.slowJob) await new Promise<void>((resolve) => (this.resume = resolve));
-        return super.updateJob(...args);
-      }
-    }
-    const store = new SlowFirstResult();
-    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1 });
+  /**
+   * A worker granted a prefetch of 1 (the only worker: `maxWorkers` 1) registered on `store` and holding jobs `a`
+   * and `b`, queued in that order: the stream, its Registered, and the two runs it was sent.
+   */
+  async function twoJobsOnOneWorker(store: Store, options: { readsRunJobAcks?: boolean; heartbeatTimeoutMs?: number } = {}) {
+    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1, ...(options.heartbeatTimeoutMs ? { heartbeatTimeoutMs: options.heartbeatTimeoutMs } : {}) });
     const a = await platform.client.queue({ name: 'a', command: 'true' });
     const b = await platform.client.queue({ name: 'b', command: 'true' });
     const request = await provider.nextRequest();
     const worker = connect(request.serverAddress);
-    worker.send(register(request.workerId, { otp: request.otp }, false, true));
-    expect((await worker.next()).payload?.$case).toBe('registered');
+    worker.send(register(request.workerId, { otp: request.otp }, options.readsRunJobAcks ?? false, true));
+    const registered = (await worker.next()).payload;
+    if (registered?.$case !== 'registered') throw new Error(`expected registered, got ${registered?.$case}`);
     const runs = [await nextRun(worker), await nextRun(worker)];
     expect(runs.map((run) => run.id)).toEqual([a.id, b.id]);
-    store.slowJob = a.id;
+    return { platform, request, worker, sessionToken: registered.value.sessionToken, a, b, runs };
+  }
+
+  it("records a worker's results side by side: one whose write is slow holds up neither another job's result nor its ack", async () => {
+    const store = new JobWritesHeld();
+    const { platform, worker, a, b, runs } = await twoJobsOnOneWorker(store);
+    store.hold(a.id, 'result');
     worker.send(jobFinished(a.id, runs[0]!.epoch, 0, 0, 1, { started: true }));
     worker.send(jobFinished(b.id, runs[1]!.epoch, 0, 0, 1, { started: true }));
     expect(await worker.ack((ack) => ack.finished && ack.jobId === b.id)).toMatchObject({ jobId: b.id });
@@ -451,34 +479,11 @@ describe('worker protocol over real gRPC', () => {
   });
 
   it("keeps a job's reports in order while another job's result is recorded: its result needs no resend", async () => {
-    class SlowFirstBatch extends MemoryStore {
-      slowJob: string | undefined;
-      held = false;
-      private resume: (() => void) | undefined;
-      release(): void {
-        this.slowJob = undefined;
-        this.resume?.();
-      }
-      override async appendLogBatch(...args: Parameters<MemoryStore['appendLogBatch']>) {
-        if (args[0] === this.slowJob) {
-          this.held = true;
-          await new Promise<void>((resolve) => (this.resume = resolve));
-        }
-        return super.appendLogBatch(...args);
-      }
-    }
-    const store = new SlowFirstBatch();
-    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1 });
-    const a = await platform.client.queue({ name: 'a', command: 'true' });
-    const b = await platform.client.queue({ name: 'b', command: 'true' });
-    const request = await provider.nextRequest();
-    const worker = connect(request.serverAddress);
-    worker.send(register(request.workerId, { otp: request.otp }, false, true));
-    expect((await worker.next()).payload?.$case).toBe('registered');
-    const runs = [await nextRun(worker), await nextRun(worker)];
-    store.slowJob = a.id;
+    const store = new JobWritesHeld();
+    const { platform, worker, a, b, runs } = await twoJobsOnOneWorker(store);
+    store.hold(a.id, 'lines');
     worker.send(logBatch(a.id, runs[0]!.epoch, 1, ['one'], true));
-    await until(() => (store.held ? true : undefined));
+    await until(() => (store.holding ? true : undefined));
     worker.send(logBatch(a.id, runs[0]!.epoch, 2, ['two']));
     worker.send(logBatch(a.id, runs[0]!.epoch, 3, ['three']));
     worker.send(jobFinished(a.id, runs[0]!.epoch, 0, 3));
@@ -494,37 +499,12 @@ describe('worker protocol over real gRPC', () => {
   });
 
   it("sends no job into a stream that ended while a report was being recorded: the worker gets it once it reconnects", async () => {
-    class SlowResult extends MemoryStore {
-      slowJob: string | undefined;
-      held = false;
-      private resume: (() => void) | undefined;
-      release(): void {
-        this.slowJob = undefined;
-        this.resume?.();
-      }
-      override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>) {
-        if (args[0] === this.slowJob) {
-          this.held = true;
-          await new Promise<void>((resolve) => (this.resume = resolve));
-        }
-        return super.compareAndSetJob(...args);
-      }
-    }
-    const store = new SlowResult();
-    const { platform, provider } = await start({ store, prefetch: 1, maxWorkers: 1, heartbeatTimeoutMs: 30_000 });
-    const a = await platform.client.queue({ name: 'a', command: 'true' });
-    const b = await platform.client.queue({ name: 'b', command: 'true' });
-    const request = await provider.nextRequest();
-    const first = connect(request.serverAddress);
-    first.send(register(request.workerId, { otp: request.otp }, true, true));
-    const registered = (await first.next()).payload;
-    if (registered?.$case !== 'registered') throw new Error(`expected registered, got ${registered?.$case}`);
-    const runs = [await nextRun(first), await nextRun(first)];
-    expect(runs.map((run) => run.id)).toEqual([a.id, b.id]);
+    const store = new JobWritesHeld();
+    const { platform, request, worker: first, sessionToken, a, runs } = await twoJobsOnOneWorker(store, { readsRunJobAcks: true, heartbeatTimeoutMs: 30_000 });
     // a ends and its result's write is slow; the stream ends meanwhile (the worker still runs b).
-    store.slowJob = a.id;
+    store.hold(a.id, 'result');
     first.send(jobFinished(a.id, runs[0]!.epoch, 0, 0, 1, { started: true }));
-    await until(() => (store.held ? true : undefined));
+    await until(() => (store.holding ? true : undefined));
     first.close();
     await until(async () => ((await platform.store.listAudit(request.workerId)).some((event) => event.eventType === 'worker.disconnected') ? true : undefined));
     // A job queued now, while the worker has room (a's place) but no stream: not sent into the ended one.
@@ -532,7 +512,7 @@ describe('worker protocol over real gRPC', () => {
     store.release();
     await until(async () => ((await platform.client.get(a.id)).state === 'SUCCEEDED' ? true : undefined));
     const second = connect(request.serverAddress);
-    second.send(register(request.workerId, { sessionToken: registered.value.sessionToken }, true, true));
+    second.send(register(request.workerId, { sessionToken }, true, true));
     expect((await second.next()).payload?.$case).toBe('registered');
     expect(await nextRun(second)).toMatchObject({ id: c.id });
     second.close();
