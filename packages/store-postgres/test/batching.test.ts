@@ -55,6 +55,33 @@ describe('PostgresStore batched statements', () => {
     expect([a, missing, c, again]).toEqual([jobs[0], undefined, jobs[2], jobs[0]]);
     expect(b).toEqual({ job: jobs[1], logCount: 2 });
     expect(statements).toHaveLength(1);
+    // Each caller gets its own job: two reads of one job in one turn share no object.
+    expect(again!.spec).not.toBe(a!.spec);
+    again!.spec.env.CHANGED = 'yes';
+    expect(a!.spec.env).not.toHaveProperty('CHANGED');
+  });
+
+  it('fails only the read of an id PostgreSQL refuses, and finds a job whose id holds a lone surrogate as its stored id does', async () => {
+    const s = newStore();
+    const odd = makeTestJob({ id: 'job_\ud800_lone' });
+    const fine = makeTestJob();
+    await Promise.all([s.insertJob(odd), s.insertJob(fine)]);
+    const [refused, found, surrogate] = await Promise.allSettled([s.getJob('job_nul_\u0000'), s.getJob(fine.id), s.getJob(odd.id)]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
+    expect(found).toEqual({ status: 'fulfilled', value: fine });
+    expect(surrogate).toMatchObject({ status: 'fulfilled', value: { id: 'job_\ufffd_lone' } });
+  });
+
+  it('reads jobs after a later migration added a column to jobs (a server of the next release): its prepared read still works', async () => {
+    const s = newStore();
+    const job = makeTestJob();
+    await s.insertJob(job);
+    // Prepare the read on every connection of the pool, then change the table under it.
+    await Promise.all(Array.from({ length: 8 }, () => s.getJob(job.id)));
+    await Promise.all(Array.from({ length: 4 }, async () => (await s.pool.connect()).release()));
+    for (let round = 0; round < 4; round += 1) await Promise.all([s.getJob(job.id), s.getJobAndLogCount(job.id)]);
+    await admin.query(`ALTER TABLE batching_${schemas}.jobs ADD COLUMN next_release_column integer`);
+    for (let round = 0; round < 8; round += 1) expect(await Promise.all([s.getJob(job.id), s.getJobAndLogCount(job.id)])).toEqual([job, { job, logCount: 0 }]);
   });
 
   it('inserts the jobs of one turn in call order, whatever fields they set, with their specs as given', async () => {
