@@ -106,8 +106,7 @@ function channelFor(call: Connection, takeHeldAcks: () => wire.Ack[], sent: Map<
 /**
  * One worker's bidirectional stream. The first message must be Register; after it, the reports about one job are
  * handled in order (its logs land before its result), those about other jobs meanwhile, and a slow store pauses
- * the stream. Log batches
- * and results are acknowledged once the store accepted them; one the store refused (or that follows a
+ * the stream. Log batches and results are acknowledged once the store accepted them; one the store refused (or that follows a
  * missing batch) is not, and the worker sends it again. A worker that reads RunJob acks gets the ack of a
  * result with its next job when that comes within {@link RESULT_ACK_HOLD_MS}, else alone.
  */
