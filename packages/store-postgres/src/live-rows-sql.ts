@@ -30,7 +30,16 @@ const CLAIMED = `('ASSIGNED', 'RUNNING')`;
  * expressions over `s`, possibly NULL).
  */
 function claimKeyMatches(worker: string, assigned: string): string {
-  return `c.worker_id = coalesce(${worker}, '') AND c.assigned_at = coalesce(${assigned}, '-infinity') AND c.id = s.id`;
+  const [workerKey, assignedKey] = claimKey(worker, assigned);
+  return `c.worker_id = ${workerKey} AND c.assigned_at = ${assignedKey} AND c.id = s.id`;
+}
+
+/**
+ * The key columns of the claim row of a job with worker `worker` and claim time `assigned` (SQL expressions,
+ * possibly NULL): '' and -infinity stand for none, so that every key column is NOT NULL.
+ */
+function claimKey(worker: string, assigned: string): [string, string] {
+  return [`coalesce(${worker}, '')`, `coalesce(${assigned}, '-infinity')`];
 }
 
 /**
@@ -101,7 +110,7 @@ export function holdSql(claims: string, source: string, afterUpdate: boolean): s
     ? `\n    AND NOT (s.hodei_was_claimed AND s.worker_id IS NOT DISTINCT FROM s.hodei_old_worker AND s.assigned_at IS NOT DISTINCT FROM s.hodei_old_assigned_at)`
     : '';
   return `INSERT INTO ${claims} (worker_id, assigned_at, id)
-  SELECT coalesce(s.worker_id, ''), coalesce(s.assigned_at, '-infinity'), s.id FROM ${source} AS s WHERE s.state IN ${CLAIMED}${unless}`;
+  SELECT ${claimKey('s.worker_id', 's.assigned_at').join(', ')}, s.id FROM ${source} AS s WHERE s.state IN ${CLAIMED}${unless}`;
 }
 
 /**
@@ -134,12 +143,13 @@ export function liveIdsSql(queue: string, claims: string): string {
 export function pruneLiveRowsSql(jobs: string, queue: string, claims: string): string {
   // Scalar sub-selects, one primary-key lookup per live row: as NOT EXISTS, the planner hash-joins a scan of the
   // whole history instead (45 ms at 300,000 jobs).
+  const [worker, assigned] = claimKey('j.worker_id', 'j.assigned_at');
   return `WITH stale_queue AS (
   DELETE FROM ${queue} AS q
   WHERE (SELECT j.state = 'QUEUED' FROM ${jobs} AS j WHERE j.id = q.id) IS NOT TRUE
 ), stale_claims AS (
   DELETE FROM ${claims} AS c
-  WHERE (SELECT j.state IN ${CLAIMED} AND coalesce(j.worker_id, '') = c.worker_id AND coalesce(j.assigned_at, '-infinity') = c.assigned_at
+  WHERE (SELECT j.state IN ${CLAIMED} AND ${worker} = c.worker_id AND ${assigned} = c.assigned_at
          FROM ${jobs} AS j WHERE j.id = c.id) IS NOT TRUE
 )
 SELECT 1`;
