@@ -27,3 +27,28 @@ export class KeyedSerialQueue {
     });
   }
 }
+
+/**
+ * At most `limit` holders at once: `take()` resolves when a turn is free (first come, first served), `give()`
+ * frees the turn taken (every `take()` that resolved is followed by one `give()`).
+ */
+export class Turns {
+  private taken = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async take(): Promise<void> {
+    if (this.taken < this.limit) {
+      this.taken += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.taken -= 1;
+  }
+}

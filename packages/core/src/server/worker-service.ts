@@ -2,7 +2,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { HodeiError } from '../domain/errors';
 import type { Outcome } from '../domain/job-outcome';
 import type { JobController } from '../engine/job-controller';
-import { KeyedSerialQueue } from '../engine/serial-queue';
+import { KeyedSerialQueue, Turns } from '../engine/serial-queue';
 import type { WorkerChannel } from '../engine/worker-channel';
 import * as wire from '../protocol';
 import { logLineBatchFromWire, specToWire } from './wire-mapping';
@@ -38,25 +38,6 @@ const RESULT_ACK_HOLD_MS = 50;
 interface SentRun {
   at: number;
   assignedAt: number | undefined;
-}
-
-/** At most `limit` holders at once: `take()` resolves when a turn is free (first come, first served), `give()` frees it. */
-class Turns {
-  private taken = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-  async take(): Promise<void> {
-    if (this.taken < this.limit) {
-      this.taken += 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.taken -= 1;
-  }
 }
 
 /** The job a worker's message reports on (a log batch or a result), undefined for the others. */
