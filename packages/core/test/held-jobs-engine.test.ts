@@ -8,7 +8,7 @@ import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
 import { MemoryStore } from '../src/store/memory-store';
 import { WorkerRegistry } from '../src/engine/worker-registry';
-import { exited, QueueReadsRecorder, until } from './in-process-worker';
+import { exited, QueueReadsRecorder, successWrites, until, WritesHeld } from './in-process-worker';
 
 
 /** What a worker registered over the in-process channel: its id, session token and channel. */
@@ -90,7 +90,9 @@ function engine(options: {
   const exit = (workerId: string) => {
     for (const listener of exitListeners) listener({ workerId, exitCode: 1, signal: null, reason: 'the process exited' });
   };
-  return { controller, store, runs, cancels, drains, connected, queueAndWait, exit };
+  /** The worker reports `run`'s result (it started and exited 0, the start travelling with the result). */
+  const finish = (run: { workerId: string; job: Job }) => controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(0), 0, true);
+  return { controller, store, runs, cancels, drains, connected, queueAndWait, exit, finish };
 }
 
 const returned = { outcome: 'CANCELLED' as const, exitCode: -1, signal: '', durationMs: 0, errorMessage: 'cancelled before it started' };
@@ -110,30 +112,6 @@ class InterleavingStore extends MemoryStore {
       this.armed = undefined;
       await armed.before(args[0]);
     }
-    return super.updateJob(...args);
-  }
-}
-
-/** A MemoryStore whose writes of a job's success wait until `release()` (results being recorded). */
-class ResultWritesHeld extends MemoryStore {
-  heldWrites = 0;
-  private released = false;
-  private readonly waiting: (() => void)[] = [];
-  release(): void {
-    this.released = true;
-    for (const resume of this.waiting.splice(0)) resume();
-  }
-  private async held(patch: Partial<Job>): Promise<void> {
-    if (this.released || patch.state !== 'SUCCEEDED') return;
-    this.heldWrites += 1;
-    await new Promise<void>((resume) => this.waiting.push(resume));
-  }
-  override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>): ReturnType<MemoryStore['compareAndSetJob']> {
-    await this.held(args[2]);
-    return super.compareAndSetJob(...args);
-  }
-  override async updateJob(...args: Parameters<MemoryStore['updateJob']>): ReturnType<MemoryStore['updateJob']> {
-    await this.held(args[2]);
     return super.updateJob(...args);
   }
 }
@@ -564,7 +542,7 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
 
   it('a result that frees no refill (half the prefetch room is not free yet) starts no scheduling pass; one that does, starts one', async () => {
     const store = new QueueReadsRecorder();
-    const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
+    const { controller, runs, queueAndWait, finish } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
     await controller.start();
     try {
       await queueAndWait(10, 4);
@@ -572,10 +550,10 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       await settle();
       const before = store.limits.length;
       const [first, second] = runs;
-      await controller.jobFinished(first!.workerId, first!.job.id, first!.job.epoch, exited(0), 0, true);
+      await finish(first!);
       await settle();
       expect(store.limits.length).toBe(before);
-      await controller.jobFinished(second!.workerId, second!.job.id, second!.job.epoch, exited(0), 0, true);
+      await finish(second!);
       await until(() => (runs.length === 6 ? true : undefined));
       expect(store.limits.length).toBeGreaterThan(before);
     } finally {
@@ -584,18 +562,19 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   });
 
   it('a worker is refilled as its results arrive, before they are recorded: the slots they free count at once, and it is never sent more than it holds room for', async () => {
-    const store = new ResultWritesHeld();
-    const { controller, runs, queueAndWait } = engine({ prefetch: 2, store, pollIntervalMs: 15_000 });
+    const store = new WritesHeld();
+    store.hold(successWrites);
+    const { controller, runs, queueAndWait, finish } = engine({ prefetch: 2, store, pollIntervalMs: 15_000 });
     await controller.start();
     try {
       // One slot and two held: the worker holds three jobs.
       await queueAndWait(6, 3);
       const [first, second] = runs;
       // Its first two jobs end: the worker reports them, and their results' writes wait.
-      const recorded = [first!, second!].map((run) => controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(0), 0, true));
+      const recorded = [first!, second!].map(finish);
       // Their slots are free on the worker: it is sent two more jobs while their results are still being written.
       await until(() => (runs.length === 5 ? true : undefined), 5_000);
-      expect(store.heldWrites).toBe(2);
+      expect(store.held).toBe(2);
       store.release();
       expect(await Promise.all(recorded)).toEqual([true, true]);
       const worker = await store.getWorker(first!.workerId);
@@ -628,15 +607,14 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       }
     }
     const store = new ReleasesHeld();
-    const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
+    const { controller, runs, queueAndWait, finish } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
     await controller.start();
     try {
       await queueAndWait(4, 4);
-      const finish = (index: number) => controller.jobFinished(runs[index]!.workerId, runs[index]!.job.id, runs[index]!.job.epoch, exited(0), 0, true);
       store.holdNextRelease();
-      const first = finish(0);
+      const first = finish(runs[0]!);
       await until(() => (store.releases.length === 1 ? true : undefined));
-      const others = [finish(1), finish(2), finish(3)];
+      const others = runs.slice(1, 4).map(finish);
       // Their results written, their releases wait behind the held one (a result is written before its release).
       const written = async () => (await Promise.all(runs.slice(1, 4).map((run) => store.getJob(run.job.id)))).every((job) => job?.state === 'SUCCEEDED');
       await until(async () => ((await written()) ? true : undefined));
@@ -662,17 +640,16 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       }
     }
     const store = new ReleaseFailsOnce();
-    const { controller, runs, queueAndWait } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
+    const { controller, runs, queueAndWait, finish } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
     await controller.start();
     try {
       await queueAndWait(3, 3);
-      const finish = (index: number) => controller.jobFinished(runs[index]!.workerId, runs[index]!.job.id, runs[index]!.job.epoch, exited(0), 0, true);
       store.fail = 1;
       // Two results recorded side by side share the release that fails: neither is acknowledged...
-      expect((await Promise.allSettled([finish(0), finish(1)])).map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+      expect((await Promise.allSettled([finish(runs[0]!), finish(runs[1]!)])).map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
       // ...so the worker sends both again, and their places are freed then.
-      expect(await finish(0)).toBe(true);
-      expect(await finish(1)).toBe(true);
+      expect(await finish(runs[0]!)).toBe(true);
+      expect(await finish(runs[1]!)).toBe(true);
       expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [runs[2]!.job.id] });
     } finally {
       await controller.stop();
@@ -711,14 +688,15 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   }
 
   it('a worker whose stream closed is offered nothing while one of its results is being recorded: another worker is started', async () => {
-    const store = new ResultWritesHeld();
-    const { controller, runs, connected } = engine({ prefetch: 2, maxWorkers: 2, store, pollIntervalMs: 15_000 });
+    const store = new WritesHeld();
+    store.hold(successWrites);
+    const { controller, runs, connected, finish } = engine({ prefetch: 2, maxWorkers: 2, store, pollIntervalMs: 15_000 });
     await controller.start();
     try {
       await controller.queue({ name: 'j', command: 'true' });
       await until(() => (runs.length === 1 && connected.size === 1 ? true : undefined), 5_000);
       const run = runs[0]!;
-      const recorded = controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(0), 0, true);
+      const recorded = finish(run);
       await controller.workerDisconnected(run.workerId, connected.get(run.workerId)!.channel);
       await controller.queue({ name: 'k', command: 'true' });
       await until(async () => ((await store.listWorkers()).length === 2 ? true : undefined), 5_000);

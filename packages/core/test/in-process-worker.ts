@@ -120,3 +120,47 @@ export class QueueReadsRecorder extends MemoryStore {
     return super.queuedJobs(limit);
   }
 }
+
+/** A job write a {@link WritesHeld} may hold: its method, its job, and its patch (the updates'). */
+export interface HeldWrite {
+  method: 'compareAndSetJob' | 'updateJob' | 'appendLogBatch';
+  jobId: string;
+  patch?: Partial<Job>;
+}
+
+/**
+ * A MemoryStore whose job writes that `hold`'s test matches wait until `release()` (a store write that is slow,
+ * a result being recorded); `held` counts the writes that waited.
+ */
+export class WritesHeld extends MemoryStore {
+  held = 0;
+  private holds: ((write: HeldWrite) => boolean) | undefined;
+  private readonly waiting: (() => void)[] = [];
+  hold(test: (write: HeldWrite) => boolean): void {
+    this.holds = test;
+  }
+  release(): void {
+    this.holds = undefined;
+    for (const resume of this.waiting.splice(0)) resume();
+  }
+  private async wait(write: HeldWrite): Promise<void> {
+    if (!this.holds?.(write)) return;
+    this.held += 1;
+    await new Promise<void>((resume) => this.waiting.push(resume));
+  }
+  override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>): ReturnType<MemoryStore['compareAndSetJob']> {
+    await this.wait({ method: 'compareAndSetJob', jobId: args[0], patch: args[2] });
+    return super.compareAndSetJob(...args);
+  }
+  override async updateJob(...args: Parameters<MemoryStore['updateJob']>): ReturnType<MemoryStore['updateJob']> {
+    await this.wait({ method: 'updateJob', jobId: args[0], patch: args[2] });
+    return super.updateJob(...args);
+  }
+  override async appendLogBatch(...args: Parameters<MemoryStore['appendLogBatch']>): ReturnType<MemoryStore['appendLogBatch']> {
+    await this.wait({ method: 'appendLogBatch', jobId: args[0] });
+    return super.appendLogBatch(...args);
+  }
+}
+
+/** A test for {@link WritesHeld.hold}: the writes of a job's success. */
+export const successWrites = (write: HeldWrite): boolean => write.patch?.state === 'SUCCEEDED';

@@ -17,7 +17,10 @@ import {
 import { WorkerRegistry } from '../src/engine/worker-registry';
 import { createJobService } from '../src/server/job-service';
 import { specToWire } from '../src/server/wire-mapping';
-import { until } from './in-process-worker';
+import { until, WritesHeld, type HeldWrite } from './in-process-worker';
+
+/** A test for `WritesHeld.hold`: the writes of job `jobId`'s result. */
+const resultOf = (jobId: string) => (write: HeldWrite) => write.method !== 'appendLogBatch' && write.jobId === jobId;
 
 /** A provider that starts nothing: it hands the test the credentials a real worker would get. */
 class HandOverProvider implements Provider {
@@ -139,40 +142,6 @@ function connect(address: string) {
       client.close();
     },
   };
-}
-
-/**
- * A MemoryStore whose writes of one job, once armed with `hold`, wait until `release()`: its result (`result`:
- * compareAndSetJob, updateJob) or its lines (`lines`: appendLogBatch). `holding` says a write waits.
- */
-class JobWritesHeld extends MemoryStore {
-  holding = false;
-  private held: { jobId: string; writes: 'result' | 'lines' } | undefined;
-  private resume: (() => void) | undefined;
-  hold(jobId: string, writes: 'result' | 'lines'): void {
-    this.held = { jobId, writes };
-  }
-  release(): void {
-    this.held = undefined;
-    this.resume?.();
-  }
-  private async wait(jobId: string, writes: 'result' | 'lines'): Promise<void> {
-    if (this.held?.jobId !== jobId || this.held.writes !== writes) return;
-    this.holding = true;
-    await new Promise<void>((resolve) => (this.resume = resolve));
-  }
-  override async compareAndSetJob(...args: Parameters<MemoryStore['compareAndSetJob']>) {
-    await this.wait(args[0], 'result');
-    return super.compareAndSetJob(...args);
-  }
-  override async updateJob(...args: Parameters<MemoryStore['updateJob']>) {
-    await this.wait(args[0], 'result');
-    return super.updateJob(...args);
-  }
-  override async appendLogBatch(...args: Parameters<MemoryStore['appendLogBatch']>) {
-    await this.wait(args[0], 'lines');
-    return super.appendLogBatch(...args);
-  }
 }
 
 /** A MemoryStore that counts the reads of a job (getJob and getJobAndLogCount). */
@@ -464,9 +433,9 @@ describe('worker protocol over real gRPC', () => {
   }
 
   it("records a worker's results side by side: one whose write is slow holds up neither another job's result nor its ack", async () => {
-    const store = new JobWritesHeld();
+    const store = new WritesHeld();
     const { platform, worker, a, b, runs } = await twoJobsOnOneWorker(store);
-    store.hold(a.id, 'result');
+    store.hold(resultOf(a.id));
     worker.send(jobFinished(a.id, runs[0]!.epoch, 0, 0, 1, { started: true }));
     worker.send(jobFinished(b.id, runs[1]!.epoch, 0, 0, 1, { started: true }));
     expect(await worker.ack((ack) => ack.finished && ack.jobId === b.id)).toMatchObject({ jobId: b.id });
@@ -479,11 +448,11 @@ describe('worker protocol over real gRPC', () => {
   });
 
   it("keeps a job's reports in order while another job's result is recorded: its result needs no resend", async () => {
-    const store = new JobWritesHeld();
+    const store = new WritesHeld();
     const { platform, worker, a, b, runs } = await twoJobsOnOneWorker(store);
-    store.hold(a.id, 'lines');
+    store.hold((write) => write.method === 'appendLogBatch' && write.jobId === a.id);
     worker.send(logBatch(a.id, runs[0]!.epoch, 1, ['one'], true));
-    await until(() => (store.holding ? true : undefined));
+    await until(() => (store.held > 0 ? true : undefined));
     worker.send(logBatch(a.id, runs[0]!.epoch, 2, ['two']));
     worker.send(logBatch(a.id, runs[0]!.epoch, 3, ['three']));
     worker.send(jobFinished(a.id, runs[0]!.epoch, 0, 3));
@@ -499,12 +468,12 @@ describe('worker protocol over real gRPC', () => {
   });
 
   it("sends no job into a stream that ended while a report was being recorded: the worker gets it once it reconnects", async () => {
-    const store = new JobWritesHeld();
+    const store = new WritesHeld();
     const { platform, request, worker: first, sessionToken, a, runs } = await twoJobsOnOneWorker(store, { readsRunJobAcks: true, heartbeatTimeoutMs: 30_000 });
     // a ends and its result's write is slow; the stream ends meanwhile (the worker still runs b).
-    store.hold(a.id, 'result');
+    store.hold(resultOf(a.id));
     first.send(jobFinished(a.id, runs[0]!.epoch, 0, 0, 1, { started: true }));
-    await until(() => (store.holding ? true : undefined));
+    await until(() => (store.held > 0 ? true : undefined));
     first.close();
     await until(async () => ((await platform.store.listAudit(request.workerId)).some((event) => event.eventType === 'worker.disconnected') ? true : undefined));
     // A job queued now, while the worker has room (a's place) but no stream: not sent into the ended one.

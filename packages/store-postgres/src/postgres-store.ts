@@ -362,7 +362,6 @@ function auditArrays(events: readonly (AuditAppend | undefined)[]): string[] {
   ];
 }
 
-/** Errors that may belong to one row of a batch (a duplicate key, a refused value): retry row by row. */
 /**
  * `text` as PostgreSQL stores it: a lone surrogate (UTF-16 that is not valid text) becomes U+FFFD on its way to
  * the server, so a row found by such an id comes back with that id.
@@ -371,6 +370,7 @@ function storedText(text: string): string {
   return /[\uD800-\uDFFF]/.test(text) ? Buffer.from(text, 'utf8').toString('utf8') : text;
 }
 
+/** Errors that may belong to one row of a batch (a duplicate key, a refused value): retry row by row. */
 function mayBelongToOneRow(error: unknown): boolean {
   return HodeiError.isInstance(error) && (error.code === 'CONFLICT' || error.code === 'INVALID_ARGUMENT');
 }
@@ -688,8 +688,10 @@ export class PostgresStore implements Store {
     const handed = new Set<Row>();
     return ids.map((id) => {
       const row = byId.get(storedText(id));
-      if (!row || !handed.has(row)) return row && (handed.add(row), row);
-      return { ...row, spec: structuredClone(row.spec) };
+      if (row === undefined) return undefined;
+      if (handed.has(row)) return { ...row, spec: structuredClone(row.spec) };
+      handed.add(row);
+      return row;
     });
   }
 

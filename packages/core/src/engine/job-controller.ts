@@ -793,7 +793,9 @@ export class JobController {
     const read = await this.jobForResult(workerId, jobId, epoch, lastLogSeq, lines);
     if (!read) return { recorded: false };
     const { job: current, logCount } = read;
-    if (current !== undefined && isTerminalJobState(current.state) && current.workerId === workerId && current.epoch === epoch) {
+    // The report's lease is the job's current one (past the check below, the job has not ended under it).
+    const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch;
+    if (leased && isTerminalJobState(current.state)) {
       // Ended under this very lease: a resend of a result recorded already (its ack was lost, or the release that
       // followed it failed and nothing was acknowledged). Its place is freed again: a terminal job never returns to a
       // worker's list, so this is a no-op unless that release failed.
@@ -801,7 +803,6 @@ export class JobController {
       return { recorded: true };
     }
     let patch = finalJobPatch(report, this.now());
-    const leased = current !== undefined && current.workerId === workerId && current.epoch === epoch && !isTerminalJobState(current.state);
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
     if (leased) onLeased();
     const startsNow = started && leased && current.state === 'ASSIGNED';

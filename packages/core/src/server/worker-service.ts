@@ -261,12 +261,11 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
   };
   /**
    * Handles `message` after the messages about no job that came before it (its Register first), and after the
-   * earlier reports of its job, if it is about one: a job's lines are stored in order and its result after them,
+   * earlier reports of its job `jobId` (see `reportedJobId`), if it is about one: a job's lines are stored in order and its result after them,
    * while the reports of other jobs are handled meanwhile, so that the results of a worker's jobs are recorded
    * side by side (on PostgreSQL, in shared statements) rather than one store round trip after another.
    */
-  const handleInOrder = (message: wire.WorkerMessage, arrived: number): Promise<void> => {
-    const jobId = reportedJobId(message);
+  const handleInOrder = (message: wire.WorkerMessage, jobId: string | undefined, arrived: number): Promise<void> => {
     const before = tail;
     const handled =
       jobId === undefined
@@ -286,7 +285,8 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     const arrived = performance.now();
     pending += 1;
     if (pending > MAX_PENDING_MESSAGES) call.pause();
-    const handled = handleInOrder(message, arrived).finally(() => {
+    const jobId = reportedJobId(message);
+    const handled = handleInOrder(message, jobId, arrived).finally(() => {
       pending -= 1;
       handledSinceAck += 1;
       if (dueAcks.size > 0 && (pending === 0 || handledSinceAck >= ACK_EVERY_MESSAGES)) sendAcks();
@@ -296,7 +296,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       }
       if (pending <= MAX_PENDING_MESSAGES / 2 && call.isPaused()) call.resume();
     });
-    if (reportedJobId(message) === undefined) tail = handled;
+    if (jobId === undefined) tail = handled;
     registration ??= handled;
   });
   const closed = () => {
