@@ -19,7 +19,11 @@ export function procStatFields(pid) {
  * process is gone or there is no /proc.
  */
 export function processCpuMs(pid) {
-  const fields = procStatFields(pid);
+  return cpuMsOf(procStatFields(pid));
+}
+
+/** The CPU times of /proc/PID/stat `fields` (see procStatFields), in ms: the process's own and its reaped children's. */
+function cpuMsOf(fields) {
   return {
     own: (Number(fields[11]) + Number(fields[12])) * TICK_MS,
     children: (Number(fields[13]) + Number(fields[14])) * TICK_MS,
@@ -38,7 +42,7 @@ export function postgresServerCpuMs(port) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const fields = procStatFields(entry);
-      stats.set(Number(entry), { ppid: Number(fields[1]), own: Number(fields[11]) + Number(fields[12]), children: Number(fields[13]) + Number(fields[14]) });
+      stats.set(Number(entry), { ppid: Number(fields[1]), ...cpuMsOf(fields) });
       if (!postmaster) {
         const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
         const flag = cmdline.indexOf('-p');
@@ -50,9 +54,9 @@ export function postgresServerCpuMs(port) {
   }
   if (!postmaster) return Number.NaN;
   const root = stats.get(postmaster);
-  let ticks = root.own + root.children;
-  for (const stat of stats.values()) if (stat.ppid === postmaster) ticks += stat.own;
-  return ticks * TICK_MS;
+  let ms = root.own + root.children;
+  for (const stat of stats.values()) if (stat.ppid === postmaster) ms += stat.own;
+  return ms;
 }
 
 /**

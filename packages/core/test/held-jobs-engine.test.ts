@@ -3,7 +3,7 @@ import type { Job } from '../src/domain/job';
 import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
 import type { WorkerChannel } from '../src/engine/worker-channel';
-import type { Clock } from '../src/ports/clock';
+import { systemClock, type Clock } from '../src/ports/clock';
 import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
 import { MemoryStore } from '../src/store/memory-store';
@@ -70,7 +70,7 @@ function engine(options: {
   const controller: JobController = new JobController({
     store,
     providers: [provider],
-    clock: options.clock ?? { now: () => Date.now() },
+    clock: options.clock ?? systemClock,
     logger: silentLogger,
     config: resolveEngineConfig({
       retryBackoffMs: 10,
@@ -930,7 +930,7 @@ describe('a worker that reconnected to another server', () => {
 
       // A worker the first server provisioned registers with the other one (a shared address).
       await a.store.insertWorker({ id: 'w-first', provider: 'inproc', state: 'CREATING', capacity: 1, runningJobIds: [], labels: {}, createdAt: Date.now() });
-      const otp = await new WorkerRegistry(a.store, { now: () => Date.now() }, { otpTtlMs: 60_000 }).issueOtp('w-first');
+      const otp = await new WorkerRegistry(a.store, systemClock, { otpTtlMs: 60_000 }).issueOtp('w-first');
       await b.controller.registerWorker({ workerId: 'w-first', otp, capacity: 1 }, channel);
       expect(tokensOf(b).has('w-first')).toBe(false);
 
@@ -958,7 +958,7 @@ describe('a worker that reconnected to another server', () => {
       await a.controller.workerDisconnected(run.workerId, channel);
       // It reconnects to another server (which issues it a new session token), and that server's claim gives it
       // a job, caught between the claim's two writes: ASSIGNED to the worker, not yet on its record.
-      await new WorkerRegistry(a.store, { now: () => Date.now() }, { otpTtlMs: 60_000 }).authenticate(run.workerId, { sessionToken });
+      await new WorkerRegistry(a.store, systemClock, { otpTtlMs: 60_000 }).authenticate(run.workerId, { sessionToken });
       const at = Date.now();
       const assigned = { state: 'ASSIGNED' as const, attempt: 1, epoch: 1, createdAt: at, assignedAt: at };
       await a.store.insertJob({ ...assigned, id: 'job-claimed-there', spec: run.job.spec, workerId: run.workerId });

@@ -1,6 +1,6 @@
 import { credentials, Server, ServerCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createClient, createPlatform, HodeiError, MemoryStore, type AuditEvent, type Clock, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
+import { createClient, createPlatform, HodeiError, MemoryStore, systemClock, type AuditEvent, type Clock, type Job, type JobGuard, type Logger, type CreateWorkerRequest, type NewLogLine, type NewLogLineBatch, type Platform, type Provider, type Store, type WorkerExit } from '../src';
 import {
   JobOutcome,
   LogStream,
@@ -304,7 +304,7 @@ describe('worker protocol over real gRPC', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     // The worker reconnected to another server sharing the store (which issued it a new session token): a cancel
     // here cannot wait for the worker to come back, and ends the job at once.
-    const otherServer = new WorkerRegistry(platform.store, { now: () => Date.now() }, { otpTtlMs: 60_000 });
+    const otherServer = new WorkerRegistry(platform.store, systemClock, { otpTtlMs: 60_000 });
     const tokenThere = await otherServer.authenticate(request.workerId, { sessionToken });
     expect(await platform.client.cancel(job.id)).toMatchObject({ state: 'CANCELLED' });
     expect(await platform.client.wait(job.id)).toMatchObject({ state: 'CANCELLED' });

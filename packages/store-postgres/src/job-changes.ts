@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { HodeiError } from '@hodei/core';
+import { HodeiError, TERMINAL_JOB_STATES } from '@hodei/core';
 
 /**
  * The NOTIFY channel on which the `jobs_state_changed` trigger (migration 2) announces a job's state change,
@@ -13,9 +13,6 @@ export function changedChannel(schema: string): string {
     : `hodei_job_changed_${createHash('sha256').update(schema, 'utf8').digest('hex').slice(0, 32)}`;
 }
 
-/** Terminal states the retention sweep deletes. */
-const FINISHED_STATES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
-
 /**
  * The retention statement: deletes up to `$2` finished jobs completed before `$1`, the earliest created first,
  * found through the creation-time index of `jobs` (migration 8 took the state indexes off it): a job that
@@ -24,7 +21,7 @@ const FINISHED_STATES = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT'];
  * concurrent sweeps by several engines do not wait on each other.
  */
 export function deleteFinishedJobsSql(jobsTable: string): string {
-  const states = FINISHED_STATES.map((state) => `'${state}'`).join(', ');
+  const states = [...TERMINAL_JOB_STATES].map((state) => `'${state}'`).join(', ');
   return `WITH due AS (
       SELECT id FROM ${jobsTable}
       WHERE created_at < $1 AND state IN (${states}) AND completed_at < $1

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import {
   HodeiError,
+  isTerminalJobState,
   packLogLineBatch,
   toAuditEventList,
   type AuditEvent,
@@ -249,9 +250,6 @@ function workersAndQueueSql(schema: string, workers: string, jobs: string): stri
   (SELECT coalesce(json_agg(w ORDER BY w.insert_seq), '[]'::json) FROM ${workers} AS w WHERE w.state = ANY($1::text[])) AS workers,
   (SELECT coalesce(json_agg(q ORDER BY ${queueOrder('q')}), '[]'::json) FROM (${queueHeadSql(schema, jobs, '$2')}) AS q) AS queued`;
 }
-
-/** The states whose jobs have live rows (migration 8): a listing of only these reads those rows, not the history. */
-const LIVE_STATES: readonly JobState[] = ['QUEUED', 'ASSIGNED', 'RUNNING'];
 
 /**
  * SQL of `addRunningJobs`: appends to worker `$1`'s `running_job_ids` the ids of `$2` (text[]) it does not list
@@ -586,8 +584,9 @@ export class PostgresStore implements Store {
 
   async insertJob(job: Job, audit?: AuditEvent): Promise<void> {
     this.checkOpen();
-    // Only the fields the job has: a new job leaves most unset, and their columns' defaults (NULL) need no array.
-    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(job));
+    // Only the fields the job has (a new job leaves most unset, and their columns' defaults, NULL, need no array),
+    // in JOB_FIELDS order whatever the order of the job's properties, so that jobs with the same fields share a statement.
+    const { columns, values } = encodeFields<Job>(JOB_FIELDS, job, Object.keys(JOB_FIELDS).filter((key) => key in job));
     // A job.queued event its row gives back is derived from it (bit 1 of derived_events), not written.
     const derived = derivesQueued(job, audit);
     columns.push('derived_events');
@@ -706,7 +705,8 @@ export class PostgresStore implements Store {
     const limit = limitOf(filter.limit, DEFAULT_LIST_LIMIT);
     const states = filter.states;
     if (states && states.length === 0) return [];
-    if (states && states.every((state) => LIVE_STATES.includes(state))) {
+    // Only live states (not ended: their jobs have live rows, migration 8): those rows are read, not the history.
+    if (states && !states.some(isTerminalJobState)) {
       const rows = await this.query(
         'listJobs',
         `SELECT * FROM ${this.t.jobs} WHERE id = ANY(${liveIdsSql(this.t.live.queue, this.t.live.claims)}) AND state = ANY($1::text[])

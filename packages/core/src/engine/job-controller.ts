@@ -815,12 +815,14 @@ export class JobController {
     // A cancel was requested and the command failed (the cancel may have caused it): the job ends CANCELLED with
     // what the run reported, on any attempt and whether or not the exit code is retried; it is never retried.
     // A command that succeeded ends SUCCEEDED: its work was done before the cancel could stop it.
+    // A start that travels with the result: the run's end less its duration, never before the job's assignment.
+    const startedAgoMs = Math.round(report.startedAgoMs ?? report.durationMs);
+    const startBound = startsNow ? (current.assignedAt ?? current.createdAt) : 0;
     if (leased && patch.failureReason === 'EXIT_CODE' && current.cancelRequestedAt !== undefined) patch = cancelledInsteadOfFailed(patch);
     else if (retryable) {
       // The attempt as it ran (with its start, just recorded, dated as below: the end less the run's duration):
       // what a cancel landing during the re-queue keeps.
-      const startedAgoMs = Math.round(report.startedAgoMs ?? report.durationMs);
-      const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch, startedAgoMs, current.assignedAt ?? current.createdAt) : undefined) ?? current;
+      const ran = (startsNow ? await this.jobStarted(workerId, jobId, epoch, startedAgoMs, startBound) : undefined) ?? current;
       const message = `command exited with code ${patch.exitCode}; retrying (attempt ${current.attempt + 1} of ${current.spec.maxAttempts})`;
       // Re-queue and free the slot as one step for the worker's record: a pass must not claim the job again
       // for this worker in between (its list would hold it twice, and the release then drop both).
@@ -833,7 +835,7 @@ export class JobController {
       if (requeued) return { recorded: true };
     }
     // The run's start: its end less the duration the worker measured.
-    const startedAt = startsNow ? startTime(patch.completedAt, Math.round(report.startedAgoMs ?? report.durationMs), current.assignedAt ?? current.createdAt) : 0;
+    const startedAt = startsNow ? startTime(patch.completedAt, startedAgoMs, startBound) : 0;
     const job =
       (await this.writeResult(
         jobId,

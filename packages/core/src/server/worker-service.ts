@@ -118,11 +118,11 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
    * measured when it sent the message plus the time the message waited here, at most the time since this
    * connection sent the run's RunJob; and `notBefore`, the job's assignment time, which the engine also holds the
    * start to (its clock may not be this process's performance clock). For a run this connection did not send (a
-   * resend after a reconnection) nothing: the start is then the report's handling.
+   * resend after a reconnection) undefined.
    */
-  const startedAgo = (jobId: string, epoch: number, reportedAgoMs: number, arrived: number): { agoMs: number; notBefore?: number } => {
+  const startedAgo = (jobId: string, epoch: number, reportedAgoMs: number, arrived: number): { agoMs: number; notBefore?: number } | undefined => {
     const sent = runJobsSent.get(runKey(jobId, epoch));
-    if (sent === undefined) return { agoMs: 0 };
+    if (sent === undefined) return undefined;
     const now = performance.now();
     const agoMs = Math.round(Math.max(0, Math.min(reportedAgoMs + (now - arrived), now - sent.at)));
     return sent.assignedAt === undefined ? { agoMs } : { agoMs, notBefore: sent.assignedAt };
@@ -202,7 +202,8 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
       case 'logBatch': {
         const { jobId, epoch, lines, started, startedAgoMs } = payload.value;
         if (started) {
-          const { agoMs, notBefore } = startedAgo(jobId, epoch, startedAgoMs, arrived);
+          // A run this connection did not send: the start is the report's handling.
+          const { agoMs, notBefore } = startedAgo(jobId, epoch, startedAgoMs, arrived) ?? { agoMs: 0 };
           await controller.jobStarted(workerId, jobId, epoch, agoMs, notBefore);
         }
         const stored = await controller.appendLogBatch(workerId, jobId, epoch, logLineBatchFromWire(lines));
@@ -215,7 +216,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
         // A start that travels with the result: the run's duration before the result (plus the time it waited
         // here), held like a LogBatch's to this connection's sending of the RunJob (when this connection sent it;
         // else the engine takes the duration).
-        const startedAgoMs = finished.started && runJobsSent.has(key) ? startedAgo(finished.jobId, finished.epoch, finished.durationMs, arrived).agoMs : undefined;
+        const startedAgoMs = finished.started ? startedAgo(finished.jobId, finished.epoch, finished.durationMs, arrived)?.agoMs : undefined;
         runJobsSent.delete(key);
         // The run's last lines, when they travel with its result: stored first, like a LogBatch (the job read for
         // their append serves the result). A short job's start travels with its result: recorded together, in one write.

@@ -1130,8 +1130,9 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
       it('deletes finished jobs completed before the cutoff, the earliest created first, at most `limit`, with their lines', async () => {
         if (current?.lacks?.includes('deleteFinishedJobs')) return expect(store.deleteFinishedJobs).toBeUndefined();
         expect(typeof store.deleteFinishedJobs).toBe('function');
+        // Created in one order and completed in the other: the earliest created go first, not the earliest completed.
         const old = FINISHED.map((state, index) =>
-          makeTestJob({ state, completedAt: BASE_TIME + index, startedAt: BASE_TIME, epoch: 1 }),
+          makeTestJob({ state, createdAt: BASE_TIME - 10 + index, completedAt: BASE_TIME + FINISHED.length - index, startedAt: BASE_TIME, epoch: 1 }),
         );
         const recent = makeTestJob({ state: 'SUCCEEDED', completedAt: BASE_TIME + 10_000, epoch: 1 });
         const queued = makeTestJob();
