@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// What PostgreSQL spends on PostgresStore's batched job writes, per statement and per row: insertJob with its
-// audit event, then three compare-and-set updateJob calls with theirs (QUEUED→ASSIGNED, →RUNNING, →SUCCEEDED:
-// the engine's writes before claimJobs, kept so each step is one batched update statement), C callers in
-// lockstep so each step is one statement of C rows, through a store with ONE pooled connection, so that one
-// server process runs every statement and its CPU time can be read from /proc.
-// Prints, for the insert and the update phase: statements (transactions) and rows per statement, wall time per
-// statement, the server process's CPU per statement and per row (bind, execute, triggers, commit, send),
-// this process's CPU per statement (encode, parse, settle), and WAL bytes per row. Not a timed test.
+// What PostgreSQL spends on PostgresStore's batched job writes, per statement and per row, for the calls the
+// engine makes per job: insertJob with its audit event; claimJobs (QUEUED→ASSIGNED, job.assigned derived from
+// the row); compareAndSetJob with the start and the result of a short job together (→SUCCEEDED, job.started and
+// job.finished derived), as JobController.writeResult makes it. C callers (or a claim of C jobs) in lockstep, so
+// that each step is one statement of C rows, through a store with ONE pooled connection, so that one server
+// process runs every statement and its CPU time can be read from /proc.
+// Prints, for the insert, claim and finish phases: statements (transactions) and rows per statement, wall time
+// per statement, the server process's CPU per statement and per row (bind, execute, triggers, commit, send),
+// this process's CPU per statement and per row (encode, parse, settle), and WAL bytes per row. Not a timed test.
 //
 //   node bench/store-statements.mjs [--jobs N] [--concurrency C] [--rounds R] [--store a/index.js,b/index.js]
 //
+// --concurrency 24 is the engine's shape without prefetch (a worker's free slots), --concurrency 500 the shape
+// of bench/store.mjs with prefetch 500 (claims of several hundred jobs, finishes batched as many).
 // --store alternates builds of @hodei/store-postgres round by round (e.g. a copy of main's dist against this
 // checkout's), each on a fresh schema of the same server, so a shared machine's load hits both alike.
 // Server CPU needs a local server on Linux (the throwaway embedded one, the default); otherwise it prints n/a.
+// /proc counts CPU in 10 ms ticks: keep jobs × phases large enough (the default 9,600 jobs resolve 1 µs a row).
 // Needs `npx turbo run build` first.
 import { relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -73,42 +77,47 @@ async function measure(url, module, schema, jobCount, concurrency) {
         wallMsPerStatement: wallMs / statements,
         serverCpuMsPerStatement: serverBefore === undefined || serverAfter === undefined ? undefined : (serverAfter - serverBefore) / statements,
         nodeCpuMsPerStatement: (node.user + node.system) / 1000 / statements,
+        nodeCpuUsPerRow: (node.user + node.system) / rows,
         walBytesPerRow: (after.wal - before.wal) / rows,
       };
     };
     const inserted = await phase(async () => {
-      await Promise.all(jobs.map((job) => store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }))));
-      return jobs.length;
-    });
-    const updated = await phase(async () => {
       for (let offset = 0; offset < jobs.length; offset += concurrency) {
         await Promise.all(
-          jobs.slice(offset, offset + concurrency).map(async (job) => {
-            const claimed = await store.updateJob(
+          jobs.slice(offset, offset + concurrency).map((job) => store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }, job.createdAt))),
+        );
+      }
+      return jobs.length;
+    });
+    const claimed = [];
+    const claims = await phase(async () => {
+      // Each claim a later millisecond than the one before, as the engine's claims of one worker.
+      for (let claimAt = Date.now(); ; claimAt += 1) {
+        const jobsClaimed = await store.claimJobs({ workerId: 'w-bench', labels: {}, limit: concurrency, now: claimAt });
+        if (jobsClaimed.length === 0) break;
+        claimed.push(...jobsClaimed);
+      }
+      if (claimed.length !== jobs.length) throw new Error(`claimed ${claimed.length} of ${jobs.length} jobs`);
+      return claimed.length;
+    });
+    const finishes = await phase(async () => {
+      for (let offset = 0; offset < claimed.length; offset += concurrency) {
+        await Promise.all(
+          claimed.slice(offset, offset + concurrency).map(async (job) => {
+            const now = Date.now();
+            const finished = await store.compareAndSetJob(
               job.id,
-              { states: ['QUEUED'], epoch: job.epoch },
-              { state: 'ASSIGNED', workerId: 'w-bench', epoch: job.epoch + 1, assignedAt: Date.now() },
-              audit('job.assigned', job.id, { workerId: 'w-bench', epoch: job.epoch + 1, attempt: job.attempt }),
+              { states: ['ASSIGNED'], epoch: job.epoch },
+              { startedAt: now, completedAt: now, durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
+              [audit('job.started', job.id, { workerId: 'w-bench', epoch: job.epoch }, now), audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 }, now)],
             );
-            const running = await store.updateJob(
-              job.id,
-              { states: ['ASSIGNED'], epoch: claimed.epoch },
-              { state: 'RUNNING', startedAt: Date.now() },
-              audit('job.started', job.id, { workerId: 'w-bench', epoch: claimed.epoch }),
-            );
-            const finished = await store.updateJob(
-              job.id,
-              { states: ['ASSIGNED', 'RUNNING'], epoch: running.epoch },
-              { completedAt: Date.now(), durationMs: 0, exitCode: 0, state: 'SUCCEEDED' },
-              audit('job.finished', job.id, { state: 'SUCCEEDED', exitCode: 0 }),
-            );
-            if (finished?.state !== 'SUCCEEDED') throw new Error(`job ${job.id} did not finish`);
+            if (!finished) throw new Error(`job ${job.id} did not finish`);
           }),
         );
       }
-      return jobs.length * 3;
+      return claimed.length;
     });
-    return { inserted, updated };
+    return { inserted, claimed: claims, finished: finishes };
   } finally {
     await store.close();
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -122,7 +131,7 @@ function format(value, digits) {
 
 /**
  * Runs the measurement `rounds` times for each store module (alternating) and returns, per module, the
- * medians over rounds of each figure of the insert and update phases.
+ * medians over rounds of each figure of the insert, claim and finish phases.
  */
 export async function runStatementBench({ jobs = 9_600, concurrency = 24, rounds = 3, stores = ['@hodei/store-postgres'], log = console.log } = {}) {
   const database = await startDatabase();
@@ -134,19 +143,19 @@ export async function runStatementBench({ jobs = 9_600, concurrency = 24, rounds
       }
     }
     log(`${jobs} jobs, ${concurrency} callers in lockstep, one pooled connection, medians of ${rounds} alternating rounds`);
-    log('store                                    phase   stmts  rows/stmt  wall ms/stmt  server CPU ms/stmt  server CPU us/row  node CPU ms/stmt  WAL B/row');
+    log('store                                    phase     stmts  rows/stmt  wall ms/stmt  server CPU ms/stmt  server CPU us/row  node CPU us/row  WAL B/row');
     const results = stores.map((module, index) => {
       const result = {};
-      for (const phase of ['inserted', 'updated']) {
+      for (const phase of ['inserted', 'claimed', 'finished']) {
         const figures = {};
         for (const key of Object.keys(samples[index][0][phase])) figures[key] = median(samples[index].map((sample) => sample[phase][key]));
         result[phase] = figures;
         const perRow = figures.serverCpuMsPerStatement === undefined ? undefined : (figures.serverCpuMsPerStatement / figures.rowsPerStatement) * 1000;
         const label = module.startsWith('file:') ? relative(process.cwd(), fileURLToPath(module)) : module;
         log(
-          `${label.slice(-40).padEnd(40)} ${phase.padEnd(8)} ${String(figures.statements).padStart(5)} ${format(figures.rowsPerStatement, 1).padStart(10)}` +
+          `${label.slice(-40).padEnd(40)} ${phase.padEnd(8)} ${String(figures.statements).padStart(7)} ${format(figures.rowsPerStatement, 1).padStart(10)}` +
             ` ${format(figures.wallMsPerStatement, 3).padStart(13)} ${format(figures.serverCpuMsPerStatement, 3).padStart(19)} ${format(perRow, 1).padStart(18)}` +
-            ` ${format(figures.nodeCpuMsPerStatement, 3).padStart(17)} ${format(figures.walBytesPerRow, 0).padStart(10)}`,
+            ` ${format(figures.nodeCpuUsPerRow, 1).padStart(16)} ${format(figures.walBytesPerRow, 0).padStart(10)}`,
         );
       }
       return { store: module, ...result };
