@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Job } from '../src/domain/job';
 import { resolveEngineConfig } from '../src/engine/engine-config';
 import { JobController } from '../src/engine/job-controller';
@@ -10,6 +10,12 @@ import { MemoryStore } from '../src/store/memory-store';
 import { WorkerRegistry } from '../src/engine/worker-registry';
 import { exited, QueueReadsRecorder, successWrites, until, WritesHeld } from './in-process-worker';
 
+
+/** The engines the current test made: each is stopped after it (`stop()` is idempotent: a test may stop one itself). */
+const engines: JobController[] = [];
+afterEach(async () => {
+  for (const controller of engines.splice(0).reverse()) await controller.stop();
+});
 
 /** What a worker registered over the in-process channel: its id, session token and channel. */
 interface Connected {
@@ -80,6 +86,7 @@ function engine(options: {
     }),
     serverAddress: () => '127.0.0.1:1',
   });
+  engines.push(controller);
   /** Queues `count` jobs and waits until `sent` of them were sent to the worker. */
   const queueAndWait = async (count: number, sent: number) => {
     const ids: string[] = [];
@@ -177,18 +184,14 @@ describe('cancels', () => {
   it('a cancel requested while the worker was away, met by a retryable exit, ends the job CANCELLED (exit code kept), not retried', async () => {
     const { controller, store, runs, connected } = engine({ prefetch: 0 });
     await controller.start();
-    try {
-      const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
-      // The process had exited 3 while the stream was down; the worker reconnects and resends the result.
-      await reconnect();
-      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
-      const after = await store.getJob(job.id);
-      expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
-      expect(after?.failureReason).toBeUndefined();
-      expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
-    } finally {
-      await controller.stop();
-    }
+    const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
+    // The process had exited 3 while the stream was down; the worker reconnects and resends the result.
+    await reconnect();
+    await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3));
+    const after = await store.getJob(job.id);
+    expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
+    expect(after?.failureReason).toBeUndefined();
+    expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
   });
 
   it.each([
@@ -198,23 +201,19 @@ describe('cancels', () => {
   ] as const)('a cancel request met by %s: a failure ends CANCELLED (exit code kept), a success SUCCEEDED', async (_, retry, exitCode, state) => {
     const { controller, store, runs, cancels } = engine({ prefetch: 0 });
     await controller.start();
-    try {
-      const job = await controller.queue({ name: 'c', command: `exit ${exitCode}`, ...retry });
-      await until(() => (runs.length >= 1 ? true : undefined));
-      const run = runs[0]!;
-      await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
-      await controller.cancel(job.id);
-      expect(cancels).toEqual([job.id]);
-      // The command exited before the worker's signal could reach it.
-      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(exitCode));
-      const after = await store.getJob(job.id);
-      expect(after).toMatchObject({ state, attempt: 1, exitCode });
-      expect(after?.failureReason).toBeUndefined();
-      if (state === 'CANCELLED') expect(after?.errorMessage).toBe(`cancelled; the command exited with code ${exitCode} after the cancel was requested`);
-      expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
-    } finally {
-      await controller.stop();
-    }
+    const job = await controller.queue({ name: 'c', command: `exit ${exitCode}`, ...retry });
+    await until(() => (runs.length >= 1 ? true : undefined));
+    const run = runs[0]!;
+    await controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+    await controller.cancel(job.id);
+    expect(cancels).toEqual([job.id]);
+    // The command exited before the worker's signal could reach it.
+    await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(exitCode));
+    const after = await store.getJob(job.id);
+    expect(after).toMatchObject({ state, attempt: 1, exitCode });
+    expect(after?.failureReason).toBeUndefined();
+    if (state === 'CANCELLED') expect(after?.errorMessage).toBe(`cancelled; the command exited with code ${exitCode} after the cancel was requested`);
+    expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
   });
 
   it.each([
@@ -225,122 +224,95 @@ describe('cancels', () => {
     const store = new InterleavingStore();
     const { controller, runs, exit } = engine({ prefetch: 0, store });
     await controller.start();
-    let stopped = false;
-    try {
-      const { job, run } = await runningRetryable(controller, runs);
-      const ran = await store.getJob(job.id);
-      // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
-      store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
-      if (cause === 'a retryable result') await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3, 1234));
-      else if (cause === 'the server stopping') {
-        stopped = true;
-        await controller.stop();
-      } else exit(run.workerId);
-      const after = await until(async () => {
-        const now = await store.getJob(job.id);
-        return now?.state === 'CANCELLED' ? now : undefined;
-      });
-      expect(after).toMatchObject({ attempt: 1, workerId: run.workerId, startedAt: ran!.startedAt, assignedAt: ran!.assignedAt });
-      expect(after.startedAt).toBeDefined();
-      expect(after.notBefore).toBeUndefined();
-      expect(after.errorMessage).toMatch(/^cancelled; /);
-      expect(after.errorMessage).toContain(reason);
-      expect(after.errorMessage).not.toContain('retrying');
-      if (cause === 'a retryable result') expect(after).toMatchObject({ exitCode: 3, durationMs: 1234 });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(runs).toHaveLength(1);
-    } finally {
-      if (!stopped) await controller.stop();
-    }
+    const { job, run } = await runningRetryable(controller, runs);
+    const ran = await store.getJob(job.id);
+    // Another server records a cancel (it keeps the lease's epoch) just before this one re-queues the job.
+    store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
+    if (cause === 'a retryable result') await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3, 1234));
+    else if (cause === 'the server stopping') await controller.stop();
+    else exit(run.workerId);
+    const after = await until(async () => {
+      const now = await store.getJob(job.id);
+      return now?.state === 'CANCELLED' ? now : undefined;
+    });
+    expect(after).toMatchObject({ attempt: 1, workerId: run.workerId, startedAt: ran!.startedAt, assignedAt: ran!.assignedAt });
+    expect(after.startedAt).toBeDefined();
+    expect(after.notBefore).toBeUndefined();
+    expect(after.errorMessage).toMatch(/^cancelled; /);
+    expect(after.errorMessage).toContain(reason);
+    expect(after.errorMessage).not.toContain('retrying');
+    if (cause === 'a retryable result') expect(after).toMatchObject({ exitCode: 3, durationMs: 1234 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(runs).toHaveLength(1);
   });
 
   it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {
     const store = new InterleavingStore();
     const { controller, runs } = engine({ prefetch: 0, store });
     await controller.start();
-    try {
-      const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
-      const run = await until(() => runs[0]);
-      store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
-      await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3), 0, true);
-      const after = await store.getJob(job.id);
-      expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
-      expect(after?.startedAt).toBeDefined();
-    } finally {
-      await controller.stop();
-    }
+    const job = await controller.queue({ name: 'r', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 3 });
+    const run = await until(() => runs[0]);
+    store.arm((patch) => patch.state === 'QUEUED', (id) => store.updateJob(id, {}, { cancelRequestedAt: Date.now() }));
+    await controller.jobFinished(run.workerId, run.job.id, run.job.epoch, exited(3), 0, true);
+    const after = await store.getJob(job.id);
+    expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
+    expect(after?.startedAt).toBeDefined();
   });
 
   it('a cancel whose job was re-queued between its read and its write (the worker gave it back) cancels it in the queue', async () => {
     const store = new InterleavingStore();
     const { controller, runs, queueAndWait } = engine({ prefetch: 2, store });
     await controller.start();
-    try {
-      await queueAndWait(3, 3);
-      const held = runs[2]!;
-      store.arm(
-        (patch) => patch.cancelRequestedAt !== undefined,
-        (id) => store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined }),
-      );
-      expect(await controller.cancel(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1, errorMessage: 'cancelled before it started' });
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(3, 3);
+    const held = runs[2]!;
+    store.arm(
+      (patch) => patch.cancelRequestedAt !== undefined,
+      (id) => store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined }),
+    );
+    expect(await controller.cancel(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1, errorMessage: 'cancelled before it started' });
   });
 
   it('a cancel whose job was re-queued and claimed again (another server) between its read and its write applies to the new lease, not dropped', async () => {
     const store = new InterleavingStore();
     const { controller, runs } = engine({ prefetch: 0, store });
     await controller.start();
-    try {
-      const job = await controller.queue({ name: 'c', command: 'sleep 9' });
-      const run = await until(() => runs[0]);
-      // Another server puts the job back (uncounted, no backoff) and a third claims it, between cancel()'s read and write.
-      store.arm(
-        (patch) => patch.cancelRequestedAt !== undefined,
-        async (id) => {
-          await store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined });
-          await store.updateJob(id, {}, { state: 'ASSIGNED', workerId: 'w-other', epoch: run.job.epoch + 1, assignedAt: Date.now() });
-        },
-      );
-      // The new lease's worker is not this server's: the cancel ends the job at once, as for any such job.
-      expect(await controller.cancel(job.id)).toMatchObject({ state: 'CANCELLED', workerId: 'w-other', epoch: run.job.epoch + 1 });
-      expect(await store.getJob(job.id)).toMatchObject({ state: 'CANCELLED', errorMessage: 'cancelled; its worker was gone' });
-    } finally {
-      await controller.stop();
-    }
+    const job = await controller.queue({ name: 'c', command: 'sleep 9' });
+    const run = await until(() => runs[0]);
+    // Another server puts the job back (uncounted, no backoff) and a third claims it, between cancel()'s read and write.
+    store.arm(
+      (patch) => patch.cancelRequestedAt !== undefined,
+      async (id) => {
+        await store.updateJob(id, {}, { state: 'QUEUED', workerId: undefined, assignedAt: undefined });
+        await store.updateJob(id, {}, { state: 'ASSIGNED', workerId: 'w-other', epoch: run.job.epoch + 1, assignedAt: Date.now() });
+      },
+    );
+    // The new lease's worker is not this server's: the cancel ends the job at once, as for any such job.
+    expect(await controller.cancel(job.id)).toMatchObject({ state: 'CANCELLED', workerId: 'w-other', epoch: run.job.epoch + 1 });
+    expect(await store.getJob(job.id)).toMatchObject({ state: 'CANCELLED', errorMessage: 'cancelled; its worker was gone' });
   });
 
   it('a reconnection sends CancelJob for the lease the cancel was requested against only, not for a later lease of the job', async () => {
     const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
     await controller.start();
-    try {
-      const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
-      // The request rode on to a later lease on the same worker (a re-queue and claim by other servers in between).
-      await store.updateJob(job.id, {}, { state: 'ASSIGNED', epoch: run.job.epoch + 1, attempt: 2 });
-      await reconnect();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(cancels).toEqual([]);
-    } finally {
-      await controller.stop();
-    }
+    const { job, run, reconnect } = await cancelledWhileAway(controller, runs, connected);
+    // The request rode on to a later lease on the same worker (a re-queue and claim by other servers in between).
+    await store.updateJob(job.id, {}, { state: 'ASSIGNED', epoch: run.job.epoch + 1, attempt: 2 });
+    await reconnect();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(cancels).toEqual([]);
   });
 
   it('a second cancel() records nothing more (one event, the first request time) and tells the worker again', async () => {
     const { controller, store, runs, cancels } = engine({ prefetch: 0 });
     await controller.start();
-    try {
-      const job = await controller.queue({ name: 'c', command: 'sleep 100' });
-      await until(() => (runs.length >= 1 ? true : undefined));
-      const first = await controller.cancel(job.id);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      expect(await controller.cancel(job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: first.cancelRequestedAt });
-      expect((await store.getJob(job.id))?.cancelRequestedAt).toBe(first.cancelRequestedAt);
-      expect((await store.listAudit(job.id)).filter((event) => event.eventType === 'job.cancel_requested')).toHaveLength(1);
-      expect(cancels).toEqual([job.id, job.id]);
-    } finally {
-      await controller.stop();
-    }
+    const job = await controller.queue({ name: 'c', command: 'sleep 100' });
+    await until(() => (runs.length >= 1 ? true : undefined));
+    const first = await controller.cancel(job.id);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await controller.cancel(job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: first.cancelRequestedAt });
+    expect((await store.getJob(job.id))?.cancelRequestedAt).toBe(first.cancelRequestedAt);
+    expect((await store.listAudit(job.id)).filter((event) => event.eventType === 'job.cancel_requested')).toHaveLength(1);
+    expect(cancels).toEqual([job.id, job.id]);
   });
 
   it('a worker that reconnected to another live server: a cancel through its first server ends the job CANCELLED at once instead of hanging', async () => {
@@ -348,43 +320,33 @@ describe('cancels', () => {
     await a.controller.start();
     const b = engine({ prefetch: 0, store: a.store, heartbeatTimeoutMs: 1_000 });
     await b.controller.start();
-    try {
-      const [id] = await a.queueAndWait(1, 1);
-      const run = a.runs[0]!;
-      await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
-      const { sessionToken, channel } = a.connected.get(run.workerId)!;
-      await a.controller.workerDisconnected(run.workerId, channel);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      await b.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      expect(await a.controller.cancel(id!)).toMatchObject({ state: 'CANCELLED' });
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    const [id] = await a.queueAndWait(1, 1);
+    const run = a.runs[0]!;
+    await a.controller.jobStarted(run.workerId, run.job.id, run.job.epoch);
+    const { sessionToken, channel } = a.connected.get(run.workerId)!;
+    await a.controller.workerDisconnected(run.workerId, channel);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await b.controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+    expect(await a.controller.cancel(id!)).toMatchObject({ state: 'CANCELLED' });
   });
 
   it('a cancel kept for a worker that then reconnected to another server is dropped there: back on its first server later, the worker is told of a later lease\'s cancel', async () => {
     const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
-    try {
-      const [running, held] = a.runs;
-      // Kept on the first server for the worker's return, against the running lease.
-      expect((await a.controller.cancel(running!.job.id)).cancelRequestedAt).toBeDefined();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      const onB = { ...channel, cancelJob: () => undefined };
-      const grant = await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, onB);
-      // A cancel through the first server sees that the worker moved on: that job ends at once, and the
-      // request kept for the worker's return there is dropped.
-      expect(await a.controller.cancel(held!.job.id)).toMatchObject({ state: 'CANCELLED' });
-      await b.controller.workerDisconnected(w, onB);
-      // Meanwhile the cancelled job was leased to the worker again (other servers' re-queue and claim).
-      await a.store.updateJob(running!.job.id, {}, { epoch: running!.job.epoch + 1 });
-      const told: string[] = [];
-      await a.controller.registerWorker({ workerId: w, sessionToken: grant.sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, cancelJob: (jobId) => told.push(jobId) });
-      expect(await until(() => (told.length > 0 ? told : undefined), 3_000)).toEqual([running!.job.id]);
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    const [running, held] = a.runs;
+    // Kept on the first server for the worker's return, against the running lease.
+    expect((await a.controller.cancel(running!.job.id)).cancelRequestedAt).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const onB = { ...channel, cancelJob: () => undefined };
+    const grant = await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, onB);
+    // A cancel through the first server sees that the worker moved on: that job ends at once, and the
+    // request kept for the worker's return there is dropped.
+    expect(await a.controller.cancel(held!.job.id)).toMatchObject({ state: 'CANCELLED' });
+    await b.controller.workerDisconnected(w, onB);
+    // Meanwhile the cancelled job was leased to the worker again (other servers' re-queue and claim).
+    await a.store.updateJob(running!.job.id, {}, { epoch: running!.job.epoch + 1 });
+    const told: string[] = [];
+    await a.controller.registerWorker({ workerId: w, sessionToken: grant.sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, cancelJob: (jobId) => told.push(jobId) });
+    expect(await until(() => (told.length > 0 ? told : undefined), 3_000)).toEqual([running!.job.id]);
   });
 
   it('a job sent beyond what the worker holds (a held job was cancelled through another server) is given back uncounted; the worker drains, then ends TERMINATED', async () => {
@@ -392,34 +354,29 @@ describe('cancels', () => {
     await a.controller.start();
     const b = engine({ prefetch: 2, store: a.store });
     await b.controller.start();
-    try {
-      /** Re-queued uncounted (b's worker may have taken it since), not failed. */
-      const backInQueue = async (id: string) => {
-        const job = await a.store.getJob(id);
-        const requeued = (await a.store.listAudit(id)).some((event) => event.eventType === 'job.requeued');
-        return requeued && job?.attempt === 1 && (job.state === 'QUEUED' || job.state === 'ASSIGNED' || job.state === 'SUCCEEDED');
-      };
-      await a.queueAndWait(3, 3);
-      const [running, waiting, held] = a.runs;
-      expect((await b.controller.cancel(held!.job.id)).state).toBe('CANCELLED');
-      // a's record no longer counts the job the worker still holds: a sends one more, which the worker gives back.
-      await a.controller.queue({ name: 'more', command: 'true' });
-      await until(() => (a.runs.length >= 4 ? true : undefined));
-      const more = a.runs[3]!;
-      await a.controller.jobReturned(more.workerId, more.job.id, more.job.epoch);
-      expect(await backInQueue(more.job.id)).toBe(true);
-      expect(a.drains).toEqual([more.workerId]);
-      // Draining, the worker gives back what waits on it, ends its running job, and exits.
-      await a.controller.jobReturned(waiting!.workerId, waiting!.job.id, waiting!.job.epoch);
-      await a.controller.jobFinished(running!.workerId, running!.job.id, running!.job.epoch, exited(0));
-      expect(a.drains).toEqual([more.workerId]);
-      a.exit(running!.workerId);
-      expect(await until(async () => ((await a.store.getWorker(running!.workerId))?.state === 'TERMINATED' ? true : undefined))).toBe(true);
-      expect(await backInQueue(waiting!.job.id)).toBe(true);
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    /** Re-queued uncounted (b's worker may have taken it since), not failed. */
+    const backInQueue = async (id: string) => {
+      const job = await a.store.getJob(id);
+      const requeued = (await a.store.listAudit(id)).some((event) => event.eventType === 'job.requeued');
+      return requeued && job?.attempt === 1 && (job.state === 'QUEUED' || job.state === 'ASSIGNED' || job.state === 'SUCCEEDED');
+    };
+    await a.queueAndWait(3, 3);
+    const [running, waiting, held] = a.runs;
+    expect((await b.controller.cancel(held!.job.id)).state).toBe('CANCELLED');
+    // a's record no longer counts the job the worker still holds: a sends one more, which the worker gives back.
+    await a.controller.queue({ name: 'more', command: 'true' });
+    await until(() => (a.runs.length >= 4 ? true : undefined));
+    const more = a.runs[3]!;
+    await a.controller.jobReturned(more.workerId, more.job.id, more.job.epoch);
+    expect(await backInQueue(more.job.id)).toBe(true);
+    expect(a.drains).toEqual([more.workerId]);
+    // Draining, the worker gives back what waits on it, ends its running job, and exits.
+    await a.controller.jobReturned(waiting!.workerId, waiting!.job.id, waiting!.job.epoch);
+    await a.controller.jobFinished(running!.workerId, running!.job.id, running!.job.epoch, exited(0));
+    expect(a.drains).toEqual([more.workerId]);
+    a.exit(running!.workerId);
+    expect(await until(async () => ((await a.store.getWorker(running!.workerId))?.state === 'TERMINATED' ? true : undefined))).toBe(true);
+    expect(await backInQueue(waiting!.job.id)).toBe(true);
   });
 });
 
@@ -427,36 +384,28 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   it('a held job whose cancel crosses its return by a draining worker ends CANCELLED, not back in the queue', async () => {
     const { controller, store, runs, queueAndWait } = engine({ prefetch: 2 });
     await controller.start();
-    try {
-      await queueAndWait(3, 3);
-      const held = runs[2]!;
-      expect((await controller.cancel(held.job.id)).cancelRequestedAt).toBeDefined();
-      // The worker drained before the CancelJob reached it: it gave the job back.
-      await controller.jobReturned(held.workerId, held.job.id, held.job.epoch);
-      expect(await store.getJob(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1 });
-      expect((await store.getWorker(held.workerId))?.runningJobIds).toEqual(runs.slice(0, 2).map((run) => run.job.id));
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(3, 3);
+    const held = runs[2]!;
+    expect((await controller.cancel(held.job.id)).cancelRequestedAt).toBeDefined();
+    // The worker drained before the CancelJob reached it: it gave the job back.
+    await controller.jobReturned(held.workerId, held.job.id, held.job.epoch);
+    expect(await store.getJob(held.job.id)).toMatchObject({ state: 'CANCELLED', attempt: 1 });
+    expect((await store.getWorker(held.workerId))?.runningJobIds).toEqual(runs.slice(0, 2).map((run) => run.job.id));
   });
 
   it("a job whose cancel was requested (held or running) ends CANCELLED when its worker is lost, or the server stops, instead of going back to the queue", async () => {
     const { controller, store, runs, connected, queueAndWait, exit } = engine({ prefetch: 2 });
     await controller.start();
-    try {
-      await queueAndWait(3, 3);
-      const [first, second, third] = runs;
-      await controller.jobStarted(first!.workerId, first!.job.id, first!.job.epoch);
-      const { channel } = connected.get(second!.workerId)!;
-      await controller.workerDisconnected(second!.workerId, channel);
-      // Requested while the worker's stream is down: kept on the worker, to be told when it comes back.
-      for (const run of [first!, second!, third!]) expect((await controller.cancel(run.job.id)).cancelRequestedAt).toBeDefined();
-      exit(second!.workerId);
-      for (const run of [first!, second!, third!]) {
-        expect(await until(async () => ((await store.getJob(run.job.id))?.state === 'CANCELLED' ? store.getJob(run.job.id) : undefined))).toMatchObject({ attempt: 1 });
-      }
-    } finally {
-      await controller.stop();
+    await queueAndWait(3, 3);
+    const [first, second, third] = runs;
+    await controller.jobStarted(first!.workerId, first!.job.id, first!.job.epoch);
+    const { channel } = connected.get(second!.workerId)!;
+    await controller.workerDisconnected(second!.workerId, channel);
+    // Requested while the worker's stream is down: kept on the worker, to be told when it comes back.
+    for (const run of [first!, second!, third!]) expect((await controller.cancel(run.job.id)).cancelRequestedAt).toBeDefined();
+    exit(second!.workerId);
+    for (const run of [first!, second!, third!]) {
+      expect(await until(async () => ((await store.getJob(run.job.id))?.state === 'CANCELLED' ? store.getJob(run.job.id) : undefined))).toMatchObject({ attempt: 1 });
     }
     const stopping = engine({ prefetch: 2 });
     await stopping.controller.start();
@@ -475,45 +424,37 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   ])('%s cancelled while its worker is disconnected: the worker is told when it reconnects, and keeps its place until it reports', async (_, prefetch, index) => {
     const { controller, store, runs, cancels, connected, queueAndWait } = engine({ prefetch });
     await controller.start();
-    try {
-      await queueAndWait(4, prefetch + 1);
-      const { workerId, job } = runs[index]!;
-      const { sessionToken, channel } = connected.get(workerId)!;
-      const held = (await store.getWorker(workerId))!.runningJobIds;
-      await controller.workerDisconnected(workerId, channel);
-      expect(await controller.cancel(job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: expect.any(Number) });
-      expect(cancels).toEqual([]);
-      // Still on the worker's record: the engine sends it no job beyond what it really holds.
-      expect((await store.getWorker(workerId))!.runningJobIds).toEqual(held);
-      await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      await until(() => (cancels.includes(job.id) ? true : undefined));
-      expect(runs).toHaveLength(prefetch + 1);
-      await controller.jobFinished(workerId, job.id, job.epoch, returned);
-      expect(await store.getJob(job.id)).toMatchObject({ state: 'CANCELLED' });
-      expect((await store.getWorker(workerId))!.runningJobIds).toEqual(held.filter((id) => id !== job.id));
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(4, prefetch + 1);
+    const { workerId, job } = runs[index]!;
+    const { sessionToken, channel } = connected.get(workerId)!;
+    const held = (await store.getWorker(workerId))!.runningJobIds;
+    await controller.workerDisconnected(workerId, channel);
+    expect(await controller.cancel(job.id)).toMatchObject({ state: 'ASSIGNED', cancelRequestedAt: expect.any(Number) });
+    expect(cancels).toEqual([]);
+    // Still on the worker's record: the engine sends it no job beyond what it really holds.
+    expect((await store.getWorker(workerId))!.runningJobIds).toEqual(held);
+    await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+    await until(() => (cancels.includes(job.id) ? true : undefined));
+    expect(runs).toHaveLength(prefetch + 1);
+    await controller.jobFinished(workerId, job.id, job.epoch, returned);
+    expect(await store.getJob(job.id)).toMatchObject({ state: 'CANCELLED' });
+    expect((await store.getWorker(workerId))!.runningJobIds).toEqual(held.filter((id) => id !== job.id));
   });
 
   it('drain() asks a worker granted a prefetch to drain: its waiting jobs come back uncounted; a worker granted none is not asked', async () => {
     const { controller, store, runs, drains, queueAndWait } = engine({ prefetch: 2 });
     await controller.start();
-    try {
-      await queueAndWait(4, 3);
-      const workerId = runs[0]!.workerId;
-      const draining = controller.drain({ graceMs: 10_000 });
-      await until(() => (drains.length > 0 ? true : undefined));
-      expect(drains).toEqual([workerId]);
-      expect(await store.getWorker(workerId)).toMatchObject({ state: 'DRAINING' });
-      for (const run of runs.slice(1)) await controller.jobReturned(workerId, run.job.id, run.job.epoch);
-      await controller.jobFinished(workerId, runs[0]!.job.id, runs[0]!.job.epoch, exited(0), 0, true);
-      expect(await draining).toBe(true);
-      for (const run of runs.slice(1)) expect(await store.getJob(run.job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
-      expect(runs).toHaveLength(3);
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(4, 3);
+    const workerId = runs[0]!.workerId;
+    const draining = controller.drain({ graceMs: 10_000 });
+    await until(() => (drains.length > 0 ? true : undefined));
+    expect(drains).toEqual([workerId]);
+    expect(await store.getWorker(workerId)).toMatchObject({ state: 'DRAINING' });
+    for (const run of runs.slice(1)) await controller.jobReturned(workerId, run.job.id, run.job.epoch);
+    await controller.jobFinished(workerId, runs[0]!.job.id, runs[0]!.job.epoch, exited(0), 0, true);
+    expect(await draining).toBe(true);
+    for (const run of runs.slice(1)) expect(await store.getJob(run.job.id)).toMatchObject({ state: 'QUEUED', attempt: 1 });
+    expect(runs).toHaveLength(3);
     const plain = engine({ prefetch: 0 });
     await plain.controller.start();
     await plain.queueAndWait(2, 1);
@@ -526,39 +467,31 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
   it('a worker granted a prefetch that reconnects while the server drains is asked to drain then', async () => {
     const { controller, runs, drains, connected, queueAndWait } = engine({ prefetch: 2 });
     await controller.start();
-    try {
-      await queueAndWait(3, 3);
-      const { workerId, sessionToken, channel } = connected.get(runs[0]!.workerId)!;
-      await controller.workerDisconnected(workerId, channel);
-      expect(await controller.drain({ graceMs: 0 })).toBe(false);
-      expect(drains).toEqual([]);
-      await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      await until(() => (drains.length > 0 ? true : undefined));
-      expect(drains).toEqual([workerId]);
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(3, 3);
+    const { workerId, sessionToken, channel } = connected.get(runs[0]!.workerId)!;
+    await controller.workerDisconnected(workerId, channel);
+    expect(await controller.drain({ graceMs: 0 })).toBe(false);
+    expect(drains).toEqual([]);
+    await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+    await until(() => (drains.length > 0 ? true : undefined));
+    expect(drains).toEqual([workerId]);
   });
 
   it('a result that frees no refill (half the prefetch room is not free yet) starts no scheduling pass; one that does, starts one', async () => {
     const store = new QueueReadsRecorder();
     const { controller, runs, queueAndWait, finish } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
     await controller.start();
-    try {
-      await queueAndWait(10, 4);
-      const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
-      await settle();
-      const before = store.limits.length;
-      const [first, second] = runs;
-      await finish(first!);
-      await settle();
-      expect(store.limits.length).toBe(before);
-      await finish(second!);
-      await until(() => (runs.length === 6 ? true : undefined));
-      expect(store.limits.length).toBeGreaterThan(before);
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(10, 4);
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+    await settle();
+    const before = store.limits.length;
+    const [first, second] = runs;
+    await finish(first!);
+    await settle();
+    expect(store.limits.length).toBe(before);
+    await finish(second!);
+    await until(() => (runs.length === 6 ? true : undefined));
+    expect(store.limits.length).toBeGreaterThan(before);
   });
 
   it('a worker is refilled as its results arrive, before they are recorded: the slots they free count at once, and it is never sent more than it holds room for', async () => {
@@ -582,8 +515,7 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(runs).toHaveLength(5);
     } finally {
-      store.release();
-      await controller.stop();
+      store.release(); // the held writes, so that the engine can stop
     }
   });
 
@@ -623,8 +555,7 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       expect(store.releases).toEqual([[runs[0]!.job.id], runs.slice(1, 4).map((run) => run.job.id)]);
       expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [] });
     } finally {
-      store.release();
-      await controller.stop();
+      store.release(); // the held writes, so that the engine can stop
     }
   });
 
@@ -642,18 +573,14 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
     const store = new ReleaseFailsOnce();
     const { controller, runs, queueAndWait, finish } = engine({ prefetch: 3, store, pollIntervalMs: 15_000 });
     await controller.start();
-    try {
-      await queueAndWait(3, 3);
-      store.fail = 1;
-      // Two results recorded side by side share the release that fails: neither is acknowledged...
-      expect((await Promise.allSettled([finish(runs[0]!), finish(runs[1]!)])).map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
-      // ...so the worker sends both again, and their places are freed then.
-      expect(await finish(runs[0]!)).toBe(true);
-      expect(await finish(runs[1]!)).toBe(true);
-      expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [runs[2]!.job.id] });
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(3, 3);
+    store.fail = 1;
+    // Two results recorded side by side share the release that fails: neither is acknowledged...
+    expect((await Promise.allSettled([finish(runs[0]!), finish(runs[1]!)])).map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+    // ...so the worker sends both again, and their places are freed then.
+    expect(await finish(runs[0]!)).toBe(true);
+    expect(await finish(runs[1]!)).toBe(true);
+    expect(await store.getWorker(runs[0]!.workerId)).toMatchObject({ runningJobIds: [runs[2]!.job.id] });
   });
 
   for (const prefetch of [0, 2]) {
@@ -681,8 +608,7 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
         store.release();
         expect(await stale).toBe(true);
       } finally {
-        store.release();
-        await controller.stop();
+        store.release(); // the held reads, so that the engine can stop
       }
     });
   }
@@ -703,58 +629,45 @@ describe('jobs held on a worker (prefetch), in the engine', () => {
       store.release();
       expect(await recorded).toBe(true);
     } finally {
-      store.release();
-      await controller.stop();
+      store.release(); // the held writes, so that the engine can stop
     }
   });
 
   it('beyond the part of a deep queue a pass reads, holds no job on a worker while its provider may start another', async () => {
     const { controller, store, runs, queueAndWait } = engine({ prefetch: 3, maxWorkers: 2 });
     await controller.start();
-    try {
-      await queueAndWait(1, 1);
-      // A whole pass's window of jobs no worker can run, then jobs the worker can: the pass sees none of those,
-      // the claim beyond it does.
-      for (let index = 0; index < 10_000; index += 1) await controller.queue({ name: `gpu${index}`, command: 'true', labels: { gpu: 'yes' } });
-      const later = [];
-      for (let index = 0; index < 3; index += 1) later.push((await controller.queue({ name: `later${index}`, command: 'true' })).id);
-      await new Promise((resolve) => setTimeout(resolve, 500)); // periodic passes, each claiming beyond its window
-      expect(runs).toHaveLength(1);
-      for (const id of later) expect(await store.getJob(id)).toMatchObject({ state: 'QUEUED' });
-    } finally {
-      await controller.stop();
-    }
+    await queueAndWait(1, 1);
+    // A whole pass's window of jobs no worker can run, then jobs the worker can: the pass sees none of those,
+    // the claim beyond it does.
+    for (let index = 0; index < 10_000; index += 1) await controller.queue({ name: `gpu${index}`, command: 'true', labels: { gpu: 'yes' } });
+    const later = [];
+    for (let index = 0; index < 3; index += 1) later.push((await controller.queue({ name: `later${index}`, command: 'true' })).id);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // periodic passes, each claiming beyond its window
+    expect(runs).toHaveLength(1);
+    for (const id of later) expect(await store.getJob(id)).toMatchObject({ state: 'QUEUED' });
   }, 60_000);
 
   it('recomputes the grant when a worker reconnects: none for one that no longer says it holds jobs, none from a server without prefetch', async () => {
     const a = engine({ prefetch: 2 });
     await a.controller.start();
-    try {
-      await a.queueAndWait(1, 1);
-      const { workerId, channel } = a.connected.get(a.runs[0]!.workerId)!;
-      let { sessionToken } = a.connected.get(workerId)!;
-      expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 3 });
-      const reconnect = async (controller: JobController, holdsPrefetchedJobs: boolean) => {
-        const grant = await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs }, channel);
-        sessionToken = grant.sessionToken; // each reconnection is answered with a new one
-        return grant;
-      };
-      expect(await reconnect(a.controller, false)).toMatchObject({ prefetch: 0 });
-      expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 1 });
-      expect(await reconnect(a.controller, true)).toMatchObject({ prefetch: 2 });
-      expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 3 });
-      // Another server on the same store, without prefetch: its slots come from the registration.
-      const b = engine({ prefetch: 0, store: a.store });
-      await b.controller.start();
-      try {
-        expect(await reconnect(b.controller, true)).toMatchObject({ prefetch: 0 });
-        expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 1 });
-      } finally {
-        await b.controller.stop();
-      }
-    } finally {
-      await a.controller.stop();
-    }
+    await a.queueAndWait(1, 1);
+    const { workerId, channel } = a.connected.get(a.runs[0]!.workerId)!;
+    let { sessionToken } = a.connected.get(workerId)!;
+    expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 3 });
+    const reconnect = async (controller: JobController, holdsPrefetchedJobs: boolean) => {
+      const grant = await controller.registerWorker({ workerId, sessionToken, capacity: 1, holdsPrefetchedJobs }, channel);
+      sessionToken = grant.sessionToken; // each reconnection is answered with a new one
+      return grant;
+    };
+    expect(await reconnect(a.controller, false)).toMatchObject({ prefetch: 0 });
+    expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 1 });
+    expect(await reconnect(a.controller, true)).toMatchObject({ prefetch: 2 });
+    expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 3 });
+    // Another server on the same store, without prefetch: its slots come from the registration.
+    const b = engine({ prefetch: 0, store: a.store });
+    await b.controller.start();
+    expect(await reconnect(b.controller, true)).toMatchObject({ prefetch: 0 });
+    expect(await a.store.getWorker(workerId)).toMatchObject({ capacity: 1 });
   });
 });
 
@@ -803,54 +716,44 @@ describe('a worker that reconnected to another server', () => {
     await a.controller.start();
     const b = engine({ prefetch: 0, store, maxWorkers: 0 });
     await b.controller.start();
-    try {
-      await a.controller.queue({ name: 'j', command: 'true', maxAttempts: 3 });
-      const running = await until(() => a.runs[0]);
-      const w = running.workerId;
-      await a.controller.jobStarted(w, running.job.id, running.job.epoch);
-      const { sessionToken, channel } = a.connected.get(w)!;
-      await a.controller.workerDisconnected(w, channel);
-      const sentByB: Job[] = [];
-      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 2, holdsPrefetchedJobs: true }, { ...channel, runJob: (job: Job) => void sentByB.push(job) });
-      let k: Job | undefined;
-      store.hook = async () => {
-        k = await b.controller.queue({ name: 'k', command: 'sleep 100', maxAttempts: 3 });
-        // The other server's passes run meanwhile (it has a free slot on the worker).
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      };
-      killed.report = async () => {
-        const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
-        for (const job of [running.job, ...sentByB]) await b.controller.jobFinished(w, job.id, job.epoch, sigterm).catch(() => undefined);
-      };
-      await a.controller.stop();
-      expect(sentByB.map((job) => job.id)).not.toContain(k!.id);
-      expect((await store.getJob(k!.id))?.state).not.toBe('CANCELLED');
-      expect(await store.getJob(running.job.id)).toMatchObject({ state: 'QUEUED', attempt: 2 });
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    await a.controller.queue({ name: 'j', command: 'true', maxAttempts: 3 });
+    const running = await until(() => a.runs[0]);
+    const w = running.workerId;
+    await a.controller.jobStarted(w, running.job.id, running.job.epoch);
+    const { sessionToken, channel } = a.connected.get(w)!;
+    await a.controller.workerDisconnected(w, channel);
+    const sentByB: Job[] = [];
+    await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 2, holdsPrefetchedJobs: true }, { ...channel, runJob: (job: Job) => void sentByB.push(job) });
+    let k: Job | undefined;
+    store.hook = async () => {
+      k = await b.controller.queue({ name: 'k', command: 'sleep 100', maxAttempts: 3 });
+      // The other server's passes run meanwhile (it has a free slot on the worker).
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    };
+    killed.report = async () => {
+      const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
+      for (const job of [running.job, ...sentByB]) await b.controller.jobFinished(w, job.id, job.epoch, sigterm).catch(() => undefined);
+    };
+    await a.controller.stop();
+    expect(sentByB.map((job) => job.id)).not.toContain(k!.id);
+    expect((await store.getJob(k!.id))?.state).not.toBe('CANCELLED');
+    expect(await store.getJob(running.job.id)).toMatchObject({ state: 'QUEUED', attempt: 2 });
   });
 
   it("is still its first server's to drain (that server's provider ends its process at stop): drain waits for its jobs, whose results land through the other server", async () => {
     const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
-    try {
-      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      // Its jobs run on (reporting through the other server): the first server has not drained.
-      expect(await a.controller.drain({ graceMs: 0 })).toBe(false);
-      const drained = a.controller.drain({ graceMs: 60_000 });
-      const [running, held, waiting] = a.runs;
-      await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, exited(0));
-      await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, exited(0), 0, true);
-      await b.controller.jobFinished(w, waiting!.job.id, waiting!.job.epoch, exited(0), 0, true);
-      expect(await drained).toBe(true);
-      await a.controller.stop();
-      for (const run of a.runs) expect(await a.store.getJob(run.job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
-      expect(await a.store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+    // Its jobs run on (reporting through the other server): the first server has not drained.
+    expect(await a.controller.drain({ graceMs: 0 })).toBe(false);
+    const drained = a.controller.drain({ graceMs: 60_000 });
+    const [running, held, waiting] = a.runs;
+    await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, exited(0));
+    await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, exited(0), 0, true);
+    await b.controller.jobFinished(w, waiting!.job.id, waiting!.job.epoch, exited(0), 0, true);
+    expect(await drained).toBe(true);
+    await a.controller.stop();
+    for (const run of a.runs) expect(await a.store.getJob(run.job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
+    expect(await a.store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
   });
 
   it("has its jobs settled by its first server's stop before that server's provider ends its process: what the killed worker reports through the other server (CANCELLED) is refused, the jobs go back to the queue", async () => {
@@ -861,116 +764,94 @@ describe('a worker that reconnected to another server', () => {
     await a.controller.start();
     const b = engine({ prefetch: 0, store });
     await b.controller.start();
-    try {
-      for (const name of ['running', 'held']) await a.controller.queue({ name, command: 'true', maxAttempts: 3 });
-      await until(() => (a.runs.length >= 2 ? true : undefined));
-      const [running, held] = a.runs;
-      const w = running!.workerId;
-      await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
-      const { sessionToken, channel } = a.connected.get(w)!;
-      await a.controller.workerDisconnected(w, channel);
-      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, runJob: () => undefined });
-      killed.report = async () => {
-        const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
-        await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, sigterm).catch(() => undefined);
-        await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, returned).catch(() => undefined);
-      };
+    for (const name of ['running', 'held']) await a.controller.queue({ name, command: 'true', maxAttempts: 3 });
+    await until(() => (a.runs.length >= 2 ? true : undefined));
+    const [running, held] = a.runs;
+    const w = running!.workerId;
+    await a.controller.jobStarted(w, running!.job.id, running!.job.epoch);
+    const { sessionToken, channel } = a.connected.get(w)!;
+    await a.controller.workerDisconnected(w, channel);
+    await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, { ...channel, runJob: () => undefined });
+    killed.report = async () => {
+      const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
+      await b.controller.jobFinished(w, running!.job.id, running!.job.epoch, sigterm).catch(() => undefined);
+      await b.controller.jobFinished(w, held!.job.id, held!.job.epoch, returned).catch(() => undefined);
+    };
 
-      await a.controller.stop();
-      // Back in the queue (the other server may have claimed them again since), never CANCELLED: nobody cancelled them.
-      const ran = (await store.getJob(running!.job.id))!;
-      expect(ran).toMatchObject({ attempt: 2, errorMessage: 'the server shut down while the job was running' });
-      expect(ran.state).not.toBe('CANCELLED');
-      const unstarted = (await store.getJob(held!.job.id))!;
-      expect(unstarted).toMatchObject({ attempt: 1 });
-      expect(['QUEUED', 'ASSIGNED']).toContain(unstarted.state);
-      expect((await store.listAudit(held!.job.id)).map((event) => event.eventType)).toContain('job.requeued');
-      expect(await store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    await a.controller.stop();
+    // Back in the queue (the other server may have claimed them again since), never CANCELLED: nobody cancelled them.
+    const ran = (await store.getJob(running!.job.id))!;
+    expect(ran).toMatchObject({ attempt: 2, errorMessage: 'the server shut down while the job was running' });
+    expect(ran.state).not.toBe('CANCELLED');
+    const unstarted = (await store.getJob(held!.job.id))!;
+    expect(unstarted).toMatchObject({ attempt: 1 });
+    expect(['QUEUED', 'ASSIGNED']).toContain(unstarted.state);
+    expect((await store.listAudit(held!.job.id)).map((event) => event.eventType)).toContain('job.requeued');
+    expect(await store.getWorker(w)).toMatchObject({ state: 'TERMINATED' });
   });
 
   it("is still its server's while it reconnects to that server: a cancel reading its record once the new token is stored waits for the reconnection, which sends it", async () => {
     const { a, store, id, reconnect } = await runningThenAway();
-    try {
-      let cancelled: Job | undefined;
-      store.afterTokenWrite = async () => {
-        cancelled = await a.controller.cancel(id);
-      };
-      await reconnect();
-      // Recorded for the worker (which is reconnecting here), not ended at once as for a worker gone to another server.
-      expect(cancelled).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
-      expect(await until(() => (a.cancels.length > 0 ? a.cancels : undefined), 3_000)).toEqual([id]);
-    } finally {
-      await a.controller.stop();
-    }
+    let cancelled: Job | undefined;
+    store.afterTokenWrite = async () => {
+      cancelled = await a.controller.cancel(id);
+    };
+    await reconnect();
+    // Recorded for the worker (which is reconnecting here), not ended at once as for a worker gone to another server.
+    expect(cancelled).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
+    expect(await until(() => (a.cancels.length > 0 ? a.cancels : undefined), 3_000)).toEqual([id]);
   });
 
   it("is still its server's after a reconnection whose token write failed once stored (a lost reply): a cancel waits for it, as for any worker of the server's that may come back", async () => {
     const { a, store, id, reconnect } = await runningThenAway();
-    try {
-      store.afterTokenWrite = () => Promise.reject(new Error('connection lost after the write'));
-      await expect(reconnect()).rejects.toThrow('connection lost after the write');
-      // The record holds the hash this server drew: no other server has the worker.
-      expect(await a.controller.cancel(id)).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
-    } finally {
-      await a.controller.stop();
-    }
+    store.afterTokenWrite = () => Promise.reject(new Error('connection lost after the write'));
+    await expect(reconnect()).rejects.toThrow('connection lost after the write');
+    // The record holds the hash this server drew: no other server has the worker.
+    expect(await a.controller.cancel(id)).toMatchObject({ state: 'RUNNING', cancelRequestedAt: expect.any(Number) });
   });
 
   it('leaves no session-token hash behind for a worker a server does not answer for: one refused there, one of another server registered there, one another server ended', async () => {
     const { a, b, w, sessionToken, channel } = await twoServersWorkerAway();
     /** The hashes a server keeps of the session tokens it issued, by worker (private; its size is what grows). */
     const tokensOf = (server: { controller: JobController }) => (server.controller as unknown as { issuedTokens: Map<string, unknown> }).issuedTokens;
-    try {
-      await expect(b.controller.registerWorker({ workerId: w, sessionToken: 'a-stale-token', capacity: 1 }, channel)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
-      expect(tokensOf(b).has(w)).toBe(false);
+    await expect(b.controller.registerWorker({ workerId: w, sessionToken: 'a-stale-token', capacity: 1 }, channel)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(tokensOf(b).has(w)).toBe(false);
 
-      // A worker the first server provisioned registers with the other one (a shared address).
-      await a.store.insertWorker({ id: 'w-first', provider: 'inproc', state: 'CREATING', capacity: 1, runningJobIds: [], labels: {}, createdAt: Date.now() });
-      const otp = await new WorkerRegistry(a.store, systemClock, { otpTtlMs: 60_000 }).issueOtp('w-first');
-      await b.controller.registerWorker({ workerId: 'w-first', otp, capacity: 1 }, channel);
-      expect(tokensOf(b).has('w-first')).toBe(false);
+    // A worker the first server provisioned registers with the other one (a shared address).
+    await a.store.insertWorker({ id: 'w-first', provider: 'inproc', state: 'CREATING', capacity: 1, runningJobIds: [], labels: {}, createdAt: Date.now() });
+    const otp = await new WorkerRegistry(a.store, systemClock, { otpTtlMs: 60_000 }).issueOtp('w-first');
+    await b.controller.registerWorker({ workerId: 'w-first', otp, capacity: 1 }, channel);
+    expect(tokensOf(b).has('w-first')).toBe(false);
 
-      // The first server's worker reconnects to the other one, which ends it; its process's exit reaches the first.
-      expect(tokensOf(a).has(w)).toBe(true);
-      await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-      await a.store.updateWorker(w, {}, { state: 'TERMINATED', endedReason: 'server shut down' });
-      a.exit(w);
-      await until(() => (tokensOf(a).has(w) ? undefined : true), 3_000);
-    } finally {
-      await b.controller.stop();
-      await a.controller.stop();
-    }
+    // The first server's worker reconnects to the other one, which ends it; its process's exit reaches the first.
+    expect(tokensOf(a).has(w)).toBe(true);
+    await b.controller.registerWorker({ workerId: w, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
+    await a.store.updateWorker(w, {}, { state: 'TERMINATED', endedReason: 'server shut down' });
+    a.exit(w);
+    await until(() => (tokensOf(a).has(w) ? undefined : true), 3_000);
   });
 
   it("is not swept by its first server: a job another server's claim gave it, not yet on the worker's record, stays assigned", async () => {
     const offset = { ms: 0 };
     const a = engine({ prefetch: 0, clock: { now: () => Date.now() + offset.ms } });
     await a.controller.start();
-    try {
-      const [first] = await a.queueAndWait(1, 1);
-      const run = a.runs[0]!;
-      await a.controller.jobFinished(run.workerId, first!, run.job.epoch, exited(0), 0, true);
-      const { sessionToken, channel } = a.connected.get(run.workerId)!;
-      await a.controller.workerDisconnected(run.workerId, channel);
-      // It reconnects to another server (which issues it a new session token), and that server's claim gives it
-      // a job, caught between the claim's two writes: ASSIGNED to the worker, not yet on its record.
-      await new WorkerRegistry(a.store, systemClock, { otpTtlMs: 60_000 }).authenticate(run.workerId, { sessionToken });
-      const at = Date.now();
-      const assigned = { state: 'ASSIGNED' as const, attempt: 1, epoch: 1, createdAt: at, assignedAt: at };
-      await a.store.insertJob({ ...assigned, id: 'job-claimed-there', spec: run.job.spec, workerId: run.workerId });
-      // A job of a worker that is gone, which any server's sweep puts back (no worker may take it after): the sweep ran.
-      await a.store.insertJob({ ...assigned, id: 'job-of-a-gone-worker', spec: { ...run.job.spec, labels: { pool: 'none' } }, workerId: 'w-gone' });
-      offset.ms = 6_000; // past the sweep's 5 s period
-      a.controller.wake();
-      await until(async () => ((await a.store.getJob('job-of-a-gone-worker'))?.state === 'QUEUED' ? true : undefined));
-      expect(await a.store.getJob('job-claimed-there')).toMatchObject({ state: 'ASSIGNED', workerId: run.workerId });
-    } finally {
-      await a.controller.stop();
-    }
+    const [first] = await a.queueAndWait(1, 1);
+    const run = a.runs[0]!;
+    await a.controller.jobFinished(run.workerId, first!, run.job.epoch, exited(0), 0, true);
+    const { sessionToken, channel } = a.connected.get(run.workerId)!;
+    await a.controller.workerDisconnected(run.workerId, channel);
+    // It reconnects to another server (which issues it a new session token), and that server's claim gives it
+    // a job, caught between the claim's two writes: ASSIGNED to the worker, not yet on its record.
+    await new WorkerRegistry(a.store, systemClock, { otpTtlMs: 60_000 }).authenticate(run.workerId, { sessionToken });
+    const at = Date.now();
+    const assigned = { state: 'ASSIGNED' as const, attempt: 1, epoch: 1, createdAt: at, assignedAt: at };
+    await a.store.insertJob({ ...assigned, id: 'job-claimed-there', spec: run.job.spec, workerId: run.workerId });
+    // A job of a worker that is gone, which any server's sweep puts back (no worker may take it after): the sweep ran.
+    await a.store.insertJob({ ...assigned, id: 'job-of-a-gone-worker', spec: { ...run.job.spec, labels: { pool: 'none' } }, workerId: 'w-gone' });
+    offset.ms = 6_000; // past the sweep's 5 s period
+    a.controller.wake();
+    await until(async () => ((await a.store.getJob('job-of-a-gone-worker'))?.state === 'QUEUED' ? true : undefined));
+    expect(await a.store.getJob('job-claimed-there')).toMatchObject({ state: 'ASSIGNED', workerId: run.workerId });
   });
 
   it('is still its first server\'s while it has reconnected nowhere, also when a heartbeat is written after its stream closed: a cancel waits for its return, a stop settles its jobs', async () => {
