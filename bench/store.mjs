@@ -197,14 +197,15 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   if (strip) for (const statement of STRIP_SQL(schema)) await admin.query(statement);
   await admin.end();
   const jobs = noopJobs(jobCount);
-  const { started, queued, ended, done, pgUsPerJob, nodeUsPerJob } = await withCpuPerJob(url, jobCount, async () => {
+  const { done, ...measured } = await withCpuPerJob(url, jobCount, async () => {
     const started = performance.now();
     await eachLimit(jobs, QUEUE_CONCURRENCY, async (job) => {
       await store.insertJob(job, audit('job.queued', job.id, { name: job.spec.name }, job.createdAt));
     });
     const queued = performance.now();
     const done = await runLikeTheEngine(store, jobCount, concurrency, workerCount, prefetch);
-    return { started, queued, ended: performance.now(), done };
+    const ended = performance.now();
+    return { total: ended - started, queueMs: queued - started, runMs: ended - queued, done };
   });
   await store.close();
   if (done !== jobCount) throw new Error(`hodei: completed ${done} of ${jobCount}`);
@@ -213,7 +214,7 @@ async function benchHodei(url, jobCount, concurrency, workerCount, strip = false
   const { rows } = await check.query(`SELECT count(*)::int AS n FROM ${schema}.audit_logs`);
   await check.end();
   if (!strip && rows[0].n !== jobCount * AUDIT_EVENTS_PER_JOB) throw new Error(`hodei: ${rows[0].n} audit events for ${jobCount} jobs`);
-  return { total: ended - started, queueMs: queued - started, runMs: ended - queued, pgUsPerJob, nodeUsPerJob };
+  return measured;
 }
 
 async function benchGraphile(url, label, workerPreset, jobCount, concurrency) {
