@@ -242,6 +242,8 @@ describe('cancels', () => {
     expect(after.errorMessage).toContain(reason);
     expect(after.errorMessage).not.toContain('retrying');
     if (cause === 'a retryable result') expect(after).toMatchObject({ exitCode: 3, durationMs: 1234 });
+    // Never put back in the queue, where another server's claim could take it before it ended.
+    expect((await store.listAudit(job.id)).map((event) => event.eventType)).not.toContain('job.requeued');
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(runs).toHaveLength(1);
   });
@@ -257,6 +259,29 @@ describe('cancels', () => {
     const after = await store.getJob(job.id);
     expect(after).toMatchObject({ state: 'CANCELLED', attempt: 1, exitCode: 3 });
     expect(after?.startedAt).toBeDefined();
+    expect((await store.listAudit(job.id)).map((event) => event.eventType)).not.toContain('job.requeued');
+    expect((await store.getWorker(run.workerId))?.runningJobIds).toEqual([]);
+  });
+
+  it('a cancel that lands just before a held job of a lost worker goes back to the queue ends it CANCELLED, never QUEUED', async () => {
+    const store = new InterleavingStore();
+    const { controller, runs, queueAndWait, exit } = engine({ prefetch: 2, store });
+    await controller.start();
+    await queueAndWait(3, 3);
+    const [running, held] = runs;
+    await controller.jobStarted(running!.workerId, running!.job.id, running!.job.epoch);
+    // Another server records a cancel of the held job just before this one puts it back (unstarted, uncounted).
+    store.arm(
+      (patch) => patch.state === 'QUEUED' && patch.attempt === undefined,
+      (id) => (id === held!.job.id ? store.updateJob(id, {}, { cancelRequestedAt: Date.now() }) : Promise.resolve()),
+    );
+    exit(running!.workerId);
+    const after = await until(async () => {
+      const now = await store.getJob(held!.job.id);
+      return now?.state === 'CANCELLED' ? now : undefined;
+    });
+    expect(after).toMatchObject({ attempt: 1, errorMessage: 'cancelled before it started' });
+    expect((await store.listAudit(held!.job.id)).map((event) => event.eventType)).not.toContain('job.requeued');
   });
 
   it('a cancel whose job was re-queued between its read and its write (the worker gave it back) cancels it in the queue', async () => {

@@ -159,6 +159,8 @@ export interface JobUpdateShape {
   guardStates: boolean;
   /** The guard names an epoch. */
   guardEpoch: boolean;
+  /** The guard asks for a cancel request (`true`) or for none (`false`); undefined: either. */
+  guardCancel: boolean | undefined;
   /** The columns the patch sets, in order. */
   columns: readonly string[];
   /** The patch re-queues: signal the NOTIFY channel (the last parameter) in the same statement. */
@@ -266,14 +268,15 @@ function insertUpdateAuditsSql(table: string, first: number, updated: string): s
 /** A key equal for equal shapes. */
 export function shapeKey(shape: JobUpdateShape): string {
   const flag = (on: boolean, letter: string) => (on ? letter : '');
-  return `${flag(shape.guardStates, 's')}${flag(shape.guardEpoch, 'e')}${flag(shape.notify, 'n')}${flag(shape.audit, 'a')}${flag(shape.queue, 'q')}${flag(shape.release, 'r')}${flag(shape.hold, 'h')}${flag(shape.narrow, 'w')}:${shape.columns.join(',')}`;
+  return `${flag(shape.guardStates, 's')}${flag(shape.guardEpoch, 'e')}${flag(shape.guardCancel === false, 'c')}${flag(shape.guardCancel === true, 'C')}${flag(shape.notify, 'n')}${flag(shape.audit, 'a')}${flag(shape.queue, 'q')}${flag(shape.release, 'r')}${flag(shape.hold, 'h')}${flag(shape.narrow, 'w')}:${shape.columns.join(',')}`;
 }
 
 /**
  * Compare-and-set on many jobs in one statement: each row updates the job with its id only when that job
  * matches the row's own guard, and the updated jobs are returned (a row whose guard did not match returns
  * nothing). Ids must be distinct within one statement. Parameters, one array each: ids, guard states
- * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch`, one per patched column; when
+ * (`text[]` literals) when `guardStates`, guard epochs when `guardEpoch` (`guardCancel` needs none: it is
+ * the same for every row of the shape), one per patched column; when
  * `audit`, the elision arrays (ELISION_ARRAYS), then five arrays with one entry per audit event of the updates
  * that propose no elision (the id of the job whose update it goes with, then the four audit fields); the
  * events are written to table `audit` for the jobs that were updated only (see insertUpdateAuditsSql); then the
@@ -300,6 +303,7 @@ export function updateJobsSql(table: string, shape: JobUpdateShape, audit: strin
     unnestedArray('integer', 'g_epoch');
     where.push('j.epoch = u.g_epoch');
   }
+  if (shape.guardCancel !== undefined) where.push(`j.cancel_requested_at IS ${shape.guardCancel ? 'NOT ' : ''}NULL`);
   for (const column of shape.columns) unnestedArray(columnType(column), `v_${column}`);
   if (shape.audit) for (const [name, type] of ELISION_ARRAYS) unnestedArray(type, name);
   const returned = (shape.narrow ? NARROW_RETURNED_COLUMNS : JOB_RETURNED_COLUMNS).map((column) => `j.${column}`);

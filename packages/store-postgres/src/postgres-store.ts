@@ -770,6 +770,7 @@ export class PostgresStore implements Store {
         const shape: JobUpdateShape = {
           guardStates: update.guard.states !== undefined,
           guardEpoch: update.guard.epoch !== undefined,
+          guardCancel: update.guard.cancelRequested,
           columns: update.columns,
           // Back to QUEUED (a retry): wake the schedulers, in the same statement.
           notify: update.patch.state === 'QUEUED',

@@ -1114,7 +1114,7 @@ export class JobController {
   private async requeueUnstarted(job: Job, reason: string): Promise<Job | undefined> {
     const requeued = await this.store.updateJob(
       job.id,
-      { states: ['ASSIGNED'], epoch: job.epoch },
+      { states: ['ASSIGNED'], epoch: job.epoch, cancelRequested: false },
       { state: 'QUEUED', workerId: undefined, assignedAt: undefined, errorMessage: reason },
       this.event('job.requeued', job.id, { attempt: job.attempt, reason }),
     );
@@ -1125,13 +1125,18 @@ export class JobController {
 
   /**
    * {@link requeueUnstarted}, unless a cancel was requested: then the job ends CANCELLED, unstarted (also when
-   * the request landed between the read of `job` and its re-queueing). Must not run in the worker's
+   * the request landed between the read of `job` and its re-queueing: the re-queue is guarded on
+   * `cancelRequested: false`, so the job is never QUEUED with it). Must not run in the worker's
    * `workerRecords` queue (ending it frees its place on the worker). Resolves true once the job left its worker.
    */
   private async putBackUnstarted(job: Job, reason: string): Promise<boolean> {
     if (job.cancelRequestedAt !== undefined) return (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) !== undefined;
     const requeued = await this.requeueUnstarted(job, reason);
-    if (!requeued) return false;
+    if (!requeued) {
+      const asked = await this.cancelAskedOf(job);
+      return asked !== undefined && (await this.finishWith(asked, 'CANCELLED', undefined, 'cancelled before it started')) !== undefined;
+    }
+    // A store that does not know the `cancelRequested` guard re-queues a job a cancel reached meanwhile: it ends now.
     if (requeued.cancelRequestedAt !== undefined) await this.finishWith(requeued, 'CANCELLED', undefined, 'cancelled before it started');
     return true;
   }
@@ -1454,12 +1459,23 @@ export class JobController {
   }
 
   /**
+   * The job as stored now when a re-queue of `job` (as read) did not match because a cancel was requested of that
+   * very lease meanwhile (same state and epoch, `cancelRequestedAt` set); otherwise undefined (it moved on).
+   */
+  private async cancelAskedOf(job: Job): Promise<Job | undefined> {
+    const now = await this.store.getJob(job.id);
+    return now?.cancelRequestedAt !== undefined && now.state === job.state && now.epoch === job.epoch ? now : undefined;
+  }
+
+  /**
    * Sends an active job back to the queue with `attempt + 1`; it may run again after its retry backoff, whose
    * end is stored with the job (`notBefore`) so that every engine sharing the store, or a restarted one, waits it out.
    * No attempt starts with a cancel request: one that reached the job before the re-queue ends it CANCELLED
-   * (callers check `job`; a request that landed after that read is seen in the re-queued job, which then ends
-   * CANCELLED as the attempt that ran left it: its attempt, worker and times, with `cancelMessage`). Ending a
-   * QUEUED job does not touch its worker's record, so this may run in the worker's `workerRecords` queue.
+   * (callers check `job`); one that landed after that read keeps the job out of the queue (the re-queue is
+   * guarded on `cancelRequested: false`, so no other server's claim can take it meanwhile), and the job ends
+   * CANCELLED as the attempt that ran left it: its attempt, worker and times, with `cancelMessage`. This never
+   * frees the job's place on its worker's record (the caller does), so it may run in the worker's
+   * `workerRecords` queue.
    * `extra`: what the run left on the re-queued job (e.g. its exit code); `ended`: what else the run reported,
    * kept only when the job ends CANCELLED.
    */
@@ -1467,7 +1483,7 @@ export class JobController {
     const delayMs = retryBackoffMs(job.attempt, this.options.config.retryBackoffMs);
     const notBefore = this.now() + delayMs;
     const requeued =
-      (await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch }, {
+      (await this.store.updateJob(job.id, { states: ACTIVE_JOB, epoch: job.epoch, cancelRequested: false }, {
         state: 'QUEUED',
         attempt: job.attempt + 1,
         workerId: undefined,
@@ -1478,8 +1494,13 @@ export class JobController {
         ...extra,
       }, this.event('job.requeued', job.id, { attempt: job.attempt + 1, reason: message, backoffMs: delayMs }))) ??
       (await this.landedInDoubt(job.id, { state: 'QUEUED', workerId: undefined, epoch: job.epoch, attempt: job.attempt + 1, notBefore }, 'notBefore'));
-    if (!requeued) return false;
-    // A cancel requested after `job` was read (it keeps the lease's epoch) is not carried to the next attempt: it ends here.
+    if (!requeued) {
+      // A cancel requested after `job` was read (it keeps the lease's epoch) kept the job from the queue, where
+      // another server's claim could have taken it before it ended: it ends here, as the attempt that ran left it.
+      const asked = await this.cancelAskedOf(job);
+      return asked !== undefined && (await this.finishWith(asked, 'CANCELLED', undefined, cancelMessage, { ...extra, ...ended }, false)) !== undefined;
+    }
+    // A store that does not know the `cancelRequested` guard re-queues a job a cancel reached meanwhile: it ends now.
     if (requeued.cancelRequestedAt !== undefined) {
       const { attempt, workerId, assignedAt, startedAt } = job;
       await this.finishWith(requeued, 'CANCELLED', undefined, cancelMessage, { attempt, workerId, assignedAt, startedAt, notBefore: undefined, ...ended });
@@ -1549,13 +1570,18 @@ export class JobController {
     return undefined;
   }
 
-
+  /**
+   * Ends a job that did not succeed (`state`, with `errorMessage` and `failureReason`, plus `extra`), guarded on
+   * its state and epoch as `job` holds them, and frees its place on its worker's record (a QUEUED job holds none)
+   * unless `freesSlot` is false (a caller in that worker's `workerRecords` queue, which frees it itself).
+   */
   private async finishWith(
     job: Job,
     state: 'FAILED' | 'CANCELLED',
     failureReason: FailureReason | undefined,
     errorMessage: string,
     extra: Partial<Job> = {},
+    freesSlot = true,
   ): Promise<Job | undefined> {
     const completedAt = this.now();
     const workerId = 'workerId' in extra ? extra.workerId : job.workerId;
@@ -1569,7 +1595,7 @@ export class JobController {
       }, this.event(state === 'CANCELLED' ? 'job.cancelled' : 'job.failed', job.id, { reason: errorMessage }))) ??
       (await this.landedInDoubt(job.id, { state, workerId, epoch: job.epoch, completedAt }, 'completedAt'));
     if (!done) return undefined;
-    if (job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
+    if (freesSlot && job.workerId && job.state !== 'QUEUED') await this.releaseSlot(job.workerId, job.id);
     this.options.observer?.jobFinished?.(done);
     this.notifier.notify(job.id, 'any', done);
     return done;

@@ -56,6 +56,12 @@ export interface JobGuard {
   states?: readonly JobState[];
   /** The job's lease epoch must equal this. */
   epoch?: number;
+  /**
+   * Whether the job must hold a cancel request (`cancelRequestedAt` set): `false`, none; `true`, one. A server
+   * puts a job back in the queue only while no cancel was asked of it, so that a cancel recorded meanwhile ends
+   * the job instead of riding on to its next claim.
+   */
+  cancelRequested?: boolean;
 }
 
 /** What {@link Store.claimJobs} claims: the next queued jobs one worker can run. */

@@ -144,6 +144,7 @@ export class MemoryStore implements Store {
     if (!job) return undefined;
     if (guard.states && !guard.states.includes(job.state)) return undefined;
     if (guard.epoch !== undefined && guard.epoch !== job.epoch) return undefined;
+    if (guard.cancelRequested !== undefined && (job.cancelRequestedAt !== undefined) !== guard.cancelRequested) return undefined;
     this.applyPatch(job, patch, toAuditEventList(audit));
     return copyJob(job);
   }

@@ -333,6 +333,27 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         });
       });
 
+      it('refuses the patch when the cancel-request guard does not match, also for updates made together', async () => {
+        const asked = makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w_1', cancelRequestedAt: BASE_TIME + 4 });
+        const running = makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w_1' });
+        for (const job of [asked, running]) await store.insertJob(job);
+        const requeue = { state: 'QUEUED', attempt: 2, workerId: undefined, notBefore: BASE_TIME + 9 } as const;
+        // Back to the queue only while no cancel was asked: made together, each update meets its own job's request.
+        const [askedRequeued, runningRequeued] = await Promise.all(
+          [asked, running].map((job) => store.updateJob(job.id, { states: ['RUNNING'], epoch: 1, cancelRequested: false }, requeue)),
+        );
+        expect(askedRequeued).toBeUndefined();
+        expect(await store.getJob(asked.id)).toEqual(asked);
+        expect(runningRequeued).toMatchObject({ state: 'QUEUED', attempt: 2 });
+        expect(runningRequeued).not.toHaveProperty('cancelRequestedAt');
+        // And the other way round.
+        expect(await store.updateJob(running.id, { cancelRequested: true }, { state: 'CANCELLED' })).toBeUndefined();
+        expect(await store.updateJob(asked.id, { states: ['RUNNING'], cancelRequested: true }, { state: 'CANCELLED' })).toMatchObject({
+          state: 'CANCELLED',
+          cancelRequestedAt: BASE_TIME + 4,
+        });
+      });
+
       it('returns undefined when updating an unknown job', async () => {
         expect(await store.updateJob('job_missing', {}, { state: 'CANCELLED' })).toBeUndefined();
       });
