@@ -248,6 +248,30 @@ describe('cancels', () => {
     expect(runs).toHaveLength(1);
   });
 
+  it.each([
+    ['ignores repeated runs', true, 2],
+    ['does not say it ignores repeated runs (an older worker)', false, 1],
+  ])('a worker that reconnects and %s is sent again the jobs assigned to it that did not start, not those that did', async (_, ignoresRepeatedRuns, sends) => {
+    const { controller, store, runs, connected } = engine({ prefetch: 0, slots: 2 });
+    await controller.start();
+    const started = await controller.queue({ name: 'started', command: 'sleep 9' });
+    const unstarted = await controller.queue({ name: 'lost', command: 'true' });
+    await until(() => (runs.length === 2 ? true : undefined));
+    const workerId = runs[0]!.workerId;
+    const startedRun = runs.find((run) => run.job.id === started.id)!;
+    await controller.jobStarted(workerId, started.id, startedRun.job.epoch);
+    // The stream breaks: the RunJob of `unstarted` may never have reached the worker.
+    const { sessionToken, channel } = connected.get(workerId)!;
+    await controller.workerDisconnected(workerId, channel);
+    await controller.registerWorker({ workerId, sessionToken, capacity: 2, ignoresRepeatedRuns }, channel);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const sent = (jobId: string) => runs.filter((run) => run.job.id === jobId);
+    expect(sent(unstarted.id)).toHaveLength(sends);
+    expect(new Set(sent(unstarted.id).map((run) => run.job.epoch)).size).toBe(1);
+    expect(sent(started.id)).toHaveLength(1);
+    expect(await store.getJob(unstarted.id)).toMatchObject({ state: 'ASSIGNED', workerId });
+  });
+
   it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {
     const store = new InterleavingStore();
     const { controller, runs } = engine({ prefetch: 0, store });

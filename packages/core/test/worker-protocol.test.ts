@@ -59,10 +59,21 @@ function register(
   credentials: { otp?: string; sessionToken?: string },
   readsRunJobAcks = false,
   holdsPrefetchedJobs = false,
+  ignoresRepeatedRuns = false,
 ): WorkerMessage['payload'] {
   return {
     $case: 'register',
-    value: { workerId, otp: credentials.otp ?? '', sessionToken: credentials.sessionToken ?? '', capacity: 1, labels: {}, version: 'test', readsRunJobAcks, holdsPrefetchedJobs },
+    value: {
+      workerId,
+      otp: credentials.otp ?? '',
+      sessionToken: credentials.sessionToken ?? '',
+      capacity: 1,
+      labels: {},
+      version: 'test',
+      readsRunJobAcks,
+      holdsPrefetchedJobs,
+      ignoresRepeatedRuns,
+    },
   };
 }
 
@@ -293,6 +304,22 @@ describe('worker protocol over real gRPC', () => {
     const texts = [];
     for await (const line of platform.client.logs(job.id)) texts.push(line.text);
     expect(texts).toEqual(['before', 'after']);
+    second.close();
+  });
+
+  it('sends a reconnected worker that ignores repeated runs the RunJob of its job that did not start (it may have been lost with the stream)', async () => {
+    const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
+    const job = await platform.client.queue({ name: 'j', command: 'true' });
+    // The RunJob was written to the stream, which broke before the worker read it: the worker never reports.
+    const { request, first, sessionToken, epoch } = await registerAndTakeJob(provider);
+    first.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = connect(request.serverAddress);
+    second.send(register(request.workerId, { sessionToken }, false, false, true));
+    expect((await second.next()).payload?.$case).toBe('registered');
+    expect(await nextRun(second)).toEqual({ id: job.id, epoch });
+    second.send(jobFinished(job.id, epoch, 0, 0, 1, { started: true }));
+    expect(await platform.client.wait(job.id)).toMatchObject({ state: 'SUCCEEDED', attempt: 1 });
     second.close();
   });
 

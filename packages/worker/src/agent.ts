@@ -16,6 +16,7 @@ import { DEFAULT_KILL_GRACE_MS, runJob, type JobExecution, type JobResult } from
 import type { LogBatcherOptions } from './log-batcher';
 import { OrphanReaper } from './orphan-reaper';
 import { installShutdownSignals } from './shutdown-signals';
+import { TakenRuns } from './taken-runs';
 
 /**
  * Exit codes of the `hodei-worker` process: `ok` (0) it drained and stopped, `connectionLost` (1) it lost the
@@ -115,6 +116,8 @@ class WorkerAgent implements WorkerHandle {
    * running. They start in the order they came (a Map keeps insertion order) as slots free.
    */
   private readonly waiting = new Map<string, RunJob>();
+  /** The runs it took (started, held or refused): a RunJob repeated after a reconnection is not run twice. */
+  private readonly takenRuns = new TakenRuns();
   /** No job running and none waiting: what every idle and drained check asks. */
   private get holdsNoJob(): boolean {
     return this.jobs.size === 0 && this.waiting.size === 0;
@@ -210,7 +213,7 @@ class WorkerAgent implements WorkerHandle {
     const version = this.options.version ?? packageVersion;
     const credentials = this.sessionToken === undefined ? { otp: otpToken, sessionToken: '' } : { otp: '', sessionToken: this.sessionToken };
     call.write({
-      payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true, holdsPrefetchedJobs: true } },
+      payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true, holdsPrefetchedJobs: true, ignoresRepeatedRuns: true } },
     });
   }
 
@@ -267,7 +270,10 @@ class WorkerAgent implements WorkerHandle {
    */
   private takeJob(run: RunJob): void {
     const { jobId, spec } = run;
-    if (this.jobs.has(jobId) || this.waiting.has(jobId)) return; // a duplicate delivery of a job it holds
+    // A duplicate delivery of a job it holds, or a run it already took (a server re-sends its assigned jobs when
+    // the worker reconnects): nothing more to do, its reports are on their way.
+    if (this.jobs.has(jobId) || this.waiting.has(jobId) || this.takenRuns.has(jobId, run.epoch)) return;
+    this.takenRuns.add(jobId, run.epoch);
     const draining = this.state !== 'ready';
     const full = !draining && this.jobs.size + this.waiting.size >= this.config.capacity + this.holdLimit;
     const refusal = draining

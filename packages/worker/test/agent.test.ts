@@ -51,7 +51,7 @@ describe('worker agent', () => {
     const { worker, connection } = await setup();
     expect(connection.messages[0]?.payload).toEqual({
       $case: 'register',
-      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0', readsRunJobAcks: true, holdsPrefetchedJobs: true },
+      value: { workerId: 'worker-1', otp: 'otp-123', sessionToken: '', capacity: 1, labels: { os: 'linux' }, version: '0.1.0', readsRunJobAcks: true, holdsPrefetchedJobs: true, ignoresRepeatedRuns: true },
     });
     runJob(connection, 'job-a', spec({ command: 'echo hello; echo oops >&2; echo "token=${HODEI_OTP_TOKEN-unset}"; exit 4' }));
     await connection.until(() => finished(connection, 'job-a') !== undefined, 10_000, 'JobFinished');
@@ -212,6 +212,29 @@ describe('worker agent', () => {
     for (const message of connection.messages) if (message.payload?.$case === 'jobFinished' && message.payload.value.jobId === 'job-2') connection.ack(message);
     expect(await worker.done).toBe(0);
     expect(connection.all('jobFinished').filter((result) => result.jobId === 'job-1')).toHaveLength(1);
+  });
+
+  it('runs a RunJob sent again after a reconnection once: not a run it finished nor one it runs, but a new epoch of the job', async () => {
+    const { server, connection } = await setup(undefined, { capacity: 2 });
+    runJob(connection, 'job-done', spec({ command: 'echo ran' }));
+    await connection.until(() => finished(connection, 'job-done') !== undefined, 10_000, 'JobFinished');
+    runJob(connection, 'job-long', spec({ command: 'echo started; sleep 0.5' }));
+    await connection.until(() => connection.logs('job-long').some((entry) => entry.text === 'started'), 5_000, 'the long job started');
+    const next = server.nextConnection();
+    connection.call.end();
+    const again = await next;
+    // The server sends its assigned jobs again: one the worker finished, one it runs.
+    runJob(again, 'job-done', spec({ command: 'echo ran' }));
+    runJob(again, 'job-long', spec({ command: 'echo started; sleep 0.5' }));
+    await again.until(() => finished(again, 'job-long') !== undefined, 10_000, 'JobFinished of the long job');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ranLines = (conn: FakeConnection, jobId: string, text: string) => conn.logs(jobId).filter((entry) => entry.text === text).length;
+    expect(ranLines(connection, 'job-done', 'ran') + ranLines(again, 'job-done', 'ran')).toBe(1);
+    expect(ranLines(connection, 'job-long', 'started') + ranLines(again, 'job-long', 'started')).toBe(1);
+    expect(again.all('jobFinished').filter((result) => result.jobId === 'job-done')).toHaveLength(0);
+    // A later lease of the job (it went back to the queue and was assigned here again) runs.
+    runJob(again, 'job-done', spec({ command: 'echo ran' }), 8);
+    await again.until(() => again.all('jobFinished').some((result) => result.jobId === 'job-done' && result.epoch === 8), 10_000, 'JobFinished of epoch 8');
   });
 
   it('keeps unacknowledged batches and its result, and sends them again after a reconnection', async () => {

@@ -559,16 +559,18 @@ export class JobController {
     });
     // After the Registered that the caller sends: a cancel requested while the worker was away (see `cancel`),
     // and a drain that began meanwhile.
-    setImmediate(() => void this.afterReconnect(workerId, channel).catch(this.logFailure('worker reconnection')));
+    setImmediate(() => void this.afterReconnect(workerId, channel, registration.ignoresRepeatedRuns === true).catch(this.logFailure('worker reconnection')));
     this.wake();
     return { sessionToken, heartbeatIntervalMs: this.options.config.heartbeatIntervalMs, prefetch };
   }
 
   /**
-   * Tells a worker that reconnected on `channel` what it missed: `CancelJob` for each job it holds whose cancel
-   * was requested while its stream was down, and `Drain` when this engine drains and granted it a prefetch.
+   * Tells a worker that reconnected on `channel` what it missed: the `RunJob` of each job assigned to it that has
+   * not started (one written just before its stream broke may never have arrived; only to a worker that
+   * `ignoresRepeatedRuns`, which drops those it has), `CancelJob` for each job it holds whose cancel was
+   * requested while its stream was down, and `Drain` when this engine drains and granted it a prefetch.
    */
-  private async afterReconnect(workerId: string, channel: WorkerChannel): Promise<void> {
+  private async afterReconnect(workerId: string, channel: WorkerChannel, resendsAssigned: boolean): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
     const worker = await this.store.getWorker(workerId);
     // The epochs of the cancels recorded here: a request is for the lease it was made against (one recorded by
@@ -577,7 +579,10 @@ export class JobController {
     this.cancelsAwaitingReconnect.delete(workerId);
     for (const jobId of worker?.runningJobIds ?? []) {
       const job = await this.store.getJob(jobId);
-      if (job?.cancelRequestedAt === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
+      if (job === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
+      // Before its cancel, if any: a worker that never got the job starts it and stops it at once.
+      if (resendsAssigned && job.state === 'ASSIGNED' && this.channels.get(workerId) === channel) await this.sendJob(job, channel);
+      if (job.cancelRequestedAt === undefined) continue;
       const requestedAt = epochs?.get(jobId);
       if (requestedAt === undefined || requestedAt === job.epoch) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
     }

@@ -29,6 +29,12 @@ export interface Registration {
    * the engine's `prefetch`. Absent or false (an older worker): it is sent no more jobs than its capacity.
    */
   holdsPrefetchedJobs?: boolean;
+  /**
+   * It ignores a RunJob for a run (job id and epoch) it already took: when it reconnects, it is sent the RunJob of
+   * each job assigned to it again (one written just before its stream broke may never have arrived). Absent or
+   * false (an older worker): nothing is sent again.
+   */
+  ignoresRepeatedRuns?: boolean;
 }
 
 /** What the engine answers a registration with. */

@@ -185,6 +185,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
             capacity: register.capacity,
             labels: register.labels,
             holdsPrefetchedJobs: register.holdsPrefetchedJobs,
+            ignoresRepeatedRuns: register.ignoresRepeatedRuns,
           },
           channel,
         );

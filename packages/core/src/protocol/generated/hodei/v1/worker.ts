@@ -121,6 +121,12 @@ export interface Register {
    * server sends it no more jobs than its capacity.
    */
   holdsPrefetchedJobs: boolean;
+  /**
+   * The worker ignores a RunJob for a run it already took in this process (the same job id and epoch): a server
+   * may then send the RunJobs of its assigned jobs again when it reconnects, since one written just before its
+   * stream broke may never have arrived. Unset (an older worker): the server sends nothing again.
+   */
+  ignoresRepeatedRuns: boolean;
 }
 
 export interface Register_LabelsEntry {
@@ -493,6 +499,7 @@ function createBaseRegister(): Register {
     version: "",
     readsRunJobAcks: false,
     holdsPrefetchedJobs: false,
+    ignoresRepeatedRuns: false,
   };
 }
 
@@ -521,6 +528,9 @@ export const Register: MessageFns<Register> = {
     }
     if (message.holdsPrefetchedJobs !== false) {
       writer.uint32(64).bool(message.holdsPrefetchedJobs);
+    }
+    if (message.ignoresRepeatedRuns !== false) {
+      writer.uint32(72).bool(message.ignoresRepeatedRuns);
     }
     return writer;
   },
@@ -605,6 +615,14 @@ export const Register: MessageFns<Register> = {
             message.holdsPrefetchedJobs = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.ignoresRepeatedRuns = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -656,6 +674,11 @@ export const Register: MessageFns<Register> = {
         : isSet(object.holds_prefetched_jobs)
         ? globalThis.Boolean(object.holds_prefetched_jobs)
         : false,
+      ignoresRepeatedRuns: isSet(object.ignoresRepeatedRuns)
+        ? globalThis.Boolean(object.ignoresRepeatedRuns)
+        : isSet(object.ignores_repeated_runs)
+        ? globalThis.Boolean(object.ignores_repeated_runs)
+        : false,
     };
   },
 
@@ -690,6 +713,9 @@ export const Register: MessageFns<Register> = {
     }
     if (message.holdsPrefetchedJobs !== false) {
       obj.holdsPrefetchedJobs = message.holdsPrefetchedJobs;
+    }
+    if (message.ignoresRepeatedRuns !== false) {
+      obj.ignoresRepeatedRuns = message.ignoresRepeatedRuns;
     }
     return obj;
   },
