@@ -351,6 +351,23 @@ describe('cancels', () => {
     expect(cancels).toEqual([]);
   });
 
+  it('a job another server cancelled while it runs silently here is stopped at the worker\'s next heartbeat; one still leased to the worker is not', async () => {
+    const a = engine({ prefetch: 0, slots: 2 });
+    await a.controller.start();
+    const b = engine({ prefetch: 0, store: a.store });
+    await b.controller.start();
+    await a.queueAndWait(2, 2);
+    const [silent, other] = a.runs;
+    const w = silent!.workerId;
+    for (const run of [silent!, other!]) await a.controller.jobStarted(w, run.job.id, run.job.epoch);
+    // b has no stream to the worker: it records the cancel at once, and nothing of the job reaches a.
+    expect(await b.controller.cancel(silent!.job.id)).toMatchObject({ state: 'CANCELLED' });
+    expect(a.cancels).toEqual([]);
+    await a.controller.heartbeat(w, [silent!.job.id, other!.job.id]);
+    expect(a.cancels).toEqual([silent!.job.id]);
+    expect(await a.store.getJob(other!.job.id)).toMatchObject({ state: 'RUNNING', workerId: w });
+  });
+
   it('a second cancel() records nothing more (one event, the first request time) and tells the worker again', async () => {
     const { controller, store, runs, cancels } = engine({ prefetch: 0 });
     await controller.start();

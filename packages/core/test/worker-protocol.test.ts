@@ -323,6 +323,19 @@ describe('worker protocol over real gRPC', () => {
     second.close();
   });
 
+  it("tells a worker to stop a job it says it runs (a heartbeat) that another server ended meanwhile", async () => {
+    const { platform, provider } = await start();
+    const job = await platform.client.queue({ name: 'j', command: 'sleep 60' });
+    const { first, epoch } = await registerAndTakeJob(provider);
+    first.send(logBatch(job.id, epoch, 1, [], true));
+    await first.ack((ack) => ack.jobId === job.id);
+    // Another server sharing the store cancels it (it has no stream to the worker); the job prints nothing.
+    await platform.store.updateJob(job.id, { states: ['RUNNING'] }, { state: 'CANCELLED', completedAt: Date.now() });
+    first.send({ $case: 'heartbeat', value: { runningJobIds: [job.id] } });
+    expect((await first.nextCommand()).payload).toMatchObject({ $case: 'cancelJob', value: { jobId: job.id } });
+    first.close();
+  });
+
   it('tells a reconnected worker to drop a job that moved on while it was away', async () => {
     const { platform, provider } = await start({ heartbeatTimeoutMs: 5_000 });
     const job = await platform.client.queue({ name: 'j', command: 'long' });

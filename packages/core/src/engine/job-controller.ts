@@ -589,9 +589,20 @@ export class JobController {
     if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
 
-  /** Records that a connected worker is alive. */
-  async heartbeat(workerId: string): Promise<void> {
+  /**
+   * Records that a connected worker is alive. `runningJobIds`: the jobs it says it runs or holds. One that ended,
+   * or whose lease moved to another worker, while it could not be told (another server cancelled it, having no
+   * stream to the worker; the job prints nothing, so no report of it was refused) is stopped now: `CancelJob`.
+   */
+  async heartbeat(workerId: string, runningJobIds: readonly string[] = []): Promise<void> {
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
+    if (runningJobIds.length === 0) return;
+    const jobs = await Promise.all(runningJobIds.map((jobId) => this.store.getJob(jobId)));
+    const channel = this.channels.get(workerId);
+    jobs.forEach((job, index) => {
+      if (job !== undefined && !isTerminalJobState(job.state) && job.workerId === workerId) return;
+      channel?.cancelJob(runningJobIds[index]!, this.options.config.cancelGraceMs);
+    });
   }
 
   /**

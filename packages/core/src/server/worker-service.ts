@@ -199,7 +199,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
     }
     switch (payload.$case) {
       case 'heartbeat':
-        return controller.heartbeat(workerId);
+        return controller.heartbeat(workerId, payload.value.runningJobIds);
       case 'logBatch': {
         const { jobId, epoch, lines, started, startedAgoMs } = payload.value;
         if (started) {
