@@ -351,7 +351,7 @@ describe('cancels', () => {
     expect(cancels).toEqual([]);
   });
 
-  it('a job another server cancelled while it runs silently here is stopped at the worker\'s next heartbeat; one still leased to the worker is not', async () => {
+  it('a job another server cancelled while it runs silently here is stopped at the worker\'s next heartbeat, as is one whose cancel request was never sent; one still leased to the worker is not', async () => {
     const a = engine({ prefetch: 0, slots: 2 });
     await a.controller.start();
     const b = engine({ prefetch: 0, store: a.store });
@@ -366,6 +366,10 @@ describe('cancels', () => {
     await a.controller.heartbeat(w, [silent!.job.id, other!.job.id]);
     expect(a.cancels).toEqual([silent!.job.id]);
     expect(await a.store.getJob(other!.job.id)).toMatchObject({ state: 'RUNNING', workerId: w });
+    // A cancel request recorded but never sent (it raced the worker's reconnection to another server) is sent then.
+    await a.store.updateJob(other!.job.id, { states: ['RUNNING'] }, { cancelRequestedAt: Date.now() });
+    await a.controller.heartbeat(w, [other!.job.id]);
+    expect(a.cancels).toEqual([silent!.job.id, other!.job.id]);
   });
 
   it('a second cancel() records nothing more (one event, the first request time) and tells the worker again', async () => {

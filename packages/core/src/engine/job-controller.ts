@@ -590,9 +590,10 @@ export class JobController {
   }
 
   /**
-   * Records that a connected worker is alive. `runningJobIds`: the jobs it says it runs or holds. One that ended,
-   * or whose lease moved to another worker, while it could not be told (another server cancelled it, having no
-   * stream to the worker; the job prints nothing, so no report of it was refused) is stopped now: `CancelJob`.
+   * Records that a connected worker is alive. `runningJobIds`: the jobs it says it runs. One that ended, or whose
+   * lease moved to another worker, while it could not be told (another server cancelled it, having no stream to
+   * the worker; the job prints nothing, so no report of it was refused), and one with a cancel request (which a
+   * race with a reconnection may have kept from it), is stopped now: `CancelJob` (the worker ignores a repeat).
    */
   async heartbeat(workerId: string, runningJobIds: readonly string[] = []): Promise<void> {
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
@@ -600,7 +601,7 @@ export class JobController {
     const jobs = await Promise.all(runningJobIds.map((jobId) => this.store.getJob(jobId)));
     const channel = this.channels.get(workerId);
     jobs.forEach((job, index) => {
-      if (job !== undefined && !isTerminalJobState(job.state) && job.workerId === workerId) return;
+      if (job !== undefined && !isTerminalJobState(job.state) && job.workerId === workerId && job.cancelRequestedAt === undefined) return;
       channel?.cancelJob(runningJobIds[index]!, this.options.config.cancelGraceMs);
     });
   }
