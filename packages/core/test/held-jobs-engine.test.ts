@@ -272,6 +272,26 @@ describe('cancels', () => {
     expect(await store.getJob(unstarted.id)).toMatchObject({ state: 'ASSIGNED', workerId });
   });
 
+  it('a job cancelled while its worker was away, never started, is not sent again when the worker reconnects: it ends CANCELLED', async () => {
+    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
+    await controller.start();
+    const job = await controller.queue({ name: 'lost', command: 'touch /tmp/should-not-run' });
+    await until(() => (runs.length === 1 ? true : undefined));
+    const workerId = runs[0]!.workerId;
+    const { sessionToken, channel } = connected.get(workerId)!;
+    await controller.workerDisconnected(workerId, channel);
+    expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
+    const after = await until(async () => {
+      const now = await store.getJob(job.id);
+      return now?.state === 'CANCELLED' ? now : undefined;
+    });
+    expect(after).toMatchObject({ attempt: 1, errorMessage: 'cancelled before it started' });
+    expect(runs).toHaveLength(1);
+    expect(cancels).toEqual([job.id]);
+    expect((await store.getWorker(workerId))?.runningJobIds).toEqual([]);
+  });
+
   it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {
     const store = new InterleavingStore();
     const { controller, runs } = engine({ prefetch: 0, store });

@@ -567,8 +567,9 @@ export class JobController {
   /**
    * Tells a worker that reconnected on `channel` what it missed: the `RunJob` of each job assigned to it that has
    * not started (one written just before its stream broke may never have arrived; only to a worker that
-   * `ignoresRepeatedRuns`, which drops those it has), `CancelJob` for each job it holds whose cancel was
-   * requested while its stream was down, and `Drain` when this engine drains and granted it a prefetch.
+   * `ignoresRepeatedRuns`, which drops those it has; such a job cancelled meanwhile ends CANCELLED instead),
+   * `CancelJob` for each job it holds whose cancel was requested while its stream was down, and `Drain` when this
+   * engine drains and granted it a prefetch.
    */
   private async afterReconnect(workerId: string, channel: WorkerChannel, resendsAssigned: boolean): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
@@ -580,11 +581,16 @@ export class JobController {
     for (const jobId of worker?.runningJobIds ?? []) {
       const job = await this.store.getJob(jobId);
       if (job === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
-      // Before its cancel, if any: a worker that never got the job starts it and stops it at once.
-      if (resendsAssigned && job.state === 'ASSIGNED' && this.channels.get(workerId) === channel) await this.sendJob(job, channel);
-      if (job.cancelRequestedAt === undefined) continue;
       const requestedAt = epochs?.get(jobId);
-      if (requestedAt === undefined || requestedAt === job.epoch) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
+      const cancelled = job.cancelRequestedAt !== undefined && (requestedAt === undefined || requestedAt === job.epoch);
+      if (resendsAssigned && job.state === 'ASSIGNED' && this.channels.get(workerId) === channel) {
+        // A cancelled one is not sent again (the worker could start the command before it reads the CancelJob):
+        // it ends here, unstarted as far as this server knows, and a worker that did get it is told to drop it.
+        if (!cancelled) await this.sendJob(job, channel);
+        else if (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
+        continue;
+      }
+      if (cancelled) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
     }
     if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
