@@ -67,7 +67,7 @@ describe('restart on PostgreSQL with jobs queued and running', () => {
 
   it('runs queued jobs, lands the result and lines of a surviving worker, and re-queues or fails the jobs of dead ones', async () => {
     server = spawn(process.execPath, [join(import.meta.dirname, 'fixtures/server-process.mjs')], {
-      env: { ...process.env, HODEI_TEST_DATABASE: db.url, HODEI_TEST_WORKER_LOG: join(dir, 'workers.log'), HODEI_TEST_RUN: run },
+      env: { ...process.env, HODEI_TEST_DATABASE: db.url, HODEI_TEST_RUN: run },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const address = await new Promise<string>((resolve, reject) => {

@@ -26,6 +26,12 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
+// Diagnostics are best-effort: the reader of a worker's stderr is often the server that started it (the process
+// provider pipes it), and when that server dies the worker must live on, reconnect and land its jobs' results,
+// not exit on the EPIPE of its next log line.
+process.stderr.on('error', () => undefined);
+process.stdout.on('error', () => undefined);
+
 async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(HELP);
