@@ -91,10 +91,17 @@ export class LogBatcher {
    * Adds one line. With `soon` false it arms no flush timer: it goes with the next batch (a later line's, a
    * `flush()`, or the end), e.g. a header written before the process starts.
    */
+  /** A line went past `maxJobBytes`: the rest of the output goes to the tail window (see `hold`). */
+  private capped = false;
+
   add(stream: LogStream, text: string, soon = true): void {
     if (this.closed) return;
     text = this.transform(text);
-    if (this.sentBytes + text.length > this.maxJobBytes) return this.hold({ stream, text, timestampMs: Date.now() });
+    // Once one line is held, every later one is too: a shorter line that would still fit must not overtake it.
+    if (this.capped || this.sentBytes + text.length > this.maxJobBytes) {
+      this.capped = true;
+      return this.hold({ stream, text, timestampMs: Date.now() });
+    }
     this.sentBytes += text.length;
     this.append(stream, text, Date.now(), soon);
   }

@@ -98,6 +98,15 @@ describe('LogBatcher output cap', () => {
     expect(sent.map((entry) => entry.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
   });
 
+  it('keeps the order of the lines around the cap: a short line that would still fit does not overtake a held one', () => {
+    const sent: LogEntry[] = [];
+    const batcher = new LogBatcher((batch) => (sent.push(...unpackLogLines(batch)), true), { maxJobBytes: 20, tailBytes: 100 });
+    for (const text of ['x'.repeat(15), 'L'.repeat(10), 'a', 'b']) batcher.add(LogStream.LOG_STREAM_STDOUT, text);
+    batcher.close();
+    expect(sent.map((entry) => entry.text)).toEqual(['x'.repeat(15), 'L'.repeat(10), 'a', 'b']);
+    expect(sent.map((entry) => entry.seq)).toEqual([1, 2, 3, 4]);
+  });
+
   it('sends everything when the output fits', () => {
     expect(capped(10, { maxJobBytes: 90, tailBytes: 45 })).toHaveLength(10);
   });
