@@ -124,6 +124,12 @@ class WorkerAgent implements WorkerHandle {
   }
   /** From the last Registered: how many jobs beyond its capacity the server may send (0: no more than its capacity). */
   private prefetch = 0;
+  /** From the last Registered: the server takes back a job given back unstarted (RETURNED) from any worker. */
+  private serverTakesReturned = false;
+  /** Whether a job it will not run can be given back (RETURNED: re-queued uncounted) rather than failed. */
+  private get takesBack(): boolean {
+    return this.prefetch > 0 || this.serverTakesReturned;
+  }
   /**
    * The most jobs beyond its capacity it accepts: the largest prefetch granted in this session. A server that
    * grants less after a reconnection (an older one, a rollback) may still send what its record allows.
@@ -226,6 +232,7 @@ class WorkerAgent implements WorkerHandle {
         this.serverReadsFinishedLines = payload.value.readsJobFinishedLines;
         this.prefetch = Math.max(0, payload.value.prefetch);
         this.holdLimit = Math.max(this.holdLimit, this.prefetch);
+        this.serverTakesReturned = payload.value.takesReturnedJobs;
         this.registered = true;
         this.reconnectAttempts = 0;
         this.reconnectDeadline = undefined;
@@ -253,8 +260,11 @@ class WorkerAgent implements WorkerHandle {
         for (const job of this.jobs.values()) job.kill();
         return this.finalize(EXIT_CODES.refused);
       case 'runJob':
+        // The job first: a draining worker whose last result the acks acknowledge closes its stream then, and a
+        // refusal must be on its way (unacknowledged, so it is waited for) before that.
+        this.takeJob(payload.value);
         for (const ack of payload.value.acks) this.onAck(ack);
-        return this.takeJob(payload.value);
+        return;
       case 'cancelJob':
         if (this.waiting.has(payload.value.jobId)) return this.endWaiting(payload.value.jobId, JobOutcome.JOB_OUTCOME_CANCELLED, 'cancelled before it started');
         return this.jobs.get(payload.value.jobId)?.cancel(payload.value.graceMs);
@@ -285,10 +295,11 @@ class WorkerAgent implements WorkerHandle {
           : undefined;
     if (refusal !== undefined) {
       this.log(`job ${jobId} not started: ${refusal}`);
-      // A server that grants a prefetch re-queues a job given back (RETURNED) without counting an attempt: one
-      // it sent beyond the room it gave (its record counted fewer jobs than this worker holds) is not its failure.
-      // An older server, which grants none, does not know RETURNED: the job fails to start there, as before.
-      const outcome = (draining || full) && this.prefetch > 0 ? JobOutcome.JOB_OUTCOME_RETURNED : JobOutcome.JOB_OUTCOME_FAILED_TO_START;
+      // A server that takes jobs back (it says so, or it granted a prefetch) re-queues a job given back (RETURNED)
+      // without counting an attempt: one sent to a draining worker, or beyond the room the server gave (its record
+      // counted fewer jobs than this worker holds), is not the job's failure. An older server that granted no
+      // prefetch does not know RETURNED: the job fails to start there, as before.
+      const outcome = (draining || full) && this.takesBack ? JobOutcome.JOB_OUTCOME_RETURNED : JobOutcome.JOB_OUTCOME_FAILED_TO_START;
       this.reportNotStarted(run, outcome, refusal);
       // A job given back for want of room: the server's record of this worker counts fewer jobs than it holds,
       // so the worker drains (gives back what waits, exits once its running jobs end) and a fresh worker with a

@@ -155,7 +155,7 @@ describe('worker agent', () => {
     let registrations = 0;
     const { worker, connection } = await setup((conn) => {
       registrations += 1;
-      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: 0 } });
+      if (registrations === 1) conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: 0, takesReturnedJobs: false } });
       else conn.send({ $case: 'refused', value: { code: 'UNAUTHENTICATED', message: 'worker was lost' } });
     });
     runJob(connection, 'job-r', spec({ command: 'sleep 1000 & echo $!; wait' }));
@@ -426,7 +426,7 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     await waitFor(() => existsSync(join(dir, 'first-done')), 10_000, 'the first job to end');
     await new Promise((resolve) => setTimeout(resolve, 300)); // time the waiting job would have had to start
     expect(existsSync(join(dir, 'second-ran'))).toBe(false);
-    held!.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: true, prefetch: 1 } });
+    held!.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: true, prefetch: 1, takesReturnedJobs: false } });
     await held!.until(() => finished(held!, 'job-2') !== undefined, 5_000, 'the waiting job on the new stream');
     expect(finished(held!, 'job-2')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
     expect(existsSync(join(dir, 'second-ran'))).toBe(true);
@@ -436,7 +436,7 @@ describe('worker agent with prefetch (jobs held beyond its capacity)', () => {
     let registrations = 0;
     const { server, connection } = await setup((conn) => {
       registrations += 1;
-      conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: registrations === 1 ? 2 : 0 } });
+      conn.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs: 50, readsJobFinishedLines: false, prefetch: registrations === 1 ? 2 : 0, takesReturnedJobs: false } });
     });
     runJob(connection, 'job-1', gated('gate'));
     runJob(connection, 'job-2', spec({ command: 'echo two' }));

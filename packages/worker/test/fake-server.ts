@@ -135,10 +135,11 @@ export class FakeServer {
 
 /**
  * Answers Register with Registered; with `readsJobFinishedLines` as a current server (by default as an older
- * one, to which a worker sends a run's last lines in a LogBatch), and granting `prefetch` jobs beyond the
- * worker's capacity (default 0, as a server without prefetch).
+ * one, to which a worker sends a run's last lines in a LogBatch), granting `prefetch` jobs beyond the worker's
+ * capacity (default 0, as a server without prefetch), and with `takesReturnedJobs` as a current server (by
+ * default as an older one, to which a worker granted no prefetch cannot give a job back).
  */
-export function acceptRegistration(heartbeatIntervalMs = 50, readsJobFinishedLines = false, prefetch = 0) {
+export function acceptRegistration(heartbeatIntervalMs = 50, readsJobFinishedLines = false, prefetch = 0, takesReturnedJobs = false) {
   return (connection: FakeConnection) =>
-    connection.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs, readsJobFinishedLines, prefetch } });
+    connection.send({ $case: 'registered', value: { sessionToken: 'session-1', heartbeatIntervalMs, readsJobFinishedLines, prefetch, takesReturnedJobs } });
 }

@@ -191,7 +191,7 @@ export function handleWorkerConnection(controller: JobController, call: Connecti
         );
         workerId = register.workerId;
         readsRunJobAcks = register.readsRunJobAcks;
-        call.write({ payload: { $case: 'registered', value: { ...registered, readsJobFinishedLines: true } } });
+        call.write({ payload: { $case: 'registered', value: { ...registered, readsJobFinishedLines: true, takesReturnedJobs: true } } });
       } catch (error) {
         refuse(error);
       }

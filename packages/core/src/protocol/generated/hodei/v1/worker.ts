@@ -147,6 +147,12 @@ export interface Registered {
    * Register.holds_prefetched_jobs; 0 otherwise): the worker keeps them waiting, not started, until a slot frees.
    */
   prefetch: number;
+  /**
+   * The server takes back a job a worker gives back unstarted (JobFinished with JOB_OUTCOME_RETURNED: re-queued,
+   * its attempt not counted, the worker marked DRAINING), also from a worker granted no prefetch. Unset (an older
+   * server): only a worker granted a prefetch may give a job back; others refuse it (JOB_OUTCOME_FAILED_TO_START).
+   */
+  takesReturnedJobs: boolean;
 }
 
 export interface Refused {
@@ -797,7 +803,13 @@ export const Register_LabelsEntry: MessageFns<Register_LabelsEntry> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { sessionToken: "", heartbeatIntervalMs: 0, readsJobFinishedLines: false, prefetch: 0 };
+  return {
+    sessionToken: "",
+    heartbeatIntervalMs: 0,
+    readsJobFinishedLines: false,
+    prefetch: 0,
+    takesReturnedJobs: false,
+  };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -813,6 +825,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.prefetch !== 0) {
       writer.uint32(32).int32(message.prefetch);
+    }
+    if (message.takesReturnedJobs !== false) {
+      writer.uint32(40).bool(message.takesReturnedJobs);
     }
     return writer;
   },
@@ -862,6 +877,14 @@ export const Registered: MessageFns<Registered> = {
             message.prefetch = reader.int32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.takesReturnedJobs = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -892,6 +915,11 @@ export const Registered: MessageFns<Registered> = {
         ? globalThis.Boolean(object.reads_job_finished_lines)
         : false,
       prefetch: isSet(object.prefetch) ? globalThis.Number(object.prefetch) : 0,
+      takesReturnedJobs: isSet(object.takesReturnedJobs)
+        ? globalThis.Boolean(object.takesReturnedJobs)
+        : isSet(object.takes_returned_jobs)
+        ? globalThis.Boolean(object.takes_returned_jobs)
+        : false,
     };
   },
 
@@ -908,6 +936,9 @@ export const Registered: MessageFns<Registered> = {
     }
     if (message.prefetch !== 0) {
       obj.prefetch = Math.round(message.prefetch);
+    }
+    if (message.takesReturnedJobs !== false) {
+      obj.takesReturnedJobs = message.takesReturnedJobs;
     }
     return obj;
   },
