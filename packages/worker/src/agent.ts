@@ -106,6 +106,9 @@ interface Unacked {
   bytes: number;
 }
 
+/** Refusal codes of a failure on the server's side, not of the worker's credentials: a reconnection is tried again. */
+const TRANSIENT_REFUSALS = new Set(['UNAVAILABLE', 'INTERNAL', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'ABORTED']);
+
 class WorkerAgent implements WorkerHandle {
   readonly workerId: string;
   readonly done: Promise<number>;
@@ -254,6 +257,15 @@ class WorkerAgent implements WorkerHandle {
       case 'ack':
         return this.onAck(payload.value);
       case 'refused':
+        // A reconnection the server could not handle (its store unreachable, say) is tried again, within the
+        // reconnect timeout, as a broken stream would be: the jobs running here are still this worker's.
+        if (this.state !== 'connecting' && TRANSIENT_REFUSALS.has(payload.value.code)) {
+          const reason = `reconnection refused for now (${payload.value.code}): ${payload.value.message}`;
+          const call = this.call;
+          this.onStreamEnd(reason);
+          call?.cancel();
+          return;
+        }
         this.log(`registration refused (${payload.value.code}): ${payload.value.message}`);
         // Refused on reconnection: the server moved on without us (e.g. marked us LOST); our jobs are stale.
         this.waiting.clear();

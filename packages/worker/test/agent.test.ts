@@ -165,6 +165,25 @@ describe('worker agent', () => {
     expect(await survivors(jobPids(connection, 'job-r'))).toEqual([]);
   });
 
+  it('tries again a reconnection refused for a failure on the server side (UNAVAILABLE), keeping its job, and lands the result', async () => {
+    let registrations = 0;
+    const { server, connection } = await setup((conn) => {
+      registrations += 1;
+      // The second registration meets the server's store unreachable; the third goes through.
+      if (registrations === 2) conn.send({ $case: 'refused', value: { code: 'UNAVAILABLE', message: 'postgres store: updateWorker failed' } });
+      else acceptRegistration()(conn);
+    });
+    runJob(connection, 'job-t', spec({ command: 'echo started; sleep 0.6; echo done' }));
+    await connection.until(() => connection.logs('job-t').some((entry) => entry.text === 'started'), 5_000, 'the start');
+    const refused = server.nextConnection();
+    connection.call.end();
+    await refused;
+    const third = await server.nextConnection();
+    await third.until(() => finished(third, 'job-t') !== undefined, 10_000, 'the result on the third stream');
+    expect(finished(third, 'job-t')).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_EXITED, exitCode: 0 });
+    expect(registrations).toBe(3);
+  });
+
   it('reports the start of a silent job on its own (with its header line) and numbers lines from firstLogSeq', async () => {
     const { connection } = await setup();
     runJob(connection, 'job-s', spec({ command: 'sleep 0.5; echo late' }), 7, 12);
