@@ -10,10 +10,27 @@ export interface Io {
   stderrIsTerminal?: boolean;
   /** Subscribes to SIGINT/SIGTERM; returns an unsubscribe function. */
   onSignal(listener: (signal: NodeJS.Signals) => void): () => void;
+  /**
+   * Subscribes to the end of whoever reads stdout (`hodei job run ... | head -1`: the reader exited); called once.
+   * Returns an unsubscribe function. Absent: stdout never closes (in-process tests).
+   */
+  onOutputClosed?(listener: () => void): () => void;
 }
 
-/** The real process: `process.stdout`, `process.stderr`, `process.env` and its SIGINT/SIGTERM handlers. */
+/**
+ * The real process: `process.stdout`, `process.stderr`, `process.env` and its SIGINT/SIGTERM handlers. A write to
+ * a closed stdout or stderr (the reader of a pipe exited) is not an error of the CLI's: it loses that output, the
+ * commands that print a job's output stop as `onOutputClosed` says, and `hodei server` (status lines only) serves on.
+ */
 export function processIo(): Io {
+  const outputClosed = new Set<() => void>();
+  let closed = false;
+  process.stdout.on('error', () => {
+    if (closed) return;
+    closed = true;
+    for (const listener of [...outputClosed]) listener();
+  });
+  process.stderr.on('error', () => undefined);
   return {
     stdout: process.stdout,
     stderr: process.stderr,
@@ -26,6 +43,10 @@ export function processIo(): Io {
         process.off('SIGINT', listener);
         process.off('SIGTERM', listener);
       };
+    },
+    onOutputClosed(listener) {
+      outputClosed.add(listener);
+      return () => outputClosed.delete(listener);
     },
   };
 }

@@ -117,6 +117,18 @@ describe('hodei job run: output and exit codes', () => {
     expect(run.stderr).toContain('cancelled');
   });
 
+  it('cancels the job and exits 130, without a stack trace, when the reader of its output exits (| head -1)', async () => {
+    const name = `head-${Date.now()}`;
+    const running = startCli(['job', 'run', '--name', name, '--', 'seq 1 200000; sleep 30'], { server: server.address });
+    await until(() => (running.output().stdout.length > 0 ? true : undefined));
+    running.child.stdout!.destroy(); // as `head -1` exits after its line
+    const run = await running.result;
+    expect(run.code).toBe(130);
+    expect(run.stderr).not.toMatch(/EPIPE|node:events|Error:/);
+    const list = JSON.parse((await cli(['job', 'list', '--json'])).stdout) as JsonJob[];
+    expect(list.find((job) => job.name === name)?.state).toBe('CANCELLED');
+  });
+
   it('runs 20 jobs at once on 4 workers', async () => {
     const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => cli(['job', 'run', '-q', '--', `echo job-${i}`], 30_000)));
     runs.forEach((run, i) => {
@@ -155,6 +167,18 @@ describe('hodei job queue / get / list / logs, hodei worker list', () => {
     const followed = await cli(['job', 'logs', id, '--follow', '--no-system']);
     expect(followed.stdout).toBe('line1\nline2\n');
     expect(followed.stderr).toBe('oops\n');
+  });
+
+  it('job logs --follow stops quietly (exit 0) when the reader of its output exits (| head -1)', async () => {
+    const queued = await cli(['job', 'queue', '--command', 'seq 1 200000; sleep 30']);
+    const id = queued.stdout.trim().split('\n').at(-1)!;
+    const following = startCli(['job', 'logs', id, '--follow'], { server: server.address });
+    await until(() => (following.output().stdout.length > 0 ? true : undefined));
+    following.child.stdout!.destroy();
+    const logs = await following.result;
+    expect(logs.code).toBe(0);
+    expect(logs.stderr).not.toMatch(/EPIPE|node:events|Error:/);
+    await cli(['job', 'cancel', id]);
   });
 
   it('takes the server from --server as well as HODEI_SERVER', async () => {

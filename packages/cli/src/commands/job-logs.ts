@@ -26,15 +26,24 @@ Examples:
       await withClient(ctx, command, async (client) => {
         const stop = new AbortController();
         const unsubscribe = ctx.io.onSignal(() => stop.abort());
+        // The reader of the output went away (`| head`): nothing more to print, and nothing went wrong.
+        let readerGone = false;
+        const unsubscribeClosed = ctx.io.onOutputClosed?.(() => {
+          readerGone = true;
+          stop.abort();
+        });
         try {
           for await (const line of client.logs(id, { follow: flags.follow ?? false, fromSeq, signal: stop.signal })) {
             if (!flags.system && line.stream === 'system') continue;
             writeLogLine(line, ctx.io.stdout, ctx.io.stderr);
           }
+        } catch (error) {
+          if (!readerGone) throw error;
         } finally {
           unsubscribe();
+          unsubscribeClosed?.();
         }
-        if (stop.signal.aborted) ctx.exitCode = 130;
+        if (stop.signal.aborted && !readerGone) ctx.exitCode = 130;
       });
     });
 }

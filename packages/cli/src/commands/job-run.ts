@@ -21,8 +21,9 @@ export function registerJobRun(job: Command, ctx: Context): void {
     .addHelpText(
       'after',
       `
-Exit status: the job's exit code; 124 if it timed out; 130 if it was cancelled; 1 if it failed for
-another reason (worker lost, could not start); 2 for invalid input.
+Exit status: the job's exit code; 124 if it timed out; 130 if it was cancelled (also when the reader of
+its output exits, e.g. | head -1: the job is then cancelled, as on Ctrl-C); 1 if it failed for another
+reason (worker lost, could not start); 2 for invalid input.
 
 Examples:
   $ hodei job run --name "Shell Test" -- "echo 'test' | grep 'test'"
@@ -37,7 +38,7 @@ Examples:
         if (!flags.quiet) io.stderr.write(`hodei: job ${queued.id} queued\n`);
         const stop = new AbortController();
         let interrupts = 0;
-        const unsubscribe = io.onSignal(() => {
+        const interrupt = () => {
           interrupts += 1;
           if (interrupts === 1) {
             if (!flags.quiet) io.stderr.write(`hodei: cancelling job ${queued.id} (interrupt again to stop waiting)\n`);
@@ -47,6 +48,11 @@ Examples:
           } else {
             stop.abort();
           }
+        };
+        const unsubscribe = io.onSignal(interrupt);
+        // The reader of its output went away (`| head -1`): as a first Ctrl-C, the job is cancelled.
+        const unsubscribeClosed = io.onOutputClosed?.(() => {
+          if (interrupts === 0) interrupt();
         });
         const clearStatus = flags.quiet ? () => undefined : showWaitStatus(client, queued.id, io);
         try {
@@ -78,6 +84,7 @@ Examples:
         } finally {
           clearStatus();
           unsubscribe();
+          unsubscribeClosed?.();
         }
       });
     });
