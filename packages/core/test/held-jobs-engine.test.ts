@@ -470,6 +470,27 @@ describe('cancels', () => {
   });
 });
 
+describe('the heartbeat timeout', () => {
+  it('does not hold against a worker the time this server stood still (a blocked or paused process), but still finds a silent one', async () => {
+    const { controller, store, runs, queueAndWait } = engine({ prefetch: 0, heartbeatTimeoutMs: 1_000 });
+    await controller.start();
+    await queueAndWait(1, 1);
+    const workerId = runs[0]!.workerId;
+    await controller.heartbeat(workerId);
+    // The process stands still longer than the timeout: its worker's heartbeats would wait in the socket.
+    const until_ = Date.now() + 2_500;
+    while (Date.now() < until_) {
+      // blocked
+    }
+    controller.wake();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await store.getWorker(workerId)).toMatchObject({ state: 'BUSY' });
+    // Silent for a whole timeout after that: lost.
+    const lost = await until(async () => ((await store.getWorker(workerId))?.state === 'LOST' ? true : undefined), 10_000);
+    expect(lost).toBe(true);
+  });
+});
+
 describe('jobs held on a worker (prefetch), in the engine', () => {
   it('a held job whose cancel crosses its return by a draining worker ends CANCELLED, not back in the queue', async () => {
     const { controller, store, runs, queueAndWait } = engine({ prefetch: 2 });

@@ -145,3 +145,43 @@ describe('PostgreSQL unreachable when the server starts', () => {
     expect(provider.pids).toEqual([]);
   }, 60_000);
 });
+
+describe('PostgreSQL unavailable for longer than the heartbeat timeout (shorter than the store retry)', () => {
+  it('loses no connected worker: the heartbeats written late do not make them look silent', async () => {
+    const db = await createTestDatabase();
+    const target = new URL(db.url);
+    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
+    const proxied = new URL(db.url);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(await proxy.start());
+    const store = createPostgresStore({ connectionString: proxied.toString() }, { poolSize: 4, listenHealthCheckMs: 300 });
+    const direct = createPostgresStore({ connectionString: db.url }, { poolSize: 2 });
+    const provider = new ProcessProvider({ maxWorkers: 2, stopGraceMs: 2_000 });
+    let platform: Platform | undefined;
+    try {
+      platform = await createPlatform({ store, providers: [provider], heartbeatTimeoutMs: 4_000, logger: recordingLogger() });
+      const jobs: Job[] = [];
+      for (let index = 0; index < 2; index++) jobs.push(await platform.client.queue({ name: `long-${index}`, command: 'sleep 12; echo done' }));
+      await until(async () => {
+        const states = await Promise.all(jobs.map(async (job) => (await direct.getJob(job.id))?.state));
+        return states.every((state) => state === 'RUNNING') ? true : undefined;
+      }, 30_000);
+      await proxy.cut();
+      await new Promise((resolve) => setTimeout(resolve, 7_000)); // longer than the 4 s heartbeat timeout
+      await proxy.restore();
+      const ended = await until(async () => {
+        const all = await Promise.all(jobs.map((job) => direct.getJob(job.id)));
+        return all.every((job) => job && isTerminalJobState(job.state)) ? (all as Job[]) : undefined;
+      }, 60_000);
+      expect(ended.map((job) => job.state)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+      expect((await direct.listWorkers()).filter((worker) => worker.state === 'LOST')).toEqual([]);
+    } finally {
+      await proxy.restore();
+      await platform?.close();
+      await store.close();
+      await direct.close();
+      await proxy.close();
+      await db.drop();
+    }
+  }, 120_000);
+});

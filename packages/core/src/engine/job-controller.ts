@@ -27,6 +27,7 @@ import {
 } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
+import { StallWatch, withHeartbeatFloor } from './heartbeat-floor';
 import { withStoreRetry } from './store-retry';
 import { hashToken, newId, newToken } from './tokens';
 import { heldJobsThatMayHaveStarted } from './held-jobs';
@@ -69,6 +70,12 @@ function changeOf(state: JobState | undefined): JobChange {
 }
 /** How many times `cancel` looks again at a job that moved on between its read and its write. */
 const CANCEL_TRIES = 5;
+/** How often the engine checks that its own process did not stand still (see `StallWatch`). */
+const STALL_CHECK_MS = 500;
+
+/** A gap between two such checks longer than this means the process stood still (or its event loop was blocked). */
+const STALL_MS = 2_000;
+
 /** How soon a pass whose claims came up short (another engine took the jobs) is followed by another. */
 const CLAIM_SHORTFALL_RETRY_MS = 10;
 /**
@@ -199,8 +206,18 @@ export class JobController {
   /** Set by `drain()`: no new job is accepted, assigned or provisioned for. */
   private draining = false;
 
+  /**
+   * A time before which no worker's silence counts (see `withHeartbeatFloor`): when the store answered again after
+   * an outage (the heartbeats written meanwhile carry the time their call began), or when this process stood still.
+   */
+  private silenceFloor = 0;
+  /** When this engine last heard a heartbeat of each of its connected workers (the store's copy may lag). */
+  private readonly heartbeatsHeard = new Map<string, number>();
+  private readonly stallWatch = new StallWatch(STALL_MS);
+  private stallTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly options: JobControllerOptions) {
-    this.store = withStoreRetry(options.store, { logger: options.logger });
+    this.store = withStoreRetry(options.store, { logger: options.logger, onReachableAgain: () => this.raiseSilenceFloor() });
     this.registry = new WorkerRegistry(this.store, options.clock, { otpTtlMs: options.config.otpTtlMs });
     this.providers = new Map(options.providers.map((provider) => [provider.name, provider]));
   }
@@ -229,6 +246,18 @@ export class JobController {
     if (offChanged) this.unsubscribes.push(offChanged);
     this.tickTimer = setInterval(() => this.wake(), this.options.config.pollIntervalMs);
     this.tickTimer.unref();
+    this.stallTimer = setInterval(() => this.watchForStall(), STALL_CHECK_MS);
+    this.stallTimer.unref();
+  }
+
+  /** No worker's silence before now counts (see `silenceFloor`). */
+  private raiseSilenceFloor(): void {
+    this.silenceFloor = Math.max(this.silenceFloor, this.now());
+  }
+
+  /** When this process stood still, the heartbeats that waited in its sockets meanwhile were not late. */
+  private watchForStall(): void {
+    if (this.stallWatch.check()) this.raiseSilenceFloor();
   }
 
   /**
@@ -356,6 +385,7 @@ export class JobController {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.tickTimer);
+    clearInterval(this.stallTimer);
     clearTimeout(this.backoffWake?.timer);
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.serial.run(async () => {
@@ -602,6 +632,7 @@ export class JobController {
    * race with a reconnection may have kept from it), is stopped now: `CancelJob` (the worker ignores a repeat).
    */
   async heartbeat(workerId: string, runningJobIds: readonly string[] = []): Promise<void> {
+    this.heartbeatsHeard.set(workerId, this.now());
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
     if (runningJobIds.length === 0) return;
     const jobs = await Promise.all(runningJobIds.map((jobId) => this.store.getJob(jobId)));
@@ -983,6 +1014,8 @@ export class JobController {
 
   private async reconcileOnce(): Promise<void> {
     const { config } = this.options;
+    // A pass right after this process stood still runs before the stall timer: look here too.
+    this.watchForStall();
     if (this.now() >= this.nextStrandedSweepAt) {
       this.nextStrandedSweepAt = this.now() + STRANDED_SWEEP_MS;
       await this.requeueStranded();
@@ -1201,6 +1234,7 @@ export class JobController {
   private forget(workerId: string): void {
     this.ownWorkers.delete(workerId);
     this.lastClaimAt.delete(workerId);
+    this.heartbeatsHeard.delete(workerId);
     this.workerSlots.delete(workerId);
     this.prefetchingWorkers.delete(workerId);
     this.lastWorkerRecord.delete(workerId);
@@ -1534,9 +1568,13 @@ export class JobController {
     return true;
   }
 
-  /** The worker as the scheduler counts it here: its reported results' slots free (see `reportedResults`). */
+  /**
+   * The worker as the scheduler counts it here: its reported results' slots free (see `reportedResults`), and its
+   * heartbeat as fresh as this engine heard it (a connected worker of its own) and no older than `silenceFloor`.
+   */
   private schedulingView(worker: Worker): Worker {
-    return withReportedResultsFreed(worker, this.reportedResults.get(worker.id));
+    const heard = this.channels.has(worker.id) ? (this.heartbeatsHeard.get(worker.id) ?? 0) : 0;
+    return withHeartbeatFloor(withReportedResultsFreed(worker, this.reportedResults.get(worker.id)), Math.max(this.silenceFloor, heard));
   }
 
   /** The jobs `worker` (a record) may be sent now, counted as the scheduler does (see `workerRoom`). */

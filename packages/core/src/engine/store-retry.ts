@@ -12,6 +12,8 @@ export interface StoreRetryOptions {
   maxDelayMs?: number;
   /** A call still failing this long after its first attempt gives up and throws the store's error. Default 60 s. */
   giveUpAfterMs?: number;
+  /** Called when the store answers again after it was unavailable (with the info line). */
+  onReachableAgain?: () => void;
 }
 
 /** Store methods that are retried: the data calls. Subscriptions (`onJobQueued`, `onJobChanged`) and `close` are not. */
@@ -87,6 +89,7 @@ export function withStoreRetry(store: Store, options: StoreRetryOptions): Store 
           if (outageSince !== undefined) {
             logger.info({ operation: name, downMs: Date.now() - outageSince }, `store ${store.name} is reachable again`);
             outageSince = undefined;
+            options.onReachableAgain?.();
           }
           return result;
         } catch (error) {
