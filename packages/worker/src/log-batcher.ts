@@ -87,13 +87,13 @@ export class LogBatcher {
     return this.seq;
   }
 
+  /** A line went past `maxJobBytes`: the rest of the output goes to the tail window (see `hold`). */
+  private capped = false;
+
   /**
    * Adds one line. With `soon` false it arms no flush timer: it goes with the next batch (a later line's, a
    * `flush()`, or the end), e.g. a header written before the process starts.
    */
-  /** A line went past `maxJobBytes`: the rest of the output goes to the tail window (see `hold`). */
-  private capped = false;
-
   add(stream: LogStream, text: string, soon = true): void {
     if (this.closed) return;
     text = this.transform(text);
