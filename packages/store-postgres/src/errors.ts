@@ -25,6 +25,7 @@ const UNAVAILABLE_SQLSTATES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
   '53300', // too_many_connections
+  '25006', // read_only_sql_transaction: a primary demoted by a failover, until the connection reaches the new one
 ]);
 
 /** pg's own errors (no SQLSTATE) for a connection that broke, timed out or could not be made. */
@@ -49,9 +50,11 @@ function isConnectionError(error: PgErrorLike, depth = 0): boolean {
 
 /**
  * Turns an error from `pg` into a HodeiError naming the query, the original kept as `cause`:
- * - a duplicate key is `CONFLICT`; a value the schema refuses (CHECK constraint, bad text) is `INVALID_ARGUMENT`;
+ * - a duplicate key is `CONFLICT`; a value the schema refuses (CHECK constraint, any data exception of class 22:
+ *   bad text, a timestamp out of range) is `INVALID_ARGUMENT`;
  * - the database unreachable or the connection lost (SQLSTATE class 08, 57P01-57P03, 53300, socket errors,
- *   pg's "Connection terminated" and connect timeouts) is `UNAVAILABLE`: the engine retries it through the outage;
+ *   pg's "Connection terminated" and connect timeouts), or read-only for a moment (25006: a primary demoted by a
+ *   failover) is `UNAVAILABLE`: the engine retries it through the outage;
  * - a serialization failure or deadlock (40001, 40P01) is `ABORTED`: retried too, but the store is up;
  * - anything else (a value too long, a foreign key, an SQL error) is `INTERNAL`: trying again cannot help.
  */
@@ -65,7 +68,9 @@ export function toHodeiError(query: string, error: unknown): HodeiError {
       cause: error,
     });
   }
-  if (code === '23514' || code === '22P02' || code === '22P05' || code === '22021') {
+  // Class 22 (data exception: bad text, a timestamp out of range or NaN, a number too large...) and a CHECK
+  // constraint: the value one caller sent, which fails that caller's row only when a batch is split.
+  if (code === '23514' || code.startsWith('22')) {
     return new HodeiError('INVALID_ARGUMENT', `postgres store: ${query}: value refused by the schema: ${detail}`, {
       cause: error,
     });

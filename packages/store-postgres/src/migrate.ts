@@ -91,8 +91,11 @@ export async function migrateWith(pool: pg.Pool, schema: string, migrations: rea
       }
       return { applied, version: Math.max(0, ...done) };
     } finally {
+      // An error of the steps above is reported as theirs, not as the unlock's (unless the unlock fails too).
+      const failed = step;
       step = 'migrate (unlock)';
       await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [`hodei.migrations:${schema}`]);
+      step = failed;
     }
   } catch (error) {
     broken = error instanceof Error ? error : new Error(String(error));

@@ -1,7 +1,9 @@
 import { HodeiError } from '@hodei/core';
-import { describe, expect, it } from 'vitest';
+import { makeTestJob } from '@hodei/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresStore, type PostgresStore } from '../src';
 import { toHodeiError } from '../src/errors';
-import { useTestClient } from './helpers';
+import { createTestDatabase, useTestClient, type TestDatabase } from './helpers';
 
 /** An error shaped like pg's: a message and, from the server, a SQLSTATE `code`. */
 function pgError(message: string, code?: string): Error {
@@ -23,6 +25,7 @@ describe('toHodeiError', () => {
     ['Connection terminated due to connection timeout', pgError('Connection terminated due to connection timeout')],
     ['timeout exceeded when trying to connect', pgError('timeout exceeded when trying to connect')],
     ['AggregateError of ECONNREFUSED', Object.assign(new AggregateError([pgError('connect ECONNREFUSED ::1:5432', 'ECONNREFUSED')], ''), {})],
+    ['25006 read-only transaction (a primary demoted by a failover)', pgError('cannot execute INSERT in a read-only transaction', '25006')],
   ])('maps %s to UNAVAILABLE (retried through the outage)', (_, error) => {
     expect(toHodeiError('getJob', error)).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('getJob'), cause: error });
   });
@@ -36,6 +39,14 @@ describe('toHodeiError', () => {
 
   it.each([
     ['22001 value too long', '22001'],
+    ['22007 invalid datetime format', '22007'],
+    ['22008 datetime field overflow (a timestamp out of range or NaN)', '22008'],
+    ['22P02 invalid text representation', '22P02'],
+  ])('maps %s, a data exception of the value one caller sent, to INVALID_ARGUMENT (a batch is split around it)', (_, code) => {
+    expect(toHodeiError('appendLogBatch', pgError('bad value', code))).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('appendLogBatch') });
+  });
+
+  it.each([
     ['23503 foreign key violation', '23503'],
     ['42P01 undefined table', '42P01'],
     ['42601 syntax error', '42601'],
@@ -59,13 +70,42 @@ describe('toHodeiError on errors from a real PostgreSQL', () => {
 
   const failure = (sql: string) => testClient().query(sql).then(() => undefined, (error: unknown) => error);
 
-  it('a value too long, a missing table and a syntax error are INTERNAL; a terminated session is UNAVAILABLE', async () => {
+  it('a value too long and a timestamp out of range are INVALID_ARGUMENT; a missing table and a syntax error INTERNAL; a terminated session UNAVAILABLE', async () => {
     const client = testClient();
     await client.query('CREATE TABLE short (v varchar(2))');
-    expect(toHodeiError('q', await failure(`INSERT INTO short VALUES ('too long')`))).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('22001') });
+    expect(toHodeiError('q', await failure(`INSERT INTO short VALUES ('too long')`))).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('too long') });
+    expect(toHodeiError('q', await failure(`SELECT to_timestamp(1e300)`))).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(toHodeiError('q', await failure('SELECT * FROM no_such_table')).code).toBe('INTERNAL');
     expect(toHodeiError('q', await failure('SELEC 1')).code).toBe('INTERNAL');
     client.on('error', () => undefined);
     expect(toHodeiError('q', await failure('SELECT pg_terminate_backend(pg_backend_pid())')).code).toBe('UNAVAILABLE');
+  });
+});
+
+describe('a value PostgreSQL refuses in a batched statement', () => {
+  let db: TestDatabase;
+  let store: PostgresStore;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    store = createPostgresStore({ connectionString: db.url }, { poolSize: 2 });
+    await store.migrate();
+  });
+  afterAll(async () => {
+    await store.close();
+    await db.drop();
+  });
+
+  const batch = (firstTimestamp: number) => ({ firstSeq: 1, text: 'hello', textLengths: [5], firstTimestamp, timestampDeltas: [0], streams: ['stdout' as const] });
+
+  it.each([
+    ['NaN', Number.NaN],
+    ['out of range', 1e300],
+  ])('fails only its own caller: a log batch dated %s beside a good one of the same turn', async (_, timestamp) => {
+    const bad = makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w' });
+    const good = makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w' });
+    for (const job of [bad, good]) await store.insertJob(job);
+    const [badAppend, goodAppend] = await Promise.allSettled([store.appendLogBatch(bad.id, batch(timestamp)), store.appendLogBatch(good.id, batch(Date.now()))]);
+    expect(goodAppend).toMatchObject({ status: 'fulfilled', value: 1 });
+    expect(badAppend).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
   });
 });

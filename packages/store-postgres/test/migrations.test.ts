@@ -53,6 +53,16 @@ describe('migrations', () => {
     }
   });
 
+  it('names the migration that failed (a table of another application in the way), not the unlock after it', async () => {
+    await pool.query('CREATE SCHEMA taken');
+    await pool.query('CREATE TABLE taken.jobs (id bigserial PRIMARY KEY, queue text)');
+    const error = await migrate(pool, { schema: 'taken' }).then(
+      () => undefined,
+      (failure: Error) => failure,
+    );
+    expect(error?.message).toContain(`migrate (1 ${MIGRATIONS.find((migration) => migration.version === 1)!.name})`);
+  });
+
   it('migrates the public schema by default', async () => {
     await migrate(database.url);
     expect(await recorded('public')).toEqual(MIGRATIONS.map((m) => m.version));
