@@ -374,6 +374,20 @@ function mayBelongToOneRow(error: unknown): boolean {
 }
 
 /**
+ * The most text (UTF-16 units of the encoded values) one insert statement carries: its specs travel as one jsonb
+ * array, which PostgreSQL caps at 256 MiB (a turn of 500 specs near the 1 MiB a spec may have would pass it).
+ * 64 Mi units stay under the cap even if every one took 3 bytes.
+ */
+const INSERT_RUN_MAX_TEXT = 64 * 1024 * 1024;
+
+/** The text a job insert sends: the length of its encoded string values. */
+function textLength(job: JobInsert): number {
+  let length = job.id.length;
+  for (const value of job.values) if (typeof value === 'string') length += value.length;
+  return length;
+}
+
+/**
  * The most text one `readLogBatches` page holds, in characters: a page is one string, and Node refuses strings
  * past 2^29 UTF-16 units (8,192 lines of 64 KiB). A page stops before the line that would pass this (its first
  * line is always in it); the reader asks again from the next seq.
@@ -601,10 +615,15 @@ export class PostgresStore implements Store {
    */
   private async insertJobs(jobs: readonly JobInsert[]): Promise<Settled<void>[]> {
     const shapes = jobs.map((job) => `${job.audit ? 'a' : ''}:${job.columns.join(',')}`);
+    const sizes = jobs.map(textLength);
     const outcomes: Settled<void>[] = [];
     let start = 0;
+    let runText = 0;
     for (let index = 1; index <= jobs.length; index++) {
-      if (index < jobs.length && shapes[index] === shapes[start]) continue;
+      runText += sizes[index - 1]!;
+      // A run also ends before its text passes the budget: its specs travel as one jsonb value (see insertRun).
+      if (index < jobs.length && shapes[index] === shapes[start] && runText + sizes[index]! <= INSERT_RUN_MAX_TEXT) continue;
+      runText = 0;
       // Each run commits on its own: a run that fails on one job's data is retried job by job, and only its own
       // (the runs before it are in, and a retry of theirs would report their own ids as taken).
       const [run, shape] = [jobs.slice(start, index), shapes[start]!];

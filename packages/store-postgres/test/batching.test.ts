@@ -84,6 +84,19 @@ describe('PostgresStore batched statements', () => {
     for (let round = 0; round < 8; round += 1) expect(await Promise.all([s.getJob(job.id), s.getJobAndLogCount(job.id)])).toEqual([job, { job, logCount: 0 }]);
   });
 
+  it('inserts a turn of big specs whose sum passes PostgreSQL\'s 256 MiB jsonb cap: each valid job is queued', async () => {
+    const store = newStore();
+    const content = 'x'.repeat(900 * 1024); // each spec within core's 1 MiB
+    const jobs = Array.from({ length: 300 }, () => {
+      const base = makeTestJob();
+      return { ...base, spec: { ...base.spec, script: { interpreter: '/bin/bash', content } } };
+    });
+    const settled = await Promise.allSettled(jobs.map((job) => store.insertJob(job)));
+    expect(settled.filter((outcome) => outcome.status === 'rejected')).toEqual([]);
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM batching_${schemas}.jobs`);
+    expect(rows[0].n).toBe(300);
+  }, 120_000);
+
   it('inserts the jobs of one turn in call order, whatever fields they set, with their specs as given', async () => {
     const s = newStore();
     const base = makeTestJob();
