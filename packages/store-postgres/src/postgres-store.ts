@@ -206,6 +206,12 @@ const WORKER_FIELDS: Record<Exclude<keyof Worker, 'id'>, Column> = {
   endedReason: { column: 'ended_reason', encode: nullableText },
 };
 
+/**
+ * The columns a prepared statement returns for a worker, named: `RETURNING w.*` in a prepared statement fails
+ * (0A000, "cached plan must not change result type") once a later migration adds a column to `workers`.
+ */
+const WORKER_RETURNED = ['id', ...Object.values(WORKER_FIELDS).map((field) => field.column)].map((column) => `w.${column}`).join(', ');
+
 /** Columns and values for the given fields of a record; `undefined` becomes NULL. */
 function encodeFields<T extends object>(
   fields: Record<string, Column>,
@@ -265,7 +271,7 @@ function addRunningJobsSql(workers: string): string {
     WHEN cardinality(w.running_job_ids) + cardinality(${added}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
   idle_since = CASE WHEN w.state IN ('READY', 'BUSY') AND cardinality(${added}) > 0 THEN NULL ELSE w.idle_since END
 WHERE w.id = $1 AND (w.state IN ('READY', 'BUSY') OR $2::text[] <@ w.running_job_ids)
-RETURNING w.*`;
+RETURNING ${WORKER_RETURNED}`;
 }
 
 /**
@@ -281,7 +287,7 @@ function removeRunningJobsSql(workers: string): string {
     WHEN cardinality(${left}) >= w.capacity THEN 'BUSY' ELSE 'READY' END,
   idle_since = CASE WHEN cardinality(${left}) = 0 THEN $3::timestamptz ELSE w.idle_since END
 WHERE w.id = $1
-RETURNING w.*`;
+RETURNING ${WORKER_RETURNED}`;
 }
 
 /** One pending `insertJob` call, encoded when the call was made (every column, in JOB_FIELDS order). */

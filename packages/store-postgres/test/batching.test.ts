@@ -1,5 +1,5 @@
 import { packLogLineBatch } from '@hodei/core';
-import { makeTestJob } from '@hodei/core/testing';
+import { makeTestJob, makeTestWorker } from '@hodei/core/testing';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresStore, type PostgresStore } from '../src';
@@ -82,6 +82,26 @@ describe('PostgresStore batched statements', () => {
     for (let round = 0; round < 4; round += 1) await Promise.all([s.getJob(job.id), s.getJobAndLogCount(job.id)]);
     await admin.query(`ALTER TABLE batching_${schemas}.jobs ADD COLUMN next_release_column integer`);
     for (let round = 0; round < 8; round += 1) expect(await Promise.all([s.getJob(job.id), s.getJobAndLogCount(job.id)])).toEqual([job, { job, logCount: 0 }]);
+  });
+
+  it("records a worker's running jobs after a later migration added a column to workers: its prepared writes still work", async () => {
+    const s = newStore();
+    await s.migrate();
+    const worker = { ...makeTestWorker({ state: 'READY', capacity: 4 }) };
+    await s.insertWorker(worker);
+    // Prepare both statements on every connection of the pool, then change the table under them.
+    for (let round = 0; round < 4; round += 1) {
+      await Promise.all(Array.from({ length: 4 }, (_, index) => s.addRunningJobs!(worker.id, [`j${round}-${index}`])));
+      await Promise.all(Array.from({ length: 4 }, (_, index) => s.removeRunningJobs!(worker.id, [`j${round}-${index}`], Date.now())));
+    }
+    await admin.query(`ALTER TABLE batching_${schemas}.workers ADD COLUMN next_release_column integer`);
+    for (let round = 0; round < 4; round += 1) {
+      const added = await Promise.all(Array.from({ length: 4 }, (_, index) => s.addRunningJobs!(worker.id, [`k${round}-${index}`])));
+      expect(added.every((record) => record?.id === worker.id)).toBe(true);
+      const removed = await Promise.all(Array.from({ length: 4 }, (_, index) => s.removeRunningJobs!(worker.id, [`k${round}-${index}`], Date.now())));
+      expect(removed.every((record) => record?.id === worker.id)).toBe(true);
+    }
+    expect(await s.getWorker(worker.id)).toMatchObject({ runningJobIds: [], state: 'READY' });
   });
 
   it('inserts a turn of big specs whose sum passes PostgreSQL\'s 256 MiB jsonb cap: each valid job is queued', async () => {
