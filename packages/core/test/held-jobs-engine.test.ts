@@ -491,6 +491,35 @@ describe('the heartbeat timeout', () => {
   });
 });
 
+describe('marking a worker lost', () => {
+  /** A MemoryStore that, once armed, runs `before` ahead of the next read of a worker. */
+  class WorkerReadHook extends MemoryStore {
+    before: (() => Promise<unknown>) | undefined;
+    override async getWorker(id: string): ReturnType<MemoryStore['getWorker']> {
+      const hook = this.before;
+      this.before = undefined;
+      await hook?.();
+      return super.getWorker(id);
+    }
+  }
+
+  it('does not mark lost a worker heard from between the pass that found it silent and the write', async () => {
+    const store = new WorkerReadHook();
+    const { controller, runs, queueAndWait } = engine({ prefetch: 0, store, heartbeatTimeoutMs: 1_000 });
+    await controller.start();
+    await queueAndWait(1, 1);
+    const workerId = runs[0]!.workerId;
+    // Silent past the timeout as the store says, then heard from just before the engine re-reads it to mark it lost
+    // (it reconnected to another server, which wrote its heartbeat).
+    await store.updateWorker(workerId, {}, { lastHeartbeat: Date.now() - 5_000 });
+    store.before = () => store.updateWorker(workerId, {}, { lastHeartbeat: Date.now() + 60_000 });
+    controller.wake();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await store.getWorker(workerId)).toMatchObject({ state: 'BUSY' });
+    expect((await store.listAudit(workerId)).map((event) => event.eventType)).not.toContain('worker.lost');
+  });
+});
+
 describe('jobs held on a worker (prefetch), in the engine', () => {
   it('a held job whose cancel crosses its return by a draining worker ends CANCELLED, not back in the queue', async () => {
     const { controller, store, runs, queueAndWait } = engine({ prefetch: 2 });

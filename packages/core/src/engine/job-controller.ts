@@ -1285,7 +1285,7 @@ export class JobController {
       case 'terminate':
         return this.terminate(decision.workerId, decision.reason);
       case 'lost':
-        return this.markLost(decision.workerId, 'no heartbeat within the timeout');
+        return this.markLost(decision.workerId, 'no heartbeat within the timeout', (worker) => this.silent(worker));
       case 'wait':
         return;
     }
@@ -1462,13 +1462,17 @@ export class JobController {
     })().catch(this.logFailure('worker termination'));
   }
 
-  private async markLost(workerId: string, reason: string): Promise<void> {
+  private async markLost(workerId: string, reason: string, stillSilent?: (worker: Worker) => boolean): Promise<void> {
     const worker = await this.workerRecords.run(workerId, async () => {
       const live = await this.store.getWorker(workerId);
       if (!live || !LIVE_WORKER_STATES.has(live.state) || live.state === 'TERMINATING') return undefined;
+      // Taken on the pass's earlier read: a worker heard from since (it reconnected, here or to another server) is not lost.
+      if (stillSilent && !stillSilent(live)) return undefined;
       assertTransition(WORKER_TRANSITIONS, `worker ${workerId}`, live.state, 'LOST');
-      await this.store.updateWorker(workerId, {}, { state: 'LOST', endedReason: reason, runningJobIds: [] });
-      return live;
+      // Guarded on the state read: another server that marks it LOST (or a reconnection) meanwhile wins, and the
+      // loss is recorded, audited and settled once.
+      const lost = await this.store.updateWorker(workerId, { states: [live.state] }, { state: 'LOST', endedReason: reason, runningJobIds: [] });
+      return lost ? live : undefined;
     });
     if (!worker) return;
     const slots = this.workerSlots.get(workerId) ?? (await this.recordedSlots(workerId));
@@ -1566,6 +1570,12 @@ export class JobController {
     this.wakeAt(notBefore);
     this.notifier.notify(job.id);
     return true;
+  }
+
+  /** Whether `worker` (a record) is silent past the heartbeat timeout, as the scheduler judges it (see `schedulingView`). */
+  private silent(worker: Worker): boolean {
+    const { lastHeartbeat } = this.schedulingView(worker);
+    return lastHeartbeat === undefined || this.now() - lastHeartbeat > this.options.config.heartbeatTimeoutMs;
   }
 
   /**
