@@ -36,6 +36,17 @@ const DEFAULT_RECONNECT_TIMEOUT_MS = 60_000;
 const DEFAULT_MAX_UNACKED_BYTES = 16 * 1024 * 1024;
 /** With reports unacknowledged and no ack for this long, they are all sent again; default. */
 const DEFAULT_ACK_TIMEOUT_MS = 2_000;
+/** The longest a Register may wait for its answer (less, when reconnecting, as the reconnect timeout runs out). */
+const REGISTRATION_TIMEOUT_MS = 30_000;
+/**
+ * HTTP/2 pings on the worker's connection: a server that went silent without closing it (its host gone, a network
+ * partition, a hung proxy) fails the stream within about 15 s instead of when TCP gives up (15 min or never).
+ */
+const KEEPALIVE_CHANNEL_OPTIONS = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+} as const;
 
 /**
  * A start not carried by a report within this long is reported with the lines held so far (the header), or an
@@ -166,6 +177,8 @@ class WorkerAgent implements WorkerHandle {
   private reconnectAttempts = 0;
   private reconnectDeadline: number | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Ends a Register that got no answer in time (see REGISTRATION_TIMEOUT_MS). */
+  private registrationTimer: NodeJS.Timeout | undefined;
   private state: State = 'connecting';
   private heartbeat: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
@@ -185,7 +198,11 @@ class WorkerAgent implements WorkerHandle {
       ? credentials.createSsl(config.tls.ca === undefined ? null : Buffer.from(config.tls.ca, 'utf8'))
       : credentials.createInsecure();
     // channelz (grpc-js's per-call introspection counters) costs CPU on every message and nothing reads it.
-    this.client = new WorkerServiceClient(config.serverAddress, channelCredentials, { 'grpc.enable_channelz': 0, ...options.channelOptions });
+    this.client = new WorkerServiceClient(config.serverAddress, channelCredentials, {
+      'grpc.enable_channelz': 0,
+      ...KEEPALIVE_CHANNEL_OPTIONS,
+      ...options.channelOptions,
+    });
   }
 
   start(): void {
@@ -224,6 +241,14 @@ class WorkerAgent implements WorkerHandle {
     call.write({
       payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true, holdsPrefetchedJobs: true, ignoresRepeatedRuns: true } },
     });
+    // A server that takes the connection but never answers (hung, or behind a black hole) must not hold the worker:
+    // the stream is ended, and the reconnection, or its deadline, takes over.
+    const left = this.reconnectDeadline === undefined ? REGISTRATION_TIMEOUT_MS : Math.max(0, this.reconnectDeadline - Date.now());
+    clearTimeout(this.registrationTimer);
+    this.registrationTimer = setTimeout(() => {
+      if (call === this.call && !this.registered) call.cancel();
+    }, Math.min(REGISTRATION_TIMEOUT_MS, left));
+    this.registrationTimer.unref();
   }
 
   private onMessage(message: ServerMessage): void {
@@ -231,6 +256,7 @@ class WorkerAgent implements WorkerHandle {
     if (!payload || this.state === 'closed' || this.state === 'lost') return;
     switch (payload.$case) {
       case 'registered': {
+        clearTimeout(this.registrationTimer);
         this.sessionToken = payload.value.sessionToken;
         this.serverReadsFinishedLines = payload.value.readsJobFinishedLines;
         this.prefetch = Math.max(0, payload.value.prefetch);
@@ -502,6 +528,7 @@ class WorkerAgent implements WorkerHandle {
     this.stopHeartbeat();
     if (this.closeTimer) clearTimeout(this.closeTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    clearTimeout(this.registrationTimer);
     if (this.resendTimer) clearInterval(this.resendTimer);
     this.uninstallSignals();
     this.streamOpen = false;
