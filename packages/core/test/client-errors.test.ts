@@ -57,3 +57,30 @@ describe('client errors', () => {
     expect((await platform.client.wait(first.id)).state).toBe('CANCELLED');
   });
 });
+
+describe('a server that takes the connection but does not answer', () => {
+  it('fails a short call with UNAVAILABLE after callTimeoutMs instead of waiting for ever', async () => {
+    const { createServer } = await import('node:net');
+    const silent = createServer(() => undefined); // accepts, never speaks HTTP/2
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const client = createClient({ address, callTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      const error = await client.list().then(
+        () => undefined,
+        (failure: unknown) => failure,
+      );
+      expect(error).toBeInstanceOf(HodeiError);
+      expect(error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining(`no answer from the Hodei server at ${address}`) });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      client.close();
+      silent.close();
+    }
+  });
+
+  it('refuses a callTimeoutMs that is not a positive number, naming the field', () => {
+    expect(() => createClient({ address: '127.0.0.1:1', callTimeoutMs: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'callTimeoutMs' }));
+  });
+});

@@ -1,7 +1,9 @@
 import {
   credentials,
   InterceptingCall,
+  Metadata,
   status,
+  type CallOptions,
   type ChannelCredentials,
   type ClientReadableStream,
   type Interceptor,
@@ -37,7 +39,16 @@ export interface ClientOptions {
   };
   /** Sent as `authorization: Bearer <authToken>` on every call, for a server started with an auth token. */
   authToken?: string;
+  /**
+   * How long `queue`, `get`, `list`, `cancel` and `listWorkers` wait for the server's answer before they fail with
+   * `UNAVAILABLE` (a server that takes the connection but does not answer: hung, stopped, the wrong port); default
+   * 30 s. `wait`, `watch`, `logs` and `run` last as long as their job and have no such bound.
+   */
+  callTimeoutMs?: number;
 }
+
+/** See {@link ClientOptions.callTimeoutMs}. */
+const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
 /** Channel credentials for `options.tls`: TLS trusting its CA, else plaintext. */
 function channelCredentials(options: ClientOptions): ChannelCredentials {
@@ -91,6 +102,10 @@ export class HodeiClient {
     }
     const token = options.authToken;
     validateAuthToken(token, 'authToken');
+    const timeout = options.callTimeoutMs;
+    if (timeout !== undefined && !(Number.isFinite(timeout) && timeout > 0)) {
+      throw invalidArgument('callTimeoutMs', `must be a positive number of milliseconds, got ${String(timeout)}`);
+    }
     this.grpc = new JobServiceClient(options.address, channelCredentials(options), {
       ...CHANNELZ_OFF,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -117,7 +132,7 @@ export class HodeiClient {
    */
   async queue(spec: JobSpecInput): Promise<Job> {
     const checked = validateJobSpec(spec);
-    return jobFromWire(await this.call((request, done) => this.grpc.queue(request, done), { spec: specToWire(checked) }));
+    return jobFromWire(await this.call((request, metadata, options, done) => this.grpc.queue(request, metadata, options, done), { spec: specToWire(checked) }));
   }
 
   /**
@@ -128,7 +143,7 @@ export class HodeiClient {
    * if (job.state === 'FAILED') console.log(job.failureReason, job.errorMessage);
    */
   async get(id: string): Promise<Job> {
-    return jobFromWire(await this.call((request, done) => this.grpc.get(request, done), { id }));
+    return jobFromWire(await this.call((request, metadata, options, done) => this.grpc.get(request, metadata, options, done), { id }));
   }
 
   /**
@@ -138,7 +153,7 @@ export class HodeiClient {
    * const running = await client.list({ states: ['QUEUED', 'RUNNING'] });
    */
   async list(filter: { states?: JobState[]; limit?: number } = {}): Promise<Job[]> {
-    const response = await this.call<wire.ListRequest, wire.ListResponse>((request, done) => this.grpc.list(request, done), {
+    const response = await this.call<wire.ListRequest, wire.ListResponse>((request, metadata, options, done) => this.grpc.list(request, metadata, options, done), {
       states: filter.states ?? [],
       limit: filter.limit ?? 0,
     });
@@ -155,13 +170,13 @@ export class HodeiClient {
    * const final = await client.wait(job.id); // state CANCELLED
    */
   async cancel(id: string): Promise<Job> {
-    return jobFromWire(await this.call((request, done) => this.grpc.cancel(request, done), { id }));
+    return jobFromWire(await this.call((request, metadata, options, done) => this.grpc.cancel(request, metadata, options, done), { id }));
   }
 
   /** Every worker the server knows, in any state, including ended ones. */
   async listWorkers(): Promise<WorkerInfo[]> {
     const response = await this.call<wire.ListWorkersRequest, wire.ListWorkersResponse>(
-      (request, done) => this.grpc.listWorkers(request, done),
+      (request, metadata, options, done) => this.grpc.listWorkers(request, metadata, options, done),
       {},
     );
     return response.workers.map(workerFromWire);
@@ -293,14 +308,18 @@ export class HodeiClient {
     }
   }
 
+  /** A short unary call, bounded by `callTimeoutMs` (see {@link ClientOptions.callTimeoutMs}). */
   private call<Request, Response>(
-    invoke: (request: Request, done: (error: unknown, response?: Response) => void) => void,
+    invoke: (request: Request, metadata: Metadata, options: CallOptions, done: (error: unknown, response?: Response) => void) => void,
     request: Request,
   ): Promise<Response> {
+    const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      invoke(request, (error, response) => {
-        if (error) reject(fromServiceError(error, this.options.address));
-        else resolve(response as Response);
+      invoke(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (!error) return resolve(response as Response);
+        const failure = fromServiceError(error, this.options.address);
+        if ((error as { code?: number }).code !== status.DEADLINE_EXCEEDED) return reject(failure);
+        reject(new HodeiError('UNAVAILABLE', `no answer from the Hodei server at ${this.options.address} within ${timeoutMs} ms`, { cause: error }));
       });
     });
   }
