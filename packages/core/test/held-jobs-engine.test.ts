@@ -491,6 +491,22 @@ describe('the heartbeat timeout', () => {
   });
 });
 
+describe('retries', () => {
+  it('a job that succeeds on a retry carries no error of the attempt before', async () => {
+    const { controller, store, runs } = engine({ prefetch: 0 });
+    await controller.start();
+    const job = await controller.queue({ name: 'flaky', command: 'exit 3', retryOnExitCodes: [3], maxAttempts: 2 });
+    const first = await until(() => runs[0]);
+    await controller.jobFinished(first.workerId, job.id, first.job.epoch, exited(3), 0, true);
+    expect(await store.getJob(job.id)).toMatchObject({ state: 'QUEUED', attempt: 2, errorMessage: expect.stringContaining('retrying') });
+    const second = await until(() => runs[1]);
+    await controller.jobFinished(second.workerId, job.id, second.job.epoch, exited(0), 0, true);
+    const done = await store.getJob(job.id);
+    expect(done).toMatchObject({ state: 'SUCCEEDED', attempt: 2, exitCode: 0 });
+    expect(done).not.toHaveProperty('errorMessage');
+  });
+});
+
 describe('marking a worker lost', () => {
   /** A MemoryStore that, once armed, runs `before` ahead of the next read of a worker. */
   class WorkerReadHook extends MemoryStore {

@@ -857,6 +857,8 @@ export class JobController {
       return { recorded: true };
     }
     let patch = finalJobPatch(report, this.now());
+    // An earlier attempt's error (why it was retried) is not this attempt's: a job that succeeds on a retry carries none.
+    if (leased && patch.errorMessage === undefined && current.errorMessage !== undefined) patch = { ...patch, errorMessage: undefined };
     if (leased && lastLogSeq > 0 && logCount < lastLogSeq) return { recorded: false };
     if (leased) onLeased();
     const startsNow = started && leased && current.state === 'ASSIGNED';
