@@ -59,6 +59,8 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['missing --tls-ca file', ['job', 'list', '--tls-ca', '/nonexistent/ca.pem'], /^hodei: --tls-ca: cannot read \/nonexistent\/ca.pem: no such file/],
     ['a --tls-ca that is no certificate', ['job', 'list', '--tls-ca', 'package.json'], /^hodei: --tls-ca: package.json is not a PEM certificate/],
     ['bad --retention', ['server', '--retention', 'forever'], /^hodei: --retention: "forever" is not a duration/],
+    ['--database-url without --store postgres', ['server', '--database-url', 'postgres://u:p@127.0.0.1:1/db'], /^hodei: --database-url: needs --store postgres/],
+    ['a Docker flag without --provider docker', ['server', '--worker-memory', '512m'], /^hodei: --worker-memory: needs --provider docker/],
   ];
 
   it('an unreachable Docker engine is a clear error at start, exit 2', async () => {

@@ -29,7 +29,17 @@ function asFlagError(error: unknown, fields: Record<string, string>): unknown {
  */
 export async function createServerProvider(flags: ProviderFlags): Promise<Provider> {
   const maxWorkers = flags.maxWorkers === undefined ? undefined : parseIntegerFlag(flags.maxWorkers, '--max-workers', 1, 10_000);
-  if (flags.provider !== 'docker') return new ProcessProvider(maxWorkers === undefined ? {} : { maxWorkers });
+  if (flags.provider !== 'docker') {
+    // A Docker flag without Docker would be ignored: the user expects containers (or limits) they would not get.
+    const dockerOnly = [
+      ['--docker-image', flags.dockerImage],
+      ['--worker-memory', flags.workerMemory],
+      ['--worker-cpus', flags.workerCpus],
+    ] as const;
+    const given = dockerOnly.find(([, value]) => value !== undefined);
+    if (given) throw new HodeiError('INVALID_ARGUMENT', 'needs --provider docker (the process provider runs workers as local processes)', { field: given[0] });
+    return new ProcessProvider(maxWorkers === undefined ? {} : { maxWorkers });
+  }
   if (!flags.dockerImage) {
     throw new HodeiError('INVALID_ARGUMENT', 'is required with --provider docker (build one with npm run docker:image)', {
       field: '--docker-image',

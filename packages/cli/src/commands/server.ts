@@ -187,6 +187,10 @@ Examples:
       const authToken = resolveAuthToken(flags.authToken, io.env);
       const databaseWaitMs = parseDurationFlag(flags.databaseWait, '--database-wait');
       const retention = flags.retention === 'off' ? false : parseDurationFlag(flags.retention, '--retention');
+      if (flags.databaseUrl !== undefined && flags.store !== 'postgres') {
+        // Ignored, the jobs would live in memory and vanish with the server, though the user asked for a database.
+        throw new HodeiError('INVALID_ARGUMENT', 'needs --store postgres (without it the server keeps its jobs in memory)', { field: '--database-url' });
+      }
       const postgres = flags.store === 'postgres' ? openPostgresStore(resolveDatabaseUrl(flags.databaseUrl, io)) : undefined;
       const store: Store = postgres ?? new MemoryStore();
       const metricsPort = flags.metricsPort === undefined ? undefined : parseIntegerFlag(flags.metricsPort, '--metrics-port', 0, 65_535);
