@@ -84,3 +84,24 @@ describe('a server that takes the connection but does not answer', () => {
     expect(() => createClient({ address: '127.0.0.1:1', callTimeoutMs: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'callTimeoutMs' }));
   });
 });
+
+describe('a closed client', () => {
+  it('rejects every call with CLOSED, a HodeiError', async () => {
+    const client = createClient({ address: '127.0.0.1:1' });
+    client.close();
+    const failures = await Promise.all([
+      client.get('job-x').catch((error: unknown) => error),
+      client.queue({ name: 'x', command: 'true' }).catch((error: unknown) => error),
+      client.list().catch((error: unknown) => error),
+      client.wait('job-x').catch((error: unknown) => error),
+      client.run({ name: 'x', command: 'true' }).catch((error: unknown) => error),
+      (async () => {
+        for await (const line of client.logs('job-x')) return line;
+      })().catch((error: unknown) => error),
+    ]);
+    for (const failure of failures) {
+      expect(HodeiError.isInstance(failure)).toBe(true);
+      expect(failure).toMatchObject({ code: 'CLOSED' });
+    }
+  });
+});

@@ -189,6 +189,7 @@ export class HodeiClient {
    * for await (const job of client.watch(id)) console.log(job.state); // QUEUED, ASSIGNED, RUNNING, SUCCEEDED
    */
   async *watch(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job> {
+    this.checkOpen();
     for await (const job of this.stream(this.grpc.watch({ id }), options.signal)) yield jobFromWire(job);
   }
 
@@ -202,6 +203,7 @@ export class HodeiClient {
    * if (job.state !== 'SUCCEEDED') throw new Error(`${job.state}: ${job.errorMessage ?? ''}`);
    */
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
+    this.checkOpen();
     const aborted = () => new HodeiError('UNAVAILABLE', `the wait for job ${id} was aborted`);
     if (options.signal?.aborted) throw aborted();
     const job = jobFromWire(
@@ -233,6 +235,7 @@ export class HodeiClient {
    */
   async run(spec: JobSpecInput, options: { signal?: AbortSignal } = {}): Promise<Job> {
     const wireSpec = specToWire(validateJobSpec(spec));
+    this.checkOpen();
     const aborted = () => new HodeiError('UNAVAILABLE', 'the run was aborted; the job may have been queued');
     if (options.signal?.aborted) throw aborted();
     if (!this.serverLacksRun) {
@@ -284,14 +287,26 @@ export class HodeiClient {
    * for await (const batch of client.packedLogs(job.id, { follow: true })) bytes += batch.text.length + batch.textLengths.length;
    */
   async *packedLogs(id: string, options: LogsOptions = {}): AsyncGenerator<LogLineBatch, void, undefined> {
+    this.checkOpen();
     const call = this.grpc.logs({ id, follow: options.follow ?? false, fromSeq: options.fromSeq ?? 1 });
     for await (const chunk of this.stream(call, options.signal)) yield logLineBatchFromWire(chunk.lines);
   }
 
-  /** Closes the connection; calls in flight are cancelled. Call it when done, or the process may stay alive. */
+  /**
+   * Closes the connection; calls in flight are cancelled, and later calls reject with `CLOSED`. Call it when done,
+   * or the process may stay alive.
+   */
   close(): void {
+    this.closed = true;
     this.runs.close();
     this.grpc.close();
+  }
+
+  /** Set by `close()`: every call then rejects with `CLOSED` (grpc-js would throw a plain Error). */
+  private closed = false;
+
+  private checkOpen(): void {
+    if (this.closed) throw new HodeiError('CLOSED', `this client of the Hodei server at ${this.options.address} is closed`);
   }
 
   private async *stream<T>(call: ClientReadableStream<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
@@ -313,6 +328,7 @@ export class HodeiClient {
     invoke: (request: Request, metadata: Metadata, options: CallOptions, done: (error: unknown, response?: Response) => void) => void,
     request: Request,
   ): Promise<Response> {
+    this.checkOpen();
     const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       invoke(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
