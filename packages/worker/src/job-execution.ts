@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { createSecretMasker, JobOutcome, LogStream, type JobSpec, type LogLines } from '@hodei/core/protocol';
+import { createSecretMasker, JobOutcome, LogStream, longestMaskedSecret, type JobSpec, type LogLines } from '@hodei/core/protocol';
 import { checkWorkingDir, describeSpawnError, jobEnv, planLaunch, writeScript } from './job-launch';
 import { LogBatcher, type LogBatcherOptions, type LogSink } from './log-batcher';
-import { LineSplitter } from './line-splitter';
+import { LineSplitter, type SplitterSecrets } from './line-splitter';
 import type { ProcessGroupTracker } from './orphan-reaper';
 import { formatSeconds, signalGroup } from './process-group';
 
@@ -94,6 +94,8 @@ export class JobExecution {
   private finished = false;
   private killAt = Infinity;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The job's secrets, for the splitters of its pipes (see SplitterSecrets); none when it has none. */
+  private readonly splitterSecrets: SplitterSecrets | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private resolve!: (result: JobResult) => void;
 
@@ -102,6 +104,9 @@ export class JobExecution {
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.pipeGraceMs = options.pipeGraceMs ?? DEFAULT_PIPE_GRACE_MS;
     const maskSecrets = createSecretMasker(options.spec.env, options.spec.secretEnv);
+    const longestSecret = longestMaskedSecret(options.spec.env, options.spec.secretEnv);
+    // Long lines are cut by the splitter: it masks them first (a secret across a cut would otherwise go out in clear).
+    this.splitterSecrets = longestSecret > 0 ? { mask: maskSecrets, longest: longestSecret } : undefined;
     this.batcher = new LogBatcher(options.sink, options.batching, () => this.pausePipes(), maskSecrets);
     this.done = new Promise<JobResult>((resolve) => (this.resolve = resolve));
     void this.launch().catch((error: unknown) => this.failToStart(String(error)));
@@ -182,7 +187,7 @@ export class JobExecution {
   }
 
   private readPipe(pipe: Readable, stream: LogStream): void {
-    const splitter = new LineSplitter((text) => this.batcher.add(stream, text), this.options.maxLineLength);
+    const splitter = new LineSplitter((text) => this.batcher.add(stream, text), this.options.maxLineLength, this.splitterSecrets);
     pipe.on('data', (chunk: Buffer) => splitter.push(chunk));
     pipe.on('error', () => undefined); // 'close' follows
     pipe.once('close', () => {

@@ -4,6 +4,17 @@ import { StringDecoder } from 'node:string_decoder';
 export const DEFAULT_MAX_LINE_LENGTH = 64 * 1024;
 
 /**
+ * Secrets to mask before a long line is cut (see `createSecretMasker`): `mask` replaces them, and `longest` is the
+ * longest one's length. A line is masked whole before it is cut, and a line still growing (no newline yet) is
+ * cut only before its last `longest - 1` characters, which may be the start of a secret that is still arriving:
+ * no secret is ever cut in two and sent half in clear.
+ */
+export interface SplitterSecrets {
+  mask: (text: string) => string;
+  longest: number;
+}
+
+/**
  * Turns the chunks read from a pipe into lines. Chunks may end inside a line or inside a multi-byte UTF-8
  * character; the partial line is kept until its newline arrives or `end()` flushes it. `\r\n` endings are
  * trimmed to the bare text; over-long lines come out as several pieces of at most `maxLineLength`.
@@ -12,12 +23,16 @@ export class LineSplitter {
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
   private ended = false;
+  /** How much of a growing line is kept back at a cut (see SplitterSecrets); at most half a piece. */
+  private readonly keptBack: number;
 
   constructor(
     private readonly onLine: (text: string) => void,
     private readonly maxLineLength: number = DEFAULT_MAX_LINE_LENGTH,
+    private readonly secrets?: SplitterSecrets,
   ) {
     if (!(maxLineLength >= 2)) throw new RangeError('maxLineLength must be at least 2');
+    this.keptBack = secrets ? Math.min(Math.max(0, secrets.longest - 1), Math.floor(maxLineLength / 2)) : 0;
   }
 
   /** Feeds one chunk read from the pipe. */
@@ -38,7 +53,11 @@ export class LineSplitter {
     // Do not let a line without a newline grow without bound: emit full pieces now. A trailing `\r` is
     // kept back, as it may be the first half of a `\r\n` split across chunks.
     while (data.length > this.maxLineLength && !(data.length === this.maxLineLength + 1 && data.endsWith('\r'))) {
-      const cut = this.cutPoint(data, 0, this.maxLineLength);
+      if (this.secrets) {
+        data = this.secrets.mask(data);
+        if (data.length <= this.maxLineLength) break;
+      }
+      const cut = this.cutPoint(data, 0, Math.min(this.maxLineLength, data.length - this.keptBack));
       this.onLine(data.slice(0, cut));
       data = data.slice(cut);
     }
@@ -56,6 +75,11 @@ export class LineSplitter {
   }
 
   private emit(data: string, start: number, end: number): void {
+    if (this.secrets && end - start > this.maxLineLength) {
+      // A whole line: masked before it is cut.
+      data = this.secrets.mask(data.slice(start, end));
+      [start, end] = [0, data.length];
+    }
     while (end - start > this.maxLineLength) {
       const cut = this.cutPoint(data, start, start + this.maxLineLength);
       this.onLine(data.slice(start, cut));

@@ -63,6 +63,16 @@ describe('job execution', () => {
     expect(texts(job.entries, STDOUT)).toEqual(['hi there|job-1|unset|inherited']);
   });
 
+  it('masks a secret that falls across the cut of a line longer than a piece (64 Ki characters)', async () => {
+    const token = 'S3CRET-TOKEN-0123456789';
+    // 65,530 characters, then the token: the cut at 65,536 falls inside it.
+    const job = startCollected(spec({ command: 'head -c 65530 /dev/zero | tr "\\0" a; echo "$DEPLOY_TOKEN tail"', env: { DEPLOY_TOKEN: token } }));
+    await job.done;
+    const stdout = texts(job.entries, STDOUT);
+    expect(stdout.join('')).toBe(`${'a'.repeat(65_530)}*** tail`);
+    expect(stdout.filter((text) => /S3CRET|0123456789|TOKEN-/.test(text))).toEqual([]);
+  });
+
   it('runs in the working directory', async () => {
     const dir = realpathSync(mkdtempSync(`${tmpdir()}/hodei-wd-`));
     const job = startCollected(spec({ command: 'pwd', workingDir: dir }));

@@ -63,3 +63,36 @@ describe('LineSplitter', () => {
     expect(lines.map((line) => line.length)).toEqual([65536, 65536, 7]);
   });
 });
+
+describe('LineSplitter with secrets', () => {
+  const secret = 'SECRET-12345';
+  const mask = (text: string) => text.replaceAll(secret, '***');
+  /** The pieces as the batcher sends them (it masks each one too). */
+  function sent(chunks: string[]): string[] {
+    const pieces: string[] = [];
+    const splitter = new LineSplitter((text) => pieces.push(mask(text)), 32, { mask, longest: secret.length });
+    for (const chunk of chunks) splitter.push(chunk);
+    splitter.end();
+    return pieces;
+  }
+  const leaks = (pieces: string[]) => pieces.filter((piece) => /SECR|ECRE|CRET|T-12|2345/.test(piece));
+
+  it('masks a long line whole before cutting it: no piece holds part of a secret', () => {
+    const pieces = sent([`${'a'.repeat(28)}${secret}${'b'.repeat(10)}\n`]);
+    expect(leaks(pieces)).toEqual([]);
+    expect(pieces.join('')).toBe(`${'a'.repeat(28)}***${'b'.repeat(10)}`);
+  });
+
+  it('keeps back the end of a line still growing, which may be the start of a secret still arriving', () => {
+    // The line passes the 32-character piece while the secret is still arriving: a cut at 32 would send 'SECR'.
+    const pieces = sent([`${'a'.repeat(28)}SECRET`, `-12345${'b'.repeat(5)}\n`]);
+    expect(leaks(pieces)).toEqual([]);
+    expect(pieces.join('')).toBe(`${'a'.repeat(28)}***${'b'.repeat(5)}`);
+  });
+
+  it('cuts as before when there is no secret', () => {
+    const plain = new LineSplitter(() => undefined, 32);
+    expect(() => plain.push('x'.repeat(100))).not.toThrow();
+    expect(split(['x'.repeat(70) + '\n'], 32)).toEqual(['x'.repeat(32), 'x'.repeat(32), 'x'.repeat(6)]);
+  });
+});

@@ -19,12 +19,28 @@ export function secretEnvNames(env: Record<string, string>, listed: readonly str
  * first so a secret containing another is masked whole; a multi-line secret is masked line by line.
  */
 export function createSecretMasker(env: Record<string, string>, listed: readonly string[]): (text: string) => string {
-  const values = new Set<string>();
-  for (const name of secretEnvNames(env, listed)) {
-    for (const part of (env[name] ?? '').split(/\r?\n/)) if (part.length >= MIN_MASKED_SECRET_LENGTH) values.add(part);
-  }
+  const values = maskedSecretValues(env, listed);
   if (values.size === 0) return (text) => text;
   const escaped = [...values].sort((a, b) => b.length - a.length).map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   const pattern = new RegExp(escaped.join('|'), 'g');
   return (text) => text.replace(pattern, MASK);
+}
+
+/** The values `createSecretMasker` masks (each line of a multi-line secret, of at least MIN_MASKED_SECRET_LENGTH). */
+function maskedSecretValues(env: Record<string, string>, listed: readonly string[]): Set<string> {
+  const values = new Set<string>();
+  for (const name of secretEnvNames(env, listed)) {
+    for (const part of (env[name] ?? '').split(/\r?\n/)) if (part.length >= MIN_MASKED_SECRET_LENGTH) values.add(part);
+  }
+  return values;
+}
+
+/**
+ * The length of the longest value `createSecretMasker` masks for this env (0: none): what a splitter of long lines
+ * keeps back at a cut, so that no secret is cut in two and sent half in clear.
+ */
+export function longestMaskedSecret(env: Record<string, string>, listed: readonly string[]): number {
+  let longest = 0;
+  for (const value of maskedSecretValues(env, listed)) longest = Math.max(longest, value.length);
+  return longest;
 }
