@@ -23,7 +23,7 @@ export { OrphanReaper, DEFAULT_ORPHAN_GRACE_MS } from './orphan-reaper';
 /** Options of {@link OrphanReaper}, and what a job reports its process group to. */
 export type { OrphanReaperOptions, ProcessGroupTracker } from './orphan-reaper';
 /** Pipe chunks → lines, and lines → sequenced log batches. */
-export { LineSplitter, DEFAULT_MAX_LINE_LENGTH } from './line-splitter';
+export { LineSplitter, DEFAULT_MAX_LINE_LENGTH, type SplitterSecrets } from './line-splitter';
 export { LogBatcher } from './log-batcher';
 /** Options and sink of {@link LogBatcher}. */
 export type { LogBatcherOptions, LogSink, LineTransform } from './log-batcher';
