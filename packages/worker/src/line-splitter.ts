@@ -10,7 +10,9 @@ export const DEFAULT_MAX_LINE_LENGTH = 64 * 1024;
  * no secret is ever cut in two and sent half in clear.
  */
 export interface SplitterSecrets {
+  /** Replaces every secret in a text (see `createSecretMasker`). */
   mask: (text: string) => string;
+  /** The length of the longest secret `mask` replaces. */
   longest: number;
 }
 
