@@ -12,6 +12,25 @@ describe('hodei server', () => {
     expect(leftover).toEqual([]);
   });
 
+  it('logs what the engine does at --log-level info: the job queued, started on a worker and ended, the worker started', async () => {
+    const server = await startServer(['--log-level', 'info']);
+    const run = await startCli(['job', 'run', '-q', '--name', 'logged', '--', 'true'], { server: server.address }).result;
+    expect(run.code).toBe(0);
+    const { result } = await server.stop();
+    const messages = result.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^provider process started a worker$/),
+        expect.stringMatching(/^job job-\S+ \(logged\) queued$/),
+        expect.stringMatching(/^job job-\S+ started on worker w-\S+ \(attempt 1, \d+ ms after it was queued\)$/),
+        expect.stringMatching(/^job job-\S+ SUCCEEDED \(exit code 0\)$/),
+      ]),
+    );
+  });
+
   it('serves on when the reader of its stdout exits (| grep -m1 listening), then drains and exits 0', async () => {
     // The metrics line comes after the listening line: written once the reader has gone.
     const server = await startServer(['--metrics-port', '0']);

@@ -8,6 +8,7 @@ import { createCliLogger, LOG_LEVELS, type LogLevel } from '../logging';
 import { createPrometheusMetrics } from '../metrics/prometheus-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { readPemFile, resolveAuthToken } from '../security-options';
+import { bothObservers, engineEventsLog } from '../engine-log';
 import { createServerProvider, PROVIDERS, type ProviderFlags } from './server-provider';
 
 export { PROVIDERS };
@@ -51,6 +52,9 @@ export function resolveServerTls(flags: Pick<ServerFlags, 'tlsCert' | 'tlsKey' |
     ...(flags.tlsCa === undefined ? {} : { ca: readPemFile(flags.tlsCa, '--tls-ca', 'certificate') }),
   };
 }
+
+/** The log levels at which the engine's events (jobs queued, started, ended; workers started) are logged. */
+const LOGS_ENGINE_EVENTS = new Set<LogLevel>(['trace', 'debug', 'info']);
 
 /** The database URL: `--database-url`, else HODEI_DATABASE_URL, else DATABASE_URL. */
 export function resolveDatabaseUrl(flag: string | undefined, io: Io): string {
@@ -232,9 +236,12 @@ Examples:
           await postgres.close();
           return;
         }
+        const logger = createCliLogger(io, logLevel, io.stderrIsTerminal ?? false);
+        // At info or finer, what the engine does is logged too (jobs queued, started, ended; workers started).
+        const observers = [...(metrics ? [metrics.observer] : []), ...(LOGS_ENGINE_EVENTS.has(logLevel) ? [engineEventsLog(logger)] : [])];
         platform = await createPlatform({
           store,
-          ...(metrics ? { observer: metrics.observer } : {}),
+          ...(observers.length > 0 ? { observer: bothObservers(...observers) } : {}),
           providers: [provider],
           host: flags.host,
           port,
@@ -242,7 +249,7 @@ Examples:
           ...(heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs }),
           ...(prefetch === undefined ? {} : { prefetch }),
           retention,
-          logger: createCliLogger(io, logLevel, io.stderrIsTerminal ?? false),
+          logger,
           ...(tls ? { tls } : {}),
           ...(authToken ? { authToken } : {}),
         });
