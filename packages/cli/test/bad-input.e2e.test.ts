@@ -60,6 +60,7 @@ describe('bad input exits 2 with one line naming the field', () => {
     ['a --tls-ca that is no certificate', ['job', 'list', '--tls-ca', 'package.json'], /^hodei: --tls-ca: package.json is not a PEM certificate/],
     ['bad --retention', ['server', '--retention', 'forever'], /^hodei: --retention: "forever" is not a duration/],
     ['--database-url without --store postgres', ['server', '--database-url', 'postgres://u:p@127.0.0.1:1/db'], /^hodei: --database-url: needs --store postgres/],
+    ['--worker-label without =', ['server', '--worker-label', 'gpu'], /^hodei: --worker-label: "gpu" is not KEY=VALUE$/],
     ['a Docker flag without --provider docker', ['server', '--worker-memory', '512m'], /^hodei: --worker-memory: needs --provider docker/],
   ];
 

@@ -12,6 +12,14 @@ describe('hodei server', () => {
     expect(leftover).toEqual([]);
   });
 
+  it('--worker-label gives its workers labels: a job queued with that --label runs on them', async () => {
+    const server = await startServer(['--worker-label', 'gpu=yes']);
+    const run = await startCli(['job', 'run', '-q', '--label', 'gpu=yes', '--', 'echo labelled'], { server: server.address }).result;
+    expect(run).toMatchObject({ code: 0, stdout: 'labelled\n' });
+    const { result } = await server.stop();
+    expect(result.code).toBe(0);
+  });
+
   it('logs what the engine does at --log-level info: the job queued, started on a worker and ended, the worker started', async () => {
     const server = await startServer(['--log-level', 'info']);
     const run = await startCli(['job', 'run', '-q', '--name', 'logged', '--', 'true'], { server: server.address }).result;

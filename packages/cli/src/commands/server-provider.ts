@@ -1,13 +1,15 @@
 import { HodeiError, type Provider } from '@hodei/core';
 import { DockerProvider } from '@hodei/provider-docker';
 import { ProcessProvider } from '@hodei/provider-process';
-import { parseIntegerFlag } from '../options';
+import { parseIntegerFlag, parseKeyValues } from '../options';
 
 export const PROVIDERS = ['process', 'docker'] as const;
 
 export interface ProviderFlags {
   provider: string;
   maxWorkers?: string;
+  /** `--worker-label K=V`, repeatable: labels every worker carries (jobs with `--label` run only on such workers). */
+  workerLabel?: string[];
   dockerImage?: string;
   dockerNetwork: string;
   workerMemory?: string;
@@ -29,6 +31,7 @@ function asFlagError(error: unknown, fields: Record<string, string>): unknown {
  */
 export async function createServerProvider(flags: ProviderFlags): Promise<Provider> {
   const maxWorkers = flags.maxWorkers === undefined ? undefined : parseIntegerFlag(flags.maxWorkers, '--max-workers', 1, 10_000);
+  const labels = parseKeyValues(flags.workerLabel, '--worker-label', 'label');
   if (flags.provider !== 'docker') {
     // A Docker flag without Docker would be ignored: the user expects containers (or limits) they would not get.
     const dockerOnly = [
@@ -38,7 +41,7 @@ export async function createServerProvider(flags: ProviderFlags): Promise<Provid
     ] as const;
     const given = dockerOnly.find(([, value]) => value !== undefined);
     if (given) throw new HodeiError('INVALID_ARGUMENT', 'needs --provider docker (the process provider runs workers as local processes)', { field: given[0] });
-    return new ProcessProvider(maxWorkers === undefined ? {} : { maxWorkers });
+    return new ProcessProvider({ labels, ...(maxWorkers === undefined ? {} : { maxWorkers }) });
   }
   if (!flags.dockerImage) {
     throw new HodeiError('INVALID_ARGUMENT', 'is required with --provider docker (build one with npm run docker:image)', {
@@ -50,6 +53,7 @@ export async function createServerProvider(flags: ProviderFlags): Promise<Provid
     provider = new DockerProvider({
       image: flags.dockerImage,
       networkMode: flags.dockerNetwork,
+      labels,
       ...(maxWorkers === undefined ? {} : { maxWorkers }),
       ...(flags.workerMemory === undefined ? {} : { memory: flags.workerMemory }),
       ...(flags.workerCpus === undefined ? {} : { cpus: Number(flags.workerCpus) }),

@@ -3,7 +3,7 @@ import { createPostgresStore, type PostgresStore } from '@hodei/store-postgres';
 import type { Command } from 'commander';
 import type { Context } from '../context';
 import type { Io } from '../io';
-import { parseChoice, parseDurationFlag, parseIntegerFlag } from '../options';
+import { collect, parseChoice, parseDurationFlag, parseIntegerFlag } from '../options';
 import { createCliLogger, LOG_LEVELS, type LogLevel } from '../logging';
 import { createPrometheusMetrics } from '../metrics/prometheus-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
@@ -143,6 +143,7 @@ export function registerServer(program: Command, ctx: Context): void {
     .option('--database-wait <duration>', 'with --store postgres: keep retrying an unreachable database this long at start', '30s')
     .option('--provider <provider>', `where workers run: ${PROVIDERS.join(', ')}`, 'process')
     .option('--max-workers <n>', 'most workers at once (default: number of CPUs)')
+    .option('--worker-label <KEY=VALUE>', 'a label every worker carries: jobs queued with --label KEY=VALUE run on them (repeatable)', collect)
     .option('--docker-image <image>', 'with --provider docker: the worker image (npm run docker:image builds hodei-worker:local)')
     .option('--docker-network <mode>', 'with --provider docker: container network mode', 'host')
     .option('--worker-memory <size>', 'with --provider docker: memory limit per worker, e.g. 512m')
