@@ -45,10 +45,27 @@ export function logLineBatchFromWire(lines: wire.LogLines | undefined): LogLineB
     firstSeq: lines.firstSeq,
     text: lines.text,
     textLengths: cut(lines.textLengths),
-    firstTimestamp: lines.firstTimestampMs,
-    timestampDeltas: cut(lines.timestampDeltasMs),
+    ...saneTimestamps(lines.firstTimestampMs, cut(lines.timestampDeltasMs)),
     streams: streams.map(streamFromWire),
   };
+}
+
+/** The latest line time taken as given: 9999-12-31, far within what JavaScript and PostgreSQL can hold. */
+const LATEST_LINE_TIME_MS = 253_402_300_799_999;
+
+/**
+ * Line times as the store can hold them: a peer's time that is not a number of ms between 1970 and the year 9999
+ * (NaN, out of range: a bug, or a clock gone wrong) would fail the store's statement, and with it every other
+ * batch that shares it; such a batch is dated now instead, its lines all at once.
+ */
+function saneTimestamps(first: number, deltas: number[]): { firstTimestamp: number; timestampDeltas: number[] } {
+  let at = first;
+  let sane = Number.isFinite(first) && first >= 0 && first <= LATEST_LINE_TIME_MS;
+  for (let index = 0; sane && index < deltas.length; index++) {
+    at += deltas[index]!;
+    sane = Number.isFinite(at) && at >= 0 && at <= LATEST_LINE_TIME_MS;
+  }
+  return sane ? { firstTimestamp: first, timestampDeltas: deltas } : { firstTimestamp: Date.now(), timestampDeltas: deltas.map(() => 0) };
 }
 
 /** A stored batch as a wire message (the arrays are shared, not copied). */
