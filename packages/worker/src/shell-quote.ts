@@ -12,9 +12,11 @@ export function shellQuote(arg: string): string {
 
 /**
  * The command line a command job runs under `/bin/bash -c`: the command as written (so pipes, globs and
- * `$VAR` work), followed by each extra argument shell-quoted (never joined raw).
+ * `$VAR` work), followed by each extra argument shell-quoted (never joined raw). With arguments, the command's
+ * trailing whitespace goes first: a command ending in a newline (a YAML block) would run them as a command of
+ * their own. (A command ending in a `#` comment still swallows them: write its arguments before the comment.)
  */
 export function buildCommandLine(command: string, args: readonly string[] = []): string {
   if (args.length === 0) return command;
-  return `${command} ${args.map(shellQuote).join(' ')}`;
+  return `${command.trimEnd()} ${args.map(shellQuote).join(' ')}`;
 }

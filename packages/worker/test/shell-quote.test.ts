@@ -20,6 +20,8 @@ describe('shellQuote', () => {
 
   it('keeps the command itself as shell syntax', () => {
     expect(buildCommandLine('echo hi | tr a-z A-Z')).toBe('echo hi | tr a-z A-Z');
+    // A command from a YAML block ends in a newline: its arguments still go to it, not to a line of their own.
+    expect(buildCommandLine('ls -d\n', ['/tmp'])).toBe('ls -d /tmp');
     const line = buildCommandLine('echo', ['a  b', '$X;', 'c']);
     expect(line).toBe(`echo 'a  b' '$X;' c`);
     expect(execFileSync('/bin/bash', ['-c', line], { encoding: 'utf8' })).toBe('a  b $X; c\n');
