@@ -82,11 +82,14 @@ export interface JobSpecInput {
   secretEnv?: string[];
   /** Directory the job runs in, on the worker's machine. */
   workingDir?: string;
-  /** Wall-clock limit of one attempt in milliseconds; default one hour ({@link DEFAULT_JOB_TIMEOUT_MS}), at most seven days. */
+  /**
+   * Wall-clock limit of one attempt in milliseconds; default one hour ({@link DEFAULT_JOB_TIMEOUT_MS}), at most
+   * seven days. There is no "no timeout": 0, like leaving it out, means the default.
+   */
   timeoutMs?: number;
   /** Labels a worker must carry (all of them) to run this job. */
   labels?: Record<string, string>;
-  /** How many times the job may run in total; default 1 (no retry), at most 100. */
+  /** How many times the job may run in total; default 1 (no retry), at most 100. 0, like leaving it out, means the default. */
   maxAttempts?: number;
   /** Higher runs first. */
   priority?: number;
