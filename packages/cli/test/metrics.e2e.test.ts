@@ -56,3 +56,19 @@ describe('hodei server --metrics-port', () => {
     expect((await fetch(metricsUrl.replace('/metrics', '/other'))).status).toBe(404);
   });
 });
+
+describe('hodei server --metrics-port on a port in use', () => {
+  it('exits without ever printing the listening line a script may wait for', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const result = await runCli(['server', '--port', '0', '--metrics-port', String(port)]);
+      expect(result.code).not.toBe(0);
+      expect(result.stdout).not.toContain('listening');
+      expect(result.stderr).toMatch(/^hodei: /);
+    } finally {
+      taken.close();
+    }
+  });
+});

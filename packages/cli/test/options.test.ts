@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { buildJobSpec } from '../src/job-spec-options';
 import { parseKeyValues, parseStates, resolveServerAddress } from '../src/options';
 import { formatTable } from '../src/table';
+import { resolveDatabaseUrl } from '../src/commands/server';
 
 function fieldOf(fn: () => unknown): string | undefined {
   try {
@@ -92,5 +93,16 @@ describe('option parsers', () => {
 
   it('formats compact aligned tables', () => {
     expect(formatTable(['ID', 'STATE'], [['a', 'RUNNING'], ['long-id', 'QUEUED']])).toBe('ID       STATE\na        RUNNING\nlong-id  QUEUED\n');
+  });
+});
+
+describe('resolveDatabaseUrl', () => {
+  const io = (env: Record<string, string | undefined>) => ({ stdout: { write: () => true }, stderr: { write: () => true }, env, onSignal: () => () => undefined });
+
+  it('takes the flag, else HODEI_DATABASE_URL, else DATABASE_URL; a variable set but blank counts as unset', () => {
+    expect(resolveDatabaseUrl('postgres://flag', io({ HODEI_DATABASE_URL: 'postgres://hodei' }))).toBe('postgres://flag');
+    expect(resolveDatabaseUrl(undefined, io({ HODEI_DATABASE_URL: 'postgres://hodei', DATABASE_URL: 'postgres://other' }))).toBe('postgres://hodei');
+    expect(resolveDatabaseUrl(undefined, io({ HODEI_DATABASE_URL: '', DATABASE_URL: 'postgres://other' }))).toBe('postgres://other');
+    expect(() => resolveDatabaseUrl(undefined, io({ HODEI_DATABASE_URL: ' ' }))).toThrow(expect.objectContaining({ field: '--database-url' }));
   });
 });

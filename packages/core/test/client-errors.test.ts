@@ -105,3 +105,9 @@ describe('a closed client', () => {
     }
   });
 });
+
+describe('createPlatform options', () => {
+  it('refuses an empty host, naming it', async () => {
+    await expect(createPlatform({ providers: [idleProvider], host: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'host' });
+  });
+});

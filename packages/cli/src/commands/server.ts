@@ -58,7 +58,9 @@ const LOGS_ENGINE_EVENTS = new Set<LogLevel>(['trace', 'debug', 'info']);
 
 /** The database URL: `--database-url`, else HODEI_DATABASE_URL, else DATABASE_URL. */
 export function resolveDatabaseUrl(flag: string | undefined, io: Io): string {
-  const url = flag ?? io.env.HODEI_DATABASE_URL ?? io.env.DATABASE_URL;
+  // An environment variable set but blank counts as unset (as HODEI_SERVER does): it must not hide the next one.
+  const fromEnv = (name: string) => (io.env[name]?.trim() ? io.env[name] : undefined);
+  const url = flag ?? fromEnv('HODEI_DATABASE_URL') ?? fromEnv('DATABASE_URL');
   if (url === undefined || url.trim() === '') {
     throw new HodeiError('INVALID_ARGUMENT', 'a postgres:// URL is required (or set HODEI_DATABASE_URL or DATABASE_URL)', {
       field: '--database-url',
@@ -265,7 +267,8 @@ Examples:
         }
         throw error;
       }
-      io.stdout.write(`Hodei server listening on ${platform.address}${tls ? ' (TLS)' : ''}\n`);
+      // The metrics port first: a script that waits for the "listening" line must not see it for a server that
+      // then exits because that port is taken.
       let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
       if (metrics && metricsPort !== undefined) {
         try {
@@ -276,8 +279,9 @@ Examples:
           await postgres?.close();
           throw error;
         }
-        io.stdout.write(`Metrics on http://${metricsServer.address}/metrics\n`);
       }
+      io.stdout.write(`Hodei server listening on ${platform.address}${tls ? ' (TLS)' : ''}\n`);
+      if (metricsServer) io.stdout.write(`Metrics on http://${metricsServer.address}/metrics\n`);
       await stopRequested;
       io.stderr.write(
         `hodei: draining: new jobs are refused; running jobs have ${formatSeconds(drainGraceMs)}s to finish (send the signal again to stop them now)\n`,

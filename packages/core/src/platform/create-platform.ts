@@ -116,6 +116,9 @@ function validateOptions(options: PlatformOptions): void {
     names.add(provider.name);
   }
   validateAuthToken(options.authToken, 'authToken');
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host.trim() === '')) {
+    throw invalidArgument('host', 'must be a host name or address to listen on, e.g. 127.0.0.1');
+  }
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw invalidArgument('port', `must be 0-65535, got ${port}`);
 }
