@@ -14,6 +14,17 @@ function recordingLogger(): Logger & { lines: { level: string; message: string }
   return { lines, debug: () => undefined, info: record('info'), warn: record('warn'), error: record('error') };
 }
 
+/** A fresh database behind a TCP proxy the test can cut; `url` reaches the database through the proxy. */
+async function proxiedDatabase(): Promise<{ db: TestDatabase; proxy: TcpProxy; url: string }> {
+  const db = await createTestDatabase();
+  const target = new URL(db.url);
+  const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
+  const proxied = new URL(db.url);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(await proxy.start());
+  return { db, proxy, url: proxied.toString() };
+}
+
 const LINES = 30;
 const expectedLines = Array.from({ length: LINES }, (_, index) => `line-${index + 1}`);
 
@@ -28,14 +39,10 @@ describe('PostgreSQL unavailable for a few seconds mid-run', () => {
   const logger = recordingLogger();
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    let url: string;
+    ({ db, proxy, url } = await proxiedDatabase());
     dir = mkdtempSync(join(tmpdir(), 'hodei-outage-'));
-    const target = new URL(db.url);
-    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
-    const proxied = new URL(db.url);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(await proxy.start());
-    store = createPostgresStore({ connectionString: proxied.toString() }, { poolSize: 5, listenHealthCheckMs: 300 });
+    store = createPostgresStore({ connectionString: url }, { poolSize: 5, listenHealthCheckMs: 300 });
     direct = createPostgresStore({ connectionString: db.url }, { poolSize: 2 });
     await store.migrate();
     provider = new ProcessProvider({ maxWorkers: 3, stopGraceMs: 2_000 });
@@ -116,14 +123,9 @@ describe('PostgreSQL unavailable for a few seconds mid-run', () => {
 
 describe('PostgreSQL unreachable when the server starts', () => {
   it('waits for it with backoff and one log line, then serves', async () => {
-    const db = await createTestDatabase();
-    const target = new URL(db.url);
-    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
-    const proxied = new URL(db.url);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(await proxy.start());
+    const { db, proxy, url } = await proxiedDatabase();
     await proxy.cut();
-    const store = createPostgresStore({ connectionString: proxied.toString() }, { poolSize: 2 });
+    const store = createPostgresStore({ connectionString: url }, { poolSize: 2 });
     const provider = new ProcessProvider({ maxWorkers: 1 });
     const logger = recordingLogger();
     let platform: Platform | undefined;
@@ -148,13 +150,8 @@ describe('PostgreSQL unreachable when the server starts', () => {
 
 describe('PostgreSQL unavailable for longer than the heartbeat timeout (shorter than the store retry)', () => {
   it('loses no connected worker: the heartbeats written late do not make them look silent', async () => {
-    const db = await createTestDatabase();
-    const target = new URL(db.url);
-    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port) });
-    const proxied = new URL(db.url);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(await proxy.start());
-    const store = createPostgresStore({ connectionString: proxied.toString() }, { poolSize: 4, listenHealthCheckMs: 300 });
+    const { db, proxy, url } = await proxiedDatabase();
+    const store = createPostgresStore({ connectionString: url }, { poolSize: 4, listenHealthCheckMs: 300 });
     const direct = createPostgresStore({ connectionString: db.url }, { poolSize: 2 });
     const provider = new ProcessProvider({ maxWorkers: 2, stopGraceMs: 2_000 });
     let platform: Platform | undefined;
