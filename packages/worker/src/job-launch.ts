@@ -1,4 +1,5 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobSpec } from '@hodei/core/protocol';
@@ -39,16 +40,27 @@ export function planLaunch(spec: JobSpec): LaunchPlan {
   return plan;
 }
 
-/** Checks the working directory exists (spawn would otherwise report a misleading ENOENT). */
+/**
+ * Checks the working directory is a directory the worker may enter (spawn would otherwise blame the interpreter:
+ * `/bin/bash: not found` or `permission denied`), naming what is wrong with it.
+ */
 export async function checkWorkingDir(dir: string): Promise<void> {
   if (!dir) return;
   let isDirectory = false;
   try {
     isDirectory = (await stat(dir)).isDirectory();
-  } catch {
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') throw new JobStartError(`working directory ${dir} cannot be reached: permission denied on a directory above it`);
+    if (code === 'ENOTDIR') throw new JobStartError(`working directory ${dir} does not exist: a part of its path is not a directory`);
     throw new JobStartError(`working directory ${dir} does not exist`);
   }
   if (!isDirectory) throw new JobStartError(`working directory ${dir} is not a directory`);
+  try {
+    await access(dir, constants.X_OK);
+  } catch {
+    throw new JobStartError(`working directory ${dir} cannot be entered: permission denied`);
+  }
 }
 
 /** Writes a script body to a private temporary file; returns its path and a cleanup function. */

@@ -1,4 +1,5 @@
-import { mkdtempSync, realpathSync } from 'node:fs';
+import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { JobOutcome, LogStream, unpackLogLines, type LogEntry } from '@hodei/core/protocol';
 import { describe, expect, it } from 'vitest';
@@ -86,6 +87,11 @@ describe('job execution', () => {
     expect(r1).toMatchObject({ outcome: JobOutcome.JOB_OUTCOME_FAILED_TO_START, exitCode: -1 });
     expect(r1.errorMessage).toContain('/no/such/dir');
     expect(texts(badDir.entries, STDERR).join()).toContain('/no/such/dir');
+    // A path through a file: named as such, not blamed on the interpreter.
+    const file = join(mkdtempSync(`${tmpdir()}/hodei-wd-`), 'a-file');
+    writeFileSync(file, '');
+    const throughFile = startCollected(spec({ command: 'true', workingDir: `${file}/sub` }));
+    expect((await throughFile.done).errorMessage).toBe(`working directory ${file}/sub does not exist: a part of its path is not a directory`);
 
     const badInterpreter = startCollected(spec({ script: { interpreter: '/no/such/python', content: 'print(1)' } }));
     const r2 = await badInterpreter.done;
