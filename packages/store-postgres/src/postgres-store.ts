@@ -752,6 +752,11 @@ export class PostgresStore implements Store {
     return rows.map(toJob);
   }
 
+  async countJobsByState(): Promise<Partial<Record<JobState, number>>> {
+    const rows = await this.query('countJobsByState', `SELECT state, count(*)::int AS n FROM ${this.t.jobs} GROUP BY state`);
+    return Object.fromEntries(rows.map((row) => [row.state as JobState, row.n as number]));
+  }
+
   async queuedJobs(limit: number): Promise<Job[]> {
     const rows = await this.query('queuedJobs', queueHeadSql(quoteIdentifier(this.schema), this.t.jobs, '$1'), [limitOf(limit, 0)]);
     return rows.map(toJob);

@@ -149,6 +149,11 @@ export interface Store {
   getJobAndLogCount?(id: string): Promise<JobAndLogCount | undefined>;
   /** Jobs matching `filter`, newest first. */
   listJobs(filter?: JobFilter): Promise<Job[]>;
+  /**
+   * Optional: how many jobs the store holds in each state (a state none is in may be left out), without reading
+   * the jobs, e.g. for a metrics gauge scraped every few seconds. Without it, callers count `listJobs`.
+   */
+  countJobsByState?(): Promise<Partial<Record<JobState, number>>>;
   /** QUEUED jobs in the order they should run: priority descending, then oldest first. */
   queuedJobs(limit: number): Promise<Job[]>;
   /**

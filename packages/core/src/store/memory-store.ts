@@ -132,6 +132,13 @@ export class MemoryStore implements Store {
     return result;
   }
 
+  async countJobsByState(): Promise<Partial<Record<JobState, number>>> {
+    this.checkOpen();
+    const counts: Partial<Record<JobState, number>> = {};
+    for (const job of this.jobs.values()) counts[job.state] = (counts[job.state] ?? 0) + 1;
+    return counts;
+  }
+
   async queuedJobs(limit: number): Promise<Job[]> {
     const result: Job[] = [];
     for (const id of this.queued) result.push(this.jobs.get(id)!);

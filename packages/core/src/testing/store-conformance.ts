@@ -354,6 +354,16 @@ export function storeConformance(name: string, makeStore: () => Promise<StoreUnd
         });
       });
 
+      it('countJobsByState, where the store has it, counts the jobs of each state', async () => {
+        if (!store.countJobsByState) return;
+        const before = await store.countJobsByState();
+        const jobs = [makeTestJob(), makeTestJob(), makeTestJob({ state: 'RUNNING', epoch: 1, workerId: 'w_1' }), makeTestJob({ state: 'SUCCEEDED', epoch: 1, completedAt: BASE_TIME + 1 })];
+        for (const job of jobs) await store.insertJob(job);
+        const after = await store.countJobsByState();
+        const grew = (state: JobState) => (after[state] ?? 0) - (before[state] ?? 0);
+        expect([grew('QUEUED'), grew('RUNNING'), grew('SUCCEEDED'), grew('FAILED')]).toEqual([2, 1, 1, 0]);
+      });
+
       it('returns undefined when updating an unknown job', async () => {
         expect(await store.updateJob('job_missing', {}, { state: 'CANCELLED' })).toBeUndefined();
       });
