@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../src/ports/clock';
 import { silentLogger } from '../src/ports/logger';
 import type { CreateWorkerRequest, Provider, WorkerExit } from '../src/ports/provider';
 import { MemoryStore } from '../src/store/memory-store';
+import { HodeiError } from '../src/domain/errors';
 import { WorkerRegistry } from '../src/engine/worker-registry';
 import { exited, QueueReadsRecorder, successWrites, until, WritesHeld } from './in-process-worker';
 
@@ -485,10 +486,47 @@ describe('the heartbeat timeout', () => {
     controller.wake();
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await store.getWorker(workerId)).toMatchObject({ state: 'BUSY' });
-    // Silent for a whole timeout after that: lost.
+    // Silent for as long again, then a whole timeout: lost.
     const lost = await until(async () => ((await store.getWorker(workerId))?.state === 'LOST' ? true : undefined), 10_000);
     expect(lost).toBe(true);
-  });
+  }, 20_000);
+});
+
+/** A MemoryStore whose reads of the workers fail once with UNAVAILABLE every `periodMs` while `flapping`. */
+class FlappingStore extends MemoryStore {
+  flapping = false;
+  private lastFailure = 0;
+  constructor(private readonly periodMs: number) {
+    super();
+  }
+  private maybeFail(): void {
+    if (!this.flapping || Date.now() - this.lastFailure < this.periodMs) return;
+    this.lastFailure = Date.now();
+    throw new HodeiError('UNAVAILABLE', 'one call failed (a pool checkout timeout, say)');
+  }
+  override async listWorkers(...args: Parameters<MemoryStore['listWorkers']>): ReturnType<MemoryStore['listWorkers']> {
+    this.maybeFail();
+    return super.listWorkers(...args);
+  }
+  override async listWorkersAndQueue(...args: Parameters<NonNullable<MemoryStore['listWorkersAndQueue']>>) {
+    this.maybeFail();
+    return super.listWorkersAndQueue!(...args);
+  }
+}
+
+describe('the heartbeat timeout, with a store that blips', () => {
+  it('still finds a dead worker lost when a store call fails now and then (each outage forgives only its own length)', async () => {
+    const store = new FlappingStore(400);
+    const { controller, runs, queueAndWait } = engine({ prefetch: 0, store, heartbeatTimeoutMs: 1_000, pollIntervalMs: 100 });
+    await controller.start();
+    await queueAndWait(1, 1);
+    const workerId = runs[0]!.workerId;
+    // The worker is dead from now on; the store fails one call every 400 ms (each succeeds on its retry).
+    store.flapping = true;
+    const lost = await until(async () => ((await store.getWorker(workerId))?.state === 'LOST' ? true : undefined), 8_000);
+    store.flapping = false;
+    expect(lost).toBe(true);
+  }, 20_000);
 });
 
 describe('retries', () => {

@@ -27,7 +27,7 @@ import {
 } from './scheduler';
 import { KeyedSerialQueue, SerialQueue } from './serial-queue';
 import { strandedAssignments } from './stranded-assignments';
-import { StallWatch, withHeartbeatFloor } from './heartbeat-floor';
+import { forgivingFloor, StallWatch, withHeartbeatFloor } from './heartbeat-floor';
 import { withStoreRetry } from './store-retry';
 import { hashToken, newId, newToken } from './tokens';
 import { heldJobsThatMayHaveStarted } from './held-jobs';
@@ -207,8 +207,9 @@ export class JobController {
   private draining = false;
 
   /**
-   * A time before which no worker's silence counts (see `withHeartbeatFloor`): when the store answered again after
-   * an outage (the heartbeats written meanwhile carry the time their call began), or when this process stood still.
+   * The least `lastHeartbeat` a worker is judged by (see `withHeartbeatFloor`): raised when the store answered again
+   * after an outage (the heartbeats written meanwhile carry the time their call began), or when this process stood
+   * still, by as much as that lasted (see `forgivingFloor`).
    */
   private silenceFloor = 0;
   /** When this engine last heard a heartbeat of each of its connected workers (the store's copy may lag). */
@@ -217,7 +218,7 @@ export class JobController {
   private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: JobControllerOptions) {
-    this.store = withStoreRetry(options.store, { logger: options.logger, onReachableAgain: () => this.raiseSilenceFloor() });
+    this.store = withStoreRetry(options.store, { logger: options.logger, onReachableAgain: (downMs) => this.forgiveSilence(downMs) });
     this.registry = new WorkerRegistry(this.store, options.clock, { otpTtlMs: options.config.otpTtlMs });
     this.providers = new Map(options.providers.map((provider) => [provider.name, provider]));
   }
@@ -250,14 +251,15 @@ export class JobController {
     this.stallTimer.unref();
   }
 
-  /** No worker's silence before now counts (see `silenceFloor`). */
-  private raiseSilenceFloor(): void {
-    this.silenceFloor = Math.max(this.silenceFloor, this.now());
+  /** Forgives the last `forgivenMs` of every worker's silence (see `silenceFloor` and `forgivingFloor`). */
+  private forgiveSilence(forgivenMs: number): void {
+    this.silenceFloor = Math.max(this.silenceFloor, forgivingFloor(this.now(), this.options.config.heartbeatTimeoutMs, forgivenMs));
   }
 
   /** When this process stood still, the heartbeats that waited in its sockets meanwhile were not late. */
   private watchForStall(): void {
-    if (this.stallWatch.check()) this.raiseSilenceFloor();
+    const stoodStillMs = this.stallWatch.check();
+    if (stoodStillMs > 0) this.forgiveSilence(stoodStillMs);
   }
 
   /**

@@ -12,8 +12,8 @@ export interface StoreRetryOptions {
   maxDelayMs?: number;
   /** A call still failing this long after its first attempt gives up and throws the store's error. Default 60 s. */
   giveUpAfterMs?: number;
-  /** Called when the store answers again after it was unavailable (with the info line). */
-  onReachableAgain?: () => void;
+  /** Called when the store answers again after it was unavailable (with the info line), with how long it was down. */
+  onReachableAgain?: (downMs: number) => void;
 }
 
 /** Store methods that are retried: the data calls. Subscriptions (`onJobQueued`, `onJobChanged`) and `close` are not. */
@@ -87,9 +87,10 @@ export function withStoreRetry(store: Store, options: StoreRetryOptions): Store 
         try {
           const result = await method.apply(store, args);
           if (outageSince !== undefined) {
-            logger.info({ operation: name, downMs: Date.now() - outageSince }, `store ${store.name} is reachable again`);
+            const downMs = Date.now() - outageSince;
+            logger.info({ operation: name, downMs }, `store ${store.name} is reachable again`);
             outageSince = undefined;
-            options.onReachableAgain?.();
+            options.onReachableAgain?.(downMs);
           }
           return result;
         } catch (error) {
