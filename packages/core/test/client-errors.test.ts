@@ -74,6 +74,11 @@ describe('a server that takes the connection but does not answer', () => {
       expect(error).toBeInstanceOf(HodeiError);
       expect(error).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining(`no answer from the Hodei server at ${address}`) });
       expect(Date.now() - started).toBeLessThan(10_000);
+      // A queue that ran out of time may have queued its job all the same: its error says so.
+      await expect(client.queue({ name: 'x', command: 'true' })).rejects.toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringContaining('the job may have been queued all the same'),
+      });
     } finally {
       client.close();
       silent.close();

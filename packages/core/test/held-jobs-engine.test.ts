@@ -273,6 +273,46 @@ describe('cancels', () => {
     expect(await store.getJob(unstarted.id)).toMatchObject({ state: 'ASSIGNED', workerId });
   });
 
+  it('a cancel that lands while a reconnection re-sends the job comes after the RunJob, never before it (the worker would ignore it)', async () => {
+    /** Holds the answer of the next read of one job (that read only) until `release()`. */
+    class NextReadHeld extends MemoryStore {
+      private held: string | undefined;
+      private readonly waiting: (() => void)[] = [];
+      holdReadsOf(jobId: string): void {
+        this.held = jobId;
+      }
+      release(): void {
+        for (const resume of this.waiting.splice(0)) resume();
+      }
+      override async getJob(id: string): ReturnType<MemoryStore['getJob']> {
+        if (id !== this.held) return super.getJob(id);
+        this.held = undefined;
+        const read = await super.getJob(id);
+        await new Promise<void>((resume) => this.waiting.push(resume));
+        return read;
+      }
+    }
+    const store = new NextReadHeld();
+    const { controller, runs, cancels, connected } = engine({ prefetch: 0, store });
+    await controller.start();
+    const job = await controller.queue({ name: 'deploy', command: 'true' });
+    await until(() => (runs.length === 1 ? true : undefined));
+    const workerId = runs[0]!.workerId;
+    const { sessionToken, channel } = connected.get(workerId)!;
+    await controller.workerDisconnected(workerId, channel);
+    // The reconnection reads the job to send it again; a client cancels it meanwhile.
+    store.holdReadsOf(job.id);
+    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const cancelling = controller.cancel(job.id);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    store.release();
+    expect((await cancelling).cancelRequestedAt).toBeDefined();
+    // Once the cancel is recorded (and sent), the RunJob sent again is out already: the worker gets it first.
+    expect(runs.map((run) => run.job.id)).toEqual([job.id, job.id]);
+    expect(cancels).toEqual([job.id]);
+  });
+
   it('a job cancelled while its worker was away, never started, is not sent again when the worker reconnects: it ends CANCELLED', async () => {
     const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
     await controller.start();
@@ -390,6 +430,11 @@ describe('cancels', () => {
     // A cancel request recorded but never sent (it raced the worker's reconnection to another server) is sent then.
     await a.store.updateJob(other!.job.id, { states: ['RUNNING'] }, { cancelRequestedAt: Date.now() });
     await a.controller.heartbeat(w, [other!.job.id]);
+    expect(a.cancels).toEqual([silent!.job.id, other!.job.id]);
+    // Not a job back in the queue: its next run could reach this worker before a CancelJob naming the job would.
+    const requeued = await a.controller.queue({ name: 'requeued', command: 'true' });
+    await a.store.updateJob(requeued.id, {}, { state: 'QUEUED', notBefore: Date.now() + 60_000 });
+    await a.controller.heartbeat(w, [requeued.id]);
     expect(a.cancels).toEqual([silent!.job.id, other!.job.id]);
   });
 

@@ -42,7 +42,9 @@ export interface ClientOptions {
   /**
    * How long `queue`, `get`, `list`, `cancel` and `listWorkers` wait for the server's answer before they fail with
    * `UNAVAILABLE` (a server that takes the connection but does not answer: hung, stopped, the wrong port); default
-   * 30 s. `wait`, `watch`, `logs` and `run` last as long as their job and have no such bound.
+   * 30 s. A `queue` that fails so may still have queued its job (a server riding out a store outage retries the
+   * store for up to a minute): its error says so. `wait`, `watch`, `logs` and `run` last as long as their job
+   * and have no such bound.
    */
   callTimeoutMs?: number;
 }
@@ -132,7 +134,14 @@ export class HodeiClient {
    */
   async queue(spec: JobSpecInput): Promise<Job> {
     const checked = validateJobSpec(spec);
-    return jobFromWire(await this.call((request, metadata, options, done) => this.grpc.queue(request, metadata, options, done), { spec: specToWire(checked) }));
+    return jobFromWire(
+      await this.call(
+        (request, metadata, options, done) => this.grpc.queue(request, metadata, options, done),
+        { spec: specToWire(checked) },
+        // A server riding out a store outage (it retries for up to a minute) may store the job after this answer.
+        '; the job may have been queued all the same: look for it (list) before queueing it again',
+      ),
+    );
   }
 
   /**
@@ -323,10 +332,14 @@ export class HodeiClient {
     }
   }
 
-  /** A short unary call, bounded by `callTimeoutMs` (see {@link ClientOptions.callTimeoutMs}). */
+  /**
+   * A short unary call, bounded by `callTimeoutMs` (see {@link ClientOptions.callTimeoutMs}); `afterTimeout` is
+   * added to the error of a call that ran out of time (what may have happened anyway).
+   */
   private call<Request, Response>(
     invoke: (request: Request, metadata: Metadata, options: CallOptions, done: (error: unknown, response?: Response) => void) => void,
     request: Request,
+    afterTimeout = '',
   ): Promise<Response> {
     this.checkOpen();
     const timeoutMs = this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
@@ -335,7 +348,7 @@ export class HodeiClient {
         if (!error) return resolve(response as Response);
         const failure = fromServiceError(error, this.options.address);
         if ((error as { code?: number }).code !== status.DEADLINE_EXCEEDED) return reject(failure);
-        reject(new HodeiError('UNAVAILABLE', `no answer from the Hodei server at ${this.options.address} within ${timeoutMs} ms`, { cause: error }));
+        reject(new HodeiError('UNAVAILABLE', `no answer from the Hodei server at ${this.options.address} within ${timeoutMs} ms${afterTimeout}`, { cause: error }));
       });
     });
   }

@@ -605,25 +605,28 @@ export class JobController {
    */
   private async afterReconnect(workerId: string, channel: WorkerChannel, resendsAssigned: boolean): Promise<void> {
     if (this.channels.get(workerId) !== channel) return;
-    const worker = await this.store.getWorker(workerId);
-    // The epochs of the cancels recorded here: a request is for the lease it was made against (one recorded by
-    // another server, not known here, is taken as the store has it).
-    const epochs = this.cancelsAwaitingReconnect.get(workerId);
-    this.cancelsAwaitingReconnect.delete(workerId);
-    for (const jobId of worker?.runningJobIds ?? []) {
-      const job = await this.store.getJob(jobId);
-      if (job === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
-      const requestedAt = epochs?.get(jobId);
-      const cancelled = job.cancelRequestedAt !== undefined && (requestedAt === undefined || requestedAt === job.epoch);
-      if (resendsAssigned && job.state === 'ASSIGNED' && this.channels.get(workerId) === channel) {
-        // A cancelled one is not sent again (the worker could start the command before it reads the CancelJob):
-        // it ends here, unstarted as far as this server knows, and a worker that did get it is told to drop it.
-        if (!cancelled) await this.sendJob(job, channel);
-        else if (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
-        continue;
+    // In the serial section, as `cancel` is: a cancel cannot land between a job's read here and its RunJob.
+    await this.serial.run(async () => {
+      const worker = await this.store.getWorker(workerId);
+      // The epochs of the cancels recorded here: a request is for the lease it was made against (one recorded by
+      // another server, not known here, is taken as the store has it).
+      const epochs = this.cancelsAwaitingReconnect.get(workerId);
+      this.cancelsAwaitingReconnect.delete(workerId);
+      for (const jobId of worker?.runningJobIds ?? []) {
+        const job = await this.store.getJob(jobId);
+        if (job === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
+        const requestedAt = epochs?.get(jobId);
+        const cancelled = job.cancelRequestedAt !== undefined && (requestedAt === undefined || requestedAt === job.epoch);
+        if (resendsAssigned && job.state === 'ASSIGNED' && this.channels.get(workerId) === channel) {
+          // A cancelled one is not sent again (the worker could start the command before it reads the CancelJob):
+          // it ends here, unstarted as far as this server knows, and a worker that did get it is told to drop it.
+          if (!cancelled) await this.sendJob(job, channel);
+          else if (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
+          continue;
+        }
+        if (cancelled) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
       }
-      if (cancelled) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
-    }
+    });
     if (this.draining && this.channels.get(workerId) === channel) await this.serial.run(() => this.drainIfPrefetching(workerId, channel));
   }
 
@@ -641,6 +644,9 @@ export class JobController {
     const channel = this.channels.get(workerId);
     jobs.forEach((job, index) => {
       if (job !== undefined && !isTerminalJobState(job.state) && job.workerId === workerId && job.cancelRequestedAt === undefined) return;
+      // Not one back in the queue: its next run may be sent to this very worker before the CancelJob (which names
+      // the job, not the run) would arrive, and stop it. The stale run learns it when its next report is refused.
+      if (job?.state === 'QUEUED') return;
       channel?.cancelJob(runningJobIds[index]!, this.options.config.cancelGraceMs);
     });
   }
@@ -1473,8 +1479,8 @@ export class JobController {
       // Taken on the pass's earlier read: a worker heard from since (it reconnected, here or to another server) is not lost.
       if (stillSilent && !stillSilent(live)) return undefined;
       assertTransition(WORKER_TRANSITIONS, `worker ${workerId}`, live.state, 'LOST');
-      // Guarded on the state read: another server that marks it LOST (or a reconnection) meanwhile wins, and the
-      // loss is recorded, audited and settled once.
+      // Guarded on the state read: another server that marks it LOST meanwhile wins, and the loss is recorded,
+      // audited and settled once. (A reconnection to another server in between writes no state and is not seen.)
       const lost = await this.store.updateWorker(workerId, { states: [live.state] }, { state: 'LOST', endedReason: reason, runningJobIds: [] });
       return lost ? live : undefined;
     });
