@@ -1,4 +1,4 @@
-import { credentials, type ClientDuplexStream, type ClientOptions } from '@grpc/grpc-js';
+import { connectivityState, credentials, type ClientDuplexStream, type ClientOptions } from '@grpc/grpc-js';
 import {
   JobOutcome,
   emptyLogLines,
@@ -241,13 +241,22 @@ class WorkerAgent implements WorkerHandle {
     call.write({
       payload: { $case: 'register', value: { workerId, ...credentials, capacity, labels, version, readsRunJobAcks: true, holdsPrefetchedJobs: true, ignoresRepeatedRuns: true } },
     });
-    // A server that takes the connection but never answers (hung, or behind a black hole) must not hold the worker:
-    // the stream is ended, and the reconnection, or its deadline, takes over.
+    // A connection that never comes up (a server behind a black hole) must not hold the worker: the stream is ended,
+    // and the reconnection, or its deadline, takes over. A Register on a connection that is up is waited for (the
+    // server may be riding out a store outage, and cancelling it would race its new session token); keepalive
+    // pings notice a server that went silent there.
     const left = this.reconnectDeadline === undefined ? REGISTRATION_TIMEOUT_MS : Math.max(0, this.reconnectDeadline - Date.now());
+    this.armRegistrationTimer(call, Math.min(REGISTRATION_TIMEOUT_MS, left));
+  }
+
+  /** See `connect`: ends `call` after `ms` unless it registered, or its connection is up (then looks again later). */
+  private armRegistrationTimer(call: ClientDuplexStream<WorkerMessage, ServerMessage>, ms: number): void {
     clearTimeout(this.registrationTimer);
     this.registrationTimer = setTimeout(() => {
-      if (call === this.call && !this.registered) call.cancel();
-    }, Math.min(REGISTRATION_TIMEOUT_MS, left));
+      if (call !== this.call || this.registered) return;
+      if (this.client.getChannel().getConnectivityState(false) === connectivityState.READY) return this.armRegistrationTimer(call, REGISTRATION_TIMEOUT_MS);
+      call.cancel();
+    }, ms);
     this.registrationTimer.unref();
   }
 
