@@ -11,13 +11,19 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
 const verbosity = process.env.GRPC_VERBOSITY;
 process.env.GRPC_VERBOSITY ??= 'NONE';
 const { run } = await import('./run');
+const { processIo } = await import('./io');
 if (verbosity === undefined) delete process.env.GRPC_VERBOSITY;
 
 function flush(stream: NodeJS.WriteStream): Promise<void> {
   return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
-const code = await run(process.argv.slice(2));
+const io = processIo();
+const code = await run(process.argv.slice(2), io);
 await Promise.all([flush(process.stdout), flush(process.stderr)]);
-process.exit(code);
+// Output the user asked for that could not be written (not a reader that went away: a full disk, say) fails the
+// command, whatever it returned; the error of a write is known only once the write was tried, hence here.
+const failure = io.outputFailure?.();
+if (failure !== undefined) process.stderr.write(`hodei: could not write the output: ${failure}\n`);
+process.exit(failure === undefined ? code : 1);
 export {};

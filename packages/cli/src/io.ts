@@ -15,6 +15,8 @@ export interface Io {
    * Returns an unsubscribe function. Absent: stdout never closes (in-process tests).
    */
   onOutputClosed?(listener: () => void): () => void;
+  /** Why writing stdout failed other than its reader going away (a full disk, say), if it did: the CLI then exits 1. */
+  outputFailure?(): string | undefined;
 }
 
 /**
@@ -25,9 +27,12 @@ export interface Io {
 export function processIo(): Io {
   const outputClosed = new Set<() => void>();
   let closed = false;
-  process.stdout.on('error', () => {
+  let failure: string | undefined;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (closed) return;
     closed = true;
+    // The reader exited (EPIPE) is no failure; anything else (ENOSPC...) loses output the user asked for.
+    if (error.code !== 'EPIPE') failure = error.message;
     for (const listener of [...outputClosed]) listener();
   });
   process.stderr.on('error', () => undefined);
@@ -48,5 +53,6 @@ export function processIo(): Io {
       outputClosed.add(listener);
       return () => outputClosed.delete(listener);
     },
+    outputFailure: () => failure,
   };
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CAN_SEE_PROCESSES, runCli, startCli, until } from './helpers/cli';
+import { CAN_SEE_PROCESSES, CLI, runCli, startCli, until } from './helpers/cli';
 import { startServer, type TestServer } from './helpers/server';
 
 let server: TestServer;
@@ -179,6 +179,23 @@ describe('hodei job queue / get / list / logs, hodei worker list', () => {
     expect(logs.code).toBe(0);
     expect(logs.stderr).not.toMatch(/EPIPE|node:events|Error:/);
     await cli(['job', 'cancel', id]);
+  });
+
+  it('exits 1 with a message when its output cannot be written (a full disk), not 0 with the output lost', async () => {
+    const { spawn } = await import('node:child_process');
+    const { openSync, closeSync } = await import('node:fs');
+    const full = openSync('/dev/full', 'w');
+    try {
+      const child = spawn(process.execPath, [CLI, 'job', 'list', '--server', server.address], { stdio: ['ignore', full, 'pipe'] });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/^hodei: could not write the output: /m);
+      expect(stderr).not.toMatch(/node:events|\n\s+at /);
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('takes the server from --server as well as HODEI_SERVER', async () => {
