@@ -48,6 +48,7 @@ describe('validateJobSpec', () => {
     [{ name: 'a', command: 'x', env: { A: 1 } }, 'spec.env.A'],
     [{ name: 'a', command: 'x', maxAttempts: 1000 }, 'spec.maxAttempts'],
     [{ name: 'a', command: 'x', args: ['ok', 3] }, 'spec.args'],
+    [{ name: 'a', command: 'cat <<EOF\nhi\nEOF\n', args: ['/tmp'] }, 'spec.args'],
     [{ name: 'a', command: 'x', retryOnExitCodes: [0] }, 'spec.retryOnExitCodes'],
     [{ name: 'a', command: 'x', retryOnExitCodes: [1.5] }, 'spec.retryOnExitCodes'],
     [{ name: 'a', command: 'x', retryOnExitCodes: 3 }, 'spec.retryOnExitCodes'],

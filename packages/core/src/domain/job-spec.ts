@@ -74,6 +74,10 @@ export function validateJobSpec(input: unknown): JobSpec {
     throw invalidArgument('spec.args', 'must be an array of strings');
   }
   if (hasScript && args.length > 0) throw invalidArgument('spec.args', 'only apply to a command, not a script');
+  // They are appended to the command's last line: after a heredoc or a comment they would be swallowed silently.
+  if (hasCommand && args.length > 0 && command.trimEnd().includes('\n')) {
+    throw invalidArgument('spec.args', 'cannot follow a command of several lines: write them into the command');
+  }
 
   let scriptSpec: JobSpec['script'];
   if (hasScript) {
