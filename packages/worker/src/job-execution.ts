@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { createSecretMasker, JobOutcome, LogStream, longestMaskedSecret, type JobSpec, type LogLines } from '@hodei/core/protocol';
+import { createSecretFinder, createSecretMasker, JobOutcome, LogStream, longestMaskedSecret, type JobSpec, type LogLines } from '@hodei/core/protocol';
 import { checkWorkingDir, describeSpawnError, jobEnv, planLaunch, writeScript } from './job-launch';
 import { LogBatcher, type LogBatcherOptions, type LogSink } from './log-batcher';
 import { LineSplitter, type SplitterSecrets } from './line-splitter';
@@ -105,8 +105,11 @@ export class JobExecution {
     this.pipeGraceMs = options.pipeGraceMs ?? DEFAULT_PIPE_GRACE_MS;
     const maskSecrets = createSecretMasker(options.spec.env, options.spec.secretEnv);
     const longestSecret = longestMaskedSecret(options.spec.env, options.spec.secretEnv);
-    // Long lines are cut by the splitter: it masks them first (a secret across a cut would otherwise go out in clear).
-    this.splitterSecrets = longestSecret > 0 ? { mask: maskSecrets, longest: longestSecret } : undefined;
+    // Long lines are cut by the splitter: never inside a secret (half of it would otherwise go out in clear).
+    this.splitterSecrets =
+      longestSecret > 0
+        ? { mask: maskSecrets, find: createSecretFinder(options.spec.env, options.spec.secretEnv), longest: longestSecret }
+        : undefined;
     this.batcher = new LogBatcher(options.sink, options.batching, () => this.pausePipes(), maskSecrets);
     this.done = new Promise<JobResult>((resolve) => (this.resolve = resolve));
     void this.launch().catch((error: unknown) => this.failToStart(String(error)));

@@ -4,14 +4,17 @@ import { StringDecoder } from 'node:string_decoder';
 export const DEFAULT_MAX_LINE_LENGTH = 64 * 1024;
 
 /**
- * Secrets to mask before a long line is cut (see `createSecretMasker`): `mask` replaces them, and `longest` is the
- * longest one's length. A line is masked whole before it is cut, and a line still growing (no newline yet) is
- * cut only before its last `longest - 1` characters, which may be the start of a secret that is still arriving:
- * no secret is ever cut in two and sent half in clear.
+ * Secrets to mask before a long line is cut (see `createSecretMasker`). A complete line is masked whole before it
+ * is cut. A line still growing (no newline yet) is cut only before its last `longest - 1` characters, which may be
+ * the start of a secret still arriving, and never inside a secret `find` reports; the text it keeps back stays
+ * unmasked, so a longer secret that contains a shorter one is still masked whole once it has arrived. No secret
+ * of up to half the maximum line length is ever cut in two and sent half in clear.
  */
 export interface SplitterSecrets {
   /** Replaces every secret in a text (see `createSecretMasker`). */
   mask: (text: string) => string;
+  /** Where `mask` finds secrets in a text: `[start, end)` of each, left to right (see `createSecretFinder`). */
+  find: (text: string) => ReadonlyArray<readonly [start: number, end: number]>;
   /** The length of the longest secret `mask` replaces. */
   longest: number;
 }
@@ -54,13 +57,14 @@ export class LineSplitter {
     data = start === 0 ? data : data.slice(start);
     // Do not let a line without a newline grow without bound: emit full pieces now. A trailing `\r` is
     // kept back, as it may be the first half of a `\r\n` split across chunks.
+    // The partial line is kept as read, unmasked: masking its end early would mask a shorter secret inside a
+    // longer one still arriving, and the rest of the longer one would go out in clear.
     while (data.length > this.maxLineLength && !(data.length === this.maxLineLength + 1 && data.endsWith('\r'))) {
-      if (this.secrets) {
-        data = this.secrets.mask(data);
-        if (data.length <= this.maxLineLength) break;
-      }
-      const cut = this.cutPoint(data, 0, Math.min(this.maxLineLength, data.length - this.keptBack));
-      this.onLine(data.slice(0, cut));
+      if (this.secrets && this.secrets.mask(data).length <= this.maxLineLength) break; // masked, it fits
+      let cut = this.cutPoint(data, 0, Math.min(this.maxLineLength, data.length - this.keptBack));
+      if (this.secrets) cut = this.outsideSecrets(data, cut);
+      const piece = data.slice(0, cut);
+      this.onLine(this.secrets ? this.secrets.mask(piece) : piece);
       data = data.slice(cut);
     }
     this.partial = data;
@@ -88,6 +92,18 @@ export class LineSplitter {
       start = cut;
     }
     this.onLine(data.slice(start, end));
+  }
+
+  /**
+   * Moves a cut out of the secret it falls in: to the secret's start, or past its end when it starts the text.
+   * A secret that starts before the cut is complete in `data`, as the cut leaves `longest - 1` characters after it.
+   */
+  private outsideSecrets(data: string, cut: number): number {
+    for (const [start, end] of this.secrets?.find(data) ?? []) {
+      if (start >= cut) break;
+      if (end > cut) return start > 0 ? start : end;
+    }
+    return cut;
   }
 
   /** Where to cut a long line: at `limit`, moved back one so a surrogate pair is never split. */

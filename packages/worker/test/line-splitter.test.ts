@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LineSplitter } from '../src/line-splitter';
+import { createSecretFinder, createSecretMasker, longestMaskedSecret } from '@hodei/core/protocol';
 
 function split(chunks: Array<Buffer | string>, max?: number): string[] {
   const lines: string[] = [];
@@ -67,10 +68,11 @@ describe('LineSplitter', () => {
 describe('LineSplitter with secrets', () => {
   const secret = 'SECRET-12345';
   const mask = (text: string) => text.replaceAll(secret, '***');
+  const find = (text: string) => [...text.matchAll(/SECRET-12345/g)].map((match) => [match.index, match.index + secret.length] as const);
   /** The pieces as the batcher sends them (it masks each one too). */
   function sent(chunks: string[]): string[] {
     const pieces: string[] = [];
-    const splitter = new LineSplitter((text) => pieces.push(mask(text)), 32, { mask, longest: secret.length });
+    const splitter = new LineSplitter((text) => pieces.push(mask(text)), 32, { mask, find, longest: secret.length });
     for (const chunk of chunks) splitter.push(chunk);
     splitter.end();
     return pieces;
@@ -88,6 +90,29 @@ describe('LineSplitter with secrets', () => {
     const pieces = sent([`${'a'.repeat(28)}SECRET`, `-12345${'b'.repeat(5)}\n`]);
     expect(leaks(pieces)).toEqual([]);
     expect(pieces.join('')).toBe(`${'a'.repeat(28)}***${'b'.repeat(5)}`);
+  });
+
+  it('does not cut a growing line inside a secret that has fully arrived', () => {
+    // 40 characters with the secret across 32, then more without a newline: the first cut moves to the secret's start.
+    const pieces = sent([`${'a'.repeat(26)}${secret}${'b'.repeat(2)}`, 'c'.repeat(30), '\n']);
+    expect(leaks(pieces)).toEqual([]);
+    expect(pieces[0]).toBe('a'.repeat(26));
+    expect(pieces.join('')).toBe(`${'a'.repeat(26)}***${'bb'}${'c'.repeat(30)}`);
+  });
+
+  it('masks whole a secret that contains a shorter one and arrives across reads', () => {
+    // As the worker wires it: the job's two secrets, one a prefix of the other, and its real masker and finder.
+    const env = { SHORT_TOKEN: 'password1234', LONG_TOKEN: 'password1234-tail-SECRET' };
+    const secrets = { mask: createSecretMasker(env, []), find: createSecretFinder(env, []), longest: longestMaskedSecret(env, []) };
+    const line = `${'x'.repeat(60)}password1234-tail-SECRET and more\n`;
+    for (const at of [line.indexOf('password'), line.indexOf('1234'), line.indexOf('-tail'), line.indexOf('SECRET'), line.length]) {
+      const pieces: string[] = [];
+      const splitter = new LineSplitter((text) => pieces.push(secrets.mask(text)), 64, secrets);
+      splitter.push(line.slice(0, at));
+      splitter.push(line.slice(at));
+      splitter.end();
+      expect(pieces.join(''), `read cut at ${at}`).toBe(`${'x'.repeat(60)}*** and more`);
+    }
   });
 
   it('cuts as before when there is no secret', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from './duration';
 import { DEFAULT_JOB_TIMEOUT_MS, redactJobSpec, validateJobSpec } from './job-spec';
-import { createSecretMasker } from '../protocol/secrets';
+import { createSecretFinder, createSecretMasker } from '../protocol/secrets';
 
 function fieldOf(run: () => unknown): string | undefined {
   try {
@@ -99,6 +99,15 @@ describe('secrets', () => {
   it('masks each line of a multi-line secret', () => {
     const mask = createSecretMasker({ CERT_SECRET: 'line-one-1234\nline-two-5678' }, []);
     expect([mask('line-one-1234'), mask('line-two-5678')]).toEqual(['***', '***']);
+  });
+
+  it('finds where the masker masks: the same matches, longest first, and none without secrets', () => {
+    const find = createSecretFinder({ A_TOKEN: 'aaaaaaaa', B_TOKEN: 'aaaaaaaabbbb' }, []);
+    expect(find('xaaaaaaaabbbbx aaaaaaaa')).toEqual([
+      [1, 13],
+      [15, 23],
+    ]);
+    expect(createSecretFinder({ PLAIN: 'aaaaaaaa' }, [])('aaaaaaaa')).toEqual([]);
   });
 });
 

@@ -19,11 +19,30 @@ export function secretEnvNames(env: Record<string, string>, listed: readonly str
  * first so a secret containing another is masked whole; a multi-line secret is masked line by line.
  */
 export function createSecretMasker(env: Record<string, string>, listed: readonly string[]): (text: string) => string {
-  const values = maskedSecretValues(env, listed);
-  if (values.size === 0) return (text) => text;
-  const escaped = [...values].sort((a, b) => b.length - a.length).map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  const pattern = new RegExp(escaped.join('|'), 'g');
+  const pattern = secretPattern(env, listed);
+  if (!pattern) return (text) => text;
   return (text) => text.replace(pattern, MASK);
+}
+
+/**
+ * A function that tells where `createSecretMasker` would mask secrets in a text: the `[start, end)` of each
+ * match, left to right. A splitter of long lines uses it so as not to cut a line inside a secret.
+ */
+export function createSecretFinder(
+  env: Record<string, string>,
+  listed: readonly string[],
+): (text: string) => Array<readonly [start: number, end: number]> {
+  const pattern = secretPattern(env, listed);
+  if (!pattern) return () => [];
+  return (text) => Array.from(text.matchAll(pattern), (match) => [match.index, match.index + match[0].length] as const);
+}
+
+/** One pattern matching every masked value, longest first (undefined: nothing to mask). */
+function secretPattern(env: Record<string, string>, listed: readonly string[]): RegExp | undefined {
+  const values = maskedSecretValues(env, listed);
+  if (values.size === 0) return undefined;
+  const escaped = [...values].sort((a, b) => b.length - a.length).map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(escaped.join('|'), 'g');
 }
 
 /** The values `createSecretMasker` masks (each line of a multi-line secret, of at least MIN_MASKED_SECRET_LENGTH). */
