@@ -60,7 +60,8 @@ export class LineSplitter {
     // The partial line is kept as read, unmasked: masking its end early would mask a shorter secret inside a
     // longer one still arriving, and the rest of the longer one would go out in clear.
     while (data.length > this.maxLineLength && !(data.length === this.maxLineLength + 1 && data.endsWith('\r'))) {
-      if (this.secrets && this.secrets.mask(data).length <= this.maxLineLength) break; // masked, it fits
+      // Masked, it fits: it stays whole (up to twice the piece as read, so memory and re-masking stay bounded).
+      if (this.secrets && data.length <= 2 * this.maxLineLength && this.secrets.mask(data).length <= this.maxLineLength) break;
       let cut = this.cutPoint(data, 0, Math.min(this.maxLineLength, data.length - this.keptBack));
       if (this.secrets) cut = this.outsideSecrets(data, cut);
       const piece = data.slice(0, cut);

@@ -115,6 +115,19 @@ describe('LineSplitter with secrets', () => {
     }
   });
 
+  it('keeps a growing line of many secrets no longer than twice a piece, though masked it would fit', () => {
+    const kept: number[] = [];
+    const pieces: string[] = [];
+    const splitter = new LineSplitter((text) => pieces.push(mask(text)), 32, { mask, find, longest: secret.length });
+    for (let i = 0; i < 50; i++) {
+      splitter.push(secret);
+      kept.push(12 * (i + 1) - pieces.join('').replaceAll('***', secret).length);
+    }
+    splitter.end();
+    expect(Math.max(...kept)).toBeLessThanOrEqual(2 * 32 + secret.length);
+    expect(pieces.join('')).toBe('***'.repeat(50));
+  });
+
   it('cuts as before when there is no secret', () => {
     const plain = new LineSplitter(() => undefined, 32);
     expect(() => plain.push('x'.repeat(100))).not.toThrow();
