@@ -323,6 +323,9 @@ describe('cancels', () => {
     await controller.workerDisconnected(workerId, channel);
     expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
     await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
+    await until(() => (cancels.length === 1 ? true : undefined));
+    // Its first heartbeat since does not list the job: its RunJob was lost, the job ends here.
+    await controller.heartbeat(workerId, []);
     const after = await until(async () => {
       const now = await store.getJob(job.id);
       return now?.state === 'CANCELLED' ? now : undefined;
@@ -331,6 +334,33 @@ describe('cancels', () => {
     expect(runs).toHaveLength(1);
     expect(cancels).toEqual([job.id]);
     expect((await store.getWorker(workerId))?.runningJobIds).toEqual([]);
+  });
+
+  it('a job cancelled while its worker was away, that it runs (its start report in flight), keeps its place and ends from its report', async () => {
+    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
+    await controller.start();
+    const job = await controller.queue({ name: 'deploy', command: 'sleep 30' });
+    await until(() => (runs.length === 1 ? true : undefined));
+    const { workerId, job: sent } = runs[0]!;
+    const { sessionToken, channel } = connected.get(workerId)!;
+    await controller.workerDisconnected(workerId, channel);
+    expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
+    await until(() => (cancels.length === 1 ? true : undefined));
+    // Its resent start arrives, and its heartbeat lists the job it is killing (within the kill grace).
+    await controller.jobStarted(workerId, job.id, sent.epoch);
+    await controller.heartbeat(workerId, [job.id]);
+    await controller.queue({ name: 'next', command: 'true' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(runs).toHaveLength(1); // its only place is still taken: nothing is sent while it kills the first
+    expect(await store.getJob(job.id)).toMatchObject({ state: 'RUNNING' });
+    const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
+    await controller.jobFinished(workerId, job.id, sent.epoch, sigterm);
+    const after = await store.getJob(job.id);
+    expect(after?.state).toBe('CANCELLED');
+    expect(after?.startedAt).toBeDefined();
+    expect(after?.errorMessage ?? '').not.toContain('before it started');
+    await until(() => (runs.length === 2 ? true : undefined));
   });
 
   it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {

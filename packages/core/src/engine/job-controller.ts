@@ -181,6 +181,11 @@ export class JobController {
    * then, so that its reconnection cancels that lease only (see `afterReconnect`).
    */
   private readonly cancelsAwaitingReconnect = new Map<string, Map<string, number>>();
+  /**
+   * For each reconnected worker, its ASSIGNED jobs cancelled while it was away (each with its lease epoch): told
+   * to stop, and ended here at its first heartbeat if it does not hold them (see `endCancelledNotHeld`).
+   */
+  private readonly cancelsAwaitingHeartbeat = new Map<string, Map<string, number>>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -599,7 +604,8 @@ export class JobController {
   /**
    * Tells a worker that reconnected on `channel` what it missed: the `RunJob` of each job assigned to it that has
    * not started (one written just before its stream broke may never have arrived; only to a worker that
-   * `ignoresRepeatedRuns`, which drops those it has; such a job cancelled meanwhile ends CANCELLED instead),
+   * `ignoresRepeatedRuns`, which drops those it has; such a job cancelled meanwhile is not sent, but awaits the
+   * worker's next heartbeat: see `endCancelledNotHeld`),
    * `CancelJob` for each job it holds whose cancel was requested while its stream was down, and `Drain` when this
    * engine drains and granted it a prefetch.
    */
@@ -618,11 +624,15 @@ export class JobController {
         const requestedAt = epochs?.get(jobId);
         const cancelled = job.cancelRequestedAt !== undefined && (requestedAt === undefined || requestedAt === job.epoch);
         if (resendsAssigned && job.state === 'ASSIGNED' && this.channels.get(workerId) === channel) {
-          // A cancelled one is not sent again (the worker could start the command before it reads the CancelJob):
-          // it ends here, unstarted as far as this server knows, and a worker that did get it is told to drop it.
-          if (!cancelled) await this.sendJob(job, channel);
-          else if (await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started')) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
-          continue;
+          if (!cancelled) {
+            await this.sendJob(job, channel);
+            continue;
+          }
+          // A cancelled one is not sent again (the worker could start the command before it reads the CancelJob).
+          // The worker may hold it, even run it (its start report still on its way): it is told to stop, and the
+          // job ends from its report, or at its first heartbeat if it does not hold the job (the RunJob was lost).
+          const awaiting = this.cancelsAwaitingHeartbeat.get(workerId) ?? new Map<string, number>();
+          this.cancelsAwaitingHeartbeat.set(workerId, awaiting.set(jobId, job.epoch));
         }
         if (cancelled) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
       }
@@ -639,6 +649,7 @@ export class JobController {
   async heartbeat(workerId: string, runningJobIds: readonly string[] = []): Promise<void> {
     this.heartbeatsHeard.set(workerId, this.now());
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
+    await this.endCancelledNotHeld(workerId, runningJobIds);
     if (runningJobIds.length === 0) return;
     const jobs = await Promise.all(runningJobIds.map((jobId) => this.store.getJob(jobId)));
     const channel = this.channels.get(workerId);
@@ -649,6 +660,23 @@ export class JobController {
       if (job?.state === 'QUEUED') return;
       channel?.cancelJob(runningJobIds[index]!, this.options.config.cancelGraceMs);
     });
+  }
+
+  /**
+   * Ends CANCELLED ("cancelled before it started") each job cancelled while `workerId` was away that its first
+   * heartbeat since does not list (see `cancelsAwaitingHeartbeat`): it never got the job, or already dropped it.
+   * A job it lists ends from its own report once the CancelJob stopped it, with its start and output kept.
+   */
+  private async endCancelledNotHeld(workerId: string, runningJobIds: readonly string[]): Promise<void> {
+    const awaiting = this.cancelsAwaitingHeartbeat.get(workerId);
+    if (awaiting === undefined) return;
+    this.cancelsAwaitingHeartbeat.delete(workerId);
+    for (const [jobId, epoch] of awaiting) {
+      if (runningJobIds.includes(jobId)) continue;
+      const job = await this.store.getJob(jobId);
+      if (job?.state !== 'ASSIGNED' || job.epoch !== epoch || job.workerId !== workerId || job.cancelRequestedAt === undefined) continue;
+      await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started');
+    }
   }
 
   /**
@@ -1250,6 +1278,7 @@ export class JobController {
     this.lastWorkerRecord.delete(workerId);
     this.issuedTokens.delete(workerId);
     this.cancelsAwaitingReconnect.delete(workerId);
+    this.cancelsAwaitingHeartbeat.delete(workerId);
   }
 
   /** Asks for a scheduling pass at time `at` (ms), unless one is already planned for then or earlier. */
