@@ -324,7 +324,10 @@ describe('cancels', () => {
     expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
     await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
     await until(() => (cancels.length === 1 ? true : undefined));
-    // Its first heartbeat since does not list the job: its RunJob was lost, the job ends here.
+    // Its heartbeats since do not list the job: its RunJob was lost, the job ends here (at the second: a result
+    // resent before the first may be handled after it).
+    await controller.heartbeat(workerId, []);
+    expect(await store.getJob(job.id)).toMatchObject({ state: 'ASSIGNED' });
     await controller.heartbeat(workerId, []);
     const after = await until(async () => {
       const now = await store.getJob(job.id);
@@ -361,6 +364,27 @@ describe('cancels', () => {
     expect(after?.startedAt).toBeDefined();
     expect(after?.errorMessage ?? '').not.toContain('before it started');
     await until(() => (runs.length === 2 ? true : undefined));
+  });
+
+  it('a job cancelled while its worker was away, that ended meanwhile, keeps its start and result though a heartbeat is handled before its resent result', async () => {
+    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
+    await controller.start();
+    const job = await controller.queue({ name: 'deploy', command: 'true' });
+    await until(() => (runs.length === 1 ? true : undefined));
+    const { workerId, job: sent } = runs[0]!;
+    const { sessionToken, channel } = connected.get(workerId)!;
+    // It started just before the stream broke and ended while it was down: its start rides on its unacked result.
+    await controller.workerDisconnected(workerId, channel);
+    expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
+    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
+    await until(() => (cancels.length === 1 ? true : undefined));
+    // Its heartbeat (which cannot list an ended job) is handled before the result it resent first.
+    await controller.heartbeat(workerId, []);
+    const ok = { outcome: 'EXITED' as const, exitCode: 0, signal: '', durationMs: 5, errorMessage: '' };
+    await controller.jobFinished(workerId, job.id, sent.epoch, ok, 0, true);
+    const after = await store.getJob(job.id);
+    expect(after?.startedAt).toBeDefined();
+    expect(after?.errorMessage ?? '').not.toContain('before it started');
   });
 
   it('a cancel that lands during the re-queue of a short job (its start reported with its retryable result) keeps that start', async () => {

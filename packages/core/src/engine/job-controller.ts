@@ -68,6 +68,11 @@ function cancelledAfterExit(patch: Pick<Job, 'exitCode' | 'signal'>): string {
 function changeOf(state: JobState | undefined): JobChange {
   return state === undefined || isTerminalJobState(state) ? 'any' : 'state';
 }
+/**
+ * How many heartbeats of a reconnected worker must leave out a job cancelled while it was away before the job
+ * is taken as never received (see `endCancelledNotHeld`).
+ */
+const UNLISTED_HEARTBEATS_BEFORE_UNSTARTED = 2;
 /** How many times `cancel` looks again at a job that moved on between its read and its write. */
 const CANCEL_TRIES = 5;
 /** How often the engine checks that its own process did not stand still (see `StallWatch`). */
@@ -182,10 +187,11 @@ export class JobController {
    */
   private readonly cancelsAwaitingReconnect = new Map<string, Map<string, number>>();
   /**
-   * For each reconnected worker, its ASSIGNED jobs cancelled while it was away (each with its lease epoch): told
-   * to stop, and ended here at its first heartbeat if it does not hold them (see `endCancelledNotHeld`).
+   * For each reconnected worker, its ASSIGNED jobs cancelled while it was away (each with its lease epoch and how
+   * many of its heartbeats since did not list it): told to stop, and ended here if it does not hold them (see
+   * `endCancelledNotHeld`).
    */
-  private readonly cancelsAwaitingHeartbeat = new Map<string, Map<string, number>>();
+  private readonly cancelsAwaitingHeartbeat = new Map<string, Map<string, { epoch: number; unlisted: number }>>();
   private readonly serial = new SerialQueue();
   private readonly unsubscribes: (() => void)[] = [];
   private readonly provisioningFailures = new Map<string, { count: number; retryAt: number }>();
@@ -605,7 +611,7 @@ export class JobController {
    * Tells a worker that reconnected on `channel` what it missed: the `RunJob` of each job assigned to it that has
    * not started (one written just before its stream broke may never have arrived; only to a worker that
    * `ignoresRepeatedRuns`, which drops those it has; such a job cancelled meanwhile is not sent, but awaits the
-   * worker's next heartbeat: see `endCancelledNotHeld`),
+   * worker's report or heartbeats: see `endCancelledNotHeld`),
    * `CancelJob` for each job it holds whose cancel was requested while its stream was down, and `Drain` when this
    * engine drains and granted it a prefetch.
    */
@@ -630,9 +636,9 @@ export class JobController {
           }
           // A cancelled one is not sent again (the worker could start the command before it reads the CancelJob).
           // The worker may hold it, even run it (its start report still on its way): it is told to stop, and the
-          // job ends from its report, or at its first heartbeat if it does not hold the job (the RunJob was lost).
-          const awaiting = this.cancelsAwaitingHeartbeat.get(workerId) ?? new Map<string, number>();
-          this.cancelsAwaitingHeartbeat.set(workerId, awaiting.set(jobId, job.epoch));
+          // job ends from its report, or when its heartbeats show it does not hold the job (the RunJob was lost).
+          const awaiting = this.cancelsAwaitingHeartbeat.get(workerId) ?? new Map<string, { epoch: number; unlisted: number }>();
+          this.cancelsAwaitingHeartbeat.set(workerId, awaiting.set(jobId, { epoch: job.epoch, unlisted: 0 }));
         }
         if (cancelled) channel.cancelJob(jobId, this.options.config.cancelGraceMs);
       }
@@ -663,20 +669,24 @@ export class JobController {
   }
 
   /**
-   * Ends CANCELLED ("cancelled before it started") each job cancelled while `workerId` was away that its first
-   * heartbeat since does not list (see `cancelsAwaitingHeartbeat`): it never got the job, or already dropped it.
-   * A job it lists ends from its own report once the CancelJob stopped it, with its start and output kept.
+   * Ends CANCELLED ("cancelled before it started") each job cancelled while `workerId` was away that two of its
+   * heartbeats since did not list (see `cancelsAwaitingHeartbeat`): it never got the job, or already dropped it.
+   * One is not enough: a job that ended while the worker was away is listed by none, and its result, resent
+   * before the heartbeat, may be handled after it (reports and heartbeats are handled apart). A job it lists ends
+   * from its own report once the CancelJob stopped it, with its start and output kept.
    */
   private async endCancelledNotHeld(workerId: string, runningJobIds: readonly string[]): Promise<void> {
     const awaiting = this.cancelsAwaitingHeartbeat.get(workerId);
     if (awaiting === undefined) return;
-    this.cancelsAwaitingHeartbeat.delete(workerId);
-    for (const [jobId, epoch] of awaiting) {
+    for (const [jobId, wait] of awaiting) {
+      if (!runningJobIds.includes(jobId) && ++wait.unlisted < UNLISTED_HEARTBEATS_BEFORE_UNSTARTED) continue;
+      awaiting.delete(jobId);
       if (runningJobIds.includes(jobId)) continue;
       const job = await this.store.getJob(jobId);
-      if (job?.state !== 'ASSIGNED' || job.epoch !== epoch || job.workerId !== workerId || job.cancelRequestedAt === undefined) continue;
+      if (job?.state !== 'ASSIGNED' || job.epoch !== wait.epoch || job.workerId !== workerId || job.cancelRequestedAt === undefined) continue;
       await this.finishWith(job, 'CANCELLED', undefined, 'cancelled before it started');
     }
+    if (awaiting.size === 0 && this.cancelsAwaitingHeartbeat.get(workerId) === awaiting) this.cancelsAwaitingHeartbeat.delete(workerId);
   }
 
   /**
