@@ -151,16 +151,21 @@ async function runningRetryable(controller: JobController, runs: readonly { work
 }
 
 /**
- * {@link runningRetryable}, then its worker's stream breaks and the job is cancelled (recorded, for the
- * reconnection); `reconnect` brings the worker back with its session token.
+ * `run`'s worker's stream breaks and its job is cancelled (recorded, for the reconnection); the `reconnect` it
+ * returns brings the worker back with its session token, saying `says` (by default that it holds prefetched jobs).
  */
-async function cancelledWhileAway(controller: JobController, runs: readonly { workerId: string; job: Job }[], connected: ReadonlyMap<string, Connected>) {
-  const { job, run } = await runningRetryable(controller, runs);
+async function cancelWhileAway(controller: JobController, run: { workerId: string; job: Job }, connected: ReadonlyMap<string, Connected>) {
   const { sessionToken, channel } = connected.get(run.workerId)!;
   await controller.workerDisconnected(run.workerId, channel);
-  expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
-  const reconnect = () => controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, holdsPrefetchedJobs: true }, channel);
-  return { job, run, reconnect };
+  expect((await controller.cancel(run.job.id)).cancelRequestedAt).toBeDefined();
+  return (says: { holdsPrefetchedJobs?: boolean; ignoresRepeatedRuns?: boolean } = { holdsPrefetchedJobs: true }) =>
+    controller.registerWorker({ workerId: run.workerId, sessionToken, capacity: 1, ...says }, channel);
+}
+
+/** {@link runningRetryable}, then {@link cancelWhileAway}. */
+async function cancelledWhileAway(controller: JobController, runs: readonly { workerId: string; job: Job }[], connected: ReadonlyMap<string, Connected>) {
+  const { job, run } = await runningRetryable(controller, runs);
+  return { job, run, reconnect: await cancelWhileAway(controller, run, connected) };
 }
 
 /**
@@ -313,17 +318,24 @@ describe('cancels', () => {
     expect(cancels).toEqual([job.id]);
   });
 
-  it('a job cancelled while its worker was away, never started, is not sent again when the worker reconnects: it ends CANCELLED', async () => {
-    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
+  /**
+   * A job sent to the engine's one worker (which ignores repeated runs), no start reported, and cancelled while the
+   * worker's stream was down (see `cancelWhileAway`); the worker has reconnected and been told to stop the job.
+   */
+  async function sentThenCancelledWhileAway(command: string) {
+    const setup = engine({ prefetch: 0 });
+    const { controller, runs, cancels, connected } = setup;
     await controller.start();
-    const job = await controller.queue({ name: 'lost', command: 'touch /tmp/should-not-run' });
-    await until(() => (runs.length === 1 ? true : undefined));
-    const workerId = runs[0]!.workerId;
-    const { sessionToken, channel } = connected.get(workerId)!;
-    await controller.workerDisconnected(workerId, channel);
-    expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
-    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
+    const job = await controller.queue({ name: 'away', command });
+    const run = await until(() => runs[0]);
+    const reconnect = await cancelWhileAway(controller, run, connected);
+    await reconnect({ ignoresRepeatedRuns: true });
     await until(() => (cancels.length === 1 ? true : undefined));
+    return { ...setup, job, workerId: run.workerId, epoch: run.job.epoch };
+  }
+
+  it('a job cancelled while its worker was away, never started, is not sent again when the worker reconnects: it ends CANCELLED', async () => {
+    const { controller, store, runs, cancels, job, workerId } = await sentThenCancelledWhileAway('touch /tmp/should-not-run');
     // Its heartbeats since do not list the job: its RunJob was lost, the job ends here (at the second: a result
     // resent before the first may be handled after it).
     await controller.heartbeat(workerId, []);
@@ -340,25 +352,16 @@ describe('cancels', () => {
   });
 
   it('a job cancelled while its worker was away, that it runs (its start report in flight), keeps its place and ends from its report', async () => {
-    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
-    await controller.start();
-    const job = await controller.queue({ name: 'deploy', command: 'sleep 30' });
-    await until(() => (runs.length === 1 ? true : undefined));
-    const { workerId, job: sent } = runs[0]!;
-    const { sessionToken, channel } = connected.get(workerId)!;
-    await controller.workerDisconnected(workerId, channel);
-    expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
-    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
-    await until(() => (cancels.length === 1 ? true : undefined));
+    const { controller, store, runs, job, workerId, epoch } = await sentThenCancelledWhileAway('sleep 30');
     // Its resent start arrives, and its heartbeat lists the job it is killing (within the kill grace).
-    await controller.jobStarted(workerId, job.id, sent.epoch);
+    await controller.jobStarted(workerId, job.id, epoch);
     await controller.heartbeat(workerId, [job.id]);
     await controller.queue({ name: 'next', command: 'true' });
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(runs).toHaveLength(1); // its only place is still taken: nothing is sent while it kills the first
     expect(await store.getJob(job.id)).toMatchObject({ state: 'RUNNING' });
     const sigterm = { outcome: 'CANCELLED' as const, exitCode: -1, signal: 'SIGTERM', durationMs: 5, errorMessage: '' };
-    await controller.jobFinished(workerId, job.id, sent.epoch, sigterm);
+    await controller.jobFinished(workerId, job.id, epoch, sigterm);
     const after = await store.getJob(job.id);
     expect(after?.state).toBe('CANCELLED');
     expect(after?.startedAt).toBeDefined();
@@ -367,21 +370,12 @@ describe('cancels', () => {
   });
 
   it('a job cancelled while its worker was away, that ended meanwhile, keeps its start and result though a heartbeat is handled before its resent result', async () => {
-    const { controller, store, runs, cancels, connected } = engine({ prefetch: 0 });
-    await controller.start();
-    const job = await controller.queue({ name: 'deploy', command: 'true' });
-    await until(() => (runs.length === 1 ? true : undefined));
-    const { workerId, job: sent } = runs[0]!;
-    const { sessionToken, channel } = connected.get(workerId)!;
     // It started just before the stream broke and ended while it was down: its start rides on its unacked result.
-    await controller.workerDisconnected(workerId, channel);
-    expect((await controller.cancel(job.id)).cancelRequestedAt).toBeDefined();
-    await controller.registerWorker({ workerId, sessionToken, capacity: 1, ignoresRepeatedRuns: true }, channel);
-    await until(() => (cancels.length === 1 ? true : undefined));
+    const { controller, store, job, workerId, epoch } = await sentThenCancelledWhileAway('true');
     // Its heartbeat (which cannot list an ended job) is handled before the result it resent first.
     await controller.heartbeat(workerId, []);
     const ok = { outcome: 'EXITED' as const, exitCode: 0, signal: '', durationMs: 5, errorMessage: '' };
-    await controller.jobFinished(workerId, job.id, sent.epoch, ok, 0, true);
+    await controller.jobFinished(workerId, job.id, epoch, ok, 0, true);
     const after = await store.getJob(job.id);
     expect(after?.startedAt).toBeDefined();
     expect(after?.errorMessage ?? '').not.toContain('before it started');
