@@ -23,10 +23,11 @@ export function engineEventsLog(logger: Logger): EngineObserver {
   };
 }
 
-/** One observer calling each of `observers` in turn, for the hooks any of them has. */
+/** One observer calling each of `observers` in turn, for the hooks any of them has (one observer: itself). */
 export function bothObservers(...observers: EngineObserver[]): EngineObserver {
+  if (observers.length === 1) return observers[0]!;
   const combined: EngineObserver = {};
-  const hooks = ['jobQueued', 'jobStarted', 'jobFinished', 'workerProvisioned', 'provisioningFailed', 'logLines'] as const;
+  const hooks = new Set(observers.flatMap((observer) => Object.keys(observer) as (keyof EngineObserver)[]));
   for (const hook of hooks) {
     const calls = observers.map((observer) => observer[hook]).filter((call) => call !== undefined);
     if (calls.length === 0) continue;

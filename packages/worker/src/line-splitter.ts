@@ -63,7 +63,7 @@ export class LineSplitter {
       // Masked, it fits: it stays whole (up to twice the piece as read, so memory and re-masking stay bounded).
       if (this.secrets && data.length <= 2 * this.maxLineLength && this.secrets.mask(data).length <= this.maxLineLength) break;
       let cut = this.cutPoint(data, 0, Math.min(this.maxLineLength, data.length - this.keptBack));
-      if (this.secrets) cut = this.outsideSecrets(data, cut);
+      cut = this.outsideSecrets(data, cut);
       const piece = data.slice(0, cut);
       this.onLine(this.secrets ? this.secrets.mask(piece) : piece);
       data = data.slice(cut);
@@ -100,7 +100,9 @@ export class LineSplitter {
    * A secret that starts before the cut is complete in `data`, as the cut leaves `longest - 1` characters after it.
    */
   private outsideSecrets(data: string, cut: number): number {
-    for (const [start, end] of this.secrets?.find(data) ?? []) {
+    if (!this.secrets) return cut;
+    // Only secrets that start before the cut matter, and they end within `longest` of it: the rest is not searched.
+    for (const [start, end] of this.secrets.find(data.slice(0, cut + this.secrets.longest - 1))) {
       if (start >= cut) break;
       if (end > cut) return start > 0 ? start : end;
     }

@@ -16,6 +16,7 @@ import { retryBackoffMs } from './retry-backoff';
 import {
   decide,
   isAvailable,
+  isSilent,
   mayStartWorker,
   nextBackoffEnd,
   plan,
@@ -624,8 +625,10 @@ export class JobController {
       // another server, not known here, is taken as the store has it).
       const epochs = this.cancelsAwaitingReconnect.get(workerId);
       this.cancelsAwaitingReconnect.delete(workerId);
-      for (const jobId of worker?.runningJobIds ?? []) {
-        const job = await this.store.getJob(jobId);
+      const jobIds = worker?.runningJobIds ?? [];
+      const jobs = await Promise.all(jobIds.map((jobId) => this.store.getJob(jobId)));
+      for (const [index, job] of jobs.entries()) {
+        const jobId = jobIds[index]!;
         if (job === undefined || job.workerId !== workerId || isTerminalJobState(job.state)) continue;
         const requestedAt = epochs?.get(jobId);
         const cancelled = job.cancelRequestedAt !== undefined && (requestedAt === undefined || requestedAt === job.epoch);
@@ -656,15 +659,16 @@ export class JobController {
     this.heartbeatsHeard.set(workerId, this.now());
     await this.store.updateWorker(workerId, { states: ['READY', 'BUSY', 'DRAINING'] }, { lastHeartbeat: this.now() });
     await this.endCancelledNotHeld(workerId, runningJobIds);
-    if (runningJobIds.length === 0) return;
-    const jobs = await Promise.all(runningJobIds.map((jobId) => this.store.getJob(jobId)));
+    // Nothing can be sent to a worker without a stream here: its jobs are not read.
     const channel = this.channels.get(workerId);
+    if (channel === undefined || runningJobIds.length === 0) return;
+    const jobs = await Promise.all(runningJobIds.map((jobId) => this.store.getJob(jobId)));
     jobs.forEach((job, index) => {
       if (job !== undefined && !isTerminalJobState(job.state) && job.workerId === workerId && job.cancelRequestedAt === undefined) return;
       // Not one back in the queue: its next run may be sent to this very worker before the CancelJob (which names
       // the job, not the run) would arrive, and stop it. The stale run learns it when its next report is refused.
       if (job?.state === 'QUEUED') return;
-      channel?.cancelJob(runningJobIds[index]!, this.options.config.cancelGraceMs);
+      channel.cancelJob(runningJobIds[index]!, this.options.config.cancelGraceMs);
     });
   }
 
@@ -1623,8 +1627,7 @@ export class JobController {
 
   /** Whether `worker` (a record) is silent past the heartbeat timeout, as the scheduler judges it (see `schedulingView`). */
   private silent(worker: Worker): boolean {
-    const { lastHeartbeat } = this.schedulingView(worker);
-    return lastHeartbeat === undefined || this.now() - lastHeartbeat > this.options.config.heartbeatTimeoutMs;
+    return isSilent(this.schedulingView(worker), this.now(), this.options.config.heartbeatTimeoutMs);
   }
 
   /**

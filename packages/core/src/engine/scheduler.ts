@@ -54,14 +54,14 @@ export function labelsMatch(required: Record<string, string>, offered: Record<st
   return true;
 }
 
+/** Whether a worker was not heard from within the heartbeat timeout (or never sent a heartbeat). */
+export function isSilent(worker: Worker, now: number, heartbeatTimeoutMs: number): boolean {
+  return worker.lastHeartbeat === undefined || now - worker.lastHeartbeat > heartbeatTimeoutMs;
+}
+
 /** A worker may be offered a job only when READY, with a free slot and a heartbeat newer than the timeout. */
 export function isAvailable(worker: Worker, now: number, heartbeatTimeoutMs: number): boolean {
-  return (
-    worker.state === 'READY' &&
-    worker.runningJobIds.length < worker.capacity &&
-    worker.lastHeartbeat !== undefined &&
-    now - worker.lastHeartbeat <= heartbeatTimeoutMs
-  );
+  return worker.state === 'READY' && worker.runningJobIds.length < worker.capacity && !isSilent(worker, now, heartbeatTimeoutMs);
 }
 
 /** True while a re-queued job waits out its retry backoff: its `notBefore` is later than `now`. */
@@ -214,7 +214,7 @@ export function plan(snapshot: SchedulerSnapshot): SchedulingPlan {
   const usable: Worker[] = [];
 
   for (const worker of snapshot.workers) {
-    const silent = worker.lastHeartbeat === undefined || now - worker.lastHeartbeat > snapshot.heartbeatTimeoutMs;
+    const silent = isSilent(worker, now, snapshot.heartbeatTimeoutMs);
     if (CONNECTED.has(worker.state) && silent) {
       decisions.push({ type: 'lost', workerId: worker.id, reason: 'heartbeat-timeout' });
     } else if (PENDING.has(worker.state) && now - worker.createdAt > snapshot.provisioningTimeoutMs) {
