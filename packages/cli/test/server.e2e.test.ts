@@ -40,7 +40,9 @@ describe('hodei server', () => {
   });
 
   it('serves on when the reader of its stdout exits (| grep -m1 listening), then drains and exits 0', async () => {
-    // The metrics line comes after the listening line: written once the reader has gone.
+    // Both lines are in the pipe before startServer returns, and the server writes nothing to stdout after them:
+    // this checks that it serves on and drains cleanly once its reader has gone. A write after the reader went
+    // (EPIPE) is exercised by `job run | head -1` and `job logs --follow | head -1` in jobs.e2e.test.ts.
     const server = await startServer(['--metrics-port', '0']);
     server.child.stdout!.destroy();
     await new Promise((resolve) => setTimeout(resolve, 300));
